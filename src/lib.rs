@@ -1,1 +1,33 @@
+//! `kubectl remote-cluster`: links ECK-managed Elasticsearch clusters across kubeconfig contexts.
 
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod k8s;
+pub mod output;
+
+use std::sync::Arc;
+
+use cli::{Cli, Command};
+use error::ExitCode;
+
+/// Runs a parsed command line and returns the exit code to use.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        // No runtime and no kubeconfig: `version` must answer instantly and anywhere.
+        Command::Version(args) => {
+            commands::version::run(args)?;
+            Ok(ExitCode::Ok)
+        }
+        Command::List(args) => {
+            let kubeconfig = Arc::new(k8s::kubeconfig::load(cli.global.kubeconfig.as_deref())?);
+            runtime()?.block_on(commands::list::run(&cli.global, args, kubeconfig))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

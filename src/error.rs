@@ -1,0 +1,81 @@
+//! Errors a user can act on, each with an exit code.
+
+use std::path::PathBuf;
+
+/// Process exit codes, documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Ok = 0,
+    /// Something failed while talking to a cluster (or part of a listing failed).
+    Failure = 1,
+    /// The command line or an input file is wrong; nothing was written.
+    Usage = 2,
+}
+
+/// Errors whose message is written for the user: one line saying what is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("context {name:?} not found in the kubeconfig; contexts that exist: {}", known_list(.known))]
+    UnknownContext { name: String, known: Vec<String> },
+
+    #[error("the kubeconfig has no current context and none was given; pass --context NAME or --all-contexts (contexts: {})", known_list(.known))]
+    NoCurrentContext { known: Vec<String> },
+
+    #[error(
+        "the kubeconfig defines no contexts; point --kubeconfig or KUBECONFIG at a kubeconfig file"
+    )]
+    NoContexts,
+
+    #[error("cannot read kubeconfig {}: {reason}", .path.display())]
+    UnreadableKubeconfig { path: PathBuf, reason: String },
+
+    #[error("kubeconfig {} is malformed: {reason}", .path.display())]
+    MalformedKubeconfig { path: PathBuf, reason: String },
+
+    #[error("no kubeconfig found: set KUBECONFIG, pass --kubeconfig, or create ~/.kube/config")]
+    NoKubeconfig,
+
+    #[error("context {context:?} cannot be used: {reason}")]
+    InvalidContext { context: String, reason: String },
+
+    #[error(
+        "invalid --request-timeout {value:?}: use a number with a unit, such as 30s, 2m or 1h (0 means no timeout)"
+    )]
+    InvalidTimeout { value: String },
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    }
+}
+
+impl UserError {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+/// Tells the process exit code for any error that reaches `main`.
+pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if let Some(user) = cause.downcast_ref::<UserError>() {
+            return user.exit_code();
+        }
+        if cause.downcast_ref::<clap::Error>().is_some() {
+            return ExitCode::Usage;
+        }
+    }
+    ExitCode::Failure
+}
+
+/// True when the error is only a closed stdout (`| head`): the process then exits quietly.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,6 @@
+//! Everything that talks to the Kubernetes API: kubeconfig, clients, ECK resources.
+
+pub mod clients;
+pub mod eck;
+pub mod failure;
+pub mod kubeconfig;
