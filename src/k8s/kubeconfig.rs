@@ -68,7 +68,10 @@ fn file_error(path: &Path, err: KubeconfigError) -> UserError {
         },
         KubeconfigError::Parse(parse) => UserError::MalformedKubeconfig {
             path: path.to_path_buf(),
-            reason: one_line(&parse.to_string()),
+            // The parser appends a source excerpt after " --> "; the position before it is enough.
+            reason: one_line(parse.to_string().split(" --> ").next().unwrap_or_default())
+                .trim_start_matches("error: ")
+                .to_string(),
         },
         other => UserError::MalformedKubeconfig {
             path: path.to_path_buf(),
