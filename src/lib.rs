@@ -3,8 +3,11 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod es;
 pub mod k8s;
 pub mod output;
+pub mod plan;
+pub mod versions;
 
 use std::sync::Arc;
 

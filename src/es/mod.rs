@@ -1,0 +1,238 @@
+//! Elasticsearch's REST API, reached through a port-forward to one of its ready pods.
+//!
+//! The API server's service proxy cannot be used: it deletes the caller's `Authorization` header
+//! after authenticating the request (k8s.io/apiserver `pkg/endpoints/filters/authentication.go`),
+//! so Elasticsearch credentials would never arrive.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::k8s::clients::ContextClient;
+
+pub const HTTP_PORT: u16 = 9200;
+
+/// Which Elasticsearch to reach and how to authenticate.
+#[derive(Clone)]
+pub struct EsTarget {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// An authenticated HTTPS connection to one Elasticsearch cluster over a pod port-forward.
+pub struct EsClient {
+    target: EsTarget,
+    pod: String,
+    authorization: SecretString,
+    sender: Mutex<http1::SendRequest<Full<Bytes>>>,
+}
+
+/// An Elasticsearch answer that was not a success.
+#[derive(Debug, thiserror::Error)]
+#[error("Elasticsearch {name} answered {status} to {method} {path}: {reason}")]
+pub struct EsError {
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub reason: String,
+    pub body: Value,
+}
+
+impl EsClient {
+    /// Opens the port-forward, verifies TLS against `<name>-es-http-certs-public` with the name
+    /// `<name>-es-http.<namespace>.svc`, and authenticates as `elastic`.
+    pub async fn connect(kube: &ContextClient, target: EsTarget) -> anyhow::Result<EsClient> {
+        let pod = ready_pod(kube, &target).await?;
+        let roots = http_ca(kube, &target).await?;
+        let password = elastic_password(kube, &target).await?;
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("elastic:{}", password.expose_secret()));
+        let authorization = SecretString::from(format!("Basic {credentials}"));
+
+        let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &target.namespace);
+        let mut forwarder = pods
+            .portforward(&pod, &[HTTP_PORT])
+            .await
+            .with_context(|| format!("cannot open a port-forward to pod {}/{pod}", target.namespace))?;
+        let stream = forwarder
+            .take_stream(HTTP_PORT)
+            .ok_or_else(|| anyhow!("the port-forward to pod {pod} gave no stream"))?;
+
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let server_name = ServerName::try_from(format!(
+            "{}-es-http.{}.svc",
+            target.name, target.namespace
+        ))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(server_name, stream)
+            .await
+            .with_context(|| {
+                format!(
+                    "TLS with Elasticsearch {}/{} failed (verified against {}-es-http-certs-public)",
+                    target.namespace, target.name, target.name
+                )
+            })?;
+        let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("Elasticsearch connection ended: {err}");
+            }
+            drop(forwarder);
+        });
+        Ok(EsClient {
+            target,
+            pod,
+            authorization,
+            sender: Mutex::new(sender),
+        })
+    }
+
+    pub fn pod(&self) -> &str {
+        &self.pod
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send("GET", path, None).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send("PUT", path, Some(body)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send("POST", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send("DELETE", path, Some(body)).await
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let payload = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, format!("{}-es-http", self.target.name))
+            .header(http::header::AUTHORIZATION, self.authorization.expose_secret())
+            .header(http::header::ACCEPT, "application/json");
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(Full::new(Bytes::from(payload)))?;
+        let response = {
+            let mut sender = self.sender.lock().await;
+            sender.ready().await?;
+            sender.send_request(request).await?
+        };
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let reason = value
+            .pointer("/error/reason")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+        Err(EsError {
+            name: format!("{}/{}", self.target.namespace, self.target.name),
+            method: method.to_string(),
+            path: path.to_string(),
+            status: status.as_u16(),
+            reason,
+            body: value,
+        }
+        .into())
+    }
+}
+
+/// A pod of the cluster whose Ready condition is true, chosen by ECK's labels.
+async fn ready_pod(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<String> {
+    let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &target.namespace);
+    let selector = format!(
+        "common.k8s.elastic.co/type=elasticsearch,elasticsearch.k8s.elastic.co/cluster-name={}",
+        target.name
+    );
+    let list = kube
+        .call(pods.list(&ListParams::default().labels(&selector)))
+        .await
+        .map_err(|f| anyhow!("{}", f.message))?;
+    let ready = list.items.iter().find(|pod| {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+    });
+    match ready {
+        Some(pod) => Ok(pod.metadata.name.clone().unwrap_or_default()),
+        None => bail!(
+            "Elasticsearch {}/{} has no ready pod to reach its API through ({} pods found)",
+            target.namespace,
+            target.name,
+            list.items.len()
+        ),
+    }
+}
+
+async fn secret_value(
+    kube: &ContextClient,
+    namespace: &str,
+    name: &str,
+    keys: &[&str],
+) -> anyhow::Result<Vec<u8>> {
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), namespace);
+    let secret = kube
+        .call(secrets.get(name))
+        .await
+        .map_err(|f| anyhow!("cannot read Secret {namespace}/{name}: {}", f.message))?;
+    let data = secret.data.unwrap_or_default();
+    keys.iter()
+        .find_map(|key| data.get(*key))
+        .map(|bytes| bytes.0.clone())
+        .ok_or_else(|| anyhow!("Secret {namespace}/{name} has no {} key", keys.join(" or ")))
+}
+
+async fn http_ca(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<rustls::RootCertStore> {
+    let secret = format!("{}-es-http-certs-public", target.name);
+    let pem = secret_value(kube, &target.namespace, &secret, &["ca.crt", "tls.crt"]).await?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.with_context(|| format!("Secret {secret} holds an invalid PEM"))?)?;
+    }
+    Ok(roots)
+}
+
+async fn elastic_password(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<SecretString> {
+    let secret = format!("{}-es-elastic-user", target.name);
+    let bytes = secret_value(kube, &target.namespace, &secret, &["elastic"]).await?;
+    let password = String::from_utf8(bytes)
+        .map_err(|_| anyhow!("the password in Secret {secret} is not UTF-8"))?;
+    Ok(SecretString::from(password))
+}

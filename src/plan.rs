@@ -1,0 +1,813 @@
+//! The pure planning core: observed state in, ordered changes out. No I/O here.
+//!
+//! Every mutating command reads the clusters involved into [`EsState`]s, asks a `plan_*`
+//! function for a [`Plan`], shows it, and hands it to `apply`. Re-planning after a conflict
+//! starts again from fresh state, so planning must be idempotent: a change already made plans
+//! nothing.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::versions::{self, EsVersion};
+
+/// Annotation on a local Elasticsearch recording the links this plugin made, by alias.
+pub const LINKS_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/links";
+/// Annotation on a remote Elasticsearch when this plugin turned its remote cluster server on.
+pub const SERVER_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/remote-cluster-server";
+pub const SERVER_ENABLED_BY_PLUGIN: &str = "enabled";
+
+/// ECK's annotation listing the aliases it put into the cluster settings.
+pub const ECK_MANAGED_REMOTES: &str = "elasticsearch.k8s.elastic.co/managed-remote-clusters";
+pub const ECK_MANAGED: &str = "eck.k8s.elastic.co/managed";
+pub const ECK_PAUSED: &str = "eck.k8s.elastic.co/pause-orchestration";
+
+/// One Elasticsearch resource: where it is and what it looked like when read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ClusterId {
+    pub context: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} (context {})", self.namespace, self.name, self.context)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EsState {
+    pub id: ClusterId,
+    /// The whole object as the API server returned it.
+    pub object: Value,
+}
+
+impl EsState {
+    pub fn resource_version(&self) -> String {
+        self.object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn version(&self) -> Option<EsVersion> {
+        self.object
+            .pointer("/spec/version")
+            .and_then(Value::as_str)
+            .and_then(EsVersion::parse)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+    }
+
+    pub fn remote_clusters(&self) -> Vec<Value> {
+        self.object
+            .pointer("/spec/remoteClusters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn remote_cluster_server_enabled(&self) -> bool {
+        self.object
+            .pointer("/spec/remoteClusterServer/enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// The links this plugin recorded on this cluster, by alias.
+    pub fn plugin_links(&self) -> BTreeMap<String, LinkRecord> {
+        self.annotation(LINKS_ANNOTATION)
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    }
+
+    fn eck_managed_aliases(&self) -> Vec<String> {
+        self.annotation(ECK_MANAGED_REMOTES)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether an entry of `spec.remoteClusters` points at `remote` (same namespace by default).
+    fn entry_points_at(&self, entry: &Value, remote: &ClusterId) -> bool {
+        let name = entry.pointer("/elasticsearchRef/name").and_then(Value::as_str);
+        let namespace = entry
+            .pointer("/elasticsearchRef/namespace")
+            .and_then(Value::as_str)
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or(&self.id.namespace);
+        name == Some(remote.name.as_str()) && namespace == remote.namespace
+    }
+}
+
+/// What the plugin remembers about a link it made (kept in [`LINKS_ANNOTATION`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkRecord {
+    pub remote_context: String,
+    pub remote_namespace: String,
+    pub remote_name: String,
+    pub security: SecurityModel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecurityModel {
+    ApiKey,
+    Certificate,
+}
+
+impl std::fmt::Display for SecurityModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecurityModel::ApiKey => "api-key",
+            SecurityModel::Certificate => "certificate",
+        })
+    }
+}
+
+/// Facts about the ECK operator of a Kubernetes cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Operator {
+    /// `elastic-licensing` `eck_license_level`, when it could be read.
+    pub license_level: Option<String>,
+    /// The installed CRD has `remoteClusters[].apiKey` (ECK >= 2.16).
+    pub crd_has_api_key: bool,
+    /// The installed CRD has `remoteClusterServer` (ECK >= 2.16).
+    pub crd_has_remote_cluster_server: bool,
+}
+
+/// What the user asked `link` for.
+#[derive(Debug, Clone, Default)]
+pub struct LinkRequest {
+    pub alias: Option<String>,
+    pub security: Option<SecurityModel>,
+    pub search_indices: Vec<String>,
+    pub replication_indices: Vec<String>,
+}
+
+/// An ordered list of changes, per cluster.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn restarts(&self) -> Vec<&ClusterId> {
+        self.steps
+            .iter()
+            .filter(|s| s.restarts_nodes)
+            .map(|s| &s.cluster)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub cluster: ClusterId,
+    /// One line saying what the step does.
+    pub summary: String,
+    /// Elasticsearch nodes of `cluster` restart (rolling) when this step is applied.
+    pub restarts_nodes: bool,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Change {
+    /// A JSON patch on the Elasticsearch resource, guarded by a `test` of the resourceVersion
+    /// that was read, so that any edit in between makes it fail (422) instead of overwriting.
+    #[serde(rename_all = "camelCase")]
+    PatchElasticsearch {
+        resource_version: String,
+        patch: Vec<Value>,
+        diff: Vec<String>,
+    },
+}
+
+/// Why a plan cannot be made. Each is a user error: exit 2, nothing written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot link {0} to itself; name a different remote cluster")]
+    SameCluster(ClusterId),
+    #[error(
+        "alias {0:?} is not valid: use lowercase letters, digits, '-' and '_' only (Elasticsearch remote cluster alias rules)"
+    )]
+    InvalidAlias(String),
+    #[error(
+        "alias {alias:?} is already used on {local} by {holder}; choose another with --alias"
+    )]
+    AliasTaken {
+        alias: String,
+        local: ClusterId,
+        holder: String,
+    },
+    #[error(
+        "{local} runs Elasticsearch {local_version} and {remote} runs {remote_version}: these versions cannot be connected (same major, 7.17 with 8.x, 8.18 with 9.0, 8.19 with 9.x); upgrade one side"
+    )]
+    IncompatibleVersions {
+        local: ClusterId,
+        local_version: String,
+        remote: ClusterId,
+        remote_version: String,
+    },
+    #[error(
+        "the API-key security model needs Elasticsearch 8.10 or later on both sides (Elastic recommends 8.14); {cluster} runs {version}; use --security certificate or upgrade"
+    )]
+    ApiKeyUnsupported { cluster: ClusterId, version: String },
+    #[error("{0} has no valid spec.version; fix the resource before linking")]
+    UnknownVersion(ClusterId),
+    #[error(
+        "the ECK licence in context {context} is {level:?}: remote clusters need an Enterprise licence or trial, and without one ECK does nothing with the link but emit a warning event; start a trial or install a licence"
+    )]
+    LicenseNotEnterprise { context: String, level: String },
+    #[error(
+        "the ECK operator in context {context} is too old for the {feature} (the installed Elasticsearch CRD lacks it; ECK {minimum} or later needed); upgrade ECK"
+    )]
+    OperatorTooOld {
+        context: String,
+        feature: &'static str,
+        minimum: &'static str,
+    },
+    #[error(
+        "{cluster} is not managed by ECK ({annotation}: {value:?}), so ECK would not act on the link; remove the annotation first"
+    )]
+    NotManaged {
+        cluster: ClusterId,
+        annotation: &'static str,
+        value: String,
+    },
+    #[error("{local} has no remote cluster with alias {alias:?}; `kubectl remote-cluster describe {name}` lists its links", name = .local.name)]
+    NoSuchAlias { local: ClusterId, alias: String },
+    #[error(
+        "alias {alias:?} on {local} was not added by kubectl remote-cluster, so it is left alone; edit the resource yourself to remove it"
+    )]
+    NotOurs { local: ClusterId, alias: String },
+    #[error("--search-indices and --replication-indices are for the API-key model; drop them or use --security api-key")]
+    IndicesWithCertificate,
+}
+
+/// Elasticsearch's rule for remote cluster aliases, as ECK's keystore pattern also expects.
+pub fn valid_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// A planned link, with what was decided along the way.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkPlan {
+    pub alias: String,
+    pub security: SecurityModel,
+    pub plan: Plan,
+}
+
+/// Same-operator link (ECK scenario 1): ECK does the rest once the specs say so.
+pub fn plan_same_operator_link(
+    local: &EsState,
+    remote: &EsState,
+    operator: &Operator,
+    request: &LinkRequest,
+) -> Result<LinkPlan, PlanError> {
+    if local.id == remote.id {
+        return Err(PlanError::SameCluster(local.id.clone()));
+    }
+    let alias = request
+        .alias
+        .clone()
+        .unwrap_or_else(|| remote.id.name.clone());
+    if !valid_alias(&alias) {
+        return Err(PlanError::InvalidAlias(alias));
+    }
+    check_managed(local)?;
+    check_managed(remote)?;
+    check_license(&local.id.context, operator)?;
+
+    let local_version = local
+        .version()
+        .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
+    let remote_version = remote
+        .version()
+        .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
+    if !versions::can_connect(&local_version, &remote_version) {
+        return Err(PlanError::IncompatibleVersions {
+            local: local.id.clone(),
+            local_version: local_version.to_string(),
+            remote: remote.id.clone(),
+            remote_version: remote_version.to_string(),
+        });
+    }
+
+    let mut warnings = Vec::new();
+    let security = choose_security(
+        request.security,
+        (local, &local_version),
+        (remote, &remote_version),
+        operator,
+        &mut warnings,
+    )?;
+    if security == SecurityModel::Certificate
+        && (!request.search_indices.is_empty() || !request.replication_indices.is_empty())
+    {
+        return Err(PlanError::IndicesWithCertificate);
+    }
+
+    let desired_entry = remote_cluster_entry(&alias, local, remote, security, request);
+    let entries = local.remote_clusters();
+    let existing = entries
+        .iter()
+        .position(|e| e.get("name").and_then(Value::as_str) == Some(alias.as_str()));
+    let ours = local.plugin_links().contains_key(&alias);
+    if let Some(index) = existing {
+        let same_target = local.entry_points_at(&entries[index], &remote.id);
+        if !ours && !(same_target && entries[index] == desired_entry) {
+            return Err(PlanError::AliasTaken {
+                alias,
+                local: local.id.clone(),
+                holder: holder_of(&entries[index], local),
+            });
+        }
+    } else if local.eck_managed_aliases().contains(&alias) {
+        return Err(PlanError::AliasTaken {
+            alias,
+            local: local.id.clone(),
+            holder: "a link ECK is still removing".to_string(),
+        });
+    }
+
+    let mut steps = Vec::new();
+    if security == SecurityModel::ApiKey && !remote.remote_cluster_server_enabled() {
+        steps.push(enable_remote_cluster_server(remote));
+    }
+    let record = LinkRecord {
+        remote_context: remote.id.context.clone(),
+        remote_namespace: remote.id.namespace.clone(),
+        remote_name: remote.id.name.clone(),
+        security,
+    };
+    if let Some(step) = upsert_entry(local, &alias, existing, desired_entry, record) {
+        steps.push(step);
+    }
+    Ok(LinkPlan {
+        alias,
+        security,
+        plan: Plan { steps, warnings },
+    })
+}
+
+fn check_managed(es: &EsState) -> Result<(), PlanError> {
+    if let Some(value) = es.annotation(ECK_MANAGED).filter(|v| *v == "false") {
+        return Err(PlanError::NotManaged {
+            cluster: es.id.clone(),
+            annotation: ECK_MANAGED,
+            value: value.to_string(),
+        });
+    }
+    if let Some(value) = es.annotation(ECK_PAUSED).filter(|v| *v == "true") {
+        return Err(PlanError::NotManaged {
+            cluster: es.id.clone(),
+            annotation: ECK_PAUSED,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn check_license(context: &str, operator: &Operator) -> Result<(), PlanError> {
+    match operator.license_level.as_deref() {
+        Some("enterprise" | "enterprise_trial" | "enterprise-trial") => Ok(()),
+        level => Err(PlanError::LicenseNotEnterprise {
+            context: context.to_string(),
+            level: level.unwrap_or("unknown").to_string(),
+        }),
+    }
+}
+
+fn choose_security(
+    asked: Option<SecurityModel>,
+    local: (&EsState, &EsVersion),
+    remote: (&EsState, &EsVersion),
+    operator: &Operator,
+    warnings: &mut Vec<String>,
+) -> Result<SecurityModel, PlanError> {
+    let oldest = if local.1 <= remote.1 { local } else { remote };
+    let operator_ready = operator.crd_has_api_key && operator.crd_has_remote_cluster_server;
+    match asked {
+        Some(SecurityModel::ApiKey) => {
+            if !versions::supports_api_key(oldest.1) {
+                return Err(PlanError::ApiKeyUnsupported {
+                    cluster: oldest.0.id.clone(),
+                    version: oldest.1.to_string(),
+                });
+            }
+            if !operator_ready {
+                return Err(PlanError::OperatorTooOld {
+                    context: local.0.id.context.clone(),
+                    feature: "API-key security model",
+                    minimum: "2.16",
+                });
+            }
+            if !versions::api_key_recommended(oldest.1) {
+                warnings.push(format!(
+                    "{} runs {}: Elastic documents the API-key model from 8.14 on",
+                    oldest.0.id,
+                    oldest.1
+                ));
+            }
+            Ok(SecurityModel::ApiKey)
+        }
+        Some(SecurityModel::Certificate) => {
+            warnings.push(certificate_deprecation());
+            Ok(SecurityModel::Certificate)
+        }
+        None if operator_ready && versions::api_key_recommended(oldest.1) => {
+            Ok(SecurityModel::ApiKey)
+        }
+        None => {
+            warnings.push(format!(
+                "using the certificate security model because {}; {}",
+                if operator_ready {
+                    format!("{} runs {} (API keys need 8.14)", oldest.0.id, oldest.1)
+                } else {
+                    "the ECK operator is older than 2.16".to_string()
+                },
+                certificate_deprecation()
+            ));
+            Ok(SecurityModel::Certificate)
+        }
+    }
+}
+
+fn certificate_deprecation() -> String {
+    "the certificate security model is deprecated since Elasticsearch 9.0; prefer --security api-key"
+        .to_string()
+}
+
+fn holder_of(entry: &Value, local: &EsState) -> String {
+    match (
+        entry.pointer("/elasticsearchRef/name").and_then(Value::as_str),
+        entry
+            .pointer("/elasticsearchRef/namespace")
+            .and_then(Value::as_str),
+    ) {
+        (Some(name), Some(ns)) => format!("a link to {ns}/{name}"),
+        (Some(name), None) => format!("a link to {}/{name}", local.id.namespace),
+        _ => "an entry without elasticsearchRef".to_string(),
+    }
+}
+
+/// The `spec.remoteClusters` entry ECK expects for this link.
+fn remote_cluster_entry(
+    alias: &str,
+    local: &EsState,
+    remote: &EsState,
+    security: SecurityModel,
+    request: &LinkRequest,
+) -> Value {
+    let mut reference = json!({ "name": remote.id.name });
+    if remote.id.namespace != local.id.namespace {
+        reference["namespace"] = json!(remote.id.namespace);
+    }
+    let mut entry = json!({ "name": alias, "elasticsearchRef": reference });
+    if security == SecurityModel::ApiKey {
+        let mut access = serde_json::Map::new();
+        let search: Vec<&str> = if request.search_indices.is_empty() && request.replication_indices.is_empty() {
+            vec!["*"]
+        } else {
+            request.search_indices.iter().map(String::as_str).collect()
+        };
+        if !search.is_empty() {
+            access.insert("search".into(), json!({ "names": search }));
+        }
+        if !request.replication_indices.is_empty() {
+            access.insert(
+                "replication".into(),
+                json!({ "names": request.replication_indices }),
+            );
+        }
+        entry["apiKey"] = json!({ "access": access });
+    }
+    entry
+}
+
+fn resource_version_guard(es: &EsState) -> Value {
+    json!({"op": "test", "path": "/metadata/resourceVersion", "value": es.resource_version()})
+}
+
+fn enable_remote_cluster_server(remote: &EsState) -> Step {
+    let mut patch = vec![resource_version_guard(remote)];
+    if remote.object.pointer("/spec/remoteClusterServer").is_some() {
+        patch.push(json!({"op": "add", "path": "/spec/remoteClusterServer/enabled", "value": true}));
+    } else {
+        patch.push(json!({"op": "add", "path": "/spec/remoteClusterServer", "value": {"enabled": true}}));
+    }
+    patch.extend(annotation_ops(
+        remote,
+        &[(SERVER_ANNOTATION, Some(SERVER_ENABLED_BY_PLUGIN.to_string()))],
+    ));
+    Step {
+        cluster: remote.id.clone(),
+        summary: "enable the remote cluster server (port 9443)".to_string(),
+        restarts_nodes: true,
+        change: Change::PatchElasticsearch {
+            resource_version: remote.resource_version(),
+            patch,
+            diff: vec![
+                "  spec.remoteClusterServer.enabled:".to_string(),
+                "-   false".to_string(),
+                "+   true".to_string(),
+            ],
+        },
+    }
+}
+
+/// JSON patch operations that set (Some) or remove (None) annotations, keeping all others.
+fn annotation_ops(es: &EsState, changes: &[(&str, Option<String>)]) -> Vec<Value> {
+    let has_annotations = es.object.pointer("/metadata/annotations").is_some();
+    let mut ops = Vec::new();
+    let mut created = false;
+    for (key, value) in changes {
+        let path = format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"));
+        let present = es.annotation(key).is_some();
+        match value {
+            Some(value) if !has_annotations && !created => {
+                ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {*key: value}}));
+                created = true;
+            }
+            Some(value) => ops.push(json!({"op": "add", "path": path, "value": value})),
+            None if present => ops.push(json!({"op": "remove", "path": path})),
+            None => {}
+        }
+    }
+    ops
+}
+
+fn links_annotation_value(links: &BTreeMap<String, LinkRecord>) -> Option<String> {
+    if links.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(links).expect("link records serialize"))
+    }
+}
+
+/// Adds or replaces this alias's entry, leaving every other entry as it is and where it is.
+fn upsert_entry(
+    local: &EsState,
+    alias: &str,
+    existing: Option<usize>,
+    desired: Value,
+    record: LinkRecord,
+) -> Option<Step> {
+    let mut links = local.plugin_links();
+    let record_changes = links.get(alias) != Some(&record);
+    let entries = local.remote_clusters();
+    let entry_changes = existing.map(|i| entries[i] != desired).unwrap_or(true);
+    if !record_changes && !entry_changes {
+        return None;
+    }
+    let mut patch = vec![resource_version_guard(local)];
+    let mut diff = Vec::new();
+    let mut restarts = false;
+    if entry_changes {
+        let had_api_key = entries.iter().any(|e| e.get("apiKey").is_some());
+        match existing {
+            Some(index) => {
+                patch.push(json!({"op": "replace", "path": format!("/spec/remoteClusters/{index}"), "value": desired}));
+                diff.push(format!("  spec.remoteClusters[{index}]:"));
+                diff.extend(yaml_lines("-   ", &entries[index]));
+            }
+            None if local.object.pointer("/spec/remoteClusters").is_some() => {
+                patch.push(json!({"op": "add", "path": "/spec/remoteClusters/-", "value": desired}));
+                diff.push(format!("  spec.remoteClusters[{}]:", entries.len()));
+            }
+            None => {
+                patch.push(json!({"op": "add", "path": "/spec/remoteClusters", "value": [desired]}));
+                diff.push("  spec.remoteClusters[0]:".to_string());
+            }
+        }
+        diff.extend(yaml_lines("+   ", &desired));
+        let will_have_api_key = desired.get("apiKey").is_some()
+            || entries
+                .iter()
+                .enumerate()
+                .any(|(i, e)| Some(i) != existing && e.get("apiKey").is_some());
+        // ECK switches the client-side SSL config on with the first apiKey remote, and writes
+        // the key into the keystore: both change the pod template (eck-remote-clusters.md 2.7).
+        restarts = will_have_api_key || had_api_key != will_have_api_key;
+    }
+    links.insert(alias.to_string(), record);
+    patch.extend(annotation_ops(
+        local,
+        &[(LINKS_ANNOTATION, links_annotation_value(&links))],
+    ));
+    diff.push(format!("  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"));
+    Some(Step {
+        cluster: local.id.clone(),
+        summary: format!("add remote cluster {alias:?} to spec.remoteClusters"),
+        restarts_nodes: restarts,
+        change: Change::PatchElasticsearch {
+            resource_version: local.resource_version(),
+            patch,
+            diff,
+        },
+    })
+}
+
+fn yaml_lines(prefix: &str, value: &Value) -> Vec<String> {
+    serde_saphyr::to_string(value)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| format!("{prefix}{line}"))
+        .collect()
+}
+
+/// What `unlink` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct UnlinkRequest {
+    pub alias: String,
+    pub disable_server: bool,
+}
+
+/// Same-operator unlink: remove the entry (ECK cleans up keys, CAs and settings) and, when asked
+/// and nothing else uses it, turn the remote's remote cluster server off.
+///
+/// `others` are every other Elasticsearch in the same Kubernetes cluster, to find who still uses
+/// the remote cluster server.
+pub fn plan_same_operator_unlink(
+    local: &EsState,
+    remote: Option<&EsState>,
+    others: &[EsState],
+    request: &UnlinkRequest,
+) -> Result<UnlinkPlan, PlanError> {
+    let alias = &request.alias;
+    let entries = local.remote_clusters();
+    let index = entries
+        .iter()
+        .position(|e| e.get("name").and_then(Value::as_str) == Some(alias.as_str()));
+    let mut links = local.plugin_links();
+    let record = links.get(alias).cloned();
+    if index.is_none() && record.is_none() {
+        return Err(PlanError::NoSuchAlias {
+            local: local.id.clone(),
+            alias: alias.clone(),
+        });
+    }
+    if index.is_some() && record.is_none() {
+        return Err(PlanError::NotOurs {
+            local: local.id.clone(),
+            alias: alias.clone(),
+        });
+    }
+    let mut steps = Vec::new();
+    let mut warnings = Vec::new();
+    let mut patch = vec![resource_version_guard(local)];
+    let mut diff = Vec::new();
+    let mut restarts = false;
+    if let Some(index) = index {
+        patch.push(json!({"op": "test", "path": format!("/spec/remoteClusters/{index}/name"), "value": alias}));
+        if entries.len() == 1 {
+            // The list was ours alone: leave the spec as it was before the link.
+            patch.push(json!({"op": "remove", "path": "/spec/remoteClusters"}));
+        } else {
+            patch.push(json!({"op": "remove", "path": format!("/spec/remoteClusters/{index}")}));
+        }
+        diff.push(format!("  spec.remoteClusters[{index}]:"));
+        diff.extend(yaml_lines("-   ", &entries[index]));
+        restarts = entries[index].get("apiKey").is_some();
+    }
+    links.remove(alias);
+    patch.extend(annotation_ops(
+        local,
+        &[(LINKS_ANNOTATION, links_annotation_value(&links))],
+    ));
+    diff.push(format!("  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"));
+    steps.push(Step {
+        cluster: local.id.clone(),
+        summary: format!("remove remote cluster {alias:?} from spec.remoteClusters"),
+        restarts_nodes: restarts,
+        change: Change::PatchElasticsearch {
+            resource_version: local.resource_version(),
+            patch,
+            diff,
+        },
+    });
+
+    let mut still_using = Vec::new();
+    if let (true, Some(remote)) = (request.disable_server, remote) {
+        still_using = api_key_clients_of(remote, local, alias, others);
+        let enabled_by_us = remote.annotation(SERVER_ANNOTATION) == Some(SERVER_ENABLED_BY_PLUGIN);
+        if !remote.remote_cluster_server_enabled() {
+            warnings.push(format!("the remote cluster server of {} is already off", remote.id));
+        } else if !still_using.is_empty() {
+            warnings.push(format!(
+                "the remote cluster server of {} stays on: still used by {}",
+                remote.id,
+                still_using.join(", ")
+            ));
+        } else if !enabled_by_us {
+            warnings.push(format!(
+                "the remote cluster server of {} stays on: kubectl remote-cluster did not turn it on",
+                remote.id
+            ));
+        } else {
+            let mut patch = vec![
+                resource_version_guard(remote),
+                json!({"op": "replace", "path": "/spec/remoteClusterServer/enabled", "value": false}),
+            ];
+            patch.extend(annotation_ops(remote, &[(SERVER_ANNOTATION, None)]));
+            steps.push(Step {
+                cluster: remote.id.clone(),
+                summary: "disable the remote cluster server (no other cluster uses it)".to_string(),
+                restarts_nodes: true,
+                change: Change::PatchElasticsearch {
+                    resource_version: remote.resource_version(),
+                    patch,
+                    diff: vec![
+                        "  spec.remoteClusterServer.enabled:".to_string(),
+                        "-   true".to_string(),
+                        "+   false".to_string(),
+                    ],
+                },
+            });
+        }
+    }
+    Ok(UnlinkPlan {
+        alias: alias.clone(),
+        record,
+        still_using,
+        plan: Plan { steps, warnings },
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnlinkPlan {
+    pub alias: String,
+    pub record: Option<LinkRecord>,
+    /// Clusters that keep using the remote's remote cluster server.
+    pub still_using: Vec<String>,
+    pub plan: Plan,
+}
+
+/// Clusters (other than `local`'s `alias` entry) with an API-key entry pointing at `remote`.
+fn api_key_clients_of(remote: &EsState, local: &EsState, alias: &str, others: &[EsState]) -> Vec<String> {
+    let mut users = Vec::new();
+    for es in std::iter::once(local).chain(others.iter()) {
+        for entry in es.remote_clusters() {
+            let is_this_link = es.id == local.id
+                && entry.get("name").and_then(Value::as_str) == Some(alias);
+            if !is_this_link && entry.get("apiKey").is_some() && es.entry_points_at(&entry, &remote.id) {
+                users.push(format!("{}/{}", es.id.namespace, es.id.name));
+            }
+        }
+    }
+    users.sort();
+    users.dedup();
+    users
+}
+
+/// The plan as people read it: one block per step, with the diff and restart warnings.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    for (number, step) in plan.steps.iter().enumerate() {
+        out.push_str(&format!("{}. {}: {}", number + 1, step.cluster, step.summary));
+        if step.restarts_nodes {
+            out.push_str("  [restarts Elasticsearch nodes]");
+        }
+        out.push('\n');
+        match &step.change {
+            Change::PatchElasticsearch { diff, .. } => {
+                for line in diff {
+                    out.push_str(&format!("   {line}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
