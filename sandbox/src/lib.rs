@@ -1,1 +1,594 @@
+//! `remote-cluster-sandbox`: fake Kubernetes API servers (one per "cluster") with the ECK
+//! `Elasticsearch` custom resource, for the integration tests and demos of `kubectl remote-cluster`.
+//!
+//! ```no_run
+//! use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
+//! let sb = Sandbox::builder()
+//!     .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("prod", "logs", "9.1.0")))
+//!     .cluster(ClusterConfig::new("west"))
+//!     .start()
+//!     .unwrap();
+//! sb.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig")).unwrap();
+//! let es = sb.cluster("east").get(&ResourceKey::ELASTICSEARCHES, Some("prod"), "logs");
+//! assert!(es.is_some());
+//! ```
+//!
+//! See `docs/sandbox.md` for what is simulated and the source of each behaviour.
 
+mod admission;
+pub mod client;
+mod cluster;
+mod config;
+mod discovery;
+mod kubeconfig;
+pub mod pki;
+mod resources;
+pub mod schema;
+mod selector;
+mod server;
+pub mod status;
+mod table;
+
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, watch};
+
+pub use admission::WEBHOOK_NAME;
+pub use client::{ApiClient, ApiResponse};
+pub use cluster::{FieldValidation, PatchType, Sub, WatchEvent, WriteOpts};
+pub use config::{ClusterConfig, ContextConfig, EsSeed, Fault, FaultAction, RequestRecord, Rule};
+pub use discovery::KUBERNETES_VERSION;
+pub use resources::{ResourceInfo, ResourceKey};
+pub use schema::{EckFeatures, LATEST_ECK_VERSION};
+pub use status::ApiError;
+
+use cluster::ClusterState;
+use pki::{Ca, CertKey};
+
+/// Builds a [`Sandbox`].
+#[derive(Debug, Default)]
+pub struct SandboxBuilder {
+    clusters: Vec<ClusterConfig>,
+    contexts: Vec<ContextConfig>,
+    dead: Vec<String>,
+    request_log_dir: Option<PathBuf>,
+    operator_delay: Duration,
+    license: Option<String>,
+}
+
+impl SandboxBuilder {
+    pub fn cluster(mut self, c: ClusterConfig) -> Self {
+        self.clusters.push(c);
+        self
+    }
+
+    /// An extra kubeconfig context (see [`ContextConfig`]).
+    pub fn context(mut self, ctx: ContextConfig) -> Self {
+        self.contexts.push(ctx);
+        self
+    }
+
+    /// A context (and cluster and user entries of that name) whose server is
+    /// `https://127.0.0.1:<port>` where nothing listens, with valid-looking certificates.
+    pub fn dead_context(mut self, name: &str) -> Self {
+        self.dead.push(name.to_string());
+        self
+    }
+
+    /// Also append one JSON line per request to `DIR/<cluster>.jsonl`.
+    pub fn request_log_dir(mut self, dir: &Path) -> Self {
+        self.request_log_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Stored for the fake ECK operator (later work): how long it takes to reconcile.
+    pub fn operator_delay(mut self, d: Duration) -> Self {
+        self.operator_delay = d;
+        self
+    }
+
+    /// Stored for the fake ECK operator (later work): `enterprise` or `basic`.
+    pub fn license(mut self, license: &str) -> Self {
+        self.license = Some(license.to_string());
+        self
+    }
+
+    /// Starts every cluster's API server on its own runtime thread and returns once all listen.
+    /// Safe to call from inside a tokio runtime (nothing blocks on the caller's runtime).
+    pub fn start(self) -> Result<Sandbox> {
+        if self.clusters.is_empty() {
+            bail!("a sandbox needs at least one cluster");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in self.clusters.iter().map(|c| &c.name).chain(&self.dead) {
+            if !seen.insert(name.clone()) {
+                bail!("duplicate cluster or dead context name {name:?}");
+            }
+        }
+        let mut handles = Vec::new();
+        let mut listeners = Vec::new();
+        let mut kube = kubeconfig::Kubeconfig::default();
+        for c in &self.clusters {
+            let ca = Ca::new(&format!("{}-ca", c.name))?;
+            let server_cert = ca.server_cert()?;
+            let tls = Arc::new(pki::server_config(&ca.cert, &server_cert)?);
+            let listener = StdListener::bind("127.0.0.1:0").context("binding a local port")?;
+            listener.set_nonblocking(true)?;
+            let port = listener.local_addr()?.port();
+            let url = format!("https://127.0.0.1:{port}");
+
+            // Client certificates: admin, declared users, and users named by extra contexts.
+            let mut users: HashMap<String, CertKey> = HashMap::new();
+            users.insert(
+                "admin".into(),
+                ca.client_cert("admin", &["system:masters"])?,
+            );
+            let ctx_users = self
+                .contexts
+                .iter()
+                .filter(|x| x.cluster == c.name)
+                .map(|x| x.user.clone());
+            for u in c.users.iter().map(|(u, _)| u.clone()).chain(ctx_users) {
+                if !users.contains_key(&u) {
+                    let cert = ca.client_cert(&u, &["system:authenticated"])?;
+                    users.insert(u, cert);
+                }
+            }
+            let log_file = match &self.request_log_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let path = dir.join(format!("{}.jsonl", c.name));
+                    Some(
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                            .with_context(|| format!("opening {}", path.display()))?,
+                    )
+                }
+                None => None,
+            };
+            let rules: HashMap<String, Vec<Rule>> = c.users.iter().cloned().collect();
+            let state = Arc::new(ClusterState::new(
+                &c.name,
+                c.eck_features(),
+                c.latency,
+                rules,
+                log_file,
+            ));
+            seed(&state, c)?;
+            kube.add_cluster(&c.name, &url, &ca.cert.cert_pem);
+            let mut names: Vec<&String> = users.keys().collect();
+            names.sort();
+            for u in names {
+                kube.add_user(&format!("{}-{u}", c.name), &users[u]);
+            }
+            kube.add_context(&c.name, &c.name, &format!("{}-admin", c.name), None);
+            handles.push(ClusterHandle {
+                state: state.clone(),
+                url,
+                ca_pem: ca.cert.cert_pem.clone(),
+                users: Arc::new(users),
+            });
+            listeners.push((listener, tls, state, port));
+        }
+        for name in &self.dead {
+            let ca = Ca::new(&format!("{name}-ca"))?;
+            let port = {
+                let l = StdListener::bind("127.0.0.1:0")?;
+                l.local_addr()?.port()
+            };
+            kube.add_cluster(
+                name,
+                &format!("https://127.0.0.1:{port}"),
+                &ca.cert.cert_pem,
+            );
+            kube.add_user(
+                &format!("{name}-admin"),
+                &ca.client_cert("admin", &["system:masters"])?,
+            );
+            kube.add_context(name, name, &format!("{name}-admin"), None);
+        }
+        for x in &self.contexts {
+            let known = self.clusters.iter().any(|c| c.name == x.cluster);
+            if !known && !self.dead.contains(&x.cluster) {
+                bail!(
+                    "context {:?} names an unknown cluster {:?}",
+                    x.name,
+                    x.cluster
+                );
+            }
+            if !known && x.user != "admin" {
+                bail!(
+                    "context {:?}: a dead cluster only has the user admin",
+                    x.name
+                );
+            }
+            kube.add_context(
+                &x.name,
+                &x.cluster,
+                &format!("{}-{}", x.cluster, x.user),
+                x.namespace.as_deref(),
+            );
+        }
+        kube.current_context = self.clusters[0].name.clone();
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name("remote-cluster-sandbox".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("sandbox-apiserver")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    for (listener, tls, state, port) in listeners {
+                        let l = match tokio::net::TcpListener::from_std(listener) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e.into()));
+                                return;
+                            }
+                        };
+                        tokio::spawn(server::serve(l, tls, state, port, shutdown_rx.clone()));
+                    }
+                    let _ = ready_tx.send(Ok(()));
+                    let mut rx = shutdown_rx;
+                    while !*rx.borrow() {
+                        if rx.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_millis(200));
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| anyhow!("the sandbox runtime thread died while starting"))??;
+        Ok(Sandbox {
+            clusters: handles,
+            kubeconfig: kube,
+            shutdown: shutdown_tx,
+            thread: Some(thread),
+            operator_delay: self.operator_delay,
+            license: self.license.unwrap_or_else(|| "enterprise".into()),
+        })
+    }
+}
+
+/// Seeds a new cluster: default namespaces, the ECK CRD, configured namespaces and ES objects.
+fn seed(state: &ClusterState, c: &ClusterConfig) -> Result<()> {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        state.ensure_namespace(ns);
+    }
+    if let (Some(features), Some(version)) = (c.eck_features(), c.eck_version.as_deref()) {
+        state.seed_raw(
+            &ResourceKey::CUSTOM_RESOURCE_DEFINITIONS,
+            schema::elasticsearch_crd(&features, version),
+        );
+        state.ensure_namespace("elastic-system");
+    }
+    for ns in &c.namespaces {
+        state.ensure_namespace(ns);
+    }
+    for es in &c.elasticsearches {
+        if c.eck_version.is_none() {
+            bail!(
+                "cluster {:?} has no ECK but seeds Elasticsearch {}",
+                c.name,
+                es.name
+            );
+        }
+        state.ensure_namespace(&es.namespace);
+        let created = state
+            .create(
+                &ResourceKey::ELASTICSEARCHES,
+                Some(&es.namespace),
+                es.to_object(),
+                WriteOpts::default(),
+            )
+            .map_err(|e| anyhow!("seeding {}/{}: {e}", es.namespace, es.name))?;
+        let generation = created
+            .body
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        if let Some(status) = es.status(generation, &cluster::now_rfc3339()) {
+            state
+                .patch(
+                    &ResourceKey::ELASTICSEARCHES,
+                    Some(&es.namespace),
+                    &es.name,
+                    PatchType::Merge,
+                    &serde_json::to_vec(&json!({ "status": status }))?,
+                    Sub::Status,
+                    WriteOpts::default(),
+                )
+                .map_err(|e| anyhow!("seeding status of {}/{}: {e}", es.namespace, es.name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Running fake clusters. Dropping it stops the servers.
+pub struct Sandbox {
+    clusters: Vec<ClusterHandle>,
+    kubeconfig: kubeconfig::Kubeconfig,
+    shutdown: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    operator_delay: Duration,
+    license: String,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("clusters", &self.cluster_names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// The kubeconfig: one context per cluster named like the cluster (user `<cluster>-admin`,
+    /// no namespace), then the dead and extra contexts; current-context = the first cluster.
+    pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig.to_yaml()
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, self.kubeconfig_yaml())
+            .with_context(|| format!("writing {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+
+    /// Handle to a cluster by name. Panics on an unknown name (a test bug).
+    pub fn cluster(&self, name: &str) -> ClusterHandle {
+        self.try_cluster(name)
+            .unwrap_or_else(|| panic!("no sandbox cluster named {name:?}"))
+    }
+
+    pub fn try_cluster(&self, name: &str) -> Option<ClusterHandle> {
+        self.clusters.iter().find(|c| c.state.name == name).cloned()
+    }
+
+    pub fn clusters(&self) -> Vec<ClusterHandle> {
+        self.clusters.clone()
+    }
+
+    pub fn cluster_names(&self) -> Vec<String> {
+        self.clusters.iter().map(|c| c.state.name.clone()).collect()
+    }
+
+    pub fn operator_delay(&self) -> Duration {
+        self.operator_delay
+    }
+
+    pub fn license(&self) -> &str {
+        &self.license
+    }
+
+    /// Stops the servers (also done on drop).
+    pub fn stop(mut self) {
+        self.shutdown_now();
+    }
+
+    fn shutdown_now(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
+
+/// Cheap handle to one cluster: direct access to its store (as `admin`, through the same
+/// validation as HTTP), its request log and fault hooks.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    state: Arc<ClusterState>,
+    url: String,
+    ca_pem: String,
+    users: Arc<HashMap<String, CertKey>>,
+}
+
+impl std::fmt::Debug for ClusterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterHandle")
+            .field("name", &self.state.name)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+fn api_err(e: ApiError) -> anyhow::Error {
+    anyhow::Error::new(e)
+}
+
+impl ClusterHandle {
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// PEM of the cluster CA.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The ECK CRD features installed (`None` without ECK).
+    pub fn eck_features(&self) -> Option<EckFeatures> {
+        self.state.eck
+    }
+
+    pub fn get(
+        &self,
+        resource: &ResourceKey,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        self.state.get(resource, namespace, name).ok()
+    }
+
+    /// All objects (in `namespace`, or everywhere with `None`), sorted by namespace and name.
+    pub fn list(&self, resource: &ResourceKey, namespace: Option<&str>) -> Vec<Value> {
+        self.state
+            .list(resource, namespace, &cluster::ListQuery::default())
+            .ok()
+            .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Creates an object (namespace from `metadata.namespace`, default `default`).
+    pub fn create(&self, resource: &ResourceKey, obj: Value) -> Result<Value> {
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_string();
+        let mut obj = obj;
+        if obj.get("apiVersion").is_none() {
+            obj["apiVersion"] = resource.api_version().into();
+        }
+        if obj.get("kind").is_none() {
+            obj["kind"] = resource.kind().into();
+        }
+        self.state
+            .create(resource, Some(&ns), obj, WriteOpts::default())
+            .map(|o| o.body)
+            .map_err(api_err)
+    }
+
+    /// PUT semantics (resourceVersion in `obj` is a precondition; `sub` = main or status).
+    pub fn update(&self, resource: &ResourceKey, obj: Value, sub: Sub) -> Result<Value> {
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("object without metadata.name"))?
+            .to_string();
+        self.state
+            .update(
+                resource,
+                ns.as_deref(),
+                &name,
+                obj,
+                sub,
+                WriteOpts::default(),
+            )
+            .map(|o| o.body)
+            .map_err(api_err)
+    }
+
+    /// JSON merge patch (RFC 7386), on the main resource or the status subresource.
+    pub fn merge_patch(
+        &self,
+        resource: &ResourceKey,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        sub: Sub,
+    ) -> Result<Value> {
+        self.state
+            .patch(
+                resource,
+                namespace,
+                name,
+                PatchType::Merge,
+                &serde_json::to_vec(patch)?,
+                sub,
+                WriteOpts::default(),
+            )
+            .map(|o| o.body)
+            .map_err(api_err)
+    }
+
+    pub fn delete(
+        &self,
+        resource: &ResourceKey,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value> {
+        self.state
+            .delete(resource, namespace, name, None, WriteOpts::default())
+            .map(|o| o.body)
+            .map_err(api_err)
+    }
+
+    /// Every request served so far, in order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.log.lock().expect("log lock").clone()
+    }
+
+    /// Number of non-GET requests served so far.
+    pub fn writes(&self) -> usize {
+        self.requests().iter().filter(|r| r.is_write()).count()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.log.lock().expect("log lock").clear();
+    }
+
+    pub fn inject_fault(&self, fault: Fault) {
+        self.state.add_fault(fault);
+    }
+
+    /// Store changes as they happen (for the in-process operator and tests).
+    pub fn subscribe(&self) -> broadcast::Receiver<WatchEvent> {
+        self.state.events.subscribe()
+    }
+
+    /// Client certificate and key of a user of this cluster.
+    pub fn identity(&self, user: &str) -> Option<CertKey> {
+        self.users.get(user).cloned()
+    }
+
+    /// A raw HTTPS client as `user` (HTTP/1.1, or h2 with `h2`).
+    pub fn client(&self, user: &str, h2: bool) -> Result<ApiClient> {
+        let id = self
+            .identity(user)
+            .ok_or_else(|| anyhow!("no user {user:?} in cluster {}", self.name()))?;
+        ApiClient::new(&self.url, &self.ca_pem, &id, h2)
+    }
+}

@@ -1,0 +1,154 @@
+//! A small HTTPS client for tests: mutual TLS with a sandbox user's certificate, HTTP/1.1 or
+//! h2, one connection per request. Not a Kubernetes client: it sends exactly what it is given.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+
+use crate::pki::{self, CertKey};
+
+/// Raw answer of the API server.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl ApiResponse {
+    /// The body as JSON (`Value::Null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// `reason` of a `Status` body.
+    pub fn reason(&self) -> String {
+        self.json()
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub fn message(&self) -> String {
+        self.json()
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+/// Client for one cluster as one user.
+#[derive(Clone)]
+pub struct ApiClient {
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    h2: bool,
+}
+
+impl ApiClient {
+    pub(crate) fn new(url: &str, ca_pem: &str, identity: &CertKey, h2: bool) -> Result<ApiClient> {
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| anyhow!("no port in {url}"))?;
+        Ok(ApiClient {
+            port,
+            tls: Arc::new(pki::client_config(ca_pem, identity, h2)?),
+            h2,
+        })
+    }
+
+    /// Sends one request. `path` includes the query string.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<ApiResponse> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .context("connecting to the sandbox API server")?;
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let server_name =
+            rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into());
+        let tls = connector
+            .connect(server_name, tcp)
+            .await
+            .context("TLS handshake")?;
+        let io = TokioIo::new(tls);
+        let mut builder = Request::builder()
+            .method(Method::from_bytes(method.as_bytes())?)
+            .uri(format!("https://127.0.0.1:{}{path}", self.port))
+            .header("accept", "application/json");
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        let req = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let resp = if self.h2 {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(conn);
+            sender.send_request(req).await?
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(conn);
+            sender.send_request(req).await?
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(ApiResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<ApiResponse> {
+        self.request("GET", path, None, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<ApiResponse> {
+        self.request(
+            "POST",
+            path,
+            Some("application/json"),
+            Some(serde_json::to_vec(body)?),
+        )
+        .await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Result<ApiResponse> {
+        self.request(
+            "PUT",
+            path,
+            Some("application/json"),
+            Some(serde_json::to_vec(body)?),
+        )
+        .await
+    }
+
+    /// PATCH with an explicit content type (`application/merge-patch+json`...).
+    pub async fn patch(&self, path: &str, content_type: &str, body: &Value) -> Result<ApiResponse> {
+        self.request(
+            "PATCH",
+            path,
+            Some(content_type),
+            Some(serde_json::to_vec(body)?),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<ApiResponse> {
+        self.request("DELETE", path, None, None).await
+    }
+}

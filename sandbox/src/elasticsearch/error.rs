@@ -1,0 +1,127 @@
+//! Elasticsearch error responses: the `{"error":{...},"status":N}` envelope and the older
+//! `{"error":"text","status":N}` form that the REST layer itself uses (no handler, bad method).
+
+use serde_json::{Map, Value, json};
+
+/// One exception as Elasticsearch renders it (`type`, `reason`, optional `caused_by`, `header`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EsError {
+    pub status: u16,
+    pub kind: String,
+    pub reason: String,
+    pub caused_by: Option<Box<EsError>>,
+    /// Rendered as `"header": {name: [values]}` and also sent as HTTP headers.
+    pub header: Vec<(String, Vec<String>)>,
+    /// Extra fields rendered after `reason` (for example `additional_unsuccessful_credentials`).
+    pub extra: Map<String, Value>,
+    /// Further exceptions collected by a validation pass; rendered as `suppressed`.
+    pub suppressed: Vec<EsError>,
+    /// The REST layer's plain form: `{"error":"<reason>","status":N}`.
+    pub plain: bool,
+}
+
+impl EsError {
+    pub fn new(status: u16, kind: &str, reason: impl Into<String>) -> EsError {
+        EsError {
+            status,
+            kind: kind.to_string(),
+            reason: reason.into(),
+            caused_by: None,
+            header: Vec::new(),
+            extra: Map::new(),
+            suppressed: Vec::new(),
+            plain: false,
+        }
+    }
+
+    /// `illegal_argument_exception`, HTTP 400.
+    pub fn illegal_argument(reason: impl Into<String>) -> EsError {
+        EsError::new(400, "illegal_argument_exception", reason)
+    }
+
+    /// `action_request_validation_exception`: "Validation Failed: 1: a;2: b;".
+    pub fn validation(messages: &[String]) -> EsError {
+        let mut reason = String::from("Validation Failed: ");
+        for (i, m) in messages.iter().enumerate() {
+            reason.push_str(&format!("{}: {};", i + 1, m));
+        }
+        EsError::new(400, "action_request_validation_exception", reason)
+    }
+
+    /// `x_content_parse_exception`, HTTP 400.
+    pub fn parse(reason: impl Into<String>) -> EsError {
+        EsError::new(400, "x_content_parse_exception", reason)
+    }
+
+    /// `parse_exception` "request body is required".
+    pub fn body_required() -> EsError {
+        EsError::new(400, "parse_exception", "request body is required")
+    }
+
+    /// The REST layer's own plain error (`{"error":"...","status":N}`).
+    pub fn plain(status: u16, reason: impl Into<String>) -> EsError {
+        let mut e = EsError::new(status, "", reason);
+        e.plain = true;
+        e
+    }
+
+    pub fn with_cause(mut self, cause: EsError) -> EsError {
+        self.caused_by = Some(Box::new(cause));
+        self
+    }
+
+    pub fn with_extra(mut self, key: &str, value: Value) -> EsError {
+        self.extra.insert(key.to_string(), value);
+        self
+    }
+
+    fn render(&self, with_cause: bool) -> Value {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::String(self.kind.clone()));
+        m.insert("reason".into(), Value::String(self.reason.clone()));
+        for (k, v) in &self.extra {
+            m.insert(k.clone(), v.clone());
+        }
+        if !self.header.is_empty() {
+            let mut h = Map::new();
+            for (name, values) in &self.header {
+                h.insert(name.clone(), json!(values));
+            }
+            m.insert("header".into(), Value::Object(h));
+        }
+        if with_cause {
+            if let Some(c) = &self.caused_by {
+                m.insert("caused_by".into(), c.render(true));
+            }
+            if !self.suppressed.is_empty() {
+                let s: Vec<Value> = self.suppressed.iter().map(|e| e.render(true)).collect();
+                m.insert("suppressed".into(), Value::Array(s));
+            }
+        }
+        Value::Object(m)
+    }
+
+    /// The full response body.
+    pub fn to_body(&self) -> Value {
+        if self.plain {
+            return json!({"error": self.reason, "status": self.status});
+        }
+        let mut inner = Map::new();
+        inner.insert(
+            "root_cause".into(),
+            Value::Array(vec![self.render(false)]),
+        );
+        if let Value::Object(rest) = self.render(true) {
+            inner.extend(rest);
+        }
+        json!({"error": Value::Object(inner), "status": self.status})
+    }
+}
+
+impl std::fmt::Display for EsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}: {}", self.status, self.kind, self.reason)
+    }
+}
+
+impl std::error::Error for EsError {}

@@ -1,0 +1,634 @@
+//! The HTTPS front: mutual TLS, authentication by client certificate, authorization (RBAC),
+//! discovery, routing of resource URLs to [`ClusterState`], faults, latency and the request log.
+//!
+//! URL layout and request-info parsing follow `k8s.io/apiserver/pkg/endpoints/request/requestinfo.go`;
+//! authorization runs before routing, as the real filter chain does (so a user without rights
+//! gets 403 even for a resource type the server does not serve).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cluster::{ClusterState, FieldValidation, ListQuery, PatchType, Sub, WriteOpts};
+use crate::config::{FaultAction, RequestRecord};
+use crate::discovery;
+use crate::resources::{self, ResourceKey};
+use crate::status::ApiError;
+use crate::table;
+
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+}
+
+impl Identity {
+    fn is_admin(&self) -> bool {
+        self.user == "admin" || self.groups.iter().any(|g| g == "system:masters")
+    }
+}
+
+/// Error type of the service: dropping the connection on purpose (fault).
+#[derive(Debug)]
+pub(crate) struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Accepts connections until `shutdown` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<ClusterState>,
+    port: u16,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((tcp, _)) = accepted else { continue };
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let identity = {
+                let (_, conn) = stream.get_ref();
+                conn.peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| crate::pki::identity(c.as_ref()))
+            };
+            let Some((user, groups)) = identity else {
+                return;
+            };
+            let ident = Arc::new(Identity { user, groups });
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                let ident = ident.clone();
+                async move { handle(state, ident, port, req).await }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = conn_shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response<Body> {
+    let mut resp = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert(
+        "audit-id",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid header"),
+    );
+    h.insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, private"),
+    );
+    for w in warnings {
+        // RFC 7234 warning header, as the API server sends: `299 - "message"`.
+        let v = format!("299 - \"{}\"", w.replace('"', "\\\""));
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.append("warning", v);
+        }
+    }
+    resp
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = json_response(e.code, &e.to_status(), &[]);
+    if e.code == 429 {
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    r
+}
+
+async fn handle(
+    state: Arc<ClusterState>,
+    ident: Arc<Identity>,
+    port: u16,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Dropped> {
+    if !state.latency.is_zero() {
+        tokio::time::sleep(state.latency).await;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut record = RequestRecord {
+        cluster: state.name.clone(),
+        user: ident.user.clone(),
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        content_type: content_type.clone(),
+        status: 0,
+    };
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(Dropped),
+    };
+    match state.take_fault(method.as_str(), &path) {
+        Some(FaultAction::Status(code)) => {
+            record.status = code;
+            state.record(record);
+            return Ok(error_response(&ApiError::from_code(code)));
+        }
+        Some(FaultAction::DropConnection) => {
+            state.record(record);
+            return Err(Dropped);
+        }
+        Some(FaultAction::Timeout) => {
+            state.record(record);
+            // Hang until the client gives up (or the sandbox stops, which drops the task).
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        }
+        None => {}
+    }
+    let ctx = Ctx {
+        state: &state,
+        ident: &ident,
+        port,
+        method: &method,
+        path: &path,
+        query: parse_query(&query),
+        content_type: content_type.as_deref(),
+        accept: &accept,
+        body: &body,
+    };
+    let resp = match route(&ctx).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    record.status = resp.status().as_u16();
+    state.record(record);
+    Ok(resp)
+}
+
+struct Ctx<'a> {
+    state: &'a Arc<ClusterState>,
+    ident: &'a Identity,
+    port: u16,
+    method: &'a Method,
+    path: &'a str,
+    query: Vec<(String, String)>,
+    content_type: Option<&'a str>,
+    accept: &'a str,
+    body: &'a Bytes,
+}
+
+impl Ctx<'_> {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// What the URL addresses (request info), before knowing whether it is served.
+#[derive(Debug)]
+struct ResourceRequest<'a> {
+    group: &'a str,
+    version: &'a str,
+    plural: &'a str,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+    sub: Option<&'a str>,
+}
+
+fn parse_resource_path<'a>(segs: &[&'a str]) -> Option<ResourceRequest<'a>> {
+    let (group, version, rest) = match segs {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let mk = |plural, namespace, name, sub| ResourceRequest {
+        group,
+        version,
+        plural,
+        namespace,
+        name,
+        sub,
+    };
+    match rest {
+        [] => None,
+        // /api/v1/namespaces/{name}/status: the namespace's own subresource.
+        ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => {
+            Some(mk("namespaces", Some(*name), Some(*name), Some(*sub)))
+        }
+        ["namespaces", ns, plural] => Some(mk(plural, Some(ns), None, None)),
+        ["namespaces", ns, plural, name] => Some(mk(plural, Some(ns), Some(name), None)),
+        ["namespaces", ns, plural, name, sub] => Some(mk(plural, Some(ns), Some(name), Some(sub))),
+        // /api/v1/namespaces/{name}: the namespace object; its "namespace" for RBAC is itself.
+        ["namespaces", name] => Some(mk("namespaces", Some(name), Some(name), None)),
+        [plural] => Some(mk(plural, None, None, None)),
+        [plural, name] => Some(mk(plural, None, Some(name), None)),
+        [plural, name, sub] => Some(mk(plural, None, Some(name), Some(sub))),
+        _ => None,
+    }
+}
+
+fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
+    match (method.as_str(), has_name) {
+        ("GET" | "HEAD", _) if watch => "watch",
+        ("GET" | "HEAD", true) => "get",
+        ("GET" | "HEAD", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+/// RBAC: `admin`/`system:masters` may do anything; others need a matching rule.
+fn authorize(ctx: &Ctx<'_>, rr: &ResourceRequest<'_>, verb: &str) -> Result<(), ApiError> {
+    if ctx.ident.is_admin() {
+        return Ok(());
+    }
+    let resource = match rr.sub {
+        Some(s) => format!("{}/{s}", rr.plural),
+        None => rr.plural.to_string(),
+    };
+    let rules = ctx.state.users.get(&ctx.ident.user);
+    let allowed = rules.is_some_and(|rules| {
+        rules
+            .iter()
+            .any(|r| r.allows(verb, rr.group, &resource, rr.namespace))
+    });
+    if allowed {
+        return Ok(());
+    }
+    // k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac: the reason string, then
+    // NewForbidden(GroupResource, name, reason) in the authorization filter.
+    let scope = match rr.namespace {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let why = format!(
+        "User \"{}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
+        ctx.ident.user, rr.group
+    );
+    let key = ResourceKey {
+        group: leak(rr.group),
+        version: leak(rr.version),
+        plural: leak(rr.plural),
+    };
+    let name = if verb == "create" {
+        ""
+    } else {
+        rr.name.unwrap_or("")
+    };
+    Err(ApiError::forbidden(&key, name, &why))
+}
+
+/// Request paths name arbitrary strings; ResourceKey holds `&'static str`. Known names map to
+/// the static table; unknown ones (only used in a Forbidden message) are interned once.
+fn leak(s: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static INTERNED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut guard = INTERNED.lock().expect("intern lock");
+    let set = guard.get_or_insert_with(HashSet::new);
+    if let Some(v) = set.get(s) {
+        return v;
+    }
+    let v: &'static str = Box::leak(s.to_string().into_boxed_str());
+    set.insert(v);
+    v
+}
+
+async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let segs: Vec<&str> = ctx.path.split('/').filter(|s| !s.is_empty()).collect();
+    let state = ctx.state;
+    let get_only = |r: Result<Value, ApiError>| -> Result<Response<Body>, ApiError> {
+        if ctx.method != Method::GET && ctx.method != Method::HEAD {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                ctx.method
+            )));
+        }
+        r.map(|v| json_response(200, &v, &[]))
+    };
+    match segs.as_slice() {
+        [] => return get_only(Ok(discovery::root_paths(state))),
+        ["version"] => return get_only(Ok(discovery::version())),
+        ["healthz" | "livez" | "readyz", ..] => {
+            let mut r = Response::new(full("ok"));
+            r.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return Ok(r);
+        }
+        ["api"] => return get_only(Ok(discovery::core_versions(ctx.port))),
+        ["api", "v1"] => return get_only(Ok(discovery::core_resources())),
+        ["apis"] => return get_only(Ok(discovery::groups(state))),
+        ["apis", g] => return get_only(discovery::group(state, g).ok_or_else(ApiError::no_route)),
+        ["apis", g, v] => {
+            return get_only(
+                discovery::group_resources(state, g, v).ok_or_else(ApiError::no_route),
+            );
+        }
+        ["openapi", ..] => {
+            // kubectl get/patch work without OpenAPI (it only feeds explain and client-side
+            // validation); answered as a server without the endpoint would.
+            return Err(ApiError::no_route());
+        }
+        _ => {}
+    }
+    let Some(rr) = parse_resource_path(&segs) else {
+        return Err(ApiError::no_route());
+    };
+    let watch = matches!(ctx.param("watch"), Some("true" | "1"));
+    let verb = verb_of(ctx.method, rr.name.is_some(), watch);
+    authorize(ctx, &rr, verb)?;
+
+    let info = resources::lookup(rr.group, rr.version, rr.plural)
+        .filter(|i| state.serves(&i.key))
+        .ok_or_else(ApiError::no_route)?;
+    let key = info.key;
+    // Scope checks: cluster-scoped types have no namespaced URLs, and the reverse.
+    let is_namespace_object = key == ResourceKey::NAMESPACES;
+    if !info.namespaced && rr.namespace.is_some() && !is_namespace_object {
+        return Err(ApiError::no_route());
+    }
+    if info.namespaced && rr.namespace.is_none() && rr.name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    let sub = match rr.sub {
+        None => Sub::Main,
+        Some("status") if info.status_subresource => Sub::Status,
+        Some(_) => return Err(ApiError::no_route()),
+    };
+    let ns = if is_namespace_object {
+        None
+    } else {
+        rr.namespace
+    };
+    let opts = write_opts(ctx)?;
+
+    match (ctx.method.as_str(), rr.name) {
+        ("GET" | "HEAD", None) if watch => Err(ApiError::method_not_allowed(
+            "watch is not implemented by the sandbox API server yet; list and poll instead",
+        )),
+        ("GET" | "HEAD", None) => {
+            let q = ListQuery {
+                label_selector: ctx.param("labelSelector").map(str::to_string),
+                field_selector: ctx.param("fieldSelector").map(str::to_string),
+                limit: match ctx.param("limit") {
+                    Some(l) if !l.is_empty() => Some(
+                        l.parse()
+                            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+                    ),
+                    _ => None,
+                },
+                continue_token: ctx.param("continue").map(str::to_string),
+            };
+            let list = state.list(&key, ns, &q)?;
+            answer(ctx, info, 200, list, &[], true)
+        }
+        ("GET" | "HEAD", Some(name)) => {
+            let obj = state.get(&key, ns, name)?;
+            if sub == Sub::Status {
+                return answer(ctx, info, 200, obj, &[], false);
+            }
+            answer(ctx, info, 200, obj, &[], false)
+        }
+        ("POST", None) => {
+            let body = decode_body(ctx, info)?;
+            let out = state.create(&key, ns, body, opts)?;
+            Ok(json_response(out.code, &out.body, &out.warnings))
+        }
+        ("PUT", Some(name)) => {
+            let body = decode_body(ctx, info)?;
+            let out = state.update(&key, ns, name, body, sub, opts)?;
+            Ok(json_response(out.code, &out.body, &out.warnings))
+        }
+        ("PATCH", Some(name)) => {
+            let ct = ctx
+                .content_type
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let pt = match ct.as_str() {
+                "application/merge-patch+json" => PatchType::Merge,
+                "application/json-patch+json" => PatchType::Json,
+                "application/strategic-merge-patch+json" => PatchType::Strategic,
+                "application/apply-patch+yaml" => PatchType::Apply,
+                _ => {
+                    return Err(ApiError::unsupported_media_type(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                    ));
+                }
+            };
+            let out = state.patch(&key, ns, name, pt, ctx.body, sub, opts)?;
+            Ok(json_response(out.code, &out.body, &out.warnings))
+        }
+        ("DELETE", Some(name)) => {
+            let options: Option<Value> = if ctx.body.is_empty() {
+                None
+            } else {
+                Some(serde_json::from_slice(ctx.body).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding DeleteOptions: {e}"))
+                })?)
+            };
+            let out = state.delete(&key, ns, name, options.as_ref(), opts)?;
+            Ok(json_response(out.code, &out.body, &out.warnings))
+        }
+        ("DELETE", None) => Err(ApiError::method_not_allowed(
+            "deletecollection is not implemented by the sandbox API server",
+        )),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            ctx.method
+        ))),
+    }
+}
+
+fn write_opts(ctx: &Ctx<'_>) -> Result<WriteOpts, ApiError> {
+    let dry_run = match ctx.param("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dryRun value: dryRun values must be \"All\", got {other:?}"
+            )));
+        }
+    };
+    let field_validation = match ctx.param("fieldValidation") {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some("Strict") => FieldValidation::Strict,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
+            )));
+        }
+    };
+    Ok(WriteOpts {
+        dry_run,
+        field_validation,
+    })
+}
+
+fn decode_body(ctx: &Ctx<'_>, info: &resources::ResourceInfo) -> Result<Value, ApiError> {
+    let ct = ctx
+        .content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let text = std::str::from_utf8(ctx.body)
+        .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
+    match ct.as_str() {
+        "application/json" | "" | "*/*" => serde_json::from_str(text).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                info.kind, info.key.version, info.kind
+            ))
+        }),
+        "application/yaml" => serde_saphyr::from_str::<Value>(text).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                info.kind, info.key.version, info.kind
+            ))
+        }),
+        _ => Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the sandbox does not speak protobuf; got {ct})"
+        ))),
+    }
+}
+
+/// Answers an object or list, as a `meta.k8s.io/v1` Table when the client asks for one
+/// (kubectl get does: `Accept: application/json;as=Table;v=v1;g=meta.k8s.io,...`).
+fn answer(
+    ctx: &Ctx<'_>,
+    info: &'static resources::ResourceInfo,
+    code: u16,
+    body: Value,
+    warnings: &[String],
+    is_list: bool,
+) -> Result<Response<Body>, ApiError> {
+    if wants_table(ctx.accept) {
+        let include = ctx.param("includeObject").unwrap_or("Metadata");
+        let t = table::to_table(info, &body, is_list, include);
+        return Ok(json_response(code, &t, warnings));
+    }
+    if !accepts_json(ctx.accept) {
+        return Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only the following media types are accepted: application/json, application/yaml (got {})",
+                ctx.accept
+            ),
+        ));
+    }
+    Ok(json_response(code, &body, warnings))
+}
+
+fn wants_table(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let p = part.replace(' ', "");
+        p.starts_with("application/json") && p.contains("as=Table") && p.contains("g=meta.k8s.io")
+    })
+}
+
+fn accepts_json(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|part| {
+            let mt = part.split(';').next().unwrap_or("").trim();
+            matches!(
+                mt,
+                "application/json" | "*/*" | "application/*" | "application/yaml"
+            ) && !part.contains("as=")
+        })
+}
