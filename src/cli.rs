@@ -92,9 +92,125 @@ pub enum Command {
     #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
 
+    /// Connect LOCAL to REMOTE as a remote cluster (same Kubernetes cluster: ECK does the rest)
+    #[command(after_help = LINK_EXAMPLES)]
+    Link(LinkArgs),
+
+    /// Remove a remote cluster link made by this plugin
+    #[command(after_help = UNLINK_EXAMPLES)]
+    Unlink(UnlinkArgs),
+
     /// Print the plugin's version
     #[command(after_help = VERSION_EXAMPLES)]
     Version(VersionArgs),
+}
+
+const LINK_EXAMPLES: &str = "\
+Examples:
+  # Let catalog search products (API keys when both run 8.14+); waits until connected
+  kubectl remote-cluster link catalog products -n search
+
+  # Only some indices, under another alias, remote in another namespace
+  kubectl remote-cluster link catalog products -n search --remote-namespace shop \\
+      --alias shop --search-indices 'orders-*' --replication-indices 'leader-*'
+
+  # Show the plan only; or have the API server validate it without saving
+  kubectl remote-cluster link catalog products --dry-run=client
+  kubectl remote-cluster link catalog products --dry-run=server";
+
+const UNLINK_EXAMPLES: &str = "\
+Examples:
+  kubectl remote-cluster unlink catalog products -n search
+
+  # Also turn the remote's remote cluster server off if no other cluster uses it
+  kubectl remote-cluster unlink catalog products -n search --disable-server";
+
+/// Flags shared by the commands that change clusters.
+#[derive(Debug, Args, Clone)]
+pub struct MutationFlags {
+    /// none: apply; client: print the plan only; server: send the writes with dryRun=All
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "none",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "client"
+    )]
+    pub dry_run: crate::apply::DryRun,
+
+    /// Apply without asking, even when Elasticsearch nodes restart
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Wait until ECK has rolled the change out and the link is connected (--wait=false to return after the writes)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub wait: bool,
+
+    /// How long --wait waits: a number with a unit (90s, 10m)
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub timeout: String,
+
+    /// Print the plan (or, after applying, the result) as a document on stdout
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<DocumentFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// The Elasticsearch that sends searches and follows indices (the local cluster)
+    pub local: String,
+
+    /// The Elasticsearch that is searched or replicated from (the remote cluster)
+    pub remote: String,
+
+    /// Namespace of REMOTE (default: the namespace of LOCAL)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub remote_namespace: Option<String>,
+
+    /// Name LOCAL uses for REMOTE (default: REMOTE's name)
+    #[arg(long, value_name = "NAME")]
+    pub alias: Option<String>,
+
+    /// Security model (default: api-key when both sides run 8.14 or later, else certificate)
+    #[arg(long, value_enum, value_name = "MODEL")]
+    pub security: Option<crate::plan::SecurityModel>,
+
+    /// Index patterns LOCAL may search on REMOTE (API-key model; default: all)
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub search_indices: Vec<String>,
+
+    /// Index patterns LOCAL may replicate from REMOTE (API-key model)
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub replication_indices: Vec<String>,
+
+    #[command(flatten)]
+    pub mutation: MutationFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlinkArgs {
+    /// The Elasticsearch whose link is removed
+    pub local: String,
+
+    /// The alias of the remote cluster to remove
+    pub alias: String,
+
+    /// Also turn off the remote's remote cluster server when no other cluster uses it
+    #[arg(long)]
+    pub disable_server: bool,
+
+    #[command(flatten)]
+    pub mutation: MutationFlags,
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,48 @@ pub enum UserError {
         "invalid --request-timeout {value:?}: use a number with a unit, such as 30s, 2m or 1h (0 means no timeout)"
     )]
     InvalidTimeout { value: String },
+
+    #[error("invalid --timeout {value:?}: use a number with a unit, such as 90s or 10m")]
+    InvalidWaitTimeout { value: String },
+
+    #[error("{command} works on one context; pass a single --context")]
+    OneContext { command: &'static str },
+
+    #[error(
+        "Elasticsearch {name:?} not found in namespace {namespace:?} of context {context:?}; `kubectl remote-cluster list --context {context}` shows the clusters there"
+    )]
+    ElasticsearchNotFound {
+        context: String,
+        namespace: String,
+        name: String,
+    },
+
+    #[error("{0}")]
+    Plan(Box<crate::plan::PlanError>),
+
+    #[error(
+        "not allowed to {verb} {resource} in namespace {namespace:?} of context {context:?} (RBAC); ask for that permission or use another context"
+    )]
+    Forbidden {
+        context: String,
+        verb: String,
+        resource: String,
+        namespace: String,
+    },
+
+    #[error(
+        "the plan restarts Elasticsearch nodes ({clusters}) and there is no terminal to confirm it on; review it with --dry-run=client, then apply with --yes"
+    )]
+    NeedsConfirmation { clusters: String },
+
+    #[error("nothing applied: the plan was not confirmed")]
+    NotConfirmed,
+}
+
+impl From<crate::plan::PlanError> for UserError {
+    fn from(err: crate::plan::PlanError) -> Self {
+        UserError::Plan(Box::new(err))
+    }
 }
 
 fn known_list(known: &[String]) -> String {

@@ -1,5 +1,6 @@
 //! `kubectl remote-cluster`: links ECK-managed Elasticsearch clusters across kubeconfig contexts.
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -23,10 +24,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::List(args) => {
-            let kubeconfig = Arc::new(k8s::kubeconfig::load(cli.global.kubeconfig.as_deref())?);
+            let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::list::run(&cli.global, args, kubeconfig))
         }
+        Command::Link(args) => {
+            let kubeconfig = load_kubeconfig(&cli)?;
+            runtime()?.block_on(commands::link::run(&cli.global, args, kubeconfig))
+        }
+        Command::Unlink(args) => {
+            let kubeconfig = load_kubeconfig(&cli)?;
+            runtime()?.block_on(commands::unlink::run(&cli.global, args, kubeconfig))
+        }
     }
+}
+
+fn load_kubeconfig(cli: &Cli) -> anyhow::Result<Arc<k8s::kubeconfig::LoadedKubeconfig>> {
+    Ok(Arc::new(k8s::kubeconfig::load(
+        cli.global.kubeconfig.as_deref(),
+    )?))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

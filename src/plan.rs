@@ -33,7 +33,11 @@ pub struct ClusterId {
 
 impl std::fmt::Display for ClusterId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{} (context {})", self.namespace, self.name, self.context)
+        write!(
+            f,
+            "{}/{} (context {})",
+            self.namespace, self.name, self.context
+        )
     }
 }
 
@@ -103,7 +107,9 @@ impl EsState {
 
     /// Whether an entry of `spec.remoteClusters` points at `remote` (same namespace by default).
     fn entry_points_at(&self, entry: &Value, remote: &ClusterId) -> bool {
-        let name = entry.pointer("/elasticsearchRef/name").and_then(Value::as_str);
+        let name = entry
+            .pointer("/elasticsearchRef/name")
+            .and_then(Value::as_str);
         let namespace = entry
             .pointer("/elasticsearchRef/namespace")
             .and_then(Value::as_str)
@@ -214,9 +220,7 @@ pub enum PlanError {
         "alias {0:?} is not valid: use lowercase letters, digits, '-' and '_' only (Elasticsearch remote cluster alias rules)"
     )]
     InvalidAlias(String),
-    #[error(
-        "alias {alias:?} is already used on {local} by {holder}; choose another with --alias"
-    )]
+    #[error("alias {alias:?} is already used on {local} by {holder}; choose another with --alias")]
     AliasTaken {
         alias: String,
         local: ClusterId,
@@ -226,9 +230,9 @@ pub enum PlanError {
         "{local} runs Elasticsearch {local_version} and {remote} runs {remote_version}: these versions cannot be connected (same major, 7.17 with 8.x, 8.18 with 9.0, 8.19 with 9.x); upgrade one side"
     )]
     IncompatibleVersions {
-        local: ClusterId,
+        local: Box<ClusterId>,
         local_version: String,
-        remote: ClusterId,
+        remote: Box<ClusterId>,
         remote_version: String,
     },
     #[error(
@@ -263,7 +267,9 @@ pub enum PlanError {
         "alias {alias:?} on {local} was not added by kubectl remote-cluster, so it is left alone; edit the resource yourself to remove it"
     )]
     NotOurs { local: ClusterId, alias: String },
-    #[error("--search-indices and --replication-indices are for the API-key model; drop them or use --security api-key")]
+    #[error(
+        "--search-indices and --replication-indices are for the API-key model; drop them or use --security api-key"
+    )]
     IndicesWithCertificate,
 }
 
@@ -303,7 +309,8 @@ pub fn plan_same_operator_link(
     }
     check_managed(local)?;
     check_managed(remote)?;
-    check_license(&local.id.context, operator)?;
+    let mut warnings = Vec::new();
+    check_license(&local.id.context, operator, &mut warnings)?;
 
     let local_version = local
         .version()
@@ -313,14 +320,13 @@ pub fn plan_same_operator_link(
         .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
     if !versions::can_connect(&local_version, &remote_version) {
         return Err(PlanError::IncompatibleVersions {
-            local: local.id.clone(),
+            local: Box::new(local.id.clone()),
             local_version: local_version.to_string(),
-            remote: remote.id.clone(),
+            remote: Box::new(remote.id.clone()),
             remote_version: remote_version.to_string(),
         });
     }
 
-    let mut warnings = Vec::new();
     let security = choose_security(
         request.security,
         (local, &local_version),
@@ -342,7 +348,8 @@ pub fn plan_same_operator_link(
     let ours = local.plugin_links().contains_key(&alias);
     if let Some(index) = existing {
         let same_target = local.entry_points_at(&entries[index], &remote.id);
-        if !ours && !(same_target && entries[index] == desired_entry) {
+        let identical = same_target && entries[index] == desired_entry;
+        if !ours && !identical {
             return Err(PlanError::AliasTaken {
                 alias,
                 local: local.id.clone(),
@@ -395,13 +402,23 @@ fn check_managed(es: &EsState) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn check_license(context: &str, operator: &Operator) -> Result<(), PlanError> {
+fn check_license(
+    context: &str,
+    operator: &Operator,
+    warnings: &mut Vec<String>,
+) -> Result<(), PlanError> {
     match operator.license_level.as_deref() {
         Some("enterprise" | "enterprise_trial" | "enterprise-trial") => Ok(()),
-        level => Err(PlanError::LicenseNotEnterprise {
+        Some(level) => Err(PlanError::LicenseNotEnterprise {
             context: context.to_string(),
-            level: level.unwrap_or("unknown").to_string(),
+            level: level.to_string(),
         }),
+        None => {
+            warnings.push(format!(
+                "could not read the ECK licence in context {context} (ConfigMap elastic-licensing); ECK ignores remote clusters without an Enterprise licence or trial"
+            ));
+            Ok(())
+        }
     }
 }
 
@@ -432,8 +449,7 @@ fn choose_security(
             if !versions::api_key_recommended(oldest.1) {
                 warnings.push(format!(
                     "{} runs {}: Elastic documents the API-key model from 8.14 on",
-                    oldest.0.id,
-                    oldest.1
+                    oldest.0.id, oldest.1
                 ));
             }
             Ok(SecurityModel::ApiKey)
@@ -467,7 +483,9 @@ fn certificate_deprecation() -> String {
 
 fn holder_of(entry: &Value, local: &EsState) -> String {
     match (
-        entry.pointer("/elasticsearchRef/name").and_then(Value::as_str),
+        entry
+            .pointer("/elasticsearchRef/name")
+            .and_then(Value::as_str),
         entry
             .pointer("/elasticsearchRef/namespace")
             .and_then(Value::as_str),
@@ -493,11 +511,12 @@ fn remote_cluster_entry(
     let mut entry = json!({ "name": alias, "elasticsearchRef": reference });
     if security == SecurityModel::ApiKey {
         let mut access = serde_json::Map::new();
-        let search: Vec<&str> = if request.search_indices.is_empty() && request.replication_indices.is_empty() {
-            vec!["*"]
-        } else {
-            request.search_indices.iter().map(String::as_str).collect()
-        };
+        let search: Vec<&str> =
+            if request.search_indices.is_empty() && request.replication_indices.is_empty() {
+                vec!["*"]
+            } else {
+                request.search_indices.iter().map(String::as_str).collect()
+            };
         if !search.is_empty() {
             access.insert("search".into(), json!({ "names": search }));
         }
@@ -519,13 +538,19 @@ fn resource_version_guard(es: &EsState) -> Value {
 fn enable_remote_cluster_server(remote: &EsState) -> Step {
     let mut patch = vec![resource_version_guard(remote)];
     if remote.object.pointer("/spec/remoteClusterServer").is_some() {
-        patch.push(json!({"op": "add", "path": "/spec/remoteClusterServer/enabled", "value": true}));
+        patch
+            .push(json!({"op": "add", "path": "/spec/remoteClusterServer/enabled", "value": true}));
     } else {
-        patch.push(json!({"op": "add", "path": "/spec/remoteClusterServer", "value": {"enabled": true}}));
+        patch.push(
+            json!({"op": "add", "path": "/spec/remoteClusterServer", "value": {"enabled": true}}),
+        );
     }
     patch.extend(annotation_ops(
         remote,
-        &[(SERVER_ANNOTATION, Some(SERVER_ENABLED_BY_PLUGIN.to_string()))],
+        &[(
+            SERVER_ANNOTATION,
+            Some(SERVER_ENABLED_BY_PLUGIN.to_string()),
+        )],
     ));
     Step {
         cluster: remote.id.clone(),
@@ -549,11 +574,16 @@ fn annotation_ops(es: &EsState, changes: &[(&str, Option<String>)]) -> Vec<Value
     let mut ops = Vec::new();
     let mut created = false;
     for (key, value) in changes {
-        let path = format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"));
+        let path = format!(
+            "/metadata/annotations/{}",
+            key.replace('~', "~0").replace('/', "~1")
+        );
         let present = es.annotation(key).is_some();
         match value {
             Some(value) if !has_annotations && !created => {
-                ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {*key: value}}));
+                ops.push(
+                    json!({"op": "add", "path": "/metadata/annotations", "value": {*key: value}}),
+                );
                 created = true;
             }
             Some(value) => ops.push(json!({"op": "add", "path": path, "value": value})),
@@ -599,11 +629,13 @@ fn upsert_entry(
                 diff.extend(yaml_lines("-   ", &entries[index]));
             }
             None if local.object.pointer("/spec/remoteClusters").is_some() => {
-                patch.push(json!({"op": "add", "path": "/spec/remoteClusters/-", "value": desired}));
+                patch
+                    .push(json!({"op": "add", "path": "/spec/remoteClusters/-", "value": desired}));
                 diff.push(format!("  spec.remoteClusters[{}]:", entries.len()));
             }
             None => {
-                patch.push(json!({"op": "add", "path": "/spec/remoteClusters", "value": [desired]}));
+                patch
+                    .push(json!({"op": "add", "path": "/spec/remoteClusters", "value": [desired]}));
                 diff.push("  spec.remoteClusters[0]:".to_string());
             }
         }
@@ -622,7 +654,9 @@ fn upsert_entry(
         local,
         &[(LINKS_ANNOTATION, links_annotation_value(&links))],
     ));
-    diff.push(format!("  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"));
+    diff.push(format!(
+        "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
+    ));
     Some(Step {
         cluster: local.id.clone(),
         summary: format!("add remote cluster {alias:?} to spec.remoteClusters"),
@@ -702,7 +736,9 @@ pub fn plan_same_operator_unlink(
         local,
         &[(LINKS_ANNOTATION, links_annotation_value(&links))],
     ));
-    diff.push(format!("  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"));
+    diff.push(format!(
+        "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
+    ));
     steps.push(Step {
         cluster: local.id.clone(),
         summary: format!("remove remote cluster {alias:?} from spec.remoteClusters"),
@@ -719,7 +755,10 @@ pub fn plan_same_operator_unlink(
         still_using = api_key_clients_of(remote, local, alias, others);
         let enabled_by_us = remote.annotation(SERVER_ANNOTATION) == Some(SERVER_ENABLED_BY_PLUGIN);
         if !remote.remote_cluster_server_enabled() {
-            warnings.push(format!("the remote cluster server of {} is already off", remote.id));
+            warnings.push(format!(
+                "the remote cluster server of {} is already off",
+                remote.id
+            ));
         } else if !still_using.is_empty() {
             warnings.push(format!(
                 "the remote cluster server of {} stays on: still used by {}",
@@ -772,13 +811,21 @@ pub struct UnlinkPlan {
 }
 
 /// Clusters (other than `local`'s `alias` entry) with an API-key entry pointing at `remote`.
-fn api_key_clients_of(remote: &EsState, local: &EsState, alias: &str, others: &[EsState]) -> Vec<String> {
+fn api_key_clients_of(
+    remote: &EsState,
+    local: &EsState,
+    alias: &str,
+    others: &[EsState],
+) -> Vec<String> {
     let mut users = Vec::new();
     for es in std::iter::once(local).chain(others.iter()) {
         for entry in es.remote_clusters() {
-            let is_this_link = es.id == local.id
-                && entry.get("name").and_then(Value::as_str) == Some(alias);
-            if !is_this_link && entry.get("apiKey").is_some() && es.entry_points_at(&entry, &remote.id) {
+            let is_this_link =
+                es.id == local.id && entry.get("name").and_then(Value::as_str) == Some(alias);
+            if !is_this_link
+                && entry.get("apiKey").is_some()
+                && es.entry_points_at(&entry, &remote.id)
+            {
                 users.push(format!("{}/{}", es.id.namespace, es.id.name));
             }
         }
@@ -792,7 +839,12 @@ fn api_key_clients_of(remote: &EsState, local: &EsState, alias: &str, others: &[
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     for (number, step) in plan.steps.iter().enumerate() {
-        out.push_str(&format!("{}. {}: {}", number + 1, step.cluster, step.summary));
+        out.push_str(&format!(
+            "{}. {}: {}",
+            number + 1,
+            step.cluster,
+            step.summary
+        ));
         if step.restarts_nodes {
             out.push_str("  [restarts Elasticsearch nodes]");
         }

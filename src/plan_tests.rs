@@ -150,7 +150,10 @@ fn pre_write_checks() {
     );
     let old = es("search", "products", "8.17.0");
     let err = plan_same_operator_link(&local, &old, &op, &default).unwrap_err();
-    assert!(matches!(err, PlanError::IncompatibleVersions { .. }), "{err}");
+    assert!(
+        matches!(err, PlanError::IncompatibleVersions { .. }),
+        "{err}"
+    );
 
     let ancient_local = es("search", "catalog", "8.9.0");
     let ancient_remote = es("search", "products", "8.9.1");
@@ -166,7 +169,10 @@ fn pre_write_checks() {
         ..enterprise()
     };
     let err = plan_same_operator_link(&local, &remote, &basic, &default).unwrap_err();
-    assert!(err.to_string().contains("ECK does nothing with the link"), "{err}");
+    assert!(
+        err.to_string().contains("ECK does nothing with the link"),
+        "{err}"
+    );
 
     let old_operator = Operator {
         crd_has_api_key: false,
@@ -247,11 +253,20 @@ fn unlink_reverses_link_exactly() {
     let planned = plan_same_operator_unlink(&local, Some(&remote), &[], &request).unwrap();
     insta::assert_snapshot!("unlink_render", render(&planned.plan));
     apply_all(&planned.plan, &mut [&mut local, &mut remote]);
-    assert_eq!(local.object["spec"], json!({"version": "9.1.0", "nodeSets": [{"name": "default", "count": 1}]}));
+    assert_eq!(
+        local.object["spec"],
+        json!({"version": "9.1.0", "nodeSets": [{"name": "default", "count": 1}]})
+    );
     assert_eq!(local.object["metadata"]["annotations"], json!({}));
-    assert_eq!(remote.object["spec"]["remoteClusterServer"], json!({"enabled": false}));
+    assert_eq!(
+        remote.object["spec"]["remoteClusterServer"],
+        json!({"enabled": false})
+    );
     assert_eq!(remote.object["metadata"]["annotations"], json!({}));
-    assert_eq!(original.object["spec"]["version"], local.object["spec"]["version"]);
+    assert_eq!(
+        original.object["spec"]["version"],
+        local.object["spec"]["version"]
+    );
     assert_eq!(original_remote.id, remote.id);
 }
 
@@ -275,7 +290,8 @@ fn unlink_keeps_the_server_for_other_clients_and_says_who() {
 #[test]
 fn unlink_refuses_what_is_not_ours_or_not_there() {
     let mut local = es("search", "catalog", "9.1.0");
-    local.object["spec"]["remoteClusters"] = json!([{"name": "hand-made", "elasticsearchRef": {"name": "x"}}]);
+    local.object["spec"]["remoteClusters"] =
+        json!([{"name": "hand-made", "elasticsearchRef": {"name": "x"}}]);
     let ask = |alias: &str| UnlinkRequest {
         alias: alias.into(),
         disable_server: false,

@@ -1,4 +1,7 @@
-//! One module per subcommand: read state, (plan, apply,) render.
+//! One module per subcommand: read state, plan, apply, render.
 
+pub mod link;
 pub mod list;
+pub mod mutate;
+pub mod unlink;
 pub mod version;

@@ -64,7 +64,12 @@ impl EsClient {
         let mut forwarder = pods
             .portforward(&pod, &[HTTP_PORT])
             .await
-            .with_context(|| format!("cannot open a port-forward to pod {}/{pod}", target.namespace))?;
+            .with_context(|| {
+                format!(
+                    "cannot open a port-forward to pod {}/{pod}",
+                    target.namespace
+                )
+            })?;
         let stream = forwarder
             .take_stream(HTTP_PORT)
             .ok_or_else(|| anyhow!("the port-forward to pod {pod} gave no stream"))?;
@@ -75,10 +80,8 @@ impl EsClient {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let server_name = ServerName::try_from(format!(
-            "{}-es-http.{}.svc",
-            target.name, target.namespace
-        ))?;
+        let server_name =
+            ServerName::try_from(format!("{}-es-http.{}.svc", target.name, target.namespace))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(server_name, stream)
             .await
@@ -129,7 +132,10 @@ impl EsClient {
             .method(method)
             .uri(path)
             .header(http::header::HOST, format!("{}-es-http", self.target.name))
-            .header(http::header::AUTHORIZATION, self.authorization.expose_secret())
+            .header(
+                http::header::AUTHORIZATION,
+                self.authorization.expose_secret(),
+            )
             .header(http::header::ACCEPT, "application/json");
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
@@ -145,9 +151,8 @@ impl EsClient {
         let value: Value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&bytes).into_owned())
-            })
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         if status.is_success() {
             return Ok(value);

@@ -178,3 +178,99 @@ async fn list_in(
     };
     Ok(list.items.iter().map(Elasticsearch::from_dynamic).collect())
 }
+
+/// Reads one Elasticsearch resource as the API server returns it; `None` when it does not exist.
+pub async fn get_elasticsearch(
+    client: &ContextClient,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<serde_json::Value>, ContextFailure> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.client.clone(), namespace, &elasticsearch_resource());
+    match client.call(api.get_opt(name)).await {
+        Ok(found) => Ok(found.map(|object| serde_json::to_value(object).unwrap_or_default())),
+        Err(failure) if failure.is_not_found() => Err(ContextFailure::eck_not_installed(
+            &client.context,
+            &client.server,
+        )),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Every Elasticsearch resource of the context as raw objects (namespace-wide when denied).
+pub async fn list_raw(client: &ContextClient) -> Result<Vec<serde_json::Value>, ContextFailure> {
+    let resource = elasticsearch_resource();
+    let all: Api<DynamicObject> = Api::all_with(client.client.clone(), &resource);
+    let list = match client.call(all.list(&ListParams::default())).await {
+        Err(denied) if denied.is_forbidden() => {
+            let own: Api<DynamicObject> =
+                Api::namespaced_with(client.client.clone(), &client.namespace, &resource);
+            client.call(own.list(&ListParams::default())).await?
+        }
+        other => other?,
+    };
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| serde_json::to_value(o).unwrap_or_default())
+        .collect())
+}
+
+pub const CRD_NAME: &str = "elasticsearches.elasticsearch.k8s.elastic.co";
+
+/// What the ECK operator of a context supports and is licensed for. Facts that cannot be read
+/// (RBAC) are left unknown rather than guessed.
+pub async fn operator_facts(client: &ContextClient) -> crate::plan::Operator {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+    let configmaps: Api<ConfigMap> = Api::all(client.client.clone());
+    let by_label = ListParams::default().labels("common.k8s.elastic.co/type=elastic-usage");
+    let mut license_level = match client.call(configmaps.list(&by_label)).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some("elastic-licensing"))
+            .and_then(|c| c.data.as_ref()?.get("eck_license_level").cloned()),
+        Err(_) => None,
+    };
+    if license_level.is_none() {
+        // The default operator namespace, for users who may not list ConfigMaps cluster-wide.
+        let default_ns: Api<ConfigMap> = Api::namespaced(client.client.clone(), "elastic-system");
+        if let Ok(Some(found)) = client.call(default_ns.get_opt("elastic-licensing")).await {
+            license_level = found.data.and_then(|d| d.get("eck_license_level").cloned());
+        }
+    }
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.client.clone());
+    let (crd_has_api_key, crd_has_remote_cluster_server) =
+        match client.call(crds.get_opt(CRD_NAME)).await {
+            Ok(Some(crd)) => {
+                let schema = serde_json::to_value(&crd).unwrap_or_default();
+                crd_features(&schema)
+            }
+            // Unreadable: assume a current operator; admission still guards the write.
+            _ => (true, true),
+        };
+    crate::plan::Operator {
+        license_level,
+        crd_has_api_key,
+        crd_has_remote_cluster_server,
+    }
+}
+
+/// Reads ECK's features from the v1 schema of its CRD (eck-remote-clusters.md section 7).
+pub fn crd_features(crd: &serde_json::Value) -> (bool, bool) {
+    let spec = crd
+        .pointer("/spec/versions")
+        .and_then(|v| v.as_array())
+        .and_then(|versions| versions.iter().find(|v| v["name"] == "v1"))
+        .and_then(|v| v.pointer("/schema/openAPIV3Schema/properties/spec/properties"))
+        .cloned()
+        .unwrap_or_default();
+    let api_key = spec
+        .pointer("/remoteClusters/items/properties/apiKey")
+        .is_some();
+    let server = spec.pointer("/remoteClusterServer").is_some();
+    (api_key, server)
+}

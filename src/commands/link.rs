@@ -1,0 +1,151 @@
+//! `kubectl remote-cluster link LOCAL REMOTE`: connect two Elasticsearch clusters.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::apply::{self, ApplyError, DryRun};
+use crate::cli::{GlobalFlags, LinkArgs};
+use crate::commands::list::API_VERSION;
+use crate::commands::mutate::{self, MAX_ATTEMPTS, Progress};
+use crate::error::{ExitCode, UserError};
+use crate::k8s::eck;
+use crate::k8s::kubeconfig::LoadedKubeconfig;
+use crate::output;
+use crate::plan::{self, LinkPlan, LinkRequest, Plan, SecurityModel};
+
+/// The `-o json|yaml` document of `link`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkResult {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub local: plan::ClusterId,
+    pub remote: plan::ClusterId,
+    pub alias: String,
+    pub security: SecurityModel,
+    pub dry_run: DryRun,
+    pub plan: Plan,
+    /// Writes sent to the API server (with `dryRun=All` under `--dry-run=server`).
+    pub writes: usize,
+    /// Whether `_remote/info` reported the link connected (`None` without `--wait`).
+    pub connected: Option<bool>,
+}
+
+pub async fn run(
+    global: &GlobalFlags,
+    args: &LinkArgs,
+    kubeconfig: Arc<LoadedKubeconfig>,
+) -> anyhow::Result<ExitCode> {
+    let flags = &args.mutation;
+    let wait_limit = mutate::parse_wait_timeout(&flags.timeout)?;
+    let target = mutate::target(global, kubeconfig, "link").await?;
+    let client = &target.client;
+    let remote_namespace = args
+        .remote_namespace
+        .clone()
+        .unwrap_or_else(|| target.namespace.clone());
+    let request = LinkRequest {
+        alias: args.alias.clone(),
+        security: args.security,
+        search_indices: args.search_indices.clone(),
+        replication_indices: args.replication_indices.clone(),
+    };
+    let operator = eck::operator_facts(client).await;
+
+    let mut writes = 0;
+    let mut attempt = 0;
+    let planned: LinkPlan = loop {
+        attempt += 1;
+        let local = mutate::read_es(client, &target.namespace, &args.local).await?;
+        let remote = mutate::read_es(client, &remote_namespace, &args.remote).await?;
+        let planned = plan::plan_same_operator_link(&local, &remote, &operator, &request)
+            .map_err(UserError::from)?;
+        if planned.plan.is_empty() {
+            break planned;
+        }
+        if attempt == 1 {
+            mutate::check_may_patch(client, &planned.plan).await?;
+            mutate::show(&planned.plan, flags.dry_run);
+            mutate::confirm(&planned.plan, flags)?;
+        }
+        let client_for = |context: &str| (context == client.context).then(|| client.clone());
+        match apply::apply(&planned.plan, &client_for, flags.dry_run).await {
+            Ok(sent) => {
+                writes += sent;
+                break planned;
+            }
+            Err(ApplyError::Conflict(what)) if attempt < MAX_ATTEMPTS => {
+                output::warning(&format!("{what}; reading it again and re-planning"));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    };
+
+    let mut result = LinkResult {
+        api_version: API_VERSION,
+        kind: "LinkResult",
+        local: cluster_id(client, &target.namespace, &args.local),
+        remote: cluster_id(client, &remote_namespace, &args.remote),
+        alias: planned.alias.clone(),
+        security: planned.security,
+        dry_run: flags.dry_run,
+        plan: planned.plan.clone(),
+        writes,
+        connected: None,
+    };
+    if planned.plan.is_empty() {
+        output::info(&format!(
+            "Remote cluster {:?} is already linked from {} to {}: nothing to change.",
+            planned.alias, result.local, result.remote
+        ));
+    } else if flags.dry_run == DryRun::None {
+        output::info(&format!(
+            "Linked {} to {} as {:?} ({} security model).",
+            result.local, result.remote, planned.alias, planned.security
+        ));
+    }
+
+    if flags.wait && flags.dry_run == DryRun::None {
+        let deadline = Instant::now() + wait_limit;
+        let mut progress = Progress::new();
+        let touched: Vec<_> = planned
+            .plan
+            .steps
+            .iter()
+            .map(|s| s.cluster.clone())
+            .collect();
+        for cluster in &touched {
+            mutate::wait_for_rollout(client, cluster, deadline, &mut progress).await?;
+        }
+        mutate::wait_for_connection(
+            client,
+            &result.local,
+            &planned.alias,
+            deadline,
+            &mut progress,
+        )
+        .await?;
+        progress.finish();
+        output::info(&format!("Remote cluster {:?} is connected.", planned.alias));
+        result.connected = Some(true);
+    }
+
+    if let Some(format) = flags.output {
+        output::print_document(&result, format)?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn cluster_id(
+    client: &crate::k8s::clients::ContextClient,
+    namespace: &str,
+    name: &str,
+) -> plan::ClusterId {
+    plan::ClusterId {
+        context: client.context.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}

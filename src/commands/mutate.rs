@@ -1,0 +1,289 @@
+//! What every command that changes clusters shares: reading state, showing the plan, asking,
+//! applying with re-plans on conflict, and waiting for the result.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::apply::DryRun;
+use crate::cli::{GlobalFlags, MutationFlags};
+use crate::error::UserError;
+use crate::es::{EsClient, EsTarget};
+use crate::k8s::access;
+use crate::k8s::clients::{ClientPool, ContextClient};
+use crate::k8s::eck;
+use crate::k8s::kubeconfig::{self, LoadedKubeconfig};
+use crate::output;
+use crate::plan::{ClusterId, EsState, Plan};
+
+/// How many times a plan is re-made after a concurrent edit before giving up.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// The one context a mutating command works in, with its client.
+pub struct Target {
+    pub pool: ClientPool,
+    pub client: ContextClient,
+    pub namespace: String,
+}
+
+pub async fn target(
+    global: &GlobalFlags,
+    kubeconfig: std::sync::Arc<LoadedKubeconfig>,
+    command: &'static str,
+) -> anyhow::Result<Target> {
+    if global.contexts.len() > 1 {
+        return Err(UserError::OneContext { command }.into());
+    }
+    let context = kubeconfig
+        .select_contexts(&global.contexts, false)?
+        .remove(0);
+    let timeout = kubeconfig::parse_request_timeout(&global.request_timeout)?;
+    let namespace = global
+        .namespace
+        .clone()
+        .unwrap_or_else(|| kubeconfig.namespace_of(&context));
+    let pool = ClientPool::new(kubeconfig, timeout);
+    let client = pool
+        .client(&context)
+        .await
+        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))?;
+    Ok(Target {
+        pool,
+        client,
+        namespace,
+    })
+}
+
+/// Reads an Elasticsearch resource; a missing one is the user's error (exit 2).
+pub async fn read_es(
+    client: &ContextClient,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<EsState> {
+    let object = eck::get_elasticsearch(client, namespace, name)
+        .await
+        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))?;
+    match object {
+        Some(object) => Ok(EsState {
+            id: ClusterId {
+                context: client.context.clone(),
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            },
+            object,
+        }),
+        None => Err(UserError::ElasticsearchNotFound {
+            context: client.context.clone(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// Refuses early, with the verb named, when RBAC would deny a write the plan makes.
+pub async fn check_may_patch(client: &ContextClient, plan: &Plan) -> anyhow::Result<()> {
+    let mut namespaces: Vec<&str> = plan
+        .steps
+        .iter()
+        .map(|s| s.cluster.namespace.as_str())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    for namespace in namespaces {
+        if access::may(client, "patch", eck::GROUP, eck::PLURAL, namespace).await == Some(false) {
+            return Err(UserError::Forbidden {
+                context: client.context.clone(),
+                verb: "patch".into(),
+                resource: format!("{}.{}", eck::PLURAL, eck::GROUP),
+                namespace: namespace.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Prints the plan and its warnings on stderr.
+pub fn show(plan: &Plan, dry_run: DryRun) {
+    for warning in &plan.warnings {
+        output::warning(warning);
+    }
+    let heading = match dry_run {
+        DryRun::Client => "Plan (dry run, nothing will be written):",
+        DryRun::Server => "Plan (server dry run, validated by the API server, nothing saved):",
+        DryRun::None => "Plan:",
+    };
+    output::info(heading);
+    for line in crate::plan::render(plan).lines() {
+        output::info(line);
+    }
+}
+
+/// Asks before a plan that restarts nodes; refuses without a terminal unless `--yes`.
+pub fn confirm(plan: &Plan, flags: &MutationFlags) -> anyhow::Result<()> {
+    let restarting: Vec<String> = plan.restarts().iter().map(|c| c.to_string()).collect();
+    if restarting.is_empty() || flags.yes || flags.dry_run != DryRun::None {
+        return Ok(());
+    }
+    let clusters = restarting.join(", ");
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(UserError::NeedsConfirmation { clusters }.into());
+    }
+    eprint!("Elasticsearch nodes of {clusters} will restart (rolling). Apply? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(UserError::NotConfirmed.into())
+    }
+}
+
+pub fn parse_wait_timeout(value: &str) -> anyhow::Result<Duration> {
+    match kubeconfig::parse_request_timeout(value) {
+        Ok(Some(limit)) => Ok(limit),
+        _ => Err(UserError::InvalidWaitTimeout {
+            value: value.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// A progress line on stderr: redrawn on a terminal, one line per phase otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last: String,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            bar,
+            last: String::new(),
+        }
+    }
+
+    pub fn say(&mut self, message: String) {
+        if message == self.last {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.set_message(message.clone()),
+            None => output::info(&message),
+        }
+        self.last = message;
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const POLL: Duration = Duration::from_secs(1);
+
+/// Waits until ECK reports the change rolled out: observedGeneration caught up, phase Ready.
+pub async fn wait_for_rollout(
+    client: &ContextClient,
+    cluster: &ClusterId,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    loop {
+        let state = read_es(client, &cluster.namespace, &cluster.name).await?;
+        let generation = state
+            .object
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64);
+        let observed = state
+            .object
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64);
+        let phase = state
+            .object
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        if generation.is_some() && observed >= generation && phase == "Ready" {
+            return Ok(());
+        }
+        progress.say(format!(
+            "Waiting for ECK to roll out {cluster}: phase {phase}, generation {}/{}",
+            observed.unwrap_or_default(),
+            generation.unwrap_or_default()
+        ));
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "timed out waiting for ECK to roll out {cluster} (phase {phase}); check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",
+                cluster.name,
+                cluster.namespace
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until `_remote/info` on the local cluster reports the alias connected.
+pub async fn wait_for_connection(
+    client: &ContextClient,
+    local: &ClusterId,
+    alias: &str,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let mut es: Option<EsClient> = None;
+    loop {
+        if es.is_none() {
+            let target = EsTarget {
+                namespace: local.namespace.clone(),
+                name: local.name.clone(),
+            };
+            match EsClient::connect(client, target).await {
+                Ok(connected) => es = Some(connected),
+                Err(err) => progress.say(format!("Waiting to reach Elasticsearch {local}: {err}")),
+            }
+        }
+        if let Some(client) = &es {
+            match client.get("/_remote/info").await {
+                Ok(info)
+                    if info.pointer(&format!("/{alias}/connected")) == Some(&Value::Bool(true)) =>
+                {
+                    return Ok(());
+                }
+                Ok(info) if info.get(alias).is_some() => progress.say(format!(
+                    "Waiting for {local} to connect to remote cluster {alias:?}"
+                )),
+                Ok(_) => progress.say(format!(
+                    "Waiting for ECK to configure remote cluster {alias:?} on {local}"
+                )),
+                Err(err) => {
+                    progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
+                    es = None;
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "timed out waiting for remote cluster {alias:?} to connect on {local}; `kubectl remote-cluster describe {}` tells why",
+                local.name
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
