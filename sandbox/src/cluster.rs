@@ -1011,8 +1011,10 @@ impl ClusterState {
                         .map(|d| format!("unknown field \"{d}\""))
                         .collect();
                     return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        all.join(", ")
+                        "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        all.join(", "),
+                        kind = info.kind,
+                        v = info.key.version,
                     )));
                 }
                 FieldValidation::Warn => {

@@ -21,6 +21,7 @@ mod cluster;
 mod config;
 mod discovery;
 mod kubeconfig;
+mod openapi;
 pub mod pki;
 mod resources;
 pub mod schema;
@@ -102,8 +103,8 @@ impl SandboxBuilder {
     /// Starts every cluster's API server on its own runtime thread and returns once all listen.
     /// Safe to call from inside a tokio runtime (nothing blocks on the caller's runtime).
     pub fn start(self) -> Result<Sandbox> {
-        if self.clusters.is_empty() {
-            bail!("a sandbox needs at least one cluster");
+        if self.clusters.is_empty() && self.dead.is_empty() {
+            bail!("a sandbox needs at least one cluster or dead context");
         }
         let mut seen = std::collections::HashSet::new();
         for name in self.clusters.iter().map(|c| &c.name).chain(&self.dead) {
@@ -218,7 +219,12 @@ impl SandboxBuilder {
                 x.namespace.as_deref(),
             );
         }
-        kube.current_context = self.clusters[0].name.clone();
+        kube.current_context = self
+            .clusters
+            .first()
+            .map(|c| c.name.clone())
+            .or_else(|| self.dead.first().cloned())
+            .unwrap_or_default();
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
@@ -350,7 +356,8 @@ impl Sandbox {
     }
 
     /// The kubeconfig: one context per cluster named like the cluster (user `<cluster>-admin`,
-    /// no namespace), then the dead and extra contexts; current-context = the first cluster.
+    /// no namespace), then the dead and extra contexts; current-context = the first cluster
+    /// (or the first dead context when there is no cluster).
     pub fn kubeconfig_yaml(&self) -> String {
         self.kubeconfig.to_yaml()
     }

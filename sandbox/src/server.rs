@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::cluster::{ClusterState, FieldValidation, ListQuery, PatchType, Sub, WriteOpts};
 use crate::config::{FaultAction, RequestRecord};
 use crate::discovery;
+use crate::openapi;
 use crate::resources::{self, ResourceKey};
 use crate::status::ApiError;
 use crate::table;
@@ -412,9 +413,15 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
                 discovery::group_resources(state, g, v).ok_or_else(ApiError::no_route),
             );
         }
+        ["openapi", "v3"] => return get_only(Ok(openapi::root(state))),
+        ["openapi", "v3", "api", v] => {
+            return get_only(openapi::group_version(state, "", v).ok_or_else(ApiError::no_route));
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return get_only(openapi::group_version(state, g, v).ok_or_else(ApiError::no_route));
+        }
         ["openapi", ..] => {
-            // kubectl get/patch work without OpenAPI (it only feeds explain and client-side
-            // validation); answered as a server without the endpoint would.
+            // No OpenAPI v2: kubectl uses v3 (see openapi.rs).
             return Err(ApiError::no_route());
         }
         _ => {}

@@ -1,0 +1,618 @@
+//! Remote-cluster connectivity: the [`RemoteWorld`] the sandbox implements, the computation of
+//! `connected` (never stored) with the reason when it is false, and `GET /_remote/info`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+use super::ElasticsearchNode;
+use super::api_keys::{ApiKeyType, decode_credentials};
+use super::settings::{FlatSettings, Mode, connection_enabled, parse_host_port, parse_mode};
+
+/// Identity of one simulated Elasticsearch cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EsId {
+    /// The Kubernetes cluster (or any label for an external deployment).
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl EsId {
+    pub fn new(cluster: &str, namespace: &str, name: &str) -> EsId {
+        EsId {
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Where this cluster's nodes run, for name resolution.
+    pub fn location(&self) -> NodeLocation {
+        NodeLocation {
+            cluster: self.cluster.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+}
+
+impl fmt::Display for EsId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.cluster, self.namespace, self.name)
+    }
+}
+
+/// The place a connection starts from: a namespace in a Kubernetes cluster (short service names
+/// resolve relative to it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeLocation {
+    pub cluster: String,
+    pub namespace: String,
+}
+
+/// Which listener of an Elasticsearch node an address reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Interface {
+    /// Transport, port 9300 (certificate model).
+    Transport,
+    /// Remote cluster server, port 9443 (API-key model).
+    RemoteClusterServer,
+    /// HTTP, port 9200.
+    Http,
+}
+
+impl Interface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Transport => "transport",
+            Interface::RemoteClusterServer => "remote_cluster_server",
+            Interface::Http => "http",
+        }
+    }
+}
+
+impl fmt::Display for Interface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an address leads to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub target: EsId,
+    pub interface: Interface,
+    /// DNS names and IPs (as text) in the server certificate presented on that interface.
+    pub tls_names: Vec<String>,
+    /// Fingerprint of the CA that signed that certificate (any stable string convention).
+    pub ca_fingerprint: String,
+}
+
+/// The rest of the simulated world, as one Elasticsearch cluster sees it.
+///
+/// Implementations must not call back into the node that is asking: `with_node` is never called
+/// with the caller's own id (the engine uses itself for self-links).
+pub trait RemoteWorld {
+    /// Resolve `host:port` as seen from `from` to the node and interface behind it, or `None`
+    /// when nothing answers (no such Service, no endpoints, port closed, not routable).
+    fn resolve(&self, from: &NodeLocation, address: &str) -> Option<Endpoint>;
+
+    /// Fingerprints of the CAs `local` trusts: `Interface::Transport` is the transport CA list
+    /// (`xpack.security.transport.ssl.certificate_authorities`, used both ways in mutual TLS);
+    /// `Interface::RemoteClusterServer` is what the remote-cluster *client* trusts
+    /// (`xpack.security.remote_cluster_client.ssl.certificate_authorities`).
+    fn trusted_cas(&self, local: &EsId, interface: Interface) -> Vec<String>;
+
+    /// Read access to another cluster's node; `f` is not called when it does not exist (or is
+    /// not running).
+    fn with_node(&self, id: &EsId, f: &mut dyn FnMut(&ElasticsearchNode));
+
+    /// The keystore content `POST _nodes/reload_secure_settings` would read (the keystore file
+    /// on the node's disk). `None` keeps the loaded one.
+    fn pending_keystore(&self, _local: &EsId) -> Option<BTreeMap<String, String>> {
+        None
+    }
+
+    /// Clock in epoch milliseconds, for key creation and expiry.
+    fn now_millis(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A world with nothing in it: every remote is unreachable.
+pub struct NoRemotes;
+
+impl RemoteWorld for NoRemotes {
+    fn resolve(&self, _from: &NodeLocation, _address: &str) -> Option<Endpoint> {
+        None
+    }
+    fn trusted_cas(&self, _local: &EsId, _interface: Interface) -> Vec<String> {
+        Vec::new()
+    }
+    fn with_node(&self, _id: &EsId, _f: &mut dyn FnMut(&ElasticsearchNode)) {}
+}
+
+/// Why `connected` is false.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotConnectedReason {
+    /// The alias is not configured (no seeds in sniff mode, no proxy_address in proxy mode).
+    NotConfigured { alias: String },
+    /// The address could not be parsed as host:port.
+    BadAddress { address: String },
+    /// Nothing answers at the address.
+    Unresolvable { address: String },
+    /// The address reaches the wrong listener (e.g. 9300 while the API-key model needs 9443).
+    WrongInterface {
+        address: String,
+        expected: Interface,
+        found: Interface,
+    },
+    /// The remote's certificate is signed by a CA the local cluster does not trust.
+    UntrustedCertificate {
+        address: String,
+        interface: Interface,
+        ca_fingerprint: String,
+    },
+    /// API-key model: the name checked (server_name, or the address host) is not in the
+    /// remote's certificate.
+    HostnameMismatch {
+        address: String,
+        name: String,
+        cert_names: Vec<String>,
+    },
+    /// The remote cluster is not running.
+    RemoteUnavailable { address: String, remote: EsId },
+    /// Versions cannot talk to each other.
+    IncompatibleVersion { local: String, remote: String },
+    /// API-key model: `cluster.remote.<alias>.credentials` cannot be decoded as `id:key`.
+    MalformedCredentials { alias: String },
+    /// API-key model: no key with that id on the remote, or the secret does not match.
+    UnknownApiKey { id: String },
+    /// API-key model: the key is a REST key, not a cross-cluster key.
+    NotCrossClusterKey { id: String },
+    ApiKeyInvalidated { id: String },
+    ApiKeyExpired { id: String },
+    /// Certificate model: the remote does not trust the local transport CA (no mutual TLS).
+    RemoteDoesNotTrustLocal {
+        address: String,
+        local_ca_fingerprint: String,
+    },
+    /// Sniff mode: the seed answered, but the remote nodes' publish addresses are not reachable.
+    PublishAddressUnreachable { address: String },
+}
+
+impl fmt::Display for NotConnectedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use NotConnectedReason::*;
+        match self {
+            NotConfigured { alias } => write!(f, "remote cluster [{alias}] is not configured"),
+            BadAddress { address } => write!(f, "[{address}] is not a host:port address"),
+            Unresolvable { address } => write!(f, "nothing answers at [{address}]"),
+            WrongInterface {
+                address,
+                expected,
+                found,
+            } => write!(
+                f,
+                "[{address}] reaches the {found} interface, but the {expected} interface is needed"
+            ),
+            UntrustedCertificate {
+                address,
+                interface,
+                ca_fingerprint,
+            } => write!(
+                f,
+                "the certificate at [{address}] ({interface}) is signed by CA [{ca_fingerprint}], which the local cluster does not trust"
+            ),
+            HostnameMismatch {
+                address,
+                name,
+                cert_names,
+            } => write!(
+                f,
+                "the certificate at [{address}] is not valid for [{name}] (it names {cert_names:?})"
+            ),
+            RemoteUnavailable { address, remote } => {
+                write!(f, "[{address}] leads to [{remote}], which is not running")
+            }
+            IncompatibleVersion { local, remote } => {
+                write!(f, "version [{local}] cannot connect to version [{remote}]")
+            }
+            MalformedCredentials { alias } => write!(
+                f,
+                "keystore setting [cluster.remote.{alias}.credentials] is not an encoded API key"
+            ),
+            UnknownApiKey { id } => write!(f, "unable to find API key [{id}] on the remote cluster"),
+            NotCrossClusterKey { id } => write!(
+                f,
+                "API key [{id}] has type [rest], but a cross-cluster API key is required"
+            ),
+            ApiKeyInvalidated { id } => write!(f, "API key [{id}] has been invalidated"),
+            ApiKeyExpired { id } => write!(f, "API key [{id}] has expired"),
+            RemoteDoesNotTrustLocal {
+                address,
+                local_ca_fingerprint,
+            } => write!(
+                f,
+                "the remote at [{address}] does not trust the local transport CA [{local_ca_fingerprint}]"
+            ),
+            PublishAddressUnreachable { address } => write!(
+                f,
+                "sniff mode: the remote node publish address [{address}] is not reachable"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NotConnectedReason {}
+
+/// The effective configuration of one alias (transient over persistent, key by key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteConfig {
+    pub alias: String,
+    pub mode: Mode,
+    pub seeds: Vec<String>,
+    pub proxy_address: String,
+    pub server_name: String,
+    pub skip_unavailable: bool,
+    pub node_connections: u32,
+    pub proxy_socket_connections: u32,
+}
+
+impl RemoteConfig {
+    pub(crate) fn from_settings(
+        merged: &FlatSettings,
+        alias: &str,
+        default_skip: bool,
+    ) -> RemoteConfig {
+        let get = |s: &str| merged.get(&format!("cluster.remote.{alias}.{s}"));
+        let get_str = |s: &str| get(s).and_then(|v| v.as_str()).map(str::to_string);
+        let num = |s: &str, d: u32| get_str(s).and_then(|v| v.parse().ok()).unwrap_or(d);
+        RemoteConfig {
+            alias: alias.to_string(),
+            mode: get_str("mode")
+                .and_then(|m| parse_mode(&m).ok())
+                .unwrap_or(Mode::Sniff),
+            seeds: get("seeds").map(|v| v.as_list()).unwrap_or_default(),
+            proxy_address: get_str("proxy_address").unwrap_or_default(),
+            server_name: get_str("server_name").unwrap_or_default(),
+            skip_unavailable: get_str("skip_unavailable")
+                .map(|v| v == "true")
+                .unwrap_or(default_skip),
+            node_connections: num("node_connections", 3),
+            proxy_socket_connections: num("proxy_socket_connections", 18),
+        }
+    }
+}
+
+/// All aliases with any `cluster.remote.<alias>.*` key in the merged settings, sorted.
+pub(crate) fn aliases(merged: &FlatSettings) -> Vec<String> {
+    let mut out: Vec<String> = merged
+        .keys()
+        .filter_map(|k| k.strip_prefix("cluster.remote."))
+        .filter_map(|rest| rest.split_once('.').map(|(a, _)| a.to_string()))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Can these two versions connect (same major; 7.17 with 8.x; 8.18 with 9.0; 8.19 with 9.1+)?
+pub fn versions_compatible(a: super::EsVersion, b: super::EsVersion) -> bool {
+    let (lo, hi) = if (a.major, a.minor, a.patch) <= (b.major, b.minor, b.patch) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    if lo.major == hi.major {
+        return true;
+    }
+    if hi.major != lo.major + 1 {
+        return false;
+    }
+    match (lo.major, hi.major) {
+        (7, 8) => lo.minor >= 17,
+        (8, 9) => (lo.minor == 18 && hi.minor == 0) || lo.minor >= 19,
+        _ => false,
+    }
+}
+
+/// What a successful diagnosis found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub target: EsId,
+    /// Nodes of the remote (sniff: gateway nodes reached).
+    pub remote_nodes: usize,
+}
+
+impl ElasticsearchNode {
+    /// The effective configuration of an alias, if it has any setting.
+    pub fn remote_config(&self, alias: &str) -> Option<RemoteConfig> {
+        let merged = self.settings.merged();
+        if !aliases(&merged).iter().any(|a| a == alias) {
+            return None;
+        }
+        Some(RemoteConfig::from_settings(
+            &merged,
+            alias,
+            self.version.default_skip_unavailable(),
+        ))
+    }
+
+    /// True when the keystore holds `cluster.remote.<alias>.credentials` (API-key model).
+    pub fn has_remote_credentials(&self, alias: &str) -> bool {
+        self.keystore
+            .contains_key(&format!("cluster.remote.{alias}.credentials"))
+    }
+
+    /// Why `alias` is (not) connected. Pure: reads this node and the world, changes nothing.
+    pub fn diagnose(
+        &self,
+        alias: &str,
+        world: &dyn RemoteWorld,
+    ) -> Result<Connection, NotConnectedReason> {
+        let merged = self.settings.merged();
+        if !connection_enabled(&merged, alias) {
+            return Err(NotConnectedReason::NotConfigured {
+                alias: alias.to_string(),
+            });
+        }
+        let cfg = RemoteConfig::from_settings(&merged, alias, true);
+        let credentials = self
+            .keystore
+            .get(&format!("cluster.remote.{alias}.credentials"))
+            .cloned();
+        let addresses = match cfg.mode {
+            Mode::Proxy => vec![cfg.proxy_address.clone()],
+            Mode::Sniff => cfg.seeds.clone(),
+        };
+        let mut first_err = None;
+        for address in addresses {
+            match self.try_address(&cfg, &address, credentials.as_deref(), world) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or(NotConnectedReason::NotConfigured {
+            alias: alias.to_string(),
+        }))
+    }
+
+    /// The TLS-level checks for one hop: interface, CA trust, hostname (API-key model only).
+    fn check_endpoint(
+        &self,
+        address: &str,
+        verify_name: Option<&str>,
+        expected: Interface,
+        world: &dyn RemoteWorld,
+    ) -> Result<Endpoint, NotConnectedReason> {
+        let ep = world
+            .resolve(&self.id.location(), address)
+            .ok_or_else(|| NotConnectedReason::Unresolvable {
+                address: address.to_string(),
+            })?;
+        if ep.interface != expected {
+            return Err(NotConnectedReason::WrongInterface {
+                address: address.to_string(),
+                expected,
+                found: ep.interface,
+            });
+        }
+        if !world
+            .trusted_cas(&self.id, expected)
+            .contains(&ep.ca_fingerprint)
+        {
+            return Err(NotConnectedReason::UntrustedCertificate {
+                address: address.to_string(),
+                interface: expected,
+                ca_fingerprint: ep.ca_fingerprint.clone(),
+            });
+        }
+        if let Some(name) = verify_name
+            && !ep.tls_names.iter().any(|n| n == name)
+        {
+            return Err(NotConnectedReason::HostnameMismatch {
+                address: address.to_string(),
+                name: name.to_string(),
+                cert_names: ep.tls_names.clone(),
+            });
+        }
+        Ok(ep)
+    }
+
+    fn try_address(
+        &self,
+        cfg: &RemoteConfig,
+        address: &str,
+        credentials: Option<&str>,
+        world: &dyn RemoteWorld,
+    ) -> Result<Connection, NotConnectedReason> {
+        let (host, _) = parse_host_port(address).map_err(|_| NotConnectedReason::BadAddress {
+            address: address.to_string(),
+        })?;
+        let api_key_model = credentials.is_some();
+        let expected = if api_key_model {
+            Interface::RemoteClusterServer
+        } else {
+            Interface::Transport
+        };
+        // remote_cluster_client uses verification_mode full; ECK's transport uses certificate.
+        let verify_name = if !api_key_model {
+            None
+        } else if cfg.mode == Mode::Proxy && !cfg.server_name.is_empty() {
+            Some(cfg.server_name.clone())
+        } else {
+            Some(host)
+        };
+        let ep = self.check_endpoint(address, verify_name.as_deref(), expected, world)?;
+
+        let mut outcome: Option<Result<Connection, NotConnectedReason>> = None;
+        let mut check = |remote: &ElasticsearchNode| {
+            outcome = Some(self.check_remote(cfg, address, &ep, remote, credentials, world));
+        };
+        if ep.target == self.id {
+            check(self);
+        } else {
+            world.with_node(&ep.target, &mut check);
+        }
+        outcome.unwrap_or_else(|| {
+            Err(NotConnectedReason::RemoteUnavailable {
+                address: address.to_string(),
+                remote: ep.target.clone(),
+            })
+        })
+    }
+
+    fn check_remote(
+        &self,
+        cfg: &RemoteConfig,
+        address: &str,
+        ep: &Endpoint,
+        remote: &ElasticsearchNode,
+        credentials: Option<&str>,
+        world: &dyn RemoteWorld,
+    ) -> Result<Connection, NotConnectedReason> {
+        if !versions_compatible(self.version, remote.version) {
+            return Err(NotConnectedReason::IncompatibleVersion {
+                local: self.version.to_string(),
+                remote: remote.version.to_string(),
+            });
+        }
+        match credentials {
+            Some(encoded) => {
+                let (id, secret) = decode_credentials(encoded).ok_or_else(|| {
+                    NotConnectedReason::MalformedCredentials {
+                        alias: cfg.alias.clone(),
+                    }
+                })?;
+                let key = remote
+                    .api_keys
+                    .get(&id)
+                    .filter(|k| k.secret == secret)
+                    .ok_or_else(|| NotConnectedReason::UnknownApiKey { id: id.clone() })?;
+                if key.kind != ApiKeyType::CrossCluster {
+                    return Err(NotConnectedReason::NotCrossClusterKey { id });
+                }
+                if key.invalidated {
+                    return Err(NotConnectedReason::ApiKeyInvalidated { id });
+                }
+                if !key.is_active(world.now_millis()) {
+                    return Err(NotConnectedReason::ApiKeyExpired { id });
+                }
+            }
+            None => {
+                let remote_trust = if remote.id == self.id {
+                    world.trusted_cas(&self.id, Interface::Transport)
+                } else {
+                    world.trusted_cas(&remote.id, Interface::Transport)
+                };
+                if !remote_trust.contains(&self.transport_ca_fingerprint) {
+                    return Err(NotConnectedReason::RemoteDoesNotTrustLocal {
+                        address: address.to_string(),
+                        local_ca_fingerprint: self.transport_ca_fingerprint.clone(),
+                    });
+                }
+            }
+        }
+        let mut remote_nodes = remote.node_names.len().max(1);
+        if cfg.mode == Mode::Sniff {
+            let publish = match ep.interface {
+                Interface::RemoteClusterServer => &remote.publish_addresses.remote_cluster,
+                _ => &remote.publish_addresses.transport,
+            };
+            if !publish.is_empty() {
+                let mut reached = 0;
+                let mut first_err = None;
+                for pa in publish {
+                    let name = credentials.and_then(|_| parse_host_port(pa).ok().map(|(h, _)| h));
+                    match self.check_endpoint(pa, name.as_deref(), ep.interface, world) {
+                        Ok(e) if e.target == ep.target => reached += 1,
+                        Ok(_) => {
+                            first_err.get_or_insert(
+                                NotConnectedReason::PublishAddressUnreachable {
+                                    address: pa.clone(),
+                                },
+                            );
+                        }
+                        Err(e) => {
+                            first_err.get_or_insert(match e {
+                                NotConnectedReason::Unresolvable { address } => {
+                                    NotConnectedReason::PublishAddressUnreachable { address }
+                                }
+                                other => other,
+                            });
+                        }
+                    }
+                }
+                if reached == 0 {
+                    return Err(first_err.expect("publish list is not empty"));
+                }
+                remote_nodes = reached;
+            }
+        }
+        Ok(Connection {
+            target: ep.target.clone(),
+            remote_nodes,
+        })
+    }
+
+    /// `GET /_remote/info` body.
+    pub fn remote_info(&self, world: &dyn RemoteWorld) -> Value {
+        let merged = self.settings.merged();
+        let mut out = Map::new();
+        for alias in aliases(&merged) {
+            if !connection_enabled(&merged, &alias) {
+                continue;
+            }
+            let cfg =
+                RemoteConfig::from_settings(&merged, &alias, self.version.default_skip_unavailable());
+            let diag = self.diagnose(&alias, world);
+            let connected = diag.is_ok();
+            let mut m = Map::new();
+            m.insert("connected".into(), json!(connected));
+            m.insert("mode".into(), json!(cfg.mode.as_str()));
+            match cfg.mode {
+                Mode::Sniff => {
+                    let nodes = match &diag {
+                        Ok(c) => c.remote_nodes.min(cfg.node_connections as usize),
+                        Err(_) => 0,
+                    };
+                    m.insert("seeds".into(), json!(cfg.seeds));
+                    m.insert("num_nodes_connected".into(), json!(nodes));
+                    m.insert(
+                        "max_connections_per_cluster".into(),
+                        json!(cfg.node_connections),
+                    );
+                }
+                Mode::Proxy => {
+                    m.insert("proxy_address".into(), json!(cfg.proxy_address));
+                    m.insert("server_name".into(), json!(cfg.server_name));
+                    m.insert(
+                        "num_proxy_sockets_connected".into(),
+                        json!(if connected {
+                            cfg.proxy_socket_connections
+                        } else {
+                            0
+                        }),
+                    );
+                    m.insert(
+                        "max_proxy_socket_connections".into(),
+                        json!(cfg.proxy_socket_connections),
+                    );
+                }
+            }
+            m.insert("initial_connect_timeout".into(), json!("30s"));
+            m.insert("skip_unavailable".into(), json!(cfg.skip_unavailable));
+            if self.has_remote_credentials(&alias) {
+                m.insert("cluster_credentials".into(), json!("::es_redacted::"));
+            }
+            out.insert(alias, Value::Object(m));
+        }
+        Value::Object(out)
+    }
+}
