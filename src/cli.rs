@@ -100,6 +100,10 @@ pub enum Command {
     #[command(after_help = UNLINK_EXAMPLES)]
     Unlink(UnlinkArgs),
 
+    /// Show one cluster's remote cluster links, both ways, and whether they are connected
+    #[command(after_help = DESCRIBE_EXAMPLES)]
+    Describe(DescribeArgs),
+
     /// Print the plugin's version
     #[command(after_help = VERSION_EXAMPLES)]
     Version(VersionArgs),
@@ -230,6 +234,23 @@ pub struct ListArgs {
     /// Leave out the header line of table output
     #[arg(long)]
     pub no_headers: bool,
+}
+
+const DESCRIBE_EXAMPLES: &str = "\
+Examples:
+  kubectl remote-cluster describe catalog -n search
+  kubectl remote-cluster describe catalog -n search -o json
+
+Exit code 3 means a configured link is not connected; the PROBLEM column says why.";
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// The Elasticsearch to describe
+    pub name: String,
+
+    /// Output format
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<DocumentFormat>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,8 @@ pub enum ExitCode {
     Failure = 1,
     /// The command line or an input file is wrong; nothing was written.
     Usage = 2,
+    /// `describe`: a configured link is not connected.
+    NotConnected = 3,
 }
 
 /// Errors whose message is written for the user: one line saying what is wrong and what to do.

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod describe;
 pub mod error;
 pub mod es;
 pub mod k8s;
@@ -30,6 +31,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Link(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::link::run(&cli.global, args, kubeconfig))
+        }
+        Command::Describe(args) => {
+            let kubeconfig = load_kubeconfig(&cli)?;
+            runtime()?.block_on(commands::describe::run(&cli.global, args, kubeconfig))
         }
         Command::Unlink(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;

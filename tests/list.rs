@@ -90,13 +90,21 @@ fn lists_every_cluster_of_every_context_in_a_table() {
 #[test]
 fn current_context_only_by_default_and_namespace_flag_narrows() {
     let world = two_clusters();
-    let output = world.plugin().args(["list", "-o", "name"]).output().unwrap();
+    let output = world
+        .plugin()
+        .args(["list", "-o", "name"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         stdout_of(&output),
         "east/logging/logs\neast/search/catalog\neast/search/products\n"
     );
-    assert_eq!(world.request_count("west"), 0, "west is not the current context");
+    assert_eq!(
+        world.request_count("west"),
+        0,
+        "west is not the current context"
+    );
 
     let output = world
         .plugin()
@@ -126,7 +134,10 @@ fn json_document_carries_every_field_and_every_context() {
     assert_eq!(catalog["version"], "9.1.0");
     assert_eq!(catalog["remoteClusterCount"], 1);
     assert_eq!(catalog["remoteClusters"][0]["alias"], "prod");
-    assert_eq!(catalog["remoteClusters"][0]["elasticsearchRef"], "search/products");
+    assert_eq!(
+        catalog["remoteClusters"][0]["elasticsearchRef"],
+        "search/products"
+    );
     assert_eq!(catalog["remoteClusters"][0]["securityModel"], "api-key");
     let contexts = doc["contexts"].as_array().unwrap();
     assert_eq!(contexts.len(), 2);
@@ -154,7 +165,11 @@ fn an_unreachable_context_is_reported_and_the_others_still_listed() {
         .args(["list", "--all-contexts", "-o", "json"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "a failed context fails the command");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed context fails the command"
+    );
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains("error: context \"dead\": cannot reach the API server https://127.0.0.1:")
@@ -194,7 +209,11 @@ fn a_cluster_without_eck_is_reported() {
         "{}",
         stderr_of(&output)
     );
-    assert_eq!(table_rows(&stdout_of(&output)).len(), 2, "header and east's cluster");
+    assert_eq!(
+        table_rows(&stdout_of(&output)).len(),
+        2,
+        "header and east's cluster"
+    );
 }
 
 #[test]
@@ -280,8 +299,7 @@ fn contexts_reaching_the_same_server_are_listed_once() {
 #[test]
 fn kubeconfig_list_of_two_files_is_merged() {
     let world = two_clusters();
-    let full: serde_json::Value =
-        serde_saphyr::from_str(&world.sandbox.kubeconfig_yaml()).unwrap();
+    let full: serde_json::Value = serde_saphyr::from_str(&world.sandbox.kubeconfig_yaml()).unwrap();
     let pick = |name: &str, current: bool| {
         let only = |key: &str| -> serde_json::Value {
             serde_json::Value::Array(
@@ -332,7 +350,10 @@ fn malformed_kubeconfig_names_the_file_and_exits_2_without_a_request() {
     let stderr = stderr_of(&output);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with(&format!("error: kubeconfig {} is malformed: line 3", bad.display())),
+        stderr.starts_with(&format!(
+            "error: kubeconfig {} is malformed: line 3",
+            bad.display()
+        )),
         "{stderr}"
     );
     assert_eq!(world.request_count("east"), 0);
@@ -407,7 +428,10 @@ fn request_timeout_bounds_a_slow_server() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = stderr_of(&output);
     assert!(stderr.contains("error: context \"slow\":"), "{stderr}");
-    assert!(stderr.contains("300ms") || stderr.contains("timed out"), "{stderr}");
+    assert!(
+        stderr.contains("300ms") || stderr.contains("timed out"),
+        "{stderr}"
+    );
 
     let bad = world
         .plugin()
@@ -422,7 +446,12 @@ fn verbose_adds_the_cause_chain() {
     let world = World::start(Sandbox::builder().dead_context("dead"));
     let quiet = world.plugin().args(["list"]).output().unwrap();
     let verbose = world.plugin().args(["list", "-v"]).output().unwrap();
-    assert_eq!(stderr_of(&quiet).lines().count(), 1, "{}", stderr_of(&quiet));
+    assert_eq!(
+        stderr_of(&quiet).lines().count(),
+        1,
+        "{}",
+        stderr_of(&quiet)
+    );
     assert!(stderr_of(&verbose).contains("caused by:"));
 }
 
@@ -461,7 +490,7 @@ fn installed_as_a_kubectl_plugin() {
     .unwrap();
     let output = std::process::Command::new("kubectl")
         .args(["remote-cluster", "list", "--all-contexts", "-o", "name"])
-        .env("PATH", path)
+        .env("PATH", &path)
         .env("KUBECONFIG", &world.kubeconfig)
         .env("HOME", world.dir.path())
         .output()

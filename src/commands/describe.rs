@@ -1,0 +1,165 @@
+//! `kubectl remote-cluster describe NAME`: one cluster's links, both ways, with live state.
+
+use std::sync::Arc;
+
+use crate::cli::{DescribeArgs, GlobalFlags};
+use crate::commands::list::API_VERSION;
+use crate::commands::mutate;
+use crate::describe::{self, Observed, Report};
+use crate::error::ExitCode;
+use crate::es::{EsClient, EsTarget};
+use crate::k8s::eck;
+use crate::k8s::kubeconfig::LoadedKubeconfig;
+use crate::output::{self, Cell, Table};
+use crate::plan::{ClusterId, EsState};
+
+pub async fn run(
+    global: &GlobalFlags,
+    args: &DescribeArgs,
+    kubeconfig: Arc<LoadedKubeconfig>,
+) -> anyhow::Result<ExitCode> {
+    let target = mutate::target(global, kubeconfig, "describe").await?;
+    let client = &target.client;
+    let es = mutate::read_es(client, &target.namespace, &args.name).await?;
+    let others: Vec<EsState> = eck::list_raw(client)
+        .await
+        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))?
+        .into_iter()
+        .filter_map(|object| {
+            let id = ClusterId {
+                context: client.context.clone(),
+                namespace: object.pointer("/metadata/namespace")?.as_str()?.to_string(),
+                name: object.pointer("/metadata/name")?.as_str()?.to_string(),
+            };
+            (id != es.id).then_some(EsState { id, object })
+        })
+        .collect();
+    let operator = eck::operator_facts(client).await;
+    let target_es = EsTarget {
+        namespace: es.id.namespace.clone(),
+        name: es.id.name.clone(),
+    };
+    let remote_info = match EsClient::connect(client, target_es).await {
+        Ok(es_client) => match es_client.get("/_remote/info").await {
+            Ok(info) => Some(info),
+            Err(err) => {
+                output::warning(&format!("cannot read _remote/info: {err}"));
+                None
+            }
+        },
+        Err(err) => {
+            output::warning(&format!("cannot reach Elasticsearch {}: {err}", es.id));
+            None
+        }
+    };
+    let report = describe::build(
+        &Observed {
+            es: &es,
+            others: &others,
+            remote_info: remote_info.as_ref(),
+            license_level: operator.license_level.as_deref(),
+        },
+        API_VERSION,
+    );
+    match args.output {
+        Some(format) => output::print_document(&report, format)?,
+        None => output::write_stdout(&render(&report))?,
+    }
+    Ok(if report.has_broken_link() {
+        ExitCode::NotConnected
+    } else if !report.live {
+        ExitCode::Failure
+    } else {
+        ExitCode::Ok
+    })
+}
+
+fn dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".to_string())
+}
+
+/// The human view: a header, then one table per direction.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Name:                   {}\n",
+        report.cluster.name
+    ));
+    out.push_str(&format!(
+        "Namespace:              {}\n",
+        report.cluster.namespace
+    ));
+    out.push_str(&format!(
+        "Context:                {}\n",
+        report.cluster.context
+    ));
+    out.push_str(&format!(
+        "Version:                {} (health {}, phase {})\n",
+        dash(&report.version),
+        dash(&report.health),
+        dash(&report.phase)
+    ));
+    out.push_str(&format!(
+        "Remote cluster server:  {}\n",
+        if report.remote_cluster_server {
+            "on"
+        } else {
+            "off"
+        }
+    ));
+    out.push_str("\nOutgoing links:\n");
+    if report.outgoing.is_empty() {
+        out.push_str("  none\n");
+    } else {
+        let mut table = Table::new(vec![
+            "ALIAS",
+            "REMOTE",
+            "SECURITY",
+            "MODE",
+            "MANAGED-BY",
+            "CONNECTED",
+            "PROBLEM",
+        ]);
+        for link in &report.outgoing {
+            let connected = match link.connected {
+                Some(true) => Cell::styled("yes", output::health_style("green")),
+                Some(false) => Cell::styled("no", output::health_style("red")),
+                None => Cell::from("unknown"),
+            };
+            table.push(vec![
+                link.alias.clone().into(),
+                link.remote.clone().into(),
+                link.security
+                    .map_or("-".to_string(), |s| s.to_string())
+                    .into(),
+                dash(&link.mode).into(),
+                link.managed_by.label().into(),
+                connected,
+                dash(&link.problem).into(),
+            ]);
+        }
+        for line in table.render(true).lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.push_str("\nIncoming links (from this context):\n");
+    if report.incoming.is_empty() {
+        out.push_str("  none\n");
+    } else {
+        let mut table = Table::new(vec!["FROM", "ALIAS", "SECURITY"]);
+        for link in &report.incoming {
+            table.push(vec![
+                link.from.clone().into(),
+                link.alias.clone().into(),
+                link.security.to_string().into(),
+            ]);
+        }
+        for line in table.render(true).lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    for note in &report.notes {
+        out.push_str(&format!("\nNote: {note}\n"));
+    }
+    out
+}

@@ -1,0 +1,383 @@
+//! The pure part of `describe`: what one cluster's links are, from what was read.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::plan::{ClusterId, EsState, SecurityModel};
+
+/// Who keeps a link in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Manager {
+    /// A `spec.remoteClusters` entry that ECK reconciles.
+    #[serde(rename = "eck")]
+    Eck,
+    /// A `spec.remoteClusters` entry this plugin added; ECK reconciles it.
+    #[serde(rename = "eck-added-by-plugin")]
+    EckForPlugin,
+    /// Cluster settings that nobody we know of manages.
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+impl Manager {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Manager::Eck => "ECK",
+            Manager::EckForPlugin => "ECK (added by plugin)",
+            Manager::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutgoingLink {
+    pub alias: String,
+    /// `namespace/name` for a link to a cluster of the same context, else the address.
+    pub remote: String,
+    pub security: Option<SecurityModel>,
+    pub mode: Option<String>,
+    pub managed_by: Manager,
+    pub connected: Option<bool>,
+    /// Why the link is not connected, as far as can be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomingLink {
+    pub from: String,
+    pub alias: String,
+    pub security: SecurityModel,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub cluster: ClusterId,
+    pub version: Option<String>,
+    pub health: Option<String>,
+    pub phase: Option<String>,
+    pub remote_cluster_server: bool,
+    pub outgoing: Vec<OutgoingLink>,
+    pub incoming: Vec<IncomingLink>,
+    /// `_remote/info` could be read: connection states are live.
+    pub live: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// A configured link that is known not to be connected.
+    pub fn has_broken_link(&self) -> bool {
+        self.outgoing.iter().any(|l| l.connected == Some(false))
+    }
+}
+
+/// What was read for `describe`, all optional beyond the resource itself.
+pub struct Observed<'a> {
+    pub es: &'a EsState,
+    /// Every other Elasticsearch of the same context.
+    pub others: &'a [EsState],
+    /// `GET /_remote/info`, when Elasticsearch could be reached.
+    pub remote_info: Option<&'a Value>,
+    /// The licence level of the operator, when readable.
+    pub license_level: Option<&'a str>,
+}
+
+pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
+    let es = observed.es;
+    let text = |pointer: &str| {
+        es.object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let ours = es.plugin_links();
+    let mut outgoing = Vec::new();
+    let mut notes = Vec::new();
+    for entry in es.remote_clusters() {
+        let alias = entry
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let reference = entry.get("elasticsearchRef");
+        let remote_name = reference
+            .and_then(|r| r.get("name"))
+            .and_then(Value::as_str);
+        let remote_namespace = reference
+            .and_then(|r| r.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or(&es.id.namespace);
+        let security = if entry.get("apiKey").is_some() {
+            SecurityModel::ApiKey
+        } else {
+            SecurityModel::Certificate
+        };
+        let remote = remote_name.map(|n| format!("{remote_namespace}/{n}"));
+        let peer = remote_name.and_then(|name| {
+            observed
+                .others
+                .iter()
+                .find(|o| o.id.name == name && o.id.namespace == remote_namespace)
+        });
+        let live = observed.remote_info.and_then(|info| info.get(&alias));
+        let connected = observed.remote_info.map(|_| {
+            live.and_then(|l| l.get("connected"))
+                .and_then(Value::as_bool)
+                == Some(true)
+        });
+        let problem = match connected {
+            Some(false) => Some(likely_reason(
+                es,
+                remote_name,
+                peer,
+                security,
+                live,
+                observed.license_level,
+            )),
+            _ => None,
+        };
+        outgoing.push(OutgoingLink {
+            alias: alias.clone(),
+            remote: remote.unwrap_or_else(|| "(no elasticsearchRef: ignored by ECK)".to_string()),
+            security: Some(security),
+            mode: live
+                .and_then(|l| l.get("mode"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| Some("sniff".to_string())),
+            managed_by: if ours.contains_key(&alias) {
+                Manager::EckForPlugin
+            } else {
+                Manager::Eck
+            },
+            connected,
+            problem,
+        });
+    }
+    if let Some(info) = observed.remote_info.and_then(Value::as_object) {
+        for (alias, live) in info {
+            if outgoing.iter().any(|l| &l.alias == alias) {
+                continue;
+            }
+            let connected = live.get("connected").and_then(Value::as_bool);
+            outgoing.push(OutgoingLink {
+                alias: alias.clone(),
+                remote: live
+                    .get("proxy_address")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| {
+                        live.get("seeds")
+                            .and_then(Value::as_array)
+                            .map(|s| s.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                    })
+                    .unwrap_or_default(),
+                security: Some(if live.get("cluster_credentials").is_some() {
+                    SecurityModel::ApiKey
+                } else {
+                    SecurityModel::Certificate
+                }),
+                mode: live.get("mode").and_then(Value::as_str).map(str::to_string),
+                managed_by: Manager::Unknown,
+                connected,
+                problem: (connected == Some(false)).then(|| {
+                    "set in the cluster settings by someone else; check the address and the trust on both sides".to_string()
+                }),
+            });
+        }
+    }
+    if observed.remote_info.is_none() {
+        notes.push("Elasticsearch could not be reached: connection states are unknown".to_string());
+    }
+
+    let mut incoming = Vec::new();
+    for other in observed.others {
+        for entry in other.remote_clusters() {
+            let name = entry
+                .pointer("/elasticsearchRef/name")
+                .and_then(Value::as_str);
+            let namespace = entry
+                .pointer("/elasticsearchRef/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(&other.id.namespace);
+            if name == Some(es.id.name.as_str()) && namespace == es.id.namespace {
+                incoming.push(IncomingLink {
+                    from: format!("{}/{}", other.id.namespace, other.id.name),
+                    alias: entry
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    security: if entry.get("apiKey").is_some() {
+                        SecurityModel::ApiKey
+                    } else {
+                        SecurityModel::Certificate
+                    },
+                });
+            }
+        }
+    }
+    if incoming.iter().any(|l| l.security == SecurityModel::ApiKey)
+        && !es.remote_cluster_server_enabled()
+    {
+        notes.push(
+            "API-key links point here but the remote cluster server is off: enable spec.remoteClusterServer"
+                .to_string(),
+        );
+    }
+
+    Report {
+        api_version,
+        kind: "RemoteClusterReport",
+        cluster: es.id.clone(),
+        version: text("/spec/version"),
+        health: text("/status/health"),
+        phase: text("/status/phase"),
+        remote_cluster_server: es.remote_cluster_server_enabled(),
+        outgoing,
+        incoming,
+        live: observed.remote_info.is_some(),
+        notes,
+    }
+}
+
+/// The most likely reason, in order of what must be in place first.
+fn likely_reason(
+    es: &EsState,
+    remote_name: Option<&str>,
+    peer: Option<&EsState>,
+    security: SecurityModel,
+    live: Option<&Value>,
+    license_level: Option<&str>,
+) -> String {
+    if let Some(level) = license_level
+        && !matches!(
+            level,
+            "enterprise" | "enterprise_trial" | "enterprise-trial"
+        )
+    {
+        return format!(
+            "the ECK licence is {level:?}: ECK does not configure remote clusters without Enterprise"
+        );
+    }
+    if remote_name.is_none() {
+        return "the entry has no elasticsearchRef, so ECK ignores it".to_string();
+    }
+    let Some(peer) = peer else {
+        return "the referenced Elasticsearch does not exist in this context".to_string();
+    };
+    if security == SecurityModel::ApiKey && !peer.remote_cluster_server_enabled() {
+        return format!(
+            "the remote cluster server of {}/{} is off: API-key links need it",
+            peer.id.namespace, peer.id.name
+        );
+    }
+    let generation = es
+        .object
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
+    let observed = es
+        .object
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
+    if observed < generation {
+        return "ECK has not finished applying the latest change (rolling restart in progress)"
+            .to_string();
+    }
+    if live.is_none() {
+        return "ECK has not put the alias into the cluster settings yet".to_string();
+    }
+    "Elasticsearch cannot connect: check the remote's health and the trust between the clusters"
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn es(namespace: &str, name: &str, spec: Value) -> EsState {
+        EsState {
+            id: ClusterId {
+                context: "east".into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+            object: json!({"metadata": {"name": name, "namespace": namespace, "generation": 2},
+                           "spec": spec, "status": {"observedGeneration": 2, "phase": "Ready", "health": "green"}}),
+        }
+    }
+
+    #[test]
+    fn outgoing_incoming_and_live_state() {
+        let mut local = es(
+            "search",
+            "catalog",
+            json!({"version": "9.1.0", "remoteClusters": [
+                {"name": "products", "elasticsearchRef": {"name": "products"}, "apiKey": {"access": {}}},
+                {"name": "old", "elasticsearchRef": {"name": "legacy", "namespace": "logs"}}
+            ]}),
+        );
+        local.object["metadata"]["annotations"] = json!({crate::plan::LINKS_ANNOTATION:
+            "{\"products\":{\"remoteContext\":\"east\",\"remoteNamespace\":\"search\",\"remoteName\":\"products\",\"security\":\"api-key\"}}"});
+        let products = es(
+            "search",
+            "products",
+            json!({"version": "9.1.0", "remoteClusterServer": {"enabled": false}}),
+        );
+        let legacy = es("logs", "legacy", json!({"version": "9.1.0"}));
+        let fan = es(
+            "search",
+            "fan",
+            json!({"version": "9.1.0", "remoteClusters": [
+                {"name": "cat", "elasticsearchRef": {"name": "catalog"}}
+            ]}),
+        );
+        let info = json!({
+            "products": {"connected": false, "mode": "sniff", "cluster_credentials": "::es_redacted::"},
+            "old": {"connected": true, "mode": "sniff"},
+            "manual": {"connected": true, "mode": "proxy", "proxy_address": "lb.example:9443"}
+        });
+        let others = [products, legacy, fan];
+        let report = build(
+            &Observed {
+                es: &local,
+                others: &others,
+                remote_info: Some(&info),
+                license_level: Some("enterprise"),
+            },
+            "v",
+        );
+        insta::assert_json_snapshot!(report);
+        assert!(report.has_broken_link());
+    }
+
+    #[test]
+    fn without_elasticsearch_access_states_are_unknown() {
+        let local = es(
+            "search",
+            "catalog",
+            json!({"remoteClusters": [
+                {"name": "p", "elasticsearchRef": {"name": "products"}}
+            ]}),
+        );
+        let report = build(
+            &Observed {
+                es: &local,
+                others: &[],
+                remote_info: None,
+                license_level: None,
+            },
+            "v",
+        );
+        assert_eq!(report.outgoing[0].connected, None);
+        assert!(!report.has_broken_link());
+        assert!(!report.live);
+    }
+}
