@@ -329,11 +329,11 @@ impl ClusterState {
     }
 
     pub(crate) fn record(&self, rec: RequestRecord) {
-        if let Some(f) = &self.log_file {
-            if let Ok(line) = serde_json::to_string(&rec) {
-                let mut f = f.lock().expect("log file lock");
-                let _ = writeln!(f, "{line}");
-            }
+        if let Some(f) = &self.log_file
+            && let Ok(line) = serde_json::to_string(&rec)
+        {
+            let mut f = f.lock().expect("log file lock");
+            let _ = writeln!(f, "{line}");
         }
         self.log.lock().expect("log lock").push(rec);
     }
@@ -1062,32 +1062,28 @@ impl ClusterState {
                     l.insert("kubernetes.io/metadata.name".into(), name.into());
                 }
             }
-            "services" => {
-                if old.is_none() {
-                    if body.get("spec").is_none() {
-                        body["spec"] = json!({});
-                    }
-                    let spec = &mut body["spec"];
-                    if spec.get("type").is_none() {
-                        spec["type"] = "ClusterIP".into();
-                    }
-                    let ty = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
-                    if spec.get("clusterIP").is_none() && ty != "ExternalName" {
-                        store.next_cluster_ip += 1;
-                        let n = store.next_cluster_ip;
-                        let ip = format!("10.96.{}.{}", n / 250, n % 250 + 2);
-                        spec["clusterIP"] = ip.clone().into();
-                        spec["clusterIPs"] = json!([ip]);
-                    }
-                    if sub == Sub::Main {
-                        body["status"] = json!({"loadBalancer": {}});
-                    }
+            "services" if old.is_none() => {
+                if body.get("spec").is_none() {
+                    body["spec"] = json!({});
+                }
+                let spec = &mut body["spec"];
+                if spec.get("type").is_none() {
+                    spec["type"] = "ClusterIP".into();
+                }
+                let ty = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
+                if spec.get("clusterIP").is_none() && ty != "ExternalName" {
+                    store.next_cluster_ip += 1;
+                    let n = store.next_cluster_ip;
+                    let ip = format!("10.96.{}.{}", n / 250, n % 250 + 2);
+                    spec["clusterIP"] = ip.clone().into();
+                    spec["clusterIPs"] = json!([ip]);
+                }
+                if sub == Sub::Main {
+                    body["status"] = json!({"loadBalancer": {}});
                 }
             }
-            "pods" => {
-                if old.is_none() && sub == Sub::Main {
-                    body["status"] = json!({"phase": "Pending"});
-                }
+            "pods" if old.is_none() && sub == Sub::Main => {
+                body["status"] = json!({"phase": "Pending"});
             }
             _ => {}
         }
@@ -1136,7 +1132,7 @@ impl ClusterState {
                 let v = v.as_str().unwrap_or("");
                 if !valid_label_value(v) {
                     causes.push(Cause::invalid(
-                        format!("metadata.labels"),
+                        "metadata.labels",
                         &Value::String(v.into()),
                         "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
                     ));

@@ -20,6 +20,7 @@ pub mod client;
 mod cluster;
 mod config;
 mod discovery;
+pub mod elasticsearch;
 mod kubeconfig;
 mod openapi;
 pub mod pki;
@@ -136,9 +137,9 @@ impl SandboxBuilder {
                 .filter(|x| x.cluster == c.name)
                 .map(|x| x.user.clone());
             for u in c.users.iter().map(|(u, _)| u.clone()).chain(ctx_users) {
-                if !users.contains_key(&u) {
-                    let cert = ca.client_cert(&u, &["system:authenticated"])?;
-                    users.insert(u, cert);
+                if let std::collections::hash_map::Entry::Vacant(e) = users.entry(u) {
+                    let cert = ca.client_cert(e.key(), &[])?;
+                    e.insert(cert);
                 }
             }
             let log_file = match &self.request_log_dir {

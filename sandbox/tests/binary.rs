@@ -1,0 +1,198 @@
+//! The `remote-cluster-sandbox` binary: prints `ready`, writes the kubeconfig and the request
+//! log, stops on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_remote-cluster-sandbox");
+
+struct Running {
+    child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary and waits for its `ready` line.
+fn start(args: &[&str]) -> Running {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a line on stdout within 30s");
+    assert_eq!(line, "ready");
+    Running { child }
+}
+
+fn kubeconfig(path: &std::path::Path) -> Value {
+    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn names(doc: &Value, key: &str) -> Vec<String> {
+    doc[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn kubectl(home: &std::path::Path, kubeconfig: &std::path::Path, args: &[&str]) -> Option<String> {
+    let o = Command::new("kubectl")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .output()
+        .ok()?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn demo_prints_ready_writes_kubeconfig_and_logs_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    let logs = dir.path().join("logs");
+    let mut running = start(&[
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--request-log",
+        logs.to_str().unwrap(),
+    ]);
+    let doc = kubeconfig(&kc);
+    assert_eq!(
+        names(&doc, "contexts"),
+        [
+            "kind-east",
+            "kind-west",
+            "kind-east-search",
+            "kind-east-viewer"
+        ]
+    );
+    assert_eq!(doc["current-context"], "kind-east");
+    let servers: Vec<String> = doc["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cluster"]["server"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(servers.len(), 2);
+
+    if let Some(text) = kubectl(dir.path(), &kc, &["get", "es", "-A", "-o", "name"]) {
+        assert_eq!(text.lines().count(), 3, "{text}");
+        let west = kubectl(
+            dir.path(),
+            &kc,
+            &["--context", "kind-west", "get", "es", "-A", "-o", "json"],
+        )
+        .unwrap();
+        let list: Value = serde_json::from_str(&west).unwrap();
+        let reports = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "reports")
+            .unwrap();
+        assert_eq!(reports["spec"]["remoteClusters"][0]["name"], "metrics");
+        let log = std::fs::read_to_string(logs.join("kind-east.jsonl")).unwrap();
+        let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+        for field in [
+            "cluster",
+            "user",
+            "method",
+            "path",
+            "query",
+            "content_type",
+            "status",
+        ] {
+            assert!(first.get(field).is_some(), "{field} missing in {first}");
+        }
+        assert_eq!(first["cluster"], "kind-east");
+        assert_eq!(first["user"], "admin");
+        assert!(logs.join("kind-west.jsonl").exists());
+    }
+
+    // SIGTERM stops it cleanly.
+    let pid = running.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = running.child.try_wait().unwrap() {
+            assert!(s.success(), "exit status {s}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bench_and_empty_scenarios_with_more_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc-bench");
+    let _running = start(&[
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--clusters",
+        "3",
+        "--scenario",
+        "bench",
+        "--es-per-cluster",
+        "12",
+        "--latency-ms",
+        "1",
+    ]);
+    let doc = kubeconfig(&kc);
+    assert_eq!(
+        names(&doc, "contexts"),
+        ["cluster-01", "cluster-02", "cluster-03"]
+    );
+    if let Some(text) = kubectl(
+        dir.path(),
+        &kc,
+        &["--context", "cluster-02", "get", "es", "-A", "-o", "name"],
+    ) {
+        assert_eq!(text.lines().count(), 12);
+        let ns = kubectl(dir.path(), &kc, &["get", "ns", "-o", "name"]).unwrap();
+        assert_eq!(ns.lines().filter(|l| l.contains("bench-")).count(), 5);
+    }
+
+    let kc2 = dir.path().join("kc-empty");
+    let _empty = start(&[
+        "--kubeconfig",
+        kc2.to_str().unwrap(),
+        "--scenario",
+        "empty",
+        "--clusters",
+        "1",
+    ]);
+    assert_eq!(names(&kubeconfig(&kc2), "contexts"), ["kind-east"]);
+    if let Some(text) = kubectl(dir.path(), &kc2, &["get", "es", "-A", "-o", "name"]) {
+        assert_eq!(text, "");
+    }
+}
