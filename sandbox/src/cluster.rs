@@ -91,6 +91,42 @@ pub(crate) struct Store {
     next_cluster_ip: u32,
 }
 
+/// How many past events a cluster remembers for watches that resume from a resourceVersion.
+const HISTORY: usize = 4096;
+
+fn rv_of(obj: &Value) -> u64 {
+    meta_str(obj, "resourceVersion").parse().unwrap_or(0)
+}
+
+/// Which events a watch wants.
+pub(crate) struct WatchFilter {
+    key: ResourceKey,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl WatchFilter {
+    pub(crate) fn matches(&self, ev: &WatchEvent) -> bool {
+        ev.resource == self.key
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| meta_str(&ev.object, "namespace") == ns)
+            && self
+                .labels
+                .matches(meta(&ev.object).and_then(|m| m.get("labels")))
+            && self.fields.matches(&ev.object)
+    }
+}
+
+/// A started watch.
+pub(crate) struct Watch {
+    pub initial: Vec<WatchEvent>,
+    pub receiver: broadcast::Receiver<WatchEvent>,
+    pub filter: WatchFilter,
+}
+
 pub(crate) struct FaultSlot {
     fault: Fault,
     seen: usize,
@@ -106,6 +142,7 @@ pub(crate) struct ClusterState {
     pub users: HashMap<String, Vec<Rule>>,
     pub(crate) store: Mutex<Store>,
     pub events: broadcast::Sender<WatchEvent>,
+    history: Mutex<std::collections::VecDeque<WatchEvent>>,
     pub log: Mutex<Vec<RequestRecord>>,
     pub log_file: Option<Mutex<std::fs::File>>,
     pub(crate) faults: Mutex<Vec<FaultSlot>>,
@@ -302,6 +339,7 @@ impl ClusterState {
             users,
             store: Mutex::new(Store::default()),
             events,
+            history: Mutex::new(std::collections::VecDeque::new()),
             log: Mutex::new(Vec::new()),
             log_file: log_file.map(Mutex::new),
             faults: Mutex::new(Vec::new()),
@@ -320,12 +358,101 @@ impl ClusterState {
         }
     }
 
+    /// Publishes a change. Called with the store lock held, so events are in resourceVersion
+    /// order and a watcher that subscribes under the lock misses none.
     fn emit(&self, event_type: &'static str, key: &ResourceKey, obj: &Value) {
-        let _ = self.events.send(WatchEvent {
+        let ev = WatchEvent {
             event_type,
             resource: *key,
             object: obj.clone(),
-        });
+        };
+        {
+            let mut h = self.history.lock().expect("history lock");
+            if h.len() >= HISTORY {
+                h.pop_front();
+            }
+            h.push_back(ev.clone());
+        }
+        let _ = self.events.send(ev);
+    }
+
+    /// Starts a watch: the events to send first, the live receiver, and the selectors.
+    /// `resource_version` unset or "0": synthetic ADDED events for the current objects (what the
+    /// real server does); otherwise every change after it, or 410 Gone if it is older than the
+    /// remembered history (the real server's compaction window).
+    pub(crate) fn watch(
+        &self,
+        key: &ResourceKey,
+        ns: Option<&str>,
+        q: &ListQuery,
+        resource_version: Option<&str>,
+    ) -> Result<Watch, ApiError> {
+        let info = self.info(key)?;
+        let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
+        let fields = FieldSelector::parse(
+            q.field_selector.as_deref().unwrap_or(""),
+            info.field_selectors,
+            info.key == ResourceKey::ELASTICSEARCHES,
+        )?;
+        let filter = WatchFilter {
+            key: *key,
+            namespace: if key.namespaced() {
+                ns.map(str::to_string)
+            } else {
+                None
+            },
+            labels,
+            fields,
+        };
+        let store = self.store.lock().expect("store lock");
+        let receiver = self.events.subscribe();
+        let mut initial = Vec::new();
+        match resource_version.filter(|rv| !rv.is_empty() && *rv != "0") {
+            None => {
+                if let Some(bucket) = store.bucket(key) {
+                    for obj in bucket.values() {
+                        let ev = WatchEvent {
+                            event_type: "ADDED",
+                            resource: *key,
+                            object: obj.clone(),
+                        };
+                        if filter.matches(&ev) {
+                            initial.push(ev);
+                        }
+                    }
+                }
+            }
+            Some(rv) => {
+                let from: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                })?;
+                let history = self.history.lock().expect("history lock");
+                let oldest = history
+                    .front()
+                    .map(|e| rv_of(&e.object))
+                    .unwrap_or(store.rv + 1);
+                if from + 1 < oldest && from < store.rv {
+                    return Err(ApiError {
+                        code: 410,
+                        reason: "Expired",
+                        message: format!("too old resource version: {from} ({})", oldest - 1),
+                        details: None,
+                    });
+                }
+                initial.extend(
+                    history
+                        .iter()
+                        .filter(|e| rv_of(&e.object) > from && filter.matches(e))
+                        .cloned(),
+                );
+            }
+        }
+        drop(store);
+        Ok(Watch {
+            initial,
+            receiver,
+            filter,
+        })
     }
 
     pub(crate) fn record(&self, rec: RequestRecord) {
@@ -571,8 +698,8 @@ impl ClusterState {
         let rv = store.next_rv();
         meta_mut(&mut body).insert("resourceVersion".into(), rv.into());
         store.put(key, &url_ns, &name, body.clone());
-        drop(store);
         self.emit("ADDED", key, &body);
+        drop(store);
         Ok(Outcome {
             code: 201,
             body,
@@ -812,12 +939,12 @@ impl ClusterState {
         });
         if finalizing {
             store.remove(key, ns, name);
-            drop(store);
             self.emit("DELETED", key, &body);
+            drop(store);
         } else {
             store.put(key, ns, name, body.clone());
-            drop(store);
             self.emit("MODIFIED", key, &body);
+            drop(store);
         }
         Ok(Outcome {
             code: 200,
@@ -894,8 +1021,8 @@ impl ClusterState {
                 let rv = store.next_rv();
                 meta_mut(&mut obj).insert("resourceVersion".into(), rv.into());
                 store.put(key, &url_ns, name, obj.clone());
-                drop(store);
                 self.emit("MODIFIED", key, &obj);
+                drop(store);
             }
             return Ok(Outcome {
                 code: 200,
@@ -930,14 +1057,16 @@ impl ClusterState {
             m.insert("deletionTimestamp".into(), now.into());
             obj["status"] = json!({"phase": "Terminating"});
         }
-        store.remove(key, &url_ns, name);
-        let rv = store.next_rv();
-        drop(store);
-        for (k, v) in removed {
+        for (k, mut v) in removed {
+            let rv = store.next_rv();
+            meta_mut(&mut v).insert("resourceVersion".into(), rv.into());
             self.emit("DELETED", &k, &v);
         }
+        store.remove(key, &url_ns, name);
+        let rv = store.next_rv();
         meta_mut(&mut obj).insert("resourceVersion".into(), rv.into());
         self.emit("DELETED", key, &obj);
+        drop(store);
         Ok(Outcome {
             code: 200,
             body: delete_answer(info, &obj),

@@ -458,9 +458,21 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let opts = write_opts(ctx)?;
 
     match (ctx.method.as_str(), rr.name) {
-        ("GET" | "HEAD", None) if watch => Err(ApiError::method_not_allowed(
-            "watch is not implemented by the sandbox API server yet; list and poll instead",
-        )),
+        ("GET" | "HEAD", None) if watch => {
+            let q = ListQuery {
+                label_selector: ctx.param("labelSelector").map(str::to_string),
+                field_selector: ctx.param("fieldSelector").map(str::to_string),
+                limit: None,
+                continue_token: None,
+            };
+            let w = state.watch(&key, ns, &q, ctx.param("resourceVersion"))?;
+            let timeout = ctx
+                .param("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(Duration::from_secs(1800));
+            Ok(watch_response(info, w, timeout, wants_table(ctx.accept)))
+        }
         ("GET" | "HEAD", None) => {
             let q = ListQuery {
                 label_selector: ctx.param("labelSelector").map(str::to_string),
@@ -620,6 +632,77 @@ fn answer(
         ));
     }
     Ok(json_response(code, &body, warnings))
+}
+
+/// Streams watch events as JSON lines (`{"type":"ADDED","object":{...}}`) until the timeout,
+/// the client leaves, or the watcher falls too far behind (the client then re-watches).
+fn watch_response(
+    info: &'static resources::ResourceInfo,
+    w: crate::cluster::Watch,
+    timeout: Duration,
+    as_table: bool,
+) -> Response<Body> {
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(64);
+    let encode = move |ev: &crate::WatchEvent| -> Bytes {
+        let object = if as_table {
+            table::to_table(info, &ev.object, false, "Metadata")
+        } else {
+            ev.object.clone()
+        };
+        let mut line =
+            serde_json::to_vec(&serde_json::json!({"type": ev.event_type, "object": object}))
+                .unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    };
+    tokio::spawn(async move {
+        let crate::cluster::Watch {
+            initial,
+            mut receiver,
+            filter,
+        } = w;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_rv = 0u64;
+        for ev in &initial {
+            last_rv = last_rv.max(event_rv(ev));
+            if tx.send_data(encode(ev)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let next = tokio::time::timeout_at(deadline, receiver.recv()).await;
+            match next {
+                Ok(Ok(ev)) => {
+                    // Events already sent from history are skipped.
+                    if event_rv(&ev) <= last_rv || !filter.matches(&ev) {
+                        continue;
+                    }
+                    last_rv = event_rv(&ev);
+                    if tx.send_data(encode(&ev)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => return,
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    });
+    let mut resp = Response::new(body.boxed());
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, private"),
+    );
+    resp
+}
+
+fn event_rv(ev: &crate::WatchEvent) -> u64 {
+    ev.object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 fn wants_table(accept: &str) -> bool {

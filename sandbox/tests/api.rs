@@ -876,3 +876,67 @@ fn kubeconfig_names_contexts_after_clusters() {
             .starts_with("-----BEGIN PRIVATE KEY-----")
     );
 }
+
+fn watch_lines(body: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["type"].as_str().unwrap().to_string(),
+                v["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn watch_streams_changes_after_a_resource_version() {
+    let sb = sandbox();
+    let east = sb.cluster("east");
+    let c = admin(&east);
+    let all = "/apis/elasticsearch.k8s.elastic.co/v1/elasticsearches";
+    let rv = c.get(all).await.unwrap().json()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Changes between the list and the watch are not lost (history replay).
+    c.patch(
+        &format!("{ES_PATH}/catalog"),
+        MERGE,
+        &json!({"spec": {"version": "8.19.3"}}),
+    )
+    .await
+    .unwrap();
+    let watcher = {
+        let c = c.clone();
+        let path =
+            format!("{all}?watch=true&resourceVersion={rv}&timeoutSeconds=1&labelSelector=tier");
+        tokio::spawn(async move { c.get(&path).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.delete(&format!("{ES_PATH}/catalog")).await.unwrap();
+    c.delete(&format!("{ES_PATH}/products")).await.unwrap(); // no label: filtered out
+    let r = watcher.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        watch_lines(&r.body),
+        [
+            ("MODIFIED".to_string(), "catalog".to_string()),
+            ("DELETED".into(), "catalog".into())
+        ]
+    );
+
+    // Without a resourceVersion: the current objects first, as ADDED.
+    let r = c
+        .get("/apis/elasticsearch.k8s.elastic.co/v1/namespaces/logging/elasticsearches?watch=1&timeoutSeconds=1")
+        .await
+        .unwrap();
+    assert_eq!(
+        watch_lines(&r.body),
+        [("ADDED".to_string(), "logs".to_string())]
+    );
+}
