@@ -167,7 +167,7 @@ fn parse_metadata(v: Option<&Value>) -> Result<Option<Map<String, Value>>, EsErr
         Some(Value::Object(m)) => {
             if m.keys().any(|k| k.starts_with('_')) {
                 return Err(EsError::validation(&[
-                    "API key metadata keys may not start with [_]".to_string()
+                    "API key metadata keys may not start with [_]".to_string(),
                 ]));
             }
             Ok(Some(m.clone()))
@@ -239,7 +239,12 @@ fn parse_access_entry(v: &Value, field: &str) -> Result<Map<String, Value>, EsEr
     reject_unknown(
         m,
         field,
-        &["names", "query", "field_security", "allow_restricted_indices"],
+        &[
+            "names",
+            "query",
+            "field_security",
+            "allow_restricted_indices",
+        ],
     )?;
     let names = match m.get("names") {
         None => return Err(EsError::illegal_argument("Required [names]")),
@@ -277,10 +282,7 @@ fn parse_access_entry(v: &Value, field: &str) -> Result<Map<String, Value>, EsEr
 fn parse_access_list(v: Option<&Value>, field: &str) -> Result<Vec<Map<String, Value>>, EsError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| parse_access_entry(i, field))
-            .collect(),
+        Some(Value::Array(items)) => items.iter().map(|i| parse_access_entry(i, field)).collect(),
         Some(obj @ Value::Object(_)) => Ok(vec![parse_access_entry(obj, field)?]),
         Some(other) => Err(EsError::parse(format!(
             "[cross_cluster_api_key_request_access] {field} doesn't support values of type: {}",
@@ -313,7 +315,8 @@ fn parse_access(v: &Value, version: EsVersion) -> Result<(Value, Map<String, Val
             "must specify non-empty access for either [search] or [replication]",
         ));
     }
-    let dls_fls = |e: &Map<String, Value>| e.contains_key("query") || e.contains_key("field_security");
+    let dls_fls =
+        |e: &Map<String, Value>| e.contains_key("query") || e.contains_key("field_security");
     if replication.iter().any(dls_fls) {
         return Err(EsError::illegal_argument(
             "replication does not support document or field level security",
@@ -345,7 +348,10 @@ fn parse_access(v: &Value, version: EsVersion) -> Result<(Value, Map<String, Val
     for e in &replication {
         indices.push(indices_privileges(
             e,
-            &["cross_cluster_replication", "cross_cluster_replication_internal"],
+            &[
+                "cross_cluster_replication",
+                "cross_cluster_replication_internal",
+            ],
         ));
     }
     let descriptor = json!({
@@ -850,16 +856,25 @@ mod tests {
         let k = &s.keys[0];
         assert_eq!(
             k.access,
-            Some(json!({"search":[{"names":["x"],"allow_restricted_indices":false}],
-                        "replication":[{"names":["y"],"allow_restricted_indices":false}]}))
+            Some(
+                json!({"search":[{"names":["x"],"allow_restricted_indices":false}],
+                        "replication":[{"names":["y"],"allow_restricted_indices":false}]})
+            )
         );
         assert_eq!(
             k.role_descriptors["cross_cluster"]["cluster"],
-            json!(["cross_cluster_search", "monitor_enrich", "cross_cluster_replication"])
+            json!([
+                "cross_cluster_search",
+                "monitor_enrich",
+                "cross_cluster_replication"
+            ])
         );
         assert_eq!(
             k.role_descriptors["cross_cluster"]["indices"][1]["privileges"],
-            json!(["cross_cluster_replication", "cross_cluster_replication_internal"])
+            json!([
+                "cross_cluster_replication",
+                "cross_cluster_replication_internal"
+            ])
         );
     }
 
@@ -888,7 +903,10 @@ mod tests {
         let mut s = ApiKeyStore::default();
         let cases = [
             (json!({"name":"k"}), "Required [access]"),
-            (json!({"access":{"search":[{"names":["x"]}]}}), "Required [name]"),
+            (
+                json!({"access":{"search":[{"names":["x"]}]}}),
+                "Required [name]",
+            ),
             (
                 json!({"name":"k","access":null}),
                 "access doesn't support values of type: VALUE_NULL",
@@ -929,9 +947,7 @@ mod tests {
             assert!(e.reason.contains(msg), "{body}: {} !~ {msg}", e.reason);
         }
         assert!(s.keys.is_empty());
-        let e = s
-            .create_cross_cluster(&elastic(), None, V, 0)
-            .unwrap_err();
+        let e = s.create_cross_cluster(&elastic(), None, V, 0).unwrap_err();
         assert_eq!(e.reason, "request body is required");
     }
 
@@ -956,20 +972,32 @@ mod tests {
             e.reason,
             "authentication via API key not supported: An API key cannot be used to create a cross-cluster API key"
         );
-        create(&mut s, json!({"name":"k","access":{"search":[{"names":["x"]}]}})).unwrap();
+        create(
+            &mut s,
+            json!({"name":"k","access":{"search":[{"names":["x"]}]}}),
+        )
+        .unwrap();
         let id = s.keys[0].id.clone();
         let e = s
             .update_cross_cluster(&caller, &id, Some(&json!({"metadata":{}})), V, 0)
             .unwrap_err();
-        assert!(e.reason.contains("only the owner user can update an API key"));
+        assert!(
+            e.reason
+                .contains("only the owner user can update an API key")
+        );
     }
 
     #[test]
     fn update_reports_changes_and_noops() {
         let mut s = ApiKeyStore::default();
-        create(&mut s, json!({"name":"k","access":{"search":[{"names":["x"]}]}})).unwrap();
+        create(
+            &mut s,
+            json!({"name":"k","access":{"search":[{"names":["x"]}]}}),
+        )
+        .unwrap();
         let id = s.keys[0].id.clone();
-        let upd = |s: &mut ApiKeyStore, b: Value| s.update_cross_cluster(&elastic(), &id, Some(&b), V, 5);
+        let upd =
+            |s: &mut ApiKeyStore, b: Value| s.update_cross_cluster(&elastic(), &id, Some(&b), V, 5);
         assert_eq!(
             upd(&mut s, json!({"access":{"search":[{"names":["y"]}]}})).unwrap(),
             json!({"updated": true})
@@ -995,13 +1023,19 @@ mod tests {
             .update_cross_cluster(&elastic(), "nope", Some(&json!({"metadata":{}})), V, 5)
             .unwrap_err();
         assert_eq!(e.status, 404);
-        assert!(e.reason.contains("no API key owned by requesting user found"));
-        let e = s.update_rest(&elastic(), &id, Some(&json!({})), 5).unwrap_err();
+        assert!(
+            e.reason
+                .contains("no API key owned by requesting user found")
+        );
+        let e = s
+            .update_rest(&elastic(), &id, Some(&json!({})), 5)
+            .unwrap_err();
         assert_eq!(
             e.reason,
             "cannot update API key of type [cross_cluster] while expected type is [rest]"
         );
-        s.create_rest(&elastic(), Some(&json!({"name":"r"})), 5).unwrap();
+        s.create_rest(&elastic(), Some(&json!({"name":"r"})), 5)
+            .unwrap();
         let rid = s.keys[1].id.clone();
         let e = s
             .update_cross_cluster(&elastic(), &rid, Some(&json!({"metadata":{}})), V, 5)
@@ -1016,12 +1050,18 @@ mod tests {
     fn get_by_id_name_wildcard_and_active_only() {
         let mut s = ApiKeyStore::default();
         for n in ["kplug-a", "kplug-b", "eck-x"] {
-            create(&mut s, json!({"name":n,"access":{"search":[{"names":["x"]}]}})).unwrap();
+            create(
+                &mut s,
+                json!({"name":n,"access":{"search":[{"names":["x"]}]}}),
+            )
+            .unwrap();
         }
         let id0 = s.keys[0].id.clone();
         let get = |s: &ApiKeyStore, q: &[(&str, &str)]| {
-            let params: Vec<(String, String)> =
-                q.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+            let params: Vec<(String, String)> = q
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
             s.get_keys(&elastic(), &params, 10).unwrap()
         };
         let (st, body) = get(&s, &[("name", "kplug-*")]);
@@ -1051,7 +1091,8 @@ mod tests {
         assert_eq!((st, body), (404, json!({"api_keys": []})));
         let (st, body) = get(&s, &[("name", "missing")]);
         assert_eq!((st, body), (200, json!({"api_keys": []})));
-        s.invalidate(&elastic(), Some(&json!({"ids":[id0]})), 20).unwrap();
+        s.invalidate(&elastic(), Some(&json!({"ids":[id0]})), 20)
+            .unwrap();
         let (_, body) = get(&s, &[("name", "*"), ("active_only", "true")]);
         assert_eq!(body["api_keys"].as_array().unwrap().len(), 2);
         let (_, body) = get(&s, &[("id", &s.keys[0].id.clone())]);
@@ -1071,21 +1112,34 @@ mod tests {
     fn invalidate_by_ids_and_name() {
         let mut s = ApiKeyStore::default();
         for n in ["a", "b"] {
-            create(&mut s, json!({"name":n,"access":{"search":[{"names":["x"]}]}})).unwrap();
+            create(
+                &mut s,
+                json!({"name":n,"access":{"search":[{"names":["x"]}]}}),
+            )
+            .unwrap();
         }
         let id = s.keys[0].id.clone();
-        let r = s.invalidate(&elastic(), Some(&json!({"ids":[id]})), 7).unwrap();
+        let r = s
+            .invalidate(&elastic(), Some(&json!({"ids":[id]})), 7)
+            .unwrap();
         assert_eq!(
             r,
             json!({"invalidated_api_keys":[id],"previously_invalidated_api_keys":[],"error_count":0})
         );
         // Already invalidated keys are not found again.
-        let r = s.invalidate(&elastic(), Some(&json!({"ids":[id]})), 8).unwrap();
+        let r = s
+            .invalidate(&elastic(), Some(&json!({"ids":[id]})), 8)
+            .unwrap();
         assert_eq!(r["invalidated_api_keys"], json!([]));
-        let r = s.invalidate(&elastic(), Some(&json!({"name":"b"})), 9).unwrap();
+        let r = s
+            .invalidate(&elastic(), Some(&json!({"name":"b"})), 9)
+            .unwrap();
         assert_eq!(r["invalidated_api_keys"], json!([s.keys[1].id]));
         let e = s.invalidate(&elastic(), Some(&json!({})), 9).unwrap_err();
-        assert!(e.reason.contains("One of [api key id(s), api key name, username, realm name]"));
+        assert!(
+            e.reason
+                .contains("One of [api key id(s), api key name, username, realm name]")
+        );
         assert!(!s.keys[0].is_active(100));
     }
 
@@ -1104,7 +1158,11 @@ mod tests {
     #[test]
     fn name_validation() {
         let mut s = ApiKeyStore::default();
-        let e = create(&mut s, json!({"name":"_x","access":{"search":[{"names":["x"]}]}})).unwrap_err();
+        let e = create(
+            &mut s,
+            json!({"name":"_x","access":{"search":[{"names":["x"]}]}}),
+        )
+        .unwrap_err();
         assert_eq!(
             e.reason,
             "Validation Failed: 1: api key name may not begin with an underscore;"

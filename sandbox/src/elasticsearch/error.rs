@@ -9,7 +9,14 @@ pub struct EsError {
     pub status: u16,
     pub kind: String,
     pub reason: String,
-    pub caused_by: Option<Box<EsError>>,
+    /// The rarely used parts, boxed to keep `Result<_, EsError>` small.
+    pub more: Box<EsErrorMore>,
+}
+
+/// Optional parts of an [`EsError`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EsErrorMore {
+    pub caused_by: Option<EsError>,
     /// Rendered as `"header": {name: [values]}` and also sent as HTTP headers.
     pub header: Vec<(String, Vec<String>)>,
     /// Extra fields rendered after `reason` (for example `additional_unsuccessful_credentials`).
@@ -26,11 +33,7 @@ impl EsError {
             status,
             kind: kind.to_string(),
             reason: reason.into(),
-            caused_by: None,
-            header: Vec::new(),
-            extra: Map::new(),
-            suppressed: Vec::new(),
-            plain: false,
+            more: Box::default(),
         }
     }
 
@@ -61,17 +64,17 @@ impl EsError {
     /// The REST layer's own plain error (`{"error":"...","status":N}`).
     pub fn plain(status: u16, reason: impl Into<String>) -> EsError {
         let mut e = EsError::new(status, "", reason);
-        e.plain = true;
+        e.more.plain = true;
         e
     }
 
     pub fn with_cause(mut self, cause: EsError) -> EsError {
-        self.caused_by = Some(Box::new(cause));
+        self.more.caused_by = Some(cause);
         self
     }
 
     pub fn with_extra(mut self, key: &str, value: Value) -> EsError {
-        self.extra.insert(key.to_string(), value);
+        self.more.extra.insert(key.to_string(), value);
         self
     }
 
@@ -79,22 +82,27 @@ impl EsError {
         let mut m = Map::new();
         m.insert("type".into(), Value::String(self.kind.clone()));
         m.insert("reason".into(), Value::String(self.reason.clone()));
-        for (k, v) in &self.extra {
+        for (k, v) in &self.more.extra {
             m.insert(k.clone(), v.clone());
         }
-        if !self.header.is_empty() {
+        if !self.more.header.is_empty() {
             let mut h = Map::new();
-            for (name, values) in &self.header {
+            for (name, values) in &self.more.header {
                 h.insert(name.clone(), json!(values));
             }
             m.insert("header".into(), Value::Object(h));
         }
         if with_cause {
-            if let Some(c) = &self.caused_by {
+            if let Some(c) = &self.more.caused_by {
                 m.insert("caused_by".into(), c.render(true));
             }
-            if !self.suppressed.is_empty() {
-                let s: Vec<Value> = self.suppressed.iter().map(|e| e.render(true)).collect();
+            if !self.more.suppressed.is_empty() {
+                let s: Vec<Value> = self
+                    .more
+                    .suppressed
+                    .iter()
+                    .map(|e| e.render(true))
+                    .collect();
                 m.insert("suppressed".into(), Value::Array(s));
             }
         }
@@ -103,14 +111,11 @@ impl EsError {
 
     /// The full response body.
     pub fn to_body(&self) -> Value {
-        if self.plain {
+        if self.more.plain {
             return json!({"error": self.reason, "status": self.status});
         }
         let mut inner = Map::new();
-        inner.insert(
-            "root_cause".into(),
-            Value::Array(vec![self.render(false)]),
-        );
+        inner.insert("root_cause".into(), Value::Array(vec![self.render(false)]));
         if let Value::Object(rest) = self.render(true) {
             inner.extend(rest);
         }

@@ -5,6 +5,20 @@
 //! The engine is synchronous and pure apart from the [`RemoteWorld`] it is given; [`https`]
 //! serves it over TLS on any byte stream, and `crate::portforward` tunnels such streams
 //! through a pod port-forward.
+//!
+//! Locking: [`ElasticsearchNode::handle`] takes `&mut self` and reads other nodes through
+//! [`RemoteWorld::with_node`]. With several clusters, keep every node under one lock and take
+//! the asking node out of the map for the duration of the call, so the world can lend the
+//! others immutably:
+//!
+//! ```ignore
+//! let mut nodes = world_state.lock().unwrap();            // HashMap<EsId, ElasticsearchNode>
+//! let mut node = nodes.remove(&id).unwrap();
+//! let resp = node.handle(&req, &WorldView { nodes: &nodes, /* services, CAs ... */ });
+//! nodes.insert(id, node);
+//! ```
+//!
+//! `with_node` is never called with the asking node's own id (self-links use the node itself).
 
 mod api_keys;
 mod certs;
@@ -22,7 +36,7 @@ use serde_json::{Value, json};
 
 pub use api_keys::{ApiKey, ApiKeyStore, ApiKeyType, Caller, decode_credentials, name_matches};
 pub use certs::{EsHttpCerts, sha256_fingerprint};
-pub use error::EsError;
+pub use error::{EsError, EsErrorMore};
 pub use https::{EsBackend, SharedNode, connect_https, serve_https};
 pub use remote::{
     Connection, Endpoint, EsId, Interface, NoRemotes, NodeLocation, NotConnectedReason,
@@ -163,18 +177,16 @@ pub fn percent_decode(s: &str) -> String {
                 out.push(b' ');
                 i += 1;
             }
-            b'%' if i + 2 < b.len() => {
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
                 }
-            }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
             c => {
                 out.push(c);
                 i += 1;
@@ -204,7 +216,7 @@ impl EsResponse {
 
     pub fn from_error(e: &EsError) -> EsResponse {
         let mut headers = Vec::new();
-        for (name, values) in &e.header {
+        for (name, values) in &e.more.header {
             for v in values {
                 headers.push((name.clone(), v.clone()));
             }
@@ -336,7 +348,11 @@ impl ElasticsearchNode {
         resp
     }
 
-    fn dispatch(&mut self, req: &EsRequest, world: &dyn RemoteWorld) -> Result<EsResponse, EsError> {
+    fn dispatch(
+        &mut self,
+        req: &EsRequest,
+        world: &dyn RemoteWorld,
+    ) -> Result<EsResponse, EsError> {
         let method = req.method.to_ascii_uppercase();
         let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
         let route = Route::find(&segments);
@@ -350,8 +366,8 @@ impl ElasticsearchNode {
                 ),
             ));
         };
-        let method_ok = allowed.contains(&method.as_str())
-            || (method == "HEAD" && allowed.contains(&"GET"));
+        let method_ok =
+            allowed.contains(&method.as_str()) || (method == "HEAD" && allowed.contains(&"GET"));
         if !method_ok {
             return Err(EsError::plain(
                 405,
@@ -571,7 +587,7 @@ fn simple(pattern: &str, s: &str) -> bool {
 /// A 401 `security_exception` with the `WWW-Authenticate` challenges.
 fn auth_error(reason: &str) -> EsError {
     let mut e = EsError::new(401, "security_exception", reason);
-    e.header = vec![(
+    e.more.header = vec![(
         "WWW-Authenticate".into(),
         vec![
             "Basic realm=\"security\", charset=\"UTF-8\"".into(),
@@ -593,7 +609,11 @@ fn flag(params: &[(String, String)], name: &str) -> bool {
 /// Query parameters every endpoint accepts.
 const GLOBAL_PARAMS: &[&str] = &["pretty", "human", "error_trace", "filter_path", "format"];
 
-fn check_params(req: &EsRequest, params: &[(String, String)], allowed: &[&str]) -> Result<(), EsError> {
+fn check_params(
+    req: &EsRequest,
+    params: &[(String, String)],
+    allowed: &[&str],
+) -> Result<(), EsError> {
     let mut unknown: Vec<&str> = params
         .iter()
         .map(|(k, _)| k.as_str())
@@ -623,7 +643,12 @@ fn parse_body(req: &EsRequest) -> Result<Option<Value>, EsError> {
         return Ok(None);
     }
     let ct = req.content_type.as_deref().unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let json_like = media == "application/json"
         || media == "application/x-ndjson"
         || media.starts_with("application/vnd.elasticsearch+json");
@@ -680,9 +705,13 @@ impl<'a> Route<'a> {
 
     fn params(&self, method: &str) -> &'static [&'static str] {
         match (self, method) {
-            (Route::ClusterSettings, "GET") => {
-                &["flat_settings", "include_defaults", "master_timeout", "timeout", "local"]
-            }
+            (Route::ClusterSettings, "GET") => &[
+                "flat_settings",
+                "include_defaults",
+                "master_timeout",
+                "timeout",
+                "local",
+            ],
             (Route::ClusterSettings, _) => &["flat_settings", "master_timeout", "timeout"],
             (Route::ReloadSecureSettings(_), _) => &["timeout"],
             (Route::CrossClusterApiKey | Route::CrossClusterApiKeyId(_), _) => &["refresh"],

@@ -140,11 +140,17 @@ impl RemoteWorld for NoRemotes {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotConnectedReason {
     /// The alias is not configured (no seeds in sniff mode, no proxy_address in proxy mode).
-    NotConfigured { alias: String },
+    NotConfigured {
+        alias: String,
+    },
     /// The address could not be parsed as host:port.
-    BadAddress { address: String },
+    BadAddress {
+        address: String,
+    },
     /// Nothing answers at the address.
-    Unresolvable { address: String },
+    Unresolvable {
+        address: String,
+    },
     /// The address reaches the wrong listener (e.g. 9300 while the API-key model needs 9443).
     WrongInterface {
         address: String,
@@ -165,24 +171,42 @@ pub enum NotConnectedReason {
         cert_names: Vec<String>,
     },
     /// The remote cluster is not running.
-    RemoteUnavailable { address: String, remote: EsId },
+    RemoteUnavailable {
+        address: String,
+        remote: EsId,
+    },
     /// Versions cannot talk to each other.
-    IncompatibleVersion { local: String, remote: String },
+    IncompatibleVersion {
+        local: String,
+        remote: String,
+    },
     /// API-key model: `cluster.remote.<alias>.credentials` cannot be decoded as `id:key`.
-    MalformedCredentials { alias: String },
+    MalformedCredentials {
+        alias: String,
+    },
     /// API-key model: no key with that id on the remote, or the secret does not match.
-    UnknownApiKey { id: String },
+    UnknownApiKey {
+        id: String,
+    },
     /// API-key model: the key is a REST key, not a cross-cluster key.
-    NotCrossClusterKey { id: String },
-    ApiKeyInvalidated { id: String },
-    ApiKeyExpired { id: String },
+    NotCrossClusterKey {
+        id: String,
+    },
+    ApiKeyInvalidated {
+        id: String,
+    },
+    ApiKeyExpired {
+        id: String,
+    },
     /// Certificate model: the remote does not trust the local transport CA (no mutual TLS).
     RemoteDoesNotTrustLocal {
         address: String,
         local_ca_fingerprint: String,
     },
     /// Sniff mode: the seed answered, but the remote nodes' publish addresses are not reachable.
-    PublishAddressUnreachable { address: String },
+    PublishAddressUnreachable {
+        address: String,
+    },
 }
 
 impl fmt::Display for NotConnectedReason {
@@ -226,7 +250,9 @@ impl fmt::Display for NotConnectedReason {
                 f,
                 "keystore setting [cluster.remote.{alias}.credentials] is not an encoded API key"
             ),
-            UnknownApiKey { id } => write!(f, "unable to find API key [{id}] on the remote cluster"),
+            UnknownApiKey { id } => {
+                write!(f, "unable to find API key [{id}] on the remote cluster")
+            }
             NotCrossClusterKey { id } => write!(
                 f,
                 "API key [{id}] has type [rest], but a cross-cluster API key is required"
@@ -391,11 +417,11 @@ impl ElasticsearchNode {
         expected: Interface,
         world: &dyn RemoteWorld,
     ) -> Result<Endpoint, NotConnectedReason> {
-        let ep = world
-            .resolve(&self.id.location(), address)
-            .ok_or_else(|| NotConnectedReason::Unresolvable {
+        let ep = world.resolve(&self.id.location(), address).ok_or_else(|| {
+            NotConnectedReason::Unresolvable {
                 address: address.to_string(),
-            })?;
+            }
+        })?;
         if ep.interface != expected {
             return Err(NotConnectedReason::WrongInterface {
                 address: address.to_string(),
@@ -569,8 +595,11 @@ impl ElasticsearchNode {
             if !connection_enabled(&merged, &alias) {
                 continue;
             }
-            let cfg =
-                RemoteConfig::from_settings(&merged, &alias, self.version.default_skip_unavailable());
+            let cfg = RemoteConfig::from_settings(
+                &merged,
+                &alias,
+                self.version.default_skip_unavailable(),
+            );
             let diag = self.diagnose(&alias, world);
             let connected = diag.is_ok();
             let mut m = Map::new();

@@ -322,7 +322,10 @@ fn flatten_into(
                 }
             }
             other => {
-                out.insert(key, Some(SettingValue::Str(scalar_string(other).unwrap_or_default())));
+                out.insert(
+                    key,
+                    Some(SettingValue::Str(scalar_string(other).unwrap_or_default())),
+                );
             }
         }
     }
@@ -351,15 +354,17 @@ fn insert_nested(root: &mut Map<String, Value>, key: &str, value: Value) {
             node.insert((*part).to_string(), value);
             return;
         }
-        let entry = node
-            .entry((*part).to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
+        let blocked = node.get(*part).is_some_and(|v| !v.is_object());
+        if blocked {
             // A value already sits here (`a.b` and `a.b.c` both set): keep the rest dotted.
             node.insert(parts[i..].join("."), value);
             return;
         }
-        node = entry.as_object_mut().expect("checked above");
+        node = node
+            .entry((*part).to_string())
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .expect("checked above");
     }
 }
 
@@ -374,13 +379,13 @@ pub fn parse_host_port(address: &str) -> Result<(String, u16), EsError> {
     let port: i64 = match port_str.parse::<i32>() {
         Ok(p) => p.into(),
         Err(_) => {
-            return Err(EsError::illegal_argument("failed to parse port").with_cause(
-                EsError::new(
+            return Err(
+                EsError::illegal_argument("failed to parse port").with_cause(EsError::new(
                     400,
                     "number_format_exception",
                     format!("For input string: \"{port_str}\""),
-                ),
-            ));
+                )),
+            );
         }
     };
     if port <= 0 {
@@ -423,8 +428,7 @@ pub fn parse_time_value(s: &str) -> Option<u64> {
     None
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, EsError> {
-    let _ = key;
+fn parse_bool(v: &str) -> Result<bool, EsError> {
     match v {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -440,14 +444,14 @@ fn parse_int_min(key: &str, v: &str, min: i64) -> Result<i64, EsError> {
         Ok(n) => Err(EsError::illegal_argument(format!(
             "Failed to parse value [{n}] for setting [{key}] must be >= {min}"
         ))),
-        Err(_) => Err(
-            EsError::illegal_argument(format!("Failed to parse value [{v}] for setting [{key}]"))
-                .with_cause(EsError::new(
-                    400,
-                    "number_format_exception",
-                    format!("For input string: \"{v}\""),
-                )),
-        ),
+        Err(_) => Err(EsError::illegal_argument(format!(
+            "Failed to parse value [{v}] for setting [{key}]"
+        ))
+        .with_cause(EsError::new(
+            400,
+            "number_format_exception",
+            format!("For input string: \"{v}\""),
+        ))),
     }
 }
 
@@ -487,7 +491,7 @@ fn validate_value(key: &str, known: &Known, value: &SettingValue) -> Result<(), 
             parse_mode(expect_str(key, value)?)?;
         }
         RemoteSuffix::SkipUnavailable => {
-            parse_bool(key, expect_str(key, value)?)?;
+            parse_bool(expect_str(key, value)?)?;
         }
         RemoteSuffix::PingSchedule => {
             let v = expect_str(key, value)?;
@@ -495,8 +499,13 @@ fn validate_value(key: &str, known: &Known, value: &SettingValue) -> Result<(), 
                 let msg = format!(
                     "failed to parse setting [{key}] with value [{v}] as a time value: unit is missing or unrecognized"
                 );
-                return Err(EsError::illegal_argument(msg.clone())
-                    .with_cause(EsError::new(400, "parse_exception", msg)));
+                return Err(
+                    EsError::illegal_argument(msg.clone()).with_cause(EsError::new(
+                        400,
+                        "parse_exception",
+                        msg,
+                    )),
+                );
             }
         }
         RemoteSuffix::Compress => {
@@ -505,7 +514,10 @@ fn validate_value(key: &str, known: &Known, value: &SettingValue) -> Result<(), 
                 v.to_ascii_uppercase().as_str(),
                 "TRUE" | "FALSE" | "INDEXING_DATA"
             ) {
-                return Err(no_enum("org.elasticsearch.transport.Compression.Enabled", v));
+                return Err(no_enum(
+                    "org.elasticsearch.transport.Compression.Enabled",
+                    v,
+                ));
             }
         }
         RemoteSuffix::CompressionScheme => {
@@ -593,7 +605,7 @@ fn validate_final(settings: &FlatSettings) -> Result<(), EsError> {
     match iter.next() {
         None => Ok(()),
         Some(mut first) => {
-            first.suppressed = iter.collect();
+            first.more.suppressed = iter.collect();
             Err(first)
         }
     }
@@ -757,7 +769,11 @@ mod tests {
     #[test]
     fn unknown_setting_is_not_recognized() {
         let mut s = ClusterSettings::default();
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.foo.bogus":"x"}})).unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.foo.bogus":"x"}}),
+        )
+        .unwrap_err();
         assert_eq!(e.status, 400);
         assert_eq!(e.kind, "illegal_argument_exception");
         assert_eq!(
@@ -771,21 +787,36 @@ mod tests {
     #[test]
     fn alias_must_match_the_affix_pattern() {
         let mut s = ClusterSettings::default();
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.a b.seeds":["h:1"]}})).unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.a b.seeds":["h:1"]}}),
+        )
+        .unwrap_err();
         assert_eq!(
             e.reason,
             "persistent setting [cluster.remote.a b.seeds], not recognized"
         );
-        let e = put(&mut s, json!({"persistent":{"cluster":{"remote":{"a.b":{"seeds":["h:1"]}}}}}))
-            .unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster":{"remote":{"a.b":{"seeds":["h:1"]}}}}}),
+        )
+        .unwrap_err();
         assert!(e.reason.contains("not recognized"));
-        put(&mut s, json!({"persistent":{"cluster.remote.Prod_2-x.seeds":["h:1"]}})).unwrap();
+        put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.Prod_2-x.seeds":["h:1"]}}),
+        )
+        .unwrap();
     }
 
     #[test]
     fn credentials_and_static_settings_are_not_dynamic() {
         let mut s = ClusterSettings::default();
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.a.credentials":"x"}})).unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.a.credentials":"x"}}),
+        )
+        .unwrap_err();
         assert_eq!(
             e.reason,
             "persistent setting [cluster.remote.a.credentials], not dynamically updateable"
@@ -801,8 +832,11 @@ mod tests {
     #[test]
     fn proxy_settings_need_proxy_mode() {
         let mut s = ClusterSettings::default();
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.foo.proxy_address":"h:9443"}}))
-            .unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.foo.proxy_address":"h:9443"}}),
+        )
+        .unwrap_err();
         assert_eq!(
             e.reason,
             "Setting \"cluster.remote.foo.proxy_address\" cannot be used with the configured \"cluster.remote.foo.mode\" [required=PROXY, configured=SNIFF]"
@@ -838,14 +872,26 @@ mod tests {
     #[test]
     fn addresses_need_a_port() {
         let mut s = ClusterSettings::default();
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.foo.seeds":["foo"]}})).unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.foo.seeds":["foo"]}}),
+        )
+        .unwrap_err();
         assert_eq!(
             e.reason,
             "remote hosts need to be configured as [host:port], found [foo] instead"
         );
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.foo.seeds":["foo:x"]}})).unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.foo.seeds":["foo:x"]}}),
+        )
+        .unwrap_err();
         assert_eq!(e.reason, "failed to parse port");
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.foo.seeds":["foo:0"]}})).unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.foo.seeds":["foo:0"]}}),
+        )
+        .unwrap_err();
         assert_eq!(e.reason, "port number must be > 0 but was: [0]");
         let e = put(
             &mut s,
@@ -858,8 +904,11 @@ mod tests {
     #[test]
     fn skip_unavailable_needs_an_enabled_connection() {
         let mut s = ClusterSettings::default();
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.remote1.skip_unavailable":true}}))
-            .unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.remote1.skip_unavailable":true}}),
+        )
+        .unwrap_err();
         assert_eq!(
             e.reason,
             "Cannot configure setting [cluster.remote.remote1.skip_unavailable] if remote cluster is not enabled."
@@ -870,7 +919,11 @@ mod tests {
         )
         .unwrap();
         // Removing only the seeds while skip_unavailable stays: same error, nothing changes.
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.remote1.seeds":null}})).unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.remote1.seeds":null}}),
+        )
+        .unwrap_err();
         assert!(e.reason.starts_with("Cannot configure setting"));
         assert!(s.persistent.contains_key("cluster.remote.remote1.seeds"));
         put(
@@ -895,17 +948,22 @@ mod tests {
         assert_eq!(s.persistent.len(), 1);
         // Deleting an unknown non-wildcard key is an error.
         let e = put(&mut s, json!({"persistent":{"cluster.remote.b":null}})).unwrap_err();
-        assert_eq!(e.reason, "persistent setting [cluster.remote.b], not recognized");
+        assert_eq!(
+            e.reason,
+            "persistent setting [cluster.remote.b], not recognized"
+        );
         // Deleting a setting that is not set is fine.
-        put(&mut s, json!({"persistent":{"cluster.remote.zz.seeds":null}})).unwrap();
+        put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.zz.seeds":null}}),
+        )
+        .unwrap();
     }
 
     #[test]
     fn value_types_are_checked() {
         let mut s = ClusterSettings::default();
-        let base = |k: &str, v: Value| {
-            json!({"persistent":{"cluster.remote.a.seeds":["h:1"], (format!("cluster.remote.a.{k}")): v}})
-        };
+        let base = |k: &str, v: Value| json!({"persistent":{"cluster.remote.a.seeds":["h:1"], (format!("cluster.remote.a.{k}")): v}});
         let e = put(&mut s, base("skip_unavailable", json!("yes"))).unwrap_err();
         assert_eq!(
             e.reason,
@@ -923,7 +981,11 @@ mod tests {
         );
         let e = put(&mut s, base("transport.ping_schedule", json!("5x"))).unwrap_err();
         assert!(e.reason.contains("as a time value"));
-        let e = put(&mut s, json!({"persistent":{"cluster.remote.a.mode":"direct"}})).unwrap_err();
+        let e = put(
+            &mut s,
+            json!({"persistent":{"cluster.remote.a.mode":"direct"}}),
+        )
+        .unwrap_err();
         assert_eq!(
             e.reason,
             "No enum constant org.elasticsearch.transport.RemoteConnectionStrategy.ConnectionStrategy.DIRECT"
@@ -950,11 +1012,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.reason.contains("cluster.remote.a.proxy_address"));
-        assert_eq!(e.suppressed.len(), 1);
-        assert!(e.to_body()["error"]["suppressed"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("cluster.remote.b.server_name"));
+        assert_eq!(e.more.suppressed.len(), 1);
+        assert!(
+            e.to_body()["error"]["suppressed"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("cluster.remote.b.server_name")
+        );
     }
 
     #[test]

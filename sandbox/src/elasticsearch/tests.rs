@@ -56,7 +56,13 @@ fn node(id: EsId) -> ElasticsearchNode {
     n
 }
 
-fn call(n: &mut ElasticsearchNode, w: &dyn RemoteWorld, method: &str, uri: &str, body: Option<Value>) -> EsResponse {
+fn call(
+    n: &mut ElasticsearchNode,
+    w: &dyn RemoteWorld,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> EsResponse {
     let mut req = EsRequest::new(method, uri).basic("elastic", PW);
     if let Some(b) = body {
         req = req.json(&b);
@@ -88,7 +94,10 @@ fn api_key_setup() -> (ElasticsearchNode, FakeWorld) {
         Endpoint {
             target: remote_id(),
             interface: Interface::RemoteClusterServer,
-            tls_names: vec![RCS_NAME.into(), "remote-es-default-0.remote-es-default.ns2.svc".into()],
+            tls_names: vec![
+                RCS_NAME.into(),
+                "remote-es-default-0.remote-es-default.ns2.svc".into(),
+            ],
             ca_fingerprint: "remote-transport-ca".into(),
         },
     );
@@ -341,7 +350,7 @@ fn api_key_model_unknown_malformed_and_rest_keys() {
 #[test]
 fn remote_not_running_or_incompatible() {
     let (local, mut world) = api_key_setup();
-    remote_mut(&mut world).version = EsVersion::parse("7.17.0").unwrap();
+    remote_mut(&mut world).version = EsVersion::parse("7.10.0").unwrap();
     assert!(matches!(
         local.diagnose("r1", &world),
         Err(NotConnectedReason::IncompatibleVersion { .. })
@@ -411,7 +420,10 @@ fn sniff_setup() -> (ElasticsearchNode, FakeWorld) {
         r.set_nodes(&pods.map(String::from));
         r.publish_addresses.transport = publish.clone();
     }
-    for addr in publish.iter().chain(["remote-es-transport.ns2.svc:9300".to_string()].iter()) {
+    for addr in publish
+        .iter()
+        .chain(["remote-es-transport.ns2.svc:9300".to_string()].iter())
+    {
         world.endpoints.insert(
             ("k1".into(), addr.clone()),
             Endpoint {
@@ -472,7 +484,9 @@ fn sniff_mode_fails_when_publish_addresses_are_unreachable() {
         &world,
         "PUT",
         "/_cluster/settings",
-        Some(json!({"persistent":{"cluster.remote.r2.seeds":["remote-es-transport.ns2.svc:9300"]}})),
+        Some(
+            json!({"persistent":{"cluster.remote.r2.seeds":["remote-es-transport.ns2.svc:9300"]}}),
+        ),
     );
     assert!(matches!(
         local.diagnose("r2", &world),
@@ -578,14 +592,20 @@ fn root_and_unknown_routes() {
         r.body["error"]["reason"],
         "request [/_remote/info] contains unrecognized parameter: [bogus]"
     );
-    let r = n.handle(&EsRequest::new("HEAD", "/").basic("elastic", PW), &NoRemotes);
+    let r = n.handle(
+        &EsRequest::new("HEAD", "/").basic("elastic", PW),
+        &NoRemotes,
+    );
     assert_eq!((r.status, r.body), (200, Value::Null));
 }
 
 #[test]
 fn missing_and_wrong_credentials_are_401_with_challenges() {
     let mut n = node(local_id());
-    let r = n.handle(&EsRequest::new("GET", "/_cluster/settings?flat_settings=true"), &NoRemotes);
+    let r = n.handle(
+        &EsRequest::new("GET", "/_cluster/settings?flat_settings=true"),
+        &NoRemotes,
+    );
     assert_eq!(r.status, 401);
     assert_eq!(
         r.body["error"]["reason"],
@@ -593,14 +613,21 @@ fn missing_and_wrong_credentials_are_401_with_challenges() {
     );
     assert_eq!(
         r.header_values("WWW-Authenticate"),
-        ["Basic realm=\"security\", charset=\"UTF-8\"", "Bearer realm=\"security\"", "ApiKey"]
+        [
+            "Basic realm=\"security\", charset=\"UTF-8\"",
+            "Bearer realm=\"security\"",
+            "ApiKey"
+        ]
     );
-    assert_eq!(r.body["error"]["root_cause"][0]["type"], "security_exception");
     assert_eq!(
-        r.body["error"]["header"]["WWW-Authenticate"][2],
-        "ApiKey"
+        r.body["error"]["root_cause"][0]["type"],
+        "security_exception"
     );
-    let r = n.handle(&EsRequest::new("GET", "/").basic("elastic", "nope"), &NoRemotes);
+    assert_eq!(r.body["error"]["header"]["WWW-Authenticate"][2], "ApiKey");
+    let r = n.handle(
+        &EsRequest::new("GET", "/").basic("elastic", "nope"),
+        &NoRemotes,
+    );
     assert_eq!(r.status, 401);
     assert_eq!(
         r.body["error"]["reason"],
@@ -612,7 +639,13 @@ fn missing_and_wrong_credentials_are_401_with_challenges() {
 #[test]
 fn api_key_authentication() {
     let mut n = node(local_id());
-    let rest = call(&mut n, &NoRemotes, "POST", "/_security/api_key", Some(json!({"name":"r"})));
+    let rest = call(
+        &mut n,
+        &NoRemotes,
+        "POST",
+        "/_security/api_key",
+        Some(json!({"name":"r"})),
+    );
     let rest_enc = rest.body["encoded"].as_str().unwrap().to_string();
     let cc = call(
         &mut n,
@@ -623,7 +656,10 @@ fn api_key_authentication() {
     );
     let cc_enc = cc.body["encoded"].as_str().unwrap().to_string();
     // A REST key may read settings but may not create a cross-cluster key.
-    let r = n.handle(&EsRequest::new("GET", "/_cluster/settings").api_key(&rest_enc), &NoRemotes);
+    let r = n.handle(
+        &EsRequest::new("GET", "/_cluster/settings").api_key(&rest_enc),
+        &NoRemotes,
+    );
     assert_eq!(r.status, 200);
     let r = n.handle(
         &EsRequest::new("POST", "/_security/cross_cluster/api_key")
@@ -640,7 +676,10 @@ fn api_key_authentication() {
     // A cross-cluster key cannot authenticate REST requests.
     let r = n.handle(&EsRequest::new("GET", "/").api_key(&cc_enc), &NoRemotes);
     assert_eq!(r.status, 401);
-    let who = n.handle(&EsRequest::new("GET", "/_security/_authenticate").api_key(&rest_enc), &NoRemotes);
+    let who = n.handle(
+        &EsRequest::new("GET", "/_security/_authenticate").api_key(&rest_enc),
+        &NoRemotes,
+    );
     assert_eq!(who.body["authentication_type"], "api_key");
 }
 
@@ -652,7 +691,9 @@ fn cluster_settings_get_nested_and_flat() {
         &NoRemotes,
         "PUT",
         "/_cluster/settings?flat_settings=true",
-        Some(json!({"persistent":{"cluster":{"remote":{"a":{"seeds":["h:1"],"skip_unavailable":false}}}}})),
+        Some(
+            json!({"persistent":{"cluster":{"remote":{"a":{"seeds":["h:1"],"skip_unavailable":false}}}}}),
+        ),
     );
     assert_eq!(
         r.body,
@@ -664,7 +705,13 @@ fn cluster_settings_get_nested_and_flat() {
         r.body,
         json!({"persistent":{"cluster":{"remote":{"a":{"seeds":["h:1"],"skip_unavailable":"false"}}}},"transient":{}})
     );
-    let r = call(&mut n, &NoRemotes, "GET", "/_cluster/settings?flat_settings&include_defaults=false", None);
+    let r = call(
+        &mut n,
+        &NoRemotes,
+        "GET",
+        "/_cluster/settings?flat_settings&include_defaults=false",
+        None,
+    );
     assert_eq!(
         r.body["persistent"],
         json!({"cluster.remote.a.seeds":["h:1"],"cluster.remote.a.skip_unavailable":"false"})
@@ -683,7 +730,10 @@ fn cluster_settings_get_nested_and_flat() {
             "type":"illegal_argument_exception",
             "reason":"persistent setting [cluster.remote.foo.bogus], not recognized"},"status":400})
     );
-    let r = n.handle(&EsRequest::new("PUT", "/_cluster/settings").basic("elastic", PW), &NoRemotes);
+    let r = n.handle(
+        &EsRequest::new("PUT", "/_cluster/settings").basic("elastic", PW),
+        &NoRemotes,
+    );
     assert_eq!(r.body["error"]["reason"], "request body is required");
     let mut req = EsRequest::new("PUT", "/_cluster/settings").basic("elastic", PW);
     req.body = b"{}".to_vec();
@@ -692,7 +742,10 @@ fn cluster_settings_get_nested_and_flat() {
     req.content_type = Some("application/json".into());
     req.body = b"{not json".to_vec();
     let r = n.handle(&req, &NoRemotes);
-    assert_eq!((r.status, r.body["error"]["type"].clone()), (400, json!("x_content_parse_exception")));
+    assert_eq!(
+        (r.status, r.body["error"]["type"].clone()),
+        (400, json!("x_content_parse_exception"))
+    );
 }
 
 #[test]
@@ -705,14 +758,32 @@ fn reload_secure_settings_reads_the_pending_keystore() {
         )])),
         ..FakeWorld::default()
     };
-    let r = call(&mut n, &world, "POST", "/_nodes/reload_secure_settings", Some(json!({})));
+    let r = call(
+        &mut n,
+        &world,
+        "POST",
+        "/_nodes/reload_secure_settings",
+        Some(json!({})),
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(r.body["_nodes"], json!({"total":1,"successful":1,"failed":0}));
+    assert_eq!(
+        r.body["_nodes"],
+        json!({"total":1,"successful":1,"failed":0})
+    );
     assert_eq!(r.body["cluster_name"], "local");
     let nodes = r.body["nodes"].as_object().unwrap();
-    assert_eq!(nodes.values().next().unwrap(), &json!({"name":"local-es-default-0"}));
+    assert_eq!(
+        nodes.values().next().unwrap(),
+        &json!({"name":"local-es-default-0"})
+    );
     assert!(n.has_remote_credentials("a"));
-    let r = call(&mut n, &world, "POST", "/_nodes/nomatch/reload_secure_settings", None);
+    let r = call(
+        &mut n,
+        &world,
+        "POST",
+        "/_nodes/nomatch/reload_secure_settings",
+        None,
+    );
     assert_eq!(r.body["_nodes"]["total"], 0);
 }
 
