@@ -146,6 +146,7 @@ pub(crate) struct ClusterState {
     pub log: Mutex<Vec<RequestRecord>>,
     pub log_file: Option<Mutex<std::fs::File>>,
     pub(crate) faults: Mutex<Vec<FaultSlot>>,
+    subresources: Mutex<HashMap<(ResourceKey, String), crate::SubresourceHandler>>,
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -343,6 +344,7 @@ impl ClusterState {
             log: Mutex::new(Vec::new()),
             log_file: log_file.map(Mutex::new),
             faults: Mutex::new(Vec::new()),
+            subresources: Mutex::new(HashMap::new()),
         }
     }
 
@@ -463,6 +465,30 @@ impl ClusterState {
             let _ = writeln!(f, "{line}");
         }
         self.log.lock().expect("log lock").push(rec);
+    }
+
+    pub(crate) fn set_subresource_handler(
+        &self,
+        key: ResourceKey,
+        sub: &str,
+        handler: crate::SubresourceHandler,
+    ) {
+        self.subresources
+            .lock()
+            .expect("subresources lock")
+            .insert((key, sub.to_string()), handler);
+    }
+
+    pub(crate) fn subresource_handler(
+        &self,
+        key: &ResourceKey,
+        sub: &str,
+    ) -> Option<crate::SubresourceHandler> {
+        self.subresources
+            .lock()
+            .expect("subresources lock")
+            .get(&(*key, sub.to_string()))
+            .cloned()
     }
 
     pub(crate) fn add_fault(&self, fault: Fault) {

@@ -23,6 +23,7 @@ mod discovery;
 pub mod elasticsearch;
 mod kubeconfig;
 mod openapi;
+pub mod portforward;
 pub mod pki;
 mod resources;
 pub mod schema;
@@ -50,7 +51,32 @@ pub use resources::{ResourceInfo, ResourceKey};
 pub use schema::{EckFeatures, LATEST_ECK_VERSION};
 pub use status::ApiError;
 
+pub use server::Body;
+
 use cluster::ClusterState;
+
+/// The object a subresource request addresses (after authorization and a successful get).
+#[derive(Debug, Clone)]
+pub struct SubresourceTarget {
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The stored object (e.g. the Pod).
+    pub object: Value,
+    /// The authenticated user.
+    pub user: String,
+}
+
+/// Answers a subresource such as `pods/portforward`. The request has no body but keeps its
+/// extensions, so `hyper::upgrade::on(&mut req)` works (connections are served with upgrades).
+pub type SubresourceHandler = Arc<
+    dyn Fn(
+            http::Request<()>,
+            SubresourceTarget,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<Body>> + Send>>
+        + Send
+        + Sync,
+>;
 use pki::{Ca, CertKey};
 
 /// Builds a [`Sandbox`].
@@ -576,6 +602,19 @@ impl ClusterHandle {
 
     pub fn clear_requests(&self) {
         self.state.log.lock().expect("log lock").clear();
+    }
+
+    /// Serves `resource/{name}/{subresource}` (e.g. `ResourceKey::PODS`, `"portforward"`) with
+    /// `handler`, after RBAC (verb `create` for portforward/exec/attach, else by method) and a
+    /// 404 check on the object. Without a handler such URLs are 404.
+    pub fn set_subresource_handler(
+        &self,
+        resource: ResourceKey,
+        subresource: &str,
+        handler: SubresourceHandler,
+    ) {
+        self.state
+            .set_subresource_handler(resource, subresource, handler);
     }
 
     pub fn inject_fault(&self, fault: Fault) {

@@ -27,7 +27,8 @@ use crate::resources::{self, ResourceKey};
 use crate::status::ApiError;
 use crate::table;
 
-pub(crate) type Body = BoxBody<Bytes, Infallible>;
+/// Body type of the API server's responses.
+pub type Body = BoxBody<Bytes, Infallible>;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -92,7 +93,8 @@ pub(crate) async fn serve(
                 async move { handle(state, ident, port, req).await }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            // With upgrades: pod port-forward switches the connection to WebSocket.
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::select! {
                 _ = conn => {}
                 _ = conn_shutdown.changed() => {}
@@ -169,7 +171,8 @@ async fn handle(
         content_type: content_type.clone(),
         status: 0,
     };
-    let body = match req.into_body().collect().await {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Err(Dropped),
     };
@@ -202,6 +205,7 @@ async fn handle(
         content_type: content_type.as_deref(),
         accept: &accept,
         body: &body,
+        parts: std::sync::Mutex::new(Some(parts)),
     };
     let resp = match route(&ctx).await {
         Ok(r) => r,
@@ -222,6 +226,8 @@ struct Ctx<'a> {
     content_type: Option<&'a str>,
     accept: &'a str,
     body: &'a Bytes,
+    /// The request head (with hyper's upgrade handle), for subresource handlers.
+    parts: std::sync::Mutex<Option<http::request::Parts>>,
 }
 
 impl Ctx<'_> {
@@ -310,7 +316,12 @@ fn parse_resource_path<'a>(segs: &[&'a str]) -> Option<ResourceRequest<'a>> {
     }
 }
 
-fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
+fn verb_of(method: &Method, has_name: bool, watch: bool, sub: Option<&str>) -> &'static str {
+    // Streaming subresources: a WebSocket GET needs `create` like a POST (KEP-4006,
+    // AuthorizePodWebsocketUpgradeCreatePermission, on by default since 1.31).
+    if matches!(sub, Some("portforward" | "exec" | "attach")) {
+        return "create";
+    }
     match (method.as_str(), has_name) {
         ("GET" | "HEAD", _) if watch => "watch",
         ("GET" | "HEAD", true) => "get",
@@ -357,11 +368,8 @@ fn authorize(ctx: &Ctx<'_>, rr: &ResourceRequest<'_>, verb: &str) -> Result<(), 
         version: leak(rr.version),
         plural: leak(rr.plural),
     };
-    let name = if verb == "create" {
-        ""
-    } else {
-        rr.name.unwrap_or("")
-    };
+    // A collection POST has no name in the URL, so its denial names none.
+    let name = rr.name.unwrap_or("");
     Err(ApiError::forbidden(&key, name, &why))
 }
 
@@ -430,7 +438,7 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::no_route());
     };
     let watch = matches!(ctx.param("watch"), Some("true" | "1"));
-    let verb = verb_of(ctx.method, rr.name.is_some(), watch);
+    let verb = verb_of(ctx.method, rr.name.is_some(), watch, rr.sub);
     authorize(ctx, &rr, verb)?;
 
     let info = resources::lookup(rr.group, rr.version, rr.plural)
@@ -448,7 +456,26 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let sub = match rr.sub {
         None => Sub::Main,
         Some("status") if info.status_subresource => Sub::Status,
-        Some(_) => return Err(ApiError::no_route()),
+        Some(sub) => {
+            let (Some(handler), Some(name)) = (state.subresource_handler(&key, sub), rr.name)
+            else {
+                return Err(ApiError::no_route());
+            };
+            let object = state.get(&key, rr.namespace, name)?;
+            let parts = ctx
+                .parts
+                .lock()
+                .expect("parts lock")
+                .take()
+                .ok_or_else(|| ApiError::internal("request head already used"))?;
+            let target = crate::SubresourceTarget {
+                namespace: rr.namespace.map(str::to_string),
+                name: name.to_string(),
+                object,
+                user: ctx.ident.user.clone(),
+            };
+            return Ok(handler(Request::from_parts(parts, ()), target).await);
+        }
     };
     let ns = if is_namespace_object {
         None

@@ -940,3 +940,48 @@ async fn watch_streams_changes_after_a_resource_version() {
         [("ADDED".to_string(), "logs".to_string())]
     );
 }
+
+#[tokio::test]
+async fn subresource_handlers_are_authorized_and_routed() {
+    let sb = sandbox();
+    let east = sb.cluster("east");
+    let handler: remote_cluster_sandbox::SubresourceHandler = std::sync::Arc::new(|req, target| {
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            let text = format!("{} {} {}", req.method(), target.name, target.user);
+            http::Response::new(http_body_util::Full::new(bytes::Bytes::from(text)).boxed())
+        })
+    });
+    east.set_subresource_handler(ResourceKey::PODS, "portforward", handler);
+    east.create(
+        &ResourceKey::PODS,
+        json!({"metadata": {"name": "es-0", "namespace": "search"}, "spec": {"containers": [{"name": "elasticsearch", "image": "x"}]}}),
+    )
+    .unwrap();
+    let c = admin(&east);
+    let r = c
+        .get("/api/v1/namespaces/search/pods/es-0/portforward?ports=9200")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(String::from_utf8_lossy(&r.body), "GET es-0 admin");
+    let missing = c
+        .get("/api/v1/namespaces/search/pods/nope/portforward")
+        .await
+        .unwrap();
+    assert_eq!(missing.status, 404);
+    let other = c
+        .get("/api/v1/namespaces/search/pods/es-0/exec")
+        .await
+        .unwrap();
+    assert_eq!(other.status, 404, "no handler, no route");
+    let restricted = east.client("restricted", false).unwrap();
+    let denied = restricted
+        .get("/api/v1/namespaces/search/pods/es-0/portforward")
+        .await
+        .unwrap();
+    assert_eq!(
+        denied.message(),
+        "pods \"es-0\" is forbidden: User \"restricted\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"search\""
+    );
+}
