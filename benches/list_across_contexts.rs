@@ -17,13 +17,19 @@ const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-remote_cluster");
 
 struct Run {
     wall: Duration,
-    max_rss_kib: i64,
+    max_rss_kib: u64,
 }
 
-/// Runs a command to completion, with its wall time and peak resident memory.
+/// Runs a command to completion under GNU time, which reports the child's own peak RSS
+/// (`wait4` from this process would not: a spawned child starts from this process's high-water
+/// mark, which holds the whole in-process sandbox).
 fn run(program: &str, args: &[&str], env: &[(&str, &Path)]) -> Run {
-    let mut command = Command::new(program);
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut command = Command::new("/usr/bin/time");
     command
+        .args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg(program)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -31,21 +37,15 @@ fn run(program: &str, args: &[&str], env: &[(&str, &Path)]) -> Run {
         command.env(key, value);
     }
     let start = Instant::now();
-    let child = command.spawn().expect("command starts");
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // wait4 gives the peak RSS of this child alone, unlike getrusage(RUSAGE_CHILDREN).
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let status = command.status().expect("/usr/bin/time runs (Debian package `time`)");
     let wall = start.elapsed();
-    assert_eq!(pid, child.id() as i32, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{program} {args:?} failed with status {status}"
-    );
-    Run {
-        wall,
-        max_rss_kib: usage.ru_maxrss,
-    }
+    assert!(status.success(), "{program} {args:?} failed: {status}");
+    let max_rss_kib = std::fs::read_to_string(report.path())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_default();
+    Run { wall, max_rss_kib }
 }
 
 fn median(mut runs: Vec<Run>) -> Run {
@@ -74,7 +74,8 @@ fn main() {
         let mut cluster = ClusterConfig::new(&name).latency(LATENCY);
         for e in 0..ES_PER_CLUSTER {
             let namespace = format!("team-{}", e % 5);
-            cluster = cluster.elasticsearch(EsSeed::new(&namespace, &format!("es-{e:02}"), "9.1.0"));
+            cluster =
+                cluster.elasticsearch(EsSeed::new(&namespace, &format!("es-{e:02}"), "9.1.0"));
         }
         builder = builder.cluster(cluster);
         contexts.push(name);
@@ -93,9 +94,15 @@ fn main() {
     run("bash", &["-c", &loop_script], &env);
     run(PLUGIN, &["list", "--all-contexts", "-o", "json"], &env);
 
-    let all = repeat(7, || run(PLUGIN, &["list", "--all-contexts", "-o", "json"], &env));
+    let all = repeat(7, || {
+        run(PLUGIN, &["list", "--all-contexts", "-o", "json"], &env)
+    });
     let single = repeat(7, || {
-        run(PLUGIN, &["list", "--context", &contexts[0], "-o", "json"], &env)
+        run(
+            PLUGIN,
+            &["list", "--context", &contexts[0], "-o", "json"],
+            &env,
+        )
     });
     let kubectl_loop = repeat(3, || run("bash", &["-c", &loop_script], &env));
     let version = repeat(51, || run(PLUGIN, &["version"], &env));
@@ -108,10 +115,13 @@ fn main() {
     println!("| measurement | wall time | peak RSS |");
     println!("|---|---|---|");
     let row = |name: &str, r: &Run| {
-        println!("| {name} | {} | {} MiB |", ms(r.wall), r.max_rss_kib / 1024);
+        println!("| {name} | {} | {:.1} MiB |", ms(r.wall), r.max_rss_kib as f64 / 1024.0);
     };
     row("plugin `list --all-contexts -o json` (20 contexts)", &all);
-    row("plugin `list --context cluster-01 -o json` (1 context)", &single);
+    row(
+        "plugin `list --context cluster-01 -o json` (1 context)",
+        &single,
+    );
     row("kubectl loop over 20 contexts", &kubectl_loop);
     row("plugin `version`", &version);
     row("`kubectl version --client`", &kubectl_version);

@@ -1,0 +1,249 @@
+//! `link` and `unlink` between two clusters of one ECK operator, through the real binary.
+
+mod common;
+
+use common::{World, stderr_of, stdout_of};
+use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Rule, Sandbox};
+use serde_json::{Value, json};
+
+const LINKS: &str = "remote-cluster.kubectl-plugin.dev/links";
+
+fn world() -> World {
+    World::start(
+        Sandbox::builder().cluster(
+            ClusterConfig::new("east")
+                .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1))
+                .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(3))
+                .elasticsearch(EsSeed::new("shop", "orders", "9.1.0").nodes(1))
+                .elasticsearch(EsSeed::new("logging", "old", "8.17.0").nodes(1))
+                .elasticsearch(
+                    EsSeed::new("search", "hand", "9.1.0")
+                        .remote_cluster("products", "search", "orders", false),
+                )
+                .user(
+                    "reader",
+                    vec![Rule::read_only("elasticsearch.k8s.elastic.co", "elasticsearches")],
+                ),
+        ),
+    )
+}
+
+fn es(world: &World, namespace: &str, name: &str) -> Value {
+    world
+        .sandbox
+        .cluster("east")
+        .get(&ResourceKey::ELASTICSEARCHES, Some(namespace), name)
+        .expect("the Elasticsearch exists")
+}
+
+/// Writes to Elasticsearch resources (access reviews are questions, not writes).
+fn es_writes(world: &World) -> Vec<remote_cluster_sandbox::RequestRecord> {
+    world
+        .sandbox
+        .cluster("east")
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.path.contains("/elasticsearches"))
+        .collect()
+}
+
+#[test]
+fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
+    let world = world();
+    let output = world
+        .plugin()
+        .args(["link", "catalog", "products", "-n", "search", "--yes", "--wait=false"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("enable the remote cluster server (port 9443)  [restarts Elasticsearch nodes]"), "{stderr}");
+    assert!(stderr.contains("Linked search/catalog (context east) to search/products (context east) as \"products\" (api-key security model)."));
+    assert!(stdout_of(&output).is_empty(), "no data asked for, none printed");
+
+    let products = es(&world, "search", "products");
+    assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], true);
+    let catalog = es(&world, "search", "catalog");
+    assert_eq!(
+        catalog["spec"]["remoteClusters"],
+        json!([{"name": "products", "elasticsearchRef": {"name": "products"},
+                "apiKey": {"access": {"search": {"names": ["*"]}}}}])
+    );
+    assert!(catalog["metadata"]["annotations"][LINKS].as_str().unwrap().contains("\"products\""));
+    let writes = es_writes(&world);
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert!(writes.iter().all(|w| w.method == "PATCH"
+        && w.content_type.as_deref() == Some("application/json-patch+json")
+        && w.status == 200));
+
+    world.sandbox.cluster("east").clear_requests();
+    let again = world
+        .plugin()
+        .args(["link", "catalog", "products", "-n", "search", "--yes", "--wait=false"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(stderr_of(&again).contains("is already linked"), "{}", stderr_of(&again));
+    assert_eq!(world.write_count(&["east"]), 0, "the second link writes nothing at all");
+}
+
+#[test]
+fn certificate_model_adds_the_entry_only() {
+    let world = world();
+    let output = world
+        .plugin()
+        .args(["link", "catalog", "orders", "-n", "search", "--remote-namespace", "shop",
+               "--security", "certificate", "--alias", "shop", "--wait=false"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("deprecated"), "the certificate model warns");
+    let catalog = es(&world, "search", "catalog");
+    assert_eq!(
+        catalog["spec"]["remoteClusters"],
+        json!([{"name": "shop", "elasticsearchRef": {"name": "orders", "namespace": "shop"}}])
+    );
+    assert_eq!(es(&world, "shop", "orders")["spec"]["remoteClusterServer"], Value::Null);
+}
+
+#[test]
+fn without_a_terminal_a_restarting_plan_needs_yes() {
+    let world = world();
+    let output = world
+        .plugin()
+        .args(["link", "catalog", "products", "-n", "search", "--wait=false"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("there is no terminal to confirm it on"));
+    assert!(es_writes(&world).is_empty());
+}
+
+#[test]
+fn dry_runs_write_nothing() {
+    let world = world();
+    let client = world
+        .plugin()
+        .args(["link", "catalog", "products", "-n", "search", "--dry-run=client", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(client.status.code(), Some(0), "{}", stderr_of(&client));
+    let doc: Value = serde_json::from_slice(&client.stdout).unwrap();
+    assert_eq!(doc["kind"], "LinkResult");
+    assert_eq!(doc["plan"]["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["writes"], 0);
+    assert!(es_writes(&world).is_empty());
+
+    let server = world
+        .plugin()
+        .args(["link", "catalog", "products", "-n", "search", "--dry-run=server"])
+        .output()
+        .unwrap();
+    assert_eq!(server.status.code(), Some(0), "{}", stderr_of(&server));
+    let writes = es_writes(&world);
+    assert_eq!(writes.len(), 2);
+    assert!(writes.iter().all(|w| w.query.contains("dryRun=All")), "{writes:?}");
+    assert_eq!(es(&world, "search", "products")["spec"]["remoteClusterServer"], Value::Null);
+    assert_eq!(es(&world, "search", "catalog")["spec"]["remoteClusters"], Value::Null);
+}
+
+#[test]
+fn pre_write_checks_exit_2_without_writing() {
+    let world = world();
+    let cases: &[(&[&str], &str)] = &[
+        (&["link", "catalog", "catalog", "-n", "search"], "to itself"),
+        (&["link", "catalog", "missing", "-n", "search"], "Elasticsearch \"missing\" not found in namespace \"search\" of context \"east\""),
+        (&["link", "catalog", "products", "-n", "nowhere"], "not found in namespace \"nowhere\""),
+        (&["link", "catalog", "products", "-n", "search", "--alias", "Bad.Alias"], "is not valid"),
+        (&["link", "hand", "products", "-n", "search"], "alias \"products\" is already used on search/hand (context east) by a link to search/orders"),
+        (&["link", "catalog", "old", "-n", "search", "--remote-namespace", "logging"], "cannot be connected"),
+        (&["link", "catalog", "products", "-n", "search", "--security", "certificate", "--search-indices", "a"], "for the API-key model"),
+        (&["unlink", "hand", "products", "-n", "search"], "was not added by kubectl remote-cluster"),
+        (&["unlink", "catalog", "nothing", "-n", "search"], "has no remote cluster with alias \"nothing\""),
+        (&["link", "catalog", "products", "-n", "search", "--timeout", "soon"], "invalid --timeout"),
+    ];
+    for (args, expected) in cases {
+        let output = world.plugin().args(*args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr_of(&output));
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1);
+    }
+    assert!(es_writes(&world).is_empty());
+}
+
+#[test]
+fn rbac_denial_names_the_verb_before_any_write() {
+    let world = world();
+    let mut config: Value = serde_saphyr::from_str(&world.sandbox.kubeconfig_yaml()).unwrap();
+    let reader = world.sandbox.cluster("east").identity("reader").unwrap();
+    let _ = reader;
+    // A context for the read-only user on the same cluster.
+    config["contexts"].as_array_mut().unwrap().push(json!({
+        "name": "east-reader", "context": {"cluster": "east", "user": "east-reader"}}));
+    let path = world.dir.path().join("reader.yaml");
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    let output = common::plugin(world.dir.path())
+        .arg("--kubeconfig")
+        .arg(&path)
+        .args(["link", "catalog", "products", "-n", "search", "--context", "east-reader", "--yes"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not allowed to patch elasticsearches.elasticsearch.k8s.elastic.co in namespace \"search\""), "{stderr}");
+    assert!(es_writes(&world).is_empty());
+}
+
+#[test]
+fn unlink_removes_exactly_what_link_added() {
+    let world = world();
+    let before_catalog = es(&world, "search", "catalog");
+    let before_products = es(&world, "search", "products");
+    let link = world
+        .plugin()
+        .args(["link", "catalog", "products", "-n", "search", "--yes", "--wait=false"])
+        .output()
+        .unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    let unlink = world
+        .plugin()
+        .args(["unlink", "catalog", "products", "-n", "search", "--disable-server", "--yes", "--wait=false", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    let doc: Value = serde_json::from_slice(&unlink.stdout).unwrap();
+    assert_eq!(doc["kind"], "UnlinkResult");
+    assert_eq!(doc["writes"], 2);
+    let catalog = es(&world, "search", "catalog");
+    assert_eq!(catalog["spec"], before_catalog["spec"]);
+    assert_eq!(catalog["metadata"]["annotations"].get(LINKS), None);
+    let products = es(&world, "search", "products");
+    assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], false);
+    assert_eq!(
+        products["metadata"]["annotations"].get("remote-cluster.kubectl-plugin.dev/remote-cluster-server"),
+        None
+    );
+    assert_eq!(before_products["spec"]["remoteClusterServer"], Value::Null);
+}
+
+#[test]
+fn unlink_keeps_a_server_others_use_and_says_who() {
+    let world = world();
+    for (local, ns) in [("catalog", "search"), ("orders", "shop")] {
+        let output = world
+            .plugin()
+            .args(["link", local, "products", "-n", ns, "--remote-namespace", "search", "--yes", "--wait=false"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    }
+    let output = world
+        .plugin()
+        .args(["unlink", "catalog", "products", "-n", "search", "--disable-server", "--yes", "--wait=false"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("stays on: still used by shop/orders"), "{}", stderr_of(&output));
+    assert_eq!(es(&world, "search", "products")["spec"]["remoteClusterServer"]["enabled"], true);
+}
