@@ -809,9 +809,15 @@ impl ClusterState {
                 // apiextensions-apiserver: custom resources accept no strategic merge patch.
                 return Err(unknown_patch_format());
             }
+            // Secrets, ConfigMaps and Namespaces hold only maps and scalars (besides
+            // metadata lists), where a strategic merge patch means what a merge patch means;
+            // one carrying `$patch`/`$retainKeys`/`$setElementOrder...` directives is refused.
+            PatchType::Strategic
+                if matches!(key.plural, "secrets" | "configmaps" | "namespaces")
+                    && !has_directive(&serde_json::from_slice(patch).unwrap_or(Value::Null)) => {}
             PatchType::Strategic => {
                 return Err(ApiError::unsupported_media_type(
-                    "the sandbox API server does not implement strategic merge patch; use application/merge-patch+json or application/json-patch+json",
+                    "the sandbox API server implements strategic merge patch only for Secrets, ConfigMaps and Namespaces, without $-directives; use application/merge-patch+json or application/json-patch+json",
                 ));
             }
             PatchType::Apply => {
@@ -828,7 +834,7 @@ impl ClusterState {
         drop(store);
         let mut patched = old.clone();
         match patch_type {
-            PatchType::Merge => {
+            PatchType::Merge | PatchType::Strategic => {
                 let p: Value = serde_json::from_slice(patch)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
                 if !p.is_object() {
@@ -1357,6 +1363,17 @@ impl ClusterState {
                 }),
             );
         }
+    }
+}
+
+/// Whether a strategic merge patch uses `$`-directives (keys starting with `$`).
+fn has_directive(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k.starts_with('$') || has_directive(v)),
+        Value::Array(a) => a.iter().any(has_directive),
+        _ => false,
     }
 }
 

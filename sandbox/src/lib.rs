@@ -25,6 +25,7 @@ mod kubeconfig;
 mod openapi;
 pub mod pki;
 pub mod portforward;
+mod proto;
 mod resources;
 pub mod schema;
 mod selector;

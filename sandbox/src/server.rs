@@ -612,6 +612,9 @@ fn decode_body(ctx: &Ctx<'_>, info: &resources::ResourceInfo) -> Result<Value, A
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    if ct == "application/vnd.kubernetes.protobuf" {
+        return crate::proto::decode(ctx.body, info);
+    }
     let text = std::str::from_utf8(ctx.body)
         .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
     match ct.as_str() {
@@ -628,7 +631,7 @@ fn decode_body(ctx: &Ctx<'_>, info: &resources::ResourceInfo) -> Result<Value, A
             ))
         }),
         _ => Err(ApiError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the sandbox does not speak protobuf; got {ct})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct})"
         ))),
     }
 }

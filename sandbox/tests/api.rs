@@ -326,11 +326,41 @@ async fn json_patch_test_guards_and_strategic_merge_is_unsupported() {
         .await
         .unwrap();
     assert_eq!(r.status, 415);
+    // On built-in types made of maps, a strategic merge patch is a merge patch...
+    let smp = "application/strategic-merge-patch+json";
     let r = c
         .patch(
             "/api/v1/namespaces/default",
-            "application/strategic-merge-patch+json",
+            smp,
             &json!({"metadata": {"labels": {"a": "b"}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["metadata"]["labels"]["a"], "b");
+    // ...but directives and other types are refused, not half-applied.
+    let r = c
+        .patch(
+            "/api/v1/namespaces/default",
+            smp,
+            &json!({"metadata": {"$setElementOrder/finalizers": []}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 415);
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 9200}]}});
+    assert_eq!(
+        c.post("/api/v1/namespaces/default/services", &svc)
+            .await
+            .unwrap()
+            .status,
+        201
+    );
+    let r = c
+        .patch(
+            "/api/v1/namespaces/default/services/s",
+            smp,
+            &json!({"spec": {"type": "LoadBalancer"}}),
         )
         .await
         .unwrap();

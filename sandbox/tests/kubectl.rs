@@ -347,3 +347,80 @@ fn rbac_and_dead_contexts() {
     assert!(!o.status.success());
     assert!(err(&o).contains("connection refused"), "{}", err(&o));
 }
+
+#[test]
+fn built_in_objects_can_be_created_patched_and_applied() {
+    let Some(k) = world() else { return };
+    let east = k.sandbox.cluster("east");
+    // kubectl sends these bodies as protobuf.
+    for args in [
+        &["create", "namespace", "team-x"][..],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "-n",
+            "team-x",
+            "--from-literal=password=hunter2",
+        ],
+        &[
+            "create",
+            "configmap",
+            "cas",
+            "-n",
+            "team-x",
+            "--from-literal=ca.crt=PEM",
+        ],
+        &[
+            "label",
+            "secret",
+            "creds",
+            "-n",
+            "team-x",
+            "eck.k8s.elastic.co/watched=true",
+        ],
+        &[
+            "patch",
+            "secret",
+            "creds",
+            "-n",
+            "team-x",
+            "-p",
+            r#"{"stringData":{"extra":"x"}}"#,
+        ],
+    ] {
+        let o = k.kubectl(args);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+    }
+    let secret = east
+        .get(&ResourceKey::SECRETS, Some("team-x"), "creds")
+        .unwrap();
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+    assert_eq!(secret["data"]["extra"], "eA==");
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(
+        secret["metadata"]["labels"]["eck.k8s.elastic.co/watched"],
+        "true"
+    );
+    assert_eq!(
+        east.get(&ResourceKey::CONFIGMAPS, Some("team-x"), "cas")
+            .unwrap()["data"]["ca.crt"],
+        "PEM"
+    );
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: team-x\ndata:\n  ca.crt: one\n";
+    assert!(k.kubectl_in(&["apply", "-f", "-"], cm).status.success());
+    let o = k.kubectl_in(&["apply", "-f", "-"], &cm.replace("one", "two"));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        east.get(&ResourceKey::CONFIGMAPS, Some("team-x"), "applied")
+            .unwrap()["data"]["ca.crt"],
+        "two"
+    );
+    let o = k.kubectl(&["delete", "namespace", "team-x"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        east.get(&ResourceKey::SECRETS, Some("team-x"), "creds")
+            .is_none()
+    );
+}
