@@ -32,6 +32,13 @@ impl ResourceKey {
         plural: "customresourcedefinitions",
     };
 
+    /// `authorization.k8s.io/v1` `selfsubjectaccessreviews` (create only, never stored).
+    pub const SELF_SUBJECT_ACCESS_REVIEWS: ResourceKey = ResourceKey {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectaccessreviews",
+    };
+
     const fn core(plural: &'static str) -> ResourceKey {
         ResourceKey {
             group: "",
@@ -254,6 +261,20 @@ static ALL: &[ResourceInfo] = &[
         status_subresource: true,
         has_generation: true,
         delete_returns_object: true,
+        allow_unconditional_update: false,
+        field_selectors: &[],
+    },
+    ResourceInfo {
+        key: ResourceKey::SELF_SUBJECT_ACCESS_REVIEWS,
+        kind: "SelfSubjectAccessReview",
+        singular: "selfsubjectaccessreview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: &["create"],
+        status_subresource: false,
+        has_generation: false,
+        delete_returns_object: false,
         allow_unconditional_update: false,
         field_selectors: &[],
     },

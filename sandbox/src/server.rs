@@ -337,20 +337,18 @@ fn verb_of(method: &Method, has_name: bool, watch: bool, sub: Option<&str>) -> &
 
 /// RBAC: `admin`/`system:masters` may do anything; others need a matching rule.
 fn authorize(ctx: &Ctx<'_>, rr: &ResourceRequest<'_>, verb: &str) -> Result<(), ApiError> {
-    if ctx.ident.is_admin() {
-        return Ok(());
-    }
     let resource = match rr.sub {
         Some(s) => format!("{}/{s}", rr.plural),
         None => rr.plural.to_string(),
     };
-    let rules = ctx.state.users.get(&ctx.ident.user);
-    let allowed = rules.is_some_and(|rules| {
-        rules
-            .iter()
-            .any(|r| r.allows(verb, rr.group, &resource, rr.namespace))
-    });
-    if allowed {
+    if allowed(
+        ctx.state,
+        ctx.ident,
+        verb,
+        rr.group,
+        &resource,
+        rr.namespace,
+    ) {
         return Ok(());
     }
     // k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac: the reason string, then
@@ -371,6 +369,92 @@ fn authorize(ctx: &Ctx<'_>, rr: &ResourceRequest<'_>, verb: &str) -> Result<(), 
     // A collection POST has no name in the URL, so its denial names none.
     let name = rr.name.unwrap_or("");
     Err(ApiError::forbidden(&key, name, &why))
+}
+
+/// RBAC decision. Every authenticated user may create SelfSubjectAccessReviews
+/// (ClusterRole `system:basic-user`).
+fn allowed(
+    state: &ClusterState,
+    ident: &Identity,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
+    if ident.is_admin()
+        || (group == "authorization.k8s.io"
+            && resource == "selfsubjectaccessreviews"
+            && verb == "create")
+    {
+        return true;
+    }
+    state.users.get(&ident.user).is_some_and(|rules| {
+        rules
+            .iter()
+            .any(|r| r.allows(verb, group, resource, namespace))
+    })
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: the caller asks whether it
+/// may do something (`resourceAttributes` or `nonResourceAttributes`); answered 201 with
+/// `status.allowed` (`pkg/registry/authorization/selfsubjectaccessreview/rest.go`).
+fn self_subject_access_review(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    if ctx.method != Method::POST {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            ctx.method
+        )));
+    }
+    let mut review: Value = serde_json::from_slice(ctx.body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "SelfSubjectAccessReview in version \"v1\" cannot be handled as a SelfSubjectAccessReview: {e}"
+        ))
+    })?;
+    let key = ResourceKey::SELF_SUBJECT_ACCESS_REVIEWS;
+    let ra = review.pointer("/spec/resourceAttributes").cloned();
+    let nra = review.pointer("/spec/nonResourceAttributes").cloned();
+    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let allowed_now = match (&ra, &nra) {
+        (Some(ra), None) => {
+            let sub = field(ra, "subresource");
+            let resource = if sub.is_empty() {
+                field(ra, "resource")
+            } else {
+                format!("{}/{sub}", field(ra, "resource"))
+            };
+            let ns = field(ra, "namespace");
+            allowed(
+                ctx.state,
+                ctx.ident,
+                &field(ra, "verb"),
+                &field(ra, "group"),
+                &resource,
+                (!ns.is_empty()).then_some(ns.as_str()),
+            )
+        }
+        // Non-resource URLs (discovery, /version, /healthz...) are open to authenticated users.
+        (None, Some(_)) => true,
+        _ => {
+            return Err(ApiError::invalid(
+                &key,
+                "",
+                vec![crate::status::Cause {
+                    reason: "FieldValueRequired",
+                    message: "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified".into(),
+                    field: "spec.resourceAttributes".into(),
+                }],
+            ));
+        }
+    };
+    let mut status = serde_json::json!({"allowed": allowed_now});
+    if allowed_now && ctx.ident.is_admin() {
+        status["reason"] = "RBAC: allowed by ClusterRoleBinding \"cluster-admin\" of ClusterRole \"cluster-admin\" to Group \"system:masters\"".into();
+    }
+    review["status"] = status;
+    review["apiVersion"] = key.api_version().into();
+    review["kind"] = "SelfSubjectAccessReview".into();
+    review["metadata"] = serde_json::json!({"creationTimestamp": null});
+    Ok(json_response(201, &review, &[]))
 }
 
 /// Request paths name arbitrary strings; ResourceKey holds `&'static str`. Known names map to
@@ -445,6 +529,12 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         .filter(|i| state.serves(&i.key))
         .ok_or_else(ApiError::no_route)?;
     let key = info.key;
+    if key == ResourceKey::SELF_SUBJECT_ACCESS_REVIEWS {
+        if rr.name.is_some() || rr.namespace.is_some() {
+            return Err(ApiError::no_route());
+        }
+        return self_subject_access_review(ctx);
+    }
     // Scope checks: cluster-scoped types have no namespaced URLs, and the reverse.
     let is_namespace_object = key == ResourceKey::NAMESPACES;
     if !info.namespaced && rr.namespace.is_some() && !is_namespace_object {

@@ -1015,3 +1015,34 @@ async fn subresource_handlers_are_authorized_and_routed() {
         "pods \"es-0\" is forbidden: User \"restricted\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"search\""
     );
 }
+
+#[tokio::test]
+async fn self_subject_access_reviews_answer_from_rbac() {
+    let sb = sandbox();
+    let east = sb.cluster("east");
+    let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let review = |ns: Option<&str>, verb: &str| {
+        let mut ra = json!({"verb": verb, "group": ES_GROUP, "resource": "elasticsearches"});
+        if let Some(ns) = ns {
+            ra["namespace"] = ns.into();
+        }
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {"resourceAttributes": ra}})
+    };
+    let restricted = east.client("restricted", false).unwrap();
+    let ask = |c: ApiClient, body: Value| async move {
+        let r = c.post(path, &body).await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.message());
+        r.json()["status"]["allowed"].as_bool().unwrap()
+    };
+    assert!(ask(restricted.clone(), review(Some("team-a"), "list")).await);
+    assert!(!ask(restricted.clone(), review(None, "list")).await);
+    assert!(!ask(restricted.clone(), review(Some("team-a"), "patch")).await);
+    assert!(!ask(restricted.clone(), review(Some("search"), "get")).await);
+    assert!(ask(admin(&east), review(None, "patch")).await);
+    let groups = admin(&east)
+        .get("/apis/authorization.k8s.io/v1")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(groups["resources"][0]["name"], "selfsubjectaccessreviews");
+}

@@ -343,6 +343,25 @@ fn rbac_and_dead_contexts() {
     let o = k.kubectl(&["--context", "east-viewer", "get", "secrets"]);
     assert!(err(&o).contains("User \"viewer\" cannot list resource \"secrets\" in API group \"\" in the namespace \"search\""), "{}", err(&o));
 
+    let o = k.kubectl(&[
+        "--context",
+        "east-viewer",
+        "auth",
+        "can-i",
+        "list",
+        "elasticsearches.elasticsearch.k8s.elastic.co",
+    ]);
+    assert_eq!(out(&o).trim(), "yes");
+    let o = k.kubectl(&[
+        "--context",
+        "east-viewer",
+        "auth",
+        "can-i",
+        "patch",
+        "elasticsearches.elasticsearch.k8s.elastic.co",
+    ]);
+    assert_eq!(out(&o).trim(), "no");
+
     let o = k.kubectl(&["--context", "gone", "get", "es", "--request-timeout=5s"]);
     assert!(!o.status.success());
     assert!(err(&o).contains("connection refused"), "{}", err(&o));
