@@ -5,7 +5,7 @@
 //! (`k8s.io/apimachinery/pkg/runtime/generated.proto`: 1 typeMeta{1 apiVersion, 2 kind},
 //! 2 raw, 3 contentEncoding, 4 contentType) whose `raw` is the object
 //! (`k8s.io/api/core/v1/generated.proto`, `k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto`).
-//! Only Secret, ConfigMap and Namespace are decoded, and of ObjectMeta only what a client sets
+//! Only Secret, ConfigMap, Namespace and SelfSubjectAccessReview are decoded, and of ObjectMeta only what a client sets
 //! (name, generateName, namespace, resourceVersion, labels, annotations, finalizers); other
 //! types answer 415.
 
@@ -147,9 +147,53 @@ fn object_meta(b: &[u8]) -> Result<Value, ApiError> {
     Ok(Value::Object(m))
 }
 
+/// `SelfSubjectAccessReview` (`k8s.io/api/authorization/v1/generated.proto`): 2 spec
+/// {1 resourceAttributes {1 namespace, 2 verb, 3 group, 4 version, 5 resource, 6 subresource,
+/// 7 name}, 2 nonResourceAttributes {1 path, 2 verb}}.
+fn access_review_spec(raw: &[u8]) -> Result<Value, ApiError> {
+    const RESOURCE: [&str; 7] = [
+        "namespace",
+        "verb",
+        "group",
+        "version",
+        "resource",
+        "subresource",
+        "name",
+    ];
+    let mut spec = Map::new();
+    let mut r = Reader::new(raw);
+    while let Some((n, f)) = r.next()? {
+        let (2, Field::Bytes(b)) = (n, f) else {
+            continue;
+        };
+        let mut sr = Reader::new(b);
+        while let Some((n, f)) = sr.next()? {
+            let Field::Bytes(attrs) = f else { continue };
+            let (name, fields): (&str, &[&str]) = match n {
+                1 => ("resourceAttributes", &RESOURCE),
+                2 => ("nonResourceAttributes", &["path", "verb"]),
+                _ => continue,
+            };
+            let mut m = Map::new();
+            let mut ar = Reader::new(attrs);
+            while let Some((n, f)) = ar.next()? {
+                if let Field::Bytes(v) = f
+                    && let Some(key) = usize::try_from(n)
+                        .ok()
+                        .and_then(|i| fields.get(i.wrapping_sub(1)))
+                {
+                    m.insert((*key).into(), string(v)?.into());
+                }
+            }
+            spec.insert(name.into(), Value::Object(m));
+        }
+    }
+    Ok(Value::Object(spec))
+}
+
 fn unsupported(kind: &str) -> ApiError {
     ApiError::unsupported_media_type(format!(
-        "the sandbox decodes protobuf bodies for Secret, ConfigMap and Namespace only (got {kind}); send application/json"
+        "the sandbox decodes protobuf bodies for Secret, ConfigMap, Namespace and SelfSubjectAccessReview only (got {kind}); send application/json"
     ))
 }
 
@@ -185,6 +229,10 @@ pub(crate) fn decode(body: &[u8], info: &ResourceInfo) -> Result<Value, ApiError
     let mut r = Reader::new(raw);
     match kind.as_str() {
         "Secret" | "ConfigMap" | "Namespace" => {}
+        "SelfSubjectAccessReview" => {
+            obj["spec"] = access_review_spec(raw)?;
+            return Ok(obj);
+        }
         other => return Err(unsupported(other)),
     }
     while let Some((n, f)) = r.next()? {

@@ -405,12 +405,9 @@ fn self_subject_access_review(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError>
             ctx.method
         )));
     }
-    let mut review: Value = serde_json::from_slice(ctx.body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "SelfSubjectAccessReview in version \"v1\" cannot be handled as a SelfSubjectAccessReview: {e}"
-        ))
-    })?;
     let key = ResourceKey::SELF_SUBJECT_ACCESS_REVIEWS;
+    let info = key.info().expect("known resource");
+    let mut review = decode_body(ctx, info)?;
     let ra = review.pointer("/spec/resourceAttributes").cloned();
     let nra = review.pointer("/spec/nonResourceAttributes").cloned();
     let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
