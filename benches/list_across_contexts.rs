@@ -37,7 +37,9 @@ fn run(program: &str, args: &[&str], env: &[(&str, &Path)]) -> Run {
         command.env(key, value);
     }
     let start = Instant::now();
-    let status = command.status().expect("/usr/bin/time runs (Debian package `time`)");
+    let status = command
+        .status()
+        .expect("/usr/bin/time runs (Debian package `time`)");
     let wall = start.elapsed();
     assert!(status.success(), "{program} {args:?} failed: {status}");
     let max_rss_kib = std::fs::read_to_string(report.path())
@@ -115,7 +117,11 @@ fn main() {
     println!("| measurement | wall time | peak RSS |");
     println!("|---|---|---|");
     let row = |name: &str, r: &Run| {
-        println!("| {name} | {} | {:.1} MiB |", ms(r.wall), r.max_rss_kib as f64 / 1024.0);
+        println!(
+            "| {name} | {} | {:.1} MiB |",
+            ms(r.wall),
+            r.max_rss_kib as f64 / 1024.0
+        );
     };
     row("plugin `list --all-contexts -o json` (20 contexts)", &all);
     row(

@@ -22,7 +22,10 @@ fn world() -> World {
                 )
                 .user(
                     "reader",
-                    vec![Rule::read_only("elasticsearch.k8s.elastic.co", "elasticsearches")],
+                    vec![Rule::read_only(
+                        "elasticsearch.k8s.elastic.co",
+                        "elasticsearches",
+                    )],
                 ),
         ),
     )
@@ -52,14 +55,30 @@ fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
     let world = world();
     let output = world
         .plugin()
-        .args(["link", "catalog", "products", "-n", "search", "--yes", "--wait=false"])
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--yes",
+            "--wait=false",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let stderr = stderr_of(&output);
-    assert!(stderr.contains("enable the remote cluster server (port 9443)  [restarts Elasticsearch nodes]"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "enable the remote cluster server (port 9443)  [restarts Elasticsearch nodes]"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("Linked search/catalog (context east) to search/products (context east) as \"products\" (api-key security model)."));
-    assert!(stdout_of(&output).is_empty(), "no data asked for, none printed");
+    assert!(
+        stdout_of(&output).is_empty(),
+        "no data asked for, none printed"
+    );
 
     let products = es(&world, "search", "products");
     assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], true);
@@ -69,7 +88,12 @@ fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
         json!([{"name": "products", "elasticsearchRef": {"name": "products"},
                 "apiKey": {"access": {"search": {"names": ["*"]}}}}])
     );
-    assert!(catalog["metadata"]["annotations"][LINKS].as_str().unwrap().contains("\"products\""));
+    assert!(
+        catalog["metadata"]["annotations"][LINKS]
+            .as_str()
+            .unwrap()
+            .contains("\"products\"")
+    );
     let writes = es_writes(&world);
     assert_eq!(writes.len(), 2, "{writes:?}");
     assert!(writes.iter().all(|w| w.method == "PATCH"
@@ -79,12 +103,28 @@ fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
     world.sandbox.cluster("east").clear_requests();
     let again = world
         .plugin()
-        .args(["link", "catalog", "products", "-n", "search", "--yes", "--wait=false"])
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--yes",
+            "--wait=false",
+        ])
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(0));
-    assert!(stderr_of(&again).contains("is already linked"), "{}", stderr_of(&again));
-    assert_eq!(world.write_count(&["east"]), 0, "the second link writes nothing at all");
+    assert!(
+        stderr_of(&again).contains("is already linked"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert_eq!(
+        world.write_count(&["east"]),
+        0,
+        "the second link writes nothing at all"
+    );
 }
 
 #[test]
@@ -92,18 +132,36 @@ fn certificate_model_adds_the_entry_only() {
     let world = world();
     let output = world
         .plugin()
-        .args(["link", "catalog", "orders", "-n", "search", "--remote-namespace", "shop",
-               "--security", "certificate", "--alias", "shop", "--wait=false"])
+        .args([
+            "link",
+            "catalog",
+            "orders",
+            "-n",
+            "search",
+            "--remote-namespace",
+            "shop",
+            "--security",
+            "certificate",
+            "--alias",
+            "shop",
+            "--wait=false",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    assert!(stderr_of(&output).contains("deprecated"), "the certificate model warns");
+    assert!(
+        stderr_of(&output).contains("deprecated"),
+        "the certificate model warns"
+    );
     let catalog = es(&world, "search", "catalog");
     assert_eq!(
         catalog["spec"]["remoteClusters"],
         json!([{"name": "shop", "elasticsearchRef": {"name": "orders", "namespace": "shop"}}])
     );
-    assert_eq!(es(&world, "shop", "orders")["spec"]["remoteClusterServer"], Value::Null);
+    assert_eq!(
+        es(&world, "shop", "orders")["spec"]["remoteClusterServer"],
+        Value::Null
+    );
 }
 
 #[test]
@@ -111,7 +169,14 @@ fn without_a_terminal_a_restarting_plan_needs_yes() {
     let world = world();
     let output = world
         .plugin()
-        .args(["link", "catalog", "products", "-n", "search", "--wait=false"])
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--wait=false",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -124,7 +189,16 @@ fn dry_runs_write_nothing() {
     let world = world();
     let client = world
         .plugin()
-        .args(["link", "catalog", "products", "-n", "search", "--dry-run=client", "-o", "json"])
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
     assert_eq!(client.status.code(), Some(0), "{}", stderr_of(&client));
@@ -136,15 +210,31 @@ fn dry_runs_write_nothing() {
 
     let server = world
         .plugin()
-        .args(["link", "catalog", "products", "-n", "search", "--dry-run=server"])
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--dry-run=server",
+        ])
         .output()
         .unwrap();
     assert_eq!(server.status.code(), Some(0), "{}", stderr_of(&server));
     let writes = es_writes(&world);
     assert_eq!(writes.len(), 2);
-    assert!(writes.iter().all(|w| w.query.contains("dryRun=All")), "{writes:?}");
-    assert_eq!(es(&world, "search", "products")["spec"]["remoteClusterServer"], Value::Null);
-    assert_eq!(es(&world, "search", "catalog")["spec"]["remoteClusters"], Value::Null);
+    assert!(
+        writes.iter().all(|w| w.query.contains("dryRun=All")),
+        "{writes:?}"
+    );
+    assert_eq!(
+        es(&world, "search", "products")["spec"]["remoteClusterServer"],
+        Value::Null
+    );
+    assert_eq!(
+        es(&world, "search", "catalog")["spec"]["remoteClusters"],
+        Value::Null
+    );
 }
 
 #[test]
@@ -152,22 +242,91 @@ fn pre_write_checks_exit_2_without_writing() {
     let world = world();
     let cases: &[(&[&str], &str)] = &[
         (&["link", "catalog", "catalog", "-n", "search"], "to itself"),
-        (&["link", "catalog", "missing", "-n", "search"], "Elasticsearch \"missing\" not found in namespace \"search\" of context \"east\""),
-        (&["link", "catalog", "products", "-n", "nowhere"], "not found in namespace \"nowhere\""),
-        (&["link", "catalog", "products", "-n", "search", "--alias", "Bad.Alias"], "is not valid"),
-        (&["link", "hand", "products", "-n", "search"], "alias \"products\" is already used on search/hand (context east) by a link to search/orders"),
-        (&["link", "catalog", "old", "-n", "search", "--remote-namespace", "logging"], "cannot be connected"),
-        (&["link", "catalog", "products", "-n", "search", "--security", "certificate", "--search-indices", "a"], "for the API-key model"),
-        (&["unlink", "hand", "products", "-n", "search"], "was not added by kubectl remote-cluster"),
-        (&["unlink", "catalog", "nothing", "-n", "search"], "has no remote cluster with alias \"nothing\""),
-        (&["link", "catalog", "products", "-n", "search", "--timeout", "soon"], "invalid --timeout"),
+        (
+            &["link", "catalog", "missing", "-n", "search"],
+            "Elasticsearch \"missing\" not found in namespace \"search\" of context \"east\"",
+        ),
+        (
+            &["link", "catalog", "products", "-n", "nowhere"],
+            "not found in namespace \"nowhere\"",
+        ),
+        (
+            &[
+                "link",
+                "catalog",
+                "products",
+                "-n",
+                "search",
+                "--alias",
+                "Bad.Alias",
+            ],
+            "is not valid",
+        ),
+        (
+            &["link", "hand", "products", "-n", "search"],
+            "alias \"products\" is already used on search/hand (context east) by a link to search/orders",
+        ),
+        (
+            &[
+                "link",
+                "catalog",
+                "old",
+                "-n",
+                "search",
+                "--remote-namespace",
+                "logging",
+            ],
+            "cannot be connected",
+        ),
+        (
+            &[
+                "link",
+                "catalog",
+                "products",
+                "-n",
+                "search",
+                "--security",
+                "certificate",
+                "--search-indices",
+                "a",
+            ],
+            "for the API-key model",
+        ),
+        (
+            &["unlink", "hand", "products", "-n", "search"],
+            "was not added by kubectl remote-cluster",
+        ),
+        (
+            &["unlink", "catalog", "nothing", "-n", "search"],
+            "has no remote cluster with alias \"nothing\"",
+        ),
+        (
+            &[
+                "link",
+                "catalog",
+                "products",
+                "-n",
+                "search",
+                "--timeout",
+                "soon",
+            ],
+            "invalid --timeout",
+        ),
     ];
     for (args, expected) in cases {
         let output = world.plugin().args(*args).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr_of(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
         let stderr = stderr_of(&output);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1);
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1
+        );
     }
     assert!(es_writes(&world).is_empty());
 }
@@ -186,7 +345,16 @@ fn rbac_denial_names_the_verb_before_any_write() {
     let output = common::plugin(world.dir.path())
         .arg("--kubeconfig")
         .arg(&path)
-        .args(["link", "catalog", "products", "-n", "search", "--context", "east-reader", "--yes"])
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--context",
+            "east-reader",
+            "--yes",
+        ])
         .output()
         .unwrap();
     let stderr = stderr_of(&output);
@@ -202,13 +370,32 @@ fn unlink_removes_exactly_what_link_added() {
     let before_products = es(&world, "search", "products");
     let link = world
         .plugin()
-        .args(["link", "catalog", "products", "-n", "search", "--yes", "--wait=false"])
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--yes",
+            "--wait=false",
+        ])
         .output()
         .unwrap();
     assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
     let unlink = world
         .plugin()
-        .args(["unlink", "catalog", "products", "-n", "search", "--disable-server", "--yes", "--wait=false", "-o", "json"])
+        .args([
+            "unlink",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--disable-server",
+            "--yes",
+            "--wait=false",
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
     assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
@@ -221,7 +408,8 @@ fn unlink_removes_exactly_what_link_added() {
     let products = es(&world, "search", "products");
     assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], false);
     assert_eq!(
-        products["metadata"]["annotations"].get("remote-cluster.kubectl-plugin.dev/remote-cluster-server"),
+        products["metadata"]["annotations"]
+            .get("remote-cluster.kubectl-plugin.dev/remote-cluster-server"),
         None
     );
     assert_eq!(before_products["spec"]["remoteClusterServer"], Value::Null);
@@ -233,17 +421,43 @@ fn unlink_keeps_a_server_others_use_and_says_who() {
     for (local, ns) in [("catalog", "search"), ("orders", "shop")] {
         let output = world
             .plugin()
-            .args(["link", local, "products", "-n", ns, "--remote-namespace", "search", "--yes", "--wait=false"])
+            .args([
+                "link",
+                local,
+                "products",
+                "-n",
+                ns,
+                "--remote-namespace",
+                "search",
+                "--yes",
+                "--wait=false",
+            ])
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     }
     let output = world
         .plugin()
-        .args(["unlink", "catalog", "products", "-n", "search", "--disable-server", "--yes", "--wait=false"])
+        .args([
+            "unlink",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--disable-server",
+            "--yes",
+            "--wait=false",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    assert!(stderr_of(&output).contains("stays on: still used by shop/orders"), "{}", stderr_of(&output));
-    assert_eq!(es(&world, "search", "products")["spec"]["remoteClusterServer"]["enabled"], true);
+    assert!(
+        stderr_of(&output).contains("stays on: still used by shop/orders"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(
+        es(&world, "search", "products")["spec"]["remoteClusterServer"]["enabled"],
+        true
+    );
 }
