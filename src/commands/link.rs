@@ -52,14 +52,36 @@ pub async fn run(
         search_indices: args.search_indices.clone(),
         replication_indices: args.replication_indices.clone(),
     };
-    let operator = eck::operator_facts(client).await;
+    // Independent reads go out together: the operator's facts and both resources.
+    let (operator, first_read) = tokio::join!(
+        eck::operator_facts(client),
+        read_pair(
+            client,
+            &target.namespace,
+            &args.local,
+            &remote_namespace,
+            &args.remote
+        )
+    );
+    let mut first_read = Some(first_read?);
 
     let mut writes = 0;
     let mut attempt = 0;
     let planned: LinkPlan = loop {
         attempt += 1;
-        let local = mutate::read_es(client, &target.namespace, &args.local).await?;
-        let remote = mutate::read_es(client, &remote_namespace, &args.remote).await?;
+        let (local, remote) = match first_read.take() {
+            Some(pair) => pair,
+            None => {
+                read_pair(
+                    client,
+                    &target.namespace,
+                    &args.local,
+                    &remote_namespace,
+                    &args.remote,
+                )
+                .await?
+            }
+        };
         let planned = plan::plan_same_operator_link(&local, &remote, &operator, &request)
             .map_err(UserError::from)?;
         if planned.plan.is_empty() {
@@ -136,6 +158,19 @@ pub async fn run(
         output::print_document(&result, format)?;
     }
     Ok(ExitCode::Ok)
+}
+
+async fn read_pair(
+    client: &crate::k8s::clients::ContextClient,
+    local_namespace: &str,
+    local: &str,
+    remote_namespace: &str,
+    remote: &str,
+) -> anyhow::Result<(plan::EsState, plan::EsState)> {
+    tokio::try_join!(
+        mutate::read_es(client, local_namespace, local),
+        mutate::read_es(client, remote_namespace, remote)
+    )
 }
 
 fn cluster_id(

@@ -221,41 +221,44 @@ pub const CRD_NAME: &str = "elasticsearches.elasticsearch.k8s.elastic.co";
 /// What the ECK operator of a context supports and is licensed for. Facts that cannot be read
 /// (RBAC) are left unknown rather than guessed.
 pub async fn operator_facts(client: &ContextClient) -> crate::plan::Operator {
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-
-    let configmaps: Api<ConfigMap> = Api::all(client.client.clone());
-    let by_label = ListParams::default().labels("common.k8s.elastic.co/type=elastic-usage");
-    let mut license_level = match client.call(configmaps.list(&by_label)).await {
-        Ok(list) => list
-            .items
-            .iter()
-            .find(|c| c.metadata.name.as_deref() == Some("elastic-licensing"))
-            .and_then(|c| c.data.as_ref()?.get("eck_license_level").cloned()),
-        Err(_) => None,
-    };
-    if license_level.is_none() {
-        // The default operator namespace, for users who may not list ConfigMaps cluster-wide.
-        let default_ns: Api<ConfigMap> = Api::namespaced(client.client.clone(), "elastic-system");
-        if let Ok(Some(found)) = client.call(default_ns.get_opt("elastic-licensing")).await {
-            license_level = found.data.and_then(|d| d.get("eck_license_level").cloned());
-        }
-    }
-
-    let crds: Api<CustomResourceDefinition> = Api::all(client.client.clone());
-    let (crd_has_api_key, crd_has_remote_cluster_server) =
-        match client.call(crds.get_opt(CRD_NAME)).await {
-            Ok(Some(crd)) => {
-                let schema = serde_json::to_value(&crd).unwrap_or_default();
-                crd_features(&schema)
-            }
-            // Unreadable: assume a current operator; admission still guards the write.
-            _ => (true, true),
-        };
+    let (license_level, (crd_has_api_key, crd_has_remote_cluster_server)) =
+        tokio::join!(license_level(client), crd_support(client));
     crate::plan::Operator {
         license_level,
         crd_has_api_key,
         crd_has_remote_cluster_server,
+    }
+}
+
+/// `eck_license_level` of the `elastic-licensing` ConfigMap (eck-remote-clusters.md section 7).
+async fn license_level(client: &ContextClient) -> Option<String> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let configmaps: Api<ConfigMap> = Api::all(client.client.clone());
+    let by_label = ListParams::default().labels("common.k8s.elastic.co/type=elastic-usage");
+    if let Ok(list) = client.call(configmaps.list(&by_label)).await {
+        return list
+            .items
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some("elastic-licensing"))
+            .and_then(|c| c.data.as_ref()?.get("eck_license_level").cloned());
+    }
+    // The default operator namespace, for users who may not list ConfigMaps cluster-wide.
+    let default_ns: Api<ConfigMap> = Api::namespaced(client.client.clone(), "elastic-system");
+    match client.call(default_ns.get_opt("elastic-licensing")).await {
+        Ok(Some(found)) => found.data.and_then(|d| d.get("eck_license_level").cloned()),
+        _ => None,
+    }
+}
+
+async fn crd_support(client: &ContextClient) -> (bool, bool) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.client.clone());
+    match client.call(crds.get_opt(CRD_NAME)).await {
+        Ok(Some(crd)) => crd_features(&serde_json::to_value(&crd).unwrap_or_default()),
+        // Unreadable: assume a current operator; admission still guards the write.
+        _ => (true, true),
     }
 }
 
@@ -273,4 +276,37 @@ pub fn crd_features(crd: &serde_json::Value) -> (bool, bool) {
         .is_some();
     let server = spec.pointer("/remoteClusterServer").is_some();
     (api_key, server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn real_crd() -> serde_json::Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/crds/elasticsearch.k8s.elastic.co_elasticsearches.yaml"
+        );
+        let text = std::fs::read_to_string(path).expect("the real ECK CRD is beside the project");
+        serde_saphyr::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn features_of_the_installed_eck_crd() {
+        assert_eq!(crd_features(&real_crd()), (true, true));
+    }
+
+    #[test]
+    fn an_older_crd_without_api_keys_is_recognised() {
+        let mut crd = real_crd();
+        let versions = crd["spec"]["versions"].as_array_mut().unwrap();
+        let v1 = versions.iter_mut().find(|v| v["name"] == "v1").unwrap();
+        let spec = &mut v1["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        spec.as_object_mut().unwrap().remove("remoteClusterServer");
+        spec["remoteClusters"]["items"]["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("apiKey");
+        assert_eq!(crd_features(&crd), (false, false));
+    }
 }
