@@ -202,8 +202,27 @@ fn or_dash(value: &Option<String>) -> String {
         .to_string()
 }
 
+/// kubectl's short age: seconds, minutes, hours or days, whichever is the largest whole unit.
+pub fn age(created: Option<&str>, now: jiff::Timestamp) -> String {
+    let Some(created) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else {
+        return "-".to_string();
+    };
+    let seconds = now.as_second().saturating_sub(created.as_second()).max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
 /// Renders the table (or wide table) of the listing.
-pub fn render_table(items: &[ClusterSummary], wide: bool, headers: bool) -> String {
+pub fn render_table(
+    items: &[ClusterSummary],
+    wide: bool,
+    headers: bool,
+    now: jiff::Timestamp,
+) -> String {
     let mut columns = vec![
         "CONTEXT",
         "NAMESPACE",
@@ -216,7 +235,7 @@ pub fn render_table(items: &[ClusterSummary], wide: bool, headers: bool) -> Stri
         "REMOTES",
     ];
     if wide {
-        columns.extend(["ALIASES", "SERVER-SERVICE", "API-SERVER", "CREATED"]);
+        columns.extend(["ALIASES", "SERVER-SERVICE", "API-SERVER", "AGE"]);
     }
     let mut table = Table::new(columns);
     for item in items {
@@ -262,7 +281,7 @@ pub fn render_table(items: &[ClusterSummary], wide: bool, headers: bool) -> Stri
                 }
                 .into(),
                 item.server.clone().into(),
-                or_dash(&item.creation_timestamp).into(),
+                age(item.creation_timestamp.as_deref(), now).into(),
             ]);
         }
         table.push(row);
@@ -374,6 +393,7 @@ pub async fn run(
                     &items,
                     args.output == OutputFormat::Wide,
                     !args.no_headers,
+                    jiff::Timestamp::now(),
                 ))?;
             }
         }
@@ -520,6 +540,16 @@ mod tests {
     }
 
     #[test]
+    fn ages_read_like_kubectl() {
+        let now: jiff::Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+        assert_eq!(age(Some("2026-11-25T11:59:30Z"), now), "30s");
+        assert_eq!(age(Some("2026-11-25T11:00:00Z"), now), "60m");
+        assert_eq!(age(Some("2026-11-25T06:00:00Z"), now), "6h");
+        assert_eq!(age(Some("2026-11-20T12:00:00Z"), now), "5d");
+        assert_eq!(age(None, now), "-");
+    }
+
+    #[test]
     fn contexts_on_one_server_form_one_group_in_order() {
         let groups = group_by_server(&[
             ("b".into(), "https://10.0.0.1:6443".into()),
@@ -557,9 +587,10 @@ mod tests {
             summarize(&es("search", "east"), &group(&["east"])),
             summarize(&other, &group(&["east"])),
         ];
-        insta::assert_snapshot!("table", render_table(&items, false, true));
-        insta::assert_snapshot!("wide", render_table(&items, true, true));
-        insta::assert_snapshot!("no_headers", render_table(&items, false, false));
+        let now: jiff::Timestamp = "2026-11-03T12:00:00Z".parse().unwrap();
+        insta::assert_snapshot!("table", render_table(&items, false, true, now));
+        insta::assert_snapshot!("wide", render_table(&items, true, true, now));
+        insta::assert_snapshot!("no_headers", render_table(&items, false, false, now));
         assert_eq!(
             render_names(&items),
             "east/search/east\neast/logs/quickstart\n"
