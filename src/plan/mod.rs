@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 
 use crate::versions::{self, EsVersion};
 
+mod same_operator;
+
+pub use same_operator::*;
+
 /// Annotation on a local Elasticsearch recording the links this plugin made, by alias.
 pub const LINKS_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/links";
 /// Annotation on a remote Elasticsearch when this plugin turned its remote cluster server on.
@@ -281,110 +285,7 @@ pub fn valid_alias(alias: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// A planned link, with what was decided along the way.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LinkPlan {
-    pub alias: String,
-    pub security: SecurityModel,
-    pub plan: Plan,
-}
-
-/// Same-operator link (ECK scenario 1): ECK does the rest once the specs say so.
-pub fn plan_same_operator_link(
-    local: &EsState,
-    remote: &EsState,
-    operator: &Operator,
-    request: &LinkRequest,
-) -> Result<LinkPlan, PlanError> {
-    if local.id == remote.id {
-        return Err(PlanError::SameCluster(local.id.clone()));
-    }
-    let alias = request
-        .alias
-        .clone()
-        .unwrap_or_else(|| remote.id.name.clone());
-    if !valid_alias(&alias) {
-        return Err(PlanError::InvalidAlias(alias));
-    }
-    check_managed(local)?;
-    check_managed(remote)?;
-    let mut warnings = Vec::new();
-    check_license(&local.id.context, operator, &mut warnings)?;
-
-    let local_version = local
-        .version()
-        .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
-    let remote_version = remote
-        .version()
-        .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
-    if !versions::can_connect(&local_version, &remote_version) {
-        return Err(PlanError::IncompatibleVersions {
-            local: Box::new(local.id.clone()),
-            local_version: local_version.to_string(),
-            remote: Box::new(remote.id.clone()),
-            remote_version: remote_version.to_string(),
-        });
-    }
-
-    let security = choose_security(
-        request.security,
-        (local, &local_version),
-        (remote, &remote_version),
-        operator,
-        &mut warnings,
-    )?;
-    if security == SecurityModel::Certificate
-        && (!request.search_indices.is_empty() || !request.replication_indices.is_empty())
-    {
-        return Err(PlanError::IndicesWithCertificate);
-    }
-
-    let desired_entry = remote_cluster_entry(&alias, local, remote, security, request);
-    let entries = local.remote_clusters();
-    let existing = entries
-        .iter()
-        .position(|e| e.get("name").and_then(Value::as_str) == Some(alias.as_str()));
-    let ours = local.plugin_links().contains_key(&alias);
-    if let Some(index) = existing {
-        let same_target = local.entry_points_at(&entries[index], &remote.id);
-        let identical = same_target && entries[index] == desired_entry;
-        if !ours && !identical {
-            return Err(PlanError::AliasTaken {
-                alias,
-                local: local.id.clone(),
-                holder: holder_of(&entries[index], local),
-            });
-        }
-    } else if local.eck_managed_aliases().contains(&alias) {
-        return Err(PlanError::AliasTaken {
-            alias,
-            local: local.id.clone(),
-            holder: "a link ECK is still removing".to_string(),
-        });
-    }
-
-    let mut steps = Vec::new();
-    if security == SecurityModel::ApiKey && !remote.remote_cluster_server_enabled() {
-        steps.push(enable_remote_cluster_server(remote));
-    }
-    let record = LinkRecord {
-        remote_context: remote.id.context.clone(),
-        remote_namespace: remote.id.namespace.clone(),
-        remote_name: remote.id.name.clone(),
-        security,
-    };
-    if let Some(step) = upsert_entry(local, &alias, existing, desired_entry, record) {
-        steps.push(step);
-    }
-    Ok(LinkPlan {
-        alias,
-        security,
-        plan: Plan { steps, warnings },
-    })
-}
-
-fn check_managed(es: &EsState) -> Result<(), PlanError> {
+pub(crate) fn check_managed(es: &EsState) -> Result<(), PlanError> {
     if let Some(value) = es.annotation(ECK_MANAGED).filter(|v| *v == "false") {
         return Err(PlanError::NotManaged {
             cluster: es.id.clone(),
@@ -402,7 +303,7 @@ fn check_managed(es: &EsState) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn check_license(
+pub(crate) fn check_license(
     context: &str,
     operator: &Operator,
     warnings: &mut Vec<String>,
@@ -422,7 +323,7 @@ fn check_license(
     }
 }
 
-fn choose_security(
+pub(crate) fn choose_security(
     asked: Option<SecurityModel>,
     local: (&EsState, &EsVersion),
     remote: (&EsState, &EsVersion),
@@ -476,66 +377,16 @@ fn choose_security(
     }
 }
 
-fn certificate_deprecation() -> String {
+pub(crate) fn certificate_deprecation() -> String {
     "the certificate security model is deprecated since Elasticsearch 9.0; prefer --security api-key"
         .to_string()
 }
 
-fn holder_of(entry: &Value, local: &EsState) -> String {
-    match (
-        entry
-            .pointer("/elasticsearchRef/name")
-            .and_then(Value::as_str),
-        entry
-            .pointer("/elasticsearchRef/namespace")
-            .and_then(Value::as_str),
-    ) {
-        (Some(name), Some(ns)) => format!("a link to {ns}/{name}"),
-        (Some(name), None) => format!("a link to {}/{name}", local.id.namespace),
-        _ => "an entry without elasticsearchRef".to_string(),
-    }
-}
-
-/// The `spec.remoteClusters` entry ECK expects for this link.
-fn remote_cluster_entry(
-    alias: &str,
-    local: &EsState,
-    remote: &EsState,
-    security: SecurityModel,
-    request: &LinkRequest,
-) -> Value {
-    let mut reference = json!({ "name": remote.id.name });
-    if remote.id.namespace != local.id.namespace {
-        reference["namespace"] = json!(remote.id.namespace);
-    }
-    let mut entry = json!({ "name": alias, "elasticsearchRef": reference });
-    if security == SecurityModel::ApiKey {
-        let mut access = serde_json::Map::new();
-        let search: Vec<&str> =
-            if request.search_indices.is_empty() && request.replication_indices.is_empty() {
-                vec!["*"]
-            } else {
-                request.search_indices.iter().map(String::as_str).collect()
-            };
-        if !search.is_empty() {
-            access.insert("search".into(), json!({ "names": search }));
-        }
-        if !request.replication_indices.is_empty() {
-            access.insert(
-                "replication".into(),
-                json!({ "names": request.replication_indices }),
-            );
-        }
-        entry["apiKey"] = json!({ "access": access });
-    }
-    entry
-}
-
-fn resource_version_guard(es: &EsState) -> Value {
+pub(crate) fn resource_version_guard(es: &EsState) -> Value {
     json!({"op": "test", "path": "/metadata/resourceVersion", "value": es.resource_version()})
 }
 
-fn enable_remote_cluster_server(remote: &EsState) -> Step {
+pub(crate) fn enable_remote_cluster_server(remote: &EsState) -> Step {
     let mut patch = vec![resource_version_guard(remote)];
     if remote.object.pointer("/spec/remoteClusterServer").is_some() {
         patch
@@ -569,7 +420,7 @@ fn enable_remote_cluster_server(remote: &EsState) -> Step {
 }
 
 /// JSON patch operations that set (Some) or remove (None) annotations, keeping all others.
-fn annotation_ops(es: &EsState, changes: &[(&str, Option<String>)]) -> Vec<Value> {
+pub(crate) fn annotation_ops(es: &EsState, changes: &[(&str, Option<String>)]) -> Vec<Value> {
     let has_annotations = es.object.pointer("/metadata/annotations").is_some();
     let mut ops = Vec::new();
     let mut created = false;
@@ -594,7 +445,7 @@ fn annotation_ops(es: &EsState, changes: &[(&str, Option<String>)]) -> Vec<Value
     ops
 }
 
-fn links_annotation_value(links: &BTreeMap<String, LinkRecord>) -> Option<String> {
+pub(crate) fn links_annotation_value(links: &BTreeMap<String, LinkRecord>) -> Option<String> {
     if links.is_empty() {
         None
     } else {
@@ -602,237 +453,12 @@ fn links_annotation_value(links: &BTreeMap<String, LinkRecord>) -> Option<String
     }
 }
 
-/// Adds or replaces this alias's entry, leaving every other entry as it is and where it is.
-fn upsert_entry(
-    local: &EsState,
-    alias: &str,
-    existing: Option<usize>,
-    desired: Value,
-    record: LinkRecord,
-) -> Option<Step> {
-    let mut links = local.plugin_links();
-    let record_changes = links.get(alias) != Some(&record);
-    let entries = local.remote_clusters();
-    let entry_changes = existing.map(|i| entries[i] != desired).unwrap_or(true);
-    if !record_changes && !entry_changes {
-        return None;
-    }
-    let mut patch = vec![resource_version_guard(local)];
-    let mut diff = Vec::new();
-    let mut restarts = false;
-    if entry_changes {
-        let had_api_key = entries.iter().any(|e| e.get("apiKey").is_some());
-        match existing {
-            Some(index) => {
-                patch.push(json!({"op": "replace", "path": format!("/spec/remoteClusters/{index}"), "value": desired}));
-                diff.push(format!("  spec.remoteClusters[{index}]:"));
-                diff.extend(yaml_lines("-   ", &entries[index]));
-            }
-            None if local.object.pointer("/spec/remoteClusters").is_some() => {
-                patch
-                    .push(json!({"op": "add", "path": "/spec/remoteClusters/-", "value": desired}));
-                diff.push(format!("  spec.remoteClusters[{}]:", entries.len()));
-            }
-            None => {
-                patch
-                    .push(json!({"op": "add", "path": "/spec/remoteClusters", "value": [desired]}));
-                diff.push("  spec.remoteClusters[0]:".to_string());
-            }
-        }
-        diff.extend(yaml_lines("+   ", &desired));
-        let will_have_api_key = desired.get("apiKey").is_some()
-            || entries
-                .iter()
-                .enumerate()
-                .any(|(i, e)| Some(i) != existing && e.get("apiKey").is_some());
-        // ECK switches the client-side SSL config on with the first apiKey remote, and writes
-        // the key into the keystore: both change the pod template (eck-remote-clusters.md 2.7).
-        restarts = will_have_api_key || had_api_key != will_have_api_key;
-    }
-    links.insert(alias.to_string(), record);
-    patch.extend(annotation_ops(
-        local,
-        &[(LINKS_ANNOTATION, links_annotation_value(&links))],
-    ));
-    diff.push(format!(
-        "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
-    ));
-    Some(Step {
-        cluster: local.id.clone(),
-        summary: format!("add remote cluster {alias:?} to spec.remoteClusters"),
-        restarts_nodes: restarts,
-        change: Change::PatchElasticsearch {
-            resource_version: local.resource_version(),
-            patch,
-            diff,
-        },
-    })
-}
-
-fn yaml_lines(prefix: &str, value: &Value) -> Vec<String> {
+pub(crate) fn yaml_lines(prefix: &str, value: &Value) -> Vec<String> {
     serde_saphyr::to_string(value)
         .unwrap_or_default()
         .lines()
         .map(|line| format!("{prefix}{line}"))
         .collect()
-}
-
-/// What `unlink` was asked for.
-#[derive(Debug, Clone, Default)]
-pub struct UnlinkRequest {
-    pub alias: String,
-    pub disable_server: bool,
-}
-
-/// Same-operator unlink: remove the entry (ECK cleans up keys, CAs and settings) and, when asked
-/// and nothing else uses it, turn the remote's remote cluster server off.
-///
-/// `others` are every other Elasticsearch in the same Kubernetes cluster, to find who still uses
-/// the remote cluster server.
-pub fn plan_same_operator_unlink(
-    local: &EsState,
-    remote: Option<&EsState>,
-    others: &[EsState],
-    request: &UnlinkRequest,
-) -> Result<UnlinkPlan, PlanError> {
-    let alias = &request.alias;
-    let entries = local.remote_clusters();
-    let index = entries
-        .iter()
-        .position(|e| e.get("name").and_then(Value::as_str) == Some(alias.as_str()));
-    let mut links = local.plugin_links();
-    let record = links.get(alias).cloned();
-    if index.is_none() && record.is_none() {
-        return Err(PlanError::NoSuchAlias {
-            local: local.id.clone(),
-            alias: alias.clone(),
-        });
-    }
-    if index.is_some() && record.is_none() {
-        return Err(PlanError::NotOurs {
-            local: local.id.clone(),
-            alias: alias.clone(),
-        });
-    }
-    let mut steps = Vec::new();
-    let mut warnings = Vec::new();
-    let mut patch = vec![resource_version_guard(local)];
-    let mut diff = Vec::new();
-    let mut restarts = false;
-    if let Some(index) = index {
-        patch.push(json!({"op": "test", "path": format!("/spec/remoteClusters/{index}/name"), "value": alias}));
-        if entries.len() == 1 {
-            // The list was ours alone: leave the spec as it was before the link.
-            patch.push(json!({"op": "remove", "path": "/spec/remoteClusters"}));
-        } else {
-            patch.push(json!({"op": "remove", "path": format!("/spec/remoteClusters/{index}")}));
-        }
-        diff.push(format!("  spec.remoteClusters[{index}]:"));
-        diff.extend(yaml_lines("-   ", &entries[index]));
-        restarts = entries[index].get("apiKey").is_some();
-    }
-    links.remove(alias);
-    patch.extend(annotation_ops(
-        local,
-        &[(LINKS_ANNOTATION, links_annotation_value(&links))],
-    ));
-    diff.push(format!(
-        "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
-    ));
-    steps.push(Step {
-        cluster: local.id.clone(),
-        summary: format!("remove remote cluster {alias:?} from spec.remoteClusters"),
-        restarts_nodes: restarts,
-        change: Change::PatchElasticsearch {
-            resource_version: local.resource_version(),
-            patch,
-            diff,
-        },
-    });
-
-    let mut still_using = Vec::new();
-    if let (true, Some(remote)) = (request.disable_server, remote) {
-        still_using = api_key_clients_of(remote, local, alias, others);
-        let enabled_by_us = remote.annotation(SERVER_ANNOTATION) == Some(SERVER_ENABLED_BY_PLUGIN);
-        if !remote.remote_cluster_server_enabled() {
-            warnings.push(format!(
-                "the remote cluster server of {} is already off",
-                remote.id
-            ));
-        } else if !still_using.is_empty() {
-            warnings.push(format!(
-                "the remote cluster server of {} stays on: still used by {}",
-                remote.id,
-                still_using.join(", ")
-            ));
-        } else if !enabled_by_us {
-            warnings.push(format!(
-                "the remote cluster server of {} stays on: kubectl remote-cluster did not turn it on",
-                remote.id
-            ));
-        } else {
-            let mut patch = vec![
-                resource_version_guard(remote),
-                json!({"op": "replace", "path": "/spec/remoteClusterServer/enabled", "value": false}),
-            ];
-            patch.extend(annotation_ops(remote, &[(SERVER_ANNOTATION, None)]));
-            steps.push(Step {
-                cluster: remote.id.clone(),
-                summary: "disable the remote cluster server (no other cluster uses it)".to_string(),
-                restarts_nodes: true,
-                change: Change::PatchElasticsearch {
-                    resource_version: remote.resource_version(),
-                    patch,
-                    diff: vec![
-                        "  spec.remoteClusterServer.enabled:".to_string(),
-                        "-   true".to_string(),
-                        "+   false".to_string(),
-                    ],
-                },
-            });
-        }
-    }
-    Ok(UnlinkPlan {
-        alias: alias.clone(),
-        record,
-        still_using,
-        plan: Plan { steps, warnings },
-    })
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UnlinkPlan {
-    pub alias: String,
-    pub record: Option<LinkRecord>,
-    /// Clusters that keep using the remote's remote cluster server.
-    pub still_using: Vec<String>,
-    pub plan: Plan,
-}
-
-/// Clusters (other than `local`'s `alias` entry) with an API-key entry pointing at `remote`.
-fn api_key_clients_of(
-    remote: &EsState,
-    local: &EsState,
-    alias: &str,
-    others: &[EsState],
-) -> Vec<String> {
-    let mut users = Vec::new();
-    for es in std::iter::once(local).chain(others.iter()) {
-        for entry in es.remote_clusters() {
-            let is_this_link =
-                es.id == local.id && entry.get("name").and_then(Value::as_str) == Some(alias);
-            if !is_this_link
-                && entry.get("apiKey").is_some()
-                && es.entry_points_at(&entry, &remote.id)
-            {
-                users.push(format!("{}/{}", es.id.namespace, es.id.name));
-            }
-        }
-    }
-    users.sort();
-    users.dedup();
-    users
 }
 
 /// The plan as people read it: one block per step, with the diff and restart warnings.
@@ -859,7 +485,3 @@ pub fn render(plan: &Plan) -> String {
     }
     out
 }
-
-#[cfg(test)]
-#[path = "plan_tests.rs"]
-mod tests;
