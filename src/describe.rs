@@ -199,14 +199,7 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
     let mut incoming = Vec::new();
     for other in observed.others {
         for entry in other.remote_clusters() {
-            let name = entry
-                .pointer("/elasticsearchRef/name")
-                .and_then(Value::as_str);
-            let namespace = entry
-                .pointer("/elasticsearchRef/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(&other.id.namespace);
-            if name == Some(es.id.name.as_str()) && namespace == es.id.namespace {
+            if other.entry_points_at(&entry, &es.id) {
                 incoming.push(IncomingLink {
                     from: format!("{}/{}", other.id.namespace, other.id.name),
                     alias: entry

@@ -5,15 +5,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::apply::{self, ApplyError, DryRun};
+use crate::apply::DryRun;
 use crate::cli::{GlobalFlags, LinkArgs};
 use crate::commands::list::API_VERSION;
-use crate::commands::mutate::{self, MAX_ATTEMPTS, Progress};
+use crate::commands::mutate::{self, Progress};
 use crate::error::{ExitCode, UserError};
 use crate::k8s::eck;
 use crate::k8s::kubeconfig::LoadedKubeconfig;
 use crate::output;
-use crate::plan::{self, LinkPlan, LinkRequest, Plan, SecurityModel};
+use crate::plan::{self, LinkRequest, Plan, SecurityModel};
 
 /// The `-o json|yaml` document of `link`.
 #[derive(Debug, Serialize)]
@@ -65,45 +65,23 @@ pub async fn run(
     );
     let mut first_read = Some(first_read?);
 
-    let mut writes = 0;
-    let mut attempt = 0;
-    let planned: LinkPlan = loop {
-        attempt += 1;
-        let (local, remote) = match first_read.take() {
-            Some(pair) => pair,
-            None => {
-                read_pair(
-                    client,
-                    &target.namespace,
-                    &args.local,
-                    &remote_namespace,
-                    &args.remote,
-                )
-                .await?
-            }
-        };
-        let planned = plan::plan_same_operator_link(&local, &remote, &operator, &request)
-            .map_err(UserError::from)?;
-        if planned.plan.is_empty() {
-            break planned;
+    let applied = mutate::plan_and_apply(client, flags, || {
+        let first = first_read.take();
+        let (client, request, operator) = (client, &request, &operator);
+        let (local_ns, remote_ns) = (&target.namespace, &remote_namespace);
+        async move {
+            let (local, remote) = match first {
+                Some(pair) => pair,
+                None => read_pair(client, local_ns, &args.local, remote_ns, &args.remote).await?,
+            };
+            Ok(
+                plan::plan_same_operator_link(&local, &remote, operator, request)
+                    .map_err(UserError::from)?,
+            )
         }
-        if attempt == 1 {
-            mutate::check_may_patch(client, &planned.plan).await?;
-            mutate::show(&planned.plan, flags.dry_run);
-            mutate::confirm(&planned.plan, flags)?;
-        }
-        let client_for = |context: &str| (context == client.context).then(|| client.clone());
-        match apply::apply(&planned.plan, &client_for, flags.dry_run).await {
-            Ok(sent) => {
-                writes += sent;
-                break planned;
-            }
-            Err(ApplyError::Conflict(what)) if attempt < MAX_ATTEMPTS => {
-                output::warning(&format!("{what}; reading it again and re-planning"));
-            }
-            Err(err) => return Err(err.into()),
-        }
-    };
+    })
+    .await?;
+    let (planned, writes) = (applied.planned, applied.writes);
 
     let mut result = LinkResult {
         api_version: API_VERSION,

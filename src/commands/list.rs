@@ -159,17 +159,11 @@ pub fn summarize(es: &Elasticsearch, group: &ServerGroup) -> ClusterSummary {
             },
         })
         .collect();
-    let eck_managed_aliases = es
-        .annotations
-        .get(ECK_MANAGED_REMOTES_ANNOTATION)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|a| !a.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let eck_managed_aliases = crate::plan::split_aliases(
+        es.annotations
+            .get(ECK_MANAGED_REMOTES_ANNOTATION)
+            .map(String::as_str),
+    );
     ClusterSummary {
         context: group.queried().to_string(),
         also_reachable_as: group.contexts[1..].to_vec(),

@@ -105,6 +105,49 @@ pub async fn check_may_patch(client: &ContextClient, plan: &Plan) -> anyhow::Res
     Ok(())
 }
 
+/// What a plan-and-apply run ended with.
+pub struct Applied<P> {
+    pub planned: P,
+    /// Writes sent (with `dryRun=All` under `--dry-run=server`).
+    pub writes: usize,
+}
+
+/// Plans from fresh reads, shows the plan, asks, applies; after a concurrent edit, reads and
+/// plans again, up to [`MAX_ATTEMPTS`] times. An empty plan applies nothing.
+pub async fn plan_and_apply<P, F, Fut>(
+    client: &ContextClient,
+    flags: &MutationFlags,
+    mut make_plan: F,
+) -> anyhow::Result<Applied<P>>
+where
+    P: crate::plan::Planned,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<P>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let planned = make_plan().await?;
+        let plan = planned.plan();
+        if plan.is_empty() {
+            return Ok(Applied { planned, writes: 0 });
+        }
+        if attempt == 1 {
+            check_may_patch(client, plan).await?;
+            show(plan, flags.dry_run);
+            confirm(plan, flags)?;
+        }
+        let client_for = |context: &str| (context == client.context).then(|| client.clone());
+        match crate::apply::apply(plan, &client_for, flags.dry_run).await {
+            Ok(writes) => return Ok(Applied { planned, writes }),
+            Err(crate::apply::ApplyError::Conflict(what)) if attempt < MAX_ATTEMPTS => {
+                output::warning(&format!("{what}; reading it again and re-planning"));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
 /// Prints the plan and its warnings on stderr.
 pub fn show(plan: &Plan, dry_run: DryRun) {
     for warning in &plan.warnings {

@@ -5,15 +5,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::apply::{self, ApplyError, DryRun};
+use crate::apply::DryRun;
 use crate::cli::{GlobalFlags, UnlinkArgs};
 use crate::commands::list::API_VERSION;
-use crate::commands::mutate::{self, MAX_ATTEMPTS, Progress};
+use crate::commands::mutate::{self, Progress};
 use crate::error::{ExitCode, UserError};
 use crate::k8s::eck;
 use crate::k8s::kubeconfig::LoadedKubeconfig;
 use crate::output;
-use crate::plan::{self, EsState, Plan, UnlinkPlan, UnlinkRequest};
+use crate::plan::{self, EsState, Plan, UnlinkRequest};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,34 +42,19 @@ pub async fn run(
         disable_server: args.disable_server,
     };
 
-    let mut writes = 0;
-    let mut attempt = 0;
-    let planned: UnlinkPlan = loop {
-        attempt += 1;
-        let local = mutate::read_es(client, &target.namespace, &args.local).await?;
-        let (remote, others) = remote_and_others(client, &local, &args.alias).await?;
-        let planned = plan::plan_same_operator_unlink(&local, remote.as_ref(), &others, &request)
-            .map_err(UserError::from)?;
-        if attempt == 1 {
-            mutate::check_may_patch(client, &planned.plan).await?;
-            mutate::show(&planned.plan, flags.dry_run);
-            mutate::confirm(&planned.plan, flags)?;
+    let applied = mutate::plan_and_apply(client, flags, || {
+        let (client, request, namespace) = (client, &request, &target.namespace);
+        async move {
+            let local = mutate::read_es(client, namespace, &args.local).await?;
+            let (remote, others) = remote_and_others(client, &local, &args.alias).await?;
+            Ok(
+                plan::plan_same_operator_unlink(&local, remote.as_ref(), &others, request)
+                    .map_err(UserError::from)?,
+            )
         }
-        let client_for = |context: &str| (context == client.context).then(|| client.clone());
-        match apply::apply(&planned.plan, &client_for, flags.dry_run).await {
-            Ok(sent) => {
-                writes += sent;
-                break planned;
-            }
-            Err(ApplyError::Conflict(what)) if attempt < MAX_ATTEMPTS => {
-                output::warning(&format!("{what}; reading it again and re-planning"));
-            }
-            Err(err) => return Err(err.into()),
-        }
-    };
-    for warning in planned.plan.warnings.iter().filter(|_| attempt > 1) {
-        output::warning(warning);
-    }
+    })
+    .await?;
+    let (planned, writes) = (applied.planned, applied.writes);
     let local_id = planned.plan.steps[0].cluster.clone();
     if flags.dry_run == DryRun::None {
         output::info(&format!(

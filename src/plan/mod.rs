@@ -97,20 +97,12 @@ impl EsState {
             .unwrap_or_default()
     }
 
-    fn eck_managed_aliases(&self) -> Vec<String> {
-        self.annotation(ECK_MANAGED_REMOTES)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
+    pub fn eck_managed_aliases(&self) -> Vec<String> {
+        split_aliases(self.annotation(ECK_MANAGED_REMOTES))
     }
 
     /// Whether an entry of `spec.remoteClusters` points at `remote` (same namespace by default).
-    fn entry_points_at(&self, entry: &Value, remote: &ClusterId) -> bool {
+    pub fn entry_points_at(&self, entry: &Value, remote: &ClusterId) -> bool {
         let name = entry
             .pointer("/elasticsearchRef/name")
             .and_then(Value::as_str);
@@ -121,6 +113,24 @@ impl EsState {
             .unwrap_or(&self.id.namespace);
         name == Some(remote.name.as_str()) && namespace == remote.namespace
     }
+}
+
+/// The aliases of ECK's comma-separated `managed-remote-clusters` annotation.
+pub fn split_aliases(annotation: Option<&str>) -> Vec<String> {
+    annotation
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A plan together with what was decided while making it.
+pub trait Planned {
+    fn plan(&self) -> &Plan;
 }
 
 /// What the plugin remembers about a link it made (kept in [`LINKS_ANNOTATION`]).

@@ -8,6 +8,18 @@ use super::*;
 use crate::versions;
 
 /// A planned link, with what was decided along the way.
+impl Planned for LinkPlan {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+impl Planned for UnlinkPlan {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkPlan {
