@@ -107,6 +107,14 @@ pub enum Command {
     /// Print the plugin's version
     #[command(after_help = VERSION_EXAMPLES)]
     Version(VersionArgs),
+
+    /// Print a shell completion script, or install kubectl's completion helper for this plugin
+    #[command(after_help = crate::commands::completion::EXAMPLES)]
+    Completion(CompletionArgs),
+
+    /// Print the manual page (roff), or write one page per command into a directory
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 const LINK_EXAMPLES: &str = "\
@@ -275,6 +283,30 @@ pub enum OutputFormat {
 pub enum DocumentFormat {
     Json,
     Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// Shell to print the completion script for (it completes `kubectl-remote_cluster`)
+    #[arg(value_enum, required_unless_present = "install_kubectl_helper")]
+    pub shell: Option<clap_complete::Shell>,
+
+    /// Instead, copy `kubectl_complete-remote_cluster`, which kubectl runs to complete this plugin, into DIR (default: the directory of this plugin on PATH)
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 0..=1,
+        require_equals = true,
+        conflicts_with = "shell"
+    )]
+    pub install_kubectl_helper: Option<Option<PathBuf>>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write kubectl-remote_cluster.1 and one page per command into DIR instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod describe;
 pub mod error;
 pub mod es;
@@ -39,6 +40,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unlink(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::unlink::run(&cli.global, args, kubeconfig))
+        }
+        Command::Completion(args) => {
+            commands::completion::run(args)?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Man(args) => {
+            commands::completion::man(args)?;
+            Ok(ExitCode::Ok)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand: read state, plan, apply, render.
 
+pub mod completion;
 pub mod describe;
 pub mod link;
 pub mod list;
