@@ -271,15 +271,7 @@ fn likely_reason(
             peer.id.namespace, peer.id.name
         );
     }
-    let generation = es
-        .object
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64);
-    let observed = es
-        .object
-        .pointer("/status/observedGeneration")
-        .and_then(Value::as_i64);
-    if observed < generation {
+    if !es.rollout().caught_up() {
         return "ECK has not finished applying the latest change (rolling restart in progress)"
             .to_string();
     }

@@ -249,31 +249,20 @@ pub async fn wait_for_rollout(
 ) -> anyhow::Result<()> {
     loop {
         let state = read_es(client, &cluster.namespace, &cluster.name).await?;
-        let generation = state
-            .object
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64);
-        let observed = state
-            .object
-            .pointer("/status/observedGeneration")
-            .and_then(Value::as_i64);
-        let phase = state
-            .object
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_string();
-        if generation.is_some() && observed >= generation && phase == "Ready" {
+        let rollout = state.rollout();
+        if rollout.done() {
             return Ok(());
         }
         progress.say(format!(
-            "Waiting for ECK to roll out {cluster}: phase {phase}, generation {}/{}",
-            observed.unwrap_or_default(),
-            generation.unwrap_or_default()
+            "Waiting for ECK to roll out {cluster}: phase {}, generation {}/{}",
+            rollout.phase,
+            rollout.observed_generation.unwrap_or_default(),
+            rollout.generation.unwrap_or_default()
         ));
         if Instant::now() >= deadline {
             anyhow::bail!(
-                "timed out waiting for ECK to roll out {cluster} (phase {phase}); check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",
+                "timed out waiting for ECK to roll out {cluster} (phase {}); check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",
+                rollout.phase,
                 cluster.name,
                 cluster.namespace
             );

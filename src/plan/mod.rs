@@ -83,6 +83,22 @@ impl EsState {
             .unwrap_or_default()
     }
 
+    /// Where ECK is with this resource (eck-remote-clusters.md 2.3: rolled out when the observed
+    /// generation caught up and the phase is Ready).
+    pub fn rollout(&self) -> Rollout {
+        let number = |pointer: &str| self.object.pointer(pointer).and_then(Value::as_i64);
+        Rollout {
+            generation: number("/metadata/generation"),
+            observed_generation: number("/status/observedGeneration"),
+            phase: self
+                .object
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string(),
+        }
+    }
+
     pub fn remote_cluster_server_enabled(&self) -> bool {
         self.object
             .pointer("/spec/remoteClusterServer/enabled")
@@ -112,6 +128,23 @@ impl EsState {
             .filter(|ns| !ns.is_empty())
             .unwrap_or(&self.id.namespace);
         name == Some(remote.name.as_str()) && namespace == remote.namespace
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    pub phase: String,
+}
+
+impl Rollout {
+    pub fn caught_up(&self) -> bool {
+        self.generation.is_some() && self.observed_generation >= self.generation
+    }
+
+    pub fn done(&self) -> bool {
+        self.caught_up() && self.phase == "Ready"
     }
 }
 
@@ -413,17 +446,46 @@ pub(crate) fn enable_remote_cluster_server(remote: &EsState) -> Step {
             Some(SERVER_ENABLED_BY_PLUGIN.to_string()),
         )],
     ));
+    remote_cluster_server_step(
+        remote,
+        true,
+        patch,
+        "enable the remote cluster server (port 9443)",
+    )
+}
+
+pub(crate) fn disable_remote_cluster_server(remote: &EsState) -> Step {
+    let mut patch = vec![
+        resource_version_guard(remote),
+        json!({"op": "replace", "path": "/spec/remoteClusterServer/enabled", "value": false}),
+    ];
+    patch.extend(annotation_ops(remote, &[(SERVER_ANNOTATION, None)]));
+    remote_cluster_server_step(
+        remote,
+        false,
+        patch,
+        "disable the remote cluster server (no other cluster uses it)",
+    )
+}
+
+/// Turning the server on or off changes the pod template: a rolling restart (2.7).
+fn remote_cluster_server_step(
+    remote: &EsState,
+    on: bool,
+    patch: Vec<Value>,
+    summary: &str,
+) -> Step {
     Step {
         cluster: remote.id.clone(),
-        summary: "enable the remote cluster server (port 9443)".to_string(),
+        summary: summary.to_string(),
         restarts_nodes: true,
         change: Change::PatchElasticsearch {
             resource_version: remote.resource_version(),
             patch,
             diff: vec![
                 "  spec.remoteClusterServer.enabled:".to_string(),
-                "-   false".to_string(),
-                "+   true".to_string(),
+                format!("-   {}", !on),
+                format!("+   {on}"),
             ],
         },
     }

@@ -333,25 +333,7 @@ pub fn plan_same_operator_unlink(
                 remote.id
             ));
         } else {
-            let mut patch = vec![
-                resource_version_guard(remote),
-                json!({"op": "replace", "path": "/spec/remoteClusterServer/enabled", "value": false}),
-            ];
-            patch.extend(annotation_ops(remote, &[(SERVER_ANNOTATION, None)]));
-            steps.push(Step {
-                cluster: remote.id.clone(),
-                summary: "disable the remote cluster server (no other cluster uses it)".to_string(),
-                restarts_nodes: true,
-                change: Change::PatchElasticsearch {
-                    resource_version: remote.resource_version(),
-                    patch,
-                    diff: vec![
-                        "  spec.remoteClusterServer.enabled:".to_string(),
-                        "-   true".to_string(),
-                        "+   false".to_string(),
-                    ],
-                },
-            });
+            steps.push(disable_remote_cluster_server(remote));
         }
     }
     Ok(UnlinkPlan {
