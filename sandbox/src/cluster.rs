@@ -491,6 +491,11 @@ impl ClusterState {
             .cloned()
     }
 
+    /// The cluster's current resourceVersion (last write).
+    pub(crate) fn resource_version(&self) -> String {
+        self.store.lock().expect("store lock").current_rv()
+    }
+
     pub(crate) fn add_fault(&self, fault: Fault) {
         self.faults.lock().expect("faults lock").push(FaultSlot {
             fault,

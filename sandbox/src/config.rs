@@ -344,7 +344,7 @@ impl EsSeed {
 }
 
 /// What an injected fault does to the request it hits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FaultAction {
     /// Answer this HTTP status with a `Status` body.
     Status(u16),
@@ -352,11 +352,16 @@ pub enum FaultAction {
     Timeout,
     /// Close the connection without answering.
     DropConnection,
+    /// A concurrent writer: right before the request is processed, this JSON merge patch is
+    /// applied to the object the request addresses (as another client would, bumping its
+    /// `resourceVersion`); the request itself is then served normally, so a write guarded by
+    /// a `resourceVersion` (precondition, JSON patch `test`, PUT) fails with 409/422.
+    ConcurrentMergePatch(Value),
 }
 
 /// A fault: the `nth` (1-based) request whose method and path match fails, then `times - 1`
 /// following matching ones too.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
     pub(crate) method: String,
     pub(crate) path_prefix: String,
@@ -396,6 +401,15 @@ impl Fault {
     }
     pub fn drop_connection(mut self) -> Self {
         self.action = FaultAction::DropConnection;
+        self
+    }
+    /// "A concurrent writer that changes an object between a client's read and its write":
+    /// before the matching request is served, `patch` (RFC 7386) is applied to the object
+    /// that request addresses (`path_prefix` should be the object's URL, e.g.
+    /// `/apis/elasticsearch.k8s.elastic.co/v1/namespaces/ns/elasticsearches/name`). The write
+    /// is done in-process, not logged as a request.
+    pub fn concurrent_merge_patch(mut self, patch: Value) -> Self {
+        self.action = FaultAction::ConcurrentMergePatch(patch);
         self
     }
 

@@ -23,6 +23,7 @@ mod discovery;
 pub mod elasticsearch;
 mod kubeconfig;
 mod openapi;
+mod operator;
 pub mod pki;
 pub mod portforward;
 mod proto;
@@ -32,6 +33,7 @@ mod selector;
 mod server;
 pub mod status;
 mod table;
+mod world;
 
 use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
@@ -89,6 +91,7 @@ pub struct SandboxBuilder {
     request_log_dir: Option<PathBuf>,
     operator_delay: Duration,
     license: Option<String>,
+    externals: Vec<(String, String)>,
 }
 
 impl SandboxBuilder {
@@ -116,15 +119,26 @@ impl SandboxBuilder {
         self
     }
 
-    /// Stored for the fake ECK operator (later work): how long it takes to reconcile.
+    /// How long a rolling restart of an Elasticsearch takes for the fake ECK operator (a spec
+    /// change or a secure settings change; also the first start of an Elasticsearch created
+    /// without status). Default: zero (changes take effect on the operator's next pass).
     pub fn operator_delay(mut self, d: Duration) -> Self {
         self.operator_delay = d;
         self
     }
 
-    /// Stored for the fake ECK operator (later work): `enterprise` or `basic`.
+    /// The ECK operator licence level written to each cluster's `elastic-system/elastic-licensing`
+    /// ConfigMap: `enterprise` (default), `enterprise_trial` or `basic` (no remote-cluster
+    /// automation, a Warning Event instead).
     pub fn license(mut self, license: &str) -> Self {
         self.license = Some(license.to_string());
+        self
+    }
+
+    /// An Elasticsearch outside every Kubernetes cluster, served over HTTPS on `127.0.0.1`
+    /// with a CA of its own (see [`Sandbox::external`]).
+    pub fn external_elasticsearch(mut self, name: &str, version: &str) -> Self {
+        self.externals.push((name.to_string(), version.to_string()));
         self
     }
 
@@ -140,6 +154,9 @@ impl SandboxBuilder {
                 bail!("duplicate cluster or dead context name {name:?}");
             }
         }
+        let license = self.license.clone().unwrap_or_else(|| "enterprise".into());
+        let world = Arc::new(world::World::default());
+        let mut operators = Vec::new();
         let mut handles = Vec::new();
         let mut listeners = Vec::new();
         let mut kube = kubeconfig::Kubeconfig::default();
@@ -193,6 +210,20 @@ impl SandboxBuilder {
                 log_file,
             ));
             seed(&state, c)?;
+            world.add_cluster(state.clone());
+            let mut operator_status = None;
+            if c.eck_version.is_some() {
+                let mut op = operator::Operator::new(
+                    state.clone(),
+                    world.clone(),
+                    self.operator_delay,
+                    handles.len(),
+                );
+                op.install(&license);
+                op.pass();
+                operator_status = Some(op.status.clone());
+                operators.push(op);
+            }
             kube.add_cluster(&c.name, &url, &ca.cert.cert_pem);
             let mut names: Vec<&String> = users.keys().collect();
             names.sort();
@@ -200,12 +231,22 @@ impl SandboxBuilder {
                 kube.add_user(&format!("{}-{u}", c.name), &users[u]);
             }
             kube.add_context(&c.name, &c.name, &format!("{}-admin", c.name), None);
-            handles.push(ClusterHandle {
+            let handle = ClusterHandle {
                 state: state.clone(),
                 url,
                 ca_pem: ca.cert.cert_pem.clone(),
                 users: Arc::new(users),
-            });
+                world: world.clone(),
+                operator: operator_status,
+            };
+            if c.eck_version.is_some() {
+                handle.set_subresource_handler(
+                    ResourceKey::PODS,
+                    "portforward",
+                    portforward_handler(state.clone(), world.clone()),
+                );
+            }
+            handles.push(handle);
             listeners.push((listener, tls, state, port));
         }
         for name in &self.dead {
@@ -254,8 +295,17 @@ impl SandboxBuilder {
             .or_else(|| self.dead.first().cloned())
             .unwrap_or_default();
 
+        let mut externals = Vec::new();
+        let mut external_listeners = Vec::new();
+        for (name, version) in &self.externals {
+            let (ext, listener, tls) = external_es(&world, name, version)?;
+            external_listeners.push((listener, tls, ext.id.clone()));
+            externals.push(ext);
+        }
+
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let world_rt = world.clone();
         let thread = std::thread::Builder::new()
             .name("remote-cluster-sandbox".into())
             .spawn(move || {
@@ -282,6 +332,21 @@ impl SandboxBuilder {
                         };
                         tokio::spawn(server::serve(l, tls, state, port, shutdown_rx.clone()));
                     }
+                    for op in operators {
+                        let events = op.events();
+                        tokio::spawn(op.run(events, shutdown_rx.clone()));
+                    }
+                    for (listener, tls, id) in external_listeners {
+                        match tokio::net::TcpListener::from_std(listener) {
+                            Ok(l) => {
+                                tokio::spawn(serve_external(l, tls, world_rt.clone(), id));
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e.into()));
+                                return;
+                            }
+                        }
+                    }
                     let _ = ready_tx.send(Ok(()));
                     let mut rx = shutdown_rx;
                     while !*rx.borrow() {
@@ -301,7 +366,8 @@ impl SandboxBuilder {
             shutdown: shutdown_tx,
             thread: Some(thread),
             operator_delay: self.operator_delay,
-            license: self.license.unwrap_or_else(|| "enterprise".into()),
+            license,
+            externals,
         })
     }
 }
@@ -368,6 +434,7 @@ pub struct Sandbox {
     thread: Option<std::thread::JoinHandle<()>>,
     operator_delay: Duration,
     license: String,
+    externals: Vec<ExternalElasticsearch>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -432,6 +499,16 @@ impl Sandbox {
         &self.license
     }
 
+    /// An Elasticsearch declared with [`SandboxBuilder::external_elasticsearch`]. Panics on an
+    /// unknown name.
+    pub fn external(&self, name: &str) -> ExternalElasticsearch {
+        self.externals
+            .iter()
+            .find(|e| e.name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no external Elasticsearch named {name:?}"))
+    }
+
     /// Stops the servers (also done on drop).
     pub fn stop(mut self) {
         self.shutdown_now();
@@ -459,6 +536,8 @@ pub struct ClusterHandle {
     url: String,
     ca_pem: String,
     users: Arc<HashMap<String, CertKey>>,
+    world: Arc<world::World>,
+    operator: Option<Arc<operator::OperatorStatus>>,
 }
 
 impl std::fmt::Debug for ClusterHandle {
@@ -638,5 +717,218 @@ impl ClusterHandle {
             .identity(user)
             .ok_or_else(|| anyhow!("no user {user:?} in cluster {}", self.name()))?;
         ApiClient::new(&self.url, &self.ca_pem, &id, h2)
+    }
+}
+
+impl ClusterHandle {
+    fn es_id(&self, namespace: &str, name: &str) -> elasticsearch::EsId {
+        elasticsearch::EsId::new(self.name(), namespace, name)
+    }
+
+    /// Read access to the fake Elasticsearch of `namespace/name` (settings, API keys,
+    /// keystore); `None` when it does not exist.
+    pub fn es_node<R>(
+        &self,
+        namespace: &str,
+        name: &str,
+        f: impl FnOnce(&elasticsearch::ElasticsearchNode) -> R,
+    ) -> Option<R> {
+        self.world.read_node(&self.es_id(namespace, name), f)
+    }
+
+    /// One REST request to the fake Elasticsearch of `namespace/name` (as if through its HTTP
+    /// service); 503 when it does not exist.
+    pub fn es_request(
+        &self,
+        namespace: &str,
+        name: &str,
+        req: &elasticsearch::EsRequest,
+    ) -> elasticsearch::EsResponse {
+        self.world.handle(&self.es_id(namespace, name), req)
+    }
+
+    /// `GET /_remote/info` of `namespace/name` (`Value::Null` when it does not exist).
+    pub fn remote_info(&self, namespace: &str, name: &str) -> Value {
+        self.world
+            .remote_info(&self.es_id(namespace, name))
+            .unwrap_or(Value::Null)
+    }
+
+    /// Why `alias` of `namespace/name` is (not) connected.
+    pub fn diagnose(
+        &self,
+        namespace: &str,
+        name: &str,
+        alias: &str,
+    ) -> std::result::Result<elasticsearch::Connection, elasticsearch::NotConnectedReason> {
+        self.world
+            .diagnose(&self.es_id(namespace, name), alias)
+            .unwrap_or(Err(elasticsearch::NotConnectedReason::NotConfigured {
+                alias: alias.to_string(),
+            }))
+    }
+
+    /// Waits until the fake ECK operator has nothing left to do: its last pass changed nothing,
+    /// no rollout is in progress and every Elasticsearch has `observedGeneration ==
+    /// generation`. Blocking (sleeps), fine inside `#[tokio::test]` with a multi-thread runtime
+    /// or from plain tests. Immediate `Ok` for a cluster without ECK.
+    pub fn wait_idle(&self, timeout: Duration) -> Result<()> {
+        let Some(op) = &self.operator else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        let mut stable = 0;
+        loop {
+            let rv = self.state.resource_version();
+            let settled = op.settled_rv.lock().expect("settled").as_deref() == Some(rv.as_str());
+            let rollouts = op.rollouts.load(std::sync::atomic::Ordering::SeqCst);
+            let caught_up = self.list(&ResourceKey::ELASTICSEARCHES, None).iter().all(|es| {
+                es.pointer("/metadata/generation") == es.pointer("/status/observedGeneration")
+            });
+            if settled && rollouts == 0 && caught_up {
+                stable += 1;
+                if stable >= 2 {
+                    return Ok(());
+                }
+            } else {
+                stable = 0;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "the operator of {} is still busy after {timeout:?} (settled {settled}, rollouts {rollouts}, caught up {caught_up})",
+                    self.name()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(15));
+        }
+    }
+}
+
+/// `pods/{name}/portforward`: port 9200 of a running, ready Elasticsearch pod reaches that
+/// Elasticsearch's HTTPS server; every other port (and a pod that is restarting) is refused
+/// as the kubelet refuses a port nothing listens on. Transport (9300) and remote cluster
+/// server (9443) ports speak Elasticsearch's binary protocol, which is not simulated.
+fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> SubresourceHandler {
+    Arc::new(move |req, t: SubresourceTarget| {
+        let ns = t.namespace.clone().unwrap_or_else(|| "default".into());
+        let uid = t
+            .object
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let target = portforward::PortForwardTarget::new(&ns, &t.name, &uid);
+        let state = state.clone();
+        let world = world.clone();
+        let pod = t.name.clone();
+        let connect: portforward::PortConnector = Arc::new(move |port| {
+            if port != 9200 {
+                return None;
+            }
+            let obj = state.get(&ResourceKey::PODS, Some(&ns), &pod).ok()?;
+            let running = obj.pointer("/status/phase").and_then(Value::as_str) == Some("Running");
+            let ready = obj
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.get("type").and_then(Value::as_str) == Some("Ready")
+                            && c.get("status").and_then(Value::as_str) == Some("True")
+                    })
+                });
+            let es = obj
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(world::LABEL_CLUSTER_NAME))
+                .and_then(Value::as_str)?
+                .to_string();
+            if !running || !ready {
+                return None;
+            }
+            let id = elasticsearch::EsId::new(&state.name, &ns, &es);
+            let certs = world.certs(&id).ok()?;
+            let w = world.clone();
+            let backend: Arc<dyn elasticsearch::EsBackend> =
+                Arc::new(move |req: elasticsearch::EsRequest| w.handle(&id, &req));
+            Some(elasticsearch::connect_https(certs.http_tls, backend))
+        });
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            portforward::upgrade_portforward(req, target, connect)
+                .await
+                .map(|b| b.map_err(|never| match never {}).boxed())
+        })
+    })
+}
+
+/// An Elasticsearch outside every Kubernetes cluster (see
+/// [`SandboxBuilder::external_elasticsearch`]).
+#[derive(Debug, Clone)]
+pub struct ExternalElasticsearch {
+    pub name: String,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// PEM of the CA that signed its HTTP certificate (SANs `localhost`, `127.0.0.1`).
+    pub ca_pem: String,
+    /// Password of the `elastic` user.
+    pub password: String,
+    pub id: elasticsearch::EsId,
+}
+
+fn external_es(
+    world: &world::World,
+    name: &str,
+    version: &str,
+) -> Result<(ExternalElasticsearch, StdListener, Arc<rustls::ServerConfig>)> {
+    let ca = Ca::new(&format!("{name}-http-ca"))?;
+    let cert = ca.server_cert()?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(pki::provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(cert.cert_der.clone())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+                cert.key_der.clone(),
+            )),
+        )?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let listener = StdListener::bind("127.0.0.1:0").context("binding a local port")?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let id = elasticsearch::EsId::new("external", "", name);
+    let password = format!("ext-{}", uuid::Uuid::new_v4().simple());
+    let mut node = elasticsearch::ElasticsearchNode::new(id.clone(), version, &password);
+    node.set_nodes(&[format!("{name}-0")]);
+    world.insert_node(node);
+    Ok((
+        ExternalElasticsearch {
+            name: name.to_string(),
+            url: format!("https://127.0.0.1:{port}"),
+            ca_pem: ca.cert.cert_pem.clone(),
+            password,
+            id,
+        },
+        listener,
+        Arc::new(cfg),
+    ))
+}
+
+async fn serve_external(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    world: Arc<world::World>,
+    id: elasticsearch::EsId,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let w = world.clone();
+        let id = id.clone();
+        let backend: Arc<dyn elasticsearch::EsBackend> =
+            Arc::new(move |req: elasticsearch::EsRequest| w.handle(&id, &req));
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _ = elasticsearch::serve_https(tcp, tls, backend).await;
+        });
     }
 }

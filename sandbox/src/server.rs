@@ -193,6 +193,7 @@ async fn handle(
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
         }
+        Some(FaultAction::ConcurrentMergePatch(patch)) => concurrent_write(&state, &path, &patch),
         None => {}
     }
     let ctx = Ctx {
@@ -271,6 +272,39 @@ fn parse_query(q: &str) -> Vec<(String, String)> {
             None => (percent_decode(p), String::new()),
         })
         .collect()
+}
+
+/// The `ConcurrentMergePatch` fault: another writer changes the addressed object now.
+fn concurrent_write(state: &ClusterState, path: &str, patch: &Value) {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let Some(rr) = parse_resource_path(&segs) else {
+        return;
+    };
+    let (Some(info), Some(name)) = (
+        crate::resources::lookup(rr.group, rr.version, rr.plural),
+        rr.name,
+    ) else {
+        return;
+    };
+    let Ok(body) = serde_json::to_vec(patch) else {
+        return;
+    };
+    let sub = if rr.sub == Some("status") {
+        crate::cluster::Sub::Status
+    } else {
+        crate::cluster::Sub::Main
+    };
+    if let Err(e) = state.patch(
+        &info.key,
+        rr.namespace,
+        name,
+        crate::cluster::PatchType::Merge,
+        &body,
+        sub,
+        crate::cluster::WriteOpts::default(),
+    ) {
+        eprintln!("sandbox: concurrent writer fault on {path} failed: {e}");
+    }
 }
 
 /// What the URL addresses (request info), before knowing whether it is served.

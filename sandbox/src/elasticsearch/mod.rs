@@ -42,7 +42,9 @@ pub use remote::{
     Connection, Endpoint, EsId, Interface, NoRemotes, NodeLocation, NotConnectedReason,
     RemoteConfig, RemoteWorld, versions_compatible,
 };
-pub use settings::{ClusterSettings, FlatSettings, Mode, SettingValue, valid_alias};
+pub use settings::{
+    ClusterSettings, FlatSettings, Mode, SettingValue, parse_host_port, valid_alias,
+};
 
 /// An Elasticsearch version (`8.15.0`; a `-SNAPSHOT` suffix is ignored).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,0 +1,1435 @@
+//! The fake ECK operator: one per simulated Kubernetes cluster with ECK installed, a tokio task
+//! that reconciles every Elasticsearch on each store change and on a timer.
+//!
+//! What it does, with ECK's names (`/work/shared/docs/eck-remote-clusters.md` sections 2, 3):
+//! - Services `<es>-es-http`, `-es-internal-http`, `-es-transport` (headless unless
+//!   `spec.transport.service.spec.type`), one headless `<es>-es-<nodeSet>` per nodeSet, and
+//!   `<es>-es-remote-cluster` only while `spec.remoteClusterServer.enabled` (deleted otherwise).
+//!   LoadBalancer Services get `status.loadBalancer.ingress[0].hostname` under `.invalid`.
+//! - Secrets `<es>-es-elastic-user`, `-es-http-certs-public`, `-es-transport-certs-public`
+//!   (ECK CA + the PEMs of `spec.transport.tls.certificateAuthorities`), `-es-remote-ca`.
+//! - Pods `<es>-es-<nodeSet>-<i>` with ECK's labels and a Ready condition the rollout sets.
+//! - Rollouts: a generation change or a change of the secure settings (the `spec.secureSettings`
+//!   Secrets and `<es>-es-remote-api-keys`) is a rolling restart lasting the operator delay;
+//!   the node's keystore, version and remote cluster server listener change when it completes.
+//! - With an Enterprise licence (ConfigMap `elastic-system/elastic-licensing`), same-operator
+//!   remote clusters (section 3): CA copies, `eck-*` cross-cluster API keys, the remote API keys
+//!   Secret, seeds and the `managed-remote-clusters` annotation, and cleanup. Without it, a
+//!   Warning Event `AssociationError` on each Elasticsearch that has `remoteClusters`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use tokio::sync::{broadcast, watch};
+
+use crate::cluster::{ClusterState, PatchType, Sub, WriteOpts, now_rfc3339};
+use crate::elasticsearch::{ElasticsearchNode, EsId, EsRequest, EsVersion};
+use crate::resources::ResourceKey;
+use crate::world::{
+    LABEL_CLUSTER_NAME, LABEL_STATEFULSET, LABEL_TYPE, World, configmap_key, list, secret_key,
+};
+
+pub(crate) const OPERATOR_NS: &str = "elastic-system";
+pub(crate) const LICENSING_CM: &str = "elastic-licensing";
+const ANN_MANAGED_REMOTES: &str = "elasticsearch.k8s.elastic.co/managed-remote-clusters";
+const ANN_API_KEYS: &str = "elasticsearch.k8s.elastic.co/remote-cluster-api-keys";
+const ANN_FILE_BASED: &str = "eck.k8s.elastic.co/file-based-secure-settings";
+const LICENSE_MESSAGE: &str =
+    "Remote cluster is an enterprise feature. Enterprise features are disabled";
+
+/// What tests can see of an operator (for `ClusterHandle::wait_idle`).
+#[derive(Default)]
+pub(crate) struct OperatorStatus {
+    /// The cluster resourceVersion after the last pass that changed nothing.
+    pub settled_rv: Mutex<Option<String>>,
+    /// Rollouts in progress.
+    pub rollouts: AtomicUsize,
+}
+
+struct Rollout {
+    generation: i64,
+    hash: String,
+    keystore: BTreeMap<String, String>,
+    started: Instant,
+    /// First start of the cluster: every pod is down until the end.
+    initial: bool,
+}
+
+#[derive(Default)]
+struct EsRuntime {
+    applied_generation: i64,
+    applied_hash: String,
+    rollout: Option<Rollout>,
+}
+
+pub(crate) struct Operator {
+    state: Arc<ClusterState>,
+    world: Arc<World>,
+    delay: Duration,
+    runtime: HashMap<(String, String), EsRuntime>,
+    pod_ips: HashMap<(String, String), String>,
+    next_ip: u32,
+    cluster_index: usize,
+    pub(crate) status: Arc<OperatorStatus>,
+}
+
+fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+fn labels_of(pairs: &[(&str, &str)]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect(),
+    )
+}
+
+fn es_labels(es: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (LABEL_TYPE, "elasticsearch".to_string()),
+        (LABEL_CLUSTER_NAME, es.to_string()),
+    ]
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, b)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_password() -> String {
+    let alphabet: Vec<char> = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+        .chars()
+        .collect();
+    let mut bytes = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("random bytes");
+    bytes
+        .iter()
+        .map(|b| alphabet[*b as usize % alphabet.len()])
+        .collect()
+}
+
+/// `spec.remoteClusters[]` entries that reference an Elasticsearch: (alias, ns, name, apiKey).
+fn remote_refs(es: &Value) -> Vec<(String, String, String, Option<Value>)> {
+    let own_ns = s(es, "/metadata/namespace");
+    let mut out: Vec<(String, String, String, Option<Value>)> = Vec::new();
+    for e in es
+        .pointer("/spec/remoteClusters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(r) = e.get("elasticsearchRef") else {
+            continue;
+        };
+        let name = s(r, "/name");
+        if name.is_empty() {
+            continue;
+        }
+        let ns = match s(r, "/namespace") {
+            "" => own_ns,
+            n => n,
+        };
+        let alias = s(e, "/name").to_string();
+        // A later entry with the same name overwrites an earlier one (the code keys on it).
+        out.retain(|x| x.0 != alias);
+        out.push((alias, ns.into(), name.into(), e.get("apiKey").cloned()));
+    }
+    out
+}
+
+fn rcs_enabled(es: &Value) -> bool {
+    es.pointer("/spec/remoteClusterServer/enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn node_sets(es: &Value) -> Vec<(String, u64, Value)> {
+    es.pointer("/spec/nodeSets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            (
+                s(n, "/name").to_string(),
+                n.get("count").and_then(Value::as_u64).unwrap_or(1),
+                n.get("config").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+impl Operator {
+    pub(crate) fn new(
+        state: Arc<ClusterState>,
+        world: Arc<World>,
+        delay: Duration,
+        cluster_index: usize,
+    ) -> Operator {
+        Operator {
+            state,
+            world,
+            delay,
+            runtime: HashMap::new(),
+            pod_ips: HashMap::new(),
+            next_ip: 0,
+            cluster_index,
+            status: Arc::new(OperatorStatus::default()),
+        }
+    }
+
+    /// Creates the licensing ConfigMap (once, at start).
+    pub(crate) fn install(&self, license: &str) {
+        self.state.ensure_namespace(OPERATOR_NS);
+        let cm = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": LICENSING_CM,
+                "namespace": OPERATOR_NS,
+                "labels": {"common.k8s.elastic.co/type": "elastic-usage", "eck.k8s.elastic.co/watched": "true"},
+            },
+            "data": {"eck_license_level": license, "timestamp": now_rfc3339()},
+        });
+        if let Err(e) =
+            self.state
+                .create(&ResourceKey::CONFIGMAPS, Some(OPERATOR_NS), cm, WriteOpts::default())
+        {
+            eprintln!("sandbox operator {}: licensing ConfigMap: {e}", self.state.name);
+        }
+    }
+
+    fn enterprise(&self) -> bool {
+        matches!(
+            configmap_key(&self.state, OPERATOR_NS, LICENSING_CM, "eck_license_level").as_deref(),
+            Some("enterprise" | "enterprise_trial" | "enterprise-trial")
+        )
+    }
+
+    // ------------------------------------------------------------------ store writes
+
+    /// Creates `obj` or merge-patches it onto the existing one (a no-op patch is not stored).
+    fn apply(&self, key: &ResourceKey, obj: Value) {
+        let ns = s(&obj, "/metadata/namespace").to_string();
+        let name = s(&obj, "/metadata/name").to_string();
+        let status = obj.get("status").cloned();
+        let mut main = obj;
+        if let Some(m) = main.as_object_mut() {
+            m.remove("status");
+        }
+        let exists = self.state.get(key, Some(&ns), &name).is_ok();
+        let res = if exists {
+            self.state
+                .patch(
+                    key,
+                    Some(&ns),
+                    &name,
+                    PatchType::Merge,
+                    &serde_json::to_vec(&main).unwrap_or_default(),
+                    Sub::Main,
+                    WriteOpts::default(),
+                )
+                .map(|_| ())
+        } else {
+            self.state
+                .create(key, Some(&ns), main, WriteOpts::default())
+                .map(|_| ())
+        };
+        if let Err(e) = res {
+            eprintln!(
+                "sandbox operator {}: writing {}/{ns}/{name}: {e}",
+                self.state.name, key.plural
+            );
+            return;
+        }
+        if let Some(st) = status {
+            self.patch_status(key, &ns, &name, json!({ "status": st }));
+        }
+    }
+
+    fn patch_status(&self, key: &ResourceKey, ns: &str, name: &str, patch: Value) {
+        if let Err(e) = self.state.patch(
+            key,
+            Some(ns),
+            name,
+            PatchType::Merge,
+            &serde_json::to_vec(&patch).unwrap_or_default(),
+            Sub::Status,
+            WriteOpts::default(),
+        ) {
+            eprintln!(
+                "sandbox operator {}: status of {}/{ns}/{name}: {e}",
+                self.state.name, key.plural
+            );
+        }
+    }
+
+    fn patch_main(&self, key: &ResourceKey, ns: &str, name: &str, patch: Value) {
+        if let Err(e) = self.state.patch(
+            key,
+            Some(ns),
+            name,
+            PatchType::Merge,
+            &serde_json::to_vec(&patch).unwrap_or_default(),
+            Sub::Main,
+            WriteOpts::default(),
+        ) {
+            eprintln!(
+                "sandbox operator {}: patching {}/{ns}/{name}: {e}",
+                self.state.name, key.plural
+            );
+        }
+    }
+
+    fn delete(&self, key: &ResourceKey, ns: &str, name: &str) {
+        let _ = self
+            .state
+            .delete(key, Some(ns), name, None, WriteOpts::default());
+    }
+
+    fn secret(&self, ns: &str, name: &str, labels: Value, data: &BTreeMap<String, String>) {
+        let data: Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(STANDARD.encode(v))))
+            .collect();
+        self.apply(
+            &ResourceKey::SECRETS,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": ns, "labels": labels},
+                "type": "Opaque",
+                "data": data,
+            }),
+        );
+    }
+
+    /// Secret data, decoded.
+    fn secret_data(&self, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        let sec = self.state.get(&ResourceKey::SECRETS, Some(ns), name).ok()?;
+        Some(
+            sec.get("data")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| crate::world::decode_b64(v).map(|d| (k.clone(), d)))
+                .collect(),
+        )
+    }
+
+    // ------------------------------------------------------------------ the loop
+
+    /// One reconciliation of every Elasticsearch. Returns whether the store changed.
+    pub(crate) fn pass(&mut self) {
+        let rv_before = self.state.resource_version();
+        let all = list(&self.state, &ResourceKey::ELASTICSEARCHES, None, None);
+        let enterprise = self.enterprise();
+        let mut live = BTreeSet::new();
+        for es in &all {
+            let key = (
+                s(es, "/metadata/namespace").to_string(),
+                s(es, "/metadata/name").to_string(),
+            );
+            live.insert(key.clone());
+            if es.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            self.reconcile_es(es, &all, enterprise);
+        }
+        if enterprise {
+            self.remote_ca_cleanup(&all);
+        }
+        // Deleted Elasticsearch: their objects and node go too (owner references / GC).
+        let gone: Vec<(String, String)> = self
+            .runtime
+            .keys()
+            .filter(|k| !live.contains(*k))
+            .cloned()
+            .collect();
+        for (ns, name) in gone {
+            self.runtime.remove(&(ns.clone(), name.clone()));
+            let sel = format!("{LABEL_CLUSTER_NAME}={name}");
+            for key in [ResourceKey::PODS, ResourceKey::SERVICES, ResourceKey::SECRETS] {
+                for o in list(&self.state, &key, Some(&ns), Some(&sel)) {
+                    self.delete(&key, &ns, s(&o, "/metadata/name"));
+                }
+            }
+            self.world
+                .remove_node(&EsId::new(&self.state.name, &ns, &name));
+        }
+        let rollouts = self
+            .runtime
+            .values()
+            .filter(|r| r.rollout.is_some())
+            .count();
+        self.status.rollouts.store(rollouts, Ordering::SeqCst);
+        let rv_after = self.state.resource_version();
+        *self.status.settled_rv.lock().expect("settled") =
+            (rv_before == rv_after).then_some(rv_after);
+    }
+
+    /// When the next timed step is due (a rollout moving on).
+    fn next_deadline(&self) -> Option<Instant> {
+        self.runtime
+            .iter()
+            .filter_map(|(_, r)| r.rollout.as_ref())
+            .map(|r| {
+                let elapsed = r.started.elapsed();
+                let step = self.delay / 4;
+                let next = if step.is_zero() {
+                    self.delay
+                } else {
+                    ((elapsed.as_nanos() / step.as_nanos()) as u32 + 1) * step
+                };
+                r.started + next.min(self.delay)
+            })
+            .min()
+    }
+
+    pub(crate) fn events(&self) -> broadcast::Receiver<crate::cluster::WatchEvent> {
+        self.state.events.subscribe()
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut events: broadcast::Receiver<crate::cluster::WatchEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        self.pass();
+        loop {
+            let wait = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(1));
+            tokio::select! {
+                r = events.recv() => {
+                    if let Err(broadcast::error::RecvError::Closed) = r {
+                        break;
+                    }
+                    // Coalesce a burst of changes into one pass.
+                    while events.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            self.pass();
+        }
+    }
+
+    // ------------------------------------------------------------------ one Elasticsearch
+
+    fn reconcile_es(&mut self, es: &Value, all: &[Value], enterprise: bool) {
+        let ns = s(es, "/metadata/namespace").to_string();
+        let name = s(es, "/metadata/name").to_string();
+        let id = EsId::new(&self.state.name, &ns, &name);
+        let certs = match self.world.certs(&id) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("sandbox operator: certificates for {id}: {e}");
+                return;
+            }
+        };
+        let labels = |extra: &[(&str, &str)]| {
+            let mut m: Vec<(&str, &str)> = vec![
+                (LABEL_TYPE, "elasticsearch"),
+                (LABEL_CLUSTER_NAME, name.as_str()),
+            ];
+            m.extend_from_slice(extra);
+            labels_of(&m)
+        };
+
+        // Secrets: elastic user, public certificates.
+        let disable_elastic = es
+            .pointer("/spec/auth/disableElasticUser")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let user_secret = format!("{name}-es-elastic-user");
+        let password = if disable_elastic {
+            self.delete(&ResourceKey::SECRETS, &ns, &user_secret);
+            None
+        } else {
+            let pw = secret_key(&self.state, &ns, &user_secret, "elastic")
+                .unwrap_or_else(random_password);
+            self.secret(
+                &ns,
+                &user_secret,
+                labels(&[("eck.k8s.elastic.co/credentials", "true")]),
+                &BTreeMap::from([("elastic".to_string(), pw.clone())]),
+            );
+            Some(pw)
+        };
+        self.secret(
+            &ns,
+            &format!("{name}-es-http-certs-public"),
+            labels(&[]),
+            &certs.http.public_secret_data(),
+        );
+        let mut transport_bundle = certs.transport_ca_pem.clone();
+        if let Some(cm) = es
+            .pointer("/spec/transport/tls/certificateAuthorities/configMapName")
+            .and_then(Value::as_str)
+            && let Some(extra) = configmap_key(&self.state, &ns, cm, "ca.crt")
+        {
+            if !transport_bundle.ends_with('\n') {
+                transport_bundle.push('\n');
+            }
+            transport_bundle.push_str(&extra);
+        }
+        self.secret(
+            &ns,
+            &format!("{name}-es-transport-certs-public"),
+            labels(&[]),
+            &BTreeMap::from([("ca.crt".to_string(), transport_bundle)]),
+        );
+
+        // The node.
+        let version = s(es, "/spec/version").to_string();
+        if !self.world.has_node(&id) {
+            let mut node = ElasticsearchNode::new(id.clone(), &version, "");
+            node.elastic_password = password.clone();
+            node.transport_ca_fingerprint = certs.transport_ca_fingerprint.clone();
+            self.world.insert_node(node);
+        } else {
+            self.world.with_node_mut(&id, |n| {
+                n.elastic_password = password.clone();
+                n.transport_ca_fingerprint = certs.transport_ca_fingerprint.clone();
+            });
+        }
+
+        self.services(es, &ns, &name);
+
+        // Remote clusters (remotecluster controller, this ES as the server), licence-gated.
+        if enterprise {
+            self.remote_server(es, all);
+        }
+        self.aggregate_remote_cas(&ns, &name, &certs.transport_ca_pem);
+        if enterprise {
+            self.remote_settings(es);
+        } else if !remote_refs(es).is_empty()
+            || es
+                .pointer("/spec/remoteClusters")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+        {
+            self.license_event(es);
+        }
+
+        // Rollout.
+        let keystore = self.keystore(es);
+        let hash = sha256_hex(&serde_json::to_vec(&keystore).unwrap_or_default());
+        self.rollout(es, &id, keystore, hash);
+    }
+
+    fn services(&self, es: &Value, ns: &str, name: &str) {
+        let selector = labels_of(&[(LABEL_TYPE, "elasticsearch"), (LABEL_CLUSTER_NAME, name)]);
+        let lbl = selector.clone();
+        let svc = |svc_name: &str, ty: Option<&str>, ports: Value, sel: Value, headless: bool| {
+            let ty = ty.unwrap_or("ClusterIP");
+            let mut spec = json!({"type": ty, "ports": ports, "selector": sel});
+            let existing = self
+                .state
+                .get(&ResourceKey::SERVICES, Some(ns), svc_name)
+                .ok();
+            let want_none = headless && ty == "ClusterIP";
+            if let Some(ex) = &existing {
+                let is_none = s(ex, "/spec/clusterIP") == "None";
+                if is_none != want_none {
+                    // clusterIP is immutable: ECK recreates the Service.
+                    self.delete(&ResourceKey::SERVICES, ns, svc_name);
+                }
+            }
+            if want_none {
+                spec["clusterIP"] = json!("None");
+                spec["publishNotReadyAddresses"] = json!(true);
+            }
+            let status = if ty == "LoadBalancer" {
+                json!({"loadBalancer": {"ingress": [{"hostname": format!("{svc_name}-{ns}.{}.lb.invalid", self.state.name)}]}})
+            } else {
+                json!({"loadBalancer": {}})
+            };
+            self.apply(
+                &ResourceKey::SERVICES,
+                json!({
+                    "apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": svc_name, "namespace": ns, "labels": lbl},
+                    "spec": spec,
+                    "status": status,
+                }),
+            );
+        };
+        let port = |pname: &str, p: u16| json!({"name": pname, "port": p, "protocol": "TCP", "targetPort": p});
+        let http_type = es
+            .pointer("/spec/http/service/spec/type")
+            .and_then(Value::as_str);
+        svc(
+            &format!("{name}-es-http"),
+            http_type,
+            json!([port("https", 9200)]),
+            selector.clone(),
+            false,
+        );
+        svc(
+            &format!("{name}-es-internal-http"),
+            None,
+            json!([port("https", 9200)]),
+            selector.clone(),
+            false,
+        );
+        let transport_type = es
+            .pointer("/spec/transport/service/spec/type")
+            .and_then(Value::as_str);
+        svc(
+            &format!("{name}-es-transport"),
+            transport_type,
+            json!([port("tls-transport", 9300)]),
+            selector.clone(),
+            transport_type.is_none(),
+        );
+        let rcs = rcs_enabled(es);
+        let rcs_name = format!("{name}-es-remote-cluster");
+        if rcs {
+            let ty = es
+                .pointer("/spec/remoteClusterServer/service/spec/type")
+                .and_then(Value::as_str);
+            svc(
+                &rcs_name,
+                ty,
+                json!([port("rcs", 9443)]),
+                selector.clone(),
+                ty.is_none(),
+            );
+        } else {
+            self.delete(&ResourceKey::SERVICES, ns, &rcs_name);
+        }
+        let mut wanted_sets = BTreeSet::new();
+        for (set, _, _) in node_sets(es) {
+            let sts = format!("{name}-es-{set}");
+            wanted_sets.insert(sts.clone());
+            let mut ports = vec![port("https", 9200), port("transport", 9300)];
+            if rcs {
+                ports.push(port("rcs", 9443));
+            }
+            svc(
+                &sts,
+                None,
+                Value::Array(ports),
+                labels_of(&[(LABEL_CLUSTER_NAME, name), (LABEL_STATEFULSET, &sts)]),
+                true,
+            );
+        }
+        // Headless Services of removed nodeSets.
+        let fixed = [
+            format!("{name}-es-http"),
+            format!("{name}-es-internal-http"),
+            format!("{name}-es-transport"),
+            rcs_name,
+        ];
+        let sel = format!("{LABEL_CLUSTER_NAME}={name}");
+        for o in list(&self.state, &ResourceKey::SERVICES, Some(ns), Some(&sel)) {
+            let n = s(&o, "/metadata/name").to_string();
+            if !fixed.contains(&n) && !wanted_sets.contains(&n) {
+                self.delete(&ResourceKey::SERVICES, ns, &n);
+            }
+        }
+    }
+
+    /// Union of the `spec.secureSettings` Secrets and `<es>-es-remote-api-keys`
+    /// (`<es>-es-secure-settings`).
+    fn keystore(&self, es: &Value) -> BTreeMap<String, String> {
+        let ns = s(es, "/metadata/namespace");
+        let name = s(es, "/metadata/name");
+        let mut out = BTreeMap::new();
+        for src in es
+            .pointer("/spec/secureSettings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(data) = self.secret_data(ns, s(src, "/secretName")) else {
+                continue;
+            };
+            match src.get("entries").and_then(Value::as_array) {
+                Some(entries) if !entries.is_empty() => {
+                    for e in entries {
+                        if let Some(v) = data.get(s(e, "/key")) {
+                            let path = match s(e, "/path") {
+                                "" => s(e, "/key"),
+                                p => p,
+                            };
+                            out.insert(path.to_string(), v.clone());
+                        }
+                    }
+                }
+                _ => out.extend(data),
+            }
+        }
+        if let Some(data) = self.secret_data(ns, &format!("{name}-es-remote-api-keys")) {
+            out.extend(data);
+        }
+        out
+    }
+
+    fn rollout(&mut self, es: &Value, id: &EsId, keystore: BTreeMap<String, String>, hash: String) {
+        let ns = id.namespace.clone();
+        let name = id.name.clone();
+        let generation = es
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let observed = es
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64);
+        let key = (ns.clone(), name.clone());
+        let version = s(es, "/spec/version").to_string();
+        let file_based = s(es, &format!("/metadata/annotations/{}", ANN_FILE_BASED.replace('/', "~1"))) == "true"
+            && EsVersion::parse(&version).is_some_and(|v| v.at_least(9, 5, 0));
+        if !self.runtime.contains_key(&key) {
+            // First sight: a seeded status that is caught up is the truth (pods were running).
+            let rt = if observed == Some(generation) {
+                self.finish_node(id, es, &keystore);
+                EsRuntime {
+                    applied_generation: generation,
+                    applied_hash: hash.clone(),
+                    rollout: None,
+                }
+            } else {
+                EsRuntime {
+                    applied_generation: 0,
+                    applied_hash: String::new(),
+                    rollout: Some(Rollout {
+                        generation,
+                        hash: hash.clone(),
+                        keystore: keystore.clone(),
+                        started: Instant::now(),
+                        initial: true,
+                    }),
+                }
+            };
+            self.runtime.insert(key.clone(), rt);
+        }
+        let delay = self.delay;
+        let rt = self.runtime.get_mut(&key).expect("runtime entry");
+        if rt.rollout.is_none() && rt.applied_generation == generation && rt.applied_hash != hash && file_based {
+            // ECK >= 3.5 with ES >= 9.5: the keystore file changes in place; a reload reads it.
+            rt.applied_hash = hash.clone();
+            self.world.set_pending_keystore(id, Some(keystore.clone()));
+        }
+        if rt.rollout.is_none() && (rt.applied_generation != generation || rt.applied_hash != hash) {
+            rt.rollout = Some(Rollout {
+                generation,
+                hash: hash.clone(),
+                keystore: keystore.clone(),
+                started: Instant::now(),
+                initial: false,
+            });
+        }
+        let mut finished = None;
+        let mut restarting: Option<Option<usize>> = None; // Some(None) = all down
+        if let Some(r) = &rt.rollout {
+            let elapsed = r.started.elapsed();
+            if elapsed >= delay {
+                finished = rt.rollout.take();
+            } else if r.initial {
+                restarting = Some(None);
+            } else {
+                let total: u64 = node_sets(es).iter().map(|x| x.1).sum();
+                let step = delay.as_nanos() / total.max(1) as u128;
+                let i = (elapsed.as_nanos() / step.max(1)) as usize;
+                restarting = Some(Some(i.min(total.saturating_sub(1) as usize)));
+            }
+        }
+        if let Some(r) = &finished {
+            rt.applied_generation = r.generation;
+            rt.applied_hash = r.hash.clone();
+        }
+        let status_now = es.get("status").cloned().unwrap_or(Value::Null);
+        let total: u64 = node_sets(es).iter().map(|x| x.1).sum();
+        if let Some(r) = finished {
+            self.finish_node(id, es, &r.keystore);
+            if !file_based {
+                self.world.set_pending_keystore(id, None);
+            }
+            self.pods(es, None);
+            let health = match s(&status_now, "/health") {
+                "" | "unknown" => "green",
+                h => h,
+            }
+            .to_string();
+            self.write_status(es, &status_now, "Ready", &health, total, Some(r.generation), &version);
+        } else if let Some(down) = restarting {
+            self.pods(es, Some(down));
+            let (avail, health) = match down {
+                None => (0, "unknown".to_string()),
+                Some(_) => (
+                    total.saturating_sub(1),
+                    match s(&status_now, "/health") {
+                        "" => "green",
+                        h => h,
+                    }
+                    .to_string(),
+                ),
+            };
+            let shown_version = match s(&status_now, "/version") {
+                "" if down.is_some() => version.clone(),
+                "" => String::new(),
+                v => v.to_string(),
+            };
+            let observed = status_now
+                .get("observedGeneration")
+                .and_then(Value::as_i64);
+            self.write_status(es, &status_now, "ApplyingChanges", &health, avail, observed, &shown_version);
+        } else {
+            self.pods(es, None);
+        }
+    }
+
+    /// The node as it runs after a (re)start: keystore, version, nodes, listeners.
+    fn finish_node(&self, id: &EsId, es: &Value, keystore: &BTreeMap<String, String>) {
+        let version = s(es, "/spec/version").to_string();
+        let names = pod_names(es);
+        let rcs = rcs_enabled(es);
+        let ns = id.namespace.clone();
+        self.world.with_node_mut(id, |n| {
+            n.keystore = keystore.clone();
+            if let Some(v) = EsVersion::parse(&version) {
+                n.version = v;
+            }
+            if n.node_names != names.iter().map(|x| x.0.clone()).collect::<Vec<_>>() {
+                n.set_nodes(&names.iter().map(|x| x.0.clone()).collect::<Vec<_>>());
+            }
+            // ECK: remote_cluster.publish_host = <pod>.<headless>.<ns>.svc; transport publishes
+            // the pod IP (filled in by `publish_addresses`).
+            n.publish_addresses.remote_cluster = if rcs {
+                names
+                    .iter()
+                    .map(|(p, sts)| format!("{p}.{sts}.{ns}.svc:9443"))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        });
+        self.world.set_rcs_running(id, rcs);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_status(
+        &self,
+        es: &Value,
+        current: &Value,
+        phase: &str,
+        health: &str,
+        available: u64,
+        observed: Option<i64>,
+        version: &str,
+    ) {
+        let now = now_rfc3339();
+        let cond = |ty: &str, st: bool| {
+            let st = if st { "True" } else { "False" };
+            let existing = current
+                .get("conditions")
+                .and_then(Value::as_array)
+                .and_then(|l| l.iter().find(|c| s(c, "/type") == ty));
+            let ltt = match existing {
+                Some(c) if s(c, "/status") == st => s(c, "/lastTransitionTime").to_string(),
+                _ => now.clone(),
+            };
+            json!({"type": ty, "status": st, "lastTransitionTime": ltt})
+        };
+        let ready = phase == "Ready";
+        let spec_version = s(es, "/spec/version");
+        let mut st = json!({
+            "availableNodes": available,
+            "health": health,
+            "phase": phase,
+            "conditions": [
+                cond("ReconciliationComplete", ready),
+                cond("RunningDesiredVersion", version == spec_version),
+                cond("ElasticsearchIsReachable", available > 0),
+            ],
+        });
+        if !version.is_empty() {
+            st["version"] = json!(version);
+        }
+        if let Some(o) = observed {
+            st["observedGeneration"] = json!(o);
+        }
+        self.patch_status(
+            &ResourceKey::ELASTICSEARCHES,
+            s(es, "/metadata/namespace"),
+            s(es, "/metadata/name"),
+            json!({ "status": st }),
+        );
+    }
+
+    /// Pods of every nodeSet; `down`: `Some(None)` all restarting, `Some(Some(i))` the i-th.
+    fn pods(&mut self, es: &Value, down: Option<Option<usize>>) {
+        let ns = s(es, "/metadata/namespace").to_string();
+        let name = s(es, "/metadata/name").to_string();
+        let id = EsId::new(&self.state.name, &ns, &name);
+        let running_version = self
+            .world
+            .read_node(&id, |n| n.version.to_string())
+            .unwrap_or_else(|| s(es, "/spec/version").to_string());
+        let mut wanted = BTreeSet::new();
+        let mut index = 0usize;
+        let mut publish = Vec::new();
+        for (set, count, config) in node_sets(es) {
+            let sts = format!("{name}-es-{set}");
+            let roles = crate::world::flatten_config(&config)
+                .get("node.roles")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                });
+            let has = |r: &str| roles.as_ref().is_none_or(|l| l.iter().any(|x| x == r));
+            let flag = |b: bool| if b { "true" } else { "false" };
+            for i in 0..count {
+                let pod = format!("{sts}-{i}");
+                wanted.insert(pod.clone());
+                let ready = match down {
+                    None => true,
+                    Some(None) => false,
+                    Some(Some(d)) => d != index,
+                };
+                index += 1;
+                let ip = self
+                    .pod_ips
+                    .entry((ns.clone(), pod.clone()))
+                    .or_insert_with(|| {
+                        self.next_ip += 1;
+                        format!(
+                            "10.{}.{}.{}",
+                            244 + self.cluster_index % 10,
+                            self.next_ip / 250,
+                            self.next_ip % 250 + 2
+                        )
+                    })
+                    .clone();
+                publish.push(format!("{ip}:9300"));
+                let mut labels: Vec<(&str, String)> = es_labels(&name);
+                labels.extend([
+                    (LABEL_STATEFULSET, sts.clone()),
+                    ("elasticsearch.k8s.elastic.co/version", running_version.clone()),
+                    ("elasticsearch.k8s.elastic.co/http-scheme", "https".into()),
+                    ("elasticsearch.k8s.elastic.co/node-master", flag(has("master")).into()),
+                    ("elasticsearch.k8s.elastic.co/node-data", flag(has("data")).into()),
+                    ("elasticsearch.k8s.elastic.co/node-ingest", flag(has("ingest")).into()),
+                    ("elasticsearch.k8s.elastic.co/node-ml", flag(has("ml")).into()),
+                    ("elasticsearch.k8s.elastic.co/node-transform", flag(has("transform")).into()),
+                    (
+                        "elasticsearch.k8s.elastic.co/node-remote_cluster_client",
+                        flag(has("remote_cluster_client")).into(),
+                    ),
+                ]);
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let rs = if ready { "True" } else { "False" };
+                let mut ports = vec![
+                    json!({"containerPort": 9200, "name": "https", "protocol": "TCP"}),
+                    json!({"containerPort": 9300, "name": "transport", "protocol": "TCP"}),
+                ];
+                if rcs_enabled(es) {
+                    ports.push(json!({"containerPort": 9443, "name": "rcs", "protocol": "TCP"}));
+                }
+                let existing = self.state.get(&ResourceKey::PODS, Some(&ns), &pod).ok();
+                let now = now_rfc3339();
+                let ltt = |ty: &str| {
+                    existing
+                        .as_ref()
+                        .and_then(|p| p.pointer("/status/conditions"))
+                        .and_then(Value::as_array)
+                        .and_then(|l| l.iter().find(|c| s(c, "/type") == ty))
+                        .filter(|c| s(c, "/status") == rs)
+                        .map(|c| s(c, "/lastTransitionTime").to_string())
+                        .unwrap_or_else(|| now.clone())
+                };
+                let started = existing
+                    .as_ref()
+                    .map(|p| s(p, "/status/startTime").to_string())
+                    .filter(|x| !x.is_empty())
+                    .unwrap_or_else(|| now.clone());
+                self.apply(
+                    &ResourceKey::PODS,
+                    json!({
+                        "apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": pod, "namespace": ns, "labels": labels_of(&labels)},
+                        "spec": {
+                            "hostname": pod,
+                            "subdomain": sts,
+                            "containers": [{
+                                "name": "elasticsearch",
+                                "image": format!("docker.elastic.co/elasticsearch/elasticsearch:{running_version}"),
+                                "ports": ports,
+                            }],
+                        },
+                        "status": {
+                            "phase": "Running",
+                            "podIP": ip,
+                            "podIPs": [{"ip": ip}],
+                            "startTime": started,
+                            "conditions": [
+                                {"type": "Ready", "status": rs, "lastTransitionTime": ltt("Ready")},
+                                {"type": "ContainersReady", "status": rs, "lastTransitionTime": ltt("ContainersReady")},
+                            ],
+                        },
+                    }),
+                );
+            }
+        }
+        self.world
+            .with_node_mut(&id, |n| n.publish_addresses.transport = publish);
+        let sel = format!("{LABEL_CLUSTER_NAME}={name}");
+        for p in list(&self.state, &ResourceKey::PODS, Some(&ns), Some(&sel)) {
+            let n = s(&p, "/metadata/name").to_string();
+            if !wanted.contains(&n) {
+                self.delete(&ResourceKey::PODS, &ns, &n);
+                self.pod_ips.remove(&(ns.clone(), n));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ remote clusters
+
+    /// `<es>-es-remote-ca`: every `type=remote-ca` Secret of this ES sorted by name, or its own
+    /// transport CA when there is none (`certificates/remoteca/reconcile.go`).
+    fn aggregate_remote_cas(&self, ns: &str, name: &str, own_ca: &str) {
+        let sel = format!("{LABEL_CLUSTER_NAME}={name},{LABEL_TYPE}=remote-ca");
+        let mut items = list(&self.state, &ResourceKey::SECRETS, Some(ns), Some(&sel));
+        items.sort_by(|a, b| s(a, "/metadata/name").cmp(s(b, "/metadata/name")));
+        let mut bundle = String::new();
+        for it in &items {
+            if let Some(pem) = it.pointer("/data/ca.crt").and_then(crate::world::decode_b64) {
+                bundle.push_str(&pem);
+                if !bundle.ends_with('\n') {
+                    bundle.push('\n');
+                }
+            }
+        }
+        if items.is_empty() {
+            bundle = own_ca.to_string();
+        }
+        self.secret(
+            ns,
+            &format!("{name}-es-remote-ca"),
+            labels_of(&[(LABEL_TYPE, "elasticsearch"), (LABEL_CLUSTER_NAME, name)]),
+            &BTreeMap::from([("ca.crt".to_string(), bundle)]),
+        );
+    }
+
+    /// The remotecluster controller for `server`: CA copies both ways and API keys for its
+    /// clients (section 3.1).
+    fn remote_server(&self, server: &Value, all: &[Value]) {
+        let sns = s(server, "/metadata/namespace");
+        let sname = s(server, "/metadata/name");
+        let sid = EsId::new(&self.state.name, sns, sname);
+        let server_ca = secret_key(
+            &self.state,
+            sns,
+            &format!("{sname}-es-transport-certs-public"),
+            "ca.crt",
+        );
+        let mut clients = Vec::new();
+        for c in all {
+            for (alias, rns, rname, api_key) in remote_refs(c) {
+                if rns == sns && rname == sname {
+                    clients.push((c.clone(), alias, api_key));
+                }
+            }
+        }
+        // CA exchange.
+        for (c, _, _) in &clients {
+            let cns = s(c, "/metadata/namespace");
+            let cname = s(c, "/metadata/name");
+            let client_ca = secret_key(
+                &self.state,
+                cns,
+                &format!("{cname}-es-transport-certs-public"),
+                "ca.crt",
+            );
+            for (owner_ns, owner, peer_ns, peer, ca) in [
+                (cns, cname, sns, sname, &server_ca),
+                (sns, sname, cns, cname, &client_ca),
+            ] {
+                let Some(ca) = ca else { continue };
+                self.secret(
+                    owner_ns,
+                    &format!("{owner}-{peer_ns}-{peer}-es-remote-ca"),
+                    labels_of(&[
+                        (LABEL_CLUSTER_NAME, owner),
+                        (LABEL_TYPE, "remote-ca"),
+                        ("elasticsearch.k8s.elastic.co/remote-cluster-name", peer),
+                        ("elasticsearch.k8s.elastic.co/remote-cluster-namespace", peer_ns),
+                    ]),
+                    &BTreeMap::from([("ca.crt".to_string(), ca.clone())]),
+                );
+            }
+        }
+        // API keys: only when the server's status.version >= 8.10 and it serves RCS.
+        let status_version = EsVersion::parse(s(server, "/status/version"));
+        let keys_enabled =
+            status_version.is_some_and(|v| v.at_least(8, 10, 0)) && rcs_enabled(server);
+        let Some(password) = secret_key(
+            &self.state,
+            sns,
+            &format!("{sname}-es-elastic-user"),
+            "elastic",
+        ) else {
+            return;
+        };
+        let call = |method: &str, path: &str, body: Option<Value>| {
+            let mut req = EsRequest::new(method, path).basic("elastic", &password);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            self.world.handle(&sid, &req)
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let existing: Vec<crate::elasticsearch::ApiKey> = self
+            .world
+            .read_node(&sid, |n| {
+                n.api_keys()
+                    .iter()
+                    .filter(|k| k.name.starts_with("eck-") && k.is_active(now))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut expected = BTreeSet::new();
+        if keys_enabled {
+            for (c, alias, api_key) in &clients {
+                let Some(api_key) = api_key else { continue };
+                let cns = s(c, "/metadata/namespace");
+                let cname = s(c, "/metadata/name");
+                let key_name = format!("eck-{cns}-{cname}-{alias}");
+                expected.insert(key_name.clone());
+                let hash = sha256_hex(&serde_json::to_vec(api_key).unwrap_or_default());
+                let metadata = json!({
+                    "elasticsearch.k8s.elastic.co/config-hash": hash,
+                    "elasticsearch.k8s.elastic.co/name": cname,
+                    "elasticsearch.k8s.elastic.co/namespace": cns,
+                    "elasticsearch.k8s.elastic.co/uid": s(c, "/metadata/uid"),
+                    "elasticsearch.k8s.elastic.co/managed-by": "eck",
+                });
+                let secret_name = format!("{cname}-es-remote-api-keys");
+                let secret = self
+                    .state
+                    .get(&ResourceKey::SECRETS, Some(cns), &secret_name)
+                    .ok();
+                let ann: Map<String, Value> = secret
+                    .as_ref()
+                    .and_then(|x| x.pointer("/metadata/annotations"))
+                    .and_then(|a| a.get(ANN_API_KEYS))
+                    .and_then(Value::as_str)
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default();
+                let setting = format!("cluster.remote.{alias}.credentials");
+                let in_secret = secret
+                    .as_ref()
+                    .and_then(|x| x.pointer("/data"))
+                    .and_then(|d| d.get(&setting))
+                    .is_some();
+                let known_id = ann.get(alias.as_str()).map(|x| s(x, "/id").to_string());
+                match existing.iter().find(|k| k.name == key_name) {
+                    Some(k) if known_id.as_deref() != Some(k.id.as_str()) || !in_secret => {
+                        // The key in ES is not the one in the keystore: invalidate, recreate next.
+                        call("DELETE", "/_security/api_key", Some(json!({"name": key_name})));
+                    }
+                    Some(k) => {
+                        let current = k
+                            .metadata
+                            .get("elasticsearch.k8s.elastic.co/config-hash")
+                            .and_then(Value::as_str);
+                        if current != Some(hash.as_str()) {
+                            call(
+                                "PUT",
+                                &format!("/_security/cross_cluster/api_key/{}", k.id),
+                                Some(json!({"access": api_key.get("access").cloned().unwrap_or(json!({})), "metadata": metadata})),
+                            );
+                        }
+                    }
+                    None => {
+                        let resp = call(
+                            "POST",
+                            "/_security/cross_cluster/api_key",
+                            Some(json!({"name": key_name, "access": api_key.get("access").cloned().unwrap_or(json!({})), "metadata": metadata})),
+                        );
+                        if resp.status != 200 {
+                            eprintln!(
+                                "sandbox operator: creating {key_name} on {sid}: {} {}",
+                                resp.status, resp.body
+                            );
+                            continue;
+                        }
+                        let encoded = s(&resp.body, "/encoded").to_string();
+                        let id = s(&resp.body, "/id").to_string();
+                        let mut data = self.secret_data(cns, &secret_name).unwrap_or_default();
+                        data.insert(setting, encoded);
+                        let mut ann = ann.clone();
+                        ann.insert(
+                            alias.clone(),
+                            json!({"namespace": sns, "name": sname, "id": id}),
+                        );
+                        self.remote_api_keys_secret(cns, cname, &data, &ann);
+                    }
+                }
+            }
+        }
+        // Keys no client expects any more: removed entries, clients back to certificates,
+        // deleted clients, and `eck-*` keys whose metadata names an unknown cluster.
+        if keys_enabled {
+            for k in existing.iter().filter(|k| !expected.contains(&k.name)) {
+                call("DELETE", "/_security/api_key", Some(json!({"name": k.name})));
+            }
+        }
+    }
+
+    fn remote_api_keys_secret(
+        &self,
+        ns: &str,
+        es: &str,
+        data: &BTreeMap<String, String>,
+        ann: &Map<String, Value>,
+    ) {
+        let name = format!("{es}-es-remote-api-keys");
+        if data.is_empty() {
+            self.delete(&ResourceKey::SECRETS, ns, &name);
+            return;
+        }
+        let enc: Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(STANDARD.encode(v))))
+            .collect();
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {
+                "name": name, "namespace": ns,
+                "labels": {
+                    LABEL_TYPE: "remote-cluster-api-keys",
+                    "eck.k8s.elastic.co/credentials": "true",
+                    LABEL_CLUSTER_NAME: es,
+                },
+                "annotations": {ANN_API_KEYS: serde_json::to_string(ann).unwrap_or_default()},
+            },
+            "type": "Opaque",
+            "data": enc,
+        });
+        if self
+            .state
+            .get(&ResourceKey::SECRETS, Some(ns), &name)
+            .is_ok()
+        {
+            // Replace the data map (keys removed must go): JSON merge patch with nulls.
+            let mut patch = obj.clone();
+            if let Some(old) = self.secret_data(ns, &name) {
+                for k in old.keys() {
+                    if !data.contains_key(k) {
+                        patch["data"][k] = Value::Null;
+                    }
+                }
+            }
+            self.patch_main(&ResourceKey::SECRETS, ns, &name, patch);
+        } else {
+            self.apply(&ResourceKey::SECRETS, obj);
+        }
+    }
+
+    /// The ES controller's settings step for `client` (section 3.2), plus pruning of its
+    /// remote API keys Secret.
+    fn remote_settings(&self, client: &Value) {
+        let ns = s(client, "/metadata/namespace");
+        let name = s(client, "/metadata/name");
+        let id = EsId::new(&self.state.name, ns, name);
+        let refs = remote_refs(client);
+        // Keystore pruning: aliases no longer expected with an API key.
+        let secret_name = format!("{name}-es-remote-api-keys");
+        if let Some(data) = self.secret_data(ns, &secret_name) {
+            let expected: BTreeSet<String> = refs
+                .iter()
+                .filter(|r| r.3.is_some())
+                .map(|r| format!("cluster.remote.{}.credentials", r.0))
+                .collect();
+            if data.keys().any(|k| !expected.contains(k)) {
+                let kept: BTreeMap<String, String> = data
+                    .into_iter()
+                    .filter(|(k, _)| expected.contains(k))
+                    .collect();
+                let ann: Map<String, Value> = self
+                    .state
+                    .get(&ResourceKey::SECRETS, Some(ns), &secret_name)
+                    .ok()
+                    .and_then(|x| {
+                        x.pointer("/metadata/annotations")
+                            .and_then(|a| a.get(ANN_API_KEYS))
+                            .and_then(Value::as_str)
+                            .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok())
+                    })
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(a, _)| expected.contains(&format!("cluster.remote.{a}.credentials")))
+                    .collect();
+                self.remote_api_keys_secret(ns, name, &kept, &ann);
+            }
+        }
+        let Some(current) = self.world.read_node(&id, |n| n.persistent_settings().clone()) else {
+            return;
+        };
+        let managed: Vec<String> = s(
+            client,
+            &format!("/metadata/annotations/{}", ANN_MANAGED_REMOTES.replace('/', "~1")),
+        )
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect();
+        let mut remote = Map::new();
+        for (alias, rns, rname, api_key) in &refs {
+            let seed = if api_key.is_some() {
+                format!("{rname}-es-remote-cluster.{rns}.svc:9443")
+            } else {
+                format!("{rname}-es-transport.{rns}.svc:9300")
+            };
+            let have = current
+                .get(&format!("cluster.remote.{alias}.seeds"))
+                .map(|v| v.as_list());
+            if have.as_deref() != Some(std::slice::from_ref(&seed)) {
+                remote.insert(alias.clone(), json!({"seeds": [seed]}));
+            }
+        }
+        for alias in &managed {
+            if !refs.iter().any(|r| &r.0 == alias)
+                && current.contains_key(&format!("cluster.remote.{alias}.seeds"))
+            {
+                remote.insert(alias.clone(), json!({"seeds": null}));
+            }
+        }
+        if !remote.is_empty()
+            && let Some(pw) = secret_key(&self.state, ns, &format!("{name}-es-elastic-user"), "elastic")
+        {
+            let req = EsRequest::new("PUT", "/_cluster/settings")
+                .basic("elastic", &pw)
+                .json(&json!({"persistent": {"cluster": {"remote": remote}}}));
+            let resp = self.world.handle(&id, &req);
+            if resp.status != 200 {
+                eprintln!(
+                    "sandbox operator: remote cluster settings of {id}: {} {}",
+                    resp.status, resp.body
+                );
+            }
+        }
+        let mut aliases: Vec<String> = refs.iter().map(|r| r.0.clone()).collect();
+        aliases.sort();
+        let value = aliases.join(",");
+        let current_ann = client
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ANN_MANAGED_REMOTES))
+            .and_then(Value::as_str);
+        let wanted = (!value.is_empty()).then_some(value.as_str());
+        if current_ann != wanted {
+            self.patch_main(
+                &ResourceKey::ELASTICSEARCHES,
+                ns,
+                name,
+                json!({"metadata": {"annotations": {ANN_MANAGED_REMOTES: wanted}}}),
+            );
+        }
+    }
+
+    /// Removes `*-es-remote-ca` copies of pairs that no longer have a relation either way.
+    fn remote_ca_cleanup(&self, all: &[Value]) {
+        let mut relations = BTreeSet::new();
+        for c in all {
+            let cns = s(c, "/metadata/namespace").to_string();
+            let cname = s(c, "/metadata/name").to_string();
+            for (_, rns, rname, _) in remote_refs(c) {
+                let exists = all.iter().any(|e| {
+                    s(e, "/metadata/namespace") == rns && s(e, "/metadata/name") == rname
+                });
+                if exists {
+                    relations.insert((cns.clone(), cname.clone(), rns.clone(), rname.clone()));
+                    relations.insert((rns, rname, cns.clone(), cname.clone()));
+                }
+            }
+        }
+        let sel = format!("{LABEL_TYPE}=remote-ca,elasticsearch.k8s.elastic.co/remote-cluster-name");
+        for sec in list(&self.state, &ResourceKey::SECRETS, None, Some(&sel)) {
+            let ns = s(&sec, "/metadata/namespace").to_string();
+            let labels = sec.pointer("/metadata/labels").cloned().unwrap_or(Value::Null);
+            let owner = s(&labels, &format!("/{}", LABEL_CLUSTER_NAME.replace('/', "~1")));
+            let peer = s(&labels, "/elasticsearch.k8s.elastic.co~1remote-cluster-name");
+            let peer_ns = s(&labels, "/elasticsearch.k8s.elastic.co~1remote-cluster-namespace");
+            let key = (ns.clone(), owner.to_string(), peer_ns.to_string(), peer.to_string());
+            if !relations.contains(&key) {
+                self.delete(&ResourceKey::SECRETS, &ns, s(&sec, "/metadata/name"));
+            }
+        }
+    }
+
+    /// The Warning Event ECK emits when the licence does not allow remote clusters.
+    fn license_event(&self, es: &Value) {
+        let ns = s(es, "/metadata/namespace");
+        let name = s(es, "/metadata/name");
+        let uid = s(es, "/metadata/uid");
+        let ev_name = format!(
+            "{name}.{}",
+            &sha256_hex(format!("{uid}/AssociationError").as_bytes())[..16]
+        );
+        if self
+            .state
+            .get(&ResourceKey::EVENTS, Some(ns), &ev_name)
+            .is_ok()
+        {
+            return;
+        }
+        let now = now_rfc3339();
+        self.apply(
+            &ResourceKey::EVENTS,
+            json!({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": ev_name, "namespace": ns},
+                "involvedObject": {
+                    "apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
+                    "namespace": ns, "name": name, "uid": uid,
+                },
+                "type": "Warning",
+                "reason": "AssociationError",
+                "action": "LicenseCheck",
+                "message": LICENSE_MESSAGE,
+                "source": {"component": "elasticsearch-controller"},
+                "reportingComponent": "elasticsearch-controller",
+                "count": 1,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+            }),
+        );
+    }
+}
+
+/// (pod name, statefulset) for every nodeSet.
+fn pod_names(es: &Value) -> Vec<(String, String)> {
+    let name = s(es, "/metadata/name");
+    node_sets(es)
+        .into_iter()
+        .flat_map(|(set, count, _)| {
+            let sts = format!("{name}-es-{set}");
+            (0..count).map(move |i| (format!("{sts}-{i}"), sts.clone()))
+        })
+        .collect()
+}

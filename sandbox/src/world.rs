@@ -1,0 +1,625 @@
+//! The simulated world behind every fake Elasticsearch: one [`ElasticsearchNode`] per
+//! Elasticsearch resource (plus external ones), their certificates, and the [`RemoteWorld`]
+//! view that answers name resolution and trust from the Kubernetes objects of every cluster.
+//!
+//! Locking: every node lives in one `Mutex<HashMap<EsId, ElasticsearchNode>>`. A request takes
+//! the asking node out of the map, handles it with a [`View`] lending the others, and puts it
+//! back (see `crate::elasticsearch`). The view reads cluster stores (their own locks) while the
+//! node map is held; nothing takes the node map while holding a store lock.
+//!
+//! Name resolution (`resolve`), as seen from a namespace of a Kubernetes cluster:
+//! - `svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local`: a Service of that cluster; the
+//!   port must be one of its `ports[].port`, the `targetPort` (default: the port) picks the
+//!   listener (9300 transport, 9443 remote cluster server while it runs, 9200 HTTP), and the
+//!   Service selector must select at least one pod of an Elasticsearch;
+//! - `<pod>.<statefulset>.<ns>.svc` (and shorter forms): a pod's DNS name under its headless
+//!   Service; pod IPs (`status.podIP`) inside the same cluster;
+//! - a `*.invalid` name: the `status.loadBalancer.ingress[].hostname` of a LoadBalancer
+//!   Service in any cluster (the only way across clusters); never resolvable by a client
+//!   outside the sandbox.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use serde_json::{Value, json};
+
+use crate::cluster::{ClusterState, ListQuery};
+use crate::elasticsearch::{
+    Connection, ElasticsearchNode, Endpoint, EsHttpCerts, EsId, EsRequest, EsResponse, Interface,
+    NodeLocation, NotConnectedReason, RemoteWorld, parse_host_port, sha256_fingerprint,
+};
+use crate::resources::ResourceKey;
+
+pub(crate) const LABEL_CLUSTER_NAME: &str = "elasticsearch.k8s.elastic.co/cluster-name";
+pub(crate) const LABEL_TYPE: &str = "common.k8s.elastic.co/type";
+pub(crate) const LABEL_STATEFULSET: &str = "elasticsearch.k8s.elastic.co/statefulset-name";
+pub(crate) const CONFIG_DIR: &str = "/usr/share/elasticsearch/config";
+
+/// Certificates the fake ECK made for one Elasticsearch.
+#[derive(Clone)]
+pub(crate) struct EsCerts {
+    pub http: EsHttpCerts,
+    pub http_tls: Arc<rustls::ServerConfig>,
+    /// ECK's self-signed transport CA (also signs the remote cluster server certificate).
+    pub transport_ca_pem: String,
+    pub transport_ca_fingerprint: String,
+}
+
+/// A self-signed CA like ECK's transport CA (`CN=<es>-transport, OU=<es>`).
+fn transport_ca(es: &str) -> Result<(String, String)> {
+    let key = KeyPair::generate().context("generating transport CA key")?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationalUnitName, es);
+    dn.push(DnType::CommonName, format!("{es}-transport"));
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), sha256_fingerprint(cert.der())))
+}
+
+/// SHA-256 fingerprints of every certificate in a PEM bundle.
+pub(crate) fn pem_fingerprints(pem: &str) -> Vec<String> {
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .filter_map(|p| p.ok())
+        .filter(|p| p.label == "CERTIFICATE")
+        .map(|p| sha256_fingerprint(&p.contents))
+        .collect()
+}
+
+/// Everything simulated outside the API servers.
+#[derive(Default)]
+pub(crate) struct World {
+    clusters: RwLock<Vec<Arc<ClusterState>>>,
+    nodes: Mutex<HashMap<EsId, ElasticsearchNode>>,
+    certs: Mutex<HashMap<EsId, EsCerts>>,
+    /// Whether the remote cluster server listener runs (set when a rollout completes).
+    rcs_running: Mutex<HashMap<EsId, bool>>,
+    /// Keystore files written without a restart (file-based secure settings).
+    pending_keystores: Mutex<HashMap<EsId, BTreeMap<String, String>>>,
+}
+
+impl World {
+    pub(crate) fn add_cluster(&self, state: Arc<ClusterState>) {
+        self.clusters.write().expect("world clusters").push(state);
+    }
+
+    pub(crate) fn cluster(&self, name: &str) -> Option<Arc<ClusterState>> {
+        self.clusters
+            .read()
+            .expect("world clusters")
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+    }
+
+    fn all_clusters(&self) -> Vec<Arc<ClusterState>> {
+        self.clusters.read().expect("world clusters").clone()
+    }
+
+    /// The certificates of an Elasticsearch, made on first use.
+    pub(crate) fn certs(&self, id: &EsId) -> Result<EsCerts> {
+        let mut certs = self.certs.lock().expect("world certs");
+        if let Some(c) = certs.get(id) {
+            return Ok(c.clone());
+        }
+        let http = EsHttpCerts::generate(&id.name, &id.namespace)?;
+        let http_tls = http.server_config()?;
+        let (transport_ca_pem, transport_ca_fingerprint) = transport_ca(&id.name)?;
+        let c = EsCerts {
+            http,
+            http_tls,
+            transport_ca_pem,
+            transport_ca_fingerprint,
+        };
+        certs.insert(id.clone(), c.clone());
+        Ok(c)
+    }
+
+    pub(crate) fn has_node(&self, id: &EsId) -> bool {
+        self.nodes.lock().expect("world nodes").contains_key(id)
+    }
+
+    pub(crate) fn insert_node(&self, node: ElasticsearchNode) {
+        self.nodes
+            .lock()
+            .expect("world nodes")
+            .insert(node.id.clone(), node);
+    }
+
+    pub(crate) fn remove_node(&self, id: &EsId) {
+        self.nodes.lock().expect("world nodes").remove(id);
+        self.certs.lock().expect("world certs").remove(id);
+        self.rcs_running.lock().expect("rcs").remove(id);
+        self.pending_keystores.lock().expect("pending").remove(id);
+    }
+
+    /// Mutable access to one node (the operator's view of a running cluster).
+    pub(crate) fn with_node_mut<R>(
+        &self,
+        id: &EsId,
+        f: impl FnOnce(&mut ElasticsearchNode) -> R,
+    ) -> Option<R> {
+        self.nodes.lock().expect("world nodes").get_mut(id).map(f)
+    }
+
+    pub(crate) fn set_rcs_running(&self, id: &EsId, on: bool) {
+        self.rcs_running
+            .lock()
+            .expect("rcs")
+            .insert(id.clone(), on);
+    }
+
+    fn rcs_running(&self, id: &EsId) -> bool {
+        self.rcs_running
+            .lock()
+            .expect("rcs")
+            .get(id)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn set_pending_keystore(&self, id: &EsId, ks: Option<BTreeMap<String, String>>) {
+        let mut p = self.pending_keystores.lock().expect("pending");
+        match ks {
+            Some(ks) => {
+                p.insert(id.clone(), ks);
+            }
+            None => {
+                p.remove(id);
+            }
+        }
+    }
+
+    /// Runs `f` on node `id` with the rest of the world lent to it.
+    fn with_view<R>(
+        &self,
+        id: &EsId,
+        f: impl FnOnce(&mut ElasticsearchNode, &View<'_>) -> R,
+    ) -> Option<R> {
+        let mut nodes = self.nodes.lock().expect("world nodes");
+        let mut node = nodes.remove(id)?;
+        let out = {
+            let view = View {
+                others: &nodes,
+                world: self,
+            };
+            f(&mut node, &view)
+        };
+        nodes.insert(id.clone(), node);
+        Some(out)
+    }
+
+    /// One REST request to node `id` (503 when it does not exist).
+    pub(crate) fn handle(&self, id: &EsId, req: &EsRequest) -> EsResponse {
+        self.with_view(id, |node, view| node.handle(req, view))
+            .unwrap_or_else(|| EsResponse {
+                status: 503,
+                headers: Vec::new(),
+                body: json!({"error": "not running"}),
+            })
+    }
+
+    pub(crate) fn remote_info(&self, id: &EsId) -> Option<Value> {
+        self.with_view(id, |node, view| node.remote_info(view))
+    }
+
+    pub(crate) fn diagnose(
+        &self,
+        id: &EsId,
+        alias: &str,
+    ) -> Option<Result<Connection, NotConnectedReason>> {
+        self.with_view(id, |node, view| node.diagnose(alias, view))
+    }
+
+    pub(crate) fn read_node<R>(&self, id: &EsId, f: impl FnOnce(&ElasticsearchNode) -> R) -> Option<R> {
+        self.nodes.lock().expect("world nodes").get(id).map(|n| f(n))
+    }
+
+    // ------------------------------------------------------------ Kubernetes state helpers
+
+    fn es_object(&self, id: &EsId) -> Option<(Arc<ClusterState>, Value)> {
+        let c = self.cluster(&id.cluster)?;
+        let es = c
+            .get(&ResourceKey::ELASTICSEARCHES, Some(&id.namespace), &id.name)
+            .ok()?;
+        Some((c, es))
+    }
+
+    /// The content of a file an Elasticsearch node sees: ECK's mounts, and ConfigMap/Secret
+    /// volumes of `nodeSets[].podTemplate` (first nodeSet that has a matching mount).
+    fn read_es_file(&self, c: &ClusterState, es: &Value, path: &str) -> Option<String> {
+        let ns = es.pointer("/metadata/namespace")?.as_str()?;
+        let name = es.pointer("/metadata/name")?.as_str()?;
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{CONFIG_DIR}/{path}")
+        };
+        if path == format!("{CONFIG_DIR}/transport-certs/ca.crt") {
+            return secret_key(c, ns, &format!("{name}-es-transport-certs-public"), "ca.crt");
+        }
+        if path == format!("{CONFIG_DIR}/transport-remote-certs/ca.crt") {
+            return secret_key(c, ns, &format!("{name}-es-remote-ca"), "ca.crt");
+        }
+        for set in es
+            .pointer("/spec/nodeSets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let pod = set.pointer("/podTemplate/spec");
+            let volumes = pod
+                .and_then(|p| p.get("volumes"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let containers = pod
+                .and_then(|p| p.get("containers"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for ct in containers
+                .iter()
+                .filter(|c| c.get("name").and_then(Value::as_str) == Some("elasticsearch"))
+            {
+                for m in ct
+                    .get("volumeMounts")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let mount = m.get("mountPath").and_then(Value::as_str).unwrap_or("");
+                    let mount = mount.trim_end_matches('/');
+                    let key = match m.get("subPath").and_then(Value::as_str) {
+                        Some(sub) if path == mount => sub.to_string(),
+                        Some(_) => continue,
+                        None => match path.strip_prefix(&format!("{mount}/")) {
+                            Some(k) if !k.contains('/') => k.to_string(),
+                            _ => continue,
+                        },
+                    };
+                    let vname = m.get("name").and_then(Value::as_str).unwrap_or("");
+                    let Some(vol) = volumes
+                        .iter()
+                        .find(|v| v.get("name").and_then(Value::as_str) == Some(vname))
+                    else {
+                        continue;
+                    };
+                    if let Some(cm) = vol.pointer("/configMap/name").and_then(Value::as_str) {
+                        return configmap_key(c, ns, cm, &key);
+                    }
+                    if let Some(s) = vol.pointer("/secret/secretName").and_then(Value::as_str) {
+                        return secret_key(c, ns, s, &key);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// CA fingerprints trusted by `local` on an interface (see [`RemoteWorld::trusted_cas`]).
+    fn trusted(&self, local: &EsId, interface: Interface) -> Vec<String> {
+        let Some((c, es)) = self.es_object(local) else {
+            return Vec::new();
+        };
+        let eck_files = [
+            format!("{CONFIG_DIR}/transport-certs/ca.crt"),
+            format!("{CONFIG_DIR}/transport-remote-certs/ca.crt"),
+        ];
+        let (mut files, user_key) = match interface {
+            Interface::Transport => (
+                eck_files.to_vec(),
+                "xpack.security.transport.ssl.certificate_authorities",
+            ),
+            Interface::RemoteClusterServer => {
+                let api_key = es
+                    .pointer("/spec/remoteClusters")
+                    .and_then(Value::as_array)
+                    .is_some_and(|l| l.iter().any(|e| e.get("apiKey").is_some()));
+                (
+                    if api_key {
+                        eck_files.to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                    "xpack.security.remote_cluster_client.ssl.certificate_authorities",
+                )
+            }
+            Interface::Http => return Vec::new(),
+        };
+        // User lists are appended to ECK's (ucfg AppendValues); the first nodeSet stands for
+        // the cluster.
+        if let Some(cfg) = es.pointer("/spec/nodeSets/0/config") {
+            let flat = flatten_config(cfg);
+            if let Some(v) = flat.get(user_key) {
+                match v {
+                    Value::String(s) => files.extend(s.split(',').map(|p| p.trim().to_string())),
+                    Value::Array(a) => {
+                        files.extend(a.iter().filter_map(Value::as_str).map(str::to_string))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for f in files {
+            if let Some(pem) = self.read_es_file(&c, &es, &f) {
+                out.extend(pem_fingerprints(&pem));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The Endpoint behind `port` of the Elasticsearch whose pods `pod_labels` belong to.
+    fn endpoint(&self, c: &ClusterState, ns: &str, es_name: &str, target_port: u16) -> Option<Endpoint> {
+        let id = EsId::new(&c.name, ns, es_name);
+        let es = c
+            .get(&ResourceKey::ELASTICSEARCHES, Some(ns), es_name)
+            .ok()?;
+        let interface = match target_port {
+            9300 => Interface::Transport,
+            9443 if self.rcs_running(&id) => Interface::RemoteClusterServer,
+            9200 => Interface::Http,
+            _ => return None,
+        };
+        let certs = self.certs.lock().expect("world certs").get(&id).cloned()?;
+        let (tls_names, ca_fingerprint) = match interface {
+            Interface::Http => (certs.http.dns_names.clone(), certs.http.ca_fingerprint()),
+            _ => (
+                transport_names(c, &es, self.rcs_running(&id)),
+                certs.transport_ca_fingerprint.clone(),
+            ),
+        };
+        Some(Endpoint {
+            target: id,
+            interface,
+            tls_names,
+            ca_fingerprint,
+        })
+    }
+
+    /// A Service's port to an Endpoint: through `targetPort` to the pods it selects.
+    fn via_service(&self, c: &ClusterState, svc: &Value, port: u16) -> Option<Endpoint> {
+        let ns = svc.pointer("/metadata/namespace")?.as_str()?;
+        let p = svc
+            .pointer("/spec/ports")?
+            .as_array()?
+            .iter()
+            .find(|p| p.get("port").and_then(Value::as_u64) == Some(port as u64))?;
+        let target = p
+            .get("targetPort")
+            .and_then(Value::as_u64)
+            .unwrap_or(port as u64) as u16;
+        let selector = svc.pointer("/spec/selector")?.as_object()?;
+        if selector.is_empty() {
+            return None;
+        }
+        let pods = list(c, &ResourceKey::PODS, Some(ns), None);
+        let pod = pods.iter().find(|pod| {
+            selector.iter().all(|(k, v)| {
+                pod.pointer("/metadata/labels")
+                    .and_then(|l| l.get(k))
+                    .is_some_and(|x| x == v)
+            })
+        })?;
+        let es = pod
+            .pointer("/metadata/labels")?
+            .get(LABEL_CLUSTER_NAME)?
+            .as_str()?;
+        self.endpoint(c, ns, es, target)
+    }
+
+    fn resolve_in(&self, from: &NodeLocation, host: &str, port: u16) -> Option<Endpoint> {
+        if host.ends_with(".invalid") {
+            for c in self.all_clusters() {
+                for svc in list(&c, &ResourceKey::SERVICES, None, None) {
+                    let lb = svc
+                        .pointer("/status/loadBalancer/ingress")
+                        .and_then(Value::as_array)
+                        .is_some_and(|i| {
+                            i.iter()
+                                .any(|x| x.get("hostname").and_then(Value::as_str) == Some(host))
+                        });
+                    if lb && svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+                    {
+                        return self.via_service(&c, &svc, port);
+                    }
+                }
+            }
+            return None;
+        }
+        let c = self.cluster(&from.cluster)?;
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            let pods = list(&c, &ResourceKey::PODS, None, None);
+            let pod = pods
+                .iter()
+                .find(|p| p.pointer("/status/podIP").and_then(Value::as_str) == Some(host))?;
+            let ns = pod.pointer("/metadata/namespace")?.as_str()?;
+            let es = pod.pointer("/metadata/labels")?.get(LABEL_CLUSTER_NAME)?.as_str()?;
+            return self.endpoint(&c, ns, es, port);
+        }
+        let parts: Vec<&str> = host.split('.').collect();
+        let trimmed: Vec<&str> = match parts.as_slice() {
+            [rest @ .., "svc", "cluster", "local"] => rest.to_vec(),
+            [rest @ .., "svc"] => rest.to_vec(),
+            other => other.to_vec(),
+        };
+        // Service forms.
+        let (svc, ns) = match trimmed.as_slice() {
+            [svc] => (Some(*svc), from.namespace.as_str()),
+            [svc, ns] => (Some(*svc), *ns),
+            _ => (None, ""),
+        };
+        if let Some(svc) = svc
+            && let Ok(obj) = c.get(&ResourceKey::SERVICES, Some(ns), svc)
+        {
+            return self.via_service(&c, &obj, port);
+        }
+        // Pod forms: <pod>.<subdomain>[.<ns>].
+        let (pod, sub, ns) = match trimmed.as_slice() {
+            [pod, sub] => (*pod, *sub, from.namespace.as_str()),
+            [pod, sub, ns] => (*pod, *sub, *ns),
+            _ => return None,
+        };
+        let pod = c.get(&ResourceKey::PODS, Some(ns), pod).ok()?;
+        if pod.pointer("/spec/subdomain").and_then(Value::as_str) != Some(sub) {
+            return None;
+        }
+        let es = pod.pointer("/metadata/labels")?.get(LABEL_CLUSTER_NAME)?.as_str()?;
+        self.endpoint(&c, ns, es, port)
+    }
+}
+
+/// DNS names and IPs in ECK's transport (and remote cluster server) certificates (doc 2.6).
+fn transport_names(c: &ClusterState, es: &Value, rcs: bool) -> Vec<String> {
+    let ns = es
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = es
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut out = vec![format!("{name}-es-transport.{ns}.svc")];
+    if rcs {
+        out.push(format!("{name}-es-remote-cluster.{ns}.svc"));
+    }
+    let sel = format!("{LABEL_CLUSTER_NAME}={name}");
+    for pod in list(c, &ResourceKey::PODS, Some(ns), Some(&sel)) {
+        let pname = pod
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let sub = pod
+            .pointer("/spec/subdomain")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        out.push(format!("{pname}.{sub}"));
+        if rcs {
+            out.push(format!("{pname}.{sub}.{ns}.svc"));
+        }
+        if let Some(ip) = pod.pointer("/status/podIP").and_then(Value::as_str) {
+            out.push(ip.to_string());
+        }
+    }
+    out.push("127.0.0.1".into());
+    for san in es
+        .pointer("/spec/transport/tls/subjectAltNames")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for k in ["dns", "ip"] {
+            if let Some(v) = san.get(k).and_then(Value::as_str) {
+                out.push(v.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// `nodeSets[].config` as flat dotted keys (nested and flat forms mixed, as ES accepts).
+pub(crate) fn flatten_config(v: &Value) -> BTreeMap<String, Value> {
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", v, &mut out);
+    out
+}
+
+pub(crate) fn list(
+    c: &ClusterState,
+    key: &ResourceKey,
+    ns: Option<&str>,
+    selector: Option<&str>,
+) -> Vec<Value> {
+    let q = ListQuery {
+        label_selector: selector.map(str::to_string),
+        ..ListQuery::default()
+    };
+    c.list(key, ns, &q)
+        .ok()
+        .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+}
+
+pub(crate) fn decode_b64(v: &Value) -> Option<String> {
+    STANDARD
+        .decode(v.as_str()?)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+pub(crate) fn secret_key(c: &ClusterState, ns: &str, name: &str, key: &str) -> Option<String> {
+    let s = c.get(&ResourceKey::SECRETS, Some(ns), name).ok()?;
+    decode_b64(s.pointer("/data")?.get(key)?)
+}
+
+pub(crate) fn configmap_key(c: &ClusterState, ns: &str, name: &str, key: &str) -> Option<String> {
+    let s = c.get(&ResourceKey::CONFIGMAPS, Some(ns), name).ok()?;
+    s.pointer("/data")?.get(key)?.as_str().map(str::to_string)
+}
+
+/// The world as one node sees it while it handles a request.
+pub(crate) struct View<'a> {
+    others: &'a HashMap<EsId, ElasticsearchNode>,
+    world: &'a World,
+}
+
+impl RemoteWorld for View<'_> {
+    fn resolve(&self, from: &NodeLocation, address: &str) -> Option<Endpoint> {
+        let (host, port) = parse_host_port(address).ok()?;
+        self.world.resolve_in(from, &host, port)
+    }
+
+    fn trusted_cas(&self, local: &EsId, interface: Interface) -> Vec<String> {
+        self.world.trusted(local, interface)
+    }
+
+    fn with_node(&self, id: &EsId, f: &mut dyn FnMut(&ElasticsearchNode)) {
+        if let Some(n) = self.others.get(id) {
+            f(n)
+        }
+    }
+
+    fn pending_keystore(&self, local: &EsId) -> Option<BTreeMap<String, String>> {
+        self.world
+            .pending_keystores
+            .lock()
+            .expect("pending")
+            .get(local)
+            .cloned()
+    }
+}
