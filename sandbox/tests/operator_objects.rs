@@ -1,0 +1,292 @@
+//! The fake ECK operator: the objects it creates, rollouts, keystore, licence gate.
+
+use std::time::{Duration, Instant};
+
+use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox, Sub};
+use serde_json::{Value, json};
+
+const IDLE: Duration = Duration::from_secs(20);
+const ES: ResourceKey = ResourceKey::ELASTICSEARCHES;
+
+fn names(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn label<'a>(o: &'a Value, k: &str) -> &'a str {
+    o["metadata"]["labels"][k].as_str().unwrap_or("")
+}
+
+fn secret(c: &remote_cluster_sandbox::ClusterHandle, ns: &str, name: &str, key: &str) -> Option<String> {
+    use base64::Engine;
+    let s = c.get(&ResourceKey::SECRETS, Some(ns), name)?;
+    let v = s["data"][key].as_str()?;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v).ok()?).ok()
+}
+
+#[test]
+fn eck_named_services_secrets_and_pods_appear() {
+    let sb = Sandbox::builder()
+        .cluster(
+            ClusterConfig::new("east")
+                .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(2))
+                .elasticsearch(EsSeed::new("search", "fresh", "8.19.0").nodes(1).without_status()),
+        )
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+
+    let lic = east
+        .get(&ResourceKey::CONFIGMAPS, Some("elastic-system"), "elastic-licensing")
+        .unwrap();
+    assert_eq!(lic["data"]["eck_license_level"], "enterprise");
+    assert_eq!(label(&lic, "common.k8s.elastic.co/type"), "elastic-usage");
+    assert_eq!(label(&lic, "eck.k8s.elastic.co/watched"), "true");
+
+    let svcs = names(&east.list(&ResourceKey::SERVICES, Some("search")));
+    for s in [
+        "products-es-http",
+        "products-es-internal-http",
+        "products-es-transport",
+        "products-es-default",
+    ] {
+        assert!(svcs.contains(&s.to_string()), "{s} in {svcs:?}");
+    }
+    assert!(!svcs.contains(&"products-es-remote-cluster".to_string()));
+    let http = east.get(&ResourceKey::SERVICES, Some("search"), "products-es-http").unwrap();
+    assert_eq!(http["spec"]["ports"][0]["port"], 9200);
+    assert_eq!(http["spec"]["ports"][0]["name"], "https");
+    let transport = east
+        .get(&ResourceKey::SERVICES, Some("search"), "products-es-transport")
+        .unwrap();
+    assert_eq!(transport["spec"]["clusterIP"], "None");
+    assert_eq!(transport["spec"]["ports"][0]["port"], 9300);
+    assert_eq!(transport["spec"]["ports"][0]["name"], "tls-transport");
+    assert_eq!(label(&transport, "elasticsearch.k8s.elastic.co/cluster-name"), "products");
+
+    let password = secret(&east, "search", "products-es-elastic-user", "elastic").unwrap();
+    assert!(password.len() >= 20);
+    let ca = secret(&east, "search", "products-es-http-certs-public", "ca.crt").unwrap();
+    let tls = secret(&east, "search", "products-es-http-certs-public", "tls.crt").unwrap();
+    assert!(tls.ends_with(&ca));
+    let transport_ca = secret(&east, "search", "products-es-transport-certs-public", "ca.crt").unwrap();
+    assert!(transport_ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    // No remote CA yet: the aggregate holds the cluster's own transport CA.
+    assert_eq!(
+        secret(&east, "search", "products-es-remote-ca", "ca.crt").unwrap(),
+        transport_ca
+    );
+
+    let pods = east.list(&ResourceKey::PODS, Some("search"));
+    assert_eq!(
+        names(&pods),
+        ["fresh-es-default-0", "products-es-default-0", "products-es-default-1"]
+    );
+    let p = &pods[1];
+    assert_eq!(label(p, "common.k8s.elastic.co/type"), "elasticsearch");
+    assert_eq!(label(p, "elasticsearch.k8s.elastic.co/cluster-name"), "products");
+    assert_eq!(label(p, "elasticsearch.k8s.elastic.co/statefulset-name"), "products-es-default");
+    assert_eq!(label(p, "elasticsearch.k8s.elastic.co/version"), "9.1.0");
+    assert_eq!(label(p, "elasticsearch.k8s.elastic.co/node-remote_cluster_client"), "true");
+    assert_eq!(p["status"]["phase"], "Running");
+    assert_eq!(p["status"]["conditions"][0], json!({"type": "Ready", "status": "True", "lastTransitionTime": p["status"]["conditions"][0]["lastTransitionTime"]}));
+
+    // The ES created without status was brought up by the operator.
+    let fresh = east.get(&ES, Some("search"), "fresh").unwrap();
+    assert_eq!(fresh["status"]["phase"], "Ready");
+    assert_eq!(fresh["status"]["health"], "green");
+    assert_eq!(fresh["status"]["version"], "8.19.0");
+    assert_eq!(fresh["status"]["availableNodes"], 1);
+    assert_eq!(fresh["status"]["observedGeneration"], fresh["metadata"]["generation"]);
+    // The node answers with the Secret's password.
+    let root = east.es_request(
+        "search",
+        "fresh",
+        &remote_cluster_sandbox::elasticsearch::EsRequest::new("GET", "/").basic(
+            "elastic",
+            &secret(&east, "search", "fresh-es-elastic-user", "elastic").unwrap(),
+        ),
+    );
+    assert_eq!(root.status, 200);
+    assert_eq!(root.body["version"]["number"], "8.19.0");
+}
+
+#[test]
+fn seeded_statuses_are_kept() {
+    let sb = Sandbox::builder()
+        .cluster(
+            ClusterConfig::new("east")
+                .elasticsearch(EsSeed::new("a", "yellow", "9.1.0").health("yellow"))
+                .elasticsearch(EsSeed::new("a", "busy", "9.1.0").phase("ApplyingChanges")),
+        )
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(east.get(&ES, Some("a"), "yellow").unwrap()["status"]["health"], "yellow");
+    assert_eq!(
+        east.get(&ES, Some("a"), "busy").unwrap()["status"]["phase"],
+        "ApplyingChanges"
+    );
+}
+
+#[test]
+fn remote_cluster_server_service_follows_the_spec() {
+    let sb = Sandbox::builder()
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.1.0")))
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let rcs = || east.get(&ResourceKey::SERVICES, Some("s"), "r-es-remote-cluster");
+    assert!(rcs().is_none());
+    east.merge_patch(&ES, Some("s"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": true}}}), Sub::Main)
+        .unwrap();
+    east.wait_idle(IDLE).unwrap();
+    let svc = rcs().expect("created on enable");
+    assert_eq!(svc["spec"]["ports"][0], json!({"name": "rcs", "port": 9443, "protocol": "TCP", "targetPort": 9443}));
+    assert_eq!(svc["spec"]["clusterIP"], "None");
+    // Exposed through a LoadBalancer: an ingress hostname that never resolves.
+    east.merge_patch(
+        &ES,
+        Some("s"),
+        "r",
+        &json!({"spec": {"remoteClusterServer": {"service": {"spec": {"type": "LoadBalancer"}}}}}),
+        Sub::Main,
+    )
+    .unwrap();
+    east.wait_idle(IDLE).unwrap();
+    let svc = rcs().unwrap();
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    let host = svc["status"]["loadBalancer"]["ingress"][0]["hostname"].as_str().unwrap();
+    assert!(host.ends_with(".invalid"), "{host}");
+    east.merge_patch(&ES, Some("s"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": false}}}), Sub::Main)
+        .unwrap();
+    east.wait_idle(IDLE).unwrap();
+    assert!(rcs().is_none(), "deleted on disable");
+}
+
+#[test]
+fn a_spec_change_is_a_rolling_restart_taking_the_operator_delay() {
+    let delay = Duration::from_millis(600);
+    let sb = Sandbox::builder()
+        .operator_delay(delay)
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.1.0").nodes(3)))
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let start = Instant::now();
+    let patched = east
+        .merge_patch(&ES, Some("s"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": true}}}), Sub::Main)
+        .unwrap();
+    assert_eq!(patched["metadata"]["generation"], 2);
+    std::thread::sleep(Duration::from_millis(150));
+    let es = east.get(&ES, Some("s"), "r").unwrap();
+    assert_eq!(es["status"]["phase"], "ApplyingChanges");
+    assert_eq!(es["status"]["observedGeneration"], 1);
+    assert_eq!(es["status"]["availableNodes"], 2);
+    let not_ready = east
+        .list(&ResourceKey::PODS, Some("s"))
+        .iter()
+        .filter(|p| p["status"]["conditions"][0]["status"] == "False")
+        .count();
+    assert_eq!(not_ready, 1, "one pod at a time restarts");
+    east.wait_idle(IDLE).unwrap();
+    assert!(start.elapsed() >= delay, "{:?}", start.elapsed());
+    let es = east.get(&ES, Some("s"), "r").unwrap();
+    assert_eq!(es["status"]["phase"], "Ready");
+    assert_eq!(es["status"]["observedGeneration"], 2);
+    assert_eq!(es["status"]["availableNodes"], 3);
+    assert!(east
+        .list(&ResourceKey::PODS, Some("s"))
+        .iter()
+        .all(|p| p["status"]["conditions"][0]["status"] == "True"));
+}
+
+#[test]
+fn keystore_changes_take_effect_only_after_the_restart() {
+    let delay = Duration::from_millis(500);
+    let sb = Sandbox::builder()
+        .operator_delay(delay)
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "l", "9.1.0").nodes(1)))
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let keystore = || east.es_node("s", "l", |n| n.keystore.clone()).unwrap();
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"metadata": {"name": "creds", "namespace": "s"}, "stringData": {"cluster.remote.x.credentials": "one"}}),
+    )
+    .unwrap();
+    east.merge_patch(&ES, Some("s"), "l", &json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}), Sub::Main)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(keystore().is_empty(), "not before the restart");
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(keystore().get("cluster.remote.x.credentials").map(String::as_str), Some("one"));
+
+    // A content change of the referenced Secret restarts too (no generation change).
+    let generation = east.get(&ES, Some("s"), "l").unwrap()["metadata"]["generation"].clone();
+    east.merge_patch(&ResourceKey::SECRETS, Some("s"), "creds", &json!({"stringData": {"cluster.remote.x.credentials": "two"}}), Sub::Main)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(east.get(&ES, Some("s"), "l").unwrap()["status"]["phase"], "ApplyingChanges");
+    assert_eq!(keystore()["cluster.remote.x.credentials"], "one");
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(keystore()["cluster.remote.x.credentials"], "two");
+    let es = east.get(&ES, Some("s"), "l").unwrap();
+    assert_eq!(es["metadata"]["generation"], generation);
+    assert_eq!(es["status"]["phase"], "Ready");
+
+    // A reload does not read a keystore that was not rebuilt (ECK builds it at pod start).
+    east.merge_patch(&ResourceKey::SECRETS, Some("s"), "creds", &json!({"stringData": {"cluster.remote.x.credentials": "three"}}), Sub::Main)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let pw = secret(&east, "s", "l-es-elastic-user", "elastic").unwrap();
+    let r = east.es_request(
+        "s",
+        "l",
+        &remote_cluster_sandbox::elasticsearch::EsRequest::new("POST", "/_nodes/reload_secure_settings").basic("elastic", &pw),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(keystore()["cluster.remote.x.credentials"], "two");
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(keystore()["cluster.remote.x.credentials"], "three");
+}
+
+#[test]
+fn ca_bundle_content_changes_do_not_restart() {
+    let sb = Sandbox::builder()
+        .operator_delay(Duration::from_millis(300))
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "l", "9.1.0").nodes(1)))
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    let other = remote_cluster_sandbox::pki::Ca::new("other").unwrap();
+    east.create(
+        &ResourceKey::CONFIGMAPS,
+        json!({"metadata": {"name": "cas", "namespace": "s"}, "data": {"ca.crt": ""}}),
+    )
+    .unwrap();
+    east.merge_patch(
+        &ES,
+        Some("s"),
+        "l",
+        &json!({"spec": {"transport": {"tls": {"certificateAuthorities": {"configMapName": "cas"}}}}}),
+        Sub::Main,
+    )
+    .unwrap();
+    east.wait_idle(IDLE).unwrap();
+    east.merge_patch(&ResourceKey::CONFIGMAPS, Some("s"), "cas", &json!({"data": {"ca.crt": other.cert.cert_pem}}), Sub::Main)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(east.get(&ES, Some("s"), "l").unwrap()["status"]["phase"], "Ready");
+    let bundle = secret(&east, "s", "l-es-transport-certs-public", "ca.crt").unwrap();
+    assert!(bundle.ends_with(&other.cert.cert_pem), "re-exported");
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
+}
