@@ -782,9 +782,12 @@ impl ClusterHandle {
             let rv = self.state.resource_version();
             let settled = op.settled_rv.lock().expect("settled").as_deref() == Some(rv.as_str());
             let rollouts = op.rollouts.load(std::sync::atomic::Ordering::SeqCst);
-            let caught_up = self.list(&ResourceKey::ELASTICSEARCHES, None).iter().all(|es| {
-                es.pointer("/metadata/generation") == es.pointer("/status/observedGeneration")
-            });
+            let caught_up = self
+                .list(&ResourceKey::ELASTICSEARCHES, None)
+                .iter()
+                .all(|es| {
+                    es.pointer("/metadata/generation") == es.pointer("/status/observedGeneration")
+                });
             if settled && rollouts == 0 && caught_up {
                 stable += 1;
                 if stable >= 2 {
@@ -878,14 +881,20 @@ fn external_es(
     world: &world::World,
     name: &str,
     version: &str,
-) -> Result<(ExternalElasticsearch, StdListener, Arc<rustls::ServerConfig>)> {
+) -> Result<(
+    ExternalElasticsearch,
+    StdListener,
+    Arc<rustls::ServerConfig>,
+)> {
     let ca = Ca::new(&format!("{name}-http-ca"))?;
     let cert = ca.server_cert()?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(pki::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(
-            vec![rustls::pki_types::CertificateDer::from(cert.cert_der.clone())],
+            vec![rustls::pki_types::CertificateDer::from(
+                cert.cert_der.clone(),
+            )],
             rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
                 cert.key_der.clone(),
             )),

@@ -41,10 +41,10 @@ struct Args {
     /// Latency added to every API request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
-    /// Time the (future) fake ECK operator takes to reconcile, in milliseconds.
+    /// How long a rolling restart takes for the fake ECK operator, in milliseconds.
     #[arg(long, default_value_t = 0)]
     operator_delay_ms: u64,
-    /// ECK operator license level (for the future fake operator).
+    /// ECK operator licence level; `basic` disables the remote-cluster automation.
     #[arg(long, value_enum, default_value_t = License::Enterprise)]
     license: License,
     /// Write one JSON line per request to DIR/<cluster>.jsonl.

@@ -201,11 +201,16 @@ impl Operator {
             },
             "data": {"eck_license_level": license, "timestamp": now_rfc3339()},
         });
-        if let Err(e) =
-            self.state
-                .create(&ResourceKey::CONFIGMAPS, Some(OPERATOR_NS), cm, WriteOpts::default())
-        {
-            eprintln!("sandbox operator {}: licensing ConfigMap: {e}", self.state.name);
+        if let Err(e) = self.state.create(
+            &ResourceKey::CONFIGMAPS,
+            Some(OPERATOR_NS),
+            cm,
+            WriteOpts::default(),
+        ) {
+            eprintln!(
+                "sandbox operator {}: licensing ConfigMap: {e}",
+                self.state.name
+            );
         }
     }
 
@@ -358,7 +363,11 @@ impl Operator {
         for (ns, name) in gone {
             self.runtime.remove(&(ns.clone(), name.clone()));
             let sel = format!("{LABEL_CLUSTER_NAME}={name}");
-            for key in [ResourceKey::PODS, ResourceKey::SERVICES, ResourceKey::SECRETS] {
+            for key in [
+                ResourceKey::PODS,
+                ResourceKey::SERVICES,
+                ResourceKey::SECRETS,
+            ] {
                 for o in list(&self.state, &key, Some(&ns), Some(&sel)) {
                     self.delete(&key, &ns, s(&o, "/metadata/name"));
                 }
@@ -380,8 +389,8 @@ impl Operator {
     /// When the next timed step is due (a rollout moving on).
     fn next_deadline(&self) -> Option<Instant> {
         self.runtime
-            .iter()
-            .filter_map(|(_, r)| r.rollout.as_ref())
+            .values()
+            .filter_map(|r| r.rollout.as_ref())
             .map(|r| {
                 let elapsed = r.started.elapsed();
                 let step = self.delay / 4;
@@ -693,7 +702,13 @@ impl Operator {
             .and_then(Value::as_i64);
         let key = (ns.clone(), name.clone());
         let version = s(es, "/spec/version").to_string();
-        let file_based = s(es, &format!("/metadata/annotations/{}", ANN_FILE_BASED.replace('/', "~1"))) == "true"
+        let file_based = s(
+            es,
+            &format!(
+                "/metadata/annotations/{}",
+                ANN_FILE_BASED.replace('/', "~1")
+            ),
+        ) == "true"
             && EsVersion::parse(&version).is_some_and(|v| v.at_least(9, 5, 0));
         if !self.runtime.contains_key(&key) {
             // First sight: a seeded status that is caught up is the truth (pods were running).
@@ -721,12 +736,17 @@ impl Operator {
         }
         let delay = self.delay;
         let rt = self.runtime.get_mut(&key).expect("runtime entry");
-        if rt.rollout.is_none() && rt.applied_generation == generation && rt.applied_hash != hash && file_based {
+        if rt.rollout.is_none()
+            && rt.applied_generation == generation
+            && rt.applied_hash != hash
+            && file_based
+        {
             // ECK >= 3.5 with ES >= 9.5: the keystore file changes in place; a reload reads it.
             rt.applied_hash = hash.clone();
             self.world.set_pending_keystore(id, Some(keystore.clone()));
         }
-        if rt.rollout.is_none() && (rt.applied_generation != generation || rt.applied_hash != hash) {
+        if rt.rollout.is_none() && (rt.applied_generation != generation || rt.applied_hash != hash)
+        {
             rt.rollout = Some(Rollout {
                 generation,
                 hash: hash.clone(),
@@ -767,7 +787,15 @@ impl Operator {
                 h => h,
             }
             .to_string();
-            self.write_status(es, &status_now, "Ready", &health, total, Some(r.generation), &version);
+            self.write_status(
+                es,
+                &status_now,
+                "Ready",
+                &health,
+                total,
+                Some(r.generation),
+                &version,
+            );
         } else if let Some(down) = restarting {
             self.pods(es, Some(down));
             let (avail, health) = match down {
@@ -786,10 +814,16 @@ impl Operator {
                 "" => String::new(),
                 v => v.to_string(),
             };
-            let observed = status_now
-                .get("observedGeneration")
-                .and_then(Value::as_i64);
-            self.write_status(es, &status_now, "ApplyingChanges", &health, avail, observed, &shown_version);
+            let observed = status_now.get("observedGeneration").and_then(Value::as_i64);
+            self.write_status(
+                es,
+                &status_now,
+                "ApplyingChanges",
+                &health,
+                avail,
+                observed,
+                &shown_version,
+            );
         } else {
             self.pods(es, None);
         }
@@ -924,13 +958,31 @@ impl Operator {
                 let mut labels: Vec<(&str, String)> = es_labels(&name);
                 labels.extend([
                     (LABEL_STATEFULSET, sts.clone()),
-                    ("elasticsearch.k8s.elastic.co/version", running_version.clone()),
+                    (
+                        "elasticsearch.k8s.elastic.co/version",
+                        running_version.clone(),
+                    ),
                     ("elasticsearch.k8s.elastic.co/http-scheme", "https".into()),
-                    ("elasticsearch.k8s.elastic.co/node-master", flag(has("master")).into()),
-                    ("elasticsearch.k8s.elastic.co/node-data", flag(has("data")).into()),
-                    ("elasticsearch.k8s.elastic.co/node-ingest", flag(has("ingest")).into()),
-                    ("elasticsearch.k8s.elastic.co/node-ml", flag(has("ml")).into()),
-                    ("elasticsearch.k8s.elastic.co/node-transform", flag(has("transform")).into()),
+                    (
+                        "elasticsearch.k8s.elastic.co/node-master",
+                        flag(has("master")).into(),
+                    ),
+                    (
+                        "elasticsearch.k8s.elastic.co/node-data",
+                        flag(has("data")).into(),
+                    ),
+                    (
+                        "elasticsearch.k8s.elastic.co/node-ingest",
+                        flag(has("ingest")).into(),
+                    ),
+                    (
+                        "elasticsearch.k8s.elastic.co/node-ml",
+                        flag(has("ml")).into(),
+                    ),
+                    (
+                        "elasticsearch.k8s.elastic.co/node-transform",
+                        flag(has("transform")).into(),
+                    ),
                     (
                         "elasticsearch.k8s.elastic.co/node-remote_cluster_client",
                         flag(has("remote_cluster_client")).into(),
@@ -1013,7 +1065,10 @@ impl Operator {
         items.sort_by(|a, b| s(a, "/metadata/name").cmp(s(b, "/metadata/name")));
         let mut bundle = String::new();
         for it in &items {
-            if let Some(pem) = it.pointer("/data/ca.crt").and_then(crate::world::decode_b64) {
+            if let Some(pem) = it
+                .pointer("/data/ca.crt")
+                .and_then(crate::world::decode_b64)
+            {
                 bundle.push_str(&pem);
                 if !bundle.ends_with('\n') {
                     bundle.push('\n');
@@ -1073,7 +1128,10 @@ impl Operator {
                         (LABEL_CLUSTER_NAME, owner),
                         (LABEL_TYPE, "remote-ca"),
                         ("elasticsearch.k8s.elastic.co/remote-cluster-name", peer),
-                        ("elasticsearch.k8s.elastic.co/remote-cluster-namespace", peer_ns),
+                        (
+                            "elasticsearch.k8s.elastic.co/remote-cluster-namespace",
+                            peer_ns,
+                        ),
                     ]),
                     &BTreeMap::from([("ca.crt".to_string(), ca.clone())]),
                 );
@@ -1150,7 +1208,11 @@ impl Operator {
                 match existing.iter().find(|k| k.name == key_name) {
                     Some(k) if known_id.as_deref() != Some(k.id.as_str()) || !in_secret => {
                         // The key in ES is not the one in the keystore: invalidate, recreate next.
-                        call("DELETE", "/_security/api_key", Some(json!({"name": key_name})));
+                        call(
+                            "DELETE",
+                            "/_security/api_key",
+                            Some(json!({"name": key_name})),
+                        );
                     }
                     Some(k) => {
                         let current = k
@@ -1161,7 +1223,9 @@ impl Operator {
                             call(
                                 "PUT",
                                 &format!("/_security/cross_cluster/api_key/{}", k.id),
-                                Some(json!({"access": api_key.get("access").cloned().unwrap_or(json!({})), "metadata": metadata})),
+                                Some(
+                                    json!({"access": api_key.get("access").cloned().unwrap_or(json!({})), "metadata": metadata}),
+                                ),
                             );
                         }
                     }
@@ -1169,7 +1233,9 @@ impl Operator {
                         let resp = call(
                             "POST",
                             "/_security/cross_cluster/api_key",
-                            Some(json!({"name": key_name, "access": api_key.get("access").cloned().unwrap_or(json!({})), "metadata": metadata})),
+                            Some(
+                                json!({"name": key_name, "access": api_key.get("access").cloned().unwrap_or(json!({})), "metadata": metadata}),
+                            ),
                         );
                         if resp.status != 200 {
                             eprintln!(
@@ -1196,7 +1262,11 @@ impl Operator {
         // deleted clients, and `eck-*` keys whose metadata names an unknown cluster.
         if keys_enabled {
             for k in existing.iter().filter(|k| !expected.contains(&k.name)) {
-                call("DELETE", "/_security/api_key", Some(json!({"name": k.name})));
+                call(
+                    "DELETE",
+                    "/_security/api_key",
+                    Some(json!({"name": k.name})),
+                );
             }
         }
     }
@@ -1288,12 +1358,18 @@ impl Operator {
                 self.remote_api_keys_secret(ns, name, &kept, &ann);
             }
         }
-        let Some(current) = self.world.read_node(&id, |n| n.persistent_settings().clone()) else {
+        let Some(current) = self
+            .world
+            .read_node(&id, |n| n.persistent_settings().clone())
+        else {
             return;
         };
         let managed: Vec<String> = s(
             client,
-            &format!("/metadata/annotations/{}", ANN_MANAGED_REMOTES.replace('/', "~1")),
+            &format!(
+                "/metadata/annotations/{}",
+                ANN_MANAGED_REMOTES.replace('/', "~1")
+            ),
         )
         .split(',')
         .filter(|x| !x.is_empty())
@@ -1321,7 +1397,12 @@ impl Operator {
             }
         }
         if !remote.is_empty()
-            && let Some(pw) = secret_key(&self.state, ns, &format!("{name}-es-elastic-user"), "elastic")
+            && let Some(pw) = secret_key(
+                &self.state,
+                ns,
+                &format!("{name}-es-elastic-user"),
+                "elastic",
+            )
         {
             let req = EsRequest::new("PUT", "/_cluster/settings")
                 .basic("elastic", &pw)
@@ -1359,23 +1440,41 @@ impl Operator {
             let cns = s(c, "/metadata/namespace").to_string();
             let cname = s(c, "/metadata/name").to_string();
             for (_, rns, rname, _) in remote_refs(c) {
-                let exists = all.iter().any(|e| {
-                    s(e, "/metadata/namespace") == rns && s(e, "/metadata/name") == rname
-                });
+                let exists = all
+                    .iter()
+                    .any(|e| s(e, "/metadata/namespace") == rns && s(e, "/metadata/name") == rname);
                 if exists {
                     relations.insert((cns.clone(), cname.clone(), rns.clone(), rname.clone()));
                     relations.insert((rns, rname, cns.clone(), cname.clone()));
                 }
             }
         }
-        let sel = format!("{LABEL_TYPE}=remote-ca,elasticsearch.k8s.elastic.co/remote-cluster-name");
+        let sel =
+            format!("{LABEL_TYPE}=remote-ca,elasticsearch.k8s.elastic.co/remote-cluster-name");
         for sec in list(&self.state, &ResourceKey::SECRETS, None, Some(&sel)) {
             let ns = s(&sec, "/metadata/namespace").to_string();
-            let labels = sec.pointer("/metadata/labels").cloned().unwrap_or(Value::Null);
-            let owner = s(&labels, &format!("/{}", LABEL_CLUSTER_NAME.replace('/', "~1")));
-            let peer = s(&labels, "/elasticsearch.k8s.elastic.co~1remote-cluster-name");
-            let peer_ns = s(&labels, "/elasticsearch.k8s.elastic.co~1remote-cluster-namespace");
-            let key = (ns.clone(), owner.to_string(), peer_ns.to_string(), peer.to_string());
+            let labels = sec
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let owner = s(
+                &labels,
+                &format!("/{}", LABEL_CLUSTER_NAME.replace('/', "~1")),
+            );
+            let peer = s(
+                &labels,
+                "/elasticsearch.k8s.elastic.co~1remote-cluster-name",
+            );
+            let peer_ns = s(
+                &labels,
+                "/elasticsearch.k8s.elastic.co~1remote-cluster-namespace",
+            );
+            let key = (
+                ns.clone(),
+                owner.to_string(),
+                peer_ns.to_string(),
+                peer.to_string(),
+            );
             if !relations.contains(&key) {
                 self.delete(&ResourceKey::SECRETS, &ns, s(&sec, "/metadata/name"));
             }

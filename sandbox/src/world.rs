@@ -25,8 +25,7 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use serde_json::{Value, json};
 
@@ -158,10 +157,7 @@ impl World {
     }
 
     pub(crate) fn set_rcs_running(&self, id: &EsId, on: bool) {
-        self.rcs_running
-            .lock()
-            .expect("rcs")
-            .insert(id.clone(), on);
+        self.rcs_running.lock().expect("rcs").insert(id.clone(), on);
     }
 
     fn rcs_running(&self, id: &EsId) -> bool {
@@ -226,8 +222,12 @@ impl World {
         self.with_view(id, |node, view| node.diagnose(alias, view))
     }
 
-    pub(crate) fn read_node<R>(&self, id: &EsId, f: impl FnOnce(&ElasticsearchNode) -> R) -> Option<R> {
-        self.nodes.lock().expect("world nodes").get(id).map(|n| f(n))
+    pub(crate) fn read_node<R>(
+        &self,
+        id: &EsId,
+        f: impl FnOnce(&ElasticsearchNode) -> R,
+    ) -> Option<R> {
+        self.nodes.lock().expect("world nodes").get(id).map(f)
     }
 
     // ------------------------------------------------------------ Kubernetes state helpers
@@ -251,7 +251,12 @@ impl World {
             format!("{CONFIG_DIR}/{path}")
         };
         if path == format!("{CONFIG_DIR}/transport-certs/ca.crt") {
-            return secret_key(c, ns, &format!("{name}-es-transport-certs-public"), "ca.crt");
+            return secret_key(
+                c,
+                ns,
+                &format!("{name}-es-transport-certs-public"),
+                "ca.crt",
+            );
         }
         if path == format!("{CONFIG_DIR}/transport-remote-certs/ca.crt") {
             return secret_key(c, ns, &format!("{name}-es-remote-ca"), "ca.crt");
@@ -368,7 +373,13 @@ impl World {
     }
 
     /// The Endpoint behind `port` of the Elasticsearch whose pods `pod_labels` belong to.
-    fn endpoint(&self, c: &ClusterState, ns: &str, es_name: &str, target_port: u16) -> Option<Endpoint> {
+    fn endpoint(
+        &self,
+        c: &ClusterState,
+        ns: &str,
+        es_name: &str,
+        target_port: u16,
+    ) -> Option<Endpoint> {
         let id = EsId::new(&c.name, ns, es_name);
         let es = c
             .get(&ResourceKey::ELASTICSEARCHES, Some(ns), es_name)
@@ -437,7 +448,8 @@ impl World {
                             i.iter()
                                 .any(|x| x.get("hostname").and_then(Value::as_str) == Some(host))
                         });
-                    if lb && svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+                    if lb
+                        && svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
                     {
                         return self.via_service(&c, &svc, port);
                     }
@@ -452,7 +464,10 @@ impl World {
                 .iter()
                 .find(|p| p.pointer("/status/podIP").and_then(Value::as_str) == Some(host))?;
             let ns = pod.pointer("/metadata/namespace")?.as_str()?;
-            let es = pod.pointer("/metadata/labels")?.get(LABEL_CLUSTER_NAME)?.as_str()?;
+            let es = pod
+                .pointer("/metadata/labels")?
+                .get(LABEL_CLUSTER_NAME)?
+                .as_str()?;
             return self.endpoint(&c, ns, es, port);
         }
         let parts: Vec<&str> = host.split('.').collect();
@@ -482,7 +497,10 @@ impl World {
         if pod.pointer("/spec/subdomain").and_then(Value::as_str) != Some(sub) {
             return None;
         }
-        let es = pod.pointer("/metadata/labels")?.get(LABEL_CLUSTER_NAME)?.as_str()?;
+        let es = pod
+            .pointer("/metadata/labels")?
+            .get(LABEL_CLUSTER_NAME)?
+            .as_str()?;
         self.endpoint(&c, ns, es, port)
     }
 }

@@ -19,7 +19,12 @@ fn label<'a>(o: &'a Value, k: &str) -> &'a str {
     o["metadata"]["labels"][k].as_str().unwrap_or("")
 }
 
-fn secret(c: &remote_cluster_sandbox::ClusterHandle, ns: &str, name: &str, key: &str) -> Option<String> {
+fn secret(
+    c: &remote_cluster_sandbox::ClusterHandle,
+    ns: &str,
+    name: &str,
+    key: &str,
+) -> Option<String> {
     use base64::Engine;
     let s = c.get(&ResourceKey::SECRETS, Some(ns), name)?;
     let v = s["data"][key].as_str()?;
@@ -32,7 +37,11 @@ fn eck_named_services_secrets_and_pods_appear() {
         .cluster(
             ClusterConfig::new("east")
                 .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(2))
-                .elasticsearch(EsSeed::new("search", "fresh", "8.19.0").nodes(1).without_status()),
+                .elasticsearch(
+                    EsSeed::new("search", "fresh", "8.19.0")
+                        .nodes(1)
+                        .without_status(),
+                ),
         )
         .start()
         .unwrap();
@@ -40,7 +49,11 @@ fn eck_named_services_secrets_and_pods_appear() {
     east.wait_idle(IDLE).unwrap();
 
     let lic = east
-        .get(&ResourceKey::CONFIGMAPS, Some("elastic-system"), "elastic-licensing")
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("elastic-system"),
+            "elastic-licensing",
+        )
         .unwrap();
     assert_eq!(lic["data"]["eck_license_level"], "enterprise");
     assert_eq!(label(&lic, "common.k8s.elastic.co/type"), "elastic-usage");
@@ -56,23 +69,38 @@ fn eck_named_services_secrets_and_pods_appear() {
         assert!(svcs.contains(&s.to_string()), "{s} in {svcs:?}");
     }
     assert!(!svcs.contains(&"products-es-remote-cluster".to_string()));
-    let http = east.get(&ResourceKey::SERVICES, Some("search"), "products-es-http").unwrap();
+    let http = east
+        .get(&ResourceKey::SERVICES, Some("search"), "products-es-http")
+        .unwrap();
     assert_eq!(http["spec"]["ports"][0]["port"], 9200);
     assert_eq!(http["spec"]["ports"][0]["name"], "https");
     let transport = east
-        .get(&ResourceKey::SERVICES, Some("search"), "products-es-transport")
+        .get(
+            &ResourceKey::SERVICES,
+            Some("search"),
+            "products-es-transport",
+        )
         .unwrap();
     assert_eq!(transport["spec"]["clusterIP"], "None");
     assert_eq!(transport["spec"]["ports"][0]["port"], 9300);
     assert_eq!(transport["spec"]["ports"][0]["name"], "tls-transport");
-    assert_eq!(label(&transport, "elasticsearch.k8s.elastic.co/cluster-name"), "products");
+    assert_eq!(
+        label(&transport, "elasticsearch.k8s.elastic.co/cluster-name"),
+        "products"
+    );
 
     let password = secret(&east, "search", "products-es-elastic-user", "elastic").unwrap();
     assert!(password.len() >= 20);
     let ca = secret(&east, "search", "products-es-http-certs-public", "ca.crt").unwrap();
     let tls = secret(&east, "search", "products-es-http-certs-public", "tls.crt").unwrap();
     assert!(tls.ends_with(&ca));
-    let transport_ca = secret(&east, "search", "products-es-transport-certs-public", "ca.crt").unwrap();
+    let transport_ca = secret(
+        &east,
+        "search",
+        "products-es-transport-certs-public",
+        "ca.crt",
+    )
+    .unwrap();
     assert!(transport_ca.starts_with("-----BEGIN CERTIFICATE-----"));
     // No remote CA yet: the aggregate holds the cluster's own transport CA.
     assert_eq!(
@@ -83,16 +111,32 @@ fn eck_named_services_secrets_and_pods_appear() {
     let pods = east.list(&ResourceKey::PODS, Some("search"));
     assert_eq!(
         names(&pods),
-        ["fresh-es-default-0", "products-es-default-0", "products-es-default-1"]
+        [
+            "fresh-es-default-0",
+            "products-es-default-0",
+            "products-es-default-1"
+        ]
     );
     let p = &pods[1];
     assert_eq!(label(p, "common.k8s.elastic.co/type"), "elasticsearch");
-    assert_eq!(label(p, "elasticsearch.k8s.elastic.co/cluster-name"), "products");
-    assert_eq!(label(p, "elasticsearch.k8s.elastic.co/statefulset-name"), "products-es-default");
+    assert_eq!(
+        label(p, "elasticsearch.k8s.elastic.co/cluster-name"),
+        "products"
+    );
+    assert_eq!(
+        label(p, "elasticsearch.k8s.elastic.co/statefulset-name"),
+        "products-es-default"
+    );
     assert_eq!(label(p, "elasticsearch.k8s.elastic.co/version"), "9.1.0");
-    assert_eq!(label(p, "elasticsearch.k8s.elastic.co/node-remote_cluster_client"), "true");
+    assert_eq!(
+        label(p, "elasticsearch.k8s.elastic.co/node-remote_cluster_client"),
+        "true"
+    );
     assert_eq!(p["status"]["phase"], "Running");
-    assert_eq!(p["status"]["conditions"][0], json!({"type": "Ready", "status": "True", "lastTransitionTime": p["status"]["conditions"][0]["lastTransitionTime"]}));
+    assert_eq!(
+        p["status"]["conditions"][0],
+        json!({"type": "Ready", "status": "True", "lastTransitionTime": p["status"]["conditions"][0]["lastTransitionTime"]})
+    );
 
     // The ES created without status was brought up by the operator.
     let fresh = east.get(&ES, Some("search"), "fresh").unwrap();
@@ -100,7 +144,10 @@ fn eck_named_services_secrets_and_pods_appear() {
     assert_eq!(fresh["status"]["health"], "green");
     assert_eq!(fresh["status"]["version"], "8.19.0");
     assert_eq!(fresh["status"]["availableNodes"], 1);
-    assert_eq!(fresh["status"]["observedGeneration"], fresh["metadata"]["generation"]);
+    assert_eq!(
+        fresh["status"]["observedGeneration"],
+        fresh["metadata"]["generation"]
+    );
     // The node answers with the Secret's password.
     let root = east.es_request(
         "search",
@@ -126,7 +173,10 @@ fn seeded_statuses_are_kept() {
         .unwrap();
     let east = sb.cluster("east");
     east.wait_idle(IDLE).unwrap();
-    assert_eq!(east.get(&ES, Some("a"), "yellow").unwrap()["status"]["health"], "yellow");
+    assert_eq!(
+        east.get(&ES, Some("a"), "yellow").unwrap()["status"]["health"],
+        "yellow"
+    );
     assert_eq!(
         east.get(&ES, Some("a"), "busy").unwrap()["status"]["phase"],
         "ApplyingChanges"
@@ -143,11 +193,20 @@ fn remote_cluster_server_service_follows_the_spec() {
     east.wait_idle(IDLE).unwrap();
     let rcs = || east.get(&ResourceKey::SERVICES, Some("s"), "r-es-remote-cluster");
     assert!(rcs().is_none());
-    east.merge_patch(&ES, Some("s"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": true}}}), Sub::Main)
-        .unwrap();
+    east.merge_patch(
+        &ES,
+        Some("s"),
+        "r",
+        &json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
+        Sub::Main,
+    )
+    .unwrap();
     east.wait_idle(IDLE).unwrap();
     let svc = rcs().expect("created on enable");
-    assert_eq!(svc["spec"]["ports"][0], json!({"name": "rcs", "port": 9443, "protocol": "TCP", "targetPort": 9443}));
+    assert_eq!(
+        svc["spec"]["ports"][0],
+        json!({"name": "rcs", "port": 9443, "protocol": "TCP", "targetPort": 9443})
+    );
     assert_eq!(svc["spec"]["clusterIP"], "None");
     // Exposed through a LoadBalancer: an ingress hostname that never resolves.
     east.merge_patch(
@@ -161,10 +220,18 @@ fn remote_cluster_server_service_follows_the_spec() {
     east.wait_idle(IDLE).unwrap();
     let svc = rcs().unwrap();
     assert_eq!(svc["spec"]["type"], "LoadBalancer");
-    let host = svc["status"]["loadBalancer"]["ingress"][0]["hostname"].as_str().unwrap();
-    assert!(host.ends_with(".invalid"), "{host}");
-    east.merge_patch(&ES, Some("s"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": false}}}), Sub::Main)
+    let host = svc["status"]["loadBalancer"]["ingress"][0]["hostname"]
+        .as_str()
         .unwrap();
+    assert!(host.ends_with(".invalid"), "{host}");
+    east.merge_patch(
+        &ES,
+        Some("s"),
+        "r",
+        &json!({"spec": {"remoteClusterServer": {"enabled": false}}}),
+        Sub::Main,
+    )
+    .unwrap();
     east.wait_idle(IDLE).unwrap();
     assert!(rcs().is_none(), "deleted on disable");
 }
@@ -181,7 +248,13 @@ fn a_spec_change_is_a_rolling_restart_taking_the_operator_delay() {
     east.wait_idle(IDLE).unwrap();
     let start = Instant::now();
     let patched = east
-        .merge_patch(&ES, Some("s"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": true}}}), Sub::Main)
+        .merge_patch(
+            &ES,
+            Some("s"),
+            "r",
+            &json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
+            Sub::Main,
+        )
         .unwrap();
     assert_eq!(patched["metadata"]["generation"], 2);
     std::thread::sleep(Duration::from_millis(150));
@@ -201,10 +274,11 @@ fn a_spec_change_is_a_rolling_restart_taking_the_operator_delay() {
     assert_eq!(es["status"]["phase"], "Ready");
     assert_eq!(es["status"]["observedGeneration"], 2);
     assert_eq!(es["status"]["availableNodes"], 3);
-    assert!(east
-        .list(&ResourceKey::PODS, Some("s"))
-        .iter()
-        .all(|p| p["status"]["conditions"][0]["status"] == "True"));
+    assert!(
+        east.list(&ResourceKey::PODS, Some("s"))
+            .iter()
+            .all(|p| p["status"]["conditions"][0]["status"] == "True")
+    );
 }
 
 #[test]
@@ -223,19 +297,39 @@ fn keystore_changes_take_effect_only_after_the_restart() {
         json!({"metadata": {"name": "creds", "namespace": "s"}, "stringData": {"cluster.remote.x.credentials": "one"}}),
     )
     .unwrap();
-    east.merge_patch(&ES, Some("s"), "l", &json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}), Sub::Main)
-        .unwrap();
+    east.merge_patch(
+        &ES,
+        Some("s"),
+        "l",
+        &json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}),
+        Sub::Main,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(150));
     assert!(keystore().is_empty(), "not before the restart");
     east.wait_idle(IDLE).unwrap();
-    assert_eq!(keystore().get("cluster.remote.x.credentials").map(String::as_str), Some("one"));
+    assert_eq!(
+        keystore()
+            .get("cluster.remote.x.credentials")
+            .map(String::as_str),
+        Some("one")
+    );
 
     // A content change of the referenced Secret restarts too (no generation change).
     let generation = east.get(&ES, Some("s"), "l").unwrap()["metadata"]["generation"].clone();
-    east.merge_patch(&ResourceKey::SECRETS, Some("s"), "creds", &json!({"stringData": {"cluster.remote.x.credentials": "two"}}), Sub::Main)
-        .unwrap();
+    east.merge_patch(
+        &ResourceKey::SECRETS,
+        Some("s"),
+        "creds",
+        &json!({"stringData": {"cluster.remote.x.credentials": "two"}}),
+        Sub::Main,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(150));
-    assert_eq!(east.get(&ES, Some("s"), "l").unwrap()["status"]["phase"], "ApplyingChanges");
+    assert_eq!(
+        east.get(&ES, Some("s"), "l").unwrap()["status"]["phase"],
+        "ApplyingChanges"
+    );
     assert_eq!(keystore()["cluster.remote.x.credentials"], "one");
     east.wait_idle(IDLE).unwrap();
     assert_eq!(keystore()["cluster.remote.x.credentials"], "two");
@@ -244,14 +338,24 @@ fn keystore_changes_take_effect_only_after_the_restart() {
     assert_eq!(es["status"]["phase"], "Ready");
 
     // A reload does not read a keystore that was not rebuilt (ECK builds it at pod start).
-    east.merge_patch(&ResourceKey::SECRETS, Some("s"), "creds", &json!({"stringData": {"cluster.remote.x.credentials": "three"}}), Sub::Main)
-        .unwrap();
+    east.merge_patch(
+        &ResourceKey::SECRETS,
+        Some("s"),
+        "creds",
+        &json!({"stringData": {"cluster.remote.x.credentials": "three"}}),
+        Sub::Main,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let pw = secret(&east, "s", "l-es-elastic-user", "elastic").unwrap();
     let r = east.es_request(
         "s",
         "l",
-        &remote_cluster_sandbox::elasticsearch::EsRequest::new("POST", "/_nodes/reload_secure_settings").basic("elastic", &pw),
+        &remote_cluster_sandbox::elasticsearch::EsRequest::new(
+            "POST",
+            "/_nodes/reload_secure_settings",
+        )
+        .basic("elastic", &pw),
     );
     assert_eq!(r.status, 200);
     assert_eq!(keystore()["cluster.remote.x.credentials"], "two");
@@ -282,10 +386,19 @@ fn ca_bundle_content_changes_do_not_restart() {
     )
     .unwrap();
     east.wait_idle(IDLE).unwrap();
-    east.merge_patch(&ResourceKey::CONFIGMAPS, Some("s"), "cas", &json!({"data": {"ca.crt": other.cert.cert_pem}}), Sub::Main)
-        .unwrap();
+    east.merge_patch(
+        &ResourceKey::CONFIGMAPS,
+        Some("s"),
+        "cas",
+        &json!({"data": {"ca.crt": other.cert.cert_pem}}),
+        Sub::Main,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(east.get(&ES, Some("s"), "l").unwrap()["status"]["phase"], "Ready");
+    assert_eq!(
+        east.get(&ES, Some("s"), "l").unwrap()["status"]["phase"],
+        "Ready"
+    );
     let bundle = secret(&east, "s", "l-es-transport-certs-public", "ca.crt").unwrap();
     assert!(bundle.ends_with(&other.cert.cert_pem), "re-exported");
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);

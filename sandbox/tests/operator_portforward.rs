@@ -28,17 +28,25 @@ async fn kube_client(sb: &Sandbox, context: &str) -> kube::Client {
         context: Some(context.into()),
         ..Default::default()
     };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts).await.unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .unwrap();
     kube::Client::try_from(cfg).unwrap()
 }
 
-async fn https<S>(io: S, ca_pem: &str, server_name: &str) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>>
+async fn https<S>(
+    io: S,
+    ca_pem: &str,
+    server_name: &str,
+) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut roots = rustls::RootCertStore::empty();
     for p in x509_parser::pem::Pem::iter_from_buffer(ca_pem.as_bytes()) {
-        roots.add(CertificateDer::from(p.unwrap().contents)).unwrap();
+        roots
+            .add(CertificateDer::from(p.unwrap().contents))
+            .unwrap();
     }
     let cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -49,12 +57,18 @@ where
         .connect(ServerName::try_from(server_name.to_string()).unwrap(), io)
         .await
         .expect("TLS verified against the published CA");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     sender
 }
 
-async fn get(s: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>, path: &str, password: &str) -> (u16, Value) {
+async fn get(
+    s: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    path: &str,
+    password: &str,
+) -> (u16, Value) {
     use base64::Engine;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("elastic:{password}"));
     let req = http::Request::get(path)
@@ -77,8 +91,16 @@ async fn kube_rs_port_forward_reaches_remote_info() {
     let sb = Sandbox::builder()
         .cluster(
             ClusterConfig::new("east")
-                .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1).remote_cluster("prod", "shop", "products", true))
-                .elasticsearch(EsSeed::new("shop", "products", "9.1.0").nodes(1).remote_cluster_server(true)),
+                .elasticsearch(
+                    EsSeed::new("search", "catalog", "9.1.0")
+                        .nodes(1)
+                        .remote_cluster("prod", "shop", "products", true),
+                )
+                .elasticsearch(
+                    EsSeed::new("shop", "products", "9.1.0")
+                        .nodes(1)
+                        .remote_cluster_server(true),
+                ),
         )
         .start()
         .unwrap();
@@ -86,29 +108,50 @@ async fn kube_rs_port_forward_reaches_remote_info() {
     tokio::task::block_in_place(|| east.wait_idle(IDLE)).unwrap();
     let client = kube_client(&sb, "east").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "search");
-    let password = data(&secrets.get("catalog-es-elastic-user").await.unwrap(), "elastic");
-    let ca = data(&secrets.get("catalog-es-http-certs-public").await.unwrap(), "ca.crt");
+    let password = data(
+        &secrets.get("catalog-es-elastic-user").await.unwrap(),
+        "elastic",
+    );
+    let ca = data(
+        &secrets.get("catalog-es-http-certs-public").await.unwrap(),
+        "ca.crt",
+    );
     let pods: Api<Pod> = Api::namespaced(client.clone(), "search");
-    let mut pf = pods.portforward("catalog-es-default-0", &[9200]).await.unwrap();
+    let mut pf = pods
+        .portforward("catalog-es-default-0", &[9200])
+        .await
+        .unwrap();
     let stream = pf.take_stream(9200).unwrap();
     let mut es = https(stream, &ca, "catalog-es-http.search.svc").await;
     let (status, body) = get(&mut es, "/_remote/info", &password).await;
     assert_eq!(status, 200);
     assert_eq!(body["prod"]["connected"], true, "{body}");
-    assert_eq!(body["prod"]["seeds"], json!(["products-es-remote-cluster.shop.svc:9443"]));
+    assert_eq!(
+        body["prod"]["seeds"],
+        json!(["products-es-remote-cluster.shop.svc:9443"])
+    );
     let (status, _) = get(&mut es, "/", "wrong").await;
     assert_eq!(status, 401);
     drop(es);
     drop(pf);
 
     // Other ports are refused by the "kubelet".
-    let mut pf = pods.portforward("catalog-es-default-0", &[9300]).await.unwrap();
+    let mut pf = pods
+        .portforward("catalog-es-default-0", &[9300])
+        .await
+        .unwrap();
     let err = pf.take_error(9300).unwrap();
     let mut stream = pf.take_stream(9300).unwrap();
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut buf)).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut buf),
+    )
+    .await;
     assert!(buf.is_empty());
-    let msg = tokio::time::timeout(Duration::from_secs(5), err).await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), err)
+        .await
+        .unwrap();
     assert!(msg.unwrap_or_default().contains("9300"));
 }
 
@@ -123,23 +166,37 @@ async fn a_concurrent_writer_makes_a_guarded_write_fail_and_a_retry_succeed() {
     let path = "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/s/elasticsearches/r";
     let client = east.client("admin", false).unwrap();
     let read = client.get(path).await.unwrap().json();
-    let rv = read["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = read["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     east.inject_fault(
-        Fault::new("PATCH", path).concurrent_merge_patch(json!({"metadata": {"labels": {"team": "other"}}})),
+        Fault::new("PATCH", path)
+            .concurrent_merge_patch(json!({"metadata": {"labels": {"team": "other"}}})),
     );
-    let ops = |rv: &str| json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
-        {"op": "add", "path": "/spec/remoteClusterServer", "value": {"enabled": true}},
-    ]);
-    let r = client.patch(path, "application/json-patch+json", &ops(&rv)).await.unwrap();
+    let ops = |rv: &str| {
+        json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+            {"op": "add", "path": "/spec/remoteClusterServer", "value": {"enabled": true}},
+        ])
+    };
+    let r = client
+        .patch(path, "application/json-patch+json", &ops(&rv))
+        .await
+        .unwrap();
     assert_eq!(r.status, 422, "{}", r.json());
-    let now = east.get(&ResourceKey::ELASTICSEARCHES, Some("s"), "r").unwrap();
+    let now = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("s"), "r")
+        .unwrap();
     assert_eq!(now["metadata"]["labels"]["team"], "other");
     assert_ne!(now["metadata"]["resourceVersion"], rv);
     assert_eq!(now["spec"].get("remoteClusterServer"), None);
 
     // A merge patch with a resourceVersion precondition: 409.
-    east.inject_fault(Fault::new("PATCH", path).concurrent_merge_patch(json!({"metadata": {"labels": {"team": "third"}}})));
+    east.inject_fault(
+        Fault::new("PATCH", path)
+            .concurrent_merge_patch(json!({"metadata": {"labels": {"team": "third"}}})),
+    );
     let stale = now["metadata"]["resourceVersion"].as_str().unwrap();
     let r = client
         .patch(path, "application/merge-patch+json", &json!({"metadata": {"resourceVersion": stale}, "spec": {"remoteClusterServer": {"enabled": true}}}))
@@ -150,11 +207,17 @@ async fn a_concurrent_writer_makes_a_guarded_write_fail_and_a_retry_succeed() {
     // Re-read and retry: the fault fired once.
     let read = client.get(path).await.unwrap().json();
     let r = client
-        .patch(path, "application/json-patch+json", &ops(read["metadata"]["resourceVersion"].as_str().unwrap()))
+        .patch(
+            path,
+            "application/json-patch+json",
+            &ops(read["metadata"]["resourceVersion"].as_str().unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200);
-    let now = east.get(&ResourceKey::ELASTICSEARCHES, Some("s"), "r").unwrap();
+    let now = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("s"), "r")
+        .unwrap();
     assert_eq!(now["metadata"]["labels"]["team"], "third");
     assert_eq!(now["spec"]["remoteClusterServer"]["enabled"], true);
     let _ = Sub::Main;
@@ -170,7 +233,9 @@ async fn external_elasticsearch_serves_https_with_its_own_ca() {
     let ext = sb.external("ech");
     assert!(ext.url.starts_with("https://127.0.0.1:"));
     let port: u16 = ext.url.rsplit(':').next().unwrap().parse().unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let mut es = https(tcp, &ext.ca_pem, "localhost").await;
     let (status, body) = get(&mut es, "/", &ext.password).await;
     assert_eq!(status, 200);

@@ -41,7 +41,9 @@ async fn json_patch(c: &ClusterHandle, ns: &str, name: &str, ops: Value) -> u16 
     let client = c.client("admin", false).unwrap();
     let path = format!("{ES_PATH}/{ns}/elasticsearches/{name}");
     let cur = client.get(&path).await.unwrap().json();
-    let mut all = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": cur["metadata"]["resourceVersion"]})];
+    let mut all = vec![
+        json!({"op": "test", "path": "/metadata/resourceVersion", "value": cur["metadata"]["resourceVersion"]}),
+    ];
     all.extend(ops.as_array().unwrap().iter().cloned());
     client
         .patch(&path, "application/json-patch+json", &Value::Array(all))
@@ -52,15 +54,28 @@ async fn json_patch(c: &ClusterHandle, ns: &str, name: &str, ops: Value) -> u16 
 
 async fn link(c: &ClusterHandle, api_key: bool) {
     assert_eq!(
-        json_patch(c, "shop", "products", json!([{"op": "add", "path": "/spec/remoteClusterServer", "value": {"enabled": true}}])).await,
+        json_patch(
+            c,
+            "shop",
+            "products",
+            json!([{"op": "add", "path": "/spec/remoteClusterServer", "value": {"enabled": true}}])
+        )
+        .await,
         200
     );
-    let mut entry = json!({"name": "prod", "elasticsearchRef": {"name": "products", "namespace": "shop"}});
+    let mut entry =
+        json!({"name": "prod", "elasticsearchRef": {"name": "products", "namespace": "shop"}});
     if api_key {
         entry["apiKey"] = json!({"access": {"search": {"names": ["logs-*"]}}});
     }
     assert_eq!(
-        json_patch(c, "search", "catalog", json!([{"op": "add", "path": "/spec/remoteClusters", "value": [entry]}])).await,
+        json_patch(
+            c,
+            "search",
+            "catalog",
+            json!([{"op": "add", "path": "/spec/remoteClusters", "value": [entry]}])
+        )
+        .await,
         200
     );
 }
@@ -73,53 +88,131 @@ async fn api_key_link_end_to_end() {
     east.wait_idle(IDLE).unwrap();
 
     // The key on the remote, with ECK's name and metadata.
-    let keys = east.es_node("shop", "products", |n| n.api_keys().to_vec()).unwrap();
+    let keys = east
+        .es_node("shop", "products", |n| n.api_keys().to_vec())
+        .unwrap();
     assert_eq!(keys.len(), 1);
     let key = &keys[0];
     assert_eq!(key.name, "eck-search-catalog-prod");
-    assert_eq!(key.metadata["elasticsearch.k8s.elastic.co/managed-by"], "eck");
+    assert_eq!(
+        key.metadata["elasticsearch.k8s.elastic.co/managed-by"],
+        "eck"
+    );
     assert_eq!(key.metadata["elasticsearch.k8s.elastic.co/name"], "catalog");
-    assert_eq!(key.metadata["elasticsearch.k8s.elastic.co/namespace"], "search");
-    assert!(key.metadata.contains_key("elasticsearch.k8s.elastic.co/config-hash"));
+    assert_eq!(
+        key.metadata["elasticsearch.k8s.elastic.co/namespace"],
+        "search"
+    );
+    assert!(
+        key.metadata
+            .contains_key("elasticsearch.k8s.elastic.co/config-hash")
+    );
 
     // The client's remote API keys Secret, and the keystore after the restart.
-    let s = east.get(&ResourceKey::SECRETS, Some("search"), "catalog-es-remote-api-keys").unwrap();
-    assert_eq!(s["metadata"]["labels"]["common.k8s.elastic.co/type"], "remote-cluster-api-keys");
-    assert_eq!(s["metadata"]["labels"]["eck.k8s.elastic.co/credentials"], "true");
+    let s = east
+        .get(
+            &ResourceKey::SECRETS,
+            Some("search"),
+            "catalog-es-remote-api-keys",
+        )
+        .unwrap();
+    assert_eq!(
+        s["metadata"]["labels"]["common.k8s.elastic.co/type"],
+        "remote-cluster-api-keys"
+    );
+    assert_eq!(
+        s["metadata"]["labels"]["eck.k8s.elastic.co/credentials"],
+        "true"
+    );
     let ann: Value = serde_json::from_str(
-        s["metadata"]["annotations"]["elasticsearch.k8s.elastic.co/remote-cluster-api-keys"].as_str().unwrap(),
+        s["metadata"]["annotations"]["elasticsearch.k8s.elastic.co/remote-cluster-api-keys"]
+            .as_str()
+            .unwrap(),
     )
     .unwrap();
-    assert_eq!(ann, json!({"prod": {"namespace": "shop", "name": "products", "id": key.id}}));
-    let encoded = secret(&east, "search", "catalog-es-remote-api-keys", "cluster.remote.prod.credentials").unwrap();
+    assert_eq!(
+        ann,
+        json!({"prod": {"namespace": "shop", "name": "products", "id": key.id}})
+    );
+    let encoded = secret(
+        &east,
+        "search",
+        "catalog-es-remote-api-keys",
+        "cluster.remote.prod.credentials",
+    )
+    .unwrap();
     assert_eq!(encoded, key.encoded());
     assert_eq!(
-        east.es_node("search", "catalog", |n| n.keystore.get("cluster.remote.prod.credentials").cloned()).unwrap(),
+        east.es_node("search", "catalog", |n| n
+            .keystore
+            .get("cluster.remote.prod.credentials")
+            .cloned())
+            .unwrap(),
         Some(encoded)
     );
 
     // CA copies both ways, aggregated.
-    let copy = east.get(&ResourceKey::SECRETS, Some("search"), "catalog-shop-products-es-remote-ca").unwrap();
+    let copy = east
+        .get(
+            &ResourceKey::SECRETS,
+            Some("search"),
+            "catalog-shop-products-es-remote-ca",
+        )
+        .unwrap();
     let l = &copy["metadata"]["labels"];
     assert_eq!(l["common.k8s.elastic.co/type"], "remote-ca");
     assert_eq!(l["elasticsearch.k8s.elastic.co/cluster-name"], "catalog");
-    assert_eq!(l["elasticsearch.k8s.elastic.co/remote-cluster-name"], "products");
-    assert_eq!(l["elasticsearch.k8s.elastic.co/remote-cluster-namespace"], "shop");
-    assert!(east.get(&ResourceKey::SECRETS, Some("shop"), "products-shop-search-catalog-es-remote-ca").is_none());
-    assert!(east.get(&ResourceKey::SECRETS, Some("shop"), "products-search-catalog-es-remote-ca").is_some());
+    assert_eq!(
+        l["elasticsearch.k8s.elastic.co/remote-cluster-name"],
+        "products"
+    );
+    assert_eq!(
+        l["elasticsearch.k8s.elastic.co/remote-cluster-namespace"],
+        "shop"
+    );
+    assert!(
+        east.get(
+            &ResourceKey::SECRETS,
+            Some("shop"),
+            "products-shop-search-catalog-es-remote-ca"
+        )
+        .is_none()
+    );
+    assert!(
+        east.get(
+            &ResourceKey::SECRETS,
+            Some("shop"),
+            "products-search-catalog-es-remote-ca"
+        )
+        .is_some()
+    );
     assert_eq!(
         secret(&east, "search", "catalog-es-remote-ca", "ca.crt").unwrap(),
-        secret(&east, "shop", "products-es-transport-certs-public", "ca.crt").unwrap()
+        secret(
+            &east,
+            "shop",
+            "products-es-transport-certs-public",
+            "ca.crt"
+        )
+        .unwrap()
     );
 
     // Seeds and annotation.
-    let (_, settings) = es_call(&east, "search", "catalog", EsRequest::new("GET", "/_cluster/settings?flat_settings=true"));
+    let (_, settings) = es_call(
+        &east,
+        "search",
+        "catalog",
+        EsRequest::new("GET", "/_cluster/settings?flat_settings=true"),
+    );
     assert_eq!(
         settings["persistent"]["cluster.remote.prod.seeds"],
         json!(["products-es-remote-cluster.shop.svc:9443"])
     );
     let catalog = east.get(&ES, Some("search"), "catalog").unwrap();
-    assert_eq!(catalog["metadata"]["annotations"]["elasticsearch.k8s.elastic.co/managed-remote-clusters"], "prod");
+    assert_eq!(
+        catalog["metadata"]["annotations"]["elasticsearch.k8s.elastic.co/managed-remote-clusters"],
+        "prod"
+    );
 
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["prod"]["connected"], true, "{info}");
@@ -129,20 +222,62 @@ async fn api_key_link_end_to_end() {
 
     // Unlink: remove the entry.
     assert_eq!(
-        json_patch(&east, "search", "catalog", json!([{"op": "remove", "path": "/spec/remoteClusters"}])).await,
+        json_patch(
+            &east,
+            "search",
+            "catalog",
+            json!([{"op": "remove", "path": "/spec/remoteClusters"}])
+        )
+        .await,
         200
     );
     east.wait_idle(IDLE).unwrap();
-    let key = east.es_node("shop", "products", |n| n.api_keys()[0].clone()).unwrap();
+    let key = east
+        .es_node("shop", "products", |n| n.api_keys()[0].clone())
+        .unwrap();
     assert!(key.invalidated, "key invalidated");
-    let (_, settings) = es_call(&east, "search", "catalog", EsRequest::new("GET", "/_cluster/settings?flat_settings=true"));
+    let (_, settings) = es_call(
+        &east,
+        "search",
+        "catalog",
+        EsRequest::new("GET", "/_cluster/settings?flat_settings=true"),
+    );
     assert_eq!(settings["persistent"], json!({}), "seeds nulled");
     let catalog = east.get(&ES, Some("search"), "catalog").unwrap();
-    assert_eq!(catalog["metadata"]["annotations"].get("elasticsearch.k8s.elastic.co/managed-remote-clusters"), None);
-    assert!(east.get(&ResourceKey::SECRETS, Some("search"), "catalog-es-remote-api-keys").is_none());
-    assert!(east.es_node("search", "catalog", |n| n.keystore.is_empty()).unwrap(), "alias pruned after restart");
-    assert!(east.get(&ResourceKey::SECRETS, Some("search"), "catalog-shop-products-es-remote-ca").is_none());
-    assert!(east.get(&ResourceKey::SECRETS, Some("shop"), "products-search-catalog-es-remote-ca").is_none());
+    assert_eq!(
+        catalog["metadata"]["annotations"]
+            .get("elasticsearch.k8s.elastic.co/managed-remote-clusters"),
+        None
+    );
+    assert!(
+        east.get(
+            &ResourceKey::SECRETS,
+            Some("search"),
+            "catalog-es-remote-api-keys"
+        )
+        .is_none()
+    );
+    assert!(
+        east.es_node("search", "catalog", |n| n.keystore.is_empty())
+            .unwrap(),
+        "alias pruned after restart"
+    );
+    assert!(
+        east.get(
+            &ResourceKey::SECRETS,
+            Some("search"),
+            "catalog-shop-products-es-remote-ca"
+        )
+        .is_none()
+    );
+    assert!(
+        east.get(
+            &ResourceKey::SECRETS,
+            Some("shop"),
+            "products-search-catalog-es-remote-ca"
+        )
+        .is_none()
+    );
     assert_eq!(east.remote_info("search", "catalog"), json!({}));
 }
 
@@ -152,12 +287,23 @@ async fn certificate_model_link_connects() {
     let east = sb.cluster("east");
     link(&east, false).await;
     east.wait_idle(IDLE).unwrap();
-    let (_, settings) = es_call(&east, "search", "catalog", EsRequest::new("GET", "/_cluster/settings?flat_settings=true"));
-    assert_eq!(settings["persistent"]["cluster.remote.prod.seeds"], json!(["products-es-transport.shop.svc:9300"]));
+    let (_, settings) = es_call(
+        &east,
+        "search",
+        "catalog",
+        EsRequest::new("GET", "/_cluster/settings?flat_settings=true"),
+    );
+    assert_eq!(
+        settings["persistent"]["cluster.remote.prod.seeds"],
+        json!(["products-es-transport.shop.svc:9300"])
+    );
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["prod"]["connected"], true, "{info}");
     assert_eq!(info["prod"].get("cluster_credentials"), None);
-    assert!(east.es_node("shop", "products", |n| n.api_keys().is_empty()).unwrap());
+    assert!(
+        east.es_node("shop", "products", |n| n.api_keys().is_empty())
+            .unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +317,10 @@ async fn basic_license_gives_only_a_warning_event() {
     let ev = &events[0];
     assert_eq!(ev["type"], "Warning");
     assert_eq!(ev["reason"], "AssociationError");
-    assert_eq!(ev["message"], "Remote cluster is an enterprise feature. Enterprise features are disabled");
+    assert_eq!(
+        ev["message"],
+        "Remote cluster is an enterprise feature. Enterprise features are disabled"
+    );
     assert_eq!(ev["involvedObject"]["kind"], "Elasticsearch");
     assert_eq!(ev["involvedObject"]["name"], "catalog");
     let remote_cas = east
@@ -180,11 +329,29 @@ async fn basic_license_gives_only_a_warning_event() {
         .filter(|s| s["metadata"]["labels"]["common.k8s.elastic.co/type"] == "remote-ca")
         .count();
     assert_eq!(remote_cas, 0);
-    assert!(east.get(&ResourceKey::SECRETS, Some("search"), "catalog-es-remote-api-keys").is_none());
-    assert!(east.es_node("shop", "products", |n| n.api_keys().is_empty()).unwrap());
-    assert_eq!(east.remote_info("search", "catalog"), json!({}), "no seeds, so no remote");
+    assert!(
+        east.get(
+            &ResourceKey::SECRETS,
+            Some("search"),
+            "catalog-es-remote-api-keys"
+        )
+        .is_none()
+    );
+    assert!(
+        east.es_node("shop", "products", |n| n.api_keys().is_empty())
+            .unwrap()
+    );
+    assert_eq!(
+        east.remote_info("search", "catalog"),
+        json!({}),
+        "no seeds, so no remote"
+    );
     let catalog = east.get(&ES, Some("search"), "catalog").unwrap();
-    assert_eq!(catalog["metadata"]["annotations"].get("elasticsearch.k8s.elastic.co/managed-remote-clusters"), None);
+    assert_eq!(
+        catalog["metadata"]["annotations"]
+            .get("elasticsearch.k8s.elastic.co/managed-remote-clusters"),
+        None
+    );
 }
 
 /// Two clusters, a manual API-key link east/l -> west/r over a LoadBalancer, set up the way
@@ -205,11 +372,19 @@ fn connected_needs_every_ingredient() {
     west.merge_patch(&ES, Some("b"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": true, "service": {"spec": {"type": "LoadBalancer"}}}}}), Sub::Main)
         .unwrap();
     west.wait_idle(IDLE).unwrap();
-    let lb = west.get(&ResourceKey::SERVICES, Some("b"), "r-es-remote-cluster").unwrap()["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    let lb = west
+        .get(&ResourceKey::SERVICES, Some("b"), "r-es-remote-cluster")
+        .unwrap()["status"]["loadBalancer"]["ingress"][0]["hostname"]
         .as_str()
         .unwrap()
         .to_string();
-    let (st, key) = es_call(&west, "b", "r", EsRequest::new("POST", "/_security/cross_cluster/api_key").json(&json!({"name": "kplug-l", "access": {"search": [{"names": ["*"]}]}})));
+    let (st, key) = es_call(
+        &west,
+        "b",
+        "r",
+        EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .json(&json!({"name": "kplug-l", "access": {"search": [{"names": ["*"]}]}})),
+    );
     assert_eq!(st, 200, "{key}");
     let west_ca = secret(&west, "b", "r-es-transport-certs-public", "ca.crt").unwrap();
 
@@ -217,8 +392,11 @@ fn connected_needs_every_ingredient() {
     // ConfigMap mounted in the pods and named by remote_cluster_client.ssl.certificate_authorities.
     east.create(&ResourceKey::SECRETS, json!({"metadata": {"name": "l-remote-credentials", "namespace": "a"}, "stringData": {"cluster.remote.west.credentials": key["encoded"]}}))
         .unwrap();
-    east.create(&ResourceKey::CONFIGMAPS, json!({"metadata": {"name": "l-remote-cas", "namespace": "a"}, "data": {"ca.crt": ""}}))
-        .unwrap();
+    east.create(
+        &ResourceKey::CONFIGMAPS,
+        json!({"metadata": {"name": "l-remote-cas", "namespace": "a"}, "data": {"ca.crt": ""}}),
+    )
+    .unwrap();
     east.merge_patch(&ES, Some("a"), "l", &json!({"spec": {
         "secureSettings": [{"secretName": "l-remote-credentials"}],
         "nodeSets": [{"name": "default", "count": 1, "config": {
@@ -229,43 +407,97 @@ fn connected_needs_every_ingredient() {
         .unwrap();
     east.wait_idle(IDLE).unwrap();
     let put = |body: Value| {
-        let (st, b) = es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster": {"remote": {"west": body}}}})));
+        let (st, b) = es_call(
+            &east,
+            "a",
+            "l",
+            EsRequest::new("PUT", "/_cluster/settings")
+                .json(&json!({"persistent": {"cluster": {"remote": {"west": body}}}})),
+        );
         assert_eq!(st, 200, "{b}");
     };
-    put(json!({"mode": "proxy", "proxy_address": format!("{lb}:9443"), "server_name": "r-es-remote-cluster.b.svc"}));
+    put(
+        json!({"mode": "proxy", "proxy_address": format!("{lb}:9443"), "server_name": "r-es-remote-cluster.b.svc"}),
+    );
 
     // 1. CA not trusted yet.
-    assert!(matches!(diag("west"), Err(NotConnectedReason::UntrustedCertificate { .. })), "{:?}", diag("west"));
+    assert!(
+        matches!(
+            diag("west"),
+            Err(NotConnectedReason::UntrustedCertificate { .. })
+        ),
+        "{:?}",
+        diag("west")
+    );
     // Trust: content only, no restart needed.
-    east.merge_patch(&ResourceKey::CONFIGMAPS, Some("a"), "l-remote-cas", &json!({"data": {"ca.crt": west_ca}}), Sub::Main)
-        .unwrap();
+    east.merge_patch(
+        &ResourceKey::CONFIGMAPS,
+        Some("a"),
+        "l-remote-cas",
+        &json!({"data": {"ca.crt": west_ca}}),
+        Sub::Main,
+    )
+    .unwrap();
     assert_eq!(diag("west").map(|c| c.target.name), Ok("r".to_string()));
     assert_eq!(east.remote_info("a", "l")["west"]["connected"], true);
 
     // 2. Wrong server_name (the LB name is not in ECK's certificate).
     put(json!({"server_name": lb.clone()}));
-    assert!(matches!(diag("west"), Err(NotConnectedReason::HostnameMismatch { .. })), "{:?}", diag("west"));
+    assert!(
+        matches!(
+            diag("west"),
+            Err(NotConnectedReason::HostnameMismatch { .. })
+        ),
+        "{:?}",
+        diag("west")
+    );
     put(json!({"server_name": "r-es-remote-cluster.b.svc"}));
     assert!(diag("west").is_ok());
 
     // 3. A cluster-internal name does not resolve from another cluster.
     put(json!({"proxy_address": "r-es-remote-cluster.b.svc:9443"}));
-    assert!(matches!(diag("west"), Err(NotConnectedReason::Unresolvable { .. })), "{:?}", diag("west"));
+    assert!(
+        matches!(diag("west"), Err(NotConnectedReason::Unresolvable { .. })),
+        "{:?}",
+        diag("west")
+    );
     put(json!({"proxy_address": format!("{lb}:9443")}));
     assert!(diag("west").is_ok());
 
     // 4. Invalidated key.
     let id = key["id"].as_str().unwrap();
-    let (st, _) = es_call(&west, "b", "r", EsRequest::new("DELETE", "/_security/api_key").json(&json!({"ids": [id]})));
+    let (st, _) = es_call(
+        &west,
+        "b",
+        "r",
+        EsRequest::new("DELETE", "/_security/api_key").json(&json!({"ids": [id]})),
+    );
     assert_eq!(st, 200);
-    assert!(matches!(diag("west"), Err(NotConnectedReason::ApiKeyInvalidated { .. })), "{:?}", diag("west"));
+    assert!(
+        matches!(
+            diag("west"),
+            Err(NotConnectedReason::ApiKeyInvalidated { .. })
+        ),
+        "{:?}",
+        diag("west")
+    );
     assert_eq!(east.remote_info("a", "l")["west"]["connected"], false);
 
     // 5. No remote cluster server: the LB Service goes with it.
-    west.merge_patch(&ES, Some("b"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": false}}}), Sub::Main)
-        .unwrap();
+    west.merge_patch(
+        &ES,
+        Some("b"),
+        "r",
+        &json!({"spec": {"remoteClusterServer": {"enabled": false}}}),
+        Sub::Main,
+    )
+    .unwrap();
     west.wait_idle(IDLE).unwrap();
-    assert!(matches!(diag("west"), Err(NotConnectedReason::Unresolvable { .. })), "{:?}", diag("west"));
+    assert!(
+        matches!(diag("west"), Err(NotConnectedReason::Unresolvable { .. })),
+        "{:?}",
+        diag("west")
+    );
 }
 
 /// Within one cluster: the API-key model needs the remote cluster server listener and trust.
@@ -281,26 +513,74 @@ fn same_cluster_missing_ingredients() {
         .unwrap();
     let east = sb.cluster("east");
     east.wait_idle(IDLE).unwrap();
-    let (_, key) = es_call(&east, "a", "r", EsRequest::new("POST", "/_security/cross_cluster/api_key").json(&json!({"name": "k", "access": {"search": [{"names": ["*"]}]}})));
+    let (_, key) = es_call(
+        &east,
+        "a",
+        "r",
+        EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .json(&json!({"name": "k", "access": {"search": [{"names": ["*"]}]}})),
+    );
     east.create(&ResourceKey::SECRETS, json!({"metadata": {"name": "creds", "namespace": "a"}, "stringData": {"cluster.remote.r.credentials": key["encoded"]}}))
         .unwrap();
-    east.merge_patch(&ES, Some("a"), "l", &json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}), Sub::Main)
-        .unwrap();
+    east.merge_patch(
+        &ES,
+        Some("a"),
+        "l",
+        &json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}),
+        Sub::Main,
+    )
+    .unwrap();
     east.wait_idle(IDLE).unwrap();
-    let (st, _) = es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster:9443"]}})));
+    let (st, _) = es_call(
+        &east,
+        "a",
+        "l",
+        EsRequest::new("PUT", "/_cluster/settings")
+            .json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster:9443"]}})),
+    );
     assert_eq!(st, 200);
     let diag = || east.diagnose("a", "l", "r");
     // No RCS: no such Service.
-    assert!(matches!(diag(), Err(NotConnectedReason::Unresolvable { .. })), "{:?}", diag());
+    assert!(
+        matches!(diag(), Err(NotConnectedReason::Unresolvable { .. })),
+        "{:?}",
+        diag()
+    );
     // The transport port is the wrong listener for the API-key model.
-    es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-transport:9300"]}})));
-    assert!(matches!(diag(), Err(NotConnectedReason::WrongInterface { .. })), "{:?}", diag());
-    es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster:9443"]}})));
-    east.merge_patch(&ES, Some("a"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": true}}}), Sub::Main)
-        .unwrap();
+    es_call(
+        &east,
+        "a",
+        "l",
+        EsRequest::new("PUT", "/_cluster/settings")
+            .json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-transport:9300"]}})),
+    );
+    assert!(
+        matches!(diag(), Err(NotConnectedReason::WrongInterface { .. })),
+        "{:?}",
+        diag()
+    );
+    es_call(
+        &east,
+        "a",
+        "l",
+        EsRequest::new("PUT", "/_cluster/settings")
+            .json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster:9443"]}})),
+    );
+    east.merge_patch(
+        &ES,
+        Some("a"),
+        "r",
+        &json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
+        Sub::Main,
+    )
+    .unwrap();
     east.wait_idle(IDLE).unwrap();
     // RCS on, but l has no apiKey remote and no client CA setting: nothing trusted.
-    assert!(matches!(diag(), Err(NotConnectedReason::UntrustedCertificate { .. })), "{:?}", diag());
+    assert!(
+        matches!(diag(), Err(NotConnectedReason::UntrustedCertificate { .. })),
+        "{:?}",
+        diag()
+    );
     // The hand-made remote CA (type=remote-ca, no peer labels) plus the client CA setting
     // pointing at ECK's files.
     let r_ca = secret(&east, "a", "r-es-transport-certs-public", "ca.crt").unwrap();
@@ -311,8 +591,19 @@ fn same_cluster_missing_ingredients() {
     east.wait_idle(IDLE).unwrap();
     // Trusted now, but sniff mode checks the seed's host name: the short Service name is not
     // in ECK's certificate; `<svc>.<ns>.svc` is.
-    assert!(matches!(diag(), Err(NotConnectedReason::HostnameMismatch { .. })), "{:?}", diag());
-    es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster.a.svc:9443"]}})));
+    assert!(
+        matches!(diag(), Err(NotConnectedReason::HostnameMismatch { .. })),
+        "{:?}",
+        diag()
+    );
+    es_call(
+        &east,
+        "a",
+        "l",
+        EsRequest::new("PUT", "/_cluster/settings").json(
+            &json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster.a.svc:9443"]}}),
+        ),
+    );
     assert!(diag().is_ok(), "{:?}", diag());
     assert_eq!(east.remote_info("a", "l")["r"]["connected"], true);
 }
