@@ -1,12 +1,26 @@
-//! Executes a plan: every write guarded, conflicts reported so the command can re-plan.
+//! Executes a plan: every write guarded, conflicts reported so the command can re-plan, values
+//! produced by one step (an address, an API key) handed to later ones without being printed.
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use serde_json::{Value, json};
 
+use crate::es::{EsClient, EsTarget};
 use crate::k8s::clients::ContextClient;
 use crate::k8s::eck::elasticsearch_resource;
 use crate::k8s::failure::ContextFailure;
-use crate::plan::{Change, Plan, Step};
+use crate::output;
+use crate::plan::{
+    self, Change, ClusterId, DataValue, OUTPUT_ADDRESS, OUTPUT_KEY_ENCODED, OUTPUT_KEY_ID,
+    ObjectKind, Plan, Step,
+};
+use crate::wait::{self, Progress};
 
 /// The field manager kubectl-style tools record on the objects they write.
 pub const FIELD_MANAGER: &str = "kubectl-remote-cluster";
@@ -31,64 +45,473 @@ pub enum ApplyError {
     Failed { step: String, failure: String },
 }
 
-/// Applies the steps in order with the clients of their contexts; returns how many were sent.
+/// Applies the steps in order with the clients of their contexts; returns how many writes were
+/// sent. Waits inside the plan give up at `deadline`.
 pub async fn apply(
     plan: &Plan,
     client_for: &dyn Fn(&str) -> Option<ContextClient>,
     dry_run: DryRun,
+    deadline: Instant,
 ) -> Result<usize, ApplyError> {
     if dry_run == DryRun::Client {
         return Ok(0);
     }
-    let mut sent = 0;
+    let mut run = Run {
+        dry_run,
+        deadline,
+        outputs: BTreeMap::new(),
+        own_writes: HashMap::new(),
+        es: HashMap::new(),
+        fresh_key: None,
+        key_stored: false,
+        writes: 0,
+        progress: Progress::new(),
+    };
     for step in &plan.steps {
         let client = client_for(&step.cluster.context).ok_or_else(|| ApplyError::Failed {
             step: step.summary.clone(),
             failure: format!("no client for context {}", step.cluster.context),
         })?;
-        apply_step(step, &client, dry_run).await?;
-        sent += 1;
+        if let Err(err) = run.step(step, &client).await {
+            run.progress.finish();
+            run.undo_fresh_key().await;
+            return Err(err);
+        }
     }
-    Ok(sent)
+    run.progress.finish();
+    Ok(run.writes)
 }
 
-async fn apply_step(
-    step: &Step,
-    client: &ContextClient,
+struct Run {
     dry_run: DryRun,
-) -> Result<(), ApplyError> {
-    match &step.change {
-        Change::PatchElasticsearch {
-            resource_version,
-            patch,
-            ..
-        } => {
-            let api: Api<DynamicObject> = Api::namespaced_with(
-                client.client.clone(),
-                &step.cluster.namespace,
-                &elasticsearch_resource(),
-            );
-            let operations: json_patch::Patch =
-                serde_json::from_value(serde_json::Value::Array(patch.clone())).map_err(|e| {
-                    ApplyError::Failed {
-                        step: step.summary.clone(),
-                        failure: format!("internal error: invalid patch: {e}"),
+    deadline: Instant,
+    /// Values later steps use; the API key among them, hence secret.
+    outputs: BTreeMap<String, SecretString>,
+    /// resourceVersion read -> resourceVersion after our own write, per object.
+    own_writes: HashMap<String, (String, String)>,
+    es: HashMap<ClusterId, EsClient>,
+    /// A key this run created, with the cluster it lives on, until the local keystore holds it.
+    fresh_key: Option<(ClusterId, String)>,
+    key_stored: bool,
+    writes: usize,
+    progress: Progress,
+}
+
+fn failed(step: &Step, failure: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Failed {
+        step: format!("{} on {}", step.summary, step.cluster),
+        failure: failure.to_string(),
+    }
+}
+
+impl Run {
+    async fn step(&mut self, step: &Step, client: &ContextClient) -> Result<(), ApplyError> {
+        match &step.change {
+            Change::PatchElasticsearch {
+                resource_version,
+                patch,
+                ..
+            } => {
+                self.patch_elasticsearch(step, client, resource_version, patch)
+                    .await
+            }
+            Change::ApplyObject {
+                object,
+                namespace,
+                name,
+                resource_version,
+                labels,
+                data,
+                ..
+            } => {
+                self.apply_object(
+                    step,
+                    client,
+                    *object,
+                    namespace,
+                    name,
+                    resource_version,
+                    labels,
+                    data,
+                )
+                .await
+            }
+            Change::CreateService {
+                namespace,
+                manifest,
+                ..
+            } => {
+                let services: Api<Service> = Api::namespaced(client.client.clone(), namespace);
+                let service: Service =
+                    serde_json::from_value(manifest.clone()).map_err(|e| failed(step, e))?;
+                client
+                    .call(services.create(&self.post_params(), &service))
+                    .await
+                    .map_err(|f| self.write_failure(step, f))?;
+                self.writes += 1;
+                Ok(())
+            }
+            Change::WaitForAddress {
+                namespace,
+                service,
+                output,
+            } => {
+                self.wait_for_address(step, client, namespace, service, output)
+                    .await
+            }
+            Change::CreateApiKey { body, .. } => self.create_api_key(step, client, body).await,
+            Change::WaitForRollout => {
+                if self.dry_run == DryRun::Server {
+                    return Ok(());
+                }
+                wait::wait_for_rollout(client, &step.cluster, self.deadline, &mut self.progress)
+                    .await
+                    .map_err(|e| failed(step, e))
+            }
+            Change::PutClusterSettings { settings } => {
+                if self.dry_run == DryRun::Server {
+                    return Ok(());
+                }
+                let settings = self.substitute(settings);
+                let es = self.es(step, client).await?;
+                es.put("/_cluster/settings", &json!({ "persistent": settings }))
+                    .await
+                    .map_err(|e| failed(step, e))?;
+                self.writes += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn params(&self) -> PatchParams {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        if self.dry_run == DryRun::Server {
+            params.dry_run()
+        } else {
+            params
+        }
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            dry_run: self.dry_run == DryRun::Server,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+        }
+    }
+
+    fn write_failure(&self, step: &Step, failure: ContextFailure) -> ApplyError {
+        match failure.http_status {
+            Some(409) => ApplyError::Conflict(step.cluster.to_string()),
+            _ => failed(step, failure.message),
+        }
+    }
+
+    /// Replaces `${output}` placeholders in every string of `value` with non-secret outputs.
+    fn substitute(&self, value: &Value) -> Value {
+        match value {
+            Value::String(text) => {
+                let mut text = text.clone();
+                for name in [OUTPUT_ADDRESS, OUTPUT_KEY_ID] {
+                    if let Some(found) = self.outputs.get(name) {
+                        text = text.replace(&plan::output_placeholder(name), found.expose_secret());
                     }
-                })?;
-            let mut params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..PatchParams::default()
+                }
+                Value::String(text)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.substitute(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.substitute(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    /// The resourceVersion to test: the one read, or the one our own earlier write produced.
+    fn guard_version(&self, key: &str, planned: &str) -> String {
+        match self.own_writes.get(key) {
+            Some((read, after)) if read == planned => after.clone(),
+            _ => planned.to_string(),
+        }
+    }
+
+    async fn patch_elasticsearch(
+        &mut self,
+        step: &Step,
+        client: &ContextClient,
+        planned_version: &str,
+        patch: &[Value],
+    ) -> Result<(), ApplyError> {
+        let key = format!("es/{}", step.cluster);
+        let version = self.guard_version(&key, planned_version);
+        let mut operations = self.substitute(&Value::Array(patch.to_vec()));
+        if let Some(first) = operations.get_mut(0)
+            && first["path"] == "/metadata/resourceVersion"
+        {
+            first["value"] = json!(version);
+        }
+        let operations: json_patch::Patch =
+            serde_json::from_value(operations).map_err(|e| failed(step, e))?;
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.client.clone(),
+            &step.cluster.namespace,
+            &elasticsearch_resource(),
+        );
+        let outcome = client
+            .call(api.patch(
+                &step.cluster.name,
+                &self.params(),
+                &Patch::Json::<()>(operations),
+            ))
+            .await;
+        match outcome {
+            Ok(updated) => {
+                self.writes += 1;
+                if let Some(after) = updated.metadata.resource_version {
+                    self.own_writes
+                        .insert(key, (planned_version.to_string(), after));
+                }
+                Ok(())
+            }
+            Err(failure) => Err(classify(step, client, &api, &version, failure).await),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_object(
+        &mut self,
+        step: &Step,
+        client: &ContextClient,
+        object: ObjectKind,
+        namespace: &str,
+        name: &str,
+        resource_version: &Option<String>,
+        labels: &BTreeMap<String, String>,
+        data: &BTreeMap<String, DataValue>,
+    ) -> Result<(), ApplyError> {
+        let mut values = BTreeMap::new();
+        for (key, value) in data {
+            let text = match value {
+                DataValue::Literal(text) => SecretString::from(text.clone()),
+                DataValue::Output(name) => match self.outputs.get(name) {
+                    Some(found) => found.clone(),
+                    // Under a server dry run no key was created: validate with a stand-in.
+                    None if self.dry_run == DryRun::Server => SecretString::from(String::new()),
+                    None => return Err(failed(step, format!("no value for {name}"))),
+                },
             };
-            if dry_run == DryRun::Server {
-                params = params.dry_run();
+            values.insert(key.clone(), text);
+        }
+        let encode = |text: &SecretString| match object {
+            ObjectKind::Secret => {
+                json!(base64::engine::general_purpose::STANDARD.encode(text.expose_secret()))
             }
-            let outcome = client
-                .call(api.patch(&step.cluster.name, &params, &Patch::Json::<()>(operations)))
-                .await;
-            match outcome {
-                Ok(_) => Ok(()),
-                Err(failure) => Err(classify(step, client, &api, resource_version, failure).await),
+            ObjectKind::ConfigMap => json!(text.expose_secret()),
+        };
+        let (kind, plural) = match object {
+            ObjectKind::Secret => ("Secret", "secrets"),
+            ObjectKind::ConfigMap => ("ConfigMap", "configmaps"),
+        };
+        let key = format!("{plural}/{}/{namespace}/{name}", step.cluster.context);
+        let result = match resource_version {
+            None => {
+                let manifest = json!({
+                    "apiVersion": "v1",
+                    "kind": kind,
+                    "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                    "data": values.iter().map(|(k, v)| (k.clone(), encode(v))).collect::<serde_json::Map<_, _>>(),
+                });
+                match object {
+                    ObjectKind::Secret => {
+                        let api: Api<Secret> = Api::namespaced(client.client.clone(), namespace);
+                        let secret: Secret =
+                            serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
+                        client
+                            .call(api.create(&self.post_params(), &secret))
+                            .await
+                            .map(|s| s.metadata.resource_version)
+                    }
+                    ObjectKind::ConfigMap => {
+                        let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), namespace);
+                        let map: ConfigMap =
+                            serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
+                        client
+                            .call(api.create(&self.post_params(), &map))
+                            .await
+                            .map(|c| c.metadata.resource_version)
+                    }
+                }
             }
+            Some(planned) => {
+                let version = self.guard_version(&key, planned);
+                let mut operations = vec![
+                    json!({"op": "test", "path": "/metadata/resourceVersion", "value": version}),
+                ];
+                for (k, v) in &values {
+                    let path = format!("/data/{}", k.replace('~', "~0").replace('/', "~1"));
+                    operations.push(json!({"op": "add", "path": path, "value": encode(v)}));
+                }
+                let operations: json_patch::Patch =
+                    serde_json::from_value(Value::Array(operations))
+                        .map_err(|e| failed(step, e))?;
+                let patch = Patch::Json::<()>(operations);
+                match object {
+                    ObjectKind::Secret => {
+                        let api: Api<Secret> = Api::namespaced(client.client.clone(), namespace);
+                        client
+                            .call(api.patch(name, &self.params(), &patch))
+                            .await
+                            .map(|s| s.metadata.resource_version)
+                    }
+                    ObjectKind::ConfigMap => {
+                        let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), namespace);
+                        client
+                            .call(api.patch(name, &self.params(), &patch))
+                            .await
+                            .map(|c| c.metadata.resource_version)
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(after) => {
+                self.writes += 1;
+                if let (Some(planned), Some(after)) = (resource_version, after) {
+                    self.own_writes.insert(key, (planned.clone(), after));
+                }
+                if data
+                    .values()
+                    .any(|v| *v == DataValue::Output(OUTPUT_KEY_ENCODED.to_string()))
+                {
+                    self.key_stored = true;
+                }
+                Ok(())
+            }
+            // A failed `test` (422) or a name taken meanwhile (409): someone else wrote.
+            Err(failure) if matches!(failure.http_status, Some(409 | 422)) => {
+                Err(ApplyError::Conflict(format!("{kind} {namespace}/{name}")))
+            }
+            Err(failure) => Err(failed(step, failure.message)),
+        }
+    }
+
+    async fn wait_for_address(
+        &mut self,
+        step: &Step,
+        client: &ContextClient,
+        namespace: &str,
+        service: &str,
+        output: &str,
+    ) -> Result<(), ApplyError> {
+        if self.dry_run == DryRun::Server {
+            return Ok(());
+        }
+        let services: Api<Service> = Api::namespaced(client.client.clone(), namespace);
+        loop {
+            let found = client
+                .call(services.get_opt(service))
+                .await
+                .map_err(|f| failed(step, f.message))?;
+            let ingress = found.as_ref().and_then(|s| {
+                s.status
+                    .as_ref()?
+                    .load_balancer
+                    .as_ref()?
+                    .ingress
+                    .as_ref()?
+                    .first()
+                    .cloned()
+            });
+            if let Some(address) = ingress.and_then(|i| i.hostname.or(i.ip)) {
+                self.outputs
+                    .insert(output.to_string(), SecretString::from(address));
+                return Ok(());
+            }
+            self.progress.say(format!(
+                "Waiting for Service {namespace}/{service} to get a LoadBalancer address"
+            ));
+            if Instant::now() >= self.deadline {
+                return Err(failed(
+                    step,
+                    "no LoadBalancer address before the timeout; check the Service's events, or expose it yourself and pass --proxy-address",
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn es(&mut self, step: &Step, client: &ContextClient) -> Result<&EsClient, ApplyError> {
+        if !self.es.contains_key(&step.cluster) {
+            let target = EsTarget {
+                namespace: step.cluster.namespace.clone(),
+                name: step.cluster.name.clone(),
+            };
+            let connected = EsClient::connect(client, target)
+                .await
+                .map_err(|e| failed(step, e))?;
+            self.es.insert(step.cluster.clone(), connected);
+        }
+        Ok(&self.es[&step.cluster])
+    }
+
+    async fn create_api_key(
+        &mut self,
+        step: &Step,
+        client: &ContextClient,
+        body: &Value,
+    ) -> Result<(), ApplyError> {
+        if self.dry_run == DryRun::Server {
+            return Ok(());
+        }
+        // The remote must be rolled out with its remote cluster server before keys matter.
+        wait::wait_for_rollout(client, &step.cluster, self.deadline, &mut self.progress)
+            .await
+            .map_err(|e| failed(step, e))?;
+        let es = self.es(step, client).await?;
+        let created = es
+            .post("/_security/cross_cluster/api_key", body)
+            .await
+            .map_err(|e| failed(step, e))?;
+        let id = created["id"].as_str().unwrap_or_default().to_string();
+        let encoded = created["encoded"].as_str().unwrap_or_default().to_string();
+        if id.is_empty() || encoded.is_empty() {
+            return Err(failed(step, "Elasticsearch answered without an id or key"));
+        }
+        self.writes += 1;
+        self.fresh_key = Some((step.cluster.clone(), id.clone()));
+        self.outputs
+            .insert(OUTPUT_KEY_ID.to_string(), SecretString::from(id));
+        self.outputs
+            .insert(OUTPUT_KEY_ENCODED.to_string(), SecretString::from(encoded));
+        Ok(())
+    }
+
+    /// A key created by this run that never reached the local keystore is invalidated, so a
+    /// failure leaves no orphan key behind.
+    async fn undo_fresh_key(&mut self) {
+        let Some((cluster, id)) = self.fresh_key.take() else {
+            return;
+        };
+        if self.key_stored {
+            return;
+        }
+        let Some(es) = self.es.get(&cluster) else {
+            return;
+        };
+        match es
+            .delete("/_security/api_key", &json!({ "ids": [id] }))
+            .await
+        {
+            Ok(_) => output::warning(&format!(
+                "invalidated the API key {id} created on {cluster}, since the link could not be completed"
+            )),
+            Err(err) => output::warning(&format!(
+                "could not invalidate the API key {id} on {cluster} ({err}); invalidate it with DELETE /_security/api_key {{\"ids\":[\"{id}\"]}}"
+            )),
         }
     }
 }
@@ -110,8 +533,5 @@ async fn classify(
             return ApplyError::Conflict(step.cluster.to_string());
         }
     }
-    ApplyError::Failed {
-        step: format!("{} on {}", step.summary, step.cluster),
-        failure: failure.message,
-    }
+    failed(step, failure.message)
 }

@@ -11,6 +11,7 @@ pub mod k8s;
 pub mod output;
 pub mod plan;
 pub mod versions;
+pub mod wait;
 
 use std::sync::Arc;
 

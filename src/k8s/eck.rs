@@ -221,12 +221,12 @@ pub const CRD_NAME: &str = "elasticsearches.elasticsearch.k8s.elastic.co";
 /// What the ECK operator of a context supports and is licensed for. Facts that cannot be read
 /// (RBAC) are left unknown rather than guessed.
 pub async fn operator_facts(client: &ContextClient) -> crate::plan::Operator {
-    let (license_level, (crd_has_api_key, crd_has_remote_cluster_server)) =
-        tokio::join!(license_level(client), crd_support(client));
+    let (license_level, features) = tokio::join!(license_level(client), crd_support(client));
     crate::plan::Operator {
         license_level,
-        crd_has_api_key,
-        crd_has_remote_cluster_server,
+        crd_has_api_key: features.api_key,
+        crd_has_remote_cluster_server: features.remote_cluster_server,
+        crd_has_server_service: features.server_service,
     }
 }
 
@@ -251,19 +251,34 @@ async fn license_level(client: &ContextClient) -> Option<String> {
     }
 }
 
-async fn crd_support(client: &ContextClient) -> (bool, bool) {
+/// What the installed Elasticsearch CRD supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrdFeatures {
+    /// `remoteClusters[].apiKey` (ECK >= 2.16)
+    pub api_key: bool,
+    /// `remoteClusterServer` (ECK >= 2.16)
+    pub remote_cluster_server: bool,
+    /// `remoteClusterServer.service` (ECK >= 3.3)
+    pub server_service: bool,
+}
+
+async fn crd_support(client: &ContextClient) -> CrdFeatures {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.client.clone());
     match client.call(crds.get_opt(CRD_NAME)).await {
         Ok(Some(crd)) => crd_features(&serde_json::to_value(&crd).unwrap_or_default()),
         // Unreadable: assume a current operator; admission still guards the write.
-        _ => (true, true),
+        _ => CrdFeatures {
+            api_key: true,
+            remote_cluster_server: true,
+            server_service: true,
+        },
     }
 }
 
 /// Reads ECK's features from the v1 schema of its CRD (eck-remote-clusters.md section 7).
-pub fn crd_features(crd: &serde_json::Value) -> (bool, bool) {
+pub fn crd_features(crd: &serde_json::Value) -> CrdFeatures {
     let spec = crd
         .pointer("/spec/versions")
         .and_then(|v| v.as_array())
@@ -271,11 +286,15 @@ pub fn crd_features(crd: &serde_json::Value) -> (bool, bool) {
         .and_then(|v| v.pointer("/schema/openAPIV3Schema/properties/spec/properties"))
         .cloned()
         .unwrap_or_default();
-    let api_key = spec
-        .pointer("/remoteClusters/items/properties/apiKey")
-        .is_some();
-    let server = spec.pointer("/remoteClusterServer").is_some();
-    (api_key, server)
+    CrdFeatures {
+        api_key: spec
+            .pointer("/remoteClusters/items/properties/apiKey")
+            .is_some(),
+        remote_cluster_server: spec.pointer("/remoteClusterServer").is_some(),
+        server_service: spec
+            .pointer("/remoteClusterServer/properties/service")
+            .is_some(),
+    }
 }
 
 #[cfg(test)]
@@ -293,7 +312,14 @@ mod tests {
 
     #[test]
     fn features_of_the_installed_eck_crd() {
-        assert_eq!(crd_features(&real_crd()), (true, true));
+        assert_eq!(
+            crd_features(&real_crd()),
+            CrdFeatures {
+                api_key: true,
+                remote_cluster_server: true,
+                server_service: true
+            }
+        );
     }
 
     #[test]
@@ -307,6 +333,7 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("apiKey");
-        assert_eq!(crd_features(&crd), (false, false));
+        let features = crd_features(&crd);
+        assert!(!features.api_key && !features.remote_cluster_server && !features.server_service);
     }
 }

@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 
 use crate::versions::{self, EsVersion};
 
+mod cross_environment;
 mod same_operator;
 
+pub use cross_environment::*;
 pub use same_operator::*;
 
 /// Annotation on a local Elasticsearch recording the links this plugin made, by alias.
@@ -28,7 +30,7 @@ pub const ECK_MANAGED: &str = "eck.k8s.elastic.co/managed";
 pub const ECK_PAUSED: &str = "eck.k8s.elastic.co/pause-orchestration";
 
 /// One Elasticsearch resource: where it is and what it looked like when read.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ClusterId {
     pub context: String,
     pub namespace: String,
@@ -174,6 +176,15 @@ pub struct LinkRecord {
     pub remote_namespace: String,
     pub remote_name: String,
     pub security: SecurityModel,
+    /// Across Kubernetes clusters: the id of the cross-cluster API key created on the remote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Across Kubernetes clusters: SHA-256 fingerprint of the remote CA the local trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_fingerprint: Option<String>,
+    /// Across Kubernetes clusters: the address the local connects to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -201,6 +212,8 @@ pub struct Operator {
     pub crd_has_api_key: bool,
     /// The installed CRD has `remoteClusterServer` (ECK >= 2.16).
     pub crd_has_remote_cluster_server: bool,
+    /// The installed CRD has `remoteClusterServer.service` (ECK >= 3.3).
+    pub crd_has_server_service: bool,
 }
 
 /// What the user asked `link` for.
@@ -256,6 +269,61 @@ pub enum Change {
         patch: Vec<Value>,
         diff: Vec<String>,
     },
+    /// Creates (no resourceVersion) or patches a Secret or ConfigMap of this plugin's; values
+    /// may name outputs of earlier steps, so the plan never holds a secret.
+    #[serde(rename_all = "camelCase")]
+    ApplyObject {
+        object: ObjectKind,
+        namespace: String,
+        name: String,
+        resource_version: Option<String>,
+        labels: BTreeMap<String, String>,
+        data: BTreeMap<String, DataValue>,
+        diff: Vec<String>,
+    },
+    /// Creates a Service of this plugin's.
+    #[serde(rename_all = "camelCase")]
+    CreateService {
+        namespace: String,
+        name: String,
+        manifest: Value,
+    },
+    /// Waits for a LoadBalancer Service's address; its host becomes the output `output`.
+    #[serde(rename_all = "camelCase")]
+    WaitForAddress {
+        namespace: String,
+        service: String,
+        output: String,
+    },
+    /// Creates a cross-cluster API key on this step's cluster; outputs `apiKey.id` and
+    /// `apiKey.encoded`.
+    #[serde(rename_all = "camelCase")]
+    CreateApiKey { name: String, body: Value },
+    /// Waits until ECK has rolled the cluster out (observedGeneration, phase Ready).
+    WaitForRollout,
+    /// `PUT /_cluster/settings` (persistent) on this step's cluster; values may name outputs.
+    #[serde(rename_all = "camelCase")]
+    PutClusterSettings { settings: Value },
+}
+
+/// Kubernetes objects of the plugin's own besides Elasticsearch resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ObjectKind {
+    Secret,
+    ConfigMap,
+}
+
+/// A value in a planned object: given, or the output of an earlier step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DataValue {
+    Literal(String),
+    Output(String),
+}
+
+/// The placeholder for an output inside planned JSON strings, replaced at apply time.
+pub fn output_placeholder(name: &str) -> String {
+    format!("${{{name}}}")
 }
 
 /// Why a plan cannot be made. Each is a user error: exit 2, nothing written.
@@ -318,6 +386,23 @@ pub enum PlanError {
         "--search-indices and --replication-indices are for the API-key model; drop them or use --security api-key"
     )]
     IndicesWithCertificate,
+    #[error(
+        "{remote} must be reachable from {local}'s Kubernetes cluster: pass --expose loadbalancer, or --proxy-address HOST:PORT if you expose it yourself"
+    )]
+    NotExposed {
+        local: Box<ClusterId>,
+        remote: Box<ClusterId>,
+    },
+    #[error("--proxy-address {0:?} is not HOST:PORT")]
+    InvalidAddress(String),
+    #[error(
+        "{0} has no CA in Secret {1}; ECK has not finished setting the cluster up, try again when it is Ready"
+    )]
+    NoRemoteCa(Box<ClusterId>, String),
+    #[error(
+        "across Kubernetes clusters only the API-key security model is supported so far; use --security api-key"
+    )]
+    CertificateAcrossClusters,
 }
 
 /// Elasticsearch's rule for remote cluster aliases, as ECK's keystore pattern also expects.
@@ -534,6 +619,33 @@ pub(crate) fn yaml_lines(prefix: &str, value: &Value) -> Vec<String> {
 }
 
 /// The plan as people read it: one block per step, with the diff and restart warnings.
+fn step_details(change: &Change) -> Vec<String> {
+    match change {
+        Change::PatchElasticsearch { diff, .. } | Change::ApplyObject { diff, .. } => diff.clone(),
+        Change::CreateService { manifest, .. } => yaml_lines("+   ", manifest),
+        Change::WaitForAddress { service, .. } => {
+            vec![format!(
+                "  until Service {service} has a LoadBalancer address"
+            )]
+        }
+        Change::CreateApiKey { name, body } => {
+            let mut lines = vec![format!(
+                "  POST /_security/cross_cluster/api_key (name {name:?})"
+            )];
+            lines.extend(yaml_lines("+   ", &body["access"]));
+            lines
+        }
+        Change::WaitForRollout => {
+            vec!["  until observedGeneration catches up and phase is Ready".to_string()]
+        }
+        Change::PutClusterSettings { settings } => {
+            let mut lines = vec!["  PUT /_cluster/settings (persistent)".to_string()];
+            lines.extend(yaml_lines("+   ", settings));
+            lines
+        }
+    }
+}
+
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     for (number, step) in plan.steps.iter().enumerate() {
@@ -547,12 +659,8 @@ pub fn render(plan: &Plan) -> String {
             out.push_str("  [restarts Elasticsearch nodes]");
         }
         out.push('\n');
-        match &step.change {
-            Change::PatchElasticsearch { diff, .. } => {
-                for line in diff {
-                    out.push_str(&format!("   {line}\n"));
-                }
-            }
+        for line in step_details(&step.change) {
+            out.push_str(&format!("   {line}\n"));
         }
     }
     out

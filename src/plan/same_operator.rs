@@ -111,6 +111,9 @@ pub fn plan_same_operator_link(
         remote_namespace: remote.id.namespace.clone(),
         remote_name: remote.id.name.clone(),
         security,
+        key_id: None,
+        ca_fingerprint: None,
+        proxy_address: None,
     };
     if let Some(step) = upsert_entry(local, &alias, existing, desired_entry, record) {
         steps.push(step);

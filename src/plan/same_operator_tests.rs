@@ -21,12 +21,15 @@ fn enterprise() -> Operator {
         license_level: Some("enterprise".into()),
         crd_has_api_key: true,
         crd_has_remote_cluster_server: true,
+        crd_has_server_service: true,
     }
 }
 
 /// Applies a planned step to the state, as the API server would, bumping the resourceVersion.
 fn apply(state: &mut EsState, step: &Step) {
-    let Change::PatchElasticsearch { patch, .. } = &step.change;
+    let Change::PatchElasticsearch { patch, .. } = &step.change else {
+        panic!("only Elasticsearch patches here")
+    };
     let patch: json_patch::Patch = serde_json::from_value(Value::Array(patch.clone())).unwrap();
     json_patch::patch(&mut state.object, &patch).expect("the guarded patch applies");
     let next = state.resource_version().parse::<u64>().unwrap() + 1;
@@ -210,7 +213,9 @@ fn older_versions_fall_back_to_certificates_with_a_warning() {
     assert_eq!(planned.plan.steps.len(), 1);
     assert!(!planned.plan.steps[0].restarts_nodes);
     assert!(planned.plan.warnings[0].contains("deprecated"));
-    let Change::PatchElasticsearch { patch, .. } = &planned.plan.steps[0].change;
+    let Change::PatchElasticsearch { patch, .. } = &planned.plan.steps[0].change else {
+        panic!("an Elasticsearch patch")
+    };
     assert_eq!(
         patch[1],
         json!({"op": "add", "path": "/spec/remoteClusters", "value": [{"name": "products", "elasticsearchRef": {"name": "products"}}]})
@@ -224,7 +229,9 @@ fn every_patch_is_guarded_by_the_resource_version_read() {
     let planned =
         plan_same_operator_link(&local, &remote, &enterprise(), &LinkRequest::default()).unwrap();
     for step in &planned.plan.steps {
-        let Change::PatchElasticsearch { patch, .. } = &step.change;
+        let Change::PatchElasticsearch { patch, .. } = &step.change else {
+            panic!("only Elasticsearch patches here")
+        };
         assert_eq!(
             patch[0],
             json!({"op": "test", "path": "/metadata/resourceVersion", "value": "100"})

@@ -1,0 +1,760 @@
+//! Links between clusters of different Kubernetes clusters (ECK scenario 2, API-key model):
+//! ECK automates none of it, so the plan holds every step on both sides.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Label on every object the plugin creates.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "kubectl-remote-cluster";
+/// Operators that restrict their watched resources only see objects with this label.
+pub const WATCHED_LABEL: &str = "eck.k8s.elastic.co/watched";
+/// Annotation on a remote Elasticsearch listing the links to it that the plugin made.
+pub const INCOMING_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/incoming";
+/// Prefix of the cross-cluster API keys the plugin creates (never ECK's `eck-`).
+pub const API_KEY_PREFIX: &str = "kubectl-rc-";
+/// Where the CA bundle is mounted in the local Elasticsearch containers.
+pub const CA_MOUNT_PATH: &str = "/usr/share/elasticsearch/config/remote-cluster-cas";
+pub const CA_VOLUME: &str = "remote-cluster-cas";
+pub const CA_FILE_SETTING: &str = "remote-cluster-cas/ca.crt";
+pub const REMOTE_CLUSTER_PORT: u16 = 9443;
+
+pub const OUTPUT_ADDRESS: &str = "remote.address";
+pub const OUTPUT_KEY_ID: &str = "apiKey.id";
+pub const OUTPUT_KEY_ENCODED: &str = "apiKey.encoded";
+
+pub fn credentials_secret_name(local: &ClusterId) -> String {
+    format!("{}-remote-cluster-credentials", local.name)
+}
+
+pub fn ca_bundle_name(local: &ClusterId) -> String {
+    format!("{}-remote-cluster-cas", local.name)
+}
+
+pub fn exposure_service_name(remote: &ClusterId) -> String {
+    format!("{}-es-remote-cluster-lb", remote.name)
+}
+
+pub fn credentials_key(alias: &str) -> String {
+    format!("cluster.remote.{alias}.credentials")
+}
+
+/// The remote's CA as read from `<remote>-es-transport-certs-public`.
+#[derive(Debug, Clone)]
+pub struct RemoteCa {
+    pub pem: String,
+    pub fingerprint: String,
+}
+
+/// How the remote cluster server is reached from outside its Kubernetes cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expose {
+    #[default]
+    Loadbalancer,
+    None,
+}
+
+/// What `link` read on both sides for a cross-environment link.
+#[derive(Debug, Clone)]
+pub struct CrossObserved {
+    pub local: EsState,
+    pub remote: EsState,
+    pub local_operator: Operator,
+    pub remote_operator: Operator,
+    pub remote_ca: Option<RemoteCa>,
+    /// The host of the LoadBalancer in front of the remote cluster server, if it has one yet.
+    pub exposed_host: Option<String>,
+    /// Our Service in front of the remote cluster server exists (older ECK).
+    pub exposure_service_exists: bool,
+    pub credentials_secret: Option<Value>,
+    pub ca_bundle: Option<Value>,
+    /// Whether the key recorded for this alias is still an active key on the remote.
+    pub recorded_key_active: Option<bool>,
+    /// `cluster.remote.<alias>.*` as currently set on the local (flat names, persistent).
+    pub local_alias_settings: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CrossRequest {
+    pub alias: Option<String>,
+    pub search_indices: Vec<String>,
+    pub replication_indices: Vec<String>,
+    pub expose: Expose,
+    pub proxy_address: Option<String>,
+    pub server_name: Option<String>,
+}
+
+/// Plans an API-key link from `local` to `remote` in another Kubernetes cluster.
+pub fn plan_cross_environment_link(
+    observed: &CrossObserved,
+    request: &CrossRequest,
+) -> Result<LinkPlan, PlanError> {
+    let (local, remote) = (&observed.local, &observed.remote);
+    let alias = request
+        .alias
+        .clone()
+        .unwrap_or_else(|| remote.id.name.clone());
+    if !valid_alias(&alias) {
+        return Err(PlanError::InvalidAlias(alias));
+    }
+    let mut warnings = Vec::new();
+    check_managed(local)?;
+    check_managed(remote)?;
+    check_license(&local.id.context, &observed.local_operator, &mut warnings)?;
+    check_license(&remote.id.context, &observed.remote_operator, &mut warnings)?;
+    check_versions(local, remote)?;
+    if !observed.remote_operator.crd_has_remote_cluster_server {
+        return Err(PlanError::OperatorTooOld {
+            context: remote.id.context.clone(),
+            feature: "remote cluster server",
+            minimum: "2.16",
+        });
+    }
+    if let Some(address) = &request.proxy_address
+        && !valid_address(address)
+    {
+        return Err(PlanError::InvalidAddress(address.clone()));
+    }
+    if request.expose == Expose::None && request.proxy_address.is_none() {
+        return Err(PlanError::NotExposed {
+            local: Box::new(local.id.clone()),
+            remote: Box::new(remote.id.clone()),
+        });
+    }
+    let ca = observed.remote_ca.clone().ok_or_else(|| {
+        PlanError::NoRemoteCa(
+            Box::new(remote.id.clone()),
+            format!("{}-es-transport-certs-public", remote.id.name),
+        )
+    })?;
+    let ours = local.plugin_links();
+    check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
+
+    let mut steps = Vec::new();
+    let address = plan_exposure(observed, request, &mut steps);
+    let key_id = plan_api_key(observed, request, &alias, &ours, &mut steps);
+    let record = LinkRecord {
+        remote_context: remote.id.context.clone(),
+        remote_namespace: remote.id.namespace.clone(),
+        remote_name: remote.id.name.clone(),
+        security: SecurityModel::ApiKey,
+        key_id: Some(key_id.clone()),
+        ca_fingerprint: Some(ca.fingerprint.clone()),
+        proxy_address: Some(address.clone()),
+    };
+    if let Some(step) = incoming_record_step(remote, &local.id, &alias, &key_id) {
+        steps.push(step);
+    }
+    let new_key = steps
+        .iter()
+        .any(|s| matches!(s.change, Change::CreateApiKey { .. }));
+    let mut restarts_local = false;
+    if let Some(step) = credentials_step(observed, &alias, new_key) {
+        restarts_local = true;
+        steps.push(step);
+    }
+    if let Some(step) = ca_bundle_step(observed, &alias, &ca) {
+        steps.push(step);
+    }
+    if let Some(step) = local_spec_step(local, &alias, record, &ours) {
+        restarts_local |= step.restarts_nodes;
+        steps.push(step);
+    }
+    if restarts_local {
+        steps.push(Step {
+            cluster: local.id.clone(),
+            summary: "wait for the rolling restart (the keystore is read at start)".to_string(),
+            restarts_nodes: false,
+            change: Change::WaitForRollout,
+        });
+    }
+    let server_name = request.server_name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-es-remote-cluster.{}.svc",
+            remote.id.name, remote.id.namespace
+        )
+    });
+    if let Some(step) = settings_step(observed, &alias, &address, &server_name) {
+        steps.push(step);
+    }
+    Ok(LinkPlan {
+        alias,
+        security: SecurityModel::ApiKey,
+        plan: Plan { steps, warnings },
+    })
+}
+
+fn check_versions(local: &EsState, remote: &EsState) -> Result<(), PlanError> {
+    let local_version = local
+        .version()
+        .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
+    let remote_version = remote
+        .version()
+        .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
+    if !versions::can_connect(&local_version, &remote_version) {
+        return Err(PlanError::IncompatibleVersions {
+            local: Box::new(local.id.clone()),
+            local_version: local_version.to_string(),
+            remote: Box::new(remote.id.clone()),
+            remote_version: remote_version.to_string(),
+        });
+    }
+    let oldest = if local_version <= remote_version {
+        (local, local_version)
+    } else {
+        (remote, remote_version)
+    };
+    if !versions::supports_api_key(&oldest.1) {
+        return Err(PlanError::ApiKeyUnsupported {
+            cluster: oldest.0.id.clone(),
+            version: oldest.1.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn valid_address(address: &str) -> bool {
+    match address.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+fn check_alias_free(
+    local: &EsState,
+    alias: &str,
+    ours: &BTreeMap<String, LinkRecord>,
+    settings: &BTreeMap<String, Value>,
+) -> Result<(), PlanError> {
+    let taken = |holder: String| PlanError::AliasTaken {
+        alias: alias.to_string(),
+        local: local.id.clone(),
+        holder,
+    };
+    if local
+        .remote_clusters()
+        .iter()
+        .any(|e| e.get("name").and_then(Value::as_str) == Some(alias))
+    {
+        return Err(taken(
+            "an entry of spec.remoteClusters (managed by ECK)".to_string(),
+        ));
+    }
+    if local.eck_managed_aliases().iter().any(|a| a == alias) {
+        return Err(taken("a link ECK manages".to_string()));
+    }
+    if !settings.is_empty() && !ours.contains_key(alias) {
+        return Err(taken(
+            "cluster settings kubectl remote-cluster did not make".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Exposure of the remote cluster server; returns the address the local will connect to.
+fn plan_exposure(
+    observed: &CrossObserved,
+    request: &CrossRequest,
+    steps: &mut Vec<Step>,
+) -> String {
+    let remote = &observed.remote;
+    let use_template = observed.remote_operator.crd_has_server_service;
+    let wants_lb = request.expose == Expose::Loadbalancer && request.proxy_address.is_none();
+    let mut patch = vec![resource_version_guard(remote)];
+    let mut diff = Vec::new();
+    if !remote.remote_cluster_server_enabled() {
+        let step = enable_remote_cluster_server(remote);
+        if let Change::PatchElasticsearch {
+            patch: p, diff: d, ..
+        } = step.change
+        {
+            patch = p;
+            diff = d;
+        }
+    }
+    let service_type = remote
+        .object
+        .pointer("/spec/remoteClusterServer/service/spec/type")
+        .and_then(Value::as_str);
+    if wants_lb && use_template && service_type != Some("LoadBalancer") {
+        let has_service = remote
+            .object
+            .pointer("/spec/remoteClusterServer/service")
+            .is_some();
+        let has_spec = remote
+            .object
+            .pointer("/spec/remoteClusterServer/service/spec")
+            .is_some();
+        // Both were enabled above or already present; build only what is missing.
+        let op = match (has_service, has_spec) {
+            (true, true) => {
+                json!({"op": "add", "path": "/spec/remoteClusterServer/service/spec/type", "value": "LoadBalancer"})
+            }
+            (true, false) => {
+                json!({"op": "add", "path": "/spec/remoteClusterServer/service/spec", "value": {"type": "LoadBalancer"}})
+            }
+            _ => {
+                json!({"op": "add", "path": "/spec/remoteClusterServer/service", "value": {"spec": {"type": "LoadBalancer"}}})
+            }
+        };
+        patch.push(op);
+        diff.push("  spec.remoteClusterServer.service.spec.type:".to_string());
+        diff.push("+   LoadBalancer".to_string());
+    }
+    if patch.len() > 1 {
+        let restarts = !remote.remote_cluster_server_enabled();
+        steps.push(Step {
+            cluster: remote.id.clone(),
+            summary: if restarts {
+                "enable the remote cluster server (port 9443) and expose it".to_string()
+            } else {
+                "expose the remote cluster server through a LoadBalancer".to_string()
+            },
+            restarts_nodes: restarts,
+            change: Change::PatchElasticsearch {
+                resource_version: remote.resource_version(),
+                patch,
+                diff,
+            },
+        });
+    }
+    if wants_lb && !use_template && !observed.exposure_service_exists {
+        let name = exposure_service_name(&remote.id);
+        steps.push(Step {
+            cluster: remote.id.clone(),
+            summary: format!("create Service {name} (LoadBalancer to port 9443)"),
+            restarts_nodes: false,
+            change: Change::CreateService {
+                namespace: remote.id.namespace.clone(),
+                name: name.clone(),
+                manifest: json!({
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": name, "namespace": remote.id.namespace,
+                                  "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+                    "spec": {
+                        "type": "LoadBalancer",
+                        "selector": {"common.k8s.elastic.co/type": "elasticsearch",
+                                     "elasticsearch.k8s.elastic.co/cluster-name": remote.id.name},
+                        "ports": [{"name": "rcs", "port": REMOTE_CLUSTER_PORT, "targetPort": REMOTE_CLUSTER_PORT, "protocol": "TCP"}]
+                    }
+                }),
+            },
+        });
+    }
+    if let Some(address) = &request.proxy_address {
+        return address.clone();
+    }
+    match &observed.exposed_host {
+        Some(host) => format!("{host}:{REMOTE_CLUSTER_PORT}"),
+        None => {
+            let service = if use_template {
+                format!("{}-es-remote-cluster", remote.id.name)
+            } else {
+                exposure_service_name(&remote.id)
+            };
+            steps.push(Step {
+                cluster: remote.id.clone(),
+                summary: format!("wait for the LoadBalancer address of Service {service}"),
+                restarts_nodes: false,
+                change: Change::WaitForAddress {
+                    namespace: remote.id.namespace.clone(),
+                    service,
+                    output: OUTPUT_ADDRESS.to_string(),
+                },
+            });
+            format!(
+                "{}:{REMOTE_CLUSTER_PORT}",
+                output_placeholder(OUTPUT_ADDRESS)
+            )
+        }
+    }
+}
+
+/// The cross-cluster API key; returns its id (or the placeholder for it).
+fn plan_api_key(
+    observed: &CrossObserved,
+    request: &CrossRequest,
+    alias: &str,
+    ours: &BTreeMap<String, LinkRecord>,
+    steps: &mut Vec<Step>,
+) -> String {
+    let recorded = ours.get(alias).and_then(|r| r.key_id.clone());
+    if let (Some(id), Some(true)) = (&recorded, observed.recorded_key_active) {
+        return id.clone();
+    }
+    let (local, remote) = (&observed.local.id, &observed.remote.id);
+    let name = format!(
+        "{API_KEY_PREFIX}{}-{}-{}-{alias}",
+        local.context, local.namespace, local.name
+    );
+    let mut access = serde_json::Map::new();
+    let search: Vec<&str> =
+        if request.search_indices.is_empty() && request.replication_indices.is_empty() {
+            vec!["*"]
+        } else {
+            request.search_indices.iter().map(String::as_str).collect()
+        };
+    if !search.is_empty() {
+        access.insert("search".into(), json!([{ "names": search }]));
+    }
+    if !request.replication_indices.is_empty() {
+        access.insert(
+            "replication".into(),
+            json!([{ "names": request.replication_indices }]),
+        );
+    }
+    steps.push(Step {
+        cluster: remote.clone(),
+        summary: "create a cross-cluster API key for the link".to_string(),
+        restarts_nodes: false,
+        change: Change::CreateApiKey {
+            name: name.clone(),
+            body: json!({
+                "name": name,
+                "access": access,
+                "metadata": {
+                    "managed-by": MANAGED_BY,
+                    "local-context": local.context,
+                    "local-namespace": local.namespace,
+                    "local-name": local.name,
+                    "alias": alias,
+                }
+            }),
+        },
+    });
+    output_placeholder(OUTPUT_KEY_ID)
+}
+
+fn incoming_record_step(
+    remote: &EsState,
+    local: &ClusterId,
+    alias: &str,
+    key_id: &str,
+) -> Option<Step> {
+    let mut incoming: BTreeMap<String, Value> = remote
+        .annotation(INCOMING_ANNOTATION)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let key = format!(
+        "{}/{}/{}:{alias}",
+        local.context, local.namespace, local.name
+    );
+    let entry = json!({"keyId": key_id});
+    if incoming.get(&key) == Some(&entry) {
+        return None;
+    }
+    incoming.insert(key.clone(), entry);
+    let mut patch = vec![resource_version_guard(remote)];
+    patch.extend(annotation_ops(
+        remote,
+        &[(
+            INCOMING_ANNOTATION,
+            Some(serde_json::to_string(&incoming).expect("serializes")),
+        )],
+    ));
+    Some(Step {
+        cluster: remote.id.clone(),
+        summary: format!("record the incoming link {key}"),
+        restarts_nodes: false,
+        change: Change::PatchElasticsearch {
+            resource_version: remote.resource_version(),
+            patch,
+            diff: vec![format!(
+                "  metadata.annotations[{INCOMING_ANNOTATION}]: records {key}"
+            )],
+        },
+    })
+}
+
+fn ours_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+        (WATCHED_LABEL.to_string(), "true".to_string()),
+    ])
+}
+
+fn credentials_step(observed: &CrossObserved, alias: &str, new_key: bool) -> Option<Step> {
+    let local = &observed.local.id;
+    let key = credentials_key(alias);
+    let present = observed
+        .credentials_secret
+        .as_ref()
+        .and_then(|s| s.pointer("/data").and_then(|d| d.get(&key)))
+        .is_some();
+    if present && !new_key {
+        return None;
+    }
+    let name = credentials_secret_name(local);
+    Some(Step {
+        cluster: local.clone(),
+        summary: format!("store the API key in Secret {name} (keystore)"),
+        restarts_nodes: true,
+        change: Change::ApplyObject {
+            object: ObjectKind::Secret,
+            namespace: local.namespace.clone(),
+            resource_version: observed
+                .credentials_secret
+                .as_ref()
+                .and_then(resource_version_of),
+            name,
+            labels: ours_labels(),
+            data: BTreeMap::from([(
+                key.clone(),
+                DataValue::Output(OUTPUT_KEY_ENCODED.to_string()),
+            )]),
+            diff: vec![format!("+   {key}: (the new API key, never shown)")],
+        },
+    })
+}
+
+fn resource_version_of(object: &Value) -> Option<String> {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// One CA bundle per local cluster; each remote's CA is a marked block, so it can be removed
+/// again without touching the others.
+pub fn ca_block(alias: &str, ca: &RemoteCa) -> String {
+    format!(
+        "# kubectl-remote-cluster: {alias} sha256:{}\n{}\n",
+        ca.fingerprint,
+        ca.pem.trim_end()
+    )
+}
+
+fn ca_bundle_step(observed: &CrossObserved, alias: &str, ca: &RemoteCa) -> Option<Step> {
+    let local = &observed.local.id;
+    let current = observed
+        .ca_bundle
+        .as_ref()
+        .and_then(|c| c.pointer("/data/ca.crt"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let block = ca_block(alias, ca);
+    if current.contains(&block) {
+        return None;
+    }
+    let bundle = format!("{}{block}", without_block(&current, alias));
+    let name = ca_bundle_name(local);
+    Some(Step {
+        cluster: local.clone(),
+        summary: format!("add the remote's CA to ConfigMap {name}"),
+        restarts_nodes: false,
+        change: Change::ApplyObject {
+            object: ObjectKind::ConfigMap,
+            namespace: local.namespace.clone(),
+            resource_version: observed.ca_bundle.as_ref().and_then(resource_version_of),
+            name,
+            labels: ours_labels(),
+            data: BTreeMap::from([("ca.crt".to_string(), DataValue::Literal(bundle))]),
+            diff: vec![format!(
+                "+   ca.crt: CA sha256:{} for {alias}",
+                ca.fingerprint
+            )],
+        },
+    })
+}
+
+/// The bundle without the marked block of `alias`.
+pub fn without_block(bundle: &str, alias: &str) -> String {
+    let marker = format!("# kubectl-remote-cluster: {alias} ");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in bundle.lines() {
+        if line.starts_with("# kubectl-remote-cluster: ") {
+            skipping = line.starts_with(&marker);
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `spec.secureSettings` reference, CA mount and client SSL config in every nodeSet, and the
+/// link record: one guarded patch, so the restart it causes happens once.
+fn local_spec_step(
+    local: &EsState,
+    alias: &str,
+    record: LinkRecord,
+    ours: &BTreeMap<String, LinkRecord>,
+) -> Option<Step> {
+    let mut patch = vec![resource_version_guard(local)];
+    let mut diff = Vec::new();
+    let mut restarts = false;
+    let secret = credentials_secret_name(&local.id);
+    let secure = local
+        .object
+        .pointer("/spec/secureSettings")
+        .and_then(Value::as_array)
+        .cloned();
+    let referenced = secure
+        .iter()
+        .flatten()
+        .any(|s| s.get("secretName").and_then(Value::as_str) == Some(secret.as_str()));
+    if !referenced {
+        let entry = json!({"secretName": secret});
+        patch.push(match secure {
+            Some(_) => json!({"op": "add", "path": "/spec/secureSettings/-", "value": entry}),
+            None => json!({"op": "add", "path": "/spec/secureSettings", "value": [entry]}),
+        });
+        diff.push(format!("  spec.secureSettings: + {{secretName: {secret}}}"));
+        restarts = true;
+    }
+    let node_sets = local
+        .object
+        .pointer("/spec/nodeSets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let bundle = ca_bundle_name(&local.id);
+    for (index, node_set) in node_sets.iter().enumerate() {
+        let mut changed = node_set.clone();
+        if with_ca_trust(&mut changed, &bundle) {
+            let name = node_set
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            patch.push(json!({"op": "test", "path": format!("/spec/nodeSets/{index}/name"), "value": name}));
+            patch.push(json!({"op": "replace", "path": format!("/spec/nodeSets/{index}"), "value": changed}));
+            diff.push(format!(
+                "  spec.nodeSets[{name}]: mount ConfigMap {bundle} at {CA_MOUNT_PATH}; config xpack.security.remote_cluster_client.ssl.enabled: true, certificate_authorities + {CA_FILE_SETTING}"
+            ));
+            restarts = true;
+        }
+    }
+    let mut links = ours.clone();
+    if links.get(alias) != Some(&record) {
+        links.insert(alias.to_string(), record);
+        patch.extend(annotation_ops(
+            local,
+            &[(LINKS_ANNOTATION, links_annotation_value(&links))],
+        ));
+        diff.push(format!(
+            "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
+        ));
+    }
+    if patch.len() == 1 {
+        return None;
+    }
+    Some(Step {
+        cluster: local.id.clone(),
+        summary: "reference the keystore Secret and trust the remote's CA".to_string(),
+        restarts_nodes: restarts,
+        change: Change::PatchElasticsearch {
+            resource_version: local.resource_version(),
+            patch,
+            diff,
+        },
+    })
+}
+
+/// Adds the CA volume, its mount in the `elasticsearch` container and the client SSL settings
+/// to a nodeSet, keeping everything else; true when something changed.
+pub fn with_ca_trust(node_set: &mut Value, bundle: &str) -> bool {
+    let mut changed = false;
+    let config = ensure_object(node_set, "config");
+    if config.get("xpack.security.remote_cluster_client.ssl.enabled") != Some(&json!(true)) {
+        config.insert(
+            "xpack.security.remote_cluster_client.ssl.enabled".into(),
+            json!(true),
+        );
+        changed = true;
+    }
+    let cas = config
+        .entry("xpack.security.remote_cluster_client.ssl.certificate_authorities")
+        .or_insert_with(|| json!([]));
+    if !cas.is_array() {
+        *cas = json!([cas.clone()]);
+    }
+    let list = cas.as_array_mut().expect("made an array above");
+    if !list.iter().any(|v| v == CA_FILE_SETTING) {
+        list.push(json!(CA_FILE_SETTING));
+        changed = true;
+    }
+    let pod_spec = ensure_object(ensure_object_value(node_set, "podTemplate"), "spec");
+    let volumes = pod_spec.entry("volumes").or_insert_with(|| json!([]));
+    if let Some(volumes) = volumes.as_array_mut()
+        && !volumes.iter().any(|v| v["name"] == CA_VOLUME)
+    {
+        volumes.push(json!({"name": CA_VOLUME, "configMap": {"name": bundle}}));
+        changed = true;
+    }
+    let containers = pod_spec.entry("containers").or_insert_with(|| json!([]));
+    if let Some(containers) = containers.as_array_mut() {
+        if !containers.iter().any(|c| c["name"] == "elasticsearch") {
+            containers.push(json!({"name": "elasticsearch"}));
+        }
+        let container = containers
+            .iter_mut()
+            .find(|c| c["name"] == "elasticsearch")
+            .expect("added above");
+        let mounts = container
+            .as_object_mut()
+            .expect("containers are objects")
+            .entry("volumeMounts")
+            .or_insert_with(|| json!([]));
+        if let Some(mounts) = mounts.as_array_mut()
+            && !mounts.iter().any(|m| m["name"] == CA_VOLUME)
+        {
+            mounts.push(json!({"name": CA_VOLUME, "mountPath": CA_MOUNT_PATH, "readOnly": true}));
+            changed = true;
+        }
+    }
+    changed
+}
+
+fn ensure_object_value<'a>(value: &'a mut Value, key: &str) -> &'a mut Value {
+    if !value.get(key).is_some_and(Value::is_object) {
+        value[key] = json!({});
+    }
+    &mut value[key]
+}
+
+fn ensure_object<'a>(value: &'a mut Value, key: &str) -> &'a mut serde_json::Map<String, Value> {
+    ensure_object_value(value, key)
+        .as_object_mut()
+        .expect("made an object above")
+}
+
+fn settings_step(
+    observed: &CrossObserved,
+    alias: &str,
+    address: &str,
+    server_name: &str,
+) -> Option<Step> {
+    let prefix = format!("cluster.remote.{alias}");
+    let desired = BTreeMap::from([
+        (format!("{prefix}.mode"), json!("proxy")),
+        (format!("{prefix}.proxy_address"), json!(address)),
+        (format!("{prefix}.server_name"), json!(server_name)),
+    ]);
+    let unchanged = desired
+        .iter()
+        .all(|(k, v)| observed.local_alias_settings.get(k) == Some(v));
+    if unchanged {
+        return None;
+    }
+    Some(Step {
+        cluster: observed.local.id.clone(),
+        summary: format!("connect alias {alias:?} in proxy mode"),
+        restarts_nodes: false,
+        change: Change::PutClusterSettings {
+            settings: Value::Object(desired.into_iter().collect()),
+        },
+    })
+}
+
+#[cfg(test)]
+#[path = "cross_environment_tests.rs"]
+mod tests;

@@ -1,0 +1,336 @@
+use super::*;
+
+fn es(context: &str, namespace: &str, name: &str, version: &str) -> EsState {
+    EsState {
+        id: ClusterId {
+            context: context.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        },
+        object: json!({
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "7", "generation": 1},
+            "spec": {"version": version, "nodeSets": [
+                {"name": "hot", "count": 3, "config": {"node.roles": ["data", "remote_cluster_client"]}},
+                {"name": "cold", "count": 1}
+            ]}
+        }),
+    }
+}
+
+fn operator(service_template: bool) -> Operator {
+    Operator {
+        license_level: Some("enterprise".into()),
+        crd_has_api_key: true,
+        crd_has_remote_cluster_server: true,
+        crd_has_server_service: service_template,
+    }
+}
+
+fn observed() -> CrossObserved {
+    CrossObserved {
+        local: es("east", "search", "catalog", "9.1.0"),
+        remote: es("west", "shop", "products", "9.1.0"),
+        local_operator: operator(true),
+        remote_operator: operator(true),
+        remote_ca: Some(RemoteCa {
+            pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+            fingerprint: "ab12".into(),
+        }),
+        exposed_host: None,
+        exposure_service_exists: false,
+        credentials_secret: None,
+        ca_bundle: None,
+        recorded_key_active: None,
+        local_alias_settings: BTreeMap::new(),
+    }
+}
+
+fn summaries(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|s| format!("{}/{}: {}", s.cluster.context, s.cluster.name, s.summary))
+        .collect()
+}
+
+#[test]
+fn a_fresh_api_key_link_plans_every_step_in_order() {
+    let planned = plan_cross_environment_link(&observed(), &CrossRequest::default()).unwrap();
+    assert_eq!(
+        summaries(&planned.plan),
+        [
+            "west/products: enable the remote cluster server (port 9443) and expose it",
+            "west/products: wait for the LoadBalancer address of Service products-es-remote-cluster",
+            "west/products: create a cross-cluster API key for the link",
+            "west/products: record the incoming link east/search/catalog:products",
+            "east/catalog: store the API key in Secret catalog-remote-cluster-credentials (keystore)",
+            "east/catalog: add the remote's CA to ConfigMap catalog-remote-cluster-cas",
+            "east/catalog: reference the keystore Secret and trust the remote's CA",
+            "east/catalog: wait for the rolling restart (the keystore is read at start)",
+            "east/catalog: connect alias \"products\" in proxy mode",
+        ]
+    );
+    insta::assert_snapshot!("cross_link_render", render(&planned.plan));
+    let json = serde_json::to_string(&planned.plan).unwrap();
+    assert!(json.contains(r#"{"output":"apiKey.encoded"}"#), "{json}");
+    assert!(json.contains("${remote.address}:9443"));
+}
+
+/// The state once every step has been applied, as the next `link` would read it.
+fn linked() -> CrossObserved {
+    let mut state = observed();
+    let planned = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
+    let outputs = [
+        ("${remote.address}", "lb-1.invalid"),
+        ("${apiKey.id}", "key-1"),
+    ];
+    let substitute = |value: &Value| {
+        let mut text = value.to_string();
+        for (from, to) in outputs {
+            text = text.replace(from, to);
+        }
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    for step in &planned.plan.steps {
+        let target = if step.cluster == state.local.id {
+            &mut state.local
+        } else {
+            &mut state.remote
+        };
+        match &step.change {
+            Change::PatchElasticsearch { patch, .. } => {
+                let mut patch = substitute(&Value::Array(patch.clone()));
+                // As apply does: a guard on the version read moves on with our own writes.
+                patch[0]["value"] = json!(target.resource_version());
+                let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
+                json_patch::patch(&mut target.object, &patch).unwrap();
+                let rv: u64 = target.resource_version().parse().unwrap();
+                target.object["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+            }
+            Change::ApplyObject {
+                object: ObjectKind::Secret,
+                data,
+                ..
+            } => {
+                let keys: serde_json::Map<String, Value> = data
+                    .keys()
+                    .map(|k| (k.clone(), json!("c2VjcmV0")))
+                    .collect();
+                state.credentials_secret =
+                    Some(json!({"metadata": {"resourceVersion": "1"}, "data": keys}));
+            }
+            Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                data,
+                ..
+            } => {
+                let DataValue::Literal(bundle) = &data["ca.crt"] else {
+                    panic!("a CA is public")
+                };
+                state.ca_bundle =
+                    Some(json!({"metadata": {"resourceVersion": "1"}, "data": {"ca.crt": bundle}}));
+            }
+            Change::WaitForAddress { .. } => state.exposed_host = Some("lb-1.invalid".into()),
+            Change::CreateApiKey { .. } => state.recorded_key_active = Some(true),
+            Change::PutClusterSettings { settings } => {
+                for (key, value) in substitute(settings).as_object().unwrap() {
+                    state
+                        .local_alias_settings
+                        .insert(key.clone(), value.clone());
+                }
+            }
+            Change::CreateService { .. } => state.exposure_service_exists = true,
+            Change::WaitForRollout => {}
+        }
+    }
+    state
+}
+
+#[test]
+fn once_linked_the_same_link_plans_nothing() {
+    let state = linked();
+    let record = state.local.plugin_links()["products"].clone();
+    assert_eq!(record.key_id.as_deref(), Some("key-1"));
+    assert_eq!(record.proxy_address.as_deref(), Some("lb-1.invalid:9443"));
+    assert_eq!(record.ca_fingerprint.as_deref(), Some("ab12"));
+    let again = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
+    assert!(again.plan.is_empty(), "{}", render(&again.plan));
+}
+
+#[test]
+fn an_invalidated_key_is_replaced_and_the_keystore_rewritten() {
+    let mut state = linked();
+    state.recorded_key_active = Some(false);
+    let planned = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
+    let kinds: Vec<&str> = planned
+        .plan
+        .steps
+        .iter()
+        .map(|s| match s.change {
+            Change::CreateApiKey { .. } => "key",
+            Change::ApplyObject { .. } => "object",
+            Change::PatchElasticsearch { .. } => "patch",
+            Change::WaitForRollout => "wait",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["key", "patch", "object", "patch", "wait"]);
+}
+
+#[test]
+fn older_eck_gets_a_service_of_ours() {
+    let mut state = observed();
+    state.remote_operator = operator(false);
+    let planned = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
+    let create = planned
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.change {
+            Change::CreateService { manifest, .. } => Some(manifest.clone()),
+            _ => None,
+        })
+        .expect("a Service is created");
+    assert_eq!(create["metadata"]["name"], "products-es-remote-cluster-lb");
+    assert_eq!(create["spec"]["type"], "LoadBalancer");
+    assert_eq!(create["spec"]["ports"][0]["targetPort"], 9443);
+    assert_eq!(create["metadata"]["labels"][MANAGED_BY_LABEL], MANAGED_BY);
+}
+
+#[test]
+fn a_given_proxy_address_needs_no_exposure() {
+    let request = CrossRequest {
+        expose: Expose::None,
+        proxy_address: Some("rcs.example.com:443".into()),
+        server_name: Some("rcs.example.com".into()),
+        ..CrossRequest::default()
+    };
+    let planned = plan_cross_environment_link(&observed(), &request).unwrap();
+    assert!(!planned.plan.steps.iter().any(|s| matches!(
+        s.change,
+        Change::WaitForAddress { .. } | Change::CreateService { .. }
+    )));
+    let settings = planned
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.change {
+            Change::PutClusterSettings { settings } => Some(settings.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        settings,
+        json!({"cluster.remote.products.mode": "proxy",
+               "cluster.remote.products.proxy_address": "rcs.example.com:443",
+               "cluster.remote.products.server_name": "rcs.example.com"})
+    );
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let exposure_none = CrossRequest {
+        expose: Expose::None,
+        ..CrossRequest::default()
+    };
+    assert!(matches!(
+        plan_cross_environment_link(&observed(), &exposure_none),
+        Err(PlanError::NotExposed { .. })
+    ));
+    let no_port = CrossRequest {
+        proxy_address: Some("rcs.example.com".into()),
+        ..CrossRequest::default()
+    };
+    assert_eq!(
+        plan_cross_environment_link(&observed(), &no_port).unwrap_err(),
+        PlanError::InvalidAddress("rcs.example.com".into())
+    );
+    let mut basic = observed();
+    basic.remote_operator.license_level = Some("basic".into());
+    let err = plan_cross_environment_link(&basic, &CrossRequest::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("context west is \"basic\""),
+        "{err}"
+    );
+    let mut taken = observed();
+    taken.local.object["spec"]["remoteClusters"] =
+        json!([{"name": "products", "elasticsearchRef": {"name": "x"}}]);
+    assert!(matches!(
+        plan_cross_environment_link(&taken, &CrossRequest::default()),
+        Err(PlanError::AliasTaken { .. })
+    ));
+    let mut foreign_settings = observed();
+    foreign_settings.local_alias_settings.insert(
+        "cluster.remote.products.seeds".into(),
+        json!(["10.0.0.1:9300"]),
+    );
+    assert!(matches!(
+        plan_cross_environment_link(&foreign_settings, &CrossRequest::default()),
+        Err(PlanError::AliasTaken { .. })
+    ));
+    let mut old = observed();
+    old.remote = es("west", "shop", "products", "8.9.0");
+    old.local = es("east", "search", "catalog", "8.9.0");
+    assert!(matches!(
+        plan_cross_environment_link(&old, &CrossRequest::default()),
+        Err(PlanError::ApiKeyUnsupported { .. })
+    ));
+    let mut no_ca = observed();
+    no_ca.remote_ca = None;
+    assert!(matches!(
+        plan_cross_environment_link(&no_ca, &CrossRequest::default()),
+        Err(PlanError::NoRemoteCa(..))
+    ));
+}
+
+#[test]
+fn ca_trust_keeps_what_the_node_set_had() {
+    let mut node_set = json!({
+        "name": "hot",
+        "config": {"xpack.security.remote_cluster_client.ssl.certificate_authorities": "other/ca.crt"},
+        "podTemplate": {"spec": {
+            "volumes": [{"name": "data-extra", "emptyDir": {}}],
+            "containers": [{"name": "elasticsearch", "env": [{"name": "A", "value": "1"}]},
+                           {"name": "sidecar"}]
+        }}
+    });
+    assert!(with_ca_trust(&mut node_set, "catalog-remote-cluster-cas"));
+    assert_eq!(
+        node_set["config"]["xpack.security.remote_cluster_client.ssl.certificate_authorities"],
+        json!(["other/ca.crt", CA_FILE_SETTING])
+    );
+    assert_eq!(
+        node_set["podTemplate"]["spec"]["volumes"][0]["name"],
+        "data-extra"
+    );
+    assert_eq!(
+        node_set["podTemplate"]["spec"]["volumes"][1]["configMap"]["name"],
+        "catalog-remote-cluster-cas"
+    );
+    let es_container = &node_set["podTemplate"]["spec"]["containers"][0];
+    assert_eq!(es_container["env"][0]["name"], "A");
+    assert_eq!(es_container["volumeMounts"][0]["mountPath"], CA_MOUNT_PATH);
+    assert!(
+        node_set["podTemplate"]["spec"]["containers"][1]
+            .get("volumeMounts")
+            .is_none()
+    );
+    assert!(
+        !with_ca_trust(&mut node_set, "catalog-remote-cluster-cas"),
+        "idempotent"
+    );
+}
+
+#[test]
+fn ca_blocks_are_removed_one_alias_at_a_time() {
+    let a = RemoteCa {
+        pem: "PEM-A\n".into(),
+        fingerprint: "aa".into(),
+    };
+    let b = RemoteCa {
+        pem: "PEM-B\n".into(),
+        fingerprint: "bb".into(),
+    };
+    let bundle = format!("{}{}", ca_block("a", &a), ca_block("b", &b));
+    assert_eq!(without_block(&bundle, "a"), ca_block("b", &b));
+    assert_eq!(without_block(&bundle, "b"), ca_block("a", &a));
+}
