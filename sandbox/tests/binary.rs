@@ -115,6 +115,78 @@ fn demo_prints_ready_writes_kubeconfig_and_logs_requests() {
             .find(|i| i["metadata"]["name"] == "reports")
             .unwrap();
         assert_eq!(reports["spec"]["remoteClusters"][0]["name"], "metrics");
+        // The fake ECK operator made the pods, Secrets and Services, and linked reports to
+        // metrics (API key Secret, annotation).
+        let pods = kubectl(
+            dir.path(),
+            &kc,
+            &[
+                "--context",
+                "kind-west",
+                "get",
+                "pods",
+                "-n",
+                "analytics",
+                "-o",
+                "name",
+            ],
+        )
+        .unwrap();
+        assert!(pods.contains("pod/metrics-es-default-0"), "{pods}");
+        let secrets = kubectl(
+            dir.path(),
+            &kc,
+            &[
+                "--context",
+                "kind-west",
+                "get",
+                "secrets",
+                "-n",
+                "analytics",
+                "-o",
+                "name",
+            ],
+        )
+        .unwrap();
+        for s in [
+            "secret/metrics-es-elastic-user",
+            "secret/metrics-es-http-certs-public",
+            "secret/reports-es-remote-api-keys",
+            "secret/reports-analytics-metrics-es-remote-ca",
+        ] {
+            assert!(secrets.contains(s), "{s} in {secrets}");
+        }
+        let svcs = kubectl(
+            dir.path(),
+            &kc,
+            &[
+                "--context",
+                "kind-west",
+                "get",
+                "services",
+                "-n",
+                "analytics",
+                "-o",
+                "name",
+            ],
+        )
+        .unwrap();
+        assert!(svcs.contains("service/metrics-es-remote-cluster"), "{svcs}");
+        let lic = kubectl(
+            dir.path(),
+            &kc,
+            &[
+                "get",
+                "configmap",
+                "-n",
+                "elastic-system",
+                "elastic-licensing",
+                "-o",
+                "jsonpath={.data.eck_license_level}",
+            ],
+        )
+        .unwrap();
+        assert_eq!(lic, "enterprise");
         let log = std::fs::read_to_string(logs.join("kind-east.jsonl")).unwrap();
         let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
         for field in [
@@ -148,6 +220,71 @@ fn demo_prints_ready_writes_kubeconfig_and_logs_requests() {
             "did not stop on SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn basic_license_flag_reaches_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    let _running = start(&["--kubeconfig", kc.to_str().unwrap(), "--license", "basic"]);
+    if let Some(lic) = kubectl(
+        dir.path(),
+        &kc,
+        &[
+            "get",
+            "configmap",
+            "-n",
+            "elastic-system",
+            "elastic-licensing",
+            "-o",
+            "jsonpath={.data.eck_license_level}",
+        ],
+    ) {
+        assert_eq!(lic, "basic");
+        let events = kubectl(
+            dir.path(),
+            &kc,
+            &[
+                "--context",
+                "kind-west",
+                "get",
+                "events",
+                "-n",
+                "analytics",
+                "-o",
+                "json",
+            ],
+        )
+        .unwrap();
+        let list: Value = serde_json::from_str(&events).unwrap();
+        let reasons: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(reasons, ["AssociationError"]);
+        let secrets = kubectl(
+            dir.path(),
+            &kc,
+            &[
+                "--context",
+                "kind-west",
+                "get",
+                "secrets",
+                "-n",
+                "analytics",
+                "-o",
+                "name",
+            ],
+        )
+        .unwrap();
+        assert!(!secrets.contains("remote-api-keys"), "{secrets}");
+        assert!(
+            !secrets.contains("reports-analytics-metrics-es-remote-ca"),
+            "{secrets}"
+        );
     }
 }
 
