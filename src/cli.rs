@@ -126,6 +126,10 @@ Examples:
   kubectl remote-cluster link catalog products -n search --remote-namespace shop \\
       --alias shop --search-indices 'orders-*' --replication-indices 'leader-*'
 
+  # REMOTE in another Kubernetes cluster (API keys; REMOTE exposed through a LoadBalancer)
+  kubectl remote-cluster link catalog products -n search --context east \\
+      --remote-context west --remote-namespace shop
+
   # Show the plan only; or have the API server validate it without saving
   kubectl remote-cluster link catalog products --dry-run=client
   kubectl remote-cluster link catalog products --dry-run=server";
@@ -188,6 +192,26 @@ pub struct LinkArgs {
     /// Namespace of REMOTE (default: the namespace of LOCAL)
     #[arg(long, value_name = "NAMESPACE")]
     pub remote_namespace: Option<String>,
+
+    /// Kubeconfig context of REMOTE when it runs in another Kubernetes cluster
+    #[arg(long, value_name = "NAME")]
+    pub remote_context: Option<String>,
+
+    /// Kubeconfig file holding --remote-context (default: the same kubeconfig)
+    #[arg(long, value_name = "FILE", requires = "remote_context")]
+    pub remote_kubeconfig: Option<std::path::PathBuf>,
+
+    /// Across Kubernetes clusters: how REMOTE's remote cluster server is exposed
+    #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
+    pub expose: crate::plan::Expose,
+
+    /// Across Kubernetes clusters: the HOST:PORT LOCAL connects to, when you expose REMOTE yourself
+    #[arg(long, value_name = "HOST:PORT")]
+    pub proxy_address: Option<String>,
+
+    /// Across Kubernetes clusters: the TLS server name LOCAL checks (default: REMOTE-es-remote-cluster.NAMESPACE.svc)
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
 
     /// Name LOCAL uses for REMOTE (default: REMOTE's name)
     #[arg(long, value_name = "NAME")]

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::apply::DryRun;
 use crate::cli::{GlobalFlags, LinkArgs};
+use crate::commands::cross;
 use crate::commands::list::API_VERSION;
 use crate::commands::mutate::{self, Progress};
 use crate::error::{ExitCode, UserError};
@@ -40,12 +41,24 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let flags = &args.mutation;
     let wait_limit = mutate::parse_wait_timeout(&flags.timeout)?;
-    let target = mutate::target(global, kubeconfig, "link").await?;
-    let client = &target.client;
+    let target = mutate::target(global, kubeconfig.clone(), "link").await?;
     let remote_namespace = args
         .remote_namespace
         .clone()
         .unwrap_or_else(|| target.namespace.clone());
+    let remote_client = remote_client(global, args, &kubeconfig, &target).await?;
+    if let Some(remote) = &remote_client
+        && !same_server(&target.client, remote)
+    {
+        let sides = cross::Sides {
+            local: &target.client,
+            local_namespace: &target.namespace,
+            remote,
+            remote_namespace: &remote_namespace,
+        };
+        return cross::link(&sides, args).await;
+    }
+    let client = &target.client;
     let request = LinkRequest {
         alias: args.alias.clone(),
         security: args.security,
@@ -65,7 +78,7 @@ pub async fn run(
     );
     let mut first_read = Some(first_read?);
 
-    let applied = mutate::plan_and_apply(client, flags, || {
+    let applied = mutate::plan_and_apply(&[client], flags, || {
         let first = first_read.take();
         let (client, request, operator) = (client, &request, &operator);
         let (local_ns, remote_ns) = (&target.namespace, &remote_namespace);
@@ -136,6 +149,43 @@ pub async fn run(
         output::print_document(&result, format)?;
     }
     Ok(ExitCode::Ok)
+}
+
+/// The client for `--remote-context`, from `--remote-kubeconfig` or the same kubeconfig.
+async fn remote_client(
+    global: &GlobalFlags,
+    args: &LinkArgs,
+    kubeconfig: &Arc<LoadedKubeconfig>,
+    target: &mutate::Target,
+) -> anyhow::Result<Option<crate::k8s::clients::ContextClient>> {
+    let Some(context) = &args.remote_context else {
+        return Ok(None);
+    };
+    let remote_config = match &args.remote_kubeconfig {
+        Some(path) => Arc::new(crate::k8s::kubeconfig::load(Some(path))?),
+        None => kubeconfig.clone(),
+    };
+    remote_config.select_contexts(std::slice::from_ref(context), false)?;
+    let client = if args.remote_kubeconfig.is_none() {
+        target.pool.client(context).await
+    } else {
+        let timeout = crate::k8s::kubeconfig::parse_request_timeout(&global.request_timeout)?;
+        crate::k8s::clients::ClientPool::new(remote_config, timeout)
+            .client(context)
+            .await
+    };
+    client
+        .map(Some)
+        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))
+}
+
+/// Two contexts on one API server are one Kubernetes cluster, whatever their names.
+fn same_server(
+    a: &crate::k8s::clients::ContextClient,
+    b: &crate::k8s::clients::ContextClient,
+) -> bool {
+    crate::k8s::kubeconfig::server_identity(&a.server)
+        == crate::k8s::kubeconfig::server_identity(&b.server)
 }
 
 async fn read_pair(

@@ -1,6 +1,7 @@
 //! One module per subcommand: read state, plan, apply, render.
 
 pub mod completion;
+pub mod cross;
 pub mod describe;
 pub mod link;
 pub mod list;

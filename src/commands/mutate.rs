@@ -12,7 +12,7 @@ use crate::k8s::clients::{ClientPool, ContextClient};
 use crate::k8s::eck;
 use crate::k8s::kubeconfig::{self, LoadedKubeconfig};
 use crate::output;
-use crate::plan::{ClusterId, EsState, Plan};
+use crate::plan::{Change, ClusterId, EsState, ObjectKind, Plan};
 
 /// How many times a plan is re-made after a concurrent edit before giving up.
 pub const MAX_ATTEMPTS: usize = 5;
@@ -80,21 +80,69 @@ pub async fn read_es(
 }
 
 /// Refuses early, with the verb named, when RBAC would deny a write the plan makes.
-pub async fn check_may_patch(client: &ContextClient, plan: &Plan) -> anyhow::Result<()> {
-    let mut namespaces: Vec<&str> = plan
-        .steps
-        .iter()
-        .map(|s| s.cluster.namespace.as_str())
-        .collect();
-    namespaces.sort();
-    namespaces.dedup();
-    for namespace in namespaces {
-        if access::may(client, "patch", eck::GROUP, eck::PLURAL, namespace).await == Some(false) {
+pub async fn check_may_write(
+    client_for: &dyn Fn(&str) -> Option<ContextClient>,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    let mut needed: Vec<(String, String, &str, &str, &str)> = Vec::new();
+    for step in &plan.steps {
+        let (verb, group, resource) = match &step.change {
+            Change::PatchElasticsearch { .. } => ("patch", eck::GROUP, eck::PLURAL),
+            Change::ApplyObject {
+                object: ObjectKind::Secret,
+                resource_version,
+                ..
+            } => (
+                if resource_version.is_some() {
+                    "patch"
+                } else {
+                    "create"
+                },
+                "",
+                "secrets",
+            ),
+            Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                resource_version,
+                ..
+            } => (
+                if resource_version.is_some() {
+                    "patch"
+                } else {
+                    "create"
+                },
+                "",
+                "configmaps",
+            ),
+            Change::CreateService { .. } => ("create", "", "services"),
+            _ => continue,
+        };
+        let entry = (
+            step.cluster.context.clone(),
+            step.cluster.namespace.clone(),
+            verb,
+            group,
+            resource,
+        );
+        if !needed.contains(&entry) {
+            needed.push(entry);
+        }
+    }
+    for (context, namespace, verb, group, resource) in needed {
+        let Some(client) = client_for(&context) else {
+            continue;
+        };
+        if access::may(&client, verb, group, resource, &namespace).await == Some(false) {
+            let resource = if group.is_empty() {
+                resource.to_string()
+            } else {
+                format!("{resource}.{group}")
+            };
             return Err(UserError::Forbidden {
-                context: client.context.clone(),
-                verb: "patch".into(),
-                resource: format!("{}.{}", eck::PLURAL, eck::GROUP),
-                namespace: namespace.to_string(),
+                context,
+                verb: verb.into(),
+                resource,
+                namespace,
             }
             .into());
         }
@@ -110,9 +158,10 @@ pub struct Applied<P> {
 }
 
 /// Plans from fresh reads, shows the plan, asks, applies; after a concurrent edit, reads and
-/// plans again, up to [`MAX_ATTEMPTS`] times. An empty plan applies nothing.
+/// plans again, up to [`MAX_ATTEMPTS`] times. An empty plan applies nothing. `clients` holds
+/// the client of every context the plan may touch.
 pub async fn plan_and_apply<P, F, Fut>(
-    client: &ContextClient,
+    clients: &[&ContextClient],
     flags: &MutationFlags,
     mut make_plan: F,
 ) -> anyhow::Result<Applied<P>>
@@ -121,6 +170,13 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<P>>,
 {
+    let deadline = std::time::Instant::now() + parse_wait_timeout(&flags.timeout)?;
+    let client_for = |context: &str| {
+        clients
+            .iter()
+            .find(|c| c.context == context)
+            .map(|c| (*c).clone())
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -130,12 +186,10 @@ where
             return Ok(Applied { planned, writes: 0 });
         }
         if attempt == 1 {
-            check_may_patch(client, plan).await?;
+            check_may_write(&client_for, plan).await?;
             show(plan, flags.dry_run);
             confirm(plan, flags)?;
         }
-        let client_for = |context: &str| (context == client.context).then(|| client.clone());
-        let deadline = std::time::Instant::now() + parse_wait_timeout(&flags.timeout)?;
         match crate::apply::apply(plan, &client_for, flags.dry_run, deadline).await {
             Ok(writes) => return Ok(Applied { planned, writes }),
             Err(crate::apply::ApplyError::Conflict(what)) if attempt < MAX_ATTEMPTS => {

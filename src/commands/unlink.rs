@@ -42,7 +42,7 @@ pub async fn run(
         disable_server: args.disable_server,
     };
 
-    let applied = mutate::plan_and_apply(client, flags, || {
+    let applied = mutate::plan_and_apply(&[client], flags, || {
         let (client, request, namespace) = (client, &request, &target.namespace);
         async move {
             let local = mutate::read_es(client, namespace, &args.local).await?;

@@ -1,0 +1,278 @@
+//! `link` across Kubernetes clusters: reads both sides, plans every step, applies, waits.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::Api;
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use serde_json::Value;
+
+use crate::cli::LinkArgs;
+use crate::commands::link::LinkResult;
+use crate::commands::list::API_VERSION;
+use crate::commands::mutate::{self, Progress};
+use crate::error::{ExitCode, UserError};
+use crate::es::{EsClient, EsTarget};
+use crate::k8s::clients::ContextClient;
+use crate::k8s::eck;
+use crate::output;
+use crate::plan::{self, CrossObserved, CrossRequest, EsState, RemoteCa};
+
+/// Where each side is.
+pub struct Sides<'a> {
+    pub local: &'a ContextClient,
+    pub local_namespace: &'a str,
+    pub remote: &'a ContextClient,
+    pub remote_namespace: &'a str,
+}
+
+pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode> {
+    let flags = &args.mutation;
+    if args.security == Some(plan::SecurityModel::Certificate) {
+        return Err(UserError::from(plan::PlanError::CertificateAcrossClusters).into());
+    }
+    let wait_limit = mutate::parse_wait_timeout(&flags.timeout)?;
+    let request = CrossRequest {
+        alias: args.alias.clone(),
+        search_indices: args.search_indices.clone(),
+        replication_indices: args.replication_indices.clone(),
+        expose: args.expose,
+        proxy_address: args.proxy_address.clone(),
+        server_name: args.server_name.clone(),
+    };
+    let applied = mutate::plan_and_apply(&[sides.local, sides.remote], flags, || {
+        let request = &request;
+        async move {
+            let observed = observe(sides, args, request).await?;
+            Ok(plan::plan_cross_environment_link(&observed, request).map_err(UserError::from)?)
+        }
+    })
+    .await?;
+    let planned = applied.planned;
+    let mut result = LinkResult {
+        api_version: API_VERSION,
+        kind: "LinkResult",
+        local: id(sides.local, sides.local_namespace, &args.local),
+        remote: id(sides.remote, sides.remote_namespace, &args.remote),
+        alias: planned.alias.clone(),
+        security: planned.security,
+        dry_run: flags.dry_run,
+        plan: planned.plan.clone(),
+        writes: applied.writes,
+        connected: None,
+    };
+    if planned.plan.is_empty() {
+        output::info(&format!(
+            "Remote cluster {:?} is already linked from {} to {}: nothing to change.",
+            planned.alias, result.local, result.remote
+        ));
+    } else if flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Linked {} to {} as {:?} (api-key security model, proxy mode).",
+            result.local, result.remote, planned.alias
+        ));
+    }
+    if flags.wait && flags.dry_run == crate::apply::DryRun::None {
+        let deadline = Instant::now() + wait_limit;
+        let mut progress = Progress::new();
+        mutate::wait_for_connection(
+            sides.local,
+            &result.local,
+            &planned.alias,
+            deadline,
+            &mut progress,
+        )
+        .await?;
+        progress.finish();
+        output::info(&format!("Remote cluster {:?} is connected.", planned.alias));
+        result.connected = Some(true);
+    }
+    if let Some(format) = flags.output {
+        output::print_document(&result, format)?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn id(client: &ContextClient, namespace: &str, name: &str) -> plan::ClusterId {
+    plan::ClusterId {
+        context: client.context.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}
+
+fn failure(f: crate::k8s::failure::ContextFailure) -> anyhow::Error {
+    anyhow::anyhow!("context {:?}: {}", f.context, f.message)
+}
+
+/// Reads everything the cross-environment plan depends on; independent reads go together.
+async fn observe(
+    sides: &Sides<'_>,
+    args: &LinkArgs,
+    request: &CrossRequest,
+) -> anyhow::Result<CrossObserved> {
+    let (local_client, remote_client) = (sides.local, sides.remote);
+    let remote_services =
+        Api::<Service>::namespaced(remote_client.client.clone(), sides.remote_namespace);
+    let local_secrets =
+        Api::<Secret>::namespaced(local_client.client.clone(), sides.local_namespace);
+    let remote_secrets =
+        Api::<Secret>::namespaced(remote_client.client.clone(), sides.remote_namespace);
+    let local_maps =
+        Api::<ConfigMap>::namespaced(local_client.client.clone(), sides.local_namespace);
+    let local_id = id(local_client, sides.local_namespace, &args.local);
+    let remote_id = id(remote_client, sides.remote_namespace, &args.remote);
+    let (local, remote, local_operator, remote_operator) = tokio::join!(
+        mutate::read_es(local_client, sides.local_namespace, &args.local),
+        mutate::read_es(remote_client, sides.remote_namespace, &args.remote),
+        eck::operator_facts(local_client),
+        eck::operator_facts(remote_client),
+    );
+    let (local, remote) = (local?, remote?);
+    if local.id == remote.id {
+        return Err(UserError::from(plan::PlanError::SameCluster(local.id)).into());
+    }
+    let template_service = format!("{}-es-remote-cluster", remote_id.name);
+    let own_service = plan::exposure_service_name(&remote_id);
+    let ca_secret_name = format!("{}-es-transport-certs-public", remote_id.name);
+    let credentials_name = plan::credentials_secret_name(&local_id);
+    let bundle_name = plan::ca_bundle_name(&local_id);
+    let (ca_secret, template, own, credentials, bundle) = tokio::join!(
+        remote_client.call(remote_secrets.get_opt(&ca_secret_name)),
+        remote_client.call(remote_services.get_opt(&template_service)),
+        remote_client.call(remote_services.get_opt(&own_service)),
+        local_client.call(local_secrets.get_opt(&credentials_name)),
+        local_client.call(local_maps.get_opt(&bundle_name)),
+    );
+    let remote_ca = ca_secret
+        .map_err(failure)?
+        .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
+        .and_then(|pem| first_certificate(&pem));
+    let (template, own) = (template.map_err(failure)?, own.map_err(failure)?);
+    let exposed_host = if remote_operator.crd_has_server_service {
+        load_balancer_host(template.as_ref())
+    } else {
+        load_balancer_host(own.as_ref())
+    };
+    let alias = request
+        .alias
+        .clone()
+        .unwrap_or_else(|| remote_id.name.clone());
+    let record = local.plugin_links().get(&alias).cloned();
+    let recorded_key_active = match record.and_then(|r| r.key_id) {
+        Some(key_id) => Some(key_is_active(remote_client, &remote, &key_id).await?),
+        None => None,
+    };
+    let local_alias_settings = alias_settings(local_client, &local, &alias).await;
+    Ok(CrossObserved {
+        local,
+        remote,
+        local_operator,
+        remote_operator,
+        remote_ca,
+        exposed_host,
+        exposure_service_exists: own.is_some(),
+        credentials_secret: credentials.map_err(failure)?.map(to_value),
+        ca_bundle: bundle.map_err(failure)?.map(to_value),
+        recorded_key_active,
+        local_alias_settings,
+    })
+}
+
+fn to_value<T: serde::Serialize>(object: T) -> Value {
+    serde_json::to_value(object).unwrap_or_default()
+}
+
+fn load_balancer_host(service: Option<&Service>) -> Option<String> {
+    let ingress = service?
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?;
+    ingress.hostname.clone().or_else(|| ingress.ip.clone())
+}
+
+/// The first certificate of a PEM bundle (ECK's CA comes first) and its SHA-256 fingerprint.
+pub fn first_certificate(pem: &[u8]) -> Option<RemoteCa> {
+    let der: CertificateDer<'static> = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref());
+    let mut body = String::new();
+    for chunk in encoded.as_bytes().chunks(64) {
+        body.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        body.push('\n');
+    }
+    Some(RemoteCa {
+        pem: format!("-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"),
+        fingerprint,
+    })
+}
+
+async fn key_is_active(
+    client: &ContextClient,
+    remote: &EsState,
+    key_id: &str,
+) -> anyhow::Result<bool> {
+    let es = EsClient::connect(client, target(remote)).await?;
+    match es.get(&format!("/_security/api_key?id={key_id}")).await {
+        Ok(found) => Ok(found["api_keys"]
+            .as_array()
+            .and_then(|keys| keys.first())
+            .is_some_and(|key| key["invalidated"] == Value::Bool(false))),
+        Err(err)
+            if err
+                .downcast_ref::<crate::es::EsError>()
+                .is_some_and(|e| e.status == 404) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn target(es: &EsState) -> EsTarget {
+    EsTarget {
+        namespace: es.id.namespace.clone(),
+        name: es.id.name.clone(),
+    }
+}
+
+/// `cluster.remote.<alias>.*` in the local's persistent settings; unreadable counts as none,
+/// with a warning, since Elasticsearch may be restarting.
+async fn alias_settings(
+    client: &ContextClient,
+    local: &EsState,
+    alias: &str,
+) -> BTreeMap<String, Value> {
+    let prefix = format!("cluster.remote.{alias}.");
+    let read = async {
+        let es = EsClient::connect(client, target(local)).await?;
+        es.get("/_cluster/settings?flat_settings=true").await
+    };
+    match read.await {
+        Ok(settings) => settings["persistent"]
+            .as_object()
+            .map(|all| {
+                all.iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(err) => {
+            output::warning(&format!(
+                "could not read the cluster settings of {} ({err}); assuming alias {alias:?} is not set there",
+                local.id
+            ));
+            BTreeMap::new()
+        }
+    }
+}
