@@ -607,3 +607,73 @@ fn same_cluster_missing_ingredients() {
     assert!(diag().is_ok(), "{:?}", diag());
     assert_eq!(east.remote_info("a", "l")["r"]["connected"], true);
 }
+
+/// Certificate model across clusters: proxy mode to the transport LoadBalancer needs trust in
+/// both directions; sniff mode fails because pod IPs are not reachable from another cluster.
+#[test]
+fn certificate_model_needs_mutual_trust() {
+    let sb = Sandbox::builder()
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("a", "l", "9.1.0").nodes(1)))
+        .cluster(ClusterConfig::new("west").elasticsearch(EsSeed::new("b", "r", "9.1.0").nodes(1)))
+        .start()
+        .unwrap();
+    let (east, west) = (sb.cluster("east"), sb.cluster("west"));
+    west.merge_patch(
+        &ES,
+        Some("b"),
+        "r",
+        &json!({"spec": {"transport": {"service": {"spec": {"type": "LoadBalancer"}}}}}),
+        Sub::Main,
+    )
+    .unwrap();
+    west.wait_idle(IDLE).unwrap();
+    let lb = west
+        .get(&ResourceKey::SERVICES, Some("b"), "r-es-transport")
+        .unwrap()["status"]["loadBalancer"]["ingress"][0]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let trust = |c: &ClusterHandle, ns: &str, es: &str, pem: String| {
+        c.create(&ResourceKey::CONFIGMAPS, json!({"metadata": {"name": format!("{es}-cas"), "namespace": ns}, "data": {"ca.crt": pem}}))
+            .unwrap();
+        c.merge_patch(&ES, Some(ns), es, &json!({"spec": {"transport": {"tls": {"certificateAuthorities": {"configMapName": format!("{es}-cas")}}}}}), Sub::Main)
+            .unwrap();
+        c.wait_idle(IDLE).unwrap();
+    };
+    trust(
+        &east,
+        "a",
+        "l",
+        secret(&west, "b", "r-es-transport-certs-public", "ca.crt").unwrap(),
+    );
+    es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster.remote.w.mode": "proxy", "cluster.remote.w.proxy_address": format!("{lb}:9300")}})));
+    let diag = || east.diagnose("a", "l", "w");
+    assert!(
+        matches!(
+            diag(),
+            Err(NotConnectedReason::RemoteDoesNotTrustLocal { .. })
+        ),
+        "{:?}",
+        diag()
+    );
+    let l_ca = secret(&east, "a", "l-es-transport-certs-public", "ca.crt").unwrap();
+    // Only ECK's own CA of l, not what l re-exports.
+    let own = l_ca
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .next()
+        .unwrap()
+        .to_string();
+    trust(&west, "b", "r", own);
+    assert!(diag().is_ok(), "{:?}", diag());
+    assert_eq!(east.remote_info("a", "l")["w"]["connected"], true);
+    // Sniff to the same address: the seed answers, the publish addresses (pod IPs) do not.
+    es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster.remote.w.mode": null, "cluster.remote.w.proxy_address": null, "cluster.remote.w.seeds": [format!("{lb}:9300")]}})));
+    assert!(
+        matches!(
+            diag(),
+            Err(NotConnectedReason::PublishAddressUnreachable { .. })
+        ),
+        "{:?}",
+        diag()
+    );
+}
