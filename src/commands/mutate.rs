@@ -192,8 +192,8 @@ where
         }
         match crate::apply::apply(plan, &client_for, flags.dry_run, deadline).await {
             Ok(writes) => return Ok(Applied { planned, writes }),
-            Err(crate::apply::ApplyError::Conflict(what)) if attempt < MAX_ATTEMPTS => {
-                output::warning(&format!("{what}; reading it again and re-planning"));
+            Err(conflict @ crate::apply::ApplyError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
+                output::warning(&format!("{conflict}; reading it again and re-planning"));
             }
             Err(err) => return Err(err.into()),
         }

@@ -1,0 +1,293 @@
+//! `link` between two Kubernetes clusters (different ECK operators), API-key model, end to end.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{World, stderr_of, stdout_of};
+use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
+use serde_json::Value;
+
+fn world() -> World {
+    World::start(
+        Sandbox::builder()
+            .operator_delay(Duration::from_millis(100))
+            .cluster(
+                ClusterConfig::new("east")
+                    .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1)),
+            )
+            .cluster(
+                ClusterConfig::new("west")
+                    .elasticsearch(EsSeed::new("shop", "products", "9.1.0").nodes(1))
+                    .elasticsearch(EsSeed::new("shop", "legacy", "8.17.0").nodes(1)),
+            ),
+    )
+}
+
+const LINK: &[&str] = &[
+    "link",
+    "catalog",
+    "products",
+    "-n",
+    "search",
+    "--context",
+    "east",
+    "--remote-context",
+    "west",
+    "--remote-namespace",
+    "shop",
+    "--yes",
+    "--timeout",
+    "90s",
+];
+
+fn decoded(secret: &Value, key: &str) -> String {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][key].as_str().unwrap())
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn api_key_link_across_clusters_connects_and_is_idempotent() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+
+    let output = world.plugin().args(LINK).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("Remote cluster \"products\" is connected."));
+
+    let products = west
+        .get(&ResourceKey::ELASTICSEARCHES, Some("shop"), "products")
+        .unwrap();
+    assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], true);
+    assert_eq!(
+        products["spec"]["remoteClusterServer"]["service"]["spec"]["type"],
+        "LoadBalancer"
+    );
+    let service = west
+        .get(
+            &ResourceKey::SERVICES,
+            Some("shop"),
+            "products-es-remote-cluster",
+        )
+        .unwrap();
+    let host = service["status"]["loadBalancer"]["ingress"][0]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(host.ends_with(".invalid"), "{host}");
+
+    let credentials = east
+        .get(
+            &ResourceKey::SECRETS,
+            Some("search"),
+            "catalog-remote-cluster-credentials",
+        )
+        .expect("the keystore Secret of ours");
+    assert_eq!(
+        credentials["metadata"]["labels"]["eck.k8s.elastic.co/watched"],
+        "true"
+    );
+    assert_eq!(
+        credentials["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "kubectl-remote-cluster"
+    );
+    let encoded = decoded(&credentials, "cluster.remote.products.credentials");
+    let bundle = east
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("search"),
+            "catalog-remote-cluster-cas",
+        )
+        .expect("the CA bundle of ours");
+    assert!(
+        bundle["data"]["ca.crt"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+
+    let catalog = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    assert_eq!(
+        catalog["spec"]["secureSettings"][0]["secretName"],
+        "catalog-remote-cluster-credentials"
+    );
+    let node_set = &catalog["spec"]["nodeSets"][0];
+    assert_eq!(
+        node_set["config"]["xpack.security.remote_cluster_client.ssl.enabled"],
+        true
+    );
+    assert_eq!(
+        node_set["podTemplate"]["spec"]["volumes"][0]["configMap"]["name"],
+        "catalog-remote-cluster-cas"
+    );
+
+    let info = east.remote_info("search", "catalog");
+    assert_eq!(info["products"]["connected"], true, "{info}");
+    assert_eq!(info["products"]["mode"], "proxy");
+    assert_eq!(info["products"]["proxy_address"], format!("{host}:9443"));
+    assert_eq!(
+        info["products"]["server_name"],
+        "products-es-remote-cluster.shop.svc"
+    );
+
+    let links: Value = serde_json::from_str(
+        catalog["metadata"]["annotations"]["remote-cluster.kubectl-plugin.dev/links"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let key_id = links["products"]["keyId"].as_str().unwrap().to_string();
+    assert!(!key_id.is_empty() && !key_id.starts_with('$'));
+
+    east.clear_requests();
+    west.clear_requests();
+    let again = world.plugin().args(LINK).output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    assert!(
+        stderr_of(&again).contains("already linked"),
+        "{}",
+        stderr_of(&again)
+    );
+    let writes = |c: &remote_cluster_sandbox::ClusterHandle| {
+        c.requests()
+            .iter()
+            .filter(|r| r.method != "GET" && !r.path.contains("selfsubjectaccessreviews"))
+            .count()
+    };
+    assert_eq!(
+        writes(&east) + writes(&west),
+        0,
+        "the second link writes nothing"
+    );
+
+    for out in [&output, &again] {
+        let text = format!("{}{}", stdout_of(out), stderr_of(out));
+        assert!(!text.contains(&encoded), "the API key reached the output");
+    }
+}
+
+#[test]
+fn bad_input_across_clusters_is_refused_without_writes() {
+    let world = world();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "link",
+                "catalog",
+                "legacy",
+                "-n",
+                "search",
+                "--context",
+                "east",
+                "--remote-context",
+                "west",
+                "--remote-namespace",
+                "shop",
+            ],
+            "cannot be connected",
+        ),
+        (
+            &[
+                "link",
+                "catalog",
+                "products",
+                "-n",
+                "search",
+                "--context",
+                "east",
+                "--remote-context",
+                "west",
+                "--remote-namespace",
+                "shop",
+                "--security",
+                "certificate",
+            ],
+            "only the API-key security model",
+        ),
+        (
+            &[
+                "link",
+                "catalog",
+                "products",
+                "-n",
+                "search",
+                "--context",
+                "east",
+                "--remote-context",
+                "west",
+                "--remote-namespace",
+                "shop",
+                "--expose",
+                "none",
+            ],
+            "must be reachable",
+        ),
+        (
+            &[
+                "link",
+                "catalog",
+                "products",
+                "-n",
+                "search",
+                "--context",
+                "east",
+                "--remote-context",
+                "west",
+                "--remote-namespace",
+                "shop",
+                "--proxy-address",
+                "rcs.example.com",
+            ],
+            "is not HOST:PORT",
+        ),
+        (
+            &[
+                "link",
+                "catalog",
+                "products",
+                "-n",
+                "search",
+                "--context",
+                "east",
+                "--remote-context",
+                "north",
+            ],
+            "context \"north\" not found",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = world.plugin().args(*args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+        assert!(
+            stderr_of(&output).contains(expected),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+    }
+    for cluster in ["east", "west"] {
+        let writes = world
+            .sandbox
+            .cluster(cluster)
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method != "GET"
+                    && r.user == "admin"
+                    && !r.path.contains("selfsubjectaccessreviews")
+            })
+            .count();
+        assert_eq!(writes, 0, "{cluster}");
+    }
+}

@@ -1,0 +1,293 @@
+//! Same-operator links end to end: the plugin writes, the simulated ECK operator reconciles,
+//! the simulated Elasticsearch connects, and `describe` reads it back over a port-forward.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{World, stderr_of, stdout_of};
+use remote_cluster_sandbox::{ClusterConfig, EsSeed, Fault, ResourceKey, Sandbox};
+use serde_json::{Value, json};
+
+fn world(license: &str) -> World {
+    World::start(
+        Sandbox::builder()
+            .operator_delay(Duration::from_millis(150))
+            .license(license)
+            .cluster(
+                ClusterConfig::new("east")
+                    .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1))
+                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(2))
+                    .elasticsearch(EsSeed::new("shop", "orders", "8.19.2").nodes(1)),
+            ),
+    )
+}
+
+fn secret_text(world: &World, namespace: &str, name: &str, key: &str) -> Option<String> {
+    let secret = world
+        .sandbox
+        .cluster("east")
+        .get(&ResourceKey::SECRETS, Some(namespace), name)?;
+    let encoded = secret["data"][key].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn assert_no_secrets(world: &World, outputs: &[&std::process::Output]) {
+    let mut secrets = Vec::new();
+    for name in ["catalog", "products", "orders"] {
+        let ns = if name == "orders" { "shop" } else { "search" };
+        if let Some(password) =
+            secret_text(world, ns, &format!("{name}-es-elastic-user"), "elastic")
+        {
+            secrets.push(password);
+        }
+    }
+    if let Some(key) = secret_text(
+        world,
+        "search",
+        "catalog-es-remote-api-keys",
+        "cluster.remote.products.credentials",
+    ) {
+        secrets.push(key);
+    }
+    assert!(
+        !secrets.is_empty(),
+        "the test must know the secrets it looks for"
+    );
+    for output in outputs {
+        let text = format!("{}{}", stdout_of(output), stderr_of(output));
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret reached the output"
+            );
+        }
+    }
+}
+
+#[test]
+fn api_key_link_waits_until_connected_then_describe_and_unlink() {
+    let world = world("enterprise");
+    let link = world
+        .plugin()
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    assert!(stderr_of(&link).contains("Remote cluster \"products\" is connected."));
+    let east = world.sandbox.cluster("east");
+    let info = east.remote_info("search", "catalog");
+    assert_eq!(info["products"]["connected"], true, "{info}");
+    assert_eq!(info["products"]["cluster_credentials"], "::es_redacted::");
+
+    let describe = world
+        .plugin()
+        .args(["describe", "catalog", "-n", "search", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(describe.status.code(), Some(0), "{}", stderr_of(&describe));
+    let report: Value = serde_json::from_slice(&describe.stdout).unwrap();
+    assert_eq!(report["live"], true);
+    assert_eq!(
+        report["outgoing"][0],
+        json!({"alias": "products", "remote": "search/products", "security": "api-key",
+               "mode": "sniff", "managedBy": "eck-added-by-plugin", "connected": true})
+    );
+    let remote_side = world
+        .plugin()
+        .args(["describe", "products", "-n", "search"])
+        .output()
+        .unwrap();
+    assert_eq!(remote_side.status.code(), Some(0));
+    let text = stdout_of(&remote_side);
+    assert!(text.contains("Remote cluster server:  on"), "{text}");
+    assert!(
+        text.contains("search/catalog   products   api-key"),
+        "{text}"
+    );
+
+    let unlink = world
+        .plugin()
+        .args([
+            "unlink",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--disable-server",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let info = east.remote_info("search", "catalog");
+    assert!(info.get("products").is_none(), "{info}");
+    assert!(
+        east.get(
+            &ResourceKey::SERVICES,
+            Some("search"),
+            "products-es-remote-cluster"
+        )
+        .is_none(),
+        "ECK deletes the remote cluster service when the server is off"
+    );
+    let copies = east
+        .list(&ResourceKey::SECRETS, Some("search"))
+        .into_iter()
+        .filter(|s| {
+            s["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("-es-remote-ca")
+                && s["metadata"]["labels"]["common.k8s.elastic.co/type"] == "remote-ca"
+        })
+        .count();
+    assert_eq!(copies, 0, "no CA copies left behind");
+    assert_no_secrets(&world, &[&link, &describe, &remote_side, &unlink]);
+}
+
+#[test]
+fn certificate_link_connects() {
+    let world = world("enterprise");
+    let output = world
+        .plugin()
+        .args([
+            "link",
+            "orders",
+            "products",
+            "-n",
+            "shop",
+            "--remote-namespace",
+            "search",
+            "--security",
+            "certificate",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let info = world.sandbox.cluster("east").remote_info("shop", "orders");
+    assert_eq!(info["products"]["connected"], true, "{info}");
+    assert!(info["products"].get("cluster_credentials").is_none());
+}
+
+#[test]
+fn describe_exits_3_with_the_reason_when_a_link_is_down() {
+    let world = World::start(
+        Sandbox::builder().cluster(
+            ClusterConfig::new("east")
+                .elasticsearch(
+                    EsSeed::new("search", "catalog", "9.1.0")
+                        .remote_cluster("products", "search", "products", true),
+                )
+                .elasticsearch(EsSeed::new("search", "products", "9.1.0")),
+        ),
+    );
+    world
+        .sandbox
+        .cluster("east")
+        .wait_idle(Duration::from_secs(30))
+        .unwrap();
+    let output = world
+        .plugin()
+        .args(["describe", "catalog", "-n", "search"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+    let text = stdout_of(&output);
+    assert!(
+        text.contains("the remote cluster server of search/products is off: API-key links need it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_basic_licence_is_refused_before_any_write() {
+    let world = world("basic");
+    let output = world
+        .plugin()
+        .args(["link", "catalog", "products", "-n", "search", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("the ECK licence in context east is \"basic\""));
+    let writes = world
+        .sandbox
+        .cluster("east")
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.user == "admin")
+        .count();
+    assert_eq!(writes, 0);
+}
+
+#[test]
+fn a_concurrent_edit_is_kept_and_the_link_re_planned() {
+    let world = world("enterprise");
+    world.sandbox.cluster("east").inject_fault(
+        Fault::new(
+            "PATCH",
+            "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/search/elasticsearches/catalog",
+        )
+        .concurrent_merge_patch(json!({"metadata": {"labels": {"team": "search"}},
+                                       "spec": {"remoteClusters": [{"name": "theirs", "elasticsearchRef": {"name": "orders", "namespace": "shop"}}]}})),
+    );
+    let output = world
+        .plugin()
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--yes",
+            "--wait=false",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output)
+            .contains("changed while the plan was applied; reading it again and re-planning"),
+        "{}",
+        stderr_of(&output)
+    );
+    let catalog = world
+        .sandbox
+        .cluster("east")
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    assert_eq!(
+        catalog["metadata"]["labels"]["team"], "search",
+        "the other edit is kept"
+    );
+    let names: Vec<&str> = catalog["spec"]["remoteClusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["theirs", "products"],
+        "their entry first, ours appended"
+    );
+}
