@@ -54,7 +54,7 @@ fn main() {
     );
     println!("| command | wall time | API requests | of which writes |");
     println!("|---|---|---|---|");
-    let mut row = |name: &str, args: &[&str]| {
+    let row = |name: &str, args: &[&str]| {
         let (wall, requests, writes) = run(args);
         println!(
             "| {name} | {:.0} ms | {requests} | {writes} |",
