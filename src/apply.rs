@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -82,6 +82,14 @@ pub async fn apply(
     Ok(run.writes)
 }
 
+/// Which object an `ApplyObject` step writes.
+struct ObjectTarget<'a> {
+    object: ObjectKind,
+    namespace: &'a str,
+    name: &'a str,
+    resource_version: &'a Option<String>,
+}
+
 struct Run {
     dry_run: DryRun,
     deadline: Instant,
@@ -122,19 +130,37 @@ impl Run {
                 resource_version,
                 labels,
                 data,
+                remove,
                 ..
             } => {
-                self.apply_object(
-                    step,
-                    client,
-                    *object,
+                let target = ObjectTarget {
+                    object: *object,
                     namespace,
                     name,
                     resource_version,
-                    labels,
-                    data,
-                )
-                .await
+                };
+                self.apply_object(step, client, target, labels, data, remove)
+                    .await
+            }
+            Change::DeleteObject {
+                object,
+                namespace,
+                name,
+                resource_version,
+            } => {
+                self.delete_object(step, client, *object, namespace, name, resource_version)
+                    .await
+            }
+            Change::InvalidateApiKey { id } => {
+                if self.dry_run == DryRun::Server {
+                    return Ok(());
+                }
+                let es = self.es(step, client).await?;
+                es.delete("/_security/api_key", &json!({ "ids": [id] }))
+                    .await
+                    .map_err(|e| failed(step, e))?;
+                self.writes += 1;
+                Ok(())
             }
             Change::CreateService {
                 namespace,
@@ -281,18 +307,68 @@ impl Run {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn apply_object(
+    async fn delete_object(
         &mut self,
         step: &Step,
         client: &ContextClient,
         object: ObjectKind,
         namespace: &str,
         name: &str,
-        resource_version: &Option<String>,
+        resource_version: &str,
+    ) -> Result<(), ApplyError> {
+        let mut params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: Some(resource_version.to_string()),
+                uid: None,
+            }),
+            ..DeleteParams::default()
+        };
+        if self.dry_run == DryRun::Server {
+            params = params.dry_run();
+        }
+        let client_api = client.client.clone();
+        let result = match object {
+            ObjectKind::Secret => client
+                .call(Api::<Secret>::namespaced(client_api, namespace).delete(name, &params))
+                .await
+                .map(|_| ()),
+            ObjectKind::ConfigMap => client
+                .call(Api::<ConfigMap>::namespaced(client_api, namespace).delete(name, &params))
+                .await
+                .map(|_| ()),
+            ObjectKind::Service => client
+                .call(Api::<Service>::namespaced(client_api, namespace).delete(name, &params))
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) => {
+                self.writes += 1;
+                Ok(())
+            }
+            Err(failure) if failure.http_status == Some(404) => Ok(()),
+            Err(failure) if failure.http_status == Some(409) => Err(ApplyError::Conflict(format!(
+                "{object:?} {namespace}/{name}"
+            ))),
+            Err(failure) => Err(failed(step, failure.message)),
+        }
+    }
+
+    async fn apply_object(
+        &mut self,
+        step: &Step,
+        client: &ContextClient,
+        target: ObjectTarget<'_>,
         labels: &BTreeMap<String, String>,
         data: &BTreeMap<String, DataValue>,
+        remove: &[String],
     ) -> Result<(), ApplyError> {
+        let ObjectTarget {
+            object,
+            namespace,
+            name,
+            resource_version,
+        } = target;
         let mut values = BTreeMap::new();
         for (key, value) in data {
             let text = match value {
@@ -310,11 +386,11 @@ impl Run {
             ObjectKind::Secret => {
                 json!(base64::engine::general_purpose::STANDARD.encode(text.expose_secret()))
             }
-            ObjectKind::ConfigMap => json!(text.expose_secret()),
+            _ => json!(text.expose_secret()),
         };
         let (kind, plural) = match object {
             ObjectKind::Secret => ("Secret", "secrets"),
-            ObjectKind::ConfigMap => ("ConfigMap", "configmaps"),
+            _ => ("ConfigMap", "configmaps"),
         };
         let key = format!("{plural}/{}/{namespace}/{name}", step.cluster.context);
         let result = match resource_version {
@@ -335,7 +411,7 @@ impl Run {
                             .await
                             .map(|s| s.metadata.resource_version)
                     }
-                    ObjectKind::ConfigMap => {
+                    ObjectKind::ConfigMap | ObjectKind::Service => {
                         let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), namespace);
                         let map: ConfigMap =
                             serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
@@ -351,9 +427,13 @@ impl Run {
                 let mut operations = vec![
                     json!({"op": "test", "path": "/metadata/resourceVersion", "value": version}),
                 ];
+                let pointer =
+                    |k: &str| format!("/data/{}", k.replace('~', "~0").replace('/', "~1"));
                 for (k, v) in &values {
-                    let path = format!("/data/{}", k.replace('~', "~0").replace('/', "~1"));
-                    operations.push(json!({"op": "add", "path": path, "value": encode(v)}));
+                    operations.push(json!({"op": "add", "path": pointer(k), "value": encode(v)}));
+                }
+                for k in remove {
+                    operations.push(json!({"op": "remove", "path": pointer(k)}));
                 }
                 let operations: json_patch::Patch =
                     serde_json::from_value(Value::Array(operations))
@@ -367,7 +447,7 @@ impl Run {
                             .await
                             .map(|s| s.metadata.resource_version)
                     }
-                    ObjectKind::ConfigMap => {
+                    ObjectKind::ConfigMap | ObjectKind::Service => {
                         let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), namespace);
                         client
                             .call(api.patch(name, &self.params(), &patch))

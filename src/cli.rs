@@ -139,7 +139,10 @@ Examples:
   kubectl remote-cluster unlink catalog products -n search
 
   # Also turn the remote's remote cluster server off if no other cluster uses it
-  kubectl remote-cluster unlink catalog products -n search --disable-server";
+  kubectl remote-cluster unlink catalog products -n search --disable-server
+
+  # A link across Kubernetes clusters whose remote cannot be reached: clean this side
+  kubectl remote-cluster unlink catalog products -n search --local-only";
 
 /// Flags shared by the commands that change clusters.
 #[derive(Debug, Args, Clone)]
@@ -244,6 +247,15 @@ pub struct UnlinkArgs {
     /// Also turn off the remote's remote cluster server when no other cluster uses it
     #[arg(long)]
     pub disable_server: bool,
+
+    /// Across Kubernetes clusters: clean this side only (the remote is unreachable) and print
+    /// what is left on the remote
+    #[arg(long)]
+    pub local_only: bool,
+
+    /// Across Kubernetes clusters: kubeconfig file holding the remote's context (default: the same)
+    #[arg(long, value_name = "FILE")]
+    pub remote_kubeconfig: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub mutation: MutationFlags,

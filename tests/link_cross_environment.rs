@@ -291,3 +291,164 @@ fn bad_input_across_clusters_is_refused_without_writes() {
         assert_eq!(writes, 0, "{cluster}");
     }
 }
+
+/// Every object of both clusters that a link may touch, without what the servers maintain.
+fn snapshot(world: &World) -> Vec<(String, Value)> {
+    let mut objects = Vec::new();
+    for cluster in ["east", "west"] {
+        let handle = world.sandbox.cluster(cluster);
+        for resource in [
+            ResourceKey::ELASTICSEARCHES,
+            ResourceKey::SECRETS,
+            ResourceKey::CONFIGMAPS,
+            ResourceKey::SERVICES,
+        ] {
+            for mut object in handle.list(&resource, None) {
+                let name = format!(
+                    "{cluster}/{}/{}/{}",
+                    resource.plural,
+                    object["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    object["metadata"]["name"].as_str().unwrap_or_default()
+                );
+                // Objects the operator maintains change on their own (status, CA copies).
+                if name.contains("elastic-licensing")
+                    || object["metadata"]["labels"]["common.k8s.elastic.co/type"] == "remote-ca"
+                {
+                    continue;
+                }
+                let metadata = object["metadata"].as_object_mut().unwrap();
+                for key in [
+                    "resourceVersion",
+                    "generation",
+                    "managedFields",
+                    "uid",
+                    "creationTimestamp",
+                ] {
+                    metadata.remove(key);
+                }
+                if let Some(annotations) = metadata
+                    .get_mut("annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    annotations.remove("elasticsearch.k8s.elastic.co/managed-remote-clusters");
+                    if annotations.is_empty() {
+                        metadata.remove("annotations");
+                    }
+                }
+                object.as_object_mut().unwrap().remove("status");
+                objects.push((name, object));
+            }
+        }
+    }
+    objects.sort_by(|a, b| a.0.cmp(&b.0));
+    objects
+}
+
+#[test]
+fn unlink_across_clusters_restores_both_and_invalidates_the_key() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+    let before = snapshot(&world);
+
+    let link = world.plugin().args(LINK).output().unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    let catalog = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    let links: Value = serde_json::from_str(
+        catalog["metadata"]["annotations"]["remote-cluster.kubectl-plugin.dev/links"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let key_id = links["products"]["keyId"].as_str().unwrap().to_string();
+
+    let unlink = world
+        .plugin()
+        .args([
+            "unlink",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--context",
+            "east",
+            "--disable-server",
+            "--yes",
+            "--timeout",
+            "90s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+
+    let after = snapshot(&world);
+    let differences: Vec<String> = before
+        .iter()
+        .zip(after.iter())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{}:\n  before {}\n  after  {}", a.0, a.1, b.1))
+        .collect();
+    assert_eq!(before.len(), after.len(), "objects left or missing");
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    let info = east.remote_info("search", "catalog");
+    assert!(info.get("products").is_none(), "{info}");
+    let invalidated = west.es_node("shop", "products", |node| {
+        node.api_key(&key_id).map(|k| k.invalidated)
+    });
+    assert_eq!(
+        invalidated,
+        Some(Some(true)),
+        "the key is invalidated by id"
+    );
+}
+
+#[test]
+fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+    let link = world.plugin().args(LINK).output().unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    west.clear_requests();
+
+    let unlink = world
+        .plugin()
+        .args([
+            "unlink",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--context",
+            "east",
+            "--local-only",
+            "--yes",
+            "--wait=false",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    let stderr = stderr_of(&unlink);
+    assert!(
+        stderr.contains("left on the remote: the cross-cluster API key"),
+        "{stderr}"
+    );
+    assert!(
+        east.get(
+            &ResourceKey::SECRETS,
+            Some("search"),
+            "catalog-remote-cluster-credentials"
+        )
+        .is_none()
+    );
+    assert!(
+        west.requests().is_empty(),
+        "unlink --local-only does not contact the remote"
+    );
+}

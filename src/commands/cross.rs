@@ -276,3 +276,168 @@ async fn alias_settings(
         }
     }
 }
+
+/// `unlink` of a link made across Kubernetes clusters, from the record on the local resource.
+pub async fn unlink(
+    global: &crate::cli::GlobalFlags,
+    args: &crate::cli::UnlinkArgs,
+    kubeconfig: &std::sync::Arc<crate::k8s::kubeconfig::LoadedKubeconfig>,
+    target: &mutate::Target,
+    record: plan::LinkRecord,
+) -> anyhow::Result<ExitCode> {
+    let flags = &args.mutation;
+    let local_client = &target.client;
+    let remote_client = if args.local_only {
+        None
+    } else {
+        let config = match &args.remote_kubeconfig {
+            Some(path) => std::sync::Arc::new(crate::k8s::kubeconfig::load(Some(path))?),
+            None => kubeconfig.clone(),
+        };
+        config.select_contexts(std::slice::from_ref(&record.remote_context), false)?;
+        let timeout = crate::k8s::kubeconfig::parse_request_timeout(&global.request_timeout)?;
+        let client = crate::k8s::clients::ClientPool::new(config, timeout)
+            .client(&record.remote_context)
+            .await
+            .map_err(|f| unreachable_remote(&record, &f.message))?;
+        Some(client)
+    };
+    let request = plan::CrossUnlinkRequest {
+        alias: args.alias.clone(),
+        disable_server: args.disable_server,
+    };
+    let mut clients = vec![local_client];
+    clients.extend(remote_client.as_ref());
+    let applied = mutate::plan_and_apply(&clients, flags, || {
+        let (request, record, remote_client) = (&request, &record, remote_client.as_ref());
+        async move {
+            let observed = observe_unlink(
+                local_client,
+                &target.namespace,
+                &args.local,
+                remote_client,
+                record,
+                &args.alias,
+            )
+            .await?;
+            Ok(plan::plan_cross_environment_unlink(&observed, request))
+        }
+    })
+    .await?;
+    let planned = applied.planned;
+    if flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Unlinked remote cluster {:?} from {}/{} (context {}).",
+            args.alias, target.namespace, args.local, local_client.context
+        ));
+    }
+    for left in &planned.left_on_remote {
+        output::warning(&format!("left on the remote: {left}"));
+    }
+    if flags.wait && flags.dry_run == crate::apply::DryRun::None {
+        let deadline = Instant::now() + mutate::parse_wait_timeout(&flags.timeout)?;
+        let mut progress = Progress::new();
+        let mut touched: Vec<&plan::ClusterId> = Vec::new();
+        for step in planned.plan.steps.iter().filter(|s| s.restarts_nodes) {
+            if !touched.contains(&&step.cluster) {
+                touched.push(&step.cluster);
+            }
+        }
+        for cluster in touched {
+            let client = if cluster.context == local_client.context {
+                local_client
+            } else {
+                remote_client.as_ref().unwrap_or(local_client)
+            };
+            mutate::wait_for_rollout(client, cluster, deadline, &mut progress).await?;
+        }
+        progress.finish();
+    }
+    if let Some(format) = flags.output {
+        output::print_document(
+            &serde_json::json!({
+                "apiVersion": API_VERSION,
+                "kind": "UnlinkResult",
+                "local": id(local_client, &target.namespace, &args.local),
+                "alias": args.alias,
+                "dryRun": flags.dry_run,
+                "plan": planned.plan,
+                "leftOnRemote": planned.left_on_remote,
+                "writes": applied.writes,
+            }),
+            format,
+        )?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn unreachable_remote(record: &plan::LinkRecord, reason: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot reach the remote {}/{} (context {}): {reason}; retry when it is reachable, or pass --local-only to clean this side and be told what is left there",
+        record.remote_namespace,
+        record.remote_name,
+        record.remote_context
+    )
+}
+
+async fn observe_unlink(
+    local_client: &ContextClient,
+    local_namespace: &str,
+    local_name: &str,
+    remote_client: Option<&ContextClient>,
+    record: &plan::LinkRecord,
+    alias: &str,
+) -> anyhow::Result<plan::CrossUnlinkObserved> {
+    let local = mutate::read_es(local_client, local_namespace, local_name).await?;
+    let local_secrets = Api::<Secret>::namespaced(local_client.client.clone(), local_namespace);
+    let local_maps = Api::<ConfigMap>::namespaced(local_client.client.clone(), local_namespace);
+    let credentials_name = plan::credentials_secret_name(&local.id);
+    let bundle_name = plan::ca_bundle_name(&local.id);
+    let (credentials, bundle, settings) = tokio::join!(
+        local_client.call(local_secrets.get_opt(&credentials_name)),
+        local_client.call(local_maps.get_opt(&bundle_name)),
+        alias_settings(local_client, &local, alias),
+    );
+    let (remote, remote_others, exposure_service) = match remote_client {
+        None => (None, Vec::new(), None),
+        Some(client) => {
+            let remote = mutate::read_es(client, &record.remote_namespace, &record.remote_name)
+                .await
+                .map_err(|e| unreachable_remote(record, &e.to_string()))?;
+            let services =
+                Api::<Service>::namespaced(client.client.clone(), &record.remote_namespace);
+            let service_name = plan::exposure_service_name(&remote.id);
+            let (others, service) = tokio::join!(
+                eck::list_raw(client),
+                client.call(services.get_opt(&service_name)),
+            );
+            let others = others
+                .map_err(failure)?
+                .into_iter()
+                .filter_map(|object| {
+                    let es_id = plan::ClusterId {
+                        context: client.context.clone(),
+                        namespace: object.pointer("/metadata/namespace")?.as_str()?.to_string(),
+                        name: object.pointer("/metadata/name")?.as_str()?.to_string(),
+                    };
+                    (es_id != remote.id).then_some(EsState { id: es_id, object })
+                })
+                .collect();
+            (
+                Some(remote),
+                others,
+                service.map_err(failure)?.map(to_value),
+            )
+        }
+    };
+    Ok(plan::CrossUnlinkObserved {
+        local,
+        record: record.clone(),
+        remote,
+        remote_others,
+        credentials_secret: credentials.map_err(failure)?.map(to_value),
+        ca_bundle: bundle.map_err(failure)?.map(to_value),
+        local_alias_settings: settings,
+        exposure_service,
+    })
+}

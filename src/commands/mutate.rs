@@ -102,7 +102,7 @@ pub async fn check_may_write(
                 "secrets",
             ),
             Change::ApplyObject {
-                object: ObjectKind::ConfigMap,
+                object: ObjectKind::ConfigMap | ObjectKind::Service,
                 resource_version,
                 ..
             } => (
@@ -115,6 +115,15 @@ pub async fn check_may_write(
                 "configmaps",
             ),
             Change::CreateService { .. } => ("create", "", "services"),
+            Change::DeleteObject { object, .. } => (
+                "delete",
+                "",
+                match object {
+                    ObjectKind::Secret => "secrets",
+                    ObjectKind::ConfigMap => "configmaps",
+                    ObjectKind::Service => "services",
+                },
+            ),
             _ => continue,
         };
         let entry = (

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::apply::DryRun;
 use crate::cli::{GlobalFlags, UnlinkArgs};
+use crate::commands::cross;
 use crate::commands::list::API_VERSION;
 use crate::commands::mutate::{self, Progress};
 use crate::error::{ExitCode, UserError};
@@ -35,8 +36,14 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let flags = &args.mutation;
     let wait_limit = mutate::parse_wait_timeout(&flags.timeout)?;
-    let target = mutate::target(global, kubeconfig, "unlink").await?;
+    let target = mutate::target(global, kubeconfig.clone(), "unlink").await?;
     let client = &target.client;
+    let local = mutate::read_es(client, &target.namespace, &args.local).await?;
+    if let Some(record) = local.plugin_links().get(&args.alias)
+        && record.key_id.is_some()
+    {
+        return cross::unlink(global, args, &kubeconfig, &target, record.clone()).await;
+    }
     let request = UnlinkRequest {
         alias: args.alias.clone(),
         disable_server: args.disable_server,

@@ -15,6 +15,13 @@ pub const MANAGED_BY: &str = "kubectl-remote-cluster";
 pub const WATCHED_LABEL: &str = "eck.k8s.elastic.co/watched";
 /// Annotation on a remote Elasticsearch listing the links to it that the plugin made.
 pub const INCOMING_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/incoming";
+/// Annotation on a remote Elasticsearch saying how the plugin exposed its remote cluster server:
+/// `service-template` (it set `spec.remoteClusterServer.service.spec.type`) or `service` (it
+/// created `<remote>-es-remote-cluster-lb`).
+/// Annotation on a local Elasticsearch naming the nodeSets where the plugin switched
+/// `xpack.security.remote_cluster_client.ssl.enabled` on, so that only those are switched back.
+pub const CLIENT_SSL_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/client-ssl";
+pub const EXPOSURE_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/exposure";
 /// Prefix of the cross-cluster API keys the plugin creates (never ECK's `eck-`).
 pub const API_KEY_PREFIX: &str = "kubectl-rc-";
 /// Where the CA bundle is mounted in the local Elasticsearch containers.
@@ -147,7 +154,7 @@ pub fn plan_cross_environment_link(
         ca_fingerprint: Some(ca.fingerprint.clone()),
         proxy_address: Some(address.clone()),
     };
-    if let Some(step) = incoming_record_step(remote, &local.id, &alias, &key_id) {
+    if let Some(step) = incoming_record_step(remote, &steps, &local.id, &alias, &key_id) {
         steps.push(step);
     }
     let new_key = steps
@@ -267,6 +274,7 @@ fn plan_exposure(
     let wants_lb = request.expose == Expose::Loadbalancer && request.proxy_address.is_none();
     let mut patch = vec![resource_version_guard(remote)];
     let mut diff = Vec::new();
+    let mut exposure = None;
     if !remote.remote_cluster_server_enabled() {
         let step = enable_remote_cluster_server(remote);
         if let Change::PatchElasticsearch {
@@ -305,6 +313,26 @@ fn plan_exposure(
         patch.push(op);
         diff.push("  spec.remoteClusterServer.service.spec.type:".to_string());
         diff.push("+   LoadBalancer".to_string());
+        exposure = Some("service-template");
+    }
+    if wants_lb && !use_template && !observed.exposure_service_exists {
+        exposure = Some("service");
+    }
+    if let Some(how) = exposure {
+        // The enable step may have created the annotations map already: only add the key.
+        let created_annotations = patch.iter().any(|op| op["path"] == "/metadata/annotations");
+        let path = format!(
+            "/metadata/annotations/{}",
+            EXPOSURE_ANNOTATION.replace('/', "~1")
+        );
+        if remote.object.pointer("/metadata/annotations").is_some() || created_annotations {
+            patch.push(json!({"op": "add", "path": path, "value": how}));
+        } else {
+            patch.push(json!({"op": "add", "path": "/metadata/annotations", "value": {EXPOSURE_ANNOTATION: how}}));
+        }
+        diff.push(format!(
+            "  metadata.annotations[{EXPOSURE_ANNOTATION}]: {how}"
+        ));
     }
     if patch.len() > 1 {
         let restarts = !remote.remote_cluster_server_enabled();
@@ -433,6 +461,7 @@ fn plan_api_key(
 
 fn incoming_record_step(
     remote: &EsState,
+    earlier: &[Step],
     local: &ClusterId,
     alias: &str,
     key_id: &str,
@@ -451,8 +480,9 @@ fn incoming_record_step(
     }
     incoming.insert(key.clone(), entry);
     let mut patch = vec![resource_version_guard(remote)];
-    patch.extend(annotation_ops(
+    patch.extend(annotation_ops_after(
         remote,
+        earlier,
         &[(
             INCOMING_ANNOTATION,
             Some(serde_json::to_string(&incoming).expect("serializes")),
@@ -508,6 +538,7 @@ fn credentials_step(observed: &CrossObserved, alias: &str, new_key: bool) -> Opt
                 key.clone(),
                 DataValue::Output(OUTPUT_KEY_ENCODED.to_string()),
             )]),
+            remove: Vec::new(),
             diff: vec![format!("+   {key}: (the new API key, never shown)")],
         },
     })
@@ -556,6 +587,7 @@ fn ca_bundle_step(observed: &CrossObserved, alias: &str, ca: &RemoteCa) -> Optio
             name,
             labels: ours_labels(),
             data: BTreeMap::from([("ca.crt".to_string(), DataValue::Literal(bundle))]),
+            remove: Vec::new(),
             diff: vec![format!(
                 "+   ca.crt: CA sha256:{} for {alias}",
                 ca.fingerprint
@@ -618,13 +650,20 @@ fn local_spec_step(
         .cloned()
         .unwrap_or_default();
     let bundle = ca_bundle_name(&local.id);
+    let mut ssl_added = split_aliases(local.annotation(CLIENT_SSL_ANNOTATION));
+    let ssl_before = ssl_added.clone();
     for (index, node_set) in node_sets.iter().enumerate() {
         let mut changed = node_set.clone();
+        let had_ssl = node_set.pointer("/config/xpack.security.remote_cluster_client.ssl.enabled")
+            == Some(&json!(true));
         if with_ca_trust(&mut changed, &bundle) {
             let name = node_set
                 .get("name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
+            if !had_ssl && !ssl_added.iter().any(|n| n == name) {
+                ssl_added.push(name.to_string());
+            }
             patch.push(json!({"op": "test", "path": format!("/spec/nodeSets/{index}/name"), "value": name}));
             patch.push(json!({"op": "replace", "path": format!("/spec/nodeSets/{index}"), "value": changed}));
             diff.push(format!(
@@ -633,17 +672,20 @@ fn local_spec_step(
             restarts = true;
         }
     }
+    let mut annotations: Vec<(&str, Option<String>)> = Vec::new();
+    if ssl_added != ssl_before {
+        annotations.push((CLIENT_SSL_ANNOTATION, Some(ssl_added.join(","))));
+    }
     let mut links = ours.clone();
     if links.get(alias) != Some(&record) {
         links.insert(alias.to_string(), record);
-        patch.extend(annotation_ops(
-            local,
-            &[(LINKS_ANNOTATION, links_annotation_value(&links))],
-        ));
+        annotations.push((LINKS_ANNOTATION, links_annotation_value(&links)));
         diff.push(format!(
             "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
         ));
     }
+    // One call, so a missing annotations map is created once with every key in it.
+    patch.extend(annotation_ops(local, &annotations));
     if patch.len() == 1 {
         return None;
     }
@@ -754,6 +796,10 @@ fn settings_step(
         },
     })
 }
+
+mod unlink;
+
+pub use unlink::*;
 
 #[cfg(test)]
 #[path = "cross_environment_tests.rs"]

@@ -140,6 +140,14 @@ fn linked() -> CrossObserved {
             }
             Change::CreateService { .. } => state.exposure_service_exists = true,
             Change::WaitForRollout => {}
+            other @ (Change::DeleteObject { .. }
+            | Change::InvalidateApiKey { .. }
+            | Change::ApplyObject {
+                object: ObjectKind::Service,
+                ..
+            }) => {
+                panic!("a link does not {other:?}")
+            }
         }
     }
     state
@@ -333,4 +341,182 @@ fn ca_blocks_are_removed_one_alias_at_a_time() {
     let bundle = format!("{}{}", ca_block("a", &a), ca_block("b", &b));
     assert_eq!(without_block(&bundle, "a"), ca_block("b", &b));
     assert_eq!(without_block(&bundle, "b"), ca_block("a", &a));
+}
+
+fn unlink_observed(state: &CrossObserved, remote_reachable: bool) -> CrossUnlinkObserved {
+    CrossUnlinkObserved {
+        local: state.local.clone(),
+        record: state.local.plugin_links()["products"].clone(),
+        remote: remote_reachable.then(|| state.remote.clone()),
+        remote_others: Vec::new(),
+        credentials_secret: state.credentials_secret.clone(),
+        ca_bundle: state.ca_bundle.clone(),
+        local_alias_settings: state.local_alias_settings.clone(),
+        exposure_service: None,
+    }
+}
+
+fn apply_patch(target: &mut EsState, patch: &[Value]) {
+    let mut patch = Value::Array(patch.to_vec());
+    patch[0]["value"] = json!(target.resource_version());
+    let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
+    json_patch::patch(&mut target.object, &patch).unwrap();
+    let rv: u64 = target.resource_version().parse().unwrap();
+    target.object["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+}
+
+#[test]
+fn unlink_restores_both_clusters_as_they_were() {
+    let before = observed();
+    let mut state = linked();
+    let unlink = plan_cross_environment_unlink(
+        &unlink_observed(&state, true),
+        &CrossUnlinkRequest {
+            alias: "products".into(),
+            disable_server: true,
+        },
+    );
+    insta::assert_snapshot!("cross_unlink_render", render(&unlink.plan));
+    assert!(unlink.left_on_remote.is_empty());
+    let mut invalidated = Vec::new();
+    for step in &unlink.plan.steps {
+        let target = if step.cluster == state.local.id {
+            &mut state.local
+        } else {
+            &mut state.remote
+        };
+        match &step.change {
+            Change::PatchElasticsearch { patch, .. } => apply_patch(target, patch),
+            Change::PutClusterSettings { settings } => {
+                for (key, value) in settings.as_object().unwrap() {
+                    assert!(value.is_null());
+                    state.local_alias_settings.remove(key);
+                }
+            }
+            Change::DeleteObject {
+                object: ObjectKind::Secret,
+                ..
+            } => state.credentials_secret = None,
+            Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                ..
+            } => state.ca_bundle = None,
+            Change::InvalidateApiKey { id } => invalidated.push(id.clone()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(invalidated, ["key-1"]);
+    assert_eq!(state.local.object["spec"], before.local.object["spec"]);
+    assert_eq!(
+        state.local.object["metadata"].get("annotations"),
+        Some(&json!({}))
+    );
+    assert_eq!(state.remote.object["spec"], before.remote.object["spec"]);
+    assert_eq!(
+        state.remote.object["metadata"].get("annotations"),
+        Some(&json!({}))
+    );
+    assert!(state.credentials_secret.is_none() && state.ca_bundle.is_none());
+    assert!(state.local_alias_settings.is_empty());
+}
+
+#[test]
+fn local_only_unlink_says_what_is_left_on_the_remote() {
+    let state = linked();
+    let unlink = plan_cross_environment_unlink(
+        &unlink_observed(&state, false),
+        &CrossUnlinkRequest {
+            alias: "products".into(),
+            disable_server: false,
+        },
+    );
+    assert!(
+        unlink
+            .plan
+            .steps
+            .iter()
+            .all(|s| s.cluster == state.local.id)
+    );
+    assert!(
+        unlink.left_on_remote[0].contains("key-1"),
+        "{:?}",
+        unlink.left_on_remote
+    );
+}
+
+#[test]
+fn unlinking_one_of_two_links_keeps_the_other() {
+    let mut state = linked();
+    let other_key = credentials_key("other");
+    state.credentials_secret.as_mut().unwrap()["data"][&other_key] = json!("b3RoZXI=");
+    let other_ca = RemoteCa {
+        pem: "PEM-O\n".into(),
+        fingerprint: "ff".into(),
+    };
+    let bundle = format!(
+        "{}{}",
+        state.ca_bundle.as_ref().unwrap()["data"]["ca.crt"]
+            .as_str()
+            .unwrap(),
+        ca_block("other", &other_ca)
+    );
+    state.ca_bundle.as_mut().unwrap()["data"]["ca.crt"] = json!(bundle);
+    let unlink = plan_cross_environment_unlink(
+        &unlink_observed(&state, true),
+        &CrossUnlinkRequest {
+            alias: "products".into(),
+            disable_server: false,
+        },
+    );
+    let secret_step = unlink
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.change {
+            Change::ApplyObject {
+                object: ObjectKind::Secret,
+                remove,
+                ..
+            } => Some(remove.clone()),
+            _ => None,
+        })
+        .expect("the Secret is edited, not deleted");
+    assert_eq!(secret_step, [credentials_key("products")]);
+    let bundle_step = unlink
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.change {
+            Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                data,
+                ..
+            } => Some(data["ca.crt"].clone()),
+            _ => None,
+        })
+        .expect("the bundle keeps the other CA");
+    assert_eq!(
+        bundle_step,
+        DataValue::Literal(ca_block("other", &other_ca))
+    );
+    assert!(
+        !unlink
+            .plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.change, Change::DeleteObject { .. }))
+    );
+}
+
+#[test]
+fn ca_trust_removal_undoes_only_what_was_added() {
+    let original = json!({
+        "name": "hot",
+        "config": {"xpack.security.remote_cluster_client.ssl.certificate_authorities": ["other/ca.crt"]},
+        "podTemplate": {"spec": {"containers": [{"name": "elasticsearch", "env": []}]}}
+    });
+    let mut node_set = original.clone();
+    assert!(with_ca_trust(&mut node_set, "b"));
+    assert!(without_ca_trust(&mut node_set, true));
+    assert_eq!(node_set, original);
 }

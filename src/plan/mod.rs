@@ -279,8 +279,22 @@ pub enum Change {
         resource_version: Option<String>,
         labels: BTreeMap<String, String>,
         data: BTreeMap<String, DataValue>,
+        /// Keys to remove from an existing object.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
         diff: Vec<String>,
     },
+    /// Deletes an object of this plugin's, guarded by the resourceVersion read.
+    #[serde(rename_all = "camelCase")]
+    DeleteObject {
+        object: ObjectKind,
+        namespace: String,
+        name: String,
+        resource_version: String,
+    },
+    /// Invalidates a cross-cluster API key by id on this step's cluster.
+    #[serde(rename_all = "camelCase")]
+    InvalidateApiKey { id: String },
     /// Creates a Service of this plugin's.
     #[serde(rename_all = "camelCase")]
     CreateService {
@@ -311,6 +325,7 @@ pub enum Change {
 pub enum ObjectKind {
     Secret,
     ConfigMap,
+    Service,
 }
 
 /// A value in a planned object: given, or the output of an earlier step.
@@ -578,7 +593,22 @@ fn remote_cluster_server_step(
 
 /// JSON patch operations that set (Some) or remove (None) annotations, keeping all others.
 pub(crate) fn annotation_ops(es: &EsState, changes: &[(&str, Option<String>)]) -> Vec<Value> {
-    let has_annotations = es.object.pointer("/metadata/annotations").is_some();
+    annotation_ops_after(es, &[], changes)
+}
+
+/// [`annotation_ops`] for a patch that runs after `earlier` steps of the same plan, which may
+/// have created the annotations map of the object already.
+pub(crate) fn annotation_ops_after(
+    es: &EsState,
+    earlier: &[Step],
+    changes: &[(&str, Option<String>)],
+) -> Vec<Value> {
+    let created_earlier = earlier.iter().any(|step| {
+        step.cluster == es.id
+            && matches!(&step.change, Change::PatchElasticsearch { patch, .. }
+                if patch.iter().any(|op| op["path"] == "/metadata/annotations"))
+    });
+    let has_annotations = es.object.pointer("/metadata/annotations").is_some() || created_earlier;
     let mut ops = Vec::new();
     let mut created = false;
     for (key, value) in changes {
@@ -623,6 +653,12 @@ fn step_details(change: &Change) -> Vec<String> {
     match change {
         Change::PatchElasticsearch { diff, .. } | Change::ApplyObject { diff, .. } => diff.clone(),
         Change::CreateService { manifest, .. } => yaml_lines("+   ", manifest),
+        Change::DeleteObject { object, name, .. } => vec![format!("-   {object:?} {name}")],
+        Change::InvalidateApiKey { id } => {
+            vec![format!(
+                "  DELETE /_security/api_key {{\"ids\": [\"{id}\"]}}"
+            )]
+        }
         Change::WaitForAddress { service, .. } => {
             vec![format!(
                 "  until Service {service} has a LoadBalancer address"
