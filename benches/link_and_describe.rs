@@ -1,5 +1,6 @@
-//! Benchmark: round trips and wall time of `link --wait=false`, a repeated `link`, `describe`
-//! and `unlink --wait=false` against one sandbox cluster answering every request 50 ms late.
+//! Benchmark: round trips and wall time of `link`, a repeated `link`, `describe` and `unlink`,
+//! within one Kubernetes cluster and across two, each API server answering every request 50 ms
+//! late. The simulated operator takes 100 ms per rolling restart.
 //!
 //! Run with `cargo bench --bench link_and_describe`; record the figures in docs/benchmarks.md.
 
@@ -20,16 +21,35 @@ fn main() {
                 .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1))
                 .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1)),
         )
+        .cluster(
+            ClusterConfig::new("west")
+                .latency(LATENCY)
+                .elasticsearch(EsSeed::new("shop", "orders", "9.1.0").nodes(1)),
+        )
         .start()
         .expect("sandbox starts");
-    let east = sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let clusters = [sandbox.cluster("east"), sandbox.cluster("west")];
+    let settle = || {
+        for cluster in &clusters {
+            cluster.wait_idle(Duration::from_secs(60)).unwrap();
+        }
+    };
+    settle();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     sandbox.write_kubeconfig(&kubeconfig).unwrap();
 
-    let run = |args: &[&str]| {
-        east.clear_requests();
+    println!(
+        "{} ms added latency per API request, 100 ms per simulated rolling restart; requests are the plugin's only\n",
+        LATENCY.as_millis()
+    );
+    println!("| command | wall time | API requests | writes | access reviews |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, args: &[&str]| {
+        settle();
+        for cluster in &clusters {
+            cluster.clear_requests();
+        }
         let start = Instant::now();
         let output = Command::new(PLUGIN)
             .args(args)
@@ -43,61 +63,72 @@ fn main() {
             "{args:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let requests = east.requests();
-        let writes = requests.iter().filter(|r| r.method != "GET").count();
-        (wall, requests.len(), writes)
-    };
-
-    println!(
-        "One cluster, {} ms added latency per API request; the plugin's requests only\n",
-        LATENCY.as_millis()
-    );
-    println!("| command | wall time | API requests | of which writes |");
-    println!("|---|---|---|---|");
-    let row = |name: &str, args: &[&str]| {
-        let (wall, requests, writes) = run(args);
+        let requests: Vec<_> = clusters.iter().flat_map(|c| c.requests()).collect();
+        let reviews = requests
+            .iter()
+            .filter(|r| r.path.ends_with("selfsubjectaccessreviews"))
+            .count();
+        let writes = requests.iter().filter(|r| r.is_write()).count() - reviews;
         println!(
-            "| {name} | {:.0} ms | {requests} | {writes} |",
-            wall.as_secs_f64() * 1000.0
+            "| {name} | {:.0} ms | {} | {writes} | {reviews} |",
+            wall.as_secs_f64() * 1000.0,
+            requests.len()
         );
     };
-    row(
-        "`link catalog products --yes --wait=false`",
-        &[
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--yes",
-            "--wait=false",
-        ],
-    );
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    row(
-        "`link` again (nothing to do)",
-        &[
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--yes",
-            "--wait=false",
-        ],
-    );
+    let same = [
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--yes",
+        "--wait=false",
+    ];
+    row("same cluster: `link --wait=false`", &same);
+    row("same cluster: `link` again (nothing to do)", &same);
     row(
         "`describe catalog`",
         &["describe", "catalog", "-n", "search"],
     );
     row(
-        "`unlink catalog products --yes --wait=false`",
+        "same cluster: `unlink --wait=false`",
         &[
             "unlink",
             "catalog",
             "products",
             "-n",
             "search",
+            "--yes",
+            "--wait=false",
+        ],
+    );
+    let cross = [
+        "link",
+        "catalog",
+        "orders",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--remote-context",
+        "west",
+        "--remote-namespace",
+        "shop",
+        "--yes",
+        "--wait=false",
+    ];
+    row("across clusters: `link --wait=false`", &cross);
+    row("across clusters: `link` again (nothing to do)", &cross);
+    row(
+        "across clusters: `unlink --wait=false`",
+        &[
+            "unlink",
+            "catalog",
+            "orders",
+            "-n",
+            "search",
+            "--context",
+            "east",
             "--yes",
             "--wait=false",
         ],
