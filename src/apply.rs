@@ -61,6 +61,7 @@ pub async fn apply(
         deadline,
         outputs: BTreeMap::new(),
         own_writes: HashMap::new(),
+        own_generations: HashMap::new(),
         es: HashMap::new(),
         fresh_key: None,
         key_stored: false,
@@ -97,6 +98,8 @@ struct Run {
     outputs: BTreeMap<String, SecretString>,
     /// resourceVersion read -> resourceVersion after our own write, per object.
     own_writes: HashMap<String, (String, String)>,
+    /// generation read -> generation after our own writes, per Elasticsearch resource.
+    own_generations: HashMap<String, (i64, i64)>,
     es: HashMap<ClusterId, EsClient>,
     /// A key this run created, with the cluster it lives on, until the local keystore holds it.
     fresh_key: Option<(ClusterId, String)>,
@@ -275,11 +278,27 @@ impl Run {
         let key = format!("es/{}", step.cluster);
         let version = self.guard_version(&key, planned_version);
         let mut operations = self.substitute(&Value::Array(patch.to_vec()));
-        if let Some(first) = operations.get_mut(0)
-            && first["path"] == "/metadata/resourceVersion"
-        {
-            first["value"] = json!(version);
+        // Guards read before our own earlier writes of this object in this run move on with them.
+        for op in operations.as_array_mut().into_iter().flatten() {
+            if op["op"] != "test" {
+                continue;
+            }
+            if op["path"] == "/metadata/resourceVersion" {
+                op["value"] = json!(version);
+            } else if op["path"] == "/metadata/generation"
+                && let Some((read, after)) = self.own_generations.get(&key)
+                && op["value"] == json!(read)
+            {
+                op["value"] = json!(after);
+            }
         }
+        let guards: Vec<(String, Value)> = operations
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|op| op["op"] == "test")
+            .filter_map(|op| Some((op["path"].as_str()?.to_string(), op["value"].clone())))
+            .collect();
         let operations: json_patch::Patch =
             serde_json::from_value(operations).map_err(|e| failed(step, e))?;
         let api: Api<DynamicObject> = Api::namespaced_with(
@@ -303,7 +322,7 @@ impl Run {
                 }
                 Ok(())
             }
-            Err(failure) => Err(classify(step, client, &api, &version, failure).await),
+            Err(failure) => Err(classify(step, client, &api, &guards, failure).await),
         }
     }
 
@@ -596,20 +615,23 @@ impl Run {
     }
 }
 
-/// A failed `test` of the resourceVersion is a 422 like a validation error; telling them apart
-/// needs a fresh read: if the object moved on, it was a conflict.
+/// A failed `test` is a 422 like a validation error; telling them apart needs a fresh read: if
+/// what a guard tested has moved on, someone else wrote, and the command re-plans.
 async fn classify(
     step: &Step,
     client: &ContextClient,
     api: &Api<DynamicObject>,
-    planned_version: &str,
+    guards: &[(String, Value)],
     failure: ContextFailure,
 ) -> ApplyError {
-    if matches!(failure.http_status, Some(409 | 422)) {
-        let current = client.call(api.get(&step.cluster.name)).await;
-        if let Ok(object) = current
-            && object.metadata.resource_version.as_deref() != Some(planned_version)
-        {
+    if matches!(failure.http_status, Some(409 | 422))
+        && let Ok(current) = client.call(api.get(&step.cluster.name)).await
+    {
+        let current = serde_json::to_value(current).unwrap_or_default();
+        let moved = guards
+            .iter()
+            .any(|(path, tested)| current.pointer(path) != Some(tested));
+        if moved {
             return ApplyError::Conflict(step.cluster.to_string());
         }
     }

@@ -14,6 +14,9 @@ pub enum Manager {
     /// A `spec.remoteClusters` entry this plugin added; ECK reconciles it.
     #[serde(rename = "eck-added-by-plugin")]
     EckForPlugin,
+    /// Cluster settings this plugin set (a link across Kubernetes clusters).
+    #[serde(rename = "plugin")]
+    Plugin,
     /// Cluster settings that nobody we know of manages.
     #[serde(rename = "unknown")]
     Unknown,
@@ -24,6 +27,7 @@ impl Manager {
         match self {
             Manager::Eck => "ECK",
             Manager::EckForPlugin => "ECK (added by plugin)",
+            Manager::Plugin => "kubectl remote-cluster",
             Manager::Unknown => "unknown",
         }
     }
@@ -166,30 +170,52 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
                 continue;
             }
             let connected = live.get("connected").and_then(Value::as_bool);
+            let record = ours.get(alias).filter(|r| r.key_id.is_some());
+            let address = live
+                .get("proxy_address")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| {
+                    live.get("seeds").and_then(Value::as_array).map(|s| {
+                        s.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                })
+                .unwrap_or_default();
             outgoing.push(OutgoingLink {
                 alias: alias.clone(),
-                remote: live
-                    .get("proxy_address")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .or_else(|| {
-                        live.get("seeds")
-                            .and_then(Value::as_array)
-                            .map(|s| s.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
-                    })
-                    .unwrap_or_default(),
+                remote: match record {
+                    Some(r) => format!("{}/{}/{} via {address}", r.remote_context, r.remote_namespace, r.remote_name),
+                    None => address,
+                },
                 security: Some(if live.get("cluster_credentials").is_some() {
                     SecurityModel::ApiKey
                 } else {
                     SecurityModel::Certificate
                 }),
                 mode: live.get("mode").and_then(Value::as_str).map(str::to_string),
-                managed_by: Manager::Unknown,
+                managed_by: if record.is_some() { Manager::Plugin } else { Manager::Unknown },
                 connected,
-                problem: (connected == Some(false)).then(|| {
-                    "set in the cluster settings by someone else; check the address and the trust on both sides".to_string()
+                problem: (connected == Some(false)).then(|| match record {
+                    Some(_) => "the remote does not answer or does not accept the key: run `kubectl remote-cluster link` again to repair it, and check the remote's exposure".to_string(),
+                    None => "set in the cluster settings by someone else; check the address and the trust on both sides".to_string(),
                 }),
             });
+        }
+        for (alias, record) in ours.iter().filter(|(_, r)| r.key_id.is_some()) {
+            if !info.contains_key(alias) {
+                outgoing.push(OutgoingLink {
+                    alias: alias.clone(),
+                    remote: format!("{}/{}/{}", record.remote_context, record.remote_namespace, record.remote_name),
+                    security: Some(record.security),
+                    mode: None,
+                    managed_by: Manager::Plugin,
+                    connected: Some(false),
+                    problem: Some("recorded but missing from the cluster settings: run `kubectl remote-cluster link` again to finish it".to_string()),
+                });
+            }
         }
     }
     if observed.remote_info.is_none() {

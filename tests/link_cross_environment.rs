@@ -146,6 +146,32 @@ fn api_key_link_across_clusters_connects_and_is_idempotent() {
     let key_id = links["products"]["keyId"].as_str().unwrap().to_string();
     assert!(!key_id.is_empty() && !key_id.starts_with('$'));
 
+    let describe = world
+        .plugin()
+        .args([
+            "describe",
+            "catalog",
+            "-n",
+            "search",
+            "--context",
+            "east",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(describe.status.code(), Some(0), "{}", stderr_of(&describe));
+    let report: Value = serde_json::from_slice(&describe.stdout).unwrap();
+    let link = &report["outgoing"][0];
+    assert_eq!(link["alias"], "products");
+    assert_eq!(link["managedBy"], "plugin");
+    assert_eq!(link["mode"], "proxy");
+    assert_eq!(link["connected"], true);
+    assert_eq!(
+        link["remote"],
+        format!("west/shop/products via {host}:9443")
+    );
+
     east.clear_requests();
     west.clear_requests();
     let again = world.plugin().args(LINK).output().unwrap();
@@ -167,7 +193,7 @@ fn api_key_link_across_clusters_connects_and_is_idempotent() {
         "the second link writes nothing"
     );
 
-    for out in [&output, &again] {
+    for out in [&output, &again, &describe] {
         let text = format!("{}{}", stdout_of(out), stderr_of(out));
         assert!(!text.contains(&encoded), "the API key reached the output");
     }

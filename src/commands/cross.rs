@@ -159,9 +159,15 @@ async fn observe(
         .alias
         .clone()
         .unwrap_or_else(|| remote_id.name.clone());
-    let record = local.plugin_links().get(&alias).cloned();
-    let recorded_key_active = match record.and_then(|r| r.key_id) {
-        Some(key_id) => Some(key_is_active(remote_client, &remote, &key_id).await?),
+    let credentials = credentials.map_err(failure)?;
+    let stored_key = match credentials
+        .as_ref()
+        .and_then(|secret| stored_key_id(secret, &alias))
+    {
+        Some(key_id) => Some(plan::StoredKey {
+            active: key_is_active(remote_client, &remote, &key_id).await?,
+            id: key_id,
+        }),
         None => None,
     };
     let local_alias_settings = alias_settings(local_client, &local, &alias).await;
@@ -173,11 +179,32 @@ async fn observe(
         remote_ca,
         exposed_host,
         exposure_service_exists: own.is_some(),
-        credentials_secret: credentials.map_err(failure)?.map(to_value),
+        credentials_secret: credentials.map(without_values),
         ca_bundle: bundle.map_err(failure)?.map(to_value),
-        recorded_key_active,
+        stored_key,
         local_alias_settings,
     })
+}
+
+/// The id of the API key stored for `alias`: the encoded key is base64 of `id:secret`.
+fn stored_key_id(secret: &Secret, alias: &str) -> Option<String> {
+    let encoded = secret.data.as_ref()?.get(&plan::credentials_key(alias))?;
+    let decoded =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &encoded.0).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let id = text.split_once(':')?.0;
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// A Secret as planning needs it: its keys and version, never its values.
+fn without_values(secret: Secret) -> Value {
+    let mut value = to_value(secret);
+    if let Some(data) = value.get_mut("data").and_then(Value::as_object_mut) {
+        for entry in data.values_mut() {
+            *entry = Value::String(String::new());
+        }
+    }
+    value
 }
 
 fn to_value<T: serde::Serialize>(object: T) -> Value {
@@ -435,7 +462,7 @@ async fn observe_unlink(
         record: record.clone(),
         remote,
         remote_others,
-        credentials_secret: credentials.map_err(failure)?.map(to_value),
+        credentials_secret: credentials.map_err(failure)?.map(without_values),
         ca_bundle: bundle.map_err(failure)?.map(to_value),
         local_alias_settings: settings,
         exposure_service,

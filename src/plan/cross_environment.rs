@@ -57,6 +57,15 @@ pub struct RemoteCa {
     pub fingerprint: String,
 }
 
+/// The key in the local keystore Secret: its id (the part before `:` of the decoded key) and
+/// whether the remote still knows it as an active key. The Secret is the source of truth, so a
+/// run that stopped after storing a key reuses it instead of creating another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub id: String,
+    pub active: bool,
+}
+
 /// How the remote cluster server is reached from outside its Kubernetes cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,8 +89,8 @@ pub struct CrossObserved {
     pub exposure_service_exists: bool,
     pub credentials_secret: Option<Value>,
     pub ca_bundle: Option<Value>,
-    /// Whether the key recorded for this alias is still an active key on the remote.
-    pub recorded_key_active: Option<bool>,
+    /// The API key the local keystore Secret holds for this alias, if any.
+    pub stored_key: Option<StoredKey>,
     /// `cluster.remote.<alias>.*` as currently set on the local (flat names, persistent).
     pub local_alias_settings: BTreeMap<String, Value>,
 }
@@ -144,7 +153,7 @@ pub fn plan_cross_environment_link(
 
     let mut steps = Vec::new();
     let address = plan_exposure(observed, request, &mut steps);
-    let key_id = plan_api_key(observed, request, &alias, &ours, &mut steps);
+    let key_id = plan_api_key(observed, request, &alias, &mut steps);
     let record = LinkRecord {
         remote_context: remote.id.context.clone(),
         remote_namespace: remote.id.namespace.clone(),
@@ -272,7 +281,7 @@ fn plan_exposure(
     let remote = &observed.remote;
     let use_template = observed.remote_operator.crd_has_server_service;
     let wants_lb = request.expose == Expose::Loadbalancer && request.proxy_address.is_none();
-    let mut patch = vec![resource_version_guard(remote)];
+    let mut patch = vec![spec_guard(remote)];
     let mut diff = Vec::new();
     let mut exposure = None;
     if !remote.remote_cluster_server_enabled() {
@@ -328,7 +337,10 @@ fn plan_exposure(
         if remote.object.pointer("/metadata/annotations").is_some() || created_annotations {
             patch.push(json!({"op": "add", "path": path, "value": how}));
         } else {
-            patch.push(json!({"op": "add", "path": "/metadata/annotations", "value": {EXPOSURE_ANNOTATION: how}}));
+            patch.extend(annotation_ops(
+                remote,
+                &[(EXPOSURE_ANNOTATION, Some(how.to_string()))],
+            ));
         }
         diff.push(format!(
             "  metadata.annotations[{EXPOSURE_ANNOTATION}]: {how}"
@@ -409,11 +421,9 @@ fn plan_api_key(
     observed: &CrossObserved,
     request: &CrossRequest,
     alias: &str,
-    ours: &BTreeMap<String, LinkRecord>,
     steps: &mut Vec<Step>,
 ) -> String {
-    let recorded = ours.get(alias).and_then(|r| r.key_id.clone());
-    if let (Some(id), Some(true)) = (&recorded, observed.recorded_key_active) {
+    if let Some(StoredKey { id, active: true }) = &observed.stored_key {
         return id.clone();
     }
     let (local, remote) = (&observed.local.id, &observed.remote.id);
@@ -479,15 +489,32 @@ fn incoming_record_step(
         return None;
     }
     incoming.insert(key.clone(), entry);
-    let mut patch = vec![resource_version_guard(remote)];
-    patch.extend(annotation_ops_after(
-        remote,
-        earlier,
-        &[(
-            INCOMING_ANNOTATION,
-            Some(serde_json::to_string(&incoming).expect("serializes")),
-        )],
-    ));
+    let value = serde_json::to_string(&incoming).expect("serializes");
+    // This runs after the remote's restart and the key's creation, while ECK keeps writing the
+    // resource's status: guard the one annotation this step changes rather than the whole
+    // resourceVersion, which would all but always have moved on.
+    let path = format!(
+        "/metadata/annotations/{}",
+        INCOMING_ANNOTATION.replace('/', "~1")
+    );
+    let patch = match remote.annotation(INCOMING_ANNOTATION) {
+        Some(current) => vec![
+            json!({"op": "test", "path": path, "value": current}),
+            json!({"op": "replace", "path": path, "value": value}),
+        ],
+        None => {
+            let mut ops =
+                annotation_ops_after(remote, earlier, &[(INCOMING_ANNOTATION, Some(value))]);
+            if ops
+                .first()
+                .is_some_and(|op| op["path"] == "/metadata/annotations")
+            {
+                // Creating the whole annotations map: only safe if nothing changed at all.
+                ops.insert(0, resource_version_guard(remote));
+            }
+            ops
+        }
+    };
     Some(Step {
         cluster: remote.id.clone(),
         summary: format!("record the incoming link {key}"),
@@ -621,7 +648,7 @@ fn local_spec_step(
     record: LinkRecord,
     ours: &BTreeMap<String, LinkRecord>,
 ) -> Option<Step> {
-    let mut patch = vec![resource_version_guard(local)];
+    let mut patch = vec![spec_guard(local)];
     let mut diff = Vec::new();
     let mut restarts = false;
     let secret = credentials_secret_name(&local.id);

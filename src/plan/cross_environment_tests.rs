@@ -40,7 +40,7 @@ fn observed() -> CrossObserved {
         exposure_service_exists: false,
         credentials_secret: None,
         ca_bundle: None,
-        recorded_key_active: None,
+        stored_key: None,
         local_alias_settings: BTreeMap::new(),
     }
 }
@@ -100,7 +100,9 @@ fn linked() -> CrossObserved {
             Change::PatchElasticsearch { patch, .. } => {
                 let mut patch = substitute(&Value::Array(patch.clone()));
                 // As apply does: a guard on the version read moves on with our own writes.
-                patch[0]["value"] = json!(target.resource_version());
+                if patch[0]["path"] == "/metadata/resourceVersion" {
+                    patch[0]["value"] = json!(target.resource_version());
+                }
                 let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
                 json_patch::patch(&mut target.object, &patch).unwrap();
                 let rv: u64 = target.resource_version().parse().unwrap();
@@ -130,7 +132,12 @@ fn linked() -> CrossObserved {
                     Some(json!({"metadata": {"resourceVersion": "1"}, "data": {"ca.crt": bundle}}));
             }
             Change::WaitForAddress { .. } => state.exposed_host = Some("lb-1.invalid".into()),
-            Change::CreateApiKey { .. } => state.recorded_key_active = Some(true),
+            Change::CreateApiKey { .. } => {
+                state.stored_key = Some(StoredKey {
+                    id: "key-1".into(),
+                    active: true,
+                })
+            }
             Change::PutClusterSettings { settings } => {
                 for (key, value) in substitute(settings).as_object().unwrap() {
                     state
@@ -167,7 +174,10 @@ fn once_linked_the_same_link_plans_nothing() {
 #[test]
 fn an_invalidated_key_is_replaced_and_the_keystore_rewritten() {
     let mut state = linked();
-    state.recorded_key_active = Some(false);
+    state.stored_key = Some(StoredKey {
+        id: "key-1".into(),
+        active: false,
+    });
     let planned = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
     let kinds: Vec<&str> = planned
         .plan
@@ -358,7 +368,9 @@ fn unlink_observed(state: &CrossObserved, remote_reachable: bool) -> CrossUnlink
 
 fn apply_patch(target: &mut EsState, patch: &[Value]) {
     let mut patch = Value::Array(patch.to_vec());
-    patch[0]["value"] = json!(target.resource_version());
+    if patch[0]["path"] == "/metadata/resourceVersion" {
+        patch[0]["value"] = json!(target.resource_version());
+    }
     let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
     json_patch::patch(&mut target.object, &patch).unwrap();
     let rv: u64 = target.resource_version().parse().unwrap();

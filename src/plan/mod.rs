@@ -529,8 +529,20 @@ pub(crate) fn resource_version_guard(es: &EsState) -> Value {
     json!({"op": "test", "path": "/metadata/resourceVersion", "value": es.resource_version()})
 }
 
+/// The guard of a spec edit: the generation read. The API server bumps it on every spec change
+/// and on nothing else, so ECK's constant status updates do not make the edit fail, while any
+/// concurrent spec edit does.
+pub(crate) fn spec_guard(es: &EsState) -> Value {
+    let generation = es
+        .object
+        .pointer("/metadata/generation")
+        .cloned()
+        .unwrap_or(Value::Null);
+    json!({"op": "test", "path": "/metadata/generation", "value": generation})
+}
+
 pub(crate) fn enable_remote_cluster_server(remote: &EsState) -> Step {
-    let mut patch = vec![resource_version_guard(remote)];
+    let mut patch = vec![spec_guard(remote)];
     if remote.object.pointer("/spec/remoteClusterServer").is_some() {
         patch
             .push(json!({"op": "add", "path": "/spec/remoteClusterServer/enabled", "value": true}));
@@ -556,7 +568,7 @@ pub(crate) fn enable_remote_cluster_server(remote: &EsState) -> Step {
 
 pub(crate) fn disable_remote_cluster_server(remote: &EsState) -> Step {
     let mut patch = vec![
-        resource_version_guard(remote),
+        spec_guard(remote),
         json!({"op": "replace", "path": "/spec/remoteClusterServer/enabled", "value": false}),
     ];
     patch.extend(annotation_ops(remote, &[(SERVER_ANNOTATION, None)]));
@@ -619,6 +631,9 @@ pub(crate) fn annotation_ops_after(
         let present = es.annotation(key).is_some();
         match value {
             Some(value) if !has_annotations && !created => {
+                // A new annotations map would replace one written meanwhile: guard it with the
+                // resourceVersion, which any write moves on.
+                ops.push(resource_version_guard(es));
                 ops.push(
                     json!({"op": "add", "path": "/metadata/annotations", "value": {*key: value}}),
                 );

@@ -190,7 +190,7 @@ fn upsert_entry(
     if !record_changes && !entry_changes {
         return None;
     }
-    let mut patch = vec![resource_version_guard(local)];
+    let mut patch = vec![spec_guard(local)];
     let mut diff = Vec::new();
     let mut restarts = false;
     if entry_changes {
@@ -281,7 +281,7 @@ pub fn plan_same_operator_unlink(
     }
     let mut steps = Vec::new();
     let mut warnings = Vec::new();
-    let mut patch = vec![resource_version_guard(local)];
+    let mut patch = vec![spec_guard(local)];
     let mut diff = Vec::new();
     let mut restarts = false;
     if let Some(index) = index {
@@ -336,7 +336,8 @@ pub fn plan_same_operator_unlink(
                 remote.id
             ));
         } else {
-            steps.push(disable_remote_cluster_server(remote));
+            // First, so that a failure after it leaves the alias in place and a re-run resumes.
+            steps.insert(0, disable_remote_cluster_server(remote));
         }
     }
     Ok(UnlinkPlan {

@@ -223,7 +223,7 @@ fn older_versions_fall_back_to_certificates_with_a_warning() {
 }
 
 #[test]
-fn every_patch_is_guarded_by_the_resource_version_read() {
+fn every_spec_edit_is_guarded_by_the_generation_read() {
     let local = es("search", "catalog", "9.1.0");
     let remote = es("search", "products", "9.1.0");
     let planned =
@@ -234,7 +234,13 @@ fn every_patch_is_guarded_by_the_resource_version_read() {
         };
         assert_eq!(
             patch[0],
-            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "100"})
+            json!({"op": "test", "path": "/metadata/generation", "value": 1})
+        );
+        // The annotations map is created whole here, so the resourceVersion guards it too.
+        assert!(
+            patch.contains(
+                &json!({"op": "test", "path": "/metadata/resourceVersion", "value": "100"})
+            )
         );
     }
 }

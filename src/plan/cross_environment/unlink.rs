@@ -153,7 +153,12 @@ pub fn plan_cross_environment_unlink(
 
     let mut left_on_remote = Vec::new();
     match &observed.remote {
-        Some(remote) => steps.extend(remote_reversal(observed, remote, request, &mut warnings)),
+        // The remote first: until the local record goes (last), a re-run after a failure finds
+        // everything it needs to finish.
+        Some(remote) => {
+            let remote_steps = remote_reversal(observed, remote, request, &mut warnings);
+            steps.splice(0..0, remote_steps);
+        }
         None => {
             let record = &observed.record;
             let where_ = format!(
@@ -199,7 +204,7 @@ fn local_spec_reversal(
     delete_secret: bool,
     delete_bundle: bool,
 ) -> Option<Step> {
-    let mut patch = vec![resource_version_guard(local)];
+    let mut patch = vec![spec_guard(local)];
     let mut diff = Vec::new();
     let mut restarts = false;
     let secret = credentials_secret_name(&local.id);
@@ -414,7 +419,7 @@ fn remote_reversal(
         local.context, local.namespace, local.name
     );
     incoming.remove(&entry);
-    let mut patch = vec![resource_version_guard(remote)];
+    let mut patch = vec![spec_guard(remote)];
     let mut diff = Vec::new();
     let record_value =
         (!incoming.is_empty()).then(|| serde_json::to_string(&incoming).expect("serializes"));
