@@ -36,8 +36,8 @@ fn secret_text(world: &World, namespace: &str, name: &str, key: &str) -> Option<
     String::from_utf8(bytes).ok()
 }
 
-fn assert_no_secrets(world: &World, outputs: &[&std::process::Output]) {
-    let mut secrets = Vec::new();
+fn assert_no_secrets(world: &World, known: &[String], outputs: &[&std::process::Output]) {
+    let mut secrets = known.to_vec();
     for name in ["catalog", "products", "orders"] {
         let ns = if name == "orders" { "shop" } else { "search" };
         if let Some(password) =
@@ -91,6 +91,13 @@ fn api_key_link_waits_until_connected_then_describe_and_unlink() {
     let east = world.sandbox.cluster("east");
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["products"]["connected"], true, "{info}");
+    let api_key = secret_text(
+        &world,
+        "search",
+        "catalog-es-remote-api-keys",
+        "cluster.remote.products.credentials",
+    )
+    .expect("ECK stored the API key in the local keystore");
     assert_eq!(info["products"]["cluster_credentials"], "::es_redacted::");
 
     let describe = world
@@ -159,7 +166,24 @@ fn api_key_link_waits_until_connected_then_describe_and_unlink() {
         })
         .count();
     assert_eq!(copies, 0, "no CA copies left behind");
-    assert_no_secrets(&world, &[&link, &describe, &remote_side, &unlink]);
+    let keys = east
+        .es_node("search", "products", |node| {
+            node.api_keys()
+                .iter()
+                .filter(|k| k.name == "eck-search-catalog-products")
+                .map(|k| k.invalidated)
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|invalidated| *invalidated),
+        "ECK's key is invalidated: {keys:?}"
+    );
+    assert_no_secrets(
+        &world,
+        &[api_key],
+        &[&link, &describe, &remote_side, &unlink],
+    );
 }
 
 #[test]

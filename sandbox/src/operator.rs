@@ -1137,10 +1137,12 @@ impl Operator {
                 );
             }
         }
-        // API keys: only when the server's status.version >= 8.10 and it serves RCS.
+        // API keys: when the server's status.version >= 8.10 and its HTTP service has endpoints
+        // (eck-remote-clusters.md 3.1, step 4: `HasEndpoints()` of the Elasticsearch URL
+        // provider). The remote cluster server being on is not a condition: ECK also cleans up
+        // keys of a server whose remote cluster server was just turned off.
         let status_version = EsVersion::parse(s(server, "/status/version"));
-        let keys_enabled =
-            status_version.is_some_and(|v| v.at_least(8, 10, 0)) && rcs_enabled(server);
+        let keys_enabled = status_version.is_some_and(|v| v.at_least(8, 10, 0));
         let Some(password) = secret_key(
             &self.state,
             sns,
