@@ -478,3 +478,53 @@ fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
         "unlink --local-only does not contact the remote"
     );
 }
+
+#[test]
+fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+    // The keystore Secret cannot be created: the API server fails the request.
+    east.inject_fault(
+        remote_cluster_sandbox::Fault::new("POST", "/api/v1/namespaces/search/secrets").status(500),
+    );
+    let failed = world.plugin().args(LINK).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr_of(&failed));
+    let stderr = stderr_of(&failed);
+    assert!(stderr.contains("invalidated the API key"), "{stderr}");
+    assert!(
+        stderr.contains("error: store the API key in Secret catalog-remote-cluster-credentials (keystore) on search/catalog (context east)"),
+        "{stderr}"
+    );
+    let keys = west
+        .es_node("shop", "products", |node| {
+            node.api_keys()
+                .iter()
+                .filter(|k| k.name.starts_with("kubectl-rc-"))
+                .map(|k| k.invalidated)
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert_eq!(
+        keys,
+        [true],
+        "the one key created is invalidated, none is left active"
+    );
+
+    let rerun = world.plugin().args(LINK).output().unwrap();
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr_of(&rerun));
+    assert_eq!(
+        east.remote_info("search", "catalog")["products"]["connected"],
+        true
+    );
+    let active = west
+        .es_node("shop", "products", |node| {
+            node.api_keys()
+                .iter()
+                .filter(|k| k.name.starts_with("kubectl-rc-") && !k.invalidated)
+                .count()
+        })
+        .unwrap();
+    assert_eq!(active, 1, "exactly one active key once linked");
+}
