@@ -1,5 +1,7 @@
 //! The pure part of `describe`: what one cluster's links are, from what was read.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -46,6 +48,30 @@ pub struct OutgoingLink {
     /// Why the link is not connected, as far as can be told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Across Kubernetes clusters: the remote CA the local trusts, against the remote's current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<Trust>,
+}
+
+/// The CA a link across Kubernetes clusters trusts, and whether the copy is still current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trust {
+    /// SHA-256 of the CA copied when the link was made.
+    pub trusted_fingerprint: String,
+    /// SHA-256 of the remote's CA now, when its context could be read.
+    pub current_fingerprint: Option<String>,
+    /// `notAfter` of the remote's current CA.
+    pub current_not_after: Option<String>,
+    /// The remote's CA changed (rotation): the local's copy no longer matches.
+    pub stale: bool,
+}
+
+/// The remote's CA now, as read from its context.
+#[derive(Debug, Clone)]
+pub struct CurrentCa {
+    pub fingerprint: String,
+    pub not_after: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +116,8 @@ pub struct Observed<'a> {
     pub remote_info: Option<&'a Value>,
     /// The licence level of the operator, when readable.
     pub license_level: Option<&'a str>,
+    /// For links across Kubernetes clusters, by alias: the remote's CA now.
+    pub remote_cas: &'a BTreeMap<String, CurrentCa>,
 }
 
 pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
@@ -162,6 +190,7 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
             },
             connected,
             problem,
+            trust: None,
         });
     }
     if let Some(info) = observed.remote_info.and_then(Value::as_object) {
@@ -171,6 +200,7 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
             }
             let connected = live.get("connected").and_then(Value::as_bool);
             let record = ours.get(alias).filter(|r| r.key_id.is_some());
+            let trust = record.and_then(|r| trust_of(r, observed.remote_cas.get(alias)));
             let address = live
                 .get("proxy_address")
                 .and_then(Value::as_str)
@@ -198,10 +228,12 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
                 mode: live.get("mode").and_then(Value::as_str).map(str::to_string),
                 managed_by: if record.is_some() { Manager::Plugin } else { Manager::Unknown },
                 connected,
-                problem: (connected == Some(false)).then(|| match record {
-                    Some(_) => "the remote does not answer or does not accept the key: run `kubectl remote-cluster link` again to repair it, and check the remote's exposure".to_string(),
-                    None => "set in the cluster settings by someone else; check the address and the trust on both sides".to_string(),
+                problem: (connected == Some(false)).then(|| match (record, trust.as_ref()) {
+                    (Some(_), Some(t)) if t.stale => "the remote's CA changed (rotation) and the local still trusts the old one: run the same `kubectl remote-cluster link` again to refresh it".to_string(),
+                    (Some(_), _) => "the remote does not answer or does not accept the key: run `kubectl remote-cluster link` again to repair it, and check the remote's exposure".to_string(),
+                    (None, _) => "set in the cluster settings by someone else; check the address and the trust on both sides".to_string(),
                 }),
+                trust,
             });
         }
         for (alias, record) in ours.iter().filter(|(_, r)| r.key_id.is_some()) {
@@ -214,6 +246,7 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
                     managed_by: Manager::Plugin,
                     connected: Some(false),
                     problem: Some("recorded but missing from the cluster settings: run `kubectl remote-cluster link` again to finish it".to_string()),
+                    trust: trust_of(record, observed.remote_cas.get(alias)),
                 });
             }
         }
@@ -242,6 +275,20 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
             }
         }
     }
+    // Links from other Kubernetes clusters, as the plugin recorded them on this resource.
+    let recorded_incoming: BTreeMap<String, Value> = es
+        .annotation(crate::plan::INCOMING_ANNOTATION)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    for key in recorded_incoming.keys() {
+        if let Some((from, alias)) = key.rsplit_once(':') {
+            incoming.push(IncomingLink {
+                from: from.to_string(),
+                alias: alias.to_string(),
+                security: SecurityModel::ApiKey,
+            });
+        }
+    }
     if incoming.iter().any(|l| l.security == SecurityModel::ApiKey)
         && !es.remote_cluster_server_enabled()
     {
@@ -264,6 +311,16 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
         live: observed.remote_info.is_some(),
         notes,
     }
+}
+
+fn trust_of(record: &crate::plan::LinkRecord, current: Option<&CurrentCa>) -> Option<Trust> {
+    let trusted = record.ca_fingerprint.clone()?;
+    Some(Trust {
+        stale: current.is_some_and(|c| c.fingerprint != trusted),
+        current_fingerprint: current.map(|c| c.fingerprint.clone()),
+        current_not_after: current.and_then(|c| c.not_after.clone()),
+        trusted_fingerprint: trusted,
+    })
 }
 
 /// The most likely reason, in order of what must be in place first.
@@ -362,6 +419,7 @@ mod tests {
                 others: &others,
                 remote_info: Some(&info),
                 license_level: Some("enterprise"),
+                remote_cas: &BTreeMap::new(),
             },
             "v",
         );
@@ -384,6 +442,7 @@ mod tests {
                 others: &[],
                 remote_info: None,
                 license_level: None,
+                remote_cas: &BTreeMap::new(),
             },
             "v",
         );

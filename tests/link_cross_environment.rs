@@ -528,3 +528,87 @@ fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
         .unwrap();
     assert_eq!(active, 1, "exactly one active key once linked");
 }
+
+#[test]
+fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+    let link = world.plugin().args(LINK).output().unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+
+    let published = || {
+        west.get(
+            &ResourceKey::SECRETS,
+            Some("shop"),
+            "products-es-transport-certs-public",
+        )
+        .unwrap()["data"]["ca.crt"]
+            .clone()
+    };
+    let before = published();
+    west.rotate_transport_ca("shop", "products").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while published() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator publishes the new CA"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        east.remote_info("search", "catalog")["products"]["connected"],
+        false
+    );
+
+    let describe = world
+        .plugin()
+        .args(["describe", "catalog", "-n", "search", "--context", "east"])
+        .output()
+        .unwrap();
+    assert_eq!(describe.status.code(), Some(3), "{}", stderr_of(&describe));
+    let text = stdout_of(&describe);
+    assert!(
+        text.contains("STALE: the remote's CA is now sha256:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the remote's CA changed (rotation)"),
+        "{text}"
+    );
+
+    let refresh = world.plugin().args(LINK).output().unwrap();
+    assert_eq!(refresh.status.code(), Some(0), "{}", stderr_of(&refresh));
+    let plan = stderr_of(&refresh);
+    assert!(
+        plan.contains("add the remote's CA to ConfigMap catalog-remote-cluster-cas"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("create a cross-cluster API key"),
+        "the key is kept: {plan}"
+    );
+    assert_eq!(
+        east.remote_info("search", "catalog")["products"]["connected"],
+        true
+    );
+    let after = world
+        .plugin()
+        .args([
+            "describe",
+            "catalog",
+            "-n",
+            "search",
+            "--context",
+            "east",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(after.status.code(), Some(0), "{}", stderr_of(&after));
+    let report: Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(report["outgoing"][0]["trust"]["stale"], false);
+    assert!(report["outgoing"][0]["trust"]["currentNotAfter"].is_string());
+}

@@ -747,6 +747,13 @@ impl ClusterHandle {
         self.world.handle(&self.es_id(namespace, name), req)
     }
 
+    /// Rotates the transport CA of `namespace/name` (which also signs its remote cluster
+    /// server certificate). The operator publishes the new CA in
+    /// `<name>-es-transport-certs-public` on its next pass (within a second).
+    pub fn rotate_transport_ca(&self, namespace: &str, name: &str) -> Result<()> {
+        self.world.rotate_transport_ca(&self.es_id(namespace, name))
+    }
+
     /// `GET /_remote/info` of `namespace/name` (`Value::Null` when it does not exist).
     pub fn remote_info(&self, namespace: &str, name: &str) -> Value {
         self.world

@@ -129,6 +129,19 @@ impl World {
         Ok(c)
     }
 
+    /// A new transport CA for `id`, as after ECK's CA rotation (`caValidity`/`caRotateBefore`):
+    /// the operator publishes it on its next pass; copies made elsewhere go stale.
+    pub(crate) fn rotate_transport_ca(&self, id: &EsId) -> Result<()> {
+        let (pem, fingerprint) = transport_ca(&id.name)?;
+        let mut certs = self.certs.lock().expect("world certs");
+        let entry = certs
+            .get_mut(id)
+            .with_context(|| format!("no certificates for {id:?} yet"))?;
+        entry.transport_ca_pem = pem;
+        entry.transport_ca_fingerprint = fingerprint;
+        Ok(())
+    }
+
     pub(crate) fn has_node(&self, id: &EsId) -> bool {
         self.nodes.lock().expect("world nodes").contains_key(id)
     }

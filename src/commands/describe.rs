@@ -5,7 +5,12 @@ use std::sync::Arc;
 use crate::cli::{DescribeArgs, GlobalFlags};
 use crate::commands::list::API_VERSION;
 use crate::commands::mutate;
-use crate::describe::{self, Observed, Report};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+
+use crate::describe::{self, CurrentCa, Observed, Report};
 use crate::error::ExitCode;
 use crate::es::{EsClient, EsTarget};
 use crate::k8s::eck;
@@ -52,12 +57,14 @@ pub async fn run(
             None
         }
     };
+    let remote_cas = remote_cas(&target.pool, &es).await;
     let report = describe::build(
         &Observed {
             es: &es,
             others: &others,
             remote_info: remote_info.as_ref(),
             license_level: operator.license_level.as_deref(),
+            remote_cas: &remote_cas,
         },
         API_VERSION,
     );
@@ -72,6 +79,49 @@ pub async fn run(
     } else {
         ExitCode::Ok
     })
+}
+
+/// For each link the plugin made to another Kubernetes cluster, the remote's CA as it is now
+/// (read in the remote's context from the same kubeconfig), to tell a stale copy.
+async fn remote_cas(
+    pool: &crate::k8s::clients::ClientPool,
+    es: &EsState,
+) -> BTreeMap<String, CurrentCa> {
+    let links: Vec<(String, crate::plan::LinkRecord)> = es
+        .plugin_links()
+        .into_iter()
+        .filter(|(_, r)| r.key_id.is_some())
+        .collect();
+    let reads = links.iter().map(|(alias, record)| async move {
+        let client = pool.client(&record.remote_context).await.ok()?;
+        let secrets: Api<Secret> = Api::namespaced(client.client.clone(), &record.remote_namespace);
+        let name = format!("{}-es-transport-certs-public", record.remote_name);
+        let secret = client.call(secrets.get_opt(&name)).await.ok()??;
+        let pem = secret.data?.get("ca.crt")?.0.clone();
+        let ca = crate::commands::cross::first_certificate(&pem)?;
+        Some((
+            alias.clone(),
+            CurrentCa {
+                fingerprint: ca.fingerprint,
+                not_after: not_after(&pem),
+            },
+        ))
+    });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// `notAfter` of the first certificate of a PEM bundle, RFC 3339.
+fn not_after(pem: &[u8]) -> Option<String> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let certificate = block.parse_x509().ok()?;
+    let seconds = certificate.validity().not_after.timestamp();
+    jiff::Timestamp::from_second(seconds)
+        .ok()
+        .map(|t| t.to_string())
 }
 
 fn dash(value: &Option<String>) -> String {
@@ -142,7 +192,32 @@ pub fn render(report: &Report) -> String {
             out.push_str(&format!("  {line}\n"));
         }
     }
-    out.push_str("\nIncoming links (from this context):\n");
+    let trusted: Vec<&describe::OutgoingLink> = report
+        .outgoing
+        .iter()
+        .filter(|l| l.trust.is_some())
+        .collect();
+    if !trusted.is_empty() {
+        out.push_str("\nTrust (links across Kubernetes clusters):\n");
+        for link in trusted {
+            let trust = link.trust.as_ref().expect("filtered");
+            let state = match (&trust.current_fingerprint, trust.stale) {
+                (None, _) => "the remote's current CA could not be read".to_string(),
+                (Some(_), false) => format!(
+                    "current, expires {}",
+                    trust.current_not_after.as_deref().unwrap_or("-")
+                ),
+                (Some(now), true) => format!(
+                    "STALE: the remote's CA is now sha256:{now}; run the same link again to refresh"
+                ),
+            };
+            out.push_str(&format!(
+                "  {}: trusts CA sha256:{} ({state})\n",
+                link.alias, trust.trusted_fingerprint
+            ));
+        }
+    }
+    out.push_str("\nIncoming links:\n");
     if report.incoming.is_empty() {
         out.push_str("  none\n");
     } else {
