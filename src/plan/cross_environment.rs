@@ -234,14 +234,14 @@ fn check_versions(local: &EsState, remote: &EsState) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn valid_address(address: &str) -> bool {
+pub(crate) fn valid_address(address: &str) -> bool {
     match address.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
         None => false,
     }
 }
 
-fn check_alias_free(
+pub(crate) fn check_alias_free(
     local: &EsState,
     alias: &str,
     ours: &BTreeMap<String, LinkRecord>,
@@ -529,7 +529,7 @@ fn incoming_record_step(
     })
 }
 
-fn ours_labels() -> BTreeMap<String, String> {
+pub(crate) fn ours_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         (WATCHED_LABEL.to_string(), "true".to_string()),
@@ -571,7 +571,7 @@ fn credentials_step(observed: &CrossObserved, alias: &str, new_key: bool) -> Opt
     })
 }
 
-fn resource_version_of(object: &Value) -> Option<String> {
+pub(crate) fn resource_version_of(object: &Value) -> Option<String> {
     object
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
@@ -783,14 +783,17 @@ pub fn with_ca_trust(node_set: &mut Value, bundle: &str) -> bool {
     changed
 }
 
-fn ensure_object_value<'a>(value: &'a mut Value, key: &str) -> &'a mut Value {
+pub(crate) fn ensure_object_value<'a>(value: &'a mut Value, key: &str) -> &'a mut Value {
     if !value.get(key).is_some_and(Value::is_object) {
         value[key] = json!({});
     }
     &mut value[key]
 }
 
-fn ensure_object<'a>(value: &'a mut Value, key: &str) -> &'a mut serde_json::Map<String, Value> {
+pub(crate) fn ensure_object<'a>(
+    value: &'a mut Value,
+    key: &str,
+) -> &'a mut serde_json::Map<String, Value> {
     ensure_object_value(value, key)
         .as_object_mut()
         .expect("made an object above")
@@ -824,8 +827,10 @@ fn settings_step(
     })
 }
 
+mod certificate;
 mod unlink;
 
+pub use certificate::*;
 pub use unlink::*;
 
 #[cfg(test)]

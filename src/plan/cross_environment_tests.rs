@@ -532,3 +532,181 @@ fn ca_trust_removal_undoes_only_what_was_added() {
     assert!(without_ca_trust(&mut node_set, true));
     assert_eq!(node_set, original);
 }
+
+fn ca(name: &str) -> RemoteCa {
+    RemoteCa {
+        pem: format!("-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"),
+        fingerprint: format!("{name}-fp"),
+    }
+}
+
+fn certificate_observed() -> CertificateObserved {
+    let base = observed();
+    CertificateObserved {
+        local: TrustSide {
+            es: base.local,
+            own_ca: Some(ca("east-ca")),
+            ca_configmap: None,
+        },
+        remote: TrustSide {
+            es: base.remote,
+            own_ca: Some(ca("west-ca")),
+            ca_configmap: None,
+        },
+        local_operator: operator(true),
+        remote_operator: operator(true),
+        exposed_host: None,
+        local_alias_settings: BTreeMap::new(),
+    }
+}
+
+/// Applies a certificate-model plan to the observed state, as the servers would.
+fn apply_certificate(state: &mut CertificateObserved, plan: &Plan) {
+    for step in &plan.steps {
+        let side = if step.cluster == state.local.es.id {
+            &mut state.local
+        } else {
+            &mut state.remote
+        };
+        match &step.change {
+            Change::PatchElasticsearch { patch, .. } => {
+                let text = Value::Array(patch.clone())
+                    .to_string()
+                    .replace("${remote.address}", "lb-t.invalid");
+                let patch: Vec<Value> = serde_json::from_str(&text).unwrap();
+                apply_patch(&mut side.es, &patch);
+            }
+            Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                data,
+                ..
+            } => {
+                let DataValue::Literal(bundle) = &data["ca.crt"] else {
+                    panic!("CAs are public")
+                };
+                side.ca_configmap =
+                    Some(json!({"metadata": {"resourceVersion": "3"}, "data": {"ca.crt": bundle}}));
+            }
+            Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                ..
+            } => side.ca_configmap = None,
+            Change::WaitForAddress { .. } => state.exposed_host = Some("lb-t.invalid".into()),
+            Change::WaitForRollout => {}
+            Change::PutClusterSettings { settings } => {
+                for (k, v) in settings.as_object().unwrap() {
+                    let v: Value = serde_json::from_str(
+                        &v.to_string().replace("${remote.address}", "lb-t.invalid"),
+                    )
+                    .unwrap();
+                    if v.is_null() {
+                        state.local_alias_settings.remove(k);
+                    } else {
+                        state.local_alias_settings.insert(k.clone(), v);
+                    }
+                }
+            }
+            other => panic!("the certificate model does not {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn certificate_link_trusts_both_ways_exposes_transport_and_is_idempotent() {
+    let mut state = certificate_observed();
+    let planned = plan_certificate_link(&state, &CrossRequest::default()).unwrap();
+    assert_eq!(planned.security, SecurityModel::Certificate);
+    insta::assert_snapshot!("certificate_link_render", render(&planned.plan));
+    apply_certificate(&mut state, &planned.plan);
+    assert_eq!(
+        state.remote.es.object["spec"]["transport"],
+        json!({"tls": {"certificateAuthorities": {"configMapName": "products-remote-cluster-transport-cas"}},
+               "service": {"spec": {"type": "LoadBalancer"}}})
+    );
+    assert!(state.remote.bundle().contains("east-ca"));
+    assert!(state.local.bundle().contains("west-ca"));
+    assert_eq!(
+        state.local_alias_settings["cluster.remote.products.proxy_address"],
+        "lb-t.invalid:9300"
+    );
+    let again = plan_certificate_link(&state, &CrossRequest::default()).unwrap();
+    assert!(again.plan.is_empty(), "{}", render(&again.plan));
+}
+
+#[test]
+fn certificate_unlink_restores_both_sides_and_keeps_a_users_configmap() {
+    let mut state = certificate_observed();
+    // The local already names a ConfigMap of its own: the plugin adds a block, never replaces it.
+    state.local.es.object["spec"]["transport"] =
+        json!({"tls": {"certificateAuthorities": {"configMapName": "corporate-cas"}}});
+    let corporate = "-----BEGIN CERTIFICATE-----\ncorp\n-----END CERTIFICATE-----\n";
+    state.local.ca_configmap =
+        Some(json!({"metadata": {"resourceVersion": "1"}, "data": {"ca.crt": corporate}}));
+    let before = state.clone();
+    let planned = plan_certificate_link(&state, &CrossRequest::default()).unwrap();
+    apply_certificate(&mut state, &planned.plan);
+    assert!(
+        state.local.bundle().starts_with(corporate),
+        "the user's CAs stay first"
+    );
+    let record = state.local.es.plugin_links()["products"].clone();
+    let unlink = plan_certificate_unlink(
+        &CertificateUnlinkObserved {
+            local: state.local.clone(),
+            remote: Some(state.remote.clone()),
+            record,
+            local_alias_settings: state.local_alias_settings.clone(),
+        },
+        "products",
+    );
+    apply_certificate(&mut state, &unlink.plan);
+    assert_eq!(
+        state.local.es.object["spec"],
+        before.local.es.object["spec"]
+    );
+    assert_eq!(
+        state.remote.es.object["spec"],
+        before.remote.es.object["spec"]
+    );
+    assert_eq!(state.local.bundle(), corporate);
+    assert!(
+        state.remote.ca_configmap.is_none(),
+        "our ConfigMap on the remote is deleted"
+    );
+    assert!(state.local_alias_settings.is_empty());
+    assert_eq!(state.remote.es.object["metadata"]["annotations"], json!({}));
+}
+
+#[test]
+fn trust_is_mutual_unless_one_way_and_stale_copies_need_refresh() {
+    let state = certificate_observed();
+    let both = plan_trust(&state.local, &state.remote, false, false).unwrap();
+    assert_eq!(
+        both.steps
+            .iter()
+            .filter(|s| matches!(s.change, Change::ApplyObject { .. }))
+            .count(),
+        2
+    );
+    let one = plan_trust(&state.local, &state.remote, true, false).unwrap();
+    assert!(one.steps.iter().all(|s| s.cluster == state.local.es.id));
+
+    let mut rotated = certificate_observed();
+    let block = ca_block(&peer_label(&rotated.remote.es.id), &ca("old-west-ca"));
+    rotated.local.ca_configmap =
+        Some(json!({"metadata": {"resourceVersion": "1"}, "data": {"ca.crt": block}}));
+    rotated.local.es.object["spec"]["transport"] = json!({"tls": {"certificateAuthorities": {"configMapName": "catalog-remote-cluster-transport-cas"}}});
+    let without_refresh = plan_trust(&rotated.local, &rotated.remote, true, false).unwrap();
+    assert!(without_refresh.steps.is_empty());
+    assert!(
+        without_refresh.warnings[0].contains("--refresh"),
+        "{:?}",
+        without_refresh.warnings
+    );
+    let refreshed = plan_trust(&rotated.local, &rotated.remote, true, true).unwrap();
+    assert!(
+        refreshed.steps[0]
+            .summary
+            .starts_with("replace the stale CA")
+    );
+}
