@@ -199,7 +199,7 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
                 continue;
             }
             let connected = live.get("connected").and_then(Value::as_bool);
-            let record = ours.get(alias).filter(|r| r.key_id.is_some());
+            let record = ours.get(alias).filter(|r| r.proxy_address.is_some());
             let trust = record.and_then(|r| trust_of(r, observed.remote_cas.get(alias)));
             let address = live
                 .get("proxy_address")
@@ -236,7 +236,7 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
                 trust,
             });
         }
-        for (alias, record) in ours.iter().filter(|(_, r)| r.key_id.is_some()) {
+        for (alias, record) in ours.iter().filter(|(_, r)| r.proxy_address.is_some()) {
             if !info.contains_key(alias) {
                 outgoing.push(OutgoingLink {
                     alias: alias.clone(),

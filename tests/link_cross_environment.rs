@@ -234,8 +234,10 @@ fn bad_input_across_clusters_is_refused_without_writes() {
                 "shop",
                 "--security",
                 "certificate",
+                "--search-indices",
+                "logs-*",
             ],
-            "only the API-key security model",
+            "for the API-key model",
         ),
         (
             &[
@@ -611,4 +613,80 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
     let report: Value = serde_json::from_slice(&after.stdout).unwrap();
     assert_eq!(report["outgoing"][0]["trust"]["stale"], false);
     assert!(report["outgoing"][0]["trust"]["currentNotAfter"].is_string());
+}
+
+#[test]
+fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+    let before = snapshot(&world);
+    let mut args: Vec<&str> = LINK.to_vec();
+    args.extend(["--security", "certificate"]);
+    let link = world.plugin().args(&args).output().unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    assert!(
+        stderr_of(&link).contains("deprecated"),
+        "the certificate model warns"
+    );
+    let info = east.remote_info("search", "catalog");
+    assert_eq!(info["products"]["connected"], true, "{info}");
+    assert!(info["products"].get("cluster_credentials").is_none());
+    assert!(
+        info["products"]["proxy_address"]
+            .as_str()
+            .unwrap()
+            .ends_with(":9300"),
+        "{info}"
+    );
+    let transport = west
+        .get(
+            &ResourceKey::SERVICES,
+            Some("shop"),
+            "products-es-transport",
+        )
+        .unwrap();
+    assert_eq!(transport["spec"]["type"], "LoadBalancer");
+
+    let again = world.plugin().args(&args).output().unwrap();
+    assert!(
+        stderr_of(&again).contains("already linked"),
+        "{}",
+        stderr_of(&again)
+    );
+
+    let unlink = world
+        .plugin()
+        .args([
+            "unlink",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--context",
+            "east",
+            "--yes",
+            "--timeout",
+            "90s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+    let after = snapshot(&world);
+    let differences: Vec<String> = before
+        .iter()
+        .zip(after.iter())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{}:\n  before {}\n  after  {}", a.0, a.1, b.1))
+        .collect();
+    assert_eq!(before.len(), after.len(), "objects left or missing");
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert!(
+        east.remote_info("search", "catalog")
+            .get("products")
+            .is_none()
+    );
 }

@@ -29,9 +29,7 @@ pub struct Sides<'a> {
 
 pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode> {
     let flags = &args.mutation;
-    if args.security == Some(plan::SecurityModel::Certificate) {
-        return Err(UserError::from(plan::PlanError::CertificateAcrossClusters).into());
-    }
+    let certificate = args.security == Some(plan::SecurityModel::Certificate);
     let wait_limit = mutate::parse_wait_timeout(&flags.timeout)?;
     let request = CrossRequest {
         alias: args.alias.clone(),
@@ -44,8 +42,14 @@ pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode
     let applied = mutate::plan_and_apply(&[sides.local, sides.remote], flags, || {
         let request = &request;
         async move {
-            let observed = observe(sides, args, request).await?;
-            Ok(plan::plan_cross_environment_link(&observed, request).map_err(UserError::from)?)
+            let planned = if certificate {
+                let observed = observe_certificate(sides, args).await?;
+                plan::plan_certificate_link(&observed, request)
+            } else {
+                let observed = observe(sides, args, request).await?;
+                plan::plan_cross_environment_link(&observed, request)
+            };
+            Ok(planned.map_err(UserError::from)?)
         }
     })
     .await?;
@@ -69,8 +73,8 @@ pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode
         ));
     } else if flags.dry_run == crate::apply::DryRun::None {
         output::info(&format!(
-            "Linked {} to {} as {:?} (api-key security model, proxy mode).",
-            result.local, result.remote, planned.alias
+            "Linked {} to {} as {:?} ({} security model, proxy mode).",
+            result.local, result.remote, planned.alias, planned.security
         ));
     }
     if flags.wait && flags.dry_run == crate::apply::DryRun::None {
@@ -207,6 +211,60 @@ fn without_values(secret: Secret) -> Value {
     value
 }
 
+/// One side of a transport trust, as read in its context.
+pub async fn trust_side(client: &ContextClient, es: EsState) -> anyhow::Result<plan::TrustSide> {
+    let secrets = Api::<Secret>::namespaced(client.client.clone(), &es.id.namespace);
+    let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &es.id.namespace);
+    let mut side = plan::TrustSide {
+        es,
+        own_ca: None,
+        ca_configmap: None,
+    };
+    let ca_secret = format!("{}-es-transport-certs-public", side.es.id.name);
+    let configmap = side.configmap_name();
+    let (secret, map) = tokio::join!(
+        client.call(secrets.get_opt(&ca_secret)),
+        client.call(maps.get_opt(&configmap)),
+    );
+    side.own_ca = secret
+        .map_err(failure)?
+        .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
+        .and_then(|pem| first_certificate(&pem));
+    side.ca_configmap = map.map_err(failure)?.map(to_value);
+    Ok(side)
+}
+
+async fn observe_certificate(
+    sides: &Sides<'_>,
+    args: &LinkArgs,
+) -> anyhow::Result<plan::CertificateObserved> {
+    let (local_client, remote_client) = (sides.local, sides.remote);
+    let (local, remote, local_operator, remote_operator) = tokio::join!(
+        mutate::read_es(local_client, sides.local_namespace, &args.local),
+        mutate::read_es(remote_client, sides.remote_namespace, &args.remote),
+        eck::operator_facts(local_client),
+        eck::operator_facts(remote_client),
+    );
+    let (local, remote) = (local?, remote?);
+    let alias = args.alias.clone().unwrap_or_else(|| remote.id.name.clone());
+    let services = Api::<Service>::namespaced(remote_client.client.clone(), sides.remote_namespace);
+    let transport_service = format!("{}-es-transport", remote.id.name);
+    let (local_side, remote_side, transport, settings) = tokio::join!(
+        trust_side(local_client, local.clone()),
+        trust_side(remote_client, remote),
+        remote_client.call(services.get_opt(&transport_service)),
+        alias_settings(local_client, &local, &alias),
+    );
+    Ok(plan::CertificateObserved {
+        local: local_side?,
+        remote: remote_side?,
+        local_operator,
+        remote_operator,
+        exposed_host: load_balancer_host(transport.map_err(failure)?.as_ref()),
+        local_alias_settings: settings,
+    })
+}
+
 fn to_value<T: serde::Serialize>(object: T) -> Value {
     serde_json::to_value(object).unwrap_or_default()
 }
@@ -338,6 +396,12 @@ pub async fn unlink(
     let applied = mutate::plan_and_apply(&clients, flags, || {
         let (request, record, remote_client) = (&request, &record, remote_client.as_ref());
         async move {
+            if record.security == plan::SecurityModel::Certificate {
+                let observed =
+                    observe_certificate_unlink(local_client, target, args, remote_client, record)
+                        .await?;
+                return Ok(plan::plan_certificate_unlink(&observed, &args.alias));
+            }
             let observed = observe_unlink(
                 local_client,
                 &target.namespace,
@@ -405,6 +469,33 @@ fn unreachable_remote(record: &plan::LinkRecord, reason: &str) -> anyhow::Error 
         record.remote_name,
         record.remote_context
     )
+}
+
+async fn observe_certificate_unlink(
+    local_client: &ContextClient,
+    target: &mutate::Target,
+    args: &crate::cli::UnlinkArgs,
+    remote_client: Option<&ContextClient>,
+    record: &plan::LinkRecord,
+) -> anyhow::Result<plan::CertificateUnlinkObserved> {
+    let local = mutate::read_es(local_client, &target.namespace, &args.local).await?;
+    let settings = alias_settings(local_client, &local, &args.alias).await;
+    let local_side = trust_side(local_client, local).await?;
+    let remote = match remote_client {
+        Some(client) => {
+            let es = mutate::read_es(client, &record.remote_namespace, &record.remote_name)
+                .await
+                .map_err(|e| unreachable_remote(record, &e.to_string()))?;
+            Some(trust_side(client, es).await?)
+        }
+        None => None,
+    };
+    Ok(plan::CertificateUnlinkObserved {
+        local: local_side,
+        remote,
+        record: record.clone(),
+        local_alias_settings: settings,
+    })
 }
 
 async fn observe_unlink(

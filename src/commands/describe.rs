@@ -90,7 +90,7 @@ async fn remote_cas(
     let links: Vec<(String, crate::plan::LinkRecord)> = es
         .plugin_links()
         .into_iter()
-        .filter(|(_, r)| r.key_id.is_some())
+        .filter(|(_, r)| r.proxy_address.is_some())
         .collect();
     let reads = links.iter().map(|(alias, record)| async move {
         let client = pool.client(&record.remote_context).await.ok()?;

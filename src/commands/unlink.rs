@@ -40,7 +40,7 @@ pub async fn run(
     let client = &target.client;
     let local = mutate::read_es(client, &target.namespace, &args.local).await?;
     if let Some(record) = local.plugin_links().get(&args.alias)
-        && record.key_id.is_some()
+        && record.proxy_address.is_some()
     {
         return cross::unlink(global, args, &kubeconfig, &target, record.clone()).await;
     }

@@ -414,10 +414,6 @@ pub enum PlanError {
         "{0} has no CA in Secret {1}; ECK has not finished setting the cluster up, try again when it is Ready"
     )]
     NoRemoteCa(Box<ClusterId>, String),
-    #[error(
-        "across Kubernetes clusters only the API-key security model is supported so far; use --security api-key"
-    )]
-    CertificateAcrossClusters,
 }
 
 /// Elasticsearch's rule for remote cluster aliases, as ECK's keystore pattern also expects.
