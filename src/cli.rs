@@ -96,6 +96,10 @@ pub enum Command {
     #[command(after_help = LINK_EXAMPLES)]
     Link(LinkArgs),
 
+    /// Make two Elasticsearch clusters in different Kubernetes clusters trust each other's transport CA
+    #[command(after_help = TRUST_EXAMPLES)]
+    Trust(TrustArgs),
+
     /// Remove a remote cluster link made by this plugin
     #[command(after_help = UNLINK_EXAMPLES)]
     Unlink(UnlinkArgs),
@@ -133,6 +137,18 @@ Examples:
   # Show the plan only; or have the API server validate it without saving
   kubectl remote-cluster link catalog products --dry-run=client
   kubectl remote-cluster link catalog products --dry-run=server";
+
+const TRUST_EXAMPLES: &str = "\
+Examples:
+  # catalog (context east) and products (context west) trust each other's transport CA
+  kubectl remote-cluster trust catalog products -n search --context east \\
+      --remote-context west --remote-namespace shop
+
+  # Only catalog trusts products; replace copies made stale by a CA rotation
+  kubectl remote-cluster trust catalog products -n search --context east \\
+      --remote-context west --remote-namespace shop --one-way --refresh
+
+Clusters of the same ECK operator need no trust command: ECK keeps their CAs in sync.";
 
 const UNLINK_EXAMPLES: &str = "\
 Examples:
@@ -231,6 +247,38 @@ pub struct LinkArgs {
     /// Index patterns LOCAL may replicate from REMOTE (API-key model)
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub replication_indices: Vec<String>,
+
+    #[command(flatten)]
+    pub mutation: MutationFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// The Elasticsearch in the current context (or --context)
+    pub local: String,
+
+    /// The Elasticsearch in --remote-context
+    pub remote: String,
+
+    /// Namespace of REMOTE (default: the namespace of LOCAL)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub remote_namespace: Option<String>,
+
+    /// Kubeconfig context of REMOTE
+    #[arg(long, value_name = "NAME")]
+    pub remote_context: Option<String>,
+
+    /// Kubeconfig file holding --remote-context (default: the same kubeconfig)
+    #[arg(long, value_name = "FILE", requires = "remote_context")]
+    pub remote_kubeconfig: Option<std::path::PathBuf>,
+
+    /// Only LOCAL trusts REMOTE's CA
+    #[arg(long)]
+    pub one_way: bool,
+
+    /// Replace copies of a CA that changed since (after a CA rotation)
+    #[arg(long)]
+    pub refresh: bool,
 
     #[command(flatten)]
     pub mutation: MutationFlags,

@@ -38,6 +38,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::describe::run(&cli.global, args, kubeconfig))
         }
+        Command::Trust(args) => {
+            let kubeconfig = load_kubeconfig(&cli)?;
+            runtime()?.block_on(commands::trust::run(&cli.global, args, kubeconfig))
+        }
         Command::Unlink(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::unlink::run(&cli.global, args, kubeconfig))

@@ -46,9 +46,16 @@ pub async fn run(
         .remote_namespace
         .clone()
         .unwrap_or_else(|| target.namespace.clone());
-    let remote_client = remote_client(global, args, &kubeconfig, &target).await?;
+    let remote_client = mutate::remote_client(
+        global,
+        args.remote_context.as_deref(),
+        args.remote_kubeconfig.as_deref(),
+        &kubeconfig,
+        &target,
+    )
+    .await?;
     if let Some(remote) = &remote_client
-        && !same_server(&target.client, remote)
+        && !mutate::same_server(&target.client, remote)
     {
         let sides = cross::Sides {
             local: &target.client,
@@ -149,43 +156,6 @@ pub async fn run(
         output::print_document(&result, format)?;
     }
     Ok(ExitCode::Ok)
-}
-
-/// The client for `--remote-context`, from `--remote-kubeconfig` or the same kubeconfig.
-async fn remote_client(
-    global: &GlobalFlags,
-    args: &LinkArgs,
-    kubeconfig: &Arc<LoadedKubeconfig>,
-    target: &mutate::Target,
-) -> anyhow::Result<Option<crate::k8s::clients::ContextClient>> {
-    let Some(context) = &args.remote_context else {
-        return Ok(None);
-    };
-    let remote_config = match &args.remote_kubeconfig {
-        Some(path) => Arc::new(crate::k8s::kubeconfig::load(Some(path))?),
-        None => kubeconfig.clone(),
-    };
-    remote_config.select_contexts(std::slice::from_ref(context), false)?;
-    let client = if args.remote_kubeconfig.is_none() {
-        target.pool.client(context).await
-    } else {
-        let timeout = crate::k8s::kubeconfig::parse_request_timeout(&global.request_timeout)?;
-        crate::k8s::clients::ClientPool::new(remote_config, timeout)
-            .client(context)
-            .await
-    };
-    client
-        .map(Some)
-        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))
-}
-
-/// Two contexts on one API server are one Kubernetes cluster, whatever their names.
-fn same_server(
-    a: &crate::k8s::clients::ContextClient,
-    b: &crate::k8s::clients::ContextClient,
-) -> bool {
-    crate::k8s::kubeconfig::server_identity(&a.server)
-        == crate::k8s::kubeconfig::server_identity(&b.server)
 }
 
 async fn read_pair(

@@ -6,5 +6,6 @@ pub mod describe;
 pub mod link;
 pub mod list;
 pub mod mutate;
+pub mod trust;
 pub mod unlink;
 pub mod version;

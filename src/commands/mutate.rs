@@ -257,3 +257,37 @@ pub fn parse_wait_timeout(value: &str) -> anyhow::Result<Duration> {
 }
 
 pub use crate::wait::{Progress, wait_for_connection, wait_for_rollout};
+
+/// The client of a remote context, from `--remote-kubeconfig` or the same kubeconfig; `None`
+/// without `--remote-context`.
+pub async fn remote_client(
+    global: &GlobalFlags,
+    context: Option<&str>,
+    remote_kubeconfig: Option<&std::path::Path>,
+    kubeconfig: &std::sync::Arc<LoadedKubeconfig>,
+    target: &Target,
+) -> anyhow::Result<Option<ContextClient>> {
+    let Some(context) = context else {
+        return Ok(None);
+    };
+    let client = match remote_kubeconfig {
+        None => {
+            kubeconfig.select_contexts(&[context.to_string()], false)?;
+            target.pool.client(context).await
+        }
+        Some(path) => {
+            let config = std::sync::Arc::new(kubeconfig::load(Some(path))?);
+            config.select_contexts(&[context.to_string()], false)?;
+            let timeout = kubeconfig::parse_request_timeout(&global.request_timeout)?;
+            ClientPool::new(config, timeout).client(context).await
+        }
+    };
+    client
+        .map(Some)
+        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))
+}
+
+/// Two contexts on one API server are one Kubernetes cluster, whatever their names.
+pub fn same_server(a: &ContextClient, b: &ContextClient) -> bool {
+    kubeconfig::server_identity(&a.server) == kubeconfig::server_identity(&b.server)
+}
