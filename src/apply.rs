@@ -43,6 +43,14 @@ pub enum ApplyError {
     Conflict(String),
     #[error("{step}: {failure}")]
     Failed { step: String, failure: String },
+    /// A step failed after earlier ones were applied: the plan is recorded on the objects, so the
+    /// same command, run again, completes it.
+    #[error("{cause}; {done} of {total} steps were applied: run the same command again to finish")]
+    Partial {
+        cause: Box<ApplyError>,
+        done: usize,
+        total: usize,
+    },
 }
 
 /// Applies the steps in order with the clients of their contexts; returns how many writes were
@@ -68,7 +76,7 @@ pub async fn apply(
         writes: 0,
         progress: Progress::new(),
     };
-    for step in &plan.steps {
+    for (done, step) in plan.steps.iter().enumerate() {
         let client = client_for(&step.cluster.context).ok_or_else(|| ApplyError::Failed {
             step: step.summary.clone(),
             failure: format!("no client for context {}", step.cluster.context),
@@ -76,7 +84,17 @@ pub async fn apply(
         if let Err(err) = run.step(step, &client).await {
             run.progress.finish();
             run.undo_fresh_key().await;
-            return Err(err);
+            // A conflict re-plans from fresh reads; anything else after a write is resumable.
+            let resumable = done > 0 && !matches!(err, ApplyError::Conflict(_));
+            return Err(if resumable {
+                ApplyError::Partial {
+                    cause: Box::new(err),
+                    done,
+                    total: plan.steps.len(),
+                }
+            } else {
+                err
+            });
         }
     }
     run.progress.finish();

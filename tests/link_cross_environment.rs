@@ -690,3 +690,112 @@ fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
             .is_none()
     );
 }
+
+/// Every write of an API-key link across clusters, failed once: the run stops with a message
+/// naming the same command, no key is left active but the one in use, and the re-run links.
+#[test]
+fn a_failure_at_any_step_leaves_a_state_the_same_command_completes() {
+    use remote_cluster_sandbox::Fault;
+    let faults: Vec<(&str, Fault)> = vec![
+        (
+            "expose the remote",
+            Fault::new(
+                "PATCH",
+                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/shop/elasticsearches/products",
+            )
+            .status(500),
+        ),
+        (
+            "record on the remote",
+            Fault::new(
+                "PATCH",
+                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/shop/elasticsearches/products",
+            )
+            .nth(2)
+            .status(500),
+        ),
+        (
+            "reach the remote Elasticsearch",
+            Fault::new("GET", "/api/v1/namespaces/shop/pods/").status(500),
+        ),
+        (
+            "keystore Secret",
+            Fault::new("POST", "/api/v1/namespaces/search/secrets").status(500),
+        ),
+        (
+            "CA bundle",
+            Fault::new("POST", "/api/v1/namespaces/search/configmaps").status(500),
+        ),
+        (
+            "local spec",
+            Fault::new(
+                "PATCH",
+                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/search/elasticsearches/catalog",
+            )
+            .status(500),
+        ),
+        (
+            "local settings",
+            Fault::new("GET", "/api/v1/namespaces/search/pods/")
+                .times(2)
+                .status(500),
+        ),
+    ];
+    for (name, fault) in faults {
+        let world = world();
+        let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+        east.wait_idle(Duration::from_secs(30)).unwrap();
+        west.wait_idle(Duration::from_secs(30)).unwrap();
+        let target = if fault_is_on_west(&fault) {
+            &west
+        } else {
+            &east
+        };
+        target.inject_fault(fault);
+        let failed = world.plugin().args(LINK).output().unwrap();
+        assert_eq!(
+            failed.status.code(),
+            Some(1),
+            "{name}: {}",
+            stderr_of(&failed)
+        );
+        let stderr = stderr_of(&failed);
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{name}: {stderr}"
+        );
+        if name != "expose the remote" {
+            assert!(
+                stderr.contains("steps were applied: run the same command again to finish: kubectl remote-cluster link catalog products -n search --context east"),
+                "{name}: {stderr}"
+            );
+        }
+
+        let rerun = world.plugin().args(LINK).output().unwrap();
+        assert_eq!(
+            rerun.status.code(),
+            Some(0),
+            "{name}: {}",
+            stderr_of(&rerun)
+        );
+        assert_eq!(
+            east.remote_info("search", "catalog")["products"]["connected"],
+            true,
+            "{name}"
+        );
+        let active = west
+            .es_node("shop", "products", |node| {
+                node.api_keys()
+                    .iter()
+                    .filter(|k| k.name.starts_with("kubectl-rc-") && !k.invalidated)
+                    .count()
+            })
+            .unwrap();
+        assert_eq!(active, 1, "{name}: exactly one active key, none orphaned");
+    }
+}
+
+fn fault_is_on_west(fault: &remote_cluster_sandbox::Fault) -> bool {
+    format!("{fault:?}").contains("/shop/")
+}

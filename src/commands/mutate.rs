@@ -204,9 +204,27 @@ where
             Err(conflict @ crate::apply::ApplyError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                 output::warning(&format!("{conflict}; reading it again and re-planning"));
             }
+            Err(partial @ crate::apply::ApplyError::Partial { .. }) => {
+                return Err(anyhow::anyhow!("{partial}: {}", rerun_command()));
+            }
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// The command line that was run, as a user would type it again.
+fn rerun_command() -> String {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .map(|word| {
+            if word.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,/:@".contains(c)) {
+                word
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
+            }
+        })
+        .collect();
+    format!("kubectl remote-cluster {}", words.join(" "))
 }
 
 /// Prints the plan and its warnings on stderr.
