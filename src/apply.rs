@@ -54,12 +54,13 @@ pub enum ApplyError {
 }
 
 /// Applies the steps in order with the clients of their contexts; returns how many writes were
-/// sent. Waits inside the plan give up at `deadline`.
+/// sent. Waits inside the plan give up at `deadline`; `given` are outputs known beforehand.
 pub async fn apply(
     plan: &Plan,
     client_for: &dyn Fn(&str) -> Option<ContextClient>,
     dry_run: DryRun,
     deadline: Instant,
+    given: &BTreeMap<String, SecretString>,
 ) -> Result<usize, ApplyError> {
     if dry_run == DryRun::Client {
         return Ok(0);
@@ -67,7 +68,8 @@ pub async fn apply(
     let mut run = Run {
         dry_run,
         deadline,
-        outputs: BTreeMap::new(),
+        // Values the user handed over (an API key from a file) are outputs from the start.
+        outputs: given.clone(),
         own_writes: HashMap::new(),
         own_generations: HashMap::new(),
         es: HashMap::new(),

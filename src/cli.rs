@@ -134,6 +134,11 @@ Examples:
   kubectl remote-cluster link catalog products -n search --context east \\
       --remote-context west --remote-namespace shop
 
+  # REMOTE outside Kubernetes (Elastic Cloud Hosted, ECE, self-managed), with a key made there
+  kubectl remote-cluster link catalog -n search --external cloud-logs \\
+      --proxy-address my-deployment.es.example.com:9443 --ca-file remote-ca.pem \\
+      --api-key-file cross-cluster-key.txt
+
   # Show the plan only; or have the API server validate it without saving
   kubectl remote-cluster link catalog products --dry-run=client
   kubectl remote-cluster link catalog products --dry-run=server";
@@ -206,7 +211,26 @@ pub struct LinkArgs {
     pub local: String,
 
     /// The Elasticsearch that is searched or replicated from (the remote cluster)
-    pub remote: String,
+    #[arg(required_unless_present = "external")]
+    pub remote: Option<String>,
+
+    /// The remote is outside every kubeconfig context (Elastic Cloud Hosted, ECE, self-managed):
+    /// the alias LOCAL uses for it; needs --proxy-address, --ca-file and --api-key-file
+    #[arg(
+        long,
+        value_name = "ALIAS",
+        conflicts_with_all = ["remote", "remote_context", "alias", "security"],
+        requires_all = ["proxy_address", "ca_file", "api_key_file"]
+    )]
+    pub external: Option<String>,
+
+    /// With --external: PEM file of the CA of the remote's remote cluster server
+    #[arg(long, value_name = "FILE", requires = "external")]
+    pub ca_file: Option<std::path::PathBuf>,
+
+    /// With --external: file holding the encoded cross-cluster API key made on the remote
+    #[arg(long, value_name = "FILE", requires = "external")]
+    pub api_key_file: Option<std::path::PathBuf>,
 
     /// Namespace of REMOTE (default: the namespace of LOCAL)
     #[arg(long, value_name = "NAMESPACE")]
@@ -431,5 +455,12 @@ mod tests {
     fn all_contexts_conflicts_with_context() {
         let err = Cli::try_parse_from(["x", "list", "--all-contexts", "--context", "a"]);
         assert!(err.is_err());
+    }
+}
+
+impl LinkArgs {
+    /// REMOTE's name; clap requires it unless `--external` is given.
+    pub fn remote_name(&self) -> &str {
+        self.remote.as_deref().unwrap_or_default()
     }
 }

@@ -80,6 +80,9 @@ pub enum UserError {
 
     #[error("nothing applied: the plan was not confirmed")]
     NotConfirmed,
+
+    #[error("{} {reason}", .path.display())]
+    BadInputFile { path: PathBuf, reason: String },
 }
 
 impl From<crate::plan::PlanError> for UserError {

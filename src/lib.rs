@@ -7,6 +7,7 @@ pub mod complete;
 pub mod describe;
 pub mod error;
 pub mod es;
+pub mod external;
 pub mod k8s;
 pub mod output;
 pub mod plan;

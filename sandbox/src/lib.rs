@@ -368,6 +368,7 @@ impl SandboxBuilder {
             operator_delay: self.operator_delay,
             license,
             externals,
+            world,
         })
     }
 }
@@ -435,6 +436,7 @@ pub struct Sandbox {
     operator_delay: Duration,
     license: String,
     externals: Vec<ExternalElasticsearch>,
+    world: Arc<world::World>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -507,6 +509,16 @@ impl Sandbox {
             .find(|e| e.name == name)
             .cloned()
             .unwrap_or_else(|| panic!("no external Elasticsearch named {name:?}"))
+    }
+
+    /// One REST request to an external Elasticsearch, as if sent to its URL.
+    pub fn external_request(
+        &self,
+        name: &str,
+        req: &elasticsearch::EsRequest,
+    ) -> elasticsearch::EsResponse {
+        let external = self.external(name);
+        self.world.handle(&external.id, req)
     }
 
     /// Stops the servers (also done on drop).
@@ -882,6 +894,11 @@ pub struct ExternalElasticsearch {
     /// Password of the `elastic` user.
     pub password: String,
     pub id: elasticsearch::EsId,
+    /// `HOST:9443` of its remote cluster server, reachable from every sandbox Kubernetes
+    /// cluster (an `.invalid` name, never resolved outside the sandbox).
+    pub remote_cluster_address: String,
+    /// PEM of the CA of its remote cluster server certificate.
+    pub remote_cluster_ca_pem: String,
 }
 
 fn external_es(
@@ -915,6 +932,8 @@ fn external_es(
     let mut node = elasticsearch::ElasticsearchNode::new(id.clone(), version, &password);
     node.set_nodes(&[format!("{name}-0")]);
     world.insert_node(node);
+    let rcs_host = format!("{name}.external.invalid");
+    let remote_cluster_ca_pem = world.add_external_server(&rcs_host, &id)?;
     Ok((
         ExternalElasticsearch {
             name: name.to_string(),
@@ -922,6 +941,8 @@ fn external_es(
             ca_pem: ca.cert.cert_pem.clone(),
             password,
             id,
+            remote_cluster_address: format!("{rcs_host}:9443"),
+            remote_cluster_ca_pem,
         },
         listener,
         Arc::new(cfg),

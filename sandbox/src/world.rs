@@ -90,6 +90,9 @@ pub(crate) struct World {
     rcs_running: Mutex<HashMap<EsId, bool>>,
     /// Keystore files written without a restart (file-based secure settings).
     pending_keystores: Mutex<HashMap<EsId, BTreeMap<String, String>>>,
+    /// Elasticsearch outside every Kubernetes cluster, by the host name of their remote cluster
+    /// server: `(id, CA fingerprint)`.
+    external_servers: Mutex<HashMap<String, (EsId, String)>>,
 }
 
 impl World {
@@ -140,6 +143,18 @@ impl World {
         entry.transport_ca_pem = pem;
         entry.transport_ca_fingerprint = fingerprint;
         Ok(())
+    }
+
+    /// Registers the remote cluster server of an external Elasticsearch under `host` (port
+    /// 9443), reachable from every Kubernetes cluster, with a transport CA of its own; returns
+    /// the CA's PEM.
+    pub(crate) fn add_external_server(&self, host: &str, id: &EsId) -> Result<String> {
+        let (pem, fingerprint) = transport_ca(&id.name)?;
+        self.external_servers
+            .lock()
+            .expect("external servers")
+            .insert(host.to_string(), (id.clone(), fingerprint));
+        Ok(pem)
     }
 
     pub(crate) fn has_node(&self, id: &EsId) -> bool {
@@ -451,6 +466,21 @@ impl World {
     }
 
     fn resolve_in(&self, from: &NodeLocation, host: &str, port: u16) -> Option<Endpoint> {
+        if let Some((id, fingerprint)) = self
+            .external_servers
+            .lock()
+            .expect("external servers")
+            .get(host)
+            .cloned()
+        {
+            // Only the remote cluster server is exposed; its certificate names the host.
+            return (port == 9443).then(|| Endpoint {
+                target: id,
+                interface: Interface::RemoteClusterServer,
+                tls_names: vec![host.to_string()],
+                ca_fingerprint: fingerprint,
+            });
+        }
         if host.ends_with(".invalid") {
             for c in self.all_clusters() {
                 for svc in list(&c, &ResourceKey::SERVICES, None, None) {

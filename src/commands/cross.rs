@@ -58,7 +58,7 @@ pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode
         api_version: API_VERSION,
         kind: "LinkResult",
         local: id(sides.local, sides.local_namespace, &args.local),
-        remote: id(sides.remote, sides.remote_namespace, &args.remote),
+        remote: id(sides.remote, sides.remote_namespace, args.remote_name()),
         alias: planned.alias.clone(),
         security: planned.security,
         dry_run: flags.dry_run,
@@ -126,10 +126,10 @@ async fn observe(
     let local_maps =
         Api::<ConfigMap>::namespaced(local_client.client.clone(), sides.local_namespace);
     let local_id = id(local_client, sides.local_namespace, &args.local);
-    let remote_id = id(remote_client, sides.remote_namespace, &args.remote);
+    let remote_id = id(remote_client, sides.remote_namespace, args.remote_name());
     let (local, remote, local_operator, remote_operator) = tokio::join!(
         mutate::read_es(local_client, sides.local_namespace, &args.local),
-        mutate::read_es(remote_client, sides.remote_namespace, &args.remote),
+        mutate::read_es(remote_client, sides.remote_namespace, args.remote_name()),
         eck::operator_facts(local_client),
         eck::operator_facts(remote_client),
     );
@@ -241,7 +241,7 @@ async fn observe_certificate(
     let (local_client, remote_client) = (sides.local, sides.remote);
     let (local, remote, local_operator, remote_operator) = tokio::join!(
         mutate::read_es(local_client, sides.local_namespace, &args.local),
-        mutate::read_es(remote_client, sides.remote_namespace, &args.remote),
+        mutate::read_es(remote_client, sides.remote_namespace, args.remote_name()),
         eck::operator_facts(local_client),
         eck::operator_facts(remote_client),
     );
@@ -372,7 +372,7 @@ pub async fn unlink(
 ) -> anyhow::Result<ExitCode> {
     let flags = &args.mutation;
     let local_client = &target.client;
-    let remote_client = if args.local_only {
+    let remote_client = if args.local_only || plan::is_external(&record) {
         None
     } else {
         let config = match &args.remote_kubeconfig {
@@ -558,4 +558,94 @@ async fn observe_unlink(
         local_alias_settings: settings,
         exposure_service,
     })
+}
+
+/// `link LOCAL --external ALIAS`: the local half of an API-key link to a cluster outside every
+/// kubeconfig context, with the key and CA the user hands over.
+pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::Result<ExitCode> {
+    let flags = &args.mutation;
+    let alias = args.external.clone().unwrap_or_default();
+    // Checked before anything is read from the cluster, let alone written.
+    let ca_path = args.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
+    let key_path = args
+        .api_key_file
+        .as_deref()
+        .unwrap_or(std::path::Path::new(""));
+    let ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
+    let (key, key_id) = crate::external::read_api_key(key_path)?;
+    let request = plan::ExternalRequest {
+        alias: alias.clone(),
+        proxy_address: args.proxy_address.clone().unwrap_or_default(),
+        server_name: args.server_name.clone(),
+        ca,
+        key_id,
+    };
+    let given = BTreeMap::from([(plan::OUTPUT_KEY_ENCODED.to_string(), key)]);
+    let client = &target.client;
+    let applied = mutate::plan_and_apply_given(&[client], flags, &given, || {
+        let request = &request;
+        async move {
+            let local = mutate::read_es(client, &target.namespace, &args.local).await?;
+            let secrets = Api::<Secret>::namespaced(client.client.clone(), &target.namespace);
+            let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &target.namespace);
+            let credentials_name = plan::credentials_secret_name(&local.id);
+            let bundle_name = plan::ca_bundle_name(&local.id);
+            let (operator, credentials, bundle, settings) = tokio::join!(
+                eck::operator_facts(client),
+                client.call(secrets.get_opt(&credentials_name)),
+                client.call(maps.get_opt(&bundle_name)),
+                alias_settings(client, &local, &request.alias),
+            );
+            let credentials = credentials.map_err(failure)?;
+            let observed = plan::ExternalObserved {
+                stored_key_id: credentials
+                    .as_ref()
+                    .and_then(|s| stored_key_id(s, &request.alias)),
+                credentials_secret: credentials.map(without_values),
+                ca_bundle: bundle.map_err(failure)?.map(to_value),
+                local_alias_settings: settings,
+                operator,
+                local,
+            };
+            Ok(plan::plan_external_link(&observed, request).map_err(UserError::from)?)
+        }
+    })
+    .await?;
+    let planned = applied.planned;
+    let local_id = id(client, &target.namespace, &args.local);
+    if planned.plan.is_empty() {
+        output::info(&format!(
+            "Remote cluster {alias:?} is already linked from {local_id}: nothing to change."
+        ));
+    } else if flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Linked {local_id} to the external cluster {alias:?} (api-key security model, proxy mode)."
+        ));
+    }
+    let mut connected = None;
+    if flags.wait && flags.dry_run == crate::apply::DryRun::None {
+        let deadline = Instant::now() + mutate::parse_wait_timeout(&flags.timeout)?;
+        let mut progress = Progress::new();
+        mutate::wait_for_connection(client, &local_id, &alias, deadline, &mut progress).await?;
+        progress.finish();
+        output::info(&format!("Remote cluster {alias:?} is connected."));
+        connected = Some(true);
+    }
+    if let Some(format) = flags.output {
+        output::print_document(
+            &serde_json::json!({
+                "apiVersion": API_VERSION,
+                "kind": "LinkResult",
+                "local": local_id,
+                "external": alias,
+                "security": planned.security,
+                "dryRun": flags.dry_run,
+                "plan": planned.plan,
+                "writes": applied.writes,
+                "connected": connected,
+            }),
+            format,
+        )?;
+    }
+    Ok(ExitCode::Ok)
 }

@@ -46,6 +46,9 @@ pub async fn run(
         .remote_namespace
         .clone()
         .unwrap_or_else(|| target.namespace.clone());
+    if args.external.is_some() {
+        return cross::link_external(&target, args).await;
+    }
     let remote_client = mutate::remote_client(
         global,
         args.remote_context.as_deref(),
@@ -80,7 +83,7 @@ pub async fn run(
             &target.namespace,
             &args.local,
             &remote_namespace,
-            &args.remote
+            args.remote_name()
         )
     );
     let mut first_read = Some(first_read?);
@@ -92,7 +95,7 @@ pub async fn run(
         async move {
             let (local, remote) = match first {
                 Some(pair) => pair,
-                None => read_pair(client, local_ns, &args.local, remote_ns, &args.remote).await?,
+                None => read_pair(client, local_ns, &args.local, remote_ns, args.remote_name()).await?,
             };
             Ok(
                 plan::plan_same_operator_link(&local, &remote, operator, request)
@@ -107,7 +110,7 @@ pub async fn run(
         api_version: API_VERSION,
         kind: "LinkResult",
         local: cluster_id(client, &target.namespace, &args.local),
-        remote: cluster_id(client, &remote_namespace, &args.remote),
+        remote: cluster_id(client, &remote_namespace, args.remote_name()),
         alias: planned.alias.clone(),
         security: planned.security,
         dry_run: flags.dry_run,

@@ -172,6 +172,22 @@ pub struct Applied<P> {
 pub async fn plan_and_apply<P, F, Fut>(
     clients: &[&ContextClient],
     flags: &MutationFlags,
+    make_plan: F,
+) -> anyhow::Result<Applied<P>>
+where
+    P: crate::plan::Planned,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<P>>,
+{
+    plan_and_apply_given(clients, flags, &Default::default(), make_plan).await
+}
+
+/// [`plan_and_apply`] with values known beforehand (a key the user handed over) that the plan
+/// names as outputs.
+pub async fn plan_and_apply_given<P, F, Fut>(
+    clients: &[&ContextClient],
+    flags: &MutationFlags,
+    given: &std::collections::BTreeMap<String, secrecy::SecretString>,
     mut make_plan: F,
 ) -> anyhow::Result<Applied<P>>
 where
@@ -199,7 +215,7 @@ where
             show(plan, flags.dry_run);
             confirm(plan, flags)?;
         }
-        match crate::apply::apply(plan, &client_for, flags.dry_run, deadline).await {
+        match crate::apply::apply(plan, &client_for, flags.dry_run, deadline, given).await {
             Ok(writes) => return Ok(Applied { planned, writes }),
             Err(conflict @ crate::apply::ApplyError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                 output::warning(&format!("{conflict}; reading it again and re-planning"));
@@ -217,7 +233,10 @@ fn rerun_command() -> String {
     let words: Vec<String> = std::env::args()
         .skip(1)
         .map(|word| {
-            if word.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,/:@".contains(c)) {
+            if word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=.,/:@".contains(c))
+            {
                 word
             } else {
                 format!("'{}'", word.replace('\'', "'\\''"))

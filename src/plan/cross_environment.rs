@@ -95,6 +95,25 @@ pub struct CrossObserved {
     pub local_alias_settings: BTreeMap<String, Value>,
 }
 
+/// The local side's objects that the local half of a link (keystore, CA bundle, settings) reads.
+pub struct LocalSide<'a> {
+    pub es: &'a EsState,
+    pub credentials_secret: Option<&'a Value>,
+    pub ca_bundle: Option<&'a Value>,
+    pub alias_settings: &'a BTreeMap<String, Value>,
+}
+
+impl CrossObserved {
+    pub fn local_side(&self) -> LocalSide<'_> {
+        LocalSide {
+            es: &self.local,
+            credentials_secret: self.credentials_secret.as_ref(),
+            ca_bundle: self.ca_bundle.as_ref(),
+            alias_settings: &self.local_alias_settings,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CrossRequest {
     pub alias: Option<String>,
@@ -170,11 +189,12 @@ pub fn plan_cross_environment_link(
         .iter()
         .any(|s| matches!(s.change, Change::CreateApiKey { .. }));
     let mut restarts_local = false;
-    if let Some(step) = credentials_step(observed, &alias, new_key) {
+    let local_side = observed.local_side();
+    if let Some(step) = credentials_step(&local_side, &alias, new_key) {
         restarts_local = true;
         steps.push(step);
     }
-    if let Some(step) = ca_bundle_step(observed, &alias, &ca) {
+    if let Some(step) = ca_bundle_step(&local_side, &alias, &ca) {
         steps.push(step);
     }
     if let Some(step) = local_spec_step(local, &alias, record, &ours) {
@@ -195,7 +215,7 @@ pub fn plan_cross_environment_link(
             remote.id.name, remote.id.namespace
         )
     });
-    if let Some(step) = settings_step(observed, &alias, &address, &server_name) {
+    if let Some(step) = settings_step(&local_side, &alias, &address, &server_name) {
         steps.push(step);
     }
     Ok(LinkPlan {
@@ -536,12 +556,11 @@ pub(crate) fn ours_labels() -> BTreeMap<String, String> {
     ])
 }
 
-fn credentials_step(observed: &CrossObserved, alias: &str, new_key: bool) -> Option<Step> {
-    let local = &observed.local.id;
+pub(crate) fn credentials_step(observed: &LocalSide, alias: &str, new_key: bool) -> Option<Step> {
+    let local = &observed.es.id;
     let key = credentials_key(alias);
     let present = observed
         .credentials_secret
-        .as_ref()
         .and_then(|s| s.pointer("/data").and_then(|d| d.get(&key)))
         .is_some();
     if present && !new_key {
@@ -555,10 +574,7 @@ fn credentials_step(observed: &CrossObserved, alias: &str, new_key: bool) -> Opt
         change: Change::ApplyObject {
             object: ObjectKind::Secret,
             namespace: local.namespace.clone(),
-            resource_version: observed
-                .credentials_secret
-                .as_ref()
-                .and_then(resource_version_of),
+            resource_version: observed.credentials_secret.and_then(resource_version_of),
             name,
             labels: ours_labels(),
             data: BTreeMap::from([(
@@ -588,11 +604,10 @@ pub fn ca_block(alias: &str, ca: &RemoteCa) -> String {
     )
 }
 
-fn ca_bundle_step(observed: &CrossObserved, alias: &str, ca: &RemoteCa) -> Option<Step> {
-    let local = &observed.local.id;
+pub(crate) fn ca_bundle_step(observed: &LocalSide, alias: &str, ca: &RemoteCa) -> Option<Step> {
+    let local = &observed.es.id;
     let current = observed
         .ca_bundle
-        .as_ref()
         .and_then(|c| c.pointer("/data/ca.crt"))
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -610,7 +625,7 @@ fn ca_bundle_step(observed: &CrossObserved, alias: &str, ca: &RemoteCa) -> Optio
         change: Change::ApplyObject {
             object: ObjectKind::ConfigMap,
             namespace: local.namespace.clone(),
-            resource_version: observed.ca_bundle.as_ref().and_then(resource_version_of),
+            resource_version: observed.ca_bundle.and_then(resource_version_of),
             name,
             labels: ours_labels(),
             data: BTreeMap::from([("ca.crt".to_string(), DataValue::Literal(bundle))]),
@@ -642,7 +657,7 @@ pub fn without_block(bundle: &str, alias: &str) -> String {
 
 /// `spec.secureSettings` reference, CA mount and client SSL config in every nodeSet, and the
 /// link record: one guarded patch, so the restart it causes happens once.
-fn local_spec_step(
+pub(crate) fn local_spec_step(
     local: &EsState,
     alias: &str,
     record: LinkRecord,
@@ -799,8 +814,8 @@ pub(crate) fn ensure_object<'a>(
         .expect("made an object above")
 }
 
-fn settings_step(
-    observed: &CrossObserved,
+pub(crate) fn settings_step(
+    observed: &LocalSide,
     alias: &str,
     address: &str,
     server_name: &str,
@@ -813,12 +828,12 @@ fn settings_step(
     ]);
     let unchanged = desired
         .iter()
-        .all(|(k, v)| observed.local_alias_settings.get(k) == Some(v));
+        .all(|(k, v)| observed.alias_settings.get(k) == Some(v));
     if unchanged {
         return None;
     }
     Some(Step {
-        cluster: observed.local.id.clone(),
+        cluster: observed.es.id.clone(),
         summary: format!("connect alias {alias:?} in proxy mode"),
         restarts_nodes: false,
         change: Change::PutClusterSettings {
@@ -828,9 +843,11 @@ fn settings_step(
 }
 
 mod certificate;
+mod external;
 mod unlink;
 
 pub use certificate::*;
+pub use external::*;
 pub use unlink::*;
 
 #[cfg(test)]

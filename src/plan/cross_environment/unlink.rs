@@ -161,18 +161,24 @@ pub fn plan_cross_environment_unlink(
         }
         None => {
             let record = &observed.record;
-            let where_ = format!(
-                "{}/{} (context {})",
-                record.remote_namespace, record.remote_name, record.remote_context
-            );
+            let where_ = if is_external(record) {
+                format!("the external cluster of alias {alias:?}")
+            } else {
+                format!(
+                    "{}/{} (context {})",
+                    record.remote_namespace, record.remote_name, record.remote_context
+                )
+            };
             if let Some(id) = &record.key_id {
                 left_on_remote.push(format!(
                     "the cross-cluster API key {id} on {where_}: invalidate it with DELETE /_security/api_key {{\"ids\": [\"{id}\"]}}"
                 ));
             }
-            left_on_remote.push(format!(
-                "the record of this link in annotation {INCOMING_ANNOTATION} of {where_}, and the exposure of its remote cluster server if nothing else uses it: run `kubectl remote-cluster unlink` again when the context is reachable, or remove them by hand"
-            ));
+            if !is_external(record) {
+                left_on_remote.push(format!(
+                    "the record of this link in annotation {INCOMING_ANNOTATION} of {where_}, and the exposure of its remote cluster server if nothing else uses it: run `kubectl remote-cluster unlink` again when the context is reachable, or remove them by hand"
+                ));
+            }
         }
     }
     CrossUnlinkPlan {

@@ -1,0 +1,118 @@
+//! ECK local, external remote (Elastic Cloud Hosted, ECE, self-managed; ECK scenario 3), API-key
+//! model with a key the user brings: only the local side is planned.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::*;
+
+/// What `link --external` read on the local side.
+#[derive(Debug, Clone)]
+pub struct ExternalObserved {
+    pub local: EsState,
+    pub operator: Operator,
+    pub credentials_secret: Option<Value>,
+    pub ca_bundle: Option<Value>,
+    pub local_alias_settings: BTreeMap<String, Value>,
+    /// Id of the key the keystore Secret holds for the alias, if any.
+    pub stored_key_id: Option<String>,
+}
+
+/// The external remote as the user described it.
+#[derive(Debug, Clone)]
+pub struct ExternalRequest {
+    pub alias: String,
+    pub proxy_address: String,
+    pub server_name: Option<String>,
+    pub ca: RemoteCa,
+    /// Id of the key in `--api-key-file` (the key itself stays with the executor).
+    pub key_id: String,
+}
+
+pub fn plan_external_link(
+    observed: &ExternalObserved,
+    request: &ExternalRequest,
+) -> Result<LinkPlan, PlanError> {
+    let local = &observed.local;
+    let alias = request.alias.clone();
+    if !valid_alias(&alias) {
+        return Err(PlanError::InvalidAlias(alias));
+    }
+    if !valid_address(&request.proxy_address) {
+        return Err(PlanError::InvalidAddress(request.proxy_address.clone()));
+    }
+    let mut warnings = Vec::new();
+    check_managed(local)?;
+    check_license(&local.id.context, &observed.operator, &mut warnings)?;
+    let version = local
+        .version()
+        .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
+    if !versions::supports_api_key(&version) {
+        return Err(PlanError::ApiKeyUnsupported {
+            cluster: local.id.clone(),
+            version: version.to_string(),
+        });
+    }
+    let ours = local.plugin_links();
+    check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
+
+    let side = LocalSide {
+        es: local,
+        credentials_secret: observed.credentials_secret.as_ref(),
+        ca_bundle: observed.ca_bundle.as_ref(),
+        alias_settings: &observed.local_alias_settings,
+    };
+    let new_key = observed.stored_key_id.as_deref() != Some(request.key_id.as_str());
+    let mut steps = Vec::new();
+    let mut restarts = false;
+    if let Some(mut step) = credentials_step(&side, &alias, new_key) {
+        step.summary = step.summary.replace("the API key", "the given API key");
+        restarts = true;
+        steps.push(step);
+    }
+    if let Some(step) = ca_bundle_step(&side, &alias, &request.ca) {
+        steps.push(step);
+    }
+    let record = LinkRecord {
+        remote_context: String::new(),
+        remote_namespace: String::new(),
+        remote_name: alias.clone(),
+        security: SecurityModel::ApiKey,
+        key_id: Some(request.key_id.clone()),
+        ca_fingerprint: Some(request.ca.fingerprint.clone()),
+        proxy_address: Some(request.proxy_address.clone()),
+    };
+    if let Some(step) = local_spec_step(local, &alias, record, &ours) {
+        restarts |= step.restarts_nodes;
+        steps.push(step);
+    }
+    if restarts {
+        steps.push(Step {
+            cluster: local.id.clone(),
+            summary: "wait for the rolling restart (the keystore is read at start)".to_string(),
+            restarts_nodes: false,
+            change: Change::WaitForRollout,
+        });
+    }
+    let server_name = request.server_name.clone().unwrap_or_else(|| {
+        request
+            .proxy_address
+            .rsplit_once(':')
+            .map(|(host, _)| host.to_string())
+            .unwrap_or_default()
+    });
+    if let Some(step) = settings_step(&side, &alias, &request.proxy_address, &server_name) {
+        steps.push(step);
+    }
+    Ok(LinkPlan {
+        alias,
+        security: SecurityModel::ApiKey,
+        plan: Plan { steps, warnings },
+    })
+}
+
+/// A link record for a remote outside every kubeconfig context.
+pub fn is_external(record: &LinkRecord) -> bool {
+    record.remote_context.is_empty()
+}

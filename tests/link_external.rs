@@ -1,0 +1,237 @@
+//! `link LOCAL --external ALIAS`: an ECK cluster to a cluster outside every kubeconfig context
+//! (Elastic Cloud Hosted, ECE, self-managed), with a key and CA handed over as files.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{World, stderr_of, stdout_of};
+use remote_cluster_sandbox::elasticsearch::EsRequest;
+use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
+use serde_json::json;
+
+fn world() -> World {
+    World::start(
+        Sandbox::builder()
+            .operator_delay(Duration::from_millis(50))
+            .cluster(
+                ClusterConfig::new("east")
+                    .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1)),
+            )
+            .external_elasticsearch("cloud", "9.1.0"),
+    )
+}
+
+/// A cross-cluster API key made on the external cluster, as its administrator would.
+fn key_made_on_the_remote(world: &World) -> String {
+    let cloud = world.sandbox.external("cloud");
+    let response = world.sandbox.external_request(
+        "cloud",
+        &EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .basic("elastic", &cloud.password)
+            .json(&json!({"name": "for-eck", "access": {"search": [{"names": ["logs-*"]}]}})),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.body["encoded"].as_str().unwrap().to_string()
+}
+
+struct Files {
+    ca: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn files(world: &World, key: &str) -> Files {
+    let cloud = world.sandbox.external("cloud");
+    let ca = world.dir.path().join("remote-ca.pem");
+    std::fs::write(&ca, &cloud.remote_cluster_ca_pem).unwrap();
+    let key_file = world.dir.path().join("key.txt");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    Files { ca, key: key_file }
+}
+
+fn link_args<'a>(address: &'a str, files: &'a Files) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = [
+        "link",
+        "catalog",
+        "-n",
+        "search",
+        "--external",
+        "cloud",
+        "--proxy-address",
+        address,
+        "--yes",
+        "--timeout",
+        "60s",
+        "--ca-file",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(files.ca.clone().into());
+    args.push("--api-key-file".into());
+    args.push(files.key.clone().into());
+    args
+}
+
+#[test]
+fn links_to_an_external_cluster_until_connected_and_unlinks() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let key = key_made_on_the_remote(&world);
+    let files = files(&world, &key);
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    let before = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+
+    let link = world
+        .plugin()
+        .args(link_args(&address, &files))
+        .output()
+        .unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    assert!(stderr_of(&link).contains("Remote cluster \"cloud\" is connected."));
+    let info = east.remote_info("search", "catalog");
+    assert_eq!(info["cloud"]["connected"], true, "{info}");
+    assert_eq!(info["cloud"]["proxy_address"], address);
+
+    east.clear_requests();
+    let again = world
+        .plugin()
+        .args(link_args(&address, &files))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    assert!(
+        stderr_of(&again).contains("already linked"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert_eq!(
+        east.requests()
+            .iter()
+            .filter(|r| r.is_write() && !r.path.contains("selfsubjectaccessreviews"))
+            .count(),
+        0
+    );
+
+    let unlink = world
+        .plugin()
+        .args([
+            "unlink",
+            "catalog",
+            "cloud",
+            "-n",
+            "search",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    assert!(
+        stderr_of(&unlink).contains("left on the remote: the cross-cluster API key"),
+        "{}",
+        stderr_of(&unlink)
+    );
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let after = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    assert_eq!(after["spec"], before["spec"]);
+    assert!(
+        east.get(
+            &ResourceKey::SECRETS,
+            Some("search"),
+            "catalog-remote-cluster-credentials"
+        )
+        .is_none()
+    );
+    assert!(east.remote_info("search", "catalog").get("cloud").is_none());
+
+    for out in [&link, &again, &unlink] {
+        let text = format!("{}{}", stdout_of(out), stderr_of(out));
+        assert!(!text.contains(&key), "the API key reached the output");
+    }
+}
+
+#[test]
+fn bad_files_and_addresses_are_refused_without_a_write() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let key = key_made_on_the_remote(&world);
+    let good = files(&world, &key);
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    let not_a_cert = world.dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_a_cert, "hello").unwrap();
+    let not_a_key = world.dir.path().join("not-a-key.txt");
+    std::fs::write(&not_a_key, "definitely not a key").unwrap();
+    let missing = world.dir.path().join("missing.pem");
+    let cases: Vec<(Files, &str, &str)> = vec![
+        (
+            Files {
+                ca: missing.clone(),
+                key: good.key.clone(),
+            },
+            address.as_str(),
+            "cannot be read",
+        ),
+        (
+            Files {
+                ca: not_a_cert.clone(),
+                key: good.key.clone(),
+            },
+            address.as_str(),
+            "is not a PEM certificate",
+        ),
+        (
+            Files {
+                ca: good.ca.clone(),
+                key: not_a_key.clone(),
+            },
+            address.as_str(),
+            "does not hold an encoded API key",
+        ),
+        (
+            Files {
+                ca: good.ca.clone(),
+                key: good.key.clone(),
+            },
+            "cloud.external.invalid",
+            "is not HOST:PORT",
+        ),
+    ];
+    east.clear_requests();
+    for (files, address, expected) in &cases {
+        let output = world
+            .plugin()
+            .args(link_args(address, files))
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{expected}: {}",
+            stderr_of(&output)
+        );
+        assert!(
+            stderr_of(&output).contains(expected),
+            "{expected}: {}",
+            stderr_of(&output)
+        );
+    }
+    assert_eq!(east.requests().iter().filter(|r| r.is_write()).count(), 0);
+    let usage = world
+        .plugin()
+        .args(["link", "catalog", "-n", "search", "--external", "cloud"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "the files and address are required"
+    );
+}
