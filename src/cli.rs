@@ -308,6 +308,13 @@ pub struct TrustArgs {
     pub mutation: MutationFlags,
 }
 
+impl LinkArgs {
+    /// REMOTE's name; clap requires it unless `--external` is given.
+    pub fn remote_name(&self) -> &str {
+        self.remote.as_deref().unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct UnlinkArgs {
     /// The Elasticsearch whose link is removed
@@ -455,12 +462,5 @@ mod tests {
     fn all_contexts_conflicts_with_context() {
         let err = Cli::try_parse_from(["x", "list", "--all-contexts", "--context", "a"]);
         assert!(err.is_err());
-    }
-}
-
-impl LinkArgs {
-    /// REMOTE's name; clap requires it unless `--external` is given.
-    pub fn remote_name(&self) -> &str {
-        self.remote.as_deref().unwrap_or_default()
     }
 }

@@ -95,7 +95,9 @@ pub async fn run(
         async move {
             let (local, remote) = match first {
                 Some(pair) => pair,
-                None => read_pair(client, local_ns, &args.local, remote_ns, args.remote_name()).await?,
+                None => {
+                    read_pair(client, local_ns, &args.local, remote_ns, args.remote_name()).await?
+                }
             };
             Ok(
                 plan::plan_same_operator_link(&local, &remote, operator, request)
