@@ -61,9 +61,9 @@ pub async fn apply(
     dry_run: DryRun,
     deadline: Instant,
     given: &BTreeMap<String, SecretString>,
-) -> Result<usize, ApplyError> {
+) -> Result<Outcome, ApplyError> {
     if dry_run == DryRun::Client {
-        return Ok(0);
+        return Ok(Outcome::default());
     }
     let mut run = Run {
         dry_run,
@@ -100,7 +100,18 @@ pub async fn apply(
         }
     }
     run.progress.finish();
-    Ok(run.writes)
+    Ok(Outcome {
+        writes: run.writes,
+        outputs: run.outputs,
+    })
+}
+
+/// What applying a plan produced.
+#[derive(Default)]
+pub struct Outcome {
+    pub writes: usize,
+    /// Values steps produced (an address, an API key): secret until shown on purpose.
+    pub outputs: BTreeMap<String, SecretString>,
 }
 
 /// Which object an `ApplyObject` step writes.

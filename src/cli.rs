@@ -100,6 +100,13 @@ pub enum Command {
     #[command(after_help = TRUST_EXAMPLES)]
     Trust(TrustArgs),
 
+    /// Prepare an Elasticsearch as the remote of a cluster outside Kubernetes and write what that side needs
+    #[command(after_help = EXPORT_EXAMPLES)]
+    Export(ExportArgs),
+
+    /// Invalidate an exported API key and remove the exposure nothing else uses
+    Unexport(UnexportArgs),
+
     /// Remove a remote cluster link made by this plugin
     #[command(after_help = UNLINK_EXAMPLES)]
     Unlink(UnlinkArgs),
@@ -154,6 +161,18 @@ Examples:
       --remote-context west --remote-namespace shop --one-way --refresh
 
 Clusters of the same ECK operator need no trust command: ECK keeps their CAs in sync.";
+
+const EXPORT_EXAMPLES: &str = "\
+Examples:
+  # products becomes a remote of an Elastic Cloud Hosted, ECE or self-managed cluster
+  kubectl remote-cluster export products -n search --for eck-products --search-indices 'logs-*'
+
+  # Exposed another way (ingress, TLS passthrough): give the address the other side dials
+  kubectl remote-cluster export products -n search --for eck-products \\
+      --expose none --proxy-address rcs.example.com:443 --output-dir ./handover
+
+The API key goes to a file readable only by you (never to the terminal unless --show-secrets);
+INSTRUCTIONS.md in the same folder says what to enter on the other side.";
 
 const UNLINK_EXAMPLES: &str = "\
 Examples:
@@ -313,6 +332,56 @@ impl LinkArgs {
     pub fn remote_name(&self) -> &str {
         self.remote.as_deref().unwrap_or_default()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The Elasticsearch that becomes the remote cluster
+    pub remote: String,
+
+    /// The alias the other side will use for it
+    #[arg(long = "for", value_name = "ALIAS")]
+    pub alias: String,
+
+    /// Index patterns the other side may search (default: all)
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub search_indices: Vec<String>,
+
+    /// Index patterns the other side may replicate
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub replication_indices: Vec<String>,
+
+    /// How the remote cluster server is exposed
+    #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
+    pub expose: crate::plan::Expose,
+
+    /// The HOST:PORT the other side dials, when you expose it yourself
+    #[arg(long, value_name = "HOST:PORT")]
+    pub proxy_address: Option<String>,
+
+    /// Where to write the CA, the API key (mode 0600) and the instructions
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<std::path::PathBuf>,
+
+    /// Also print the API key on stdout
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    #[command(flatten)]
+    pub mutation: MutationFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct UnexportArgs {
+    /// The Elasticsearch that was exported
+    pub remote: String,
+
+    /// The alias it was exported for
+    #[arg(long = "for", value_name = "ALIAS")]
+    pub alias: String,
+
+    #[command(flatten)]
+    pub mutation: MutationFlags,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::describe::run(&cli.global, args, kubeconfig))
         }
+        Command::Export(args) => {
+            let kubeconfig = load_kubeconfig(&cli)?;
+            runtime()?.block_on(commands::export::run(&cli.global, args, kubeconfig))
+        }
+        Command::Unexport(args) => {
+            let kubeconfig = load_kubeconfig(&cli)?;
+            runtime()?.block_on(commands::export::unexport(&cli.global, args, kubeconfig))
+        }
         Command::Trust(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::trust::run(&cli.global, args, kubeconfig))

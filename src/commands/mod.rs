@@ -3,6 +3,7 @@
 pub mod completion;
 pub mod cross;
 pub mod describe;
+pub mod export;
 pub mod link;
 pub mod list;
 pub mod mutate;

@@ -164,6 +164,8 @@ pub struct Applied<P> {
     pub planned: P,
     /// Writes sent (with `dryRun=All` under `--dry-run=server`).
     pub writes: usize,
+    /// Values the steps produced (an address, an API key).
+    pub outputs: std::collections::BTreeMap<String, secrecy::SecretString>,
 }
 
 /// Plans from fresh reads, shows the plan, asks, applies; after a concurrent edit, reads and
@@ -208,7 +210,11 @@ where
         let planned = make_plan().await?;
         let plan = planned.plan();
         if plan.is_empty() {
-            return Ok(Applied { planned, writes: 0 });
+            return Ok(Applied {
+                planned,
+                writes: 0,
+                outputs: Default::default(),
+            });
         }
         if attempt == 1 {
             check_may_write(&client_for, plan).await?;
@@ -216,7 +222,13 @@ where
             confirm(plan, flags)?;
         }
         match crate::apply::apply(plan, &client_for, flags.dry_run, deadline, given).await {
-            Ok(writes) => return Ok(Applied { planned, writes }),
+            Ok(outcome) => {
+                return Ok(Applied {
+                    planned,
+                    writes: outcome.writes,
+                    outputs: outcome.outputs,
+                });
+            }
             Err(conflict @ crate::apply::ApplyError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                 output::warning(&format!("{conflict}; reading it again and re-planning"));
             }

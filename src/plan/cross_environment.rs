@@ -103,7 +103,24 @@ pub struct LocalSide<'a> {
     pub alias_settings: &'a BTreeMap<String, Value>,
 }
 
+/// The remote side's state that exposing its remote cluster server depends on.
+pub struct RemoteSide<'a> {
+    pub es: &'a EsState,
+    pub operator: &'a Operator,
+    pub exposed_host: Option<&'a String>,
+    pub exposure_service_exists: bool,
+}
+
 impl CrossObserved {
+    pub fn remote_side(&self) -> RemoteSide<'_> {
+        RemoteSide {
+            es: &self.remote,
+            operator: &self.remote_operator,
+            exposed_host: self.exposed_host.as_ref(),
+            exposure_service_exists: self.exposure_service_exists,
+        }
+    }
+
     pub fn local_side(&self) -> LocalSide<'_> {
         LocalSide {
             es: &self.local,
@@ -171,7 +188,7 @@ pub fn plan_cross_environment_link(
     check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
 
     let mut steps = Vec::new();
-    let address = plan_exposure(observed, request, &mut steps);
+    let address = plan_exposure(&observed.remote_side(), request, &mut steps);
     let key_id = plan_api_key(observed, request, &alias, &mut steps);
     let record = LinkRecord {
         remote_context: remote.id.context.clone(),
@@ -293,13 +310,13 @@ pub(crate) fn check_alias_free(
 }
 
 /// Exposure of the remote cluster server; returns the address the local will connect to.
-fn plan_exposure(
-    observed: &CrossObserved,
+pub(crate) fn plan_exposure(
+    observed: &RemoteSide,
     request: &CrossRequest,
     steps: &mut Vec<Step>,
 ) -> String {
-    let remote = &observed.remote;
-    let use_template = observed.remote_operator.crd_has_server_service;
+    let remote = observed.es;
+    let use_template = observed.operator.crd_has_server_service;
     let wants_lb = request.expose == Expose::Loadbalancer && request.proxy_address.is_none();
     let mut patch = vec![spec_guard(remote)];
     let mut diff = Vec::new();
@@ -843,10 +860,12 @@ pub(crate) fn settings_step(
 }
 
 mod certificate;
+mod export;
 mod external;
 mod unlink;
 
 pub use certificate::*;
+pub use export::*;
 pub use external::*;
 pub use unlink::*;
 

@@ -156,7 +156,12 @@ pub fn plan_cross_environment_unlink(
         // The remote first: until the local record goes (last), a re-run after a failure finds
         // everything it needs to finish.
         Some(remote) => {
-            let remote_steps = remote_reversal(observed, remote, request, &mut warnings);
+            let local_id = &observed.local.id;
+            let entry = format!(
+                "{}/{}/{}:{}",
+                local_id.context, local_id.namespace, local_id.name, request.alias
+            );
+            let remote_steps = remote_reversal(observed, remote, request, &entry, &mut warnings);
             steps.splice(0..0, remote_steps);
         }
         None => {
@@ -399,14 +404,25 @@ fn server_spec_op(remote: &EsState, remove_lb_type: bool, disable: bool) -> Valu
     }
 }
 
+/// The remote half of an unlink of the incoming link recorded under `entry` (or an export).
+pub(crate) fn remote_reversal_for(
+    observed: &CrossUnlinkObserved,
+    remote: &EsState,
+    entry: &str,
+) -> Plan {
+    let mut warnings = Vec::new();
+    let request = CrossUnlinkRequest::default();
+    let steps = remote_reversal(observed, remote, &request, entry, &mut warnings);
+    Plan { steps, warnings }
+}
+
 fn remote_reversal(
     observed: &CrossUnlinkObserved,
     remote: &EsState,
     request: &CrossUnlinkRequest,
+    entry: &str,
     warnings: &mut Vec<String>,
 ) -> Vec<Step> {
-    let local = &observed.local.id;
-    let alias = &request.alias;
     let mut steps = Vec::new();
     if let Some(id) = &observed.record.key_id {
         steps.push(Step {
@@ -420,11 +436,8 @@ fn remote_reversal(
         .annotation(INCOMING_ANNOTATION)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
-    let entry = format!(
-        "{}/{}/{}:{alias}",
-        local.context, local.namespace, local.name
-    );
-    incoming.remove(&entry);
+
+    incoming.remove(entry);
     let mut patch = vec![spec_guard(remote)];
     let mut diff = Vec::new();
     let record_value =

@@ -1,0 +1,277 @@
+//! `kubectl remote-cluster export REMOTE --for ALIAS`: an ECK cluster prepared as the remote of
+//! a cluster outside Kubernetes, and what the other side needs, handed over as files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::Api;
+use secrecy::ExposeSecret;
+
+use crate::apply::DryRun;
+use crate::cli::{ExportArgs, GlobalFlags, UnexportArgs};
+use crate::commands::list::API_VERSION;
+use crate::commands::{cross, mutate};
+use crate::error::{ExitCode, UserError};
+use crate::k8s::eck;
+use crate::k8s::kubeconfig::LoadedKubeconfig;
+use crate::output;
+use crate::plan::{self, Plan, Planned};
+
+struct ExportPlan(Plan);
+
+impl Planned for ExportPlan {
+    fn plan(&self) -> &Plan {
+        &self.0
+    }
+}
+
+fn failure(f: crate::k8s::failure::ContextFailure) -> anyhow::Error {
+    anyhow::anyhow!("context {:?}: {}", f.context, f.message)
+}
+
+pub async fn run(
+    global: &GlobalFlags,
+    args: &ExportArgs,
+    kubeconfig: Arc<LoadedKubeconfig>,
+) -> anyhow::Result<ExitCode> {
+    let flags = &args.mutation;
+    let target = mutate::target(global, kubeconfig, "export").await?;
+    let client = &target.client;
+    let out_dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}-export-{}", args.remote, args.alias)));
+    let request = plan::ExportRequest {
+        alias: args.alias.clone(),
+        search_indices: args.search_indices.clone(),
+        replication_indices: args.replication_indices.clone(),
+        expose: args.expose,
+        proxy_address: args.proxy_address.clone(),
+    };
+    // What the last planning read, for the handover once the plan is applied.
+    let seen: std::cell::RefCell<(Option<plan::RemoteCa>, Option<String>)> = Default::default();
+    let applied = mutate::plan_and_apply(&[client], flags, || {
+        let (request, seen) = (&request, &seen);
+        let namespace = &target.namespace;
+        async move {
+            let (remote, operator) = tokio::join!(
+                mutate::read_es(client, namespace, &args.remote),
+                eck::operator_facts(client),
+            );
+            let remote = remote?;
+            let secrets = Api::<Secret>::namespaced(client.client.clone(), namespace);
+            let services = Api::<Service>::namespaced(client.client.clone(), namespace);
+            let ca_name = format!("{}-es-transport-certs-public", remote.id.name);
+            let template = format!("{}-es-remote-cluster", remote.id.name);
+            let own = plan::exposure_service_name(&remote.id);
+            let (ca, template, own) = tokio::join!(
+                client.call(secrets.get_opt(&ca_name)),
+                client.call(services.get_opt(&template)),
+                client.call(services.get_opt(&own)),
+            );
+            let ca = ca
+                .map_err(failure)?
+                .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
+                .and_then(|pem| cross::first_certificate(&pem));
+            let (template, own) = (template.map_err(failure)?, own.map_err(failure)?);
+            let exposed = if operator.crd_has_server_service {
+                template.as_ref()
+            } else {
+                own.as_ref()
+            };
+            let exposed_host = exposed
+                .and_then(|s| {
+                    s.status
+                        .as_ref()?
+                        .load_balancer
+                        .as_ref()?
+                        .ingress
+                        .as_ref()?
+                        .first()
+                        .cloned()
+                })
+                .and_then(|i| i.hostname.or(i.ip));
+            *seen.borrow_mut() = (ca.clone(), exposed_host.clone());
+            let observed = plan::ExportObserved {
+                remote,
+                operator,
+                exposed_host,
+                exposure_service_exists: own.is_some(),
+                ca,
+            };
+            Ok(ExportPlan(
+                plan::plan_export(&observed, request).map_err(UserError::from)?,
+            ))
+        }
+    })
+    .await?;
+    if flags.dry_run != DryRun::None {
+        return Ok(ExitCode::Ok);
+    }
+    let (observed_ca, observed_host) = seen.into_inner();
+    let address = match (
+        &args.proxy_address,
+        applied.outputs.get(plan::OUTPUT_ADDRESS),
+        &observed_host,
+    ) {
+        (Some(given), _, _) => given.clone(),
+        (None, Some(host), _) => format!("{}:{}", host.expose_secret(), plan::REMOTE_CLUSTER_PORT),
+        (None, None, Some(host)) => format!("{host}:{}", plan::REMOTE_CLUSTER_PORT),
+        (None, None, None) => String::from("(not exposed)"),
+    };
+    let server_name = format!("{}-es-remote-cluster.{}.svc", args.remote, target.namespace);
+    let ca = observed_ca.expect("the plan refuses a remote without a CA");
+    let key = applied.outputs.get(plan::OUTPUT_KEY_ENCODED);
+    write_handover(
+        &out_dir,
+        &args.alias,
+        &address,
+        &server_name,
+        &ca.pem,
+        key.map(|k| k.expose_secret()),
+    )?;
+    let mut summary = format!(
+        "alias: {}\nproxy_address: {address}\nserver_name: {server_name}\nca: {}\n",
+        args.alias,
+        out_dir.join("ca.crt").display()
+    );
+    match key {
+        Some(key) => {
+            summary.push_str(&format!(
+                "api_key_file: {}\n",
+                out_dir.join("api-key").display()
+            ));
+            if args.show_secrets {
+                summary.push_str(&format!("api_key: {}\n", key.expose_secret()));
+            }
+        }
+        None => output::warning(&format!(
+            "{} was exported for {:?} before and its API key handed over then (it is not kept); run `kubectl remote-cluster unexport {} --for {}` first to make a new one",
+            args.remote, args.alias, args.remote, args.alias
+        )),
+    }
+    match flags.output {
+        Some(format) => output::print_document(
+            &serde_json::json!({
+                "apiVersion": API_VERSION,
+                "kind": "ExportResult",
+                "alias": args.alias,
+                "proxyAddress": address,
+                "serverName": server_name,
+                "outputDir": out_dir,
+                "writes": applied.writes,
+            }),
+            format,
+        )?,
+        None => output::write_stdout(&summary)?,
+    }
+    output::info(&format!(
+        "Wrote {} (see INSTRUCTIONS.md there for Elastic Cloud Hosted, ECE and self-managed clusters).",
+        out_dir.display()
+    ));
+    Ok(ExitCode::Ok)
+}
+
+/// The files the other side needs; the key readable by the owner only.
+fn write_handover(
+    dir: &Path,
+    alias: &str,
+    address: &str,
+    server_name: &str,
+    ca_pem: &str,
+    key: Option<&str>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("ca.crt"), ca_pem)?;
+    if let Some(key) = key {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(dir.join("api-key"))?;
+        file.write_all(key.as_bytes())?;
+        file.write_all(b"\n")?;
+    }
+    std::fs::write(
+        dir.join("INSTRUCTIONS.md"),
+        instructions(alias, address, server_name),
+    )?;
+    Ok(())
+}
+
+fn instructions(alias: &str, address: &str, server_name: &str) -> String {
+    format!(
+        "# Connecting to this ECK cluster as remote cluster `{alias}`
+
+API-key security model. Files here: `ca.crt` (the CA of the remote cluster server's certificate)
+and `api-key` (the encoded cross-cluster API key; keep it secret, delete it once entered).
+
+Remote cluster settings: mode `proxy`, proxy address `{address}`, server name `{server_name}`.
+
+## Elastic Cloud Hosted or ECE
+
+1. Security > Remote Connections > Add trusted environment > Self-managed > API keys.
+2. The CA is private: upload `ca.crt`.
+3. Add the alias `{alias}` and paste the content of `api-key`; create the trust (no restart is
+   needed from 8.14 on).
+4. Add the remote cluster `{alias}` in proxy mode with the address and server name above.
+
+## Self-managed
+
+1. Copy `ca.crt` to every node, for example to `config/remote-{alias}-ca.crt`, and set in
+   `elasticsearch.yml`:
+
+       xpack.security.remote_cluster_client.ssl.enabled: true
+       xpack.security.remote_cluster_client.ssl.certificate_authorities: [ \"remote-{alias}-ca.crt\" ]
+
+2. On every node: `bin/elasticsearch-keystore add cluster.remote.{alias}.credentials` and paste
+   the content of `api-key`.
+3. Restart the nodes (or, when only the key changed, `POST _nodes/reload_secure_settings`).
+4. Then:
+
+       PUT _cluster/settings
+       {{\"persistent\": {{\"cluster.remote.{alias}.mode\": \"proxy\",
+                         \"cluster.remote.{alias}.proxy_address\": \"{address}\",
+                         \"cluster.remote.{alias}.server_name\": \"{server_name}\"}}}}
+
+5. Check with `GET _remote/info`: `{alias}` shows `connected: true`.
+"
+    )
+}
+
+pub async fn unexport(
+    global: &GlobalFlags,
+    args: &UnexportArgs,
+    kubeconfig: Arc<LoadedKubeconfig>,
+) -> anyhow::Result<ExitCode> {
+    let flags = &args.mutation;
+    let target = mutate::target(global, kubeconfig, "unexport").await?;
+    let client = &target.client;
+    let applied = mutate::plan_and_apply(&[client], flags, || {
+        let namespace = &target.namespace;
+        async move {
+            let remote = mutate::read_es(client, namespace, &args.remote).await?;
+            let services = Api::<Service>::namespaced(client.client.clone(), namespace);
+            let own = plan::exposure_service_name(&remote.id);
+            let service = client
+                .call(services.get_opt(&own))
+                .await
+                .map_err(failure)?
+                .map(|s| serde_json::to_value(s).unwrap_or_default());
+            Ok(ExportPlan(
+                plan::plan_unexport(&remote, &args.alias, service.as_ref())
+                    .map_err(UserError::from)?,
+            ))
+        }
+    })
+    .await?;
+    if flags.dry_run == DryRun::None {
+        output::info(&format!(
+            "Invalidated the API key exported for {:?} and removed what only it used ({} writes).",
+            args.alias, applied.writes
+        ));
+    }
+    Ok(ExitCode::Ok)
+}

@@ -1,0 +1,211 @@
+//! `export`: an ECK cluster prepared as the remote of a cluster outside every kubeconfig context
+//! (ECK scenario 4, API-key model): remote cluster server on and exposed, a cross-cluster API key
+//! made for the other side, and the link recorded so `unexport` can undo it.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+/// What `export` read on the ECK cluster.
+#[derive(Debug, Clone)]
+pub struct ExportObserved {
+    pub remote: EsState,
+    pub operator: Operator,
+    pub exposed_host: Option<String>,
+    pub exposure_service_exists: bool,
+    pub ca: Option<RemoteCa>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExportRequest {
+    pub alias: String,
+    pub search_indices: Vec<String>,
+    pub replication_indices: Vec<String>,
+    pub expose: Expose,
+    pub proxy_address: Option<String>,
+}
+
+/// The key of an export in [`INCOMING_ANNOTATION`].
+pub fn export_key(alias: &str) -> String {
+    format!("external:{alias}")
+}
+
+/// The id of the key an earlier export of `alias` made, if recorded.
+pub fn exported_key_id(remote: &EsState, alias: &str) -> Option<String> {
+    let incoming: BTreeMap<String, Value> = remote
+        .annotation(INCOMING_ANNOTATION)
+        .and_then(|t| serde_json::from_str(t).ok())?;
+    incoming
+        .get(&export_key(alias))?
+        .get("keyId")?
+        .as_str()
+        .map(str::to_string)
+}
+
+pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result<Plan, PlanError> {
+    let remote = &observed.remote;
+    if !valid_alias(&request.alias) {
+        return Err(PlanError::InvalidAlias(request.alias.clone()));
+    }
+    let mut warnings = Vec::new();
+    check_managed(remote)?;
+    check_license(&remote.id.context, &observed.operator, &mut warnings)?;
+    let version = remote
+        .version()
+        .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
+    if !versions::supports_api_key(&version) {
+        return Err(PlanError::ApiKeyUnsupported {
+            cluster: remote.id.clone(),
+            version: version.to_string(),
+        });
+    }
+    if !observed.operator.crd_has_remote_cluster_server {
+        return Err(PlanError::OperatorTooOld {
+            context: remote.id.context.clone(),
+            feature: "remote cluster server",
+            minimum: "2.16",
+        });
+    }
+    if let Some(address) = &request.proxy_address
+        && !valid_address(address)
+    {
+        return Err(PlanError::InvalidAddress(address.clone()));
+    }
+    if observed.ca.is_none() {
+        return Err(PlanError::NoRemoteCa(
+            Box::new(remote.id.clone()),
+            format!("{}-es-transport-certs-public", remote.id.name),
+        ));
+    }
+    let mut steps = Vec::new();
+    let side = RemoteSide {
+        es: remote,
+        operator: &observed.operator,
+        exposed_host: observed.exposed_host.as_ref(),
+        exposure_service_exists: observed.exposure_service_exists,
+    };
+    let cross = CrossRequest {
+        alias: Some(request.alias.clone()),
+        search_indices: request.search_indices.clone(),
+        replication_indices: request.replication_indices.clone(),
+        expose: request.expose,
+        proxy_address: request.proxy_address.clone(),
+        server_name: None,
+    };
+    plan_exposure(&side, &cross, &mut steps);
+    if exported_key_id(remote, &request.alias).is_some() {
+        // The key was handed over before; the plugin never kept it, so there is nothing to
+        // write again. `unexport` invalidates it; a new export then makes a new one.
+        return Ok(Plan { steps, warnings });
+    }
+    let name = format!(
+        "{API_KEY_PREFIX}export-{}-{}-{}",
+        remote.id.namespace, remote.id.name, request.alias
+    );
+    let search: Vec<&str> =
+        if request.search_indices.is_empty() && request.replication_indices.is_empty() {
+            vec!["*"]
+        } else {
+            request.search_indices.iter().map(String::as_str).collect()
+        };
+    let mut access = serde_json::Map::new();
+    if !search.is_empty() {
+        access.insert("search".into(), json!([{ "names": search }]));
+    }
+    if !request.replication_indices.is_empty() {
+        access.insert(
+            "replication".into(),
+            json!([{ "names": request.replication_indices }]),
+        );
+    }
+    steps.push(Step {
+        cluster: remote.id.clone(),
+        summary: format!("create a cross-cluster API key for {:?}", request.alias),
+        restarts_nodes: false,
+        change: Change::CreateApiKey {
+            name: name.clone(),
+            body: json!({
+                "name": name,
+                "access": access,
+                "metadata": {"managed-by": MANAGED_BY, "exported-as": request.alias},
+            }),
+        },
+    });
+    let mut incoming: BTreeMap<String, Value> = remote
+        .annotation(INCOMING_ANNOTATION)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    incoming.insert(
+        export_key(&request.alias),
+        json!({"keyId": output_placeholder(OUTPUT_KEY_ID)}),
+    );
+    let value = serde_json::to_string(&incoming).expect("serializes");
+    let mut patch = Vec::new();
+    let path = format!(
+        "/metadata/annotations/{}",
+        INCOMING_ANNOTATION.replace('/', "~1")
+    );
+    match remote.annotation(INCOMING_ANNOTATION) {
+        Some(current) => {
+            patch.push(json!({"op": "test", "path": path, "value": current}));
+            patch.push(json!({"op": "replace", "path": path, "value": value}));
+        }
+        None => patch.extend(annotation_ops_after(
+            remote,
+            &steps,
+            &[(INCOMING_ANNOTATION, Some(value))],
+        )),
+    }
+    steps.push(Step {
+        cluster: remote.id.clone(),
+        summary: format!("record the export {:?}", request.alias),
+        restarts_nodes: false,
+        change: Change::PatchElasticsearch {
+            resource_version: remote.resource_version(),
+            patch,
+            diff: vec![format!(
+                "  metadata.annotations[{INCOMING_ANNOTATION}]: records {}",
+                export_key(&request.alias)
+            )],
+        },
+    });
+    Ok(Plan { steps, warnings })
+}
+
+/// `unexport`: invalidate the exported key, forget the record, remove the exposure when no
+/// other link uses it.
+pub fn plan_unexport(
+    remote: &EsState,
+    alias: &str,
+    exposure_service: Option<&Value>,
+) -> Result<Plan, PlanError> {
+    let Some(key_id) = exported_key_id(remote, alias) else {
+        return Err(PlanError::NoSuchAlias {
+            local: remote.id.clone(),
+            alias: alias.to_string(),
+        });
+    };
+    let observed = CrossUnlinkObserved {
+        local: remote.clone(),
+        record: LinkRecord {
+            remote_context: remote.id.context.clone(),
+            remote_namespace: remote.id.namespace.clone(),
+            remote_name: remote.id.name.clone(),
+            security: SecurityModel::ApiKey,
+            key_id: Some(key_id),
+            ca_fingerprint: None,
+            proxy_address: None,
+        },
+        remote: Some(remote.clone()),
+        remote_others: Vec::new(),
+        credentials_secret: None,
+        ca_bundle: None,
+        local_alias_settings: BTreeMap::new(),
+        exposure_service: exposure_service.cloned(),
+    };
+    Ok(super::unlink::remote_reversal_for(
+        &observed,
+        remote,
+        &export_key(alias),
+    ))
+}

@@ -1,0 +1,192 @@
+//! `export` and `unexport`: an ECK cluster prepared as the remote of a cluster outside
+//! Kubernetes, with the handover written to files.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{World, stderr_of, stdout_of};
+use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
+use serde_json::Value;
+
+fn world() -> World {
+    World::start(
+        Sandbox::builder()
+            .operator_delay(Duration::from_millis(50))
+            .cluster(
+                ClusterConfig::new("east")
+                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1)),
+            ),
+    )
+}
+
+fn exported_keys(world: &World) -> Vec<(String, bool)> {
+    world
+        .sandbox
+        .cluster("east")
+        .es_node("search", "products", |node| {
+            node.api_keys()
+                .iter()
+                .filter(|k| k.name.starts_with("kubectl-rc-export-"))
+                .map(|k| (k.id.clone(), k.invalidated))
+                .collect()
+        })
+        .unwrap()
+}
+
+#[test]
+fn export_writes_the_handover_and_unexport_undoes_it() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let before = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
+        .unwrap();
+    let dir = world.dir.path().join("handover");
+    let output = world
+        .plugin()
+        .args([
+            "export",
+            "products",
+            "-n",
+            "search",
+            "--for",
+            "eck-products",
+            "--search-indices",
+            "logs-*",
+            "--yes",
+            "--output-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let stdout = stdout_of(&output);
+    assert!(
+        stdout.contains("proxy_address: products-es-remote-cluster"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(".invalid:9443"), "{stdout}");
+    assert!(
+        stdout.contains("server_name: products-es-remote-cluster.search.svc"),
+        "{stdout}"
+    );
+
+    let key = std::fs::read_to_string(dir.join("api-key")).unwrap();
+    let mode = std::fs::metadata(dir.join("api-key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the key file is readable by its owner only");
+    assert!(!stdout.contains(key.trim()) && !stderr_of(&output).contains(key.trim()));
+    assert!(
+        std::fs::read_to_string(dir.join("ca.crt"))
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    let instructions = std::fs::read_to_string(dir.join("INSTRUCTIONS.md")).unwrap();
+    assert!(
+        instructions.contains("elasticsearch-keystore add cluster.remote.eck-products.credentials")
+    );
+    assert!(instructions.contains("Add trusted environment"));
+
+    let keys = exported_keys(&world);
+    assert_eq!(keys.len(), 1);
+    assert!(!keys[0].1, "the key is active");
+    let products = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
+        .unwrap();
+    assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], true);
+
+    let unexport = world
+        .plugin()
+        .args([
+            "unexport",
+            "products",
+            "-n",
+            "search",
+            "--for",
+            "eck-products",
+            "--yes",
+            "--wait=false",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unexport.status.code(), Some(0), "{}", stderr_of(&unexport));
+    assert_eq!(
+        exported_keys(&world),
+        [(keys[0].0.clone(), true)],
+        "invalidated by id"
+    );
+    let after = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
+        .unwrap();
+    assert_eq!(
+        after["spec"]["remoteClusterServer"]["service"],
+        before["spec"]["remoteClusterServer"]["service"].clone(),
+        "the exposure is removed"
+    );
+    assert_eq!(
+        after["metadata"]["annotations"].get("remote-cluster.kubectl-plugin.dev/incoming"),
+        None
+    );
+}
+
+#[test]
+fn show_secrets_prints_the_key_on_stdout_only_when_asked() {
+    let world = world();
+    world
+        .sandbox
+        .cluster("east")
+        .wait_idle(Duration::from_secs(30))
+        .unwrap();
+    let dir = world.dir.path().join("h");
+    let output = world
+        .plugin()
+        .args([
+            "export",
+            "products",
+            "-n",
+            "search",
+            "--for",
+            "x",
+            "--show-secrets",
+            "--yes",
+            "--output-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let key = std::fs::read_to_string(dir.join("api-key")).unwrap();
+    assert!(stdout_of(&output).contains(&format!("api_key: {}", key.trim())));
+    assert!(!stderr_of(&output).contains(key.trim()), "never on stderr");
+    let again = world
+        .plugin()
+        .args([
+            "export",
+            "products",
+            "-n",
+            "search",
+            "--for",
+            "x",
+            "--yes",
+            "-o",
+            "json",
+            "--output-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    assert!(
+        stderr_of(&again).contains("exported for \"x\" before"),
+        "{}",
+        stderr_of(&again)
+    );
+    let doc: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(doc["writes"], 0);
+    assert_eq!(exported_keys(&world).len(), 1, "no second key");
+}
