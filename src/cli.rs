@@ -239,7 +239,7 @@ pub struct LinkArgs {
         long,
         value_name = "ALIAS",
         conflicts_with_all = ["remote", "remote_context", "alias", "security"],
-        requires_all = ["proxy_address", "ca_file", "api_key_file"]
+        requires_all = ["proxy_address", "ca_file"]
     )]
     pub external: Option<String>,
 
@@ -248,8 +248,16 @@ pub struct LinkArgs {
     pub ca_file: Option<std::path::PathBuf>,
 
     /// With --external: file holding the encoded cross-cluster API key made on the remote
-    #[arg(long, value_name = "FILE", requires = "external")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "external",
+        conflicts_with = "remote_url"
+    )]
     pub api_key_file: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub remote_api: RemoteApiFlags,
 
     /// Namespace of REMOTE (default: the namespace of LOCAL)
     #[arg(long, value_name = "NAMESPACE")]
@@ -293,6 +301,31 @@ pub struct LinkArgs {
 
     #[command(flatten)]
     pub mutation: MutationFlags,
+}
+
+/// How to reach the HTTPS API of a cluster outside Kubernetes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RemoteApiFlags {
+    /// The remote's HTTPS URL, for the plugin to create (and later invalidate) the API key there
+    #[arg(long, value_name = "URL")]
+    pub remote_url: Option<String>,
+
+    /// User on the remote with the manage_security privilege
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "elastic",
+        requires = "remote_url"
+    )]
+    pub remote_user: String,
+
+    /// File holding that user's password
+    #[arg(long, value_name = "FILE", requires = "remote_url")]
+    pub remote_password_file: Option<std::path::PathBuf>,
+
+    /// PEM file of the CA of the remote's HTTPS certificate (default: the public web PKI)
+    #[arg(long, value_name = "FILE", requires = "remote_url")]
+    pub remote_ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +437,10 @@ pub struct UnlinkArgs {
     /// Across Kubernetes clusters: kubeconfig file holding the remote's context (default: the same)
     #[arg(long, value_name = "FILE")]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
+
+    /// A link to a cluster outside Kubernetes whose key the plugin created: reach it to invalidate the key
+    #[command(flatten)]
+    pub remote_api: RemoteApiFlags,
 
     #[command(flatten)]
     pub mutation: MutationFlags,

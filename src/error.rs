@@ -83,6 +83,19 @@ pub enum UserError {
 
     #[error("{} {reason}", .path.display())]
     BadInputFile { path: PathBuf, reason: String },
+
+    #[error(
+        "--external needs the API key: --api-key-file FILE with a key made on the remote, or --remote-url URL --remote-password-file FILE for the plugin to make one"
+    )]
+    MissingKeySource,
+
+    #[error("--remote-url needs --remote-password-file FILE (the password of --remote-user)")]
+    MissingRemotePassword,
+
+    #[error(
+        "cannot use the remote's API at {url}: {reason}; check the URL, --remote-ca-file and the credentials"
+    )]
+    RemoteApi { url: String, reason: String },
 }
 
 impl From<crate::plan::PlanError> for UserError {

@@ -235,3 +235,157 @@ fn bad_files_and_addresses_are_refused_without_a_write() {
         "the files and address are required"
     );
 }
+
+fn plugin_keys(world: &World) -> Vec<(String, bool)> {
+    let cloud = world.sandbox.external("cloud");
+    let response = world.sandbox.external_request(
+        "cloud",
+        &EsRequest::new("GET", "/_security/api_key?name=kubectl-rc-*")
+            .basic("elastic", &cloud.password),
+    );
+    response.body["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["id"].as_str().unwrap().to_string(),
+                k["invalidated"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_plugin_creates_the_key_through_the_remote_url_and_invalidates_it_on_unlink() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let cloud = world.sandbox.external("cloud");
+    let dir = world.dir.path();
+    std::fs::write(dir.join("rcs-ca.pem"), &cloud.remote_cluster_ca_pem).unwrap();
+    std::fs::write(dir.join("http-ca.pem"), &cloud.ca_pem).unwrap();
+    std::fs::write(dir.join("password"), format!("{}\n", cloud.password)).unwrap();
+    let link: Vec<std::ffi::OsString> = vec![
+        "link".into(),
+        "catalog".into(),
+        "-n".into(),
+        "search".into(),
+        "--external".into(),
+        "cloud".into(),
+        "--proxy-address".into(),
+        cloud.remote_cluster_address.clone().into(),
+        "--ca-file".into(),
+        dir.join("rcs-ca.pem").into(),
+        "--remote-url".into(),
+        cloud.url.clone().into(),
+        "--remote-password-file".into(),
+        dir.join("password").into(),
+        "--remote-ca-file".into(),
+        dir.join("http-ca.pem").into(),
+        "--search-indices".into(),
+        "logs-*".into(),
+        "--yes".into(),
+        "--timeout".into(),
+        "60s".into(),
+    ];
+    let output = world.plugin().args(&link).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        east.remote_info("search", "catalog")["cloud"]["connected"],
+        true
+    );
+    let keys = plugin_keys(&world);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(!keys[0].1);
+
+    let again = world.plugin().args(&link).output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    assert!(
+        stderr_of(&again).contains("already linked"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert_eq!(
+        plugin_keys(&world).len(),
+        1,
+        "the stored key is reused, no second key"
+    );
+
+    let unlink: Vec<std::ffi::OsString> = vec![
+        "unlink".into(),
+        "catalog".into(),
+        "cloud".into(),
+        "-n".into(),
+        "search".into(),
+        "--remote-url".into(),
+        cloud.url.clone().into(),
+        "--remote-password-file".into(),
+        dir.join("password").into(),
+        "--remote-ca-file".into(),
+        dir.join("http-ca.pem").into(),
+        "--yes".into(),
+        "--timeout".into(),
+        "60s".into(),
+    ];
+    let output = world.plugin().args(&unlink).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        plugin_keys(&world),
+        [(keys[0].0.clone(), true)],
+        "invalidated by id"
+    );
+    assert!(
+        !stderr_of(&output).contains("left on the remote"),
+        "{}",
+        stderr_of(&output)
+    );
+    for out in [&output, &again] {
+        assert!(
+            !stdout_of(out).contains(&cloud.password) && !stderr_of(out).contains(&cloud.password)
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_remote_url_is_refused_without_a_write() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let cloud = world.sandbox.external("cloud");
+    let dir = world.dir.path();
+    std::fs::write(dir.join("rcs-ca.pem"), &cloud.remote_cluster_ca_pem).unwrap();
+    std::fs::write(dir.join("password"), &cloud.password).unwrap();
+    east.clear_requests();
+    let output = world
+        .plugin()
+        .args([
+            "link",
+            "catalog",
+            "-n",
+            "search",
+            "--external",
+            "cloud",
+            "--proxy-address",
+        ])
+        .arg(&cloud.remote_cluster_address)
+        .arg("--ca-file")
+        .arg(dir.join("rcs-ca.pem"))
+        .args([
+            "--remote-url",
+            "https://127.0.0.1:1",
+            "--remote-password-file",
+        ])
+        .arg(dir.join("password"))
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("cannot use the remote's API at https://127.0.0.1:1"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(east.requests().iter().filter(|r| r.is_write()).count(), 0);
+    assert!(plugin_keys(&world).is_empty());
+}

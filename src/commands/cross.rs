@@ -18,6 +18,7 @@ use crate::k8s::clients::ContextClient;
 use crate::k8s::eck;
 use crate::output;
 use crate::plan::{self, CrossObserved, CrossRequest, EsState, RemoteCa};
+use anyhow::Context as _;
 
 /// Where each side is.
 pub struct Sides<'a> {
@@ -391,6 +392,13 @@ pub async fn unlink(
         alias: args.alias.clone(),
         disable_server: args.disable_server,
     };
+    // Reached before any write, so that bad credentials change nothing.
+    let remote_api = match (&record.key_created_at, &args.remote_api.remote_url) {
+        (Some(created_at), Some(url)) if created_at == url => {
+            Some(connect_remote_api(&args.remote_api, url).await?)
+        }
+        _ => None,
+    };
     let mut clients = vec![local_client];
     clients.extend(remote_client.as_ref());
     let applied = mutate::plan_and_apply(&clients, flags, || {
@@ -422,7 +430,21 @@ pub async fn unlink(
             args.alias, target.namespace, args.local, local_client.context
         ));
     }
-    for left in &planned.left_on_remote {
+    let mut left_on_remote = planned.left_on_remote.clone();
+    // A key the plugin created on a cluster outside Kubernetes: invalidated there when reachable.
+    if let (Some(es), Some(url), Some(id), crate::apply::DryRun::None) = (
+        &remote_api,
+        &record.key_created_at,
+        &record.key_id,
+        flags.dry_run,
+    ) {
+        es.delete("/_security/api_key", &serde_json::json!({"ids": [id]}))
+            .await
+            .with_context(|| format!("invalidating the API key {id} on {url}"))?;
+        output::info(&format!("Invalidated the API key {id} on {url}."));
+        left_on_remote.retain(|l| !l.contains(id.as_str()));
+    }
+    for left in &left_on_remote {
         output::warning(&format!("left on the remote: {left}"));
     }
     if flags.wait && flags.dry_run == crate::apply::DryRun::None {
@@ -560,6 +582,189 @@ async fn observe_unlink(
     })
 }
 
+/// The API key of a link to a cluster outside Kubernetes: from a file, the one the local
+/// keystore already holds (when still active there), or one the plugin creates through the
+/// remote's URL.
+struct KeySource {
+    encoded: secrecy::SecretString,
+    id: String,
+    /// The remote's URL when the plugin created (or earlier created) the key there.
+    created_at: Option<String>,
+    /// A key created by this run, with the client that made it, until the keystore holds it.
+    fresh: Option<EsClient>,
+}
+
+async fn key_source(
+    target: &mutate::Target,
+    args: &LinkArgs,
+    alias: &str,
+) -> anyhow::Result<KeySource> {
+    if let Some(path) = &args.api_key_file {
+        let (encoded, id) = crate::external::read_api_key(path)?;
+        return Ok(KeySource {
+            encoded,
+            id,
+            created_at: None,
+            fresh: None,
+        });
+    }
+    let remote = &args.remote_api;
+    let Some(url) = &remote.remote_url else {
+        return Err(UserError::MissingKeySource.into());
+    };
+    let es = connect_remote_api(remote, url).await?;
+    // A key the keystore already holds and the remote still accepts is kept.
+    let client = &target.client;
+    let secrets = Api::<Secret>::namespaced(client.client.clone(), &target.namespace);
+    let secret_name = format!("{}-remote-cluster-credentials", args.local);
+    if let Ok(Some(secret)) = client.call(secrets.get_opt(&secret_name)).await
+        && let Some(id) = stored_key_id(&secret, alias)
+        && let Some(bytes) = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&plan::credentials_key(alias)))
+        && remote_key_active(&es, &id).await
+    {
+        let encoded = secrecy::SecretString::from(String::from_utf8_lossy(&bytes.0).into_owned());
+        return Ok(KeySource {
+            encoded,
+            id,
+            created_at: Some(url.clone()),
+            fresh: None,
+        });
+    }
+    let name = format!(
+        "{}{}-{}-{}-{alias}",
+        plan::API_KEY_PREFIX,
+        client.context,
+        target.namespace,
+        args.local
+    );
+    let search: Vec<&str> = if args.search_indices.is_empty() && args.replication_indices.is_empty()
+    {
+        vec!["*"]
+    } else {
+        args.search_indices.iter().map(String::as_str).collect()
+    };
+    let mut access = serde_json::Map::new();
+    if !search.is_empty() {
+        access.insert("search".into(), serde_json::json!([{ "names": search }]));
+    }
+    if !args.replication_indices.is_empty() {
+        access.insert(
+            "replication".into(),
+            serde_json::json!([{ "names": args.replication_indices }]),
+        );
+    }
+    let created = es
+        .post(
+            "/_security/cross_cluster/api_key",
+            &serde_json::json!({
+                "name": name,
+                "access": access,
+                "metadata": {"managed-by": plan::MANAGED_BY, "local-context": client.context,
+                             "local-namespace": target.namespace, "local-name": args.local, "alias": alias},
+            }),
+        )
+        .await
+        .with_context(|| format!("creating the cross-cluster API key on {url}"))?;
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let encoded = created["encoded"].as_str().unwrap_or_default().to_string();
+    if id.is_empty() || encoded.is_empty() {
+        anyhow::bail!("{url} answered without an API key");
+    }
+    Ok(KeySource {
+        encoded: secrecy::SecretString::from(encoded),
+        id,
+        created_at: Some(url.clone()),
+        fresh: Some(es),
+    })
+}
+
+impl KeySource {
+    /// After a failed run: a key this run created that the keystore does not hold is
+    /// invalidated, so no orphan key is left on the remote.
+    async fn undo_if_unused(&self, target: &mutate::Target, args: &LinkArgs) {
+        let Some(es) = &self.fresh else {
+            return;
+        };
+        let client = &target.client;
+        let secrets = Api::<Secret>::namespaced(client.client.clone(), &target.namespace);
+        let alias = args.external.clone().unwrap_or_default();
+        let stored = client
+            .call(secrets.get_opt(&format!("{}-remote-cluster-credentials", args.local)))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| stored_key_id(&s, &alias));
+        if stored.as_deref() == Some(self.id.as_str()) {
+            return;
+        }
+        match es
+            .delete("/_security/api_key", &serde_json::json!({"ids": [self.id]}))
+            .await
+        {
+            Ok(_) => output::warning(&format!(
+                "invalidated the API key {} created on the remote, since the link could not be completed",
+                self.id
+            )),
+            Err(err) => output::warning(&format!(
+                "could not invalidate the API key {} on the remote ({err}); invalidate it there",
+                self.id
+            )),
+        }
+    }
+}
+
+/// The remote's HTTPS API with the credentials given; a remote that cannot be reached is the
+/// user's input to fix (exit 2), before anything is written.
+async fn connect_remote_api(
+    remote: &crate::cli::RemoteApiFlags,
+    url: &str,
+) -> anyhow::Result<EsClient> {
+    let password_file = remote
+        .remote_password_file
+        .as_deref()
+        .ok_or(UserError::MissingRemotePassword)?;
+    let password = std::fs::read_to_string(password_file).map_err(|e| UserError::BadInputFile {
+        path: password_file.to_path_buf(),
+        reason: format!("cannot be read: {e}"),
+    })?;
+    let password = secrecy::SecretString::from(password.trim_end_matches(['\n', '\r']).to_string());
+    let ca = match &remote.remote_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| UserError::BadInputFile {
+            path: path.clone(),
+            reason: format!("cannot be read: {e}"),
+        })?),
+        None => None,
+    };
+    let es = EsClient::connect_url(
+        url,
+        ca.as_deref(),
+        &remote.remote_user,
+        &password,
+        std::time::Duration::from_secs(15),
+    )
+    .await
+    .map_err(|e| UserError::RemoteApi {
+        url: url.to_string(),
+        reason: format!("{e:#}"),
+    })?;
+    es.get("/").await.map_err(|e| UserError::RemoteApi {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(es)
+}
+
+async fn remote_key_active(es: &EsClient, id: &str) -> bool {
+    es.get(&format!("/_security/api_key?id={id}"))
+        .await
+        .ok()
+        .and_then(|found| found["api_keys"].as_array()?.first().cloned())
+        .is_some_and(|key| key["invalidated"] == serde_json::Value::Bool(false))
+}
+
 /// `link LOCAL --external ALIAS`: the local half of an API-key link to a cluster outside every
 /// kubeconfig context, with the key and CA the user hands over.
 pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::Result<ExitCode> {
@@ -567,19 +772,17 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
     let alias = args.external.clone().unwrap_or_default();
     // Checked before anything is read from the cluster, let alone written.
     let ca_path = args.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
-    let key_path = args
-        .api_key_file
-        .as_deref()
-        .unwrap_or(std::path::Path::new(""));
     let ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
-    let (key, key_id) = crate::external::read_api_key(key_path)?;
+    let source = key_source(target, args, &alias).await?;
     let request = plan::ExternalRequest {
         alias: alias.clone(),
         proxy_address: args.proxy_address.clone().unwrap_or_default(),
         server_name: args.server_name.clone(),
         ca,
-        key_id,
+        key_id: source.id.clone(),
+        key_created_at: source.created_at.clone(),
     };
+    let key = source.encoded.clone();
     let given = BTreeMap::from([(plan::OUTPUT_KEY_ENCODED.to_string(), key)]);
     let client = &target.client;
     let applied = mutate::plan_and_apply_given(&[client], flags, &given, || {
@@ -610,7 +813,14 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
             Ok(plan::plan_external_link(&observed, request).map_err(UserError::from)?)
         }
     })
-    .await?;
+    .await;
+    let applied = match applied {
+        Ok(applied) => applied,
+        Err(err) => {
+            source.undo_if_unused(target, args).await;
+            return Err(err);
+        }
+    };
     let planned = applied.planned;
     let local_id = id(client, &target.namespace, &args.local);
     if planned.plan.is_empty() {

@@ -31,7 +31,10 @@ pub struct EsTarget {
 
 /// An authenticated HTTPS connection to one Elasticsearch cluster over a pod port-forward.
 pub struct EsClient {
-    target: EsTarget,
+    /// How errors name the cluster.
+    name: String,
+    /// The `Host` header.
+    host: String,
     pod: String,
     authorization: SecretString,
     sender: Mutex<http1::SendRequest<Full<Bytes>>>,
@@ -99,9 +102,70 @@ impl EsClient {
             drop(forwarder);
         });
         Ok(EsClient {
-            target,
+            name: format!("{}/{}", target.namespace, target.name),
+            host: format!("{}-es-http", target.name),
             pod,
             authorization,
+            sender: Mutex::new(sender),
+        })
+    }
+
+    /// Connects to an Elasticsearch by URL (a cluster outside Kubernetes), verifying TLS against
+    /// `ca_pem` or, without it, the public web PKI, and authenticating as `user`.
+    pub async fn connect_url(
+        url: &str,
+        ca_pem: Option<&[u8]>,
+        user: &str,
+        password: &SecretString,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<EsClient> {
+        let uri: http::Uri = url
+            .parse()
+            .with_context(|| format!("{url:?} is not a URL"))?;
+        if uri.scheme_str() != Some("https") {
+            bail!("{url} is not an https:// URL");
+        }
+        let host = uri.host().unwrap_or_default().to_string();
+        let port = uri.port_u16().unwrap_or(443);
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_pem {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    roots.add(cert.context("the remote CA file holds an invalid PEM")?)?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| anyhow!("no answer from {url} within {}s", timeout.as_secs()))?
+        .with_context(|| format!("cannot connect to {url}"))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from(host.clone())?, tcp)
+            .await
+            .with_context(|| format!("TLS with {url} failed (certificate problem?)"))?;
+        let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("Elasticsearch connection ended: {err}");
+            }
+        });
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", password.expose_secret()));
+        Ok(EsClient {
+            name: url.to_string(),
+            host: uri.authority().map(|a| a.to_string()).unwrap_or(host),
+            pod: String::new(),
+            authorization: SecretString::from(format!("Basic {credentials}")),
             sender: Mutex::new(sender),
         })
     }
@@ -131,7 +195,7 @@ impl EsClient {
         let mut request = http::Request::builder()
             .method(method)
             .uri(path)
-            .header(http::header::HOST, format!("{}-es-http", self.target.name))
+            .header(http::header::HOST, self.host.as_str())
             .header(
                 http::header::AUTHORIZATION,
                 self.authorization.expose_secret(),
@@ -163,7 +227,7 @@ impl EsClient {
             .map(str::to_string)
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
         Err(EsError {
-            name: format!("{}/{}", self.target.namespace, self.target.name),
+            name: self.name.clone(),
             method: method.to_string(),
             path: path.to_string(),
             status: status.as_u16(),

@@ -198,6 +198,7 @@ pub fn plan_cross_environment_link(
         key_id: Some(key_id.clone()),
         ca_fingerprint: Some(ca.fingerprint.clone()),
         proxy_address: Some(address.clone()),
+        key_created_at: None,
     };
     if let Some(step) = incoming_record_step(remote, &steps, &local.id, &alias, &key_id) {
         steps.push(step);

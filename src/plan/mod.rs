@@ -185,6 +185,10 @@ pub struct LinkRecord {
     /// Across Kubernetes clusters: the address the local connects to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_address: Option<String>,
+    /// A cluster outside Kubernetes: the URL where the plugin created the key (it invalidates
+    /// it on unlink when given the credentials again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_created_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]

@@ -114,6 +114,7 @@ pub fn plan_same_operator_link(
         key_id: None,
         ca_fingerprint: None,
         proxy_address: None,
+        key_created_at: None,
     };
     if let Some(step) = upsert_entry(local, &alias, existing, desired_entry, record) {
         steps.push(step);

@@ -404,6 +404,7 @@ pub fn plan_certificate_link(
         key_id: None,
         ca_fingerprint: Some(remote_ca.fingerprint.clone()),
         proxy_address: Some(address.clone()),
+        key_created_at: None,
     };
     let mut links = ours.clone();
     let mut local_annotations: Vec<(&str, Option<String>)> = Vec::new();

@@ -195,6 +195,7 @@ pub fn plan_unexport(
             key_id: Some(key_id),
             ca_fingerprint: None,
             proxy_address: None,
+            key_created_at: None,
         },
         remote: Some(remote.clone()),
         remote_others: Vec::new(),

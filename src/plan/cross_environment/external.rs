@@ -28,6 +28,8 @@ pub struct ExternalRequest {
     pub ca: RemoteCa,
     /// Id of the key in `--api-key-file` (the key itself stays with the executor).
     pub key_id: String,
+    /// The remote's URL when the plugin created the key there.
+    pub key_created_at: Option<String>,
 }
 
 pub fn plan_external_link(
@@ -82,6 +84,7 @@ pub fn plan_external_link(
         key_id: Some(request.key_id.clone()),
         ca_fingerprint: Some(request.ca.fingerprint.clone()),
         proxy_address: Some(request.proxy_address.clone()),
+        key_created_at: request.key_created_at.clone(),
     };
     if let Some(step) = local_spec_step(local, &alias, record, &ours) {
         restarts |= step.restarts_nodes;
