@@ -94,7 +94,7 @@ pub enum Command {
 
     /// Connect LOCAL to REMOTE as a remote cluster (same Kubernetes cluster: ECK does the rest)
     #[command(after_help = LINK_EXAMPLES)]
-    Link(LinkArgs),
+    Link(Box<LinkArgs>),
 
     /// Make two Elasticsearch clusters in different Kubernetes clusters trust each other's transport CA
     #[command(after_help = TRUST_EXAMPLES)]

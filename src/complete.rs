@@ -615,6 +615,9 @@ mod tests {
             "link",
             "unlink",
             "describe",
+            "trust",
+            "export",
+            "unexport",
             "version",
             "completion",
         ] {
@@ -622,7 +625,8 @@ mod tests {
         }
         assert!(!v.contains(&"man"), "hidden commands are not offered");
         assert_eq!(c.directive, directive::NO_FILE_COMP);
-        assert_eq!(values(&complete(&words(&["un"]))), ["unlink"]);
+        assert_eq!(values(&complete(&words(&["unl"]))), ["unlink"]);
+        assert_eq!(values(&complete(&words(&["un"]))), ["unexport", "unlink"]);
     }
 
     #[test]

@@ -956,8 +956,14 @@ async fn serve_external(
     id: elasticsearch::EsId,
 ) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
+        // An accept error (a connection reset before it was accepted, a full file table) is
+        // transient: the server goes on listening.
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
         };
         let w = world.clone();
         let id = id.clone();
