@@ -228,6 +228,27 @@ impl Run {
                     .await
                     .map_err(|e| failed(step, e))
             }
+            Change::SetSkipUnavailable { alias, value } => {
+                if self.dry_run == DryRun::Server {
+                    return Ok(());
+                }
+                let deadline = self.deadline;
+                let es = self.es(step, client).await?;
+                if value.is_some() {
+                    wait_for_alias(es, alias, deadline)
+                        .await
+                        .map_err(|e| failed(step, e))?;
+                }
+                let key = format!("cluster.remote.{alias}.skip_unavailable");
+                es.put(
+                    "/_cluster/settings",
+                    &json!({ "persistent": { key: value } }),
+                )
+                .await
+                .map_err(|e| failed(step, e))?;
+                self.writes += 1;
+                Ok(())
+            }
             Change::PutClusterSettings { settings } => {
                 if self.dry_run == DryRun::Server {
                     return Ok(());
@@ -580,9 +601,20 @@ impl Run {
                 namespace: step.cluster.namespace.clone(),
                 name: step.cluster.name.clone(),
             };
-            let connected = EsClient::connect(client, target)
-                .await
-                .map_err(|e| failed(step, e))?;
+            // Pods restart after the writes before this step: try until one answers.
+            let connected = loop {
+                match EsClient::connect(client, target.clone()).await {
+                    Ok(connected) => break connected,
+                    Err(err) if Instant::now() >= self.deadline => return Err(failed(step, err)),
+                    Err(err) => {
+                        self.progress.say(format!(
+                            "Waiting to reach Elasticsearch {}: {err}",
+                            step.cluster
+                        ));
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            };
             self.es.insert(step.cluster.clone(), connected);
         }
         Ok(&self.es[&step.cluster])
@@ -643,6 +675,25 @@ impl Run {
                 "could not invalidate the API key {id} on {cluster} ({err}); invalidate it with DELETE /_security/api_key {{\"ids\":[\"{id}\"]}}"
             )),
         }
+    }
+}
+
+/// Waits until the alias is configured in the persistent settings (ECK sets its seeds).
+async fn wait_for_alias(es: &EsClient, alias: &str, deadline: Instant) -> anyhow::Result<()> {
+    let prefix = format!("cluster.remote.{alias}.");
+    loop {
+        let settings = es.get("/_cluster/settings?flat_settings=true").await?;
+        let configured = settings["persistent"].as_object().is_some_and(|all| {
+            all.keys()
+                .any(|k| k.starts_with(&prefix) && !k.ends_with(".skip_unavailable"))
+        });
+        if configured {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("ECK did not configure remote cluster {alias:?} before the timeout");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

@@ -299,6 +299,10 @@ pub struct LinkArgs {
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub replication_indices: Vec<String>,
 
+    /// Searches across clusters skip REMOTE when it cannot be reached instead of failing
+    #[arg(long)]
+    pub skip_unavailable: bool,
+
     #[command(flatten)]
     pub mutation: MutationFlags,
 }

@@ -315,3 +315,65 @@ fn a_concurrent_edit_is_kept_and_the_link_re_planned() {
         "their entry first, ours appended"
     );
 }
+
+#[test]
+fn skip_unavailable_is_set_after_eck_configures_the_alias_and_cleared_on_unlink() {
+    let world = world("enterprise");
+    let link = world
+        .plugin()
+        .args([
+            "link",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--skip-unavailable",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    let east = world.sandbox.cluster("east");
+    let info = east.remote_info("search", "catalog");
+    assert_eq!(info["products"]["connected"], true, "{info}");
+    let skip = east
+        .es_node("search", "catalog", |node| {
+            node.persistent_settings()
+                .get("cluster.remote.products.skip_unavailable")
+                .and_then(|v| v.as_str().map(str::to_string))
+        })
+        .unwrap();
+    assert_eq!(
+        skip.as_deref(),
+        Some("true"),
+        "set explicitly, not a default"
+    );
+
+    let unlink = world
+        .plugin()
+        .args([
+            "unlink",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--yes",
+            "--timeout",
+            "60s",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    let doc: Value = serde_json::from_slice(&unlink.stdout).unwrap();
+    assert_eq!(doc["local"]["name"], "catalog");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let info = east.remote_info("search", "catalog");
+    assert!(
+        info.get("products").is_none(),
+        "ECK could remove the seeds: {info}"
+    );
+}

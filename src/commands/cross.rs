@@ -39,6 +39,7 @@ pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode
         expose: args.expose,
         proxy_address: args.proxy_address.clone(),
         server_name: args.server_name.clone(),
+        skip_unavailable: args.skip_unavailable,
     };
     let applied = mutate::plan_and_apply(&[sides.local, sides.remote], flags, || {
         let request = &request;
@@ -781,6 +782,7 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
         ca,
         key_id: source.id.clone(),
         key_created_at: source.created_at.clone(),
+        skip_unavailable: args.skip_unavailable,
     };
     let key = source.encoded.clone();
     let given = BTreeMap::from([(plan::OUTPUT_KEY_ENCODED.to_string(), key)]);

@@ -74,6 +74,7 @@ pub async fn run(
         security: args.security,
         search_indices: args.search_indices.clone(),
         replication_indices: args.replication_indices.clone(),
+        skip_unavailable: args.skip_unavailable,
     };
     // Independent reads go out together: the operator's facts and both resources.
     let (operator, first_read) = tokio::join!(
@@ -99,10 +100,18 @@ pub async fn run(
                     read_pair(client, local_ns, &args.local, remote_ns, args.remote_name()).await?
                 }
             };
-            Ok(
-                plan::plan_same_operator_link(&local, &remote, operator, request)
-                    .map_err(UserError::from)?,
-            )
+            let mut planned = plan::plan_same_operator_link(&local, &remote, operator, request)
+                .map_err(UserError::from)?;
+            if request.skip_unavailable {
+                let current = current_skip_unavailable(client, &local, &planned.alias).await;
+                planned.plan.steps.extend(plan::skip_unavailable_step(
+                    &local,
+                    &planned.alias,
+                    true,
+                    current,
+                ));
+            }
+            Ok(planned)
         }
     })
     .await?;
@@ -161,6 +170,25 @@ pub async fn run(
         output::print_document(&result, format)?;
     }
     Ok(ExitCode::Ok)
+}
+
+/// `cluster.remote.<alias>.skip_unavailable` as the local cluster has it (`None` when unset or
+/// when Elasticsearch cannot be reached yet).
+pub async fn current_skip_unavailable(
+    client: &crate::k8s::clients::ContextClient,
+    local: &plan::EsState,
+    alias: &str,
+) -> Option<bool> {
+    let target = crate::es::EsTarget {
+        namespace: local.id.namespace.clone(),
+        name: local.id.name.clone(),
+    };
+    let es = crate::es::EsClient::connect(client, target).await.ok()?;
+    let settings = es.get("/_cluster/settings?flat_settings=true").await.ok()?;
+    let value = &settings["persistent"][format!("cluster.remote.{alias}.skip_unavailable")];
+    value
+        .as_bool()
+        .or_else(|| value.as_str().and_then(|v| v.parse().ok()))
 }
 
 async fn read_pair(

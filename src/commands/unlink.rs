@@ -54,15 +54,25 @@ pub async fn run(
         async move {
             let local = mutate::read_es(client, namespace, &args.local).await?;
             let (remote, others) = remote_and_others(client, &local, &args.alias).await?;
-            Ok(
+            let mut planned =
                 plan::plan_same_operator_unlink(&local, remote.as_ref(), &others, request)
-                    .map_err(UserError::from)?,
-            )
+                    .map_err(UserError::from)?;
+            let current =
+                crate::commands::link::current_skip_unavailable(client, &local, &request.alias)
+                    .await;
+            if let Some(step) = plan::clear_skip_unavailable_step(&local, &request.alias, current) {
+                planned.plan.steps.insert(0, step);
+            }
+            Ok(planned)
         }
     })
     .await?;
     let (planned, writes) = (applied.planned, applied.writes);
-    let local_id = planned.plan.steps[0].cluster.clone();
+    let local_id = plan::ClusterId {
+        context: client.context.clone(),
+        namespace: target.namespace.clone(),
+        name: args.local.clone(),
+    };
     if flags.dry_run == DryRun::None {
         output::info(&format!(
             "Unlinked remote cluster {:?} from {local_id}.",

@@ -139,6 +139,7 @@ pub struct CrossRequest {
     pub expose: Expose,
     pub proxy_address: Option<String>,
     pub server_name: Option<String>,
+    pub skip_unavailable: bool,
 }
 
 /// Plans an API-key link from `local` to `remote` in another Kubernetes cluster.
@@ -233,7 +234,13 @@ pub fn plan_cross_environment_link(
             remote.id.name, remote.id.namespace
         )
     });
-    if let Some(step) = settings_step(&local_side, &alias, &address, &server_name) {
+    if let Some(step) = settings_step(
+        &local_side,
+        &alias,
+        &address,
+        &server_name,
+        request.skip_unavailable,
+    ) {
         steps.push(step);
     }
     Ok(LinkPlan {
@@ -837,13 +844,17 @@ pub(crate) fn settings_step(
     alias: &str,
     address: &str,
     server_name: &str,
+    skip_unavailable: bool,
 ) -> Option<Step> {
     let prefix = format!("cluster.remote.{alias}");
-    let desired = BTreeMap::from([
+    let mut desired = BTreeMap::from([
         (format!("{prefix}.mode"), json!("proxy")),
         (format!("{prefix}.proxy_address"), json!(address)),
         (format!("{prefix}.server_name"), json!(server_name)),
     ]);
+    if skip_unavailable {
+        desired.insert(format!("{prefix}.skip_unavailable"), json!(true));
+    }
     let unchanged = desired
         .iter()
         .all(|(k, v)| observed.alias_settings.get(k) == Some(v));

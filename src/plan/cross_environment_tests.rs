@@ -149,6 +149,7 @@ fn linked() -> CrossObserved {
             Change::WaitForRollout => {}
             other @ (Change::DeleteObject { .. }
             | Change::InvalidateApiKey { .. }
+            | Change::SetSkipUnavailable { .. }
             | Change::ApplyObject {
                 object: ObjectKind::Service,
                 ..

@@ -227,6 +227,7 @@ pub struct LinkRequest {
     pub security: Option<SecurityModel>,
     pub search_indices: Vec<String>,
     pub replication_indices: Vec<String>,
+    pub skip_unavailable: bool,
 }
 
 /// An ordered list of changes, per cluster.
@@ -322,6 +323,10 @@ pub enum Change {
     /// `PUT /_cluster/settings` (persistent) on this step's cluster; values may name outputs.
     #[serde(rename_all = "camelCase")]
     PutClusterSettings { settings: Value },
+    /// `cluster.remote.<alias>.skip_unavailable` on this step's cluster: set (once ECK has
+    /// configured the alias, which Elasticsearch requires first) or removed.
+    #[serde(rename_all = "camelCase")]
+    SetSkipUnavailable { alias: String, value: Option<bool> },
 }
 
 /// Kubernetes objects of the plugin's own besides Elasticsearch resources.
@@ -689,6 +694,10 @@ fn step_details(change: &Change) -> Vec<String> {
         Change::WaitForRollout => {
             vec!["  until observedGeneration catches up and phase is Ready".to_string()]
         }
+        Change::SetSkipUnavailable { alias, value } => vec![format!(
+            "  PUT /_cluster/settings (persistent) cluster.remote.{alias}.skip_unavailable: {}",
+            value.map_or("null".to_string(), |v| v.to_string())
+        )],
         Change::PutClusterSettings { settings } => {
             let mut lines = vec!["  PUT /_cluster/settings (persistent)".to_string()];
             lines.extend(yaml_lines("+   ", settings));

@@ -387,3 +387,45 @@ fn api_key_clients_of(
 #[cfg(test)]
 #[path = "same_operator_tests.rs"]
 mod tests;
+
+/// `skip_unavailable` for a same-operator link: ECK only sets the seeds, so the plugin sets this
+/// one itself, after ECK has configured the alias. `current` is the value in the settings.
+pub fn skip_unavailable_step(
+    local: &EsState,
+    alias: &str,
+    wanted: bool,
+    current: Option<bool>,
+) -> Option<Step> {
+    let value = match (wanted, current) {
+        (true, Some(true)) | (false, _) => return None,
+        (true, _) => Some(true),
+    };
+    Some(Step {
+        cluster: local.id.clone(),
+        summary: format!("skip remote cluster {alias:?} in searches when it is unavailable"),
+        restarts_nodes: false,
+        change: Change::SetSkipUnavailable {
+            alias: alias.to_string(),
+            value,
+        },
+    })
+}
+
+/// Before an alias's seeds go, `skip_unavailable` must go: Elasticsearch refuses settings of a
+/// remote cluster that is not configured, which would block ECK's own cleanup.
+pub fn clear_skip_unavailable_step(
+    local: &EsState,
+    alias: &str,
+    current: Option<bool>,
+) -> Option<Step> {
+    current?;
+    Some(Step {
+        cluster: local.id.clone(),
+        summary: format!("remove skip_unavailable of {alias:?} before its seeds go"),
+        restarts_nodes: false,
+        change: Change::SetSkipUnavailable {
+            alias: alias.to_string(),
+            value: None,
+        },
+    })
+}

@@ -327,3 +327,24 @@ fn alias_rules() {
     assert!(!valid_alias("a.b"));
     assert!(!valid_alias("a:b"));
 }
+
+#[test]
+fn skip_unavailable_is_set_once_and_cleared_before_the_seeds_go() {
+    let local = es("search", "catalog", "9.1.0");
+    let set = skip_unavailable_step(&local, "products", true, None).unwrap();
+    assert!(matches!(
+        &set.change,
+        Change::SetSkipUnavailable {
+            value: Some(true),
+            ..
+        }
+    ));
+    assert!(skip_unavailable_step(&local, "products", true, Some(true)).is_none());
+    assert!(skip_unavailable_step(&local, "products", false, None).is_none());
+    assert!(clear_skip_unavailable_step(&local, "products", None).is_none());
+    let clear = clear_skip_unavailable_step(&local, "products", Some(true)).unwrap();
+    assert!(matches!(
+        &clear.change,
+        Change::SetSkipUnavailable { value: None, .. }
+    ));
+}

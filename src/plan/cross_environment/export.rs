@@ -91,6 +91,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
         expose: request.expose,
         proxy_address: request.proxy_address.clone(),
         server_name: None,
+        skip_unavailable: false,
     };
     plan_exposure(&side, &cross, &mut steps);
     if exported_key_id(remote, &request.alias).is_some() {

@@ -30,6 +30,7 @@ pub struct ExternalRequest {
     pub key_id: String,
     /// The remote's URL when the plugin created the key there.
     pub key_created_at: Option<String>,
+    pub skip_unavailable: bool,
 }
 
 pub fn plan_external_link(
@@ -105,7 +106,13 @@ pub fn plan_external_link(
             .map(|(host, _)| host.to_string())
             .unwrap_or_default()
     });
-    if let Some(step) = settings_step(&side, &alias, &request.proxy_address, &server_name) {
+    if let Some(step) = settings_step(
+        &side,
+        &alias,
+        &request.proxy_address,
+        &server_name,
+        request.skip_unavailable,
+    ) {
         steps.push(step);
     }
     Ok(LinkPlan {
