@@ -641,22 +641,7 @@ async fn key_source(
         target.namespace,
         args.local
     );
-    let search: Vec<&str> = if args.search_indices.is_empty() && args.replication_indices.is_empty()
-    {
-        vec!["*"]
-    } else {
-        args.search_indices.iter().map(String::as_str).collect()
-    };
-    let mut access = serde_json::Map::new();
-    if !search.is_empty() {
-        access.insert("search".into(), serde_json::json!([{ "names": search }]));
-    }
-    if !args.replication_indices.is_empty() {
-        access.insert(
-            "replication".into(),
-            serde_json::json!([{ "names": args.replication_indices }]),
-        );
-    }
+    let access = plan::cross_cluster_access(&args.search_indices, &args.replication_indices);
     let created = es
         .post(
             "/_security/cross_cluster/api_key",

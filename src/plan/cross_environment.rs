@@ -251,20 +251,7 @@ pub fn plan_cross_environment_link(
 }
 
 fn check_versions(local: &EsState, remote: &EsState) -> Result<(), PlanError> {
-    let local_version = local
-        .version()
-        .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
-    let remote_version = remote
-        .version()
-        .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
-    if !versions::can_connect(&local_version, &remote_version) {
-        return Err(PlanError::IncompatibleVersions {
-            local: Box::new(local.id.clone()),
-            local_version: local_version.to_string(),
-            remote: Box::new(remote.id.clone()),
-            remote_version: remote_version.to_string(),
-        });
-    }
+    let (local_version, remote_version) = connectable_versions(local, remote)?;
     let oldest = if local_version <= remote_version {
         (local, local_version)
     } else {
@@ -476,22 +463,7 @@ fn plan_api_key(
         "{API_KEY_PREFIX}{}-{}-{}-{alias}",
         local.context, local.namespace, local.name
     );
-    let mut access = serde_json::Map::new();
-    let search: Vec<&str> =
-        if request.search_indices.is_empty() && request.replication_indices.is_empty() {
-            vec!["*"]
-        } else {
-            request.search_indices.iter().map(String::as_str).collect()
-        };
-    if !search.is_empty() {
-        access.insert("search".into(), json!([{ "names": search }]));
-    }
-    if !request.replication_indices.is_empty() {
-        access.insert(
-            "replication".into(),
-            json!([{ "names": request.replication_indices }]),
-        );
-    }
+    let access = cross_cluster_access(&request.search_indices, &request.replication_indices);
     steps.push(Step {
         cluster: remote.clone(),
         summary: "create a cross-cluster API key for the link".to_string(),

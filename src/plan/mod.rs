@@ -433,6 +433,49 @@ pub fn valid_alias(alias: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Both versions, when they parse and can be connected (Elastic's compatibility table).
+pub(crate) fn connectable_versions(
+    local: &EsState,
+    remote: &EsState,
+) -> Result<(EsVersion, EsVersion), PlanError> {
+    let local_version = local
+        .version()
+        .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
+    let remote_version = remote
+        .version()
+        .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
+    if !versions::can_connect(&local_version, &remote_version) {
+        return Err(PlanError::IncompatibleVersions {
+            local: Box::new(local.id.clone()),
+            local_version: local_version.to_string(),
+            remote: Box::new(remote.id.clone()),
+            remote_version: remote_version.to_string(),
+        });
+    }
+    Ok((local_version, remote_version))
+}
+
+/// The `access` of a cross-cluster API key as Elasticsearch takes it (arrays); all indices
+/// searchable when no pattern is given at all.
+pub fn cross_cluster_access(search_indices: &[String], replication_indices: &[String]) -> Value {
+    let search: Vec<&str> = if search_indices.is_empty() && replication_indices.is_empty() {
+        vec!["*"]
+    } else {
+        search_indices.iter().map(String::as_str).collect()
+    };
+    let mut access = serde_json::Map::new();
+    if !search.is_empty() {
+        access.insert("search".into(), json!([{ "names": search }]));
+    }
+    if !replication_indices.is_empty() {
+        access.insert(
+            "replication".into(),
+            json!([{ "names": replication_indices }]),
+        );
+    }
+    Value::Object(access)
+}
+
 pub(crate) fn check_managed(es: &EsState) -> Result<(), PlanError> {
     if let Some(value) = es.annotation(ECK_MANAGED).filter(|v| *v == "false") {
         return Err(PlanError::NotManaged {

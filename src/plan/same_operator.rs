@@ -5,7 +5,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::versions;
 
 /// A planned link, with what was decided along the way.
 impl Planned for LinkPlan {
@@ -50,20 +49,7 @@ pub fn plan_same_operator_link(
     let mut warnings = Vec::new();
     check_license(&local.id.context, operator, &mut warnings)?;
 
-    let local_version = local
-        .version()
-        .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
-    let remote_version = remote
-        .version()
-        .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
-    if !versions::can_connect(&local_version, &remote_version) {
-        return Err(PlanError::IncompatibleVersions {
-            local: Box::new(local.id.clone()),
-            local_version: local_version.to_string(),
-            remote: Box::new(remote.id.clone()),
-            remote_version: remote_version.to_string(),
-        });
-    }
+    let (local_version, remote_version) = connectable_versions(local, remote)?;
 
     let security = choose_security(
         request.security,

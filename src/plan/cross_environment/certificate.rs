@@ -285,20 +285,7 @@ pub fn plan_certificate_link(
     check_managed(remote)?;
     check_license(&local.id.context, &observed.local_operator, &mut warnings)?;
     check_license(&remote.id.context, &observed.remote_operator, &mut warnings)?;
-    let local_version = local
-        .version()
-        .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
-    let remote_version = remote
-        .version()
-        .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
-    if !versions::can_connect(&local_version, &remote_version) {
-        return Err(PlanError::IncompatibleVersions {
-            local: Box::new(local.id.clone()),
-            local_version: local_version.to_string(),
-            remote: Box::new(remote.id.clone()),
-            remote_version: remote_version.to_string(),
-        });
-    }
+    connectable_versions(local, remote)?;
     if let Some(address) = &request.proxy_address
         && !super::valid_address(address)
     {

@@ -103,22 +103,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
         "{API_KEY_PREFIX}export-{}-{}-{}",
         remote.id.namespace, remote.id.name, request.alias
     );
-    let search: Vec<&str> =
-        if request.search_indices.is_empty() && request.replication_indices.is_empty() {
-            vec!["*"]
-        } else {
-            request.search_indices.iter().map(String::as_str).collect()
-        };
-    let mut access = serde_json::Map::new();
-    if !search.is_empty() {
-        access.insert("search".into(), json!([{ "names": search }]));
-    }
-    if !request.replication_indices.is_empty() {
-        access.insert(
-            "replication".into(),
-            json!([{ "names": request.replication_indices }]),
-        );
-    }
+    let access = cross_cluster_access(&request.search_indices, &request.replication_indices);
     steps.push(Step {
         cluster: remote.id.clone(),
         summary: format!("create a cross-cluster API key for {:?}", request.alias),
