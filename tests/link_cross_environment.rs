@@ -813,3 +813,69 @@ fn a_failure_at_any_step_leaves_a_state_the_same_command_completes() {
 fn fault_is_on_west(fault: &remote_cluster_sandbox::Fault) -> bool {
     format!("{fault:?}").contains("/shop/")
 }
+
+/// The certificate model, each write failed once: the run stops naming the same command, and
+/// the re-run links.
+#[test]
+fn certificate_model_a_failure_at_any_step_is_completed_by_the_same_command() {
+    use remote_cluster_sandbox::Fault;
+    let faults: Vec<(&str, Fault)> = vec![
+        (
+            "remote CA ConfigMap",
+            Fault::new("POST", "/api/v1/namespaces/shop/configmaps").status(500),
+        ),
+        (
+            "remote spec",
+            Fault::new(
+                "PATCH",
+                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/shop/elasticsearches/products",
+            )
+            .status(500),
+        ),
+        (
+            "local CA ConfigMap",
+            Fault::new("POST", "/api/v1/namespaces/search/configmaps").status(500),
+        ),
+        (
+            "local spec",
+            Fault::new(
+                "PATCH",
+                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/search/elasticsearches/catalog",
+            )
+            .status(500),
+        ),
+    ];
+    let mut args: Vec<&str> = LINK.to_vec();
+    args.extend(["--security", "certificate"]);
+    for (name, fault) in faults {
+        let world = world();
+        let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+        east.wait_idle(Duration::from_secs(30)).unwrap();
+        west.wait_idle(Duration::from_secs(30)).unwrap();
+        let target = if fault_is_on_west(&fault) {
+            &west
+        } else {
+            &east
+        };
+        target.inject_fault(fault);
+        let failed = world.plugin().args(&args).output().unwrap();
+        assert_eq!(
+            failed.status.code(),
+            Some(1),
+            "{name}: {}",
+            stderr_of(&failed)
+        );
+        let rerun = world.plugin().args(&args).output().unwrap();
+        assert_eq!(
+            rerun.status.code(),
+            Some(0),
+            "{name}: {}",
+            stderr_of(&rerun)
+        );
+        assert_eq!(
+            east.remote_info("search", "catalog")["products"]["connected"],
+            true,
+            "{name}"
+        );
+    }
+}
