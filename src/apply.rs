@@ -20,6 +20,7 @@ use crate::plan::{
     self, Change, ClusterId, DataValue, OUTPUT_ADDRESS, OUTPUT_KEY_ENCODED, OUTPUT_KEY_ID,
     ObjectKind, Plan, Step,
 };
+use crate::undo::Undo;
 use crate::wait::{self, Progress};
 
 /// The field manager kubectl-style tools record on the objects they write.
@@ -45,7 +46,11 @@ pub enum ApplyError {
     Failed { step: String, failure: String },
     /// A step failed after earlier ones were applied: the plan is recorded on the objects, so the
     /// same command, run again, completes it.
-    #[error("{cause}; {done} of {total} steps were applied: run the same command again to finish")]
+    #[error("{cause}; the {done} steps already applied were undone: nothing changed")]
+    RolledBack { cause: Box<ApplyError>, done: usize },
+    #[error(
+        "{cause}; {done} of {total} steps were applied and could not all be undone: run the same command again to finish"
+    )]
     Partial {
         cause: Box<ApplyError>,
         done: usize,
@@ -77,27 +82,35 @@ pub async fn apply(
         key_stored: false,
         writes: 0,
         progress: Progress::new(),
+        journal: Vec::new(),
     };
     for (done, step) in plan.steps.iter().enumerate() {
         let client = client_for(&step.cluster.context).ok_or_else(|| ApplyError::Failed {
             step: step.summary.clone(),
             failure: format!("no client for context {}", step.cluster.context),
         })?;
+        let undo = run.capture(step, &client).await;
         if let Err(err) = run.step(step, &client).await {
             run.progress.finish();
-            run.undo_fresh_key().await;
-            // A conflict re-plans from fresh reads; anything else after a write is resumable.
-            let resumable = done > 0 && !matches!(err, ApplyError::Conflict(_));
-            return Err(if resumable {
-                ApplyError::Partial {
+            // A conflict re-plans from fresh reads, which sees what is already done.
+            if done == 0 || matches!(err, ApplyError::Conflict(_)) {
+                run.undo_fresh_key().await;
+                return Err(err);
+            }
+            if run.roll_back(client_for).await {
+                return Err(ApplyError::RolledBack {
                     cause: Box::new(err),
                     done,
-                    total: plan.steps.len(),
-                }
-            } else {
-                err
+                });
+            }
+            run.undo_fresh_key().await;
+            return Err(ApplyError::Partial {
+                cause: Box::new(err),
+                done,
+                total: plan.steps.len(),
             });
         }
+        run.journal_after(step, undo);
     }
     run.progress.finish();
     Ok(Outcome {
@@ -137,6 +150,8 @@ struct Run {
     key_stored: bool,
     writes: usize,
     progress: Progress,
+    /// How to take back each step done so far.
+    journal: Vec<Undo>,
 }
 
 fn failed(step: &Step, failure: impl std::fmt::Display) -> ApplyError {
@@ -368,6 +383,15 @@ impl Run {
         match outcome {
             Ok(updated) => {
                 self.writes += 1;
+                let read_generation = patch
+                    .iter()
+                    .find(|op| op["path"] == "/metadata/generation")
+                    .and_then(|op| op["value"].as_i64());
+                if let (Some(read), Some(after)) = (read_generation, updated.metadata.generation) {
+                    let first_read = self.own_generations.get(&key).map_or(read, |(r, _)| *r);
+                    self.own_generations
+                        .insert(key.clone(), (first_read, after));
+                }
                 if let Some(after) = updated.metadata.resource_version {
                     self.own_writes
                         .insert(key, (planned_version.to_string(), after));
@@ -596,28 +620,215 @@ impl Run {
     }
 
     async fn es(&mut self, step: &Step, client: &ContextClient) -> Result<&EsClient, ApplyError> {
-        if !self.es.contains_key(&step.cluster) {
+        self.es_cluster(&step.cluster, client)
+            .await
+            .map_err(|e| failed(step, e))
+    }
+
+    /// The Elasticsearch of `cluster`, connected once; pods may be restarting after earlier
+    /// writes, so connecting is retried until the deadline.
+    async fn es_cluster(
+        &mut self,
+        cluster: &ClusterId,
+        client: &ContextClient,
+    ) -> anyhow::Result<&EsClient> {
+        if !self.es.contains_key(cluster) {
             let target = EsTarget {
-                namespace: step.cluster.namespace.clone(),
-                name: step.cluster.name.clone(),
+                namespace: cluster.namespace.clone(),
+                name: cluster.name.clone(),
             };
-            // Pods restart after the writes before this step: try until one answers.
             let connected = loop {
                 match EsClient::connect(client, target.clone()).await {
                     Ok(connected) => break connected,
-                    Err(err) if Instant::now() >= self.deadline => return Err(failed(step, err)),
+                    Err(err) if Instant::now() >= self.deadline => return Err(err),
                     Err(err) => {
-                        self.progress.say(format!(
-                            "Waiting to reach Elasticsearch {}: {err}",
-                            step.cluster
-                        ));
+                        self.progress
+                            .say(format!("Waiting to reach Elasticsearch {cluster}: {err}"));
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
             };
-            self.es.insert(step.cluster.clone(), connected);
+            self.es.insert(cluster.clone(), connected);
         }
-        Ok(&self.es[&step.cluster])
+        Ok(&self.es[cluster])
+    }
+
+    /// Records how to take back a step just applied, with what only its result tells.
+    fn journal_after(&mut self, step: &Step, undo: Option<Undo>) {
+        match (&step.change, undo) {
+            (Change::CreateApiKey { .. }, _) => {
+                if let Some(id) = self.outputs.get(OUTPUT_KEY_ID) {
+                    self.journal.push(Undo::InvalidateKey {
+                        cluster: step.cluster.clone(),
+                        id: id.expose_secret().to_string(),
+                    });
+                }
+            }
+            (
+                _,
+                Some(Undo::Elasticsearch {
+                    cluster,
+                    spec,
+                    annotations,
+                    generation,
+                }),
+            ) => {
+                // The generation this run's writes left (an annotation-only write leaves the one
+                // read): the undo applies only if nobody changed the spec since.
+                let key = format!("es/{cluster}");
+                let generation = self
+                    .own_generations
+                    .get(&key)
+                    .map(|(_, after)| *after)
+                    .or(generation);
+                self.journal.push(Undo::Elasticsearch {
+                    cluster,
+                    spec,
+                    annotations,
+                    generation,
+                });
+            }
+            (_, Some(undo)) => self.journal.push(undo),
+            (_, None) => {}
+        }
+    }
+
+    /// How to take `step` back, read just before it is applied.
+    async fn capture(&mut self, step: &Step, client: &ContextClient) -> Option<Undo> {
+        let cluster = step.cluster.clone();
+        match &step.change {
+            Change::PatchElasticsearch { .. } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(
+                    client.client.clone(),
+                    &cluster.namespace,
+                    &elasticsearch_resource(),
+                );
+                let object = client.call(api.get(&cluster.name)).await.ok()?;
+                let object = serde_json::to_value(object).ok()?;
+                Some(Undo::Elasticsearch {
+                    spec: object.get("spec").cloned().unwrap_or_else(|| json!({})),
+                    annotations: object.pointer("/metadata/annotations").cloned(),
+                    generation: object
+                        .pointer("/metadata/generation")
+                        .and_then(Value::as_i64),
+                    cluster,
+                })
+            }
+            Change::ApplyObject {
+                object,
+                name,
+                resource_version: None,
+                ..
+            } => Some(Undo::Delete {
+                cluster,
+                object: *object,
+                name: name.clone(),
+            }),
+            Change::ApplyObject { object, name, .. } => {
+                let data = match object {
+                    ObjectKind::Secret => client
+                        .call(
+                            Api::<Secret>::namespaced(client.client.clone(), &cluster.namespace)
+                                .get(name),
+                        )
+                        .await
+                        .ok()
+                        .map(|s| serde_json::to_value(s).unwrap_or_default()),
+                    _ => client
+                        .call(
+                            Api::<ConfigMap>::namespaced(client.client.clone(), &cluster.namespace)
+                                .get(name),
+                        )
+                        .await
+                        .ok()
+                        .map(|c| serde_json::to_value(c).unwrap_or_default()),
+                }?;
+                Some(Undo::RestoreData {
+                    cluster,
+                    object: *object,
+                    name: name.clone(),
+                    data: data.get("data").cloned(),
+                })
+            }
+            Change::CreateService { name, .. } => Some(Undo::Delete {
+                cluster,
+                object: ObjectKind::Service,
+                name: name.clone(),
+            }),
+            Change::PutClusterSettings { settings } => {
+                let keys: Vec<String> = settings.as_object()?.keys().cloned().collect();
+                self.previous_settings(&cluster, client, &keys).await
+            }
+            Change::SetSkipUnavailable { alias, .. } => {
+                let key = format!("cluster.remote.{alias}.skip_unavailable");
+                self.previous_settings(&cluster, client, &[key]).await
+            }
+            Change::DeleteObject { object, name, .. } => Some(Undo::Irreversible {
+                what: format!("the deletion of {object:?} {name}"),
+            }),
+            Change::InvalidateApiKey { id } => Some(Undo::Irreversible {
+                what: format!("the invalidation of API key {id}"),
+            }),
+            // Keys are journaled once created (their id is known then); waits change nothing.
+            Change::CreateApiKey { .. }
+            | Change::WaitForAddress { .. }
+            | Change::WaitForRollout => None,
+        }
+    }
+
+    async fn previous_settings(
+        &mut self,
+        cluster: &ClusterId,
+        client: &ContextClient,
+        keys: &[String],
+    ) -> Option<Undo> {
+        let es = self.es_cluster(cluster, client).await.ok()?;
+        let settings = es.get("/_cluster/settings?flat_settings=true").await.ok()?;
+        let previous: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.clone(),
+                    settings["persistent"]
+                        .get(k)
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        Some(Undo::Settings {
+            cluster: cluster.clone(),
+            previous: Value::Object(previous),
+        })
+    }
+
+    /// Undoes the journal in reverse; true when every step done was taken back.
+    async fn roll_back(&mut self, client_for: &dyn Fn(&str) -> Option<ContextClient>) -> bool {
+        while let Some(undo) = self.journal.pop() {
+            let Some(cluster) = undo.cluster().cloned() else {
+                return false;
+            };
+            let Some(client) = client_for(&cluster.context) else {
+                return false;
+            };
+            let needs_es = matches!(undo, Undo::Settings { .. } | Undo::InvalidateKey { .. });
+            let es = if needs_es {
+                match self.es_cluster(&cluster, &client).await {
+                    Ok(es) => Some(es),
+                    Err(_) => return false,
+                }
+            } else {
+                None
+            };
+            if let Err(err) = undo.run(&client, es).await {
+                output::warning(&format!("could not undo a step on {cluster}: {err}"));
+                return false;
+            }
+            if let Undo::InvalidateKey { .. } = undo {
+                self.fresh_key = None;
+            }
+        }
+        true
     }
 
     async fn create_api_key(

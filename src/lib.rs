@@ -11,6 +11,7 @@ pub mod external;
 pub mod k8s;
 pub mod output;
 pub mod plan;
+pub mod undo;
 pub mod versions;
 pub mod wait;
 

@@ -691,10 +691,10 @@ fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
     );
 }
 
-/// Every write of an API-key link across clusters, failed once: the run stops with a message
-/// naming the same command, no key is left active but the one in use, and the re-run links.
+/// Every write of an API-key link across clusters, failed once: the steps already done are
+/// undone (both clusters as before, no key left active), and the same command then links.
 #[test]
-fn a_failure_at_any_step_leaves_a_state_the_same_command_completes() {
+fn a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
     use remote_cluster_sandbox::Fault;
     let faults: Vec<(&str, Fault)> = vec![
         (
@@ -746,6 +746,7 @@ fn a_failure_at_any_step_leaves_a_state_the_same_command_completes() {
         let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
         east.wait_idle(Duration::from_secs(30)).unwrap();
         west.wait_idle(Duration::from_secs(30)).unwrap();
+        let before = snapshot(&world);
         let target = if fault_is_on_west(&fault) {
             &west
         } else {
@@ -781,10 +782,30 @@ fn a_failure_at_any_step_leaves_a_state_the_same_command_completes() {
         );
         if name != "expose the remote" {
             assert!(
-                stderr.contains("steps were applied: run the same command again to finish: kubectl remote-cluster link catalog products -n search --context east"),
+                stderr.contains("steps already applied were undone: nothing changed"),
                 "{name}: {stderr}"
             );
         }
+        east.wait_idle(Duration::from_secs(30)).unwrap();
+        west.wait_idle(Duration::from_secs(30)).unwrap();
+        let after = snapshot(&world);
+        let differences: Vec<String> = before
+            .iter()
+            .zip(after.iter())
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| format!("{}:\n  before {}\n  after  {}", a.0, a.1, b.1))
+            .collect();
+        assert_eq!(before.len(), after.len(), "{name}: objects left or missing");
+        assert!(differences.is_empty(), "{name}: {}", differences.join("\n"));
+        let active_after_failure = west
+            .es_node("shop", "products", |node| {
+                node.api_keys()
+                    .iter()
+                    .filter(|k| k.name.starts_with("kubectl-rc-") && !k.invalidated)
+                    .count()
+            })
+            .unwrap();
+        assert_eq!(active_after_failure, 0, "{name}: no key left active");
 
         let rerun = world.plugin().args(LINK).output().unwrap();
         assert_eq!(
@@ -814,10 +835,10 @@ fn fault_is_on_west(fault: &remote_cluster_sandbox::Fault) -> bool {
     format!("{fault:?}").contains("/shop/")
 }
 
-/// The certificate model, each write failed once: the run stops naming the same command, and
-/// the re-run links.
+/// The certificate model, each write failed once: what was done is undone, and the same command
+/// then links.
 #[test]
-fn certificate_model_a_failure_at_any_step_is_completed_by_the_same_command() {
+fn certificate_model_a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
     use remote_cluster_sandbox::Fault;
     let faults: Vec<(&str, Fault)> = vec![
         (
@@ -852,6 +873,7 @@ fn certificate_model_a_failure_at_any_step_is_completed_by_the_same_command() {
         let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
         east.wait_idle(Duration::from_secs(30)).unwrap();
         west.wait_idle(Duration::from_secs(30)).unwrap();
+        let before = snapshot(&world);
         let target = if fault_is_on_west(&fault) {
             &west
         } else {
@@ -864,6 +886,13 @@ fn certificate_model_a_failure_at_any_step_is_completed_by_the_same_command() {
             Some(1),
             "{name}: {}",
             stderr_of(&failed)
+        );
+        east.wait_idle(Duration::from_secs(30)).unwrap();
+        west.wait_idle(Duration::from_secs(30)).unwrap();
+        let after = snapshot(&world);
+        assert!(
+            before == after,
+            "{name}: the clusters are not as before the failed run"
         );
         let rerun = world.plugin().args(&args).output().unwrap();
         assert_eq!(
