@@ -474,12 +474,20 @@ Examples:
   kubectl remote-cluster describe catalog -n search
   kubectl remote-cluster describe catalog -n search -o json
 
+  # Links to it made from other Kubernetes clusters: look in every context
+  kubectl remote-cluster describe catalog -n search --context east --all-contexts
+
 Exit code 3 means a configured link is not connected; the PROBLEM column says why.";
 
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
-    /// The Elasticsearch to describe
+    /// The Elasticsearch to describe (in the first --context)
     pub name: String,
+
+    /// Also look for links to it in every other context (further --context values are looked
+    /// in as well)
+    #[arg(long)]
+    pub all_contexts: bool,
 
     /// Output format
     #[arg(short = 'o', long, value_enum)]

@@ -118,6 +118,8 @@ pub struct Observed<'a> {
     pub license_level: Option<&'a str>,
     /// For links across Kubernetes clusters, by alias: the remote's CA now.
     pub remote_cas: &'a BTreeMap<String, CurrentCa>,
+    /// Links to this cluster found in other contexts' resources.
+    pub incoming_elsewhere: &'a [IncomingLink],
 }
 
 pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
@@ -280,13 +282,25 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
         .annotation(crate::plan::INCOMING_ANNOTATION)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
-    for key in recorded_incoming.keys() {
+    for (key, entry) in &recorded_incoming {
         if let Some((from, alias)) = key.rsplit_once(':') {
             incoming.push(IncomingLink {
                 from: from.to_string(),
                 alias: alias.to_string(),
-                security: SecurityModel::ApiKey,
+                security: if entry.get("security").and_then(Value::as_str) == Some("certificate") {
+                    SecurityModel::Certificate
+                } else {
+                    SecurityModel::ApiKey
+                },
             });
+        }
+    }
+    for found in observed.incoming_elsewhere {
+        if !incoming
+            .iter()
+            .any(|l| l.from == found.from && l.alias == found.alias)
+        {
+            incoming.push(found.clone());
         }
     }
     if incoming.iter().any(|l| l.security == SecurityModel::ApiKey)
@@ -420,6 +434,7 @@ mod tests {
                 remote_info: Some(&info),
                 license_level: Some("enterprise"),
                 remote_cas: &BTreeMap::new(),
+                incoming_elsewhere: &[],
             },
             "v",
         );
@@ -443,6 +458,7 @@ mod tests {
                 remote_info: None,
                 license_level: None,
                 remote_cas: &BTreeMap::new(),
+                incoming_elsewhere: &[],
             },
             "v",
         );

@@ -908,3 +908,54 @@ fn certificate_model_a_failure_at_any_step_is_undone_and_the_same_command_then_l
         );
     }
 }
+
+#[test]
+fn describe_finds_incoming_links_in_other_contexts() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    west.wait_idle(Duration::from_secs(30)).unwrap();
+    let mut args: Vec<&str> = LINK.to_vec();
+    args.push("--wait=false");
+    let link = world.plugin().args(&args).output().unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    // Without the remote's own record, only looking in the other contexts finds the link.
+    west.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("shop"),
+        "products",
+        &serde_json::json!({"metadata": {"annotations": {"remote-cluster.kubectl-plugin.dev/incoming": null}}}),
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    let describe = |extra: &[&str]| {
+        let output = world
+            .plugin()
+            .args([
+                "describe",
+                "products",
+                "-n",
+                "shop",
+                "--context",
+                "west",
+                "-o",
+                "json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        report["incoming"].clone()
+    };
+    assert_eq!(describe(&[]), serde_json::json!([]));
+    let found = describe(&["--all-contexts"]);
+    assert_eq!(
+        found,
+        serde_json::json!([{"from": "east/search/catalog", "alias": "products", "security": "api-key"}])
+    );
+    assert_eq!(
+        describe(&["--context", "east"]),
+        found,
+        "a further --context is looked in too"
+    );
+}

@@ -23,7 +23,11 @@ pub async fn run(
     args: &DescribeArgs,
     kubeconfig: Arc<LoadedKubeconfig>,
 ) -> anyhow::Result<ExitCode> {
-    let target = mutate::target(global, kubeconfig, "describe").await?;
+    // The first context holds the cluster; any others, and all with --all-contexts, are looked
+    // in for links to it.
+    let mut own = global.clone();
+    own.contexts.truncate(1);
+    let target = mutate::target(&own, kubeconfig.clone(), "describe").await?;
     let client = &target.client;
     let es = mutate::read_es(client, &target.namespace, &args.name).await?;
     let others: Vec<EsState> = eck::list_raw(client)
@@ -58,6 +62,12 @@ pub async fn run(
         }
     };
     let remote_cas = remote_cas(&target.pool, &es).await;
+    let peers: Vec<String> = if args.all_contexts {
+        kubeconfig.context_names()
+    } else {
+        global.contexts.iter().skip(1).cloned().collect()
+    };
+    let incoming_elsewhere = incoming_from(&target, &kubeconfig, &peers, &es).await;
     let report = describe::build(
         &Observed {
             es: &es,
@@ -65,6 +75,7 @@ pub async fn run(
             remote_info: remote_info.as_ref(),
             license_level: operator.license_level.as_deref(),
             remote_cas: &remote_cas,
+            incoming_elsewhere: &incoming_elsewhere,
         },
         API_VERSION,
     );
@@ -112,6 +123,72 @@ async fn remote_cas(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Links to `es` recorded on the Elasticsearch resources of other Kubernetes clusters (the
+/// plugin's link annotation names the remote's context, namespace and name).
+async fn incoming_from(
+    target: &mutate::Target,
+    kubeconfig: &LoadedKubeconfig,
+    peers: &[String],
+    es: &EsState,
+) -> Vec<describe::IncomingLink> {
+    use crate::k8s::kubeconfig::server_identity;
+    let here = server_identity(&target.client.server);
+    let mut seen_servers = vec![here.clone()];
+    let mut scans = Vec::new();
+    for context in peers {
+        let server = server_identity(&kubeconfig.server_of(context).unwrap_or_default());
+        if seen_servers.contains(&server) {
+            continue;
+        }
+        seen_servers.push(server);
+        scans.push(async move {
+            let client = target.pool.client(context).await.ok()?;
+            let objects = eck::list_raw(&client).await.ok()?;
+            Some((context.clone(), objects))
+        });
+    }
+    let mut found = Vec::new();
+    for (context, objects) in futures::future::join_all(scans).await.into_iter().flatten() {
+        for object in objects {
+            let Some(namespace) = object
+                .pointer("/metadata/namespace")
+                .and_then(|v| v.as_str())
+            else {
+                continue;
+            };
+            let Some(name) = object.pointer("/metadata/name").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let state = EsState {
+                id: ClusterId {
+                    context: context.clone(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                },
+                object: object.clone(),
+            };
+            for (alias, record) in state.plugin_links() {
+                let record_server = server_identity(
+                    &kubeconfig
+                        .server_of(&record.remote_context)
+                        .unwrap_or_default(),
+                );
+                if record_server == here
+                    && record.remote_namespace == es.id.namespace
+                    && record.remote_name == es.id.name
+                {
+                    found.push(describe::IncomingLink {
+                        from: format!("{context}/{namespace}/{name}"),
+                        alias,
+                        security: record.security,
+                    });
+                }
+            }
+        }
+    }
+    found
 }
 
 /// `notAfter` of the first certificate of a PEM bundle, RFC 3339.
