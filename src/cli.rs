@@ -404,6 +404,28 @@ pub struct ExportArgs {
     #[arg(long)]
     pub show_secrets: bool,
 
+    /// A self-managed local cluster reachable at this HTTPS URL: set its cluster settings for
+    /// the alias directly (its keystore and CA trust need node access and stay in the instructions)
+    #[arg(long, value_name = "URL")]
+    pub apply_to: Option<String>,
+
+    /// With --apply-to: a user with the manage privilege there
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "elastic",
+        requires = "apply_to"
+    )]
+    pub apply_user: String,
+
+    /// With --apply-to: file holding that user's password
+    #[arg(long, value_name = "FILE", requires = "apply_to")]
+    pub apply_password_file: Option<std::path::PathBuf>,
+
+    /// With --apply-to: PEM file of the CA of its HTTPS certificate (default: the public web PKI)
+    #[arg(long, value_name = "FILE", requires = "apply_to")]
+    pub apply_ca_file: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub mutation: MutationFlags,
 }

@@ -190,3 +190,117 @@ fn show_secrets_prints_the_key_on_stdout_only_when_asked() {
     assert_eq!(doc["writes"], 0);
     assert_eq!(exported_keys(&world).len(), 1, "no second key");
 }
+
+#[test]
+fn an_external_cluster_connects_once_the_handover_is_entered() {
+    let world = World::start(
+        Sandbox::builder()
+            .operator_delay(Duration::from_millis(50))
+            .cluster(
+                ClusterConfig::new("east")
+                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1)),
+            )
+            .external_elasticsearch("selfmanaged", "9.1.0"),
+    );
+    world
+        .sandbox
+        .cluster("east")
+        .wait_idle(Duration::from_secs(30))
+        .unwrap();
+    let external = world.sandbox.external("selfmanaged");
+    let dir = world.dir.path();
+    std::fs::write(dir.join("http-ca.pem"), &external.ca_pem).unwrap();
+    std::fs::write(dir.join("password"), &external.password).unwrap();
+    let handover = dir.join("handover");
+    let output = world
+        .plugin()
+        .args([
+            "export",
+            "products",
+            "-n",
+            "search",
+            "--for",
+            "eck",
+            "--yes",
+            "--output-dir",
+        ])
+        .arg(&handover)
+        .args(["--apply-to", &external.url, "--apply-password-file"])
+        .arg(dir.join("password"))
+        .arg("--apply-ca-file")
+        .arg(dir.join("http-ca.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("Set cluster.remote.eck on"),
+        "{}",
+        stderr_of(&output)
+    );
+
+    let remote_info = || {
+        world
+            .sandbox
+            .external_request(
+                "selfmanaged",
+                &remote_cluster_sandbox::elasticsearch::EsRequest::new("GET", "/_remote/info")
+                    .basic("elastic", &external.password),
+            )
+            .body
+    };
+    let before = remote_info();
+    assert_eq!(
+        before["eck"]["mode"], "proxy",
+        "the settings were set: {before}"
+    );
+    assert_eq!(
+        before["eck"]["connected"], false,
+        "not yet: no key, no trust"
+    );
+
+    // The steps that need node access, as the instructions describe them.
+    let ca = std::fs::read_to_string(handover.join("ca.crt")).unwrap();
+    let key = std::fs::read_to_string(handover.join("api-key")).unwrap();
+    world
+        .sandbox
+        .external_admin(
+            "selfmanaged",
+            Some(&ca),
+            &[("cluster.remote.eck.credentials", key.trim())],
+        )
+        .unwrap();
+    let after = remote_info();
+    assert_eq!(after["eck"]["connected"], true, "{after}");
+}
+
+#[test]
+fn an_unreachable_apply_to_url_changes_nothing() {
+    let world = world();
+    world
+        .sandbox
+        .cluster("east")
+        .wait_idle(Duration::from_secs(30))
+        .unwrap();
+    let password = world.dir.path().join("password");
+    std::fs::write(&password, "x").unwrap();
+    world.sandbox.cluster("east").clear_requests();
+    let output = world
+        .plugin()
+        .args([
+            "export", "products", "-n", "search", "--for", "eck", "--yes",
+        ])
+        .args(["--apply-to", "https://127.0.0.1:1", "--apply-password-file"])
+        .arg(&password)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    let writes = world
+        .sandbox
+        .cluster("east")
+        .requests()
+        .iter()
+        .filter(|r| r.is_write())
+        .count();
+    assert_eq!(writes, 0);
+    assert!(exported_keys(&world).is_empty());
+}

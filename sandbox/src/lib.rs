@@ -521,6 +521,32 @@ impl Sandbox {
         self.world.handle(&external.id, req)
     }
 
+    /// What an external cluster's administrator does by hand on its nodes: trust a CA (PEM) for
+    /// the remote cluster client, and add a secure setting to the keystore (taken into account
+    /// as after a restart or `_nodes/reload_secure_settings`).
+    pub fn external_admin(
+        &self,
+        name: &str,
+        trust_ca_pem: Option<&str>,
+        keystore: &[(&str, &str)],
+    ) -> Result<()> {
+        let external = self.external(name);
+        if let Some(pem) = trust_ca_pem {
+            let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+                .map_err(|e| anyhow::anyhow!("not a PEM certificate: {e}"))?;
+            self.world.trust_on_external(
+                &external.id,
+                elasticsearch::sha256_fingerprint(&block.contents),
+            );
+        }
+        for (key, value) in keystore {
+            self.world.with_node_mut(&external.id, |node| {
+                node.keystore.insert(key.to_string(), value.to_string());
+            });
+        }
+        Ok(())
+    }
+
     /// Stops the servers (also done on drop).
     pub fn stop(mut self) {
         self.shutdown_now();

@@ -93,6 +93,9 @@ pub(crate) struct World {
     /// Elasticsearch outside every Kubernetes cluster, by the host name of their remote cluster
     /// server: `(id, CA fingerprint)`.
     external_servers: Mutex<HashMap<String, (EsId, String)>>,
+    /// CAs an external Elasticsearch trusts for its remote cluster client, as its administrator
+    /// configured them (`xpack.security.remote_cluster_client.ssl.certificate_authorities`).
+    external_client_trust: Mutex<HashMap<EsId, Vec<String>>>,
 }
 
 impl World {
@@ -155,6 +158,16 @@ impl World {
             .expect("external servers")
             .insert(host.to_string(), (id.clone(), fingerprint));
         Ok(pem)
+    }
+
+    /// An external cluster's administrator adds a CA to its remote cluster client trust.
+    pub(crate) fn trust_on_external(&self, id: &EsId, fingerprint: String) {
+        self.external_client_trust
+            .lock()
+            .expect("external trust")
+            .entry(id.clone())
+            .or_default()
+            .push(fingerprint);
     }
 
     pub(crate) fn has_node(&self, id: &EsId) -> bool {
@@ -348,7 +361,17 @@ impl World {
     /// CA fingerprints trusted by `local` on an interface (see [`RemoteWorld::trusted_cas`]).
     fn trusted(&self, local: &EsId, interface: Interface) -> Vec<String> {
         let Some((c, es)) = self.es_object(local) else {
-            return Vec::new();
+            // An external cluster: what its administrator configured.
+            return match interface {
+                Interface::RemoteClusterServer => self
+                    .external_client_trust
+                    .lock()
+                    .expect("external trust")
+                    .get(local)
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
         };
         let eck_files = [
             format!("{CONFIG_DIR}/transport-certs/ca.crt"),

@@ -704,7 +704,7 @@ impl KeySource {
 
 /// The remote's HTTPS API with the credentials given; a remote that cannot be reached is the
 /// user's input to fix (exit 2), before anything is written.
-async fn connect_remote_api(
+pub async fn connect_remote_api(
     remote: &crate::cli::RemoteApiFlags,
     url: &str,
 ) -> anyhow::Result<EsClient> {

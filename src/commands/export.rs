@@ -39,6 +39,19 @@ pub async fn run(
     let flags = &args.mutation;
     let target = mutate::target(global, kubeconfig, "export").await?;
     let client = &target.client;
+    // The local cluster to configure is checked before anything is written here.
+    let apply_to = match &args.apply_to {
+        Some(url) => {
+            let remote_api = crate::cli::RemoteApiFlags {
+                remote_url: Some(url.clone()),
+                remote_user: args.apply_user.clone(),
+                remote_password_file: args.apply_password_file.clone(),
+                remote_ca_file: args.apply_ca_file.clone(),
+            };
+            Some(cross::connect_remote_api(&remote_api, url).await?)
+        }
+        None => None,
+    };
     let out_dir = args
         .output_dir
         .clone()
@@ -171,6 +184,24 @@ pub async fn run(
         "Wrote {} (see INSTRUCTIONS.md there for Elastic Cloud Hosted, ECE and self-managed clusters).",
         out_dir.display()
     ));
+    if let (Some(local), Some(url)) = (&apply_to, &args.apply_to) {
+        let prefix = format!("cluster.remote.{}", args.alias);
+        local
+            .put(
+                "/_cluster/settings",
+                &serde_json::json!({"persistent": {
+                    format!("{prefix}.mode"): "proxy",
+                    format!("{prefix}.proxy_address"): address,
+                    format!("{prefix}.server_name"): server_name,
+                }}),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("setting the remote cluster on {url}: {e}"))?;
+        output::info(&format!(
+            "Set cluster.remote.{} on {url}. Still to do on its nodes (they need node access): trust ca.crt and add the key to the keystore, steps 1 to 3 of INSTRUCTIONS.md.",
+            args.alias
+        ));
+    }
     Ok(ExitCode::Ok)
 }
 
