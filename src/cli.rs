@@ -239,13 +239,23 @@ pub struct LinkArgs {
         long,
         value_name = "ALIAS",
         conflicts_with_all = ["remote", "remote_context", "alias", "security"],
-        requires_all = ["proxy_address", "ca_file"]
+        requires = "proxy_address"
     )]
     pub external: Option<String>,
 
     /// With --external: PEM file of the CA of the remote's remote cluster server
-    #[arg(long, value_name = "FILE", requires = "external")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "external",
+        conflicts_with = "public_ca"
+    )]
     pub ca_file: Option<std::path::PathBuf>,
+
+    /// With --external: the remote's certificate comes from a publicly trusted CA (as on Elastic
+    /// Cloud Hosted): no CA file to mount, only client SSL switched on
+    #[arg(long, requires = "external")]
+    pub public_ca: bool,
 
     /// With --external: file holding the encoded cross-cluster API key made on the remote
     #[arg(

@@ -89,6 +89,11 @@ pub enum UserError {
     )]
     MissingKeySource,
 
+    #[error(
+        "--external needs the remote's CA: --ca-file PEM, or --public-ca when its certificate comes from a publicly trusted CA"
+    )]
+    MissingCa,
+
     #[error("--remote-url needs --remote-password-file FILE (the password of --remote-user)")]
     MissingRemotePassword,
 

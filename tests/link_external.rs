@@ -389,3 +389,111 @@ fn an_unreachable_remote_url_is_refused_without_a_write() {
     assert_eq!(east.requests().iter().filter(|r| r.is_write()).count(), 0);
     assert!(plugin_keys(&world).is_empty());
 }
+
+#[test]
+fn a_publicly_trusted_remote_needs_no_ca_file() {
+    let world = World::start(
+        Sandbox::builder()
+            .operator_delay(Duration::from_millis(50))
+            .cluster(
+                ClusterConfig::new("east")
+                    .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1)),
+            )
+            .external_elasticsearch_with_public_ca("cloud", "9.1.0"),
+    );
+    let east = world.sandbox.cluster("east");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let before = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    let key = key_made_on_the_remote(&world);
+    let key_file = world.dir.path().join("key.txt");
+    std::fs::write(&key_file, &key).unwrap();
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    let output = world
+        .plugin()
+        .args([
+            "link",
+            "catalog",
+            "-n",
+            "search",
+            "--external",
+            "cloud",
+            "--public-ca",
+            "--proxy-address",
+            &address,
+            "--yes",
+            "--timeout",
+            "60s",
+            "--api-key-file",
+        ])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        east.remote_info("search", "catalog")["cloud"]["connected"],
+        true
+    );
+    assert!(
+        east.get(
+            &ResourceKey::CONFIGMAPS,
+            Some("search"),
+            "catalog-remote-cluster-cas"
+        )
+        .is_none(),
+        "nothing to mount for a public CA"
+    );
+    let catalog = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    assert_eq!(
+        catalog["spec"]["nodeSets"][0]["config"]["xpack.security.remote_cluster_client.ssl.enabled"],
+        true
+    );
+    assert!(catalog["spec"]["nodeSets"][0].get("podTemplate").is_none());
+
+    let unlink = world
+        .plugin()
+        .args([
+            "unlink",
+            "catalog",
+            "cloud",
+            "-n",
+            "search",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    let after = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    assert_eq!(after["spec"], before["spec"]);
+
+    let missing = world
+        .plugin()
+        .args([
+            "link",
+            "catalog",
+            "-n",
+            "search",
+            "--external",
+            "cloud",
+            "--proxy-address",
+            &address,
+            "--yes",
+            "--api-key-file",
+        ])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr_of(&missing).contains("--public-ca"),
+        "{}",
+        stderr_of(&missing)
+    );
+}

@@ -92,6 +92,7 @@ pub struct SandboxBuilder {
     operator_delay: Duration,
     license: Option<String>,
     externals: Vec<(String, String)>,
+    public_externals: Vec<String>,
 }
 
 impl SandboxBuilder {
@@ -140,6 +141,13 @@ impl SandboxBuilder {
     pub fn external_elasticsearch(mut self, name: &str, version: &str) -> Self {
         self.externals.push((name.to_string(), version.to_string()));
         self
+    }
+
+    /// An external Elasticsearch whose remote cluster server certificate comes from a publicly
+    /// trusted CA (as on Elastic Cloud Hosted): locals trust it with client SSL on, no CA file.
+    pub fn external_elasticsearch_with_public_ca(mut self, name: &str, version: &str) -> Self {
+        self.public_externals.push(name.to_string());
+        self.external_elasticsearch(name, version)
     }
 
     /// Starts every cluster's API server on its own runtime thread and returns once all listen.
@@ -299,6 +307,10 @@ impl SandboxBuilder {
         let mut external_listeners = Vec::new();
         for (name, version) in &self.externals {
             let (ext, listener, tls) = external_es(&world, name, version)?;
+            if self.public_externals.contains(name) {
+                let host = ext.remote_cluster_address.trim_end_matches(":9443");
+                world.make_public(host);
+            }
             external_listeners.push((listener, tls, ext.id.clone()));
             externals.push(ext);
         }

@@ -96,6 +96,8 @@ pub(crate) struct World {
     /// CAs an external Elasticsearch trusts for its remote cluster client, as its administrator
     /// configured them (`xpack.security.remote_cluster_client.ssl.certificate_authorities`).
     external_client_trust: Mutex<HashMap<EsId, Vec<String>>>,
+    /// CAs every JVM trusts out of the box (a publicly trusted CA, as Elastic Cloud Hosted uses).
+    public_cas: Mutex<Vec<String>>,
 }
 
 impl World {
@@ -158,6 +160,21 @@ impl World {
             .expect("external servers")
             .insert(host.to_string(), (id.clone(), fingerprint));
         Ok(pem)
+    }
+
+    /// Makes the CA of an external cluster's remote cluster server publicly trusted.
+    pub(crate) fn make_public(&self, host: &str) {
+        if let Some((_, fingerprint)) = self
+            .external_servers
+            .lock()
+            .expect("external servers")
+            .get(host)
+        {
+            self.public_cas
+                .lock()
+                .expect("public CAs")
+                .push(fingerprint.clone());
+        }
     }
 
     /// An external cluster's administrator adds a CA to its remote cluster client trust.
@@ -417,6 +434,19 @@ impl World {
             if let Some(pem) = self.read_es_file(&c, &es, &f) {
                 out.extend(pem_fingerprints(&pem));
             }
+        }
+        // With client SSL on, the JVM's default trust store applies too: publicly trusted CAs.
+        if interface == Interface::RemoteClusterServer
+            && es
+                .pointer("/spec/nodeSets/0/config")
+                .map(flatten_config)
+                .and_then(|flat| {
+                    flat.get("xpack.security.remote_cluster_client.ssl.enabled")
+                        .cloned()
+                })
+                .is_some_and(|v| v == Value::Bool(true) || v == Value::String("true".into()))
+        {
+            out.extend(self.public_cas.lock().expect("public CAs").iter().cloned());
         }
         out.sort();
         out.dedup();

@@ -758,7 +758,14 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
     let alias = args.external.clone().unwrap_or_default();
     // Checked before anything is read from the cluster, let alone written.
     let ca_path = args.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
-    let ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
+    let ca = match (&args.ca_file, args.public_ca) {
+        (Some(_), _) => Some(crate::external::read_ca_file(
+            ca_path,
+            jiff::Timestamp::now(),
+        )?),
+        (None, true) => None,
+        (None, false) => return Err(UserError::MissingCa.into()),
+    };
     let source = key_source(target, args, &alias).await?;
     let request = plan::ExternalRequest {
         alias: alias.clone(),

@@ -216,7 +216,7 @@ pub fn plan_cross_environment_link(
     if let Some(step) = ca_bundle_step(&local_side, &alias, &ca) {
         steps.push(step);
     }
-    if let Some(step) = local_spec_step(local, &alias, record, &ours) {
+    if let Some(step) = local_spec_step(local, &alias, record, &ours, true) {
         restarts_local |= step.restarts_nodes;
         steps.push(step);
     }
@@ -659,6 +659,7 @@ pub(crate) fn local_spec_step(
     alias: &str,
     record: LinkRecord,
     ours: &BTreeMap<String, LinkRecord>,
+    mount_bundle: bool,
 ) -> Option<Step> {
     let mut patch = vec![spec_guard(local)];
     let mut diff = Vec::new();
@@ -695,7 +696,12 @@ pub(crate) fn local_spec_step(
         let mut changed = node_set.clone();
         let had_ssl = node_set.pointer("/config/xpack.security.remote_cluster_client.ssl.enabled")
             == Some(&json!(true));
-        if with_ca_trust(&mut changed, &bundle) {
+        let trusted = if mount_bundle {
+            with_ca_trust(&mut changed, &bundle)
+        } else {
+            with_client_ssl(&mut changed)
+        };
+        if trusted {
             let name = node_set
                 .get("name")
                 .and_then(Value::as_str)
@@ -705,9 +711,15 @@ pub(crate) fn local_spec_step(
             }
             patch.push(json!({"op": "test", "path": format!("/spec/nodeSets/{index}/name"), "value": name}));
             patch.push(json!({"op": "replace", "path": format!("/spec/nodeSets/{index}"), "value": changed}));
-            diff.push(format!(
-                "  spec.nodeSets[{name}]: mount ConfigMap {bundle} at {CA_MOUNT_PATH}; config xpack.security.remote_cluster_client.ssl.enabled: true, certificate_authorities + {CA_FILE_SETTING}"
-            ));
+            diff.push(if mount_bundle {
+                format!(
+                    "  spec.nodeSets[{name}]: mount ConfigMap {bundle} at {CA_MOUNT_PATH}; config xpack.security.remote_cluster_client.ssl.enabled: true, certificate_authorities + {CA_FILE_SETTING}"
+                )
+            } else {
+                format!(
+                    "  spec.nodeSets[{name}]: config xpack.security.remote_cluster_client.ssl.enabled: true (publicly trusted CA)"
+                )
+            });
             restarts = true;
         }
     }
@@ -738,6 +750,17 @@ pub(crate) fn local_spec_step(
             diff,
         },
     })
+}
+
+/// Switches client SSL on for a remote whose CA is publicly trusted (nothing to mount).
+pub fn with_client_ssl(node_set: &mut Value) -> bool {
+    let config = ensure_object(node_set, "config");
+    let key = "xpack.security.remote_cluster_client.ssl.enabled";
+    if config.get(key) == Some(&json!(true)) {
+        return false;
+    }
+    config.insert(key.into(), json!(true));
+    true
 }
 
 /// Adds the CA volume, its mount in the `elasticsearch` container and the client SSL settings

@@ -25,7 +25,8 @@ pub struct ExternalRequest {
     pub alias: String,
     pub proxy_address: String,
     pub server_name: Option<String>,
-    pub ca: RemoteCa,
+    /// The CA to trust; `None` for a publicly trusted one (nothing to mount).
+    pub ca: Option<RemoteCa>,
     /// Id of the key in `--api-key-file` (the key itself stays with the executor).
     pub key_id: String,
     /// The remote's URL when the plugin created the key there.
@@ -74,7 +75,9 @@ pub fn plan_external_link(
         restarts = true;
         steps.push(step);
     }
-    if let Some(step) = ca_bundle_step(&side, &alias, &request.ca) {
+    if let Some(ca) = &request.ca
+        && let Some(step) = ca_bundle_step(&side, &alias, ca)
+    {
         steps.push(step);
     }
     let record = LinkRecord {
@@ -83,11 +86,11 @@ pub fn plan_external_link(
         remote_name: alias.clone(),
         security: SecurityModel::ApiKey,
         key_id: Some(request.key_id.clone()),
-        ca_fingerprint: Some(request.ca.fingerprint.clone()),
+        ca_fingerprint: request.ca.as_ref().map(|ca| ca.fingerprint.clone()),
         proxy_address: Some(request.proxy_address.clone()),
         key_created_at: request.key_created_at.clone(),
     };
-    if let Some(step) = local_spec_step(local, &alias, record, &ours) {
+    if let Some(step) = local_spec_step(local, &alias, record, &ours, request.ca.is_some()) {
         restarts |= step.restarts_nodes;
         steps.push(step);
     }
