@@ -238,7 +238,7 @@ pub struct LinkArgs {
     #[arg(
         long,
         value_name = "ALIAS",
-        conflicts_with_all = ["remote", "remote_context", "alias", "security"],
+        conflicts_with_all = ["remote", "remote_context", "alias"],
         requires = "proxy_address"
     )]
     pub external: Option<String>,

@@ -497,3 +497,78 @@ fn a_publicly_trusted_remote_needs_no_ca_file() {
         stderr_of(&missing)
     );
 }
+
+#[test]
+fn certificate_model_to_an_external_cluster_connects_once_it_trusts_our_ca() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let cloud = world.sandbox.external("cloud");
+    let ca = world.dir.path().join("remote-transport-ca.pem");
+    std::fs::write(&ca, &cloud.remote_cluster_ca_pem).unwrap();
+    let before = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    let link = world
+        .plugin()
+        .args([
+            "link",
+            "catalog",
+            "-n",
+            "search",
+            "--external",
+            "cloud",
+            "--security",
+            "certificate",
+            "--proxy-address",
+            &cloud.transport_address,
+            "--yes",
+            "--timeout",
+            "60s",
+            "--ca-file",
+        ])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    let our_ca = stdout_of(&link);
+    assert!(
+        our_ca.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{our_ca}"
+    );
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        east.remote_info("search", "catalog")["cloud"]["connected"],
+        false,
+        "not before the remote trusts our CA"
+    );
+    world
+        .sandbox
+        .external_admin("cloud", Some(&our_ca), &[])
+        .unwrap();
+    let info = east.remote_info("search", "catalog");
+    assert_eq!(info["cloud"]["connected"], true, "{info}");
+    assert!(info["cloud"].get("cluster_credentials").is_none());
+
+    let unlink = world
+        .plugin()
+        .args([
+            "unlink",
+            "catalog",
+            "cloud",
+            "-n",
+            "search",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let after = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
+        .unwrap();
+    assert_eq!(after["spec"], before["spec"]);
+    assert!(east.remote_info("search", "catalog").get("cloud").is_none());
+}

@@ -935,8 +935,11 @@ pub struct ExternalElasticsearch {
     /// `HOST:9443` of its remote cluster server, reachable from every sandbox Kubernetes
     /// cluster (an `.invalid` name, never resolved outside the sandbox).
     pub remote_cluster_address: String,
-    /// PEM of the CA of its remote cluster server certificate.
+    /// PEM of the CA of its remote cluster server certificate (which also signs its transport
+    /// certificate).
     pub remote_cluster_ca_pem: String,
+    /// `HOST:9300` of its transport, for the certificate security model.
+    pub transport_address: String,
 }
 
 fn external_es(
@@ -972,6 +975,9 @@ fn external_es(
     world.insert_node(node);
     let rcs_host = format!("{name}.external.invalid");
     let remote_cluster_ca_pem = world.add_external_server(&rcs_host, &id)?;
+    world.with_node_mut(&id, |node| {
+        node.transport_ca_fingerprint = pem_first_fingerprint(&remote_cluster_ca_pem);
+    });
     Ok((
         ExternalElasticsearch {
             name: name.to_string(),
@@ -980,11 +986,18 @@ fn external_es(
             password,
             id,
             remote_cluster_address: format!("{rcs_host}:9443"),
+            transport_address: format!("{rcs_host}:9300"),
             remote_cluster_ca_pem,
         },
         listener,
         Arc::new(cfg),
     ))
+}
+
+fn pem_first_fingerprint(pem: &str) -> String {
+    x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map(|(_, block)| elasticsearch::sha256_fingerprint(&block.contents))
+        .unwrap_or_default()
 }
 
 async fn serve_external(

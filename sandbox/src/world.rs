@@ -380,7 +380,7 @@ impl World {
         let Some((c, es)) = self.es_object(local) else {
             // An external cluster: what its administrator configured.
             return match interface {
-                Interface::RemoteClusterServer => self
+                Interface::RemoteClusterServer | Interface::Transport => self
                     .external_client_trust
                     .lock()
                     .expect("external trust")
@@ -526,10 +526,16 @@ impl World {
             .get(host)
             .cloned()
         {
-            // Only the remote cluster server is exposed; its certificate names the host.
-            return (port == 9443).then(|| Endpoint {
+            // The remote cluster server (9443) and the transport (9300) are exposed, with
+            // certificates from one CA that name the host.
+            let interface = match port {
+                9443 => Interface::RemoteClusterServer,
+                9300 => Interface::Transport,
+                _ => return None,
+            };
+            return Some(Endpoint {
                 target: id,
-                interface: Interface::RemoteClusterServer,
+                interface,
                 tls_names: vec![host.to_string()],
                 ca_fingerprint: fingerprint,
             });

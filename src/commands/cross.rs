@@ -754,6 +754,9 @@ async fn remote_key_active(es: &EsClient, id: &str) -> bool {
 /// `link LOCAL --external ALIAS`: the local half of an API-key link to a cluster outside every
 /// kubeconfig context, with the key and CA the user hands over.
 pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::Result<ExitCode> {
+    if args.security == Some(plan::SecurityModel::Certificate) {
+        return link_external_certificate(target, args).await;
+    }
     let flags = &args.mutation;
     let alias = args.external.clone().unwrap_or_default();
     // Checked before anything is read from the cluster, let alone written.
@@ -847,6 +850,82 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
                 "plan": planned.plan,
                 "writes": applied.writes,
                 "connected": connected,
+            }),
+            format,
+        )?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `link LOCAL --external ALIAS --security certificate`: the local trusts the remote's transport
+/// CA and connects to its transport; the remote's administrator must trust the local's CA, which
+/// is printed on stdout for them.
+async fn link_external_certificate(
+    target: &mutate::Target,
+    args: &LinkArgs,
+) -> anyhow::Result<ExitCode> {
+    let flags = &args.mutation;
+    let alias = args.external.clone().unwrap_or_default();
+    let Some(ca_path) = &args.ca_file else {
+        return Err(UserError::MissingCa.into());
+    };
+    let remote_ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
+    let proxy_address = args.proxy_address.clone().unwrap_or_default();
+    let client = &target.client;
+    let applied = mutate::plan_and_apply(&[client], flags, || {
+        let (alias, remote_ca, proxy_address) = (&alias, &remote_ca, &proxy_address);
+        async move {
+            let local = mutate::read_es(client, &target.namespace, &args.local).await?;
+            let (operator, settings) = tokio::join!(
+                eck::operator_facts(client),
+                alias_settings(client, &local, alias),
+            );
+            let side = trust_side(client, local).await?;
+            Ok(plan::plan_external_certificate_link(
+                &side,
+                &operator,
+                alias,
+                proxy_address,
+                remote_ca,
+                &settings,
+                args.skip_unavailable,
+            )
+            .map_err(UserError::from)?)
+        }
+    })
+    .await?;
+    let local_id = id(client, &target.namespace, &args.local);
+    if applied.planned.plan.is_empty() {
+        output::info(&format!(
+            "Remote cluster {alias:?} is already linked from {local_id}: nothing to change."
+        ));
+    } else if flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Linked {local_id} to the external cluster {alias:?} (certificate security model, proxy mode)."
+        ));
+    }
+    let local = mutate::read_es(client, &target.namespace, &args.local).await?;
+    let side = trust_side(client, local).await?;
+    if let Some(own) = side.own_ca {
+        output::info(&format!(
+            "The remote connects back only once its administrator trusts this cluster's transport CA (sha256:{}), printed on stdout; then check with `kubectl remote-cluster describe {}`.",
+            own.fingerprint, args.local
+        ));
+        if flags.output.is_none() {
+            output::write_stdout(&own.pem)?;
+        }
+    }
+    if let Some(format) = flags.output {
+        output::print_document(
+            &serde_json::json!({
+                "apiVersion": API_VERSION,
+                "kind": "LinkResult",
+                "local": local_id,
+                "external": alias,
+                "security": "certificate",
+                "dryRun": flags.dry_run,
+                "plan": applied.planned.plan,
+                "writes": applied.writes,
             }),
             format,
         )?;

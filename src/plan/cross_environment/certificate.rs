@@ -630,3 +630,31 @@ fn untrust(side: &TrustSide, peer: &ClusterId, keep: bool) -> (Vec<Step>, bool, 
     }
     (before, drop_ours, after)
 }
+
+/// The local half of a certificate-model link: trust the peer's CA and record the link, as the
+/// ConfigMap step and the spec/annotation step.
+pub(crate) fn trust_and_record(
+    local: &TrustSide,
+    peer: &ClusterId,
+    peer_ca: &RemoteCa,
+    alias: &str,
+    record: LinkRecord,
+    warnings: &mut Vec<String>,
+) -> (Option<Step>, Option<Step>) {
+    let (trust_step, reference, mut diff) = trust_steps(local, peer, peer_ca, true, warnings);
+    let mut links = local.es.plugin_links();
+    let mut annotations: Vec<(&str, Option<String>)> = Vec::new();
+    if links.get(alias) != Some(&record) {
+        links.insert(alias.to_string(), record);
+        annotations.push((LINKS_ANNOTATION, links_annotation_value(&links)));
+        diff.push(format!(
+            "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
+        ));
+    }
+    let spec = (reference || !annotations.is_empty()).then(|| {
+        let mut step = reference_step(local, reference, false, diff, &annotations);
+        step.summary = "trust the remote's CA and record the link".to_string();
+        step
+    });
+    (trust_step, spec)
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -128,4 +128,97 @@ pub fn plan_external_link(
 /// A link record for a remote outside every kubeconfig context.
 pub fn is_external(record: &LinkRecord) -> bool {
     record.remote_context.is_empty()
+}
+
+/// How a remote outside every kubeconfig context is named in CA blocks and records.
+pub fn external_peer(alias: &str) -> ClusterId {
+    ClusterId {
+        context: String::new(),
+        namespace: String::new(),
+        name: alias.to_string(),
+    }
+}
+
+/// The certificate model to a cluster outside Kubernetes: the local trusts the remote's
+/// transport CA (a block in its `certificateAuthorities` ConfigMap), records the link and
+/// connects in proxy mode. The remote must trust the local's CA, which the command hands over.
+pub fn plan_external_certificate_link(
+    local: &TrustSide,
+    operator: &Operator,
+    alias: &str,
+    proxy_address: &str,
+    remote_ca: &RemoteCa,
+    alias_settings: &BTreeMap<String, Value>,
+    skip_unavailable: bool,
+) -> Result<LinkPlan, PlanError> {
+    let es = &local.es;
+    if !valid_alias(alias) {
+        return Err(PlanError::InvalidAlias(alias.to_string()));
+    }
+    if !valid_address(proxy_address) {
+        return Err(PlanError::InvalidAddress(proxy_address.to_string()));
+    }
+    let mut warnings = vec![certificate_deprecation()];
+    check_managed(es)?;
+    check_license(&es.id.context, operator, &mut warnings)?;
+    let ours = es.plugin_links();
+    check_alias_free(es, alias, &ours, alias_settings)?;
+    let peer = external_peer(alias);
+    let mut steps = Vec::new();
+    let (trust, spec) = trust_and_record(
+        local,
+        &peer,
+        remote_ca,
+        alias,
+        LinkRecord {
+            remote_context: String::new(),
+            remote_namespace: String::new(),
+            remote_name: alias.to_string(),
+            security: SecurityModel::Certificate,
+            key_id: None,
+            ca_fingerprint: Some(remote_ca.fingerprint.clone()),
+            proxy_address: Some(proxy_address.to_string()),
+            key_created_at: None,
+        },
+        &mut warnings,
+    );
+    steps.extend(trust);
+    let spec_changes = spec
+        .as_ref()
+        .is_some_and(|s| matches!(&s.change, Change::PatchElasticsearch { patch, .. } if patch.iter().any(|op| op["path"] == "/spec/transport")));
+    steps.extend(spec);
+    if spec_changes {
+        steps.push(Step {
+            cluster: es.id.clone(),
+            summary: "wait until ECK has applied the change".to_string(),
+            restarts_nodes: false,
+            change: Change::WaitForRollout,
+        });
+    }
+    let prefix = format!("cluster.remote.{alias}");
+    let mut desired = BTreeMap::from([
+        (format!("{prefix}.mode"), json!("proxy")),
+        (format!("{prefix}.proxy_address"), json!(proxy_address)),
+    ]);
+    if skip_unavailable {
+        desired.insert(format!("{prefix}.skip_unavailable"), json!(true));
+    }
+    if !desired
+        .iter()
+        .all(|(k, v)| alias_settings.get(k) == Some(v))
+    {
+        steps.push(Step {
+            cluster: es.id.clone(),
+            summary: format!("connect alias {alias:?} in proxy mode (transport)"),
+            restarts_nodes: false,
+            change: Change::PutClusterSettings {
+                settings: Value::Object(desired.into_iter().collect()),
+            },
+        });
+    }
+    Ok(LinkPlan {
+        alias: alias.to_string(),
+        security: SecurityModel::Certificate,
+        plan: Plan { steps, warnings },
+    })
 }
