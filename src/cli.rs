@@ -398,13 +398,21 @@ pub struct ExportArgs {
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub replication_indices: Vec<String>,
 
-    /// How the remote cluster server is exposed
+    /// How the remote cluster server (or, with the certificate model, the transport) is exposed
     #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
     pub expose: crate::plan::Expose,
 
     /// The HOST:PORT the other side dials, when you expose it yourself
     #[arg(long, value_name = "HOST:PORT")]
     pub proxy_address: Option<String>,
+
+    /// Security model: api-key (a key for the other side) or certificate (mutual transport trust)
+    #[arg(long, value_enum, value_name = "MODEL", default_value = "api-key")]
+    pub security: crate::plan::SecurityModel,
+
+    /// With --security certificate: PEM file of the other side's transport CA, to trust here
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 
     /// Where to write the CA, the API key (mode 0600) and the instructions
     #[arg(long, value_name = "DIR")]

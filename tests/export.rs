@@ -304,3 +304,113 @@ fn an_unreachable_apply_to_url_changes_nothing() {
     assert_eq!(writes, 0);
     assert!(exported_keys(&world).is_empty());
 }
+
+#[test]
+fn certificate_export_connects_an_external_cluster_and_unexport_restores() {
+    let world = World::start(
+        Sandbox::builder()
+            .operator_delay(Duration::from_millis(50))
+            .cluster(
+                ClusterConfig::new("east")
+                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1)),
+            )
+            .external_elasticsearch("selfmanaged", "9.1.0"),
+    );
+    let east = world.sandbox.cluster("east");
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let before = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
+        .unwrap();
+    let external = world.sandbox.external("selfmanaged");
+    let dir = world.dir.path();
+    std::fs::write(dir.join("their-ca.pem"), &external.remote_cluster_ca_pem).unwrap();
+    std::fs::write(dir.join("http-ca.pem"), &external.ca_pem).unwrap();
+    std::fs::write(dir.join("password"), &external.password).unwrap();
+    let handover = dir.join("handover");
+    let output = world
+        .plugin()
+        .args([
+            "export",
+            "products",
+            "-n",
+            "search",
+            "--for",
+            "eck",
+            "--security",
+            "certificate",
+            "--yes",
+            "--timeout",
+            "60s",
+            "--ca-file",
+        ])
+        .arg(dir.join("their-ca.pem"))
+        .arg("--output-dir")
+        .arg(&handover)
+        .args(["--apply-to", &external.url, "--apply-password-file"])
+        .arg(dir.join("password"))
+        .arg("--apply-ca-file")
+        .arg(dir.join("http-ca.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(
+        stdout_of(&output).contains(":9300"),
+        "{}",
+        stdout_of(&output)
+    );
+    assert!(
+        !handover.join("api-key").exists(),
+        "no key in the certificate model"
+    );
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+
+    let remote_info = || {
+        world
+            .sandbox
+            .external_request(
+                "selfmanaged",
+                &remote_cluster_sandbox::elasticsearch::EsRequest::new("GET", "/_remote/info")
+                    .basic("elastic", &external.password),
+            )
+            .body
+    };
+    assert_eq!(
+        remote_info()["eck"]["connected"],
+        false,
+        "not before it trusts our CA"
+    );
+    let ca = std::fs::read_to_string(handover.join("ca.crt")).unwrap();
+    world
+        .sandbox
+        .external_admin("selfmanaged", Some(&ca), &[])
+        .unwrap();
+    let info = remote_info();
+    assert_eq!(info["eck"]["connected"], true, "{info}");
+
+    let unexport = world
+        .plugin()
+        .args([
+            "unexport",
+            "products",
+            "-n",
+            "search",
+            "--for",
+            "eck",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unexport.status.code(), Some(0), "{}", stderr_of(&unexport));
+    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let after = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
+        .unwrap();
+    assert_eq!(after["spec"], before["spec"]);
+    assert_eq!(
+        remote_info()["eck"]["connected"],
+        false,
+        "the trust is gone"
+    );
+}

@@ -14,6 +14,7 @@ use crate::cli::{ExportArgs, GlobalFlags, UnexportArgs};
 use crate::commands::list::API_VERSION;
 use crate::commands::{cross, mutate};
 use crate::error::{ExitCode, UserError};
+use crate::es::EsClient;
 use crate::k8s::eck;
 use crate::k8s::kubeconfig::LoadedKubeconfig;
 use crate::output;
@@ -56,6 +57,9 @@ pub async fn run(
         .output_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}-export-{}", args.remote, args.alias)));
+    if args.security == plan::SecurityModel::Certificate {
+        return export_certificate(&target, args, apply_to.as_ref()).await;
+    }
     let request = plan::ExportRequest {
         alias: args.alias.clone(),
         search_indices: args.search_indices.clone(),
@@ -205,6 +209,118 @@ pub async fn run(
     Ok(ExitCode::Ok)
 }
 
+/// `export --security certificate`: trust the other side's transport CA, expose the transport,
+/// hand over this cluster's transport CA and the address.
+async fn export_certificate(
+    target: &mutate::Target,
+    args: &ExportArgs,
+    apply_to: Option<&EsClient>,
+) -> anyhow::Result<ExitCode> {
+    let flags = &args.mutation;
+    let client = &target.client;
+    let Some(ca_path) = &args.ca_file else {
+        return Err(UserError::MissingCa.into());
+    };
+    let their_ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
+    let request = plan::ExportRequest {
+        alias: args.alias.clone(),
+        search_indices: Vec::new(),
+        replication_indices: Vec::new(),
+        expose: args.expose,
+        proxy_address: args.proxy_address.clone(),
+    };
+    let seen: std::cell::RefCell<Option<String>> = Default::default();
+    let applied = mutate::plan_and_apply(&[client], flags, || {
+        let (request, their_ca, seen) = (&request, &their_ca, &seen);
+        async move {
+            let (remote, operator) = tokio::join!(
+                mutate::read_es(client, &target.namespace, &args.remote),
+                eck::operator_facts(client),
+            );
+            let side = cross::trust_side(client, remote?).await?;
+            let services = Api::<Service>::namespaced(client.client.clone(), &target.namespace);
+            let transport = client
+                .call(services.get_opt(&format!("{}-es-transport", args.remote)))
+                .await
+                .map_err(failure)?;
+            let host = transport
+                .and_then(|s| s.status?.load_balancer?.ingress?.first().cloned())
+                .and_then(|i| i.hostname.or(i.ip));
+            *seen.borrow_mut() = host.clone();
+            Ok(ExportPlan(
+                plan::plan_export_certificate(&side, &operator, request, their_ca, host.as_ref())
+                    .map_err(UserError::from)?,
+            ))
+        }
+    })
+    .await?;
+    if flags.dry_run != DryRun::None {
+        return Ok(ExitCode::Ok);
+    }
+    let address = match (
+        &args.proxy_address,
+        applied.outputs.get(plan::OUTPUT_ADDRESS),
+        seen.into_inner(),
+    ) {
+        (Some(given), _, _) => given.clone(),
+        (None, Some(host), _) => format!("{}:{}", host.expose_secret(), plan::TRANSPORT_PORT),
+        (None, None, Some(host)) => format!("{host}:{}", plan::TRANSPORT_PORT),
+        (None, None, None) => String::from("(not exposed)"),
+    };
+    let remote = mutate::read_es(client, &target.namespace, &args.remote).await?;
+    let own = cross::trust_side(client, remote)
+        .await?
+        .own_ca
+        .ok_or_else(|| anyhow::anyhow!("{} has no transport CA yet", args.remote))?;
+    let out_dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}-export-{}", args.remote, args.alias)));
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(out_dir.join("ca.crt"), &own.pem)?;
+    std::fs::write(
+        out_dir.join("INSTRUCTIONS.md"),
+        format!(
+            "# Connecting to this ECK cluster as remote cluster `{alias}` (certificate model)
+
+The certificate security model is deprecated since Elasticsearch 9.0. This ECK cluster already
+trusts your transport CA. On your cluster:
+
+1. Add `ca.crt` (this cluster's transport CA) to
+   `xpack.security.transport.ssl.certificate_authorities` on every node, and restart them.
+2. `PUT _cluster/settings` with `cluster.remote.{alias}.mode: proxy` and
+   `cluster.remote.{alias}.proxy_address: {address}`.
+3. Create roles with the same names on both clusters: authorization goes by role name.
+4. `GET _remote/info` shows `{alias}` connected.
+",
+            alias = args.alias
+        ),
+    )?;
+    output::write_stdout(&format!(
+        "alias: {}\nproxy_address: {address}\nca: {}\n",
+        args.alias,
+        out_dir.join("ca.crt").display()
+    ))?;
+    if let (Some(local), Some(url)) = (apply_to, &args.apply_to) {
+        let prefix = format!("cluster.remote.{}", args.alias);
+        local
+            .put(
+                "/_cluster/settings",
+                &serde_json::json!({"persistent": {
+                    format!("{prefix}.mode"): "proxy",
+                    format!("{prefix}.proxy_address"): address,
+                }}),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("setting the remote cluster on {url}: {e}"))?;
+        output::info(&format!(
+            "Set cluster.remote.{} on {url}. Still to do on its nodes: trust ca.crt (step 1 of INSTRUCTIONS.md).",
+            args.alias
+        ));
+    }
+    Ok(ExitCode::Ok)
+}
+
 /// The files the other side needs; the key readable by the owner only.
 fn write_handover(
     dir: &Path,
@@ -291,6 +407,12 @@ pub async fn unexport(
                 .await
                 .map_err(failure)?
                 .map(|s| serde_json::to_value(s).unwrap_or_default());
+            if plan::exported_with_certificate(&remote, &args.alias) {
+                let side = cross::trust_side(client, remote).await?;
+                return Ok(ExportPlan(
+                    plan::plan_unexport_certificate(&side, &args.alias).map_err(UserError::from)?,
+                ));
+            }
             Ok(ExportPlan(
                 plan::plan_unexport(&remote, &args.alias, service.as_ref())
                     .map_err(UserError::from)?,

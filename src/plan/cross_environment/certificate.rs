@@ -58,7 +58,7 @@ impl TrustSide {
 
 /// What a transport trust needs: `truster` gets `peer`'s CA as a marked block. Returns the
 /// ConfigMap step and, when the spec must name our ConfigMap, the patch operations for it.
-fn trust_steps(
+pub(crate) fn trust_steps(
     truster: &TrustSide,
     peer: &ClusterId,
     peer_ca: &RemoteCa,
@@ -149,7 +149,11 @@ fn transport_op(es: &EsState, ca_reference: bool, load_balancer: bool) -> Option
 }
 
 /// `spec.transport` without what the plugin added; parts left empty go too.
-fn transport_without(es: &EsState, ca_reference: bool, load_balancer: bool) -> Option<Value> {
+pub(crate) fn transport_without(
+    es: &EsState,
+    ca_reference: bool,
+    load_balancer: bool,
+) -> Option<Value> {
     if !ca_reference && !load_balancer {
         return None;
     }
@@ -220,7 +224,7 @@ pub fn plan_trust(
 
 /// A spec patch naming our ConfigMap (recording that it is ours) and/or exposing the transport,
 /// plus `annotations`.
-fn reference_step(
+pub(crate) fn reference_step(
     side: &TrustSide,
     ca_reference: bool,
     load_balancer: bool,
@@ -584,7 +588,11 @@ pub fn plan_certificate_unlink(
 
 /// Removing `peer`'s CA from `side`'s trusted CAs: the steps before the spec patch, whether our
 /// ConfigMap goes away (so the spec must stop naming it), and the steps after the spec patch.
-fn untrust(side: &TrustSide, peer: &ClusterId, keep: bool) -> (Vec<Step>, bool, Vec<Step>) {
+pub(crate) fn untrust(
+    side: &TrustSide,
+    peer: &ClusterId,
+    keep: bool,
+) -> (Vec<Step>, bool, Vec<Step>) {
     let (mut before, mut after) = (Vec::new(), Vec::new());
     let label = peer_label(peer);
     let current = side.bundle();

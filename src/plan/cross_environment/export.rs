@@ -196,3 +196,141 @@ pub fn plan_unexport(
         &export_key(alias),
     ))
 }
+
+/// `export --security certificate`: the ECK cluster trusts the other side's transport CA, its
+/// transport is exposed, and the export is recorded.
+pub fn plan_export_certificate(
+    remote: &TrustSide,
+    operator: &Operator,
+    request: &ExportRequest,
+    their_ca: &RemoteCa,
+    exposed_host: Option<&String>,
+) -> Result<Plan, PlanError> {
+    let es = &remote.es;
+    if !valid_alias(&request.alias) {
+        return Err(PlanError::InvalidAlias(request.alias.clone()));
+    }
+    let mut warnings = vec![certificate_deprecation()];
+    check_managed(es)?;
+    check_license(&es.id.context, operator, &mut warnings)?;
+    if let Some(address) = &request.proxy_address
+        && !valid_address(address)
+    {
+        return Err(PlanError::InvalidAddress(address.clone()));
+    }
+    let mut steps = Vec::new();
+    let peer = external_peer(&request.alias);
+    let (trust, reference, mut diff) = trust_steps(remote, &peer, their_ca, true, &mut warnings);
+    steps.extend(trust);
+    let wants_lb = request.expose == Expose::Loadbalancer
+        && request.proxy_address.is_none()
+        && es.object.pointer("/spec/transport/service/spec/type") != Some(&json!("LoadBalancer"));
+    let mut annotations: Vec<(&str, Option<String>)> = Vec::new();
+    if wants_lb {
+        diff.push("  spec.transport.service.spec.type: + LoadBalancer".to_string());
+        annotations.push((
+            EXPOSURE_ANNOTATION,
+            Some("transport-service-template".to_string()),
+        ));
+    }
+    let mut incoming: BTreeMap<String, Value> = es
+        .annotation(INCOMING_ANNOTATION)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let entry = json!({"security": "certificate"});
+    if incoming.get(&export_key(&request.alias)) != Some(&entry) {
+        incoming.insert(export_key(&request.alias), entry);
+        annotations.push((
+            INCOMING_ANNOTATION,
+            Some(serde_json::to_string(&incoming).expect("serializes")),
+        ));
+        diff.push(format!(
+            "  metadata.annotations[{INCOMING_ANNOTATION}]: records {}",
+            export_key(&request.alias)
+        ));
+    }
+    if reference || wants_lb || !annotations.is_empty() {
+        let mut step = reference_step(remote, reference, wants_lb, diff, &annotations);
+        step.summary =
+            "trust the other side's CA, expose the transport and record the export".to_string();
+        steps.push(step);
+    }
+    if request.proxy_address.is_none()
+        && exposed_host.is_none()
+        && request.expose == Expose::Loadbalancer
+    {
+        let service = format!("{}-es-transport", es.id.name);
+        steps.push(Step {
+            cluster: es.id.clone(),
+            summary: format!("wait for the LoadBalancer address of Service {service}"),
+            restarts_nodes: false,
+            change: Change::WaitForAddress {
+                namespace: es.id.namespace.clone(),
+                service,
+                output: OUTPUT_ADDRESS.to_string(),
+            },
+        });
+    }
+    Ok(Plan { steps, warnings })
+}
+
+/// `unexport` of a certificate-model export: the other side's CA, the exposure when nothing
+/// else uses it, and the record go.
+pub fn plan_unexport_certificate(remote: &TrustSide, alias: &str) -> Result<Plan, PlanError> {
+    let es = &remote.es;
+    let mut incoming: BTreeMap<String, Value> = es
+        .annotation(INCOMING_ANNOTATION)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    if incoming.remove(&export_key(alias)).is_none() {
+        return Err(PlanError::NoSuchAlias {
+            local: es.id.clone(),
+            alias: alias.to_string(),
+        });
+    }
+    let (before, drop_ours, after) = untrust(remote, &external_peer(alias), false);
+    let remove_lb = incoming.is_empty()
+        && es.annotation(EXPOSURE_ANNOTATION) == Some("transport-service-template")
+        && es.object.pointer("/spec/transport/service/spec/type") == Some(&json!("LoadBalancer"));
+    let mut annotations: Vec<(&str, Option<String>)> = vec![(
+        INCOMING_ANNOTATION,
+        (!incoming.is_empty()).then(|| serde_json::to_string(&incoming).expect("serializes")),
+    )];
+    if remove_lb {
+        annotations.push((EXPOSURE_ANNOTATION, None));
+    }
+    if drop_ours {
+        annotations.push((TRANSPORT_CAS_ANNOTATION, None));
+    }
+    let mut patch = vec![spec_guard(es)];
+    patch.extend(transport_without(es, drop_ours, remove_lb));
+    patch.extend(annotation_ops(es, &annotations));
+    let mut steps = before;
+    steps.push(Step {
+        cluster: es.id.clone(),
+        summary: format!("forget the export {alias:?} and what only it used"),
+        restarts_nodes: false,
+        change: Change::PatchElasticsearch {
+            resource_version: es.resource_version(),
+            patch,
+            diff: vec![format!(
+                "  metadata.annotations[{INCOMING_ANNOTATION}]: forgets {}",
+                export_key(alias)
+            )],
+        },
+    });
+    steps.extend(after);
+    Ok(Plan {
+        steps,
+        warnings: Vec::new(),
+    })
+}
+
+/// Whether `alias` was exported with the certificate model.
+pub fn exported_with_certificate(remote: &EsState, alias: &str) -> bool {
+    remote
+        .annotation(INCOMING_ANNOTATION)
+        .and_then(|t| serde_json::from_str::<BTreeMap<String, Value>>(t).ok())
+        .and_then(|m| m.get(&export_key(alias)).cloned())
+        .is_some_and(|e| e.get("security").and_then(Value::as_str) == Some("certificate"))
+}
