@@ -189,22 +189,15 @@ pub async fn run(
         out_dir.display()
     ));
     if let (Some(local), Some(url)) = (&apply_to, &args.apply_to) {
-        let prefix = format!("cluster.remote.{}", args.alias);
-        local
-            .put(
-                "/_cluster/settings",
-                &serde_json::json!({"persistent": {
-                    format!("{prefix}.mode"): "proxy",
-                    format!("{prefix}.proxy_address"): address,
-                    format!("{prefix}.server_name"): server_name,
-                }}),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("setting the remote cluster on {url}: {e}"))?;
-        output::info(&format!(
-            "Set cluster.remote.{} on {url}. Still to do on its nodes (they need node access): trust ca.crt and add the key to the keystore, steps 1 to 3 of INSTRUCTIONS.md.",
-            args.alias
-        ));
+        apply_remote_settings(
+            local,
+            url,
+            &args.alias,
+            &address,
+            Some(&server_name),
+            "trust ca.crt and add the key to the keystore, steps 1 to 3 of INSTRUCTIONS.md",
+        )
+        .await?;
     }
     Ok(ExitCode::Ok)
 }
@@ -302,23 +295,48 @@ trusts your transport CA. On your cluster:
         out_dir.join("ca.crt").display()
     ))?;
     if let (Some(local), Some(url)) = (apply_to, &args.apply_to) {
-        let prefix = format!("cluster.remote.{}", args.alias);
-        local
-            .put(
-                "/_cluster/settings",
-                &serde_json::json!({"persistent": {
-                    format!("{prefix}.mode"): "proxy",
-                    format!("{prefix}.proxy_address"): address,
-                }}),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("setting the remote cluster on {url}: {e}"))?;
-        output::info(&format!(
-            "Set cluster.remote.{} on {url}. Still to do on its nodes: trust ca.crt (step 1 of INSTRUCTIONS.md).",
-            args.alias
-        ));
+        apply_remote_settings(
+            local,
+            url,
+            &args.alias,
+            &address,
+            None,
+            "trust ca.crt, step 1 of INSTRUCTIONS.md",
+        )
+        .await?;
     }
     Ok(ExitCode::Ok)
+}
+
+/// `--apply-to`: the remote cluster set on the other side through its API; what needs its nodes
+/// (`remaining`) is said, not done.
+async fn apply_remote_settings(
+    local: &EsClient,
+    url: &str,
+    alias: &str,
+    address: &str,
+    server_name: Option<&str>,
+    remaining: &str,
+) -> anyhow::Result<()> {
+    let prefix = format!("cluster.remote.{alias}");
+    let mut settings = serde_json::json!({
+        format!("{prefix}.mode"): "proxy",
+        format!("{prefix}.proxy_address"): address,
+    });
+    if let Some(name) = server_name {
+        settings[format!("{prefix}.server_name")] = serde_json::json!(name);
+    }
+    local
+        .put(
+            "/_cluster/settings",
+            &serde_json::json!({ "persistent": settings }),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("setting the remote cluster on {url}: {e}"))?;
+    output::info(&format!(
+        "Set cluster.remote.{alias} on {url}. Still to do on its nodes (they need node access): {remaining}."
+    ));
+    Ok(())
 }
 
 /// The files the other side needs; the key readable by the owner only.
