@@ -31,7 +31,8 @@ pub struct Sides<'a> {
 pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode> {
     let flags = &args.mutation;
     let certificate = args.security == Some(plan::SecurityModel::Certificate);
-    let wait_limit = mutate::parse_wait_timeout(&flags.timeout)?;
+    // A bad --timeout is refused before anything is read or written.
+    mutate::parse_wait_timeout(&flags.timeout)?;
     let request = CrossRequest {
         alias: args.alias.clone(),
         search_indices: args.search_indices.clone(),
@@ -79,21 +80,9 @@ pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode
             result.local, result.remote, planned.alias, planned.security
         ));
     }
-    if flags.wait && flags.dry_run == crate::apply::DryRun::None {
-        let deadline = Instant::now() + wait_limit;
-        let mut progress = Progress::new();
-        mutate::wait_for_connection(
-            sides.local,
-            &result.local,
-            &planned.alias,
-            deadline,
-            &mut progress,
-        )
-        .await?;
-        progress.finish();
-        output::info(&format!("Remote cluster {:?} is connected.", planned.alias));
-        result.connected = Some(true);
-    }
+    result.connected =
+        mutate::wait_until_connected(sides.local, flags, &result.local, &planned.alias, &[])
+            .await?;
     if let Some(format) = flags.output {
         output::print_document(&result, format)?;
     }
@@ -829,15 +818,7 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
             "Linked {local_id} to the external cluster {alias:?} (api-key security model, proxy mode)."
         ));
     }
-    let mut connected = None;
-    if flags.wait && flags.dry_run == crate::apply::DryRun::None {
-        let deadline = Instant::now() + mutate::parse_wait_timeout(&flags.timeout)?;
-        let mut progress = Progress::new();
-        mutate::wait_for_connection(client, &local_id, &alias, deadline, &mut progress).await?;
-        progress.finish();
-        output::info(&format!("Remote cluster {alias:?} is connected."));
-        connected = Some(true);
-    }
+    let connected = mutate::wait_until_connected(client, flags, &local_id, &alias, &[]).await?;
     if let Some(format) = flags.output {
         output::print_document(
             &serde_json::json!({

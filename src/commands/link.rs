@@ -1,7 +1,6 @@
 //! `kubectl remote-cluster link LOCAL REMOTE`: connect two Elasticsearch clusters.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::Serialize;
 
@@ -9,7 +8,7 @@ use crate::apply::DryRun;
 use crate::cli::{GlobalFlags, LinkArgs};
 use crate::commands::cross;
 use crate::commands::list::API_VERSION;
-use crate::commands::mutate::{self, Progress};
+use crate::commands::mutate;
 use crate::error::{ExitCode, UserError};
 use crate::k8s::eck;
 use crate::k8s::kubeconfig::LoadedKubeconfig;
@@ -40,7 +39,8 @@ pub async fn run(
     kubeconfig: Arc<LoadedKubeconfig>,
 ) -> anyhow::Result<ExitCode> {
     let flags = &args.mutation;
-    let wait_limit = mutate::parse_wait_timeout(&flags.timeout)?;
+    // A bad --timeout is refused before anything is read or written.
+    mutate::parse_wait_timeout(&flags.timeout)?;
     let target = mutate::target(global, kubeconfig.clone(), "link").await?;
     let remote_namespace = args
         .remote_namespace
@@ -141,30 +141,15 @@ pub async fn run(
         ));
     }
 
-    if flags.wait && flags.dry_run == DryRun::None {
-        let deadline = Instant::now() + wait_limit;
-        let mut progress = Progress::new();
-        let touched: Vec<_> = planned
-            .plan
-            .steps
-            .iter()
-            .map(|s| s.cluster.clone())
-            .collect();
-        for cluster in &touched {
-            mutate::wait_for_rollout(client, cluster, deadline, &mut progress).await?;
-        }
-        mutate::wait_for_connection(
-            client,
-            &result.local,
-            &planned.alias,
-            deadline,
-            &mut progress,
-        )
-        .await?;
-        progress.finish();
-        output::info(&format!("Remote cluster {:?} is connected.", planned.alias));
-        result.connected = Some(true);
-    }
+    let touched: Vec<_> = planned
+        .plan
+        .steps
+        .iter()
+        .map(|s| s.cluster.clone())
+        .collect();
+    result.connected =
+        mutate::wait_until_connected(client, flags, &result.local, &planned.alias, &touched)
+            .await?;
 
     if let Some(format) = flags.output {
         output::print_document(&result, format)?;

@@ -340,3 +340,26 @@ pub async fn remote_client(
 pub fn same_server(a: &ContextClient, b: &ContextClient) -> bool {
     kubeconfig::server_identity(&a.server) == kubeconfig::server_identity(&b.server)
 }
+
+/// With `--wait` (and not a dry run): waits for the rollouts of `rollouts`, then until `alias`
+/// is connected on `local`, with progress on stderr, and says so. `Some(true)` when it waited.
+pub async fn wait_until_connected(
+    client: &ContextClient,
+    flags: &MutationFlags,
+    local: &ClusterId,
+    alias: &str,
+    rollouts: &[ClusterId],
+) -> anyhow::Result<Option<bool>> {
+    if !flags.wait || flags.dry_run != DryRun::None {
+        return Ok(None);
+    }
+    let deadline = std::time::Instant::now() + parse_wait_timeout(&flags.timeout)?;
+    let mut progress = Progress::new();
+    for cluster in rollouts {
+        wait_for_rollout(client, cluster, deadline, &mut progress).await?;
+    }
+    wait_for_connection(client, local, alias, deadline, &mut progress).await?;
+    progress.finish();
+    output::info(&format!("Remote cluster {alias:?} is connected."));
+    Ok(Some(true))
+}
