@@ -591,17 +591,7 @@ impl Run {
                 .call(services.get_opt(service))
                 .await
                 .map_err(|f| failed(step, f.message))?;
-            let ingress = found.as_ref().and_then(|s| {
-                s.status
-                    .as_ref()?
-                    .load_balancer
-                    .as_ref()?
-                    .ingress
-                    .as_ref()?
-                    .first()
-                    .cloned()
-            });
-            if let Some(address) = ingress.and_then(|i| i.hostname.or(i.ip)) {
+            if let Some(address) = crate::k8s::eck::load_balancer_host(found.as_ref()) {
                 self.outputs
                     .insert(output.to_string(), SecretString::from(address));
                 return Ok(());

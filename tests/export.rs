@@ -22,17 +22,12 @@ fn world() -> World {
 }
 
 fn exported_keys(world: &World) -> Vec<(String, bool)> {
-    world
-        .sandbox
-        .cluster("east")
-        .es_node("search", "products", |node| {
-            node.api_keys()
-                .iter()
-                .filter(|k| k.name.starts_with("kubectl-rc-export-"))
-                .map(|k| (k.id.clone(), k.invalidated))
-                .collect()
-        })
-        .unwrap()
+    common::api_keys(
+        &world.sandbox.cluster("east"),
+        "search",
+        "products",
+        "kubectl-rc-export-",
+    )
 }
 
 #[test]

@@ -53,8 +53,7 @@ fn decoded(secret: &Value, key: &str) -> String {
 fn api_key_link_across_clusters_connects_and_is_idempotent() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
+    world.settle(&["east", "west"]);
 
     let output = world.plugin().args(LINK).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
@@ -181,14 +180,8 @@ fn api_key_link_across_clusters_connects_and_is_idempotent() {
         "{}",
         stderr_of(&again)
     );
-    let writes = |c: &remote_cluster_sandbox::ClusterHandle| {
-        c.requests()
-            .iter()
-            .filter(|r| r.method != "GET" && !r.path.contains("selfsubjectaccessreviews"))
-            .count()
-    };
     assert_eq!(
-        writes(&east) + writes(&west),
+        common::plugin_writes(&east) + common::plugin_writes(&west),
         0,
         "the second link writes nothing"
     );
@@ -305,80 +298,21 @@ fn bad_input_across_clusters_is_refused_without_writes() {
         );
     }
     for cluster in ["east", "west"] {
-        let writes = world
-            .sandbox
-            .cluster(cluster)
-            .requests()
-            .iter()
-            .filter(|r| {
-                r.method != "GET"
-                    && r.user == "admin"
-                    && !r.path.contains("selfsubjectaccessreviews")
-            })
-            .count();
-        assert_eq!(writes, 0, "{cluster}");
+        // Refused before the plan is even shown: not even an access review is sent.
+        let requests = world.sandbox.cluster(cluster).requests();
+        assert!(
+            !requests.iter().any(|r| r.is_write()),
+            "{cluster}: {requests:?}"
+        );
     }
-}
-
-/// Every object of both clusters that a link may touch, without what the servers maintain.
-fn snapshot(world: &World) -> Vec<(String, Value)> {
-    let mut objects = Vec::new();
-    for cluster in ["east", "west"] {
-        let handle = world.sandbox.cluster(cluster);
-        for resource in [
-            ResourceKey::ELASTICSEARCHES,
-            ResourceKey::SECRETS,
-            ResourceKey::CONFIGMAPS,
-            ResourceKey::SERVICES,
-        ] {
-            for mut object in handle.list(&resource, None) {
-                let name = format!(
-                    "{cluster}/{}/{}/{}",
-                    resource.plural,
-                    object["metadata"]["namespace"].as_str().unwrap_or_default(),
-                    object["metadata"]["name"].as_str().unwrap_or_default()
-                );
-                // Objects the operator maintains change on their own (status, CA copies).
-                if name.contains("elastic-licensing")
-                    || object["metadata"]["labels"]["common.k8s.elastic.co/type"] == "remote-ca"
-                {
-                    continue;
-                }
-                let metadata = object["metadata"].as_object_mut().unwrap();
-                for key in [
-                    "resourceVersion",
-                    "generation",
-                    "managedFields",
-                    "uid",
-                    "creationTimestamp",
-                ] {
-                    metadata.remove(key);
-                }
-                if let Some(annotations) = metadata
-                    .get_mut("annotations")
-                    .and_then(Value::as_object_mut)
-                {
-                    annotations.remove("elasticsearch.k8s.elastic.co/managed-remote-clusters");
-                    if annotations.is_empty() {
-                        metadata.remove("annotations");
-                    }
-                }
-                object.as_object_mut().unwrap().remove("status");
-                objects.push((name, object));
-            }
-        }
-    }
-    objects.sort_by(|a, b| a.0.cmp(&b.0));
-    objects
 }
 
 #[test]
 fn unlink_across_clusters_restores_both_and_invalidates_the_key() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
-    let before = snapshot(&world);
+    world.settle(&["east", "west"]);
+    let before = world.snapshot(&["east", "west"]);
 
     let link = world.plugin().args(LINK).output().unwrap();
     assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
@@ -411,18 +345,10 @@ fn unlink_across_clusters_restores_both_and_invalidates_the_key() {
         .output()
         .unwrap();
     assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
+    world.settle(&["east", "west"]);
 
-    let after = snapshot(&world);
-    let differences: Vec<String> = before
-        .iter()
-        .zip(after.iter())
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("{}:\n  before {}\n  after  {}", a.0, a.1, b.1))
-        .collect();
-    assert_eq!(before.len(), after.len(), "objects left or missing");
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    let after = world.snapshot(&["east", "west"]);
+    common::assert_same_objects(&before, &after);
     let info = east.remote_info("search", "catalog");
     assert!(info.get("products").is_none(), "{info}");
     let invalidated = west.es_node("shop", "products", |node| {
@@ -439,8 +365,7 @@ fn unlink_across_clusters_restores_both_and_invalidates_the_key() {
 fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
+    world.settle(&["east", "west"]);
     let link = world.plugin().args(LINK).output().unwrap();
     assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
     west.clear_requests();
@@ -485,8 +410,7 @@ fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
 fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
+    world.settle(&["east", "west"]);
     // The keystore Secret cannot be created: the API server fails the request.
     east.inject_fault(
         remote_cluster_sandbox::Fault::new("POST", "/api/v1/namespaces/search/secrets").status(500),
@@ -499,15 +423,10 @@ fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
         stderr.contains("error: store the API key in Secret catalog-remote-cluster-credentials (keystore) on search/catalog (context east)"),
         "{stderr}"
     );
-    let keys = west
-        .es_node("shop", "products", |node| {
-            node.api_keys()
-                .iter()
-                .filter(|k| k.name.starts_with("kubectl-rc-"))
-                .map(|k| k.invalidated)
-                .collect::<Vec<_>>()
-        })
-        .unwrap();
+    let keys: Vec<bool> = common::api_keys(&west, "shop", "products", "kubectl-rc-")
+        .into_iter()
+        .map(|(_, invalidated)| invalidated)
+        .collect();
     assert_eq!(
         keys,
         [true],
@@ -520,14 +439,7 @@ fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
         east.remote_info("search", "catalog")["products"]["connected"],
         true
     );
-    let active = west
-        .es_node("shop", "products", |node| {
-            node.api_keys()
-                .iter()
-                .filter(|k| k.name.starts_with("kubectl-rc-") && !k.invalidated)
-                .count()
-        })
-        .unwrap();
+    let active = active_keys(&world);
     assert_eq!(active, 1, "exactly one active key once linked");
 }
 
@@ -535,8 +447,7 @@ fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
 fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
+    world.settle(&["east", "west"]);
     let link = world.plugin().args(LINK).output().unwrap();
     assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
 
@@ -619,9 +530,8 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
 fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
-    let before = snapshot(&world);
+    world.settle(&["east", "west"]);
+    let before = world.snapshot(&["east", "west"]);
     let mut args: Vec<&str> = LINK.to_vec();
     args.extend(["--security", "certificate"]);
     let link = world.plugin().args(&args).output().unwrap();
@@ -673,17 +583,9 @@ fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
         .output()
         .unwrap();
     assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
-    let after = snapshot(&world);
-    let differences: Vec<String> = before
-        .iter()
-        .zip(after.iter())
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("{}:\n  before {}\n  after  {}", a.0, a.1, b.1))
-        .collect();
-    assert_eq!(before.len(), after.len(), "objects left or missing");
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    world.settle(&["east", "west"]);
+    let after = world.snapshot(&["east", "west"]);
+    common::assert_same_objects(&before, &after);
     assert!(
         east.remote_info("search", "catalog")
             .get("products")
@@ -744,9 +646,8 @@ fn a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
     for (name, fault) in faults {
         let world = world();
         let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-        east.wait_idle(Duration::from_secs(30)).unwrap();
-        west.wait_idle(Duration::from_secs(30)).unwrap();
-        let before = snapshot(&world);
+        world.settle(&["east", "west"]);
+        let before = world.snapshot(&["east", "west"]);
         let target = if fault_is_on_west(&fault) {
             &west
         } else {
@@ -786,25 +687,10 @@ fn a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
                 "{name}: {stderr}"
             );
         }
-        east.wait_idle(Duration::from_secs(30)).unwrap();
-        west.wait_idle(Duration::from_secs(30)).unwrap();
-        let after = snapshot(&world);
-        let differences: Vec<String> = before
-            .iter()
-            .zip(after.iter())
-            .filter(|(a, b)| a != b)
-            .map(|(a, b)| format!("{}:\n  before {}\n  after  {}", a.0, a.1, b.1))
-            .collect();
-        assert_eq!(before.len(), after.len(), "{name}: objects left or missing");
-        assert!(differences.is_empty(), "{name}: {}", differences.join("\n"));
-        let active_after_failure = west
-            .es_node("shop", "products", |node| {
-                node.api_keys()
-                    .iter()
-                    .filter(|k| k.name.starts_with("kubectl-rc-") && !k.invalidated)
-                    .count()
-            })
-            .unwrap();
+        world.settle(&["east", "west"]);
+        let after = world.snapshot(&["east", "west"]);
+        common::assert_same_objects(&before, &after);
+        let active_after_failure = active_keys(&world);
         assert_eq!(active_after_failure, 0, "{name}: no key left active");
 
         let rerun = world.plugin().args(LINK).output().unwrap();
@@ -819,16 +705,22 @@ fn a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
             true,
             "{name}"
         );
-        let active = west
-            .es_node("shop", "products", |node| {
-                node.api_keys()
-                    .iter()
-                    .filter(|k| k.name.starts_with("kubectl-rc-") && !k.invalidated)
-                    .count()
-            })
-            .unwrap();
+        let active = active_keys(&world);
         assert_eq!(active, 1, "{name}: exactly one active key, none orphaned");
     }
+}
+
+/// Active keys of the plugin's on the remote.
+fn active_keys(world: &World) -> usize {
+    common::api_keys(
+        &world.sandbox.cluster("west"),
+        "shop",
+        "products",
+        "kubectl-rc-",
+    )
+    .iter()
+    .filter(|(_, invalidated)| !invalidated)
+    .count()
 }
 
 fn fault_is_on_west(fault: &remote_cluster_sandbox::Fault) -> bool {
@@ -871,9 +763,8 @@ fn certificate_model_a_failure_at_any_step_is_undone_and_the_same_command_then_l
     for (name, fault) in faults {
         let world = world();
         let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-        east.wait_idle(Duration::from_secs(30)).unwrap();
-        west.wait_idle(Duration::from_secs(30)).unwrap();
-        let before = snapshot(&world);
+        world.settle(&["east", "west"]);
+        let before = world.snapshot(&["east", "west"]);
         let target = if fault_is_on_west(&fault) {
             &west
         } else {
@@ -887,13 +778,9 @@ fn certificate_model_a_failure_at_any_step_is_undone_and_the_same_command_then_l
             "{name}: {}",
             stderr_of(&failed)
         );
-        east.wait_idle(Duration::from_secs(30)).unwrap();
-        west.wait_idle(Duration::from_secs(30)).unwrap();
-        let after = snapshot(&world);
-        assert!(
-            before == after,
-            "{name}: the clusters are not as before the failed run"
-        );
+        world.settle(&["east", "west"]);
+        let after = world.snapshot(&["east", "west"]);
+        common::assert_same_objects(&before, &after);
         let rerun = world.plugin().args(&args).output().unwrap();
         assert_eq!(
             rerun.status.code(),
@@ -912,9 +799,8 @@ fn certificate_model_a_failure_at_any_step_is_undone_and_the_same_command_then_l
 #[test]
 fn describe_finds_incoming_links_in_other_contexts() {
     let world = world();
-    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    west.wait_idle(Duration::from_secs(30)).unwrap();
+    let west = world.sandbox.cluster("west");
+    world.settle(&["east", "west"]);
     let mut args: Vec<&str> = LINK.to_vec();
     args.push("--wait=false");
     let link = world.plugin().args(&args).output().unwrap();

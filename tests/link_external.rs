@@ -108,13 +108,7 @@ fn links_to_an_external_cluster_until_connected_and_unlinks() {
         "{}",
         stderr_of(&again)
     );
-    assert_eq!(
-        east.requests()
-            .iter()
-            .filter(|r| r.is_write() && !r.path.contains("selfsubjectaccessreviews"))
-            .count(),
-        0
-    );
+    assert_eq!(common::plugin_writes(&east), 0);
 
     let unlink = world
         .plugin()

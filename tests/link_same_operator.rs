@@ -335,8 +335,6 @@ fn pre_write_checks_exit_2_without_writing() {
 fn rbac_denial_names_the_verb_before_any_write() {
     let world = world();
     let mut config: Value = serde_saphyr::from_str(&world.sandbox.kubeconfig_yaml()).unwrap();
-    let reader = world.sandbox.cluster("east").identity("reader").unwrap();
-    let _ = reader;
     // A context for the read-only user on the same cluster.
     config["contexts"].as_array_mut().unwrap().push(json!({
         "name": "east-reader", "context": {"cluster": "east", "user": "east-reader"}}));

@@ -101,6 +101,20 @@ fn failure(f: crate::k8s::failure::ContextFailure) -> anyhow::Error {
     anyhow::anyhow!("context {:?}: {}", f.context, f.message)
 }
 
+/// Both resources and both operators' facts, read together.
+async fn read_sides(
+    sides: &Sides<'_>,
+    args: &LinkArgs,
+) -> anyhow::Result<(EsState, EsState, plan::Operator, plan::Operator)> {
+    let (local, remote, local_operator, remote_operator) = tokio::join!(
+        mutate::read_es(sides.local, sides.local_namespace, &args.local),
+        mutate::read_es(sides.remote, sides.remote_namespace, args.remote_name()),
+        eck::operator_facts(sides.local),
+        eck::operator_facts(sides.remote),
+    );
+    Ok((local?, remote?, local_operator, remote_operator))
+}
+
 /// Reads everything the cross-environment plan depends on; independent reads go together.
 async fn observe(
     sides: &Sides<'_>,
@@ -118,13 +132,7 @@ async fn observe(
         Api::<ConfigMap>::namespaced(local_client.client.clone(), sides.local_namespace);
     let local_id = id(local_client, sides.local_namespace, &args.local);
     let remote_id = id(remote_client, sides.remote_namespace, args.remote_name());
-    let (local, remote, local_operator, remote_operator) = tokio::join!(
-        mutate::read_es(local_client, sides.local_namespace, &args.local),
-        mutate::read_es(remote_client, sides.remote_namespace, args.remote_name()),
-        eck::operator_facts(local_client),
-        eck::operator_facts(remote_client),
-    );
-    let (local, remote) = (local?, remote?);
+    let (local, remote, local_operator, remote_operator) = read_sides(sides, args).await?;
     if local.id == remote.id {
         return Err(UserError::from(plan::PlanError::SameCluster(local.id)).into());
     }
@@ -146,9 +154,9 @@ async fn observe(
         .and_then(|pem| first_certificate(&pem));
     let (template, own) = (template.map_err(failure)?, own.map_err(failure)?);
     let exposed_host = if remote_operator.crd_has_server_service {
-        load_balancer_host(template.as_ref())
+        eck::load_balancer_host(template.as_ref())
     } else {
-        load_balancer_host(own.as_ref())
+        eck::load_balancer_host(own.as_ref())
     };
     let alias = request
         .alias
@@ -230,13 +238,7 @@ async fn observe_certificate(
     args: &LinkArgs,
 ) -> anyhow::Result<plan::CertificateObserved> {
     let (local_client, remote_client) = (sides.local, sides.remote);
-    let (local, remote, local_operator, remote_operator) = tokio::join!(
-        mutate::read_es(local_client, sides.local_namespace, &args.local),
-        mutate::read_es(remote_client, sides.remote_namespace, args.remote_name()),
-        eck::operator_facts(local_client),
-        eck::operator_facts(remote_client),
-    );
-    let (local, remote) = (local?, remote?);
+    let (local, remote, local_operator, remote_operator) = read_sides(sides, args).await?;
     let alias = args.alias.clone().unwrap_or_else(|| remote.id.name.clone());
     let services = Api::<Service>::namespaced(remote_client.client.clone(), sides.remote_namespace);
     let transport_service = format!("{}-es-transport", remote.id.name);
@@ -251,25 +253,13 @@ async fn observe_certificate(
         remote: remote_side?,
         local_operator,
         remote_operator,
-        exposed_host: load_balancer_host(transport.map_err(failure)?.as_ref()),
+        exposed_host: eck::load_balancer_host(transport.map_err(failure)?.as_ref()),
         local_alias_settings: settings,
     })
 }
 
 fn to_value<T: serde::Serialize>(object: T) -> Value {
     serde_json::to_value(object).unwrap_or_default()
-}
-
-fn load_balancer_host(service: Option<&Service>) -> Option<String> {
-    let ingress = service?
-        .status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?
-        .first()?;
-    ingress.hostname.clone().or_else(|| ingress.ip.clone())
 }
 
 /// The first certificate of a PEM bundle (ECK's CA comes first) and its SHA-256 fingerprint.

@@ -98,18 +98,7 @@ pub async fn run(
             } else {
                 own.as_ref()
             };
-            let exposed_host = exposed
-                .and_then(|s| {
-                    s.status
-                        .as_ref()?
-                        .load_balancer
-                        .as_ref()?
-                        .ingress
-                        .as_ref()?
-                        .first()
-                        .cloned()
-                })
-                .and_then(|i| i.hostname.or(i.ip));
+            let exposed_host = eck::load_balancer_host(exposed);
             *seen.borrow_mut() = (ca.clone(), exposed_host.clone());
             let observed = plan::ExportObserved {
                 remote,
@@ -236,9 +225,7 @@ async fn export_certificate(
                 .call(services.get_opt(&format!("{}-es-transport", args.remote)))
                 .await
                 .map_err(failure)?;
-            let host = transport
-                .and_then(|s| s.status?.load_balancer?.ingress?.first().cloned())
-                .and_then(|i| i.hostname.or(i.ip));
+            let host = eck::load_balancer_host(transport.as_ref());
             *seen.borrow_mut() = host.clone();
             Ok(ExportPlan(
                 plan::plan_export_certificate(&side, &operator, request, their_ca, host.as_ref())

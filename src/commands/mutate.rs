@@ -79,6 +79,15 @@ pub async fn read_es(
     }
 }
 
+/// The API resource of a kind of object the plugin writes.
+fn object_resource(object: ObjectKind) -> &'static str {
+    match object {
+        ObjectKind::Secret => "secrets",
+        ObjectKind::ConfigMap => "configmaps",
+        ObjectKind::Service => "services",
+    }
+}
+
 /// Refuses early, with the verb named, when RBAC would deny a write the plan makes.
 pub async fn check_may_write(
     client_for: &dyn Fn(&str) -> Option<ContextClient>,
@@ -89,7 +98,7 @@ pub async fn check_may_write(
         let (verb, group, resource) = match &step.change {
             Change::PatchElasticsearch { .. } => ("patch", eck::GROUP, eck::PLURAL),
             Change::ApplyObject {
-                object: ObjectKind::Secret,
+                object,
                 resource_version,
                 ..
             } => (
@@ -99,31 +108,10 @@ pub async fn check_may_write(
                     "create"
                 },
                 "",
-                "secrets",
-            ),
-            Change::ApplyObject {
-                object: ObjectKind::ConfigMap | ObjectKind::Service,
-                resource_version,
-                ..
-            } => (
-                if resource_version.is_some() {
-                    "patch"
-                } else {
-                    "create"
-                },
-                "",
-                "configmaps",
+                object_resource(*object),
             ),
             Change::CreateService { .. } => ("create", "", "services"),
-            Change::DeleteObject { object, .. } => (
-                "delete",
-                "",
-                match object {
-                    ObjectKind::Secret => "secrets",
-                    ObjectKind::ConfigMap => "configmaps",
-                    ObjectKind::Service => "services",
-                },
-            ),
+            Change::DeleteObject { object, .. } => ("delete", "", object_resource(*object)),
             _ => continue,
         };
         let entry = (

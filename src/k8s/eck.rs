@@ -216,6 +216,19 @@ pub async fn list_raw(client: &ContextClient) -> Result<Vec<serde_json::Value>, 
         .collect())
 }
 
+/// The address a LoadBalancer Service got (host name, else IP), once it has one.
+pub fn load_balancer_host(service: Option<&k8s_openapi::api::core::v1::Service>) -> Option<String> {
+    let ingress = service?
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?;
+    ingress.hostname.clone().or_else(|| ingress.ip.clone())
+}
+
 pub const CRD_NAME: &str = "elasticsearches.elasticsearch.k8s.elastic.co";
 
 /// What the ECK operator of a context supports and is licensed for. Facts that cannot be read

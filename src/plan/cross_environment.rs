@@ -161,18 +161,11 @@ pub fn plan_cross_environment_link(
     check_license(&local.id.context, &observed.local_operator, &mut warnings)?;
     check_license(&remote.id.context, &observed.remote_operator, &mut warnings)?;
     check_versions(local, remote)?;
-    if !observed.remote_operator.crd_has_remote_cluster_server {
-        return Err(PlanError::OperatorTooOld {
-            context: remote.id.context.clone(),
-            feature: "remote cluster server",
-            minimum: "2.16",
-        });
-    }
-    if let Some(address) = &request.proxy_address
-        && !valid_address(address)
-    {
-        return Err(PlanError::InvalidAddress(address.clone()));
-    }
+    check_server_exposure(
+        remote,
+        &observed.remote_operator,
+        request.proxy_address.as_ref(),
+    )?;
     if request.expose == Expose::None && request.proxy_address.is_none() {
         return Err(PlanError::NotExposed {
             local: Box::new(local.id.clone()),
@@ -221,12 +214,10 @@ pub fn plan_cross_environment_link(
         steps.push(step);
     }
     if restarts_local {
-        steps.push(Step {
-            cluster: local.id.clone(),
-            summary: "wait for the rolling restart (the keystore is read at start)".to_string(),
-            restarts_nodes: false,
-            change: Change::WaitForRollout,
-        });
+        steps.push(rollout_wait_step(
+            &local.id,
+            "the keystore is read at start",
+        ));
     }
     let server_name = request.server_name.clone().unwrap_or_else(|| {
         format!(
@@ -430,20 +421,9 @@ pub(crate) fn plan_exposure(
             } else {
                 exposure_service_name(&remote.id)
             };
-            steps.push(Step {
-                cluster: remote.id.clone(),
-                summary: format!("wait for the LoadBalancer address of Service {service}"),
-                restarts_nodes: false,
-                change: Change::WaitForAddress {
-                    namespace: remote.id.namespace.clone(),
-                    service,
-                    output: OUTPUT_ADDRESS.to_string(),
-                },
-            });
-            format!(
-                "{}:{REMOTE_CLUSTER_PORT}",
-                output_placeholder(OUTPUT_ADDRESS)
-            )
+            let (step, address) = address_wait_step(&remote.id, service, REMOTE_CLUSTER_PORT);
+            steps.push(step);
+            address
         }
     }
 }

@@ -476,6 +476,81 @@ pub fn cross_cluster_access(search_indices: &[String], replication_indices: &[St
     Value::Object(access)
 }
 
+/// A step that waits for ECK to roll `cluster` out, saying why.
+pub(crate) fn rollout_wait_step(cluster: &ClusterId, why: &str) -> Step {
+    Step {
+        cluster: cluster.clone(),
+        summary: format!("wait for the rolling restart ({why})"),
+        restarts_nodes: false,
+        change: Change::WaitForRollout,
+    }
+}
+
+/// A step that waits for the LoadBalancer address of a Service of `cluster`; the host becomes
+/// the output [`OUTPUT_ADDRESS`], and the returned address names it with `port`.
+pub(crate) fn address_wait_step(cluster: &ClusterId, service: String, port: u16) -> (Step, String) {
+    let step = Step {
+        cluster: cluster.clone(),
+        summary: format!("wait for the LoadBalancer address of Service {service}"),
+        restarts_nodes: false,
+        change: Change::WaitForAddress {
+            namespace: cluster.namespace.clone(),
+            service,
+            output: OUTPUT_ADDRESS.to_string(),
+        },
+    };
+    (
+        step,
+        format!("{}:{port}", output_placeholder(OUTPUT_ADDRESS)),
+    )
+}
+
+/// Removes every `cluster.remote.<alias>.*` setting read, by setting it to `null`.
+pub(crate) fn clear_alias_settings_step(
+    cluster: &ClusterId,
+    alias: &str,
+    settings: &BTreeMap<String, Value>,
+) -> Option<Step> {
+    if settings.is_empty() {
+        return None;
+    }
+    let nulls = settings.keys().map(|k| (k.clone(), Value::Null)).collect();
+    Some(Step {
+        cluster: cluster.clone(),
+        summary: format!("remove alias {alias:?} from the cluster settings"),
+        restarts_nodes: false,
+        change: Change::PutClusterSettings {
+            settings: Value::Object(nulls),
+        },
+    })
+}
+
+/// The checks a remote cluster server to be exposed needs: an operator that has it, and a
+/// `--proxy-address` (when given) with a port.
+pub(crate) fn check_server_exposure(
+    remote: &EsState,
+    operator: &Operator,
+    proxy_address: Option<&String>,
+) -> Result<(), PlanError> {
+    if !operator.crd_has_remote_cluster_server {
+        return Err(PlanError::OperatorTooOld {
+            context: remote.id.context.clone(),
+            feature: "remote cluster server",
+            minimum: "2.16",
+        });
+    }
+    check_address(proxy_address)
+}
+
+pub(crate) fn check_address(proxy_address: Option<&String>) -> Result<(), PlanError> {
+    match proxy_address {
+        Some(address) if !cross_environment::valid_address(address) => {
+            Err(PlanError::InvalidAddress(address.clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn check_managed(es: &EsState) -> Result<(), PlanError> {
     if let Some(value) = es.annotation(ECK_MANAGED).filter(|v| *v == "false") {
         return Err(PlanError::NotManaged {

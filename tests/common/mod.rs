@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use assert_cmd::Command;
-use remote_cluster_sandbox::{Sandbox, SandboxBuilder};
+use remote_cluster_sandbox::{ClusterHandle, ResourceKey, Sandbox, SandboxBuilder};
+use serde_json::Value;
 use tempfile::TempDir;
 
 pub const BIN: &str = "kubectl-remote_cluster";
@@ -52,6 +55,69 @@ impl World {
             .sum()
     }
 
+    /// Waits until the simulated operator of every cluster has nothing left to do.
+    pub fn settle(&self, clusters: &[&str]) {
+        for cluster in clusters {
+            self.sandbox
+                .cluster(cluster)
+                .wait_idle(Duration::from_secs(30))
+                .unwrap();
+        }
+    }
+
+    /// Every object of the clusters that a link may touch, without what the servers and the
+    /// operator maintain on their own (versions, status, ECK's CA copies and annotation).
+    pub fn snapshot(&self, clusters: &[&str]) -> Vec<(String, Value)> {
+        let mut objects = Vec::new();
+        for cluster in clusters {
+            let handle = self.sandbox.cluster(cluster);
+            for resource in [
+                ResourceKey::ELASTICSEARCHES,
+                ResourceKey::SECRETS,
+                ResourceKey::CONFIGMAPS,
+                ResourceKey::SERVICES,
+            ] {
+                for mut object in handle.list(&resource, None) {
+                    let name = format!(
+                        "{cluster}/{}/{}/{}",
+                        resource.plural,
+                        object["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        object["metadata"]["name"].as_str().unwrap_or_default()
+                    );
+                    // Objects the operator maintains change on their own (status, CA copies).
+                    if name.contains("elastic-licensing")
+                        || object["metadata"]["labels"]["common.k8s.elastic.co/type"] == "remote-ca"
+                    {
+                        continue;
+                    }
+                    let metadata = object["metadata"].as_object_mut().unwrap();
+                    for key in [
+                        "resourceVersion",
+                        "generation",
+                        "managedFields",
+                        "uid",
+                        "creationTimestamp",
+                    ] {
+                        metadata.remove(key);
+                    }
+                    if let Some(annotations) = metadata
+                        .get_mut("annotations")
+                        .and_then(Value::as_object_mut)
+                    {
+                        annotations.remove("elasticsearch.k8s.elastic.co/managed-remote-clusters");
+                        if annotations.is_empty() {
+                            metadata.remove("annotations");
+                        }
+                    }
+                    object.as_object_mut().unwrap().remove("status");
+                    objects.push((name, object));
+                }
+            }
+        }
+        objects.sort_by(|a, b| a.0.cmp(&b.0));
+        objects
+    }
+
     pub fn request_count(&self, cluster: &str) -> usize {
         self.sandbox.cluster(cluster).requests().len()
     }
@@ -82,4 +148,45 @@ pub fn table_rows(stdout: &str) -> Vec<Vec<String>> {
         .lines()
         .map(|line| line.split_whitespace().map(str::to_string).collect())
         .collect()
+}
+
+/// Two snapshots hold the same objects with the same content; the differences are named.
+pub fn assert_same_objects(before: &[(String, Value)], after: &[(String, Value)]) {
+    let names =
+        |objects: &[(String, Value)]| objects.iter().map(|o| o.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(before), names(after), "objects left or missing");
+    let differences: Vec<String> = before
+        .iter()
+        .zip(after)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{}:\n  before {}\n  after  {}", a.0, a.1, b.1))
+        .collect();
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// Writes the plugin sent, leaving out SelfSubjectAccessReviews (questions, not changes).
+pub fn plugin_writes(cluster: &ClusterHandle) -> usize {
+    cluster
+        .requests()
+        .iter()
+        .filter(|r| r.is_write() && !r.path.ends_with("selfsubjectaccessreviews"))
+        .count()
+}
+
+/// Cross-cluster API keys named with `prefix` on an Elasticsearch: (id, invalidated).
+pub fn api_keys(
+    cluster: &ClusterHandle,
+    namespace: &str,
+    name: &str,
+    prefix: &str,
+) -> Vec<(String, bool)> {
+    cluster
+        .es_node(namespace, name, |node| {
+            node.api_keys()
+                .iter()
+                .filter(|k| k.name.starts_with(prefix))
+                .map(|k| (k.id.clone(), k.invalidated))
+                .collect()
+        })
+        .unwrap_or_default()
 }

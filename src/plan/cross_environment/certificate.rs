@@ -290,11 +290,7 @@ pub fn plan_certificate_link(
     check_license(&local.id.context, &observed.local_operator, &mut warnings)?;
     check_license(&remote.id.context, &observed.remote_operator, &mut warnings)?;
     connectable_versions(local, remote)?;
-    if let Some(address) = &request.proxy_address
-        && !super::valid_address(address)
-    {
-        return Err(PlanError::InvalidAddress(address.clone()));
-    }
+    check_address(request.proxy_address.as_ref())?;
     if request.expose == Expose::None && request.proxy_address.is_none() {
         return Err(PlanError::NotExposed {
             local: Box::new(local.id.clone()),
@@ -369,17 +365,9 @@ pub fn plan_certificate_link(
         (None, Some(host)) => format!("{host}:{TRANSPORT_PORT}"),
         (None, None) => {
             let service = format!("{}-es-transport", remote.id.name);
-            steps.push(Step {
-                cluster: remote.id.clone(),
-                summary: format!("wait for the LoadBalancer address of Service {service}"),
-                restarts_nodes: false,
-                change: Change::WaitForAddress {
-                    namespace: remote.id.namespace.clone(),
-                    service,
-                    output: OUTPUT_ADDRESS.to_string(),
-                },
-            });
-            format!("{}:{TRANSPORT_PORT}", output_placeholder(OUTPUT_ADDRESS))
+            let (step, address) = address_wait_step(&remote.id, service, TRANSPORT_PORT);
+            steps.push(step);
+            address
         }
     };
 
@@ -420,12 +408,7 @@ pub fn plan_certificate_link(
         steps.push(step);
     }
     if local_spec_changes {
-        steps.push(Step {
-            cluster: local.id.clone(),
-            summary: "wait until ECK has applied the change".to_string(),
-            restarts_nodes: false,
-            change: Change::WaitForRollout,
-        });
+        steps.push(rollout_wait_step(&local.id, "ECK applies the change"));
     }
     let prefix = format!("cluster.remote.{alias}");
     let desired = BTreeMap::from([
@@ -528,21 +511,11 @@ pub fn plan_certificate_unlink(
             peer_label(&remote_id)
         )),
     }
-    let nulls: serde_json::Map<String, Value> = observed
-        .local_alias_settings
-        .keys()
-        .map(|k| (k.clone(), Value::Null))
-        .collect();
-    if !nulls.is_empty() {
-        steps.push(Step {
-            cluster: local.id.clone(),
-            summary: format!("remove alias {alias:?} from the cluster settings"),
-            restarts_nodes: false,
-            change: Change::PutClusterSettings {
-                settings: Value::Object(nulls),
-            },
-        });
-    }
+    steps.extend(clear_alias_settings_step(
+        &local.id,
+        alias,
+        &observed.local_alias_settings,
+    ));
     let mut links = local.plugin_links();
     links.remove(alias);
     let still_linked = links.values().any(|r| {

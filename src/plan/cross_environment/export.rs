@@ -59,18 +59,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
             version: version.to_string(),
         });
     }
-    if !observed.operator.crd_has_remote_cluster_server {
-        return Err(PlanError::OperatorTooOld {
-            context: remote.id.context.clone(),
-            feature: "remote cluster server",
-            minimum: "2.16",
-        });
-    }
-    if let Some(address) = &request.proxy_address
-        && !valid_address(address)
-    {
-        return Err(PlanError::InvalidAddress(address.clone()));
-    }
+    check_server_exposure(remote, &observed.operator, request.proxy_address.as_ref())?;
     if observed.ca.is_none() {
         return Err(PlanError::NoRemoteCa(
             Box::new(remote.id.clone()),
@@ -213,11 +202,7 @@ pub fn plan_export_certificate(
     let mut warnings = vec![certificate_deprecation()];
     check_managed(es)?;
     check_license(&es.id.context, operator, &mut warnings)?;
-    if let Some(address) = &request.proxy_address
-        && !valid_address(address)
-    {
-        return Err(PlanError::InvalidAddress(address.clone()));
-    }
+    check_address(request.proxy_address.as_ref())?;
     let mut steps = Vec::new();
     let peer = external_peer(&request.alias);
     let (trust, reference, mut diff) = trust_steps(remote, &peer, their_ca, true, &mut warnings);
@@ -260,16 +245,7 @@ pub fn plan_export_certificate(
         && request.expose == Expose::Loadbalancer
     {
         let service = format!("{}-es-transport", es.id.name);
-        steps.push(Step {
-            cluster: es.id.clone(),
-            summary: format!("wait for the LoadBalancer address of Service {service}"),
-            restarts_nodes: false,
-            change: Change::WaitForAddress {
-                namespace: es.id.namespace.clone(),
-                service,
-                output: OUTPUT_ADDRESS.to_string(),
-            },
-        });
+        steps.push(address_wait_step(&es.id, service, TRANSPORT_PORT).0);
     }
     Ok(Plan { steps, warnings })
 }

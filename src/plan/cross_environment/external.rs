@@ -95,12 +95,10 @@ pub fn plan_external_link(
         steps.push(step);
     }
     if restarts {
-        steps.push(Step {
-            cluster: local.id.clone(),
-            summary: "wait for the rolling restart (the keystore is read at start)".to_string(),
-            restarts_nodes: false,
-            change: Change::WaitForRollout,
-        });
+        steps.push(rollout_wait_step(
+            &local.id,
+            "the keystore is read at start",
+        ));
     }
     let server_name = request.server_name.clone().unwrap_or_else(|| {
         request
@@ -188,12 +186,7 @@ pub fn plan_external_certificate_link(
         .is_some_and(|s| matches!(&s.change, Change::PatchElasticsearch { patch, .. } if patch.iter().any(|op| op["path"] == "/spec/transport")));
     steps.extend(spec);
     if spec_changes {
-        steps.push(Step {
-            cluster: es.id.clone(),
-            summary: "wait until ECK has applied the change".to_string(),
-            restarts_nodes: false,
-            change: Change::WaitForRollout,
-        });
+        steps.push(rollout_wait_step(&es.id, "ECK applies the change"));
     }
     let prefix = format!("cluster.remote.{alias}");
     let mut desired = BTreeMap::from([

@@ -53,21 +53,11 @@ pub fn plan_cross_environment_unlink(
     let mut steps = Vec::new();
     let mut warnings = Vec::new();
 
-    let nulls: serde_json::Map<String, Value> = observed
-        .local_alias_settings
-        .keys()
-        .map(|k| (k.clone(), Value::Null))
-        .collect();
-    if !nulls.is_empty() {
-        steps.push(Step {
-            cluster: local.id.clone(),
-            summary: format!("remove alias {alias:?} from the cluster settings"),
-            restarts_nodes: false,
-            change: Change::PutClusterSettings {
-                settings: Value::Object(nulls),
-            },
-        });
-    }
+    steps.extend(clear_alias_settings_step(
+        &local.id,
+        alias,
+        &observed.local_alias_settings,
+    ));
 
     let key = credentials_key(alias);
     let secret_keys: Vec<String> = observed
