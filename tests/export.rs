@@ -95,21 +95,16 @@ fn export_writes_the_handover_and_unexport_undoes_it() {
         .unwrap();
     assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], true);
 
-    let unexport = world
-        .plugin()
-        .args([
-            "unexport",
-            "products",
-            "-n",
-            "search",
-            "--for",
-            "eck-products",
-            "--yes",
-            "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unexport.status.code(), Some(0), "{}", stderr_of(&unexport));
+    world.ok([
+        "unexport",
+        "products",
+        "-n",
+        "search",
+        "--for",
+        "eck-products",
+        "--yes",
+        "--wait=false",
+    ]);
     assert_eq!(
         exported_keys(&world),
         [(keys[0].0.clone(), true)],
@@ -382,22 +377,17 @@ fn certificate_export_connects_an_external_cluster_and_unexport_restores() {
     let info = remote_info();
     assert_eq!(info["eck"]["connected"], true, "{info}");
 
-    let unexport = world
-        .plugin()
-        .args([
-            "unexport",
-            "products",
-            "-n",
-            "search",
-            "--for",
-            "eck",
-            "--yes",
-            "--timeout",
-            "60s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unexport.status.code(), Some(0), "{}", stderr_of(&unexport));
+    world.ok([
+        "unexport",
+        "products",
+        "-n",
+        "search",
+        "--for",
+        "eck",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     east.wait_idle(Duration::from_secs(30)).unwrap();
     let after = east
         .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")

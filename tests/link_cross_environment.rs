@@ -55,8 +55,7 @@ fn api_key_link_across_clusters_connects_and_is_idempotent() {
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
     world.settle(&["east", "west"]);
 
-    let output = world.plugin().args(LINK).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok(LINK);
     assert!(stderr_of(&output).contains("Remote cluster \"products\" is connected."));
 
     let products = west
@@ -145,21 +144,16 @@ fn api_key_link_across_clusters_connects_and_is_idempotent() {
     let key_id = links["products"]["keyId"].as_str().unwrap().to_string();
     assert!(!key_id.is_empty() && !key_id.starts_with('$'));
 
-    let describe = world
-        .plugin()
-        .args([
-            "describe",
-            "catalog",
-            "-n",
-            "search",
-            "--context",
-            "east",
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(describe.status.code(), Some(0), "{}", stderr_of(&describe));
+    let describe = world.ok([
+        "describe",
+        "catalog",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "-o",
+        "json",
+    ]);
     let report: Value = serde_json::from_slice(&describe.stdout).unwrap();
     let link = &report["outgoing"][0];
     assert_eq!(link["alias"], "products");
@@ -173,8 +167,7 @@ fn api_key_link_across_clusters_connects_and_is_idempotent() {
 
     east.clear_requests();
     west.clear_requests();
-    let again = world.plugin().args(LINK).output().unwrap();
-    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    let again = world.ok(LINK);
     assert!(
         stderr_of(&again).contains("already linked"),
         "{}",
@@ -314,8 +307,7 @@ fn unlink_across_clusters_restores_both_and_invalidates_the_key() {
     world.settle(&["east", "west"]);
     let before = world.snapshot(&["east", "west"]);
 
-    let link = world.plugin().args(LINK).output().unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    world.ok(LINK);
     let catalog = east
         .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
         .unwrap();
@@ -327,24 +319,19 @@ fn unlink_across_clusters_restores_both_and_invalidates_the_key() {
     .unwrap();
     let key_id = links["products"]["keyId"].as_str().unwrap().to_string();
 
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--context",
-            "east",
-            "--disable-server",
-            "--yes",
-            "--timeout",
-            "90s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    world.ok([
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--disable-server",
+        "--yes",
+        "--timeout",
+        "90s",
+    ]);
     world.settle(&["east", "west"]);
 
     let after = world.snapshot(&["east", "west"]);
@@ -366,27 +353,21 @@ fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
     world.settle(&["east", "west"]);
-    let link = world.plugin().args(LINK).output().unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    world.ok(LINK);
     west.clear_requests();
 
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--context",
-            "east",
-            "--local-only",
-            "--yes",
-            "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    let unlink = world.ok([
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--local-only",
+        "--yes",
+        "--wait=false",
+    ]);
     let stderr = stderr_of(&unlink);
     assert!(
         stderr.contains("left on the remote: the cross-cluster API key"),
@@ -433,8 +414,7 @@ fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
         "the one key created is invalidated, none is left active"
     );
 
-    let rerun = world.plugin().args(LINK).output().unwrap();
-    assert_eq!(rerun.status.code(), Some(0), "{}", stderr_of(&rerun));
+    world.ok(LINK);
     assert_eq!(
         east.remote_info("search", "catalog")["products"]["connected"],
         true
@@ -448,8 +428,7 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
     world.settle(&["east", "west"]);
-    let link = world.plugin().args(LINK).output().unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    world.ok(LINK);
 
     let published = || {
         west.get(
@@ -491,8 +470,7 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
         "{text}"
     );
 
-    let refresh = world.plugin().args(LINK).output().unwrap();
-    assert_eq!(refresh.status.code(), Some(0), "{}", stderr_of(&refresh));
+    let refresh = world.ok(LINK);
     let plan = stderr_of(&refresh);
     assert!(
         plan.contains("add the remote's CA to ConfigMap catalog-remote-cluster-cas"),
@@ -506,21 +484,16 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
         east.remote_info("search", "catalog")["products"]["connected"],
         true
     );
-    let after = world
-        .plugin()
-        .args([
-            "describe",
-            "catalog",
-            "-n",
-            "search",
-            "--context",
-            "east",
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(after.status.code(), Some(0), "{}", stderr_of(&after));
+    let after = world.ok([
+        "describe",
+        "catalog",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "-o",
+        "json",
+    ]);
     let report: Value = serde_json::from_slice(&after.stdout).unwrap();
     assert_eq!(report["outgoing"][0]["trust"]["stale"], false);
     assert!(report["outgoing"][0]["trust"]["currentNotAfter"].is_string());
@@ -534,8 +507,7 @@ fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
     let before = world.snapshot(&["east", "west"]);
     let mut args: Vec<&str> = LINK.to_vec();
     args.extend(["--security", "certificate"]);
-    let link = world.plugin().args(&args).output().unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    let link = world.ok(&args);
     assert!(
         stderr_of(&link).contains("deprecated"),
         "the certificate model warns"
@@ -566,23 +538,18 @@ fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
         stderr_of(&again)
     );
 
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--context",
-            "east",
-            "--yes",
-            "--timeout",
-            "90s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    world.ok([
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--yes",
+        "--timeout",
+        "90s",
+    ]);
     world.settle(&["east", "west"]);
     let after = world.snapshot(&["east", "west"]);
     common::assert_same_objects(&before, &after);
@@ -803,8 +770,7 @@ fn describe_finds_incoming_links_in_other_contexts() {
     world.settle(&["east", "west"]);
     let mut args: Vec<&str> = LINK.to_vec();
     args.push("--wait=false");
-    let link = world.plugin().args(&args).output().unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    world.ok(&args);
     // Without the remote's own record, only looking in the other contexts finds the link.
     west.merge_patch(
         &ResourceKey::ELASTICSEARCHES,

@@ -110,21 +110,16 @@ fn links_to_an_external_cluster_until_connected_and_unlinks() {
     );
     assert_eq!(common::plugin_writes(&east), 0);
 
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "cloud",
-            "-n",
-            "search",
-            "--yes",
-            "--timeout",
-            "60s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    let unlink = world.ok([
+        "unlink",
+        "catalog",
+        "cloud",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     assert!(
         stderr_of(&unlink).contains("left on the remote: the cross-cluster API key"),
         "{}",
@@ -283,8 +278,7 @@ fn the_plugin_creates_the_key_through_the_remote_url_and_invalidates_it_on_unlin
         "--timeout".into(),
         "60s".into(),
     ];
-    let output = world.plugin().args(&link).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    world.ok(&link);
     assert_eq!(
         east.remote_info("search", "catalog")["cloud"]["connected"],
         true
@@ -293,8 +287,7 @@ fn the_plugin_creates_the_key_through_the_remote_url_and_invalidates_it_on_unlin
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(!keys[0].1);
 
-    let again = world.plugin().args(&link).output().unwrap();
-    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    let again = world.ok(&link);
     assert!(
         stderr_of(&again).contains("already linked"),
         "{}",
@@ -322,8 +315,7 @@ fn the_plugin_creates_the_key_through_the_remote_url_and_invalidates_it_on_unlin
         "--timeout".into(),
         "60s".into(),
     ];
-    let output = world.plugin().args(&unlink).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok(&unlink);
     assert_eq!(
         plugin_keys(&world),
         [(keys[0].0.clone(), true)],
@@ -447,21 +439,16 @@ fn a_publicly_trusted_remote_needs_no_ca_file() {
     );
     assert!(catalog["spec"]["nodeSets"][0].get("podTemplate").is_none());
 
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "cloud",
-            "-n",
-            "search",
-            "--yes",
-            "--timeout",
-            "60s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    world.ok([
+        "unlink",
+        "catalog",
+        "cloud",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     let after = east
         .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
         .unwrap();
@@ -544,21 +531,16 @@ fn certificate_model_to_an_external_cluster_connects_once_it_trusts_our_ca() {
     assert_eq!(info["cloud"]["connected"], true, "{info}");
     assert!(info["cloud"].get("cluster_credentials").is_none());
 
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "cloud",
-            "-n",
-            "search",
-            "--yes",
-            "--timeout",
-            "60s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    world.ok([
+        "unlink",
+        "catalog",
+        "cloud",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     east.wait_idle(Duration::from_secs(30)).unwrap();
     let after = east
         .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")

@@ -53,20 +53,15 @@ fn es_writes(world: &World) -> Vec<remote_cluster_sandbox::RequestRecord> {
 #[test]
 fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
     let world = world();
-    let output = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--yes",
-            "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok([
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--yes",
+        "--wait=false",
+    ]);
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains(
@@ -130,25 +125,20 @@ fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
 #[test]
 fn certificate_model_adds_the_entry_only() {
     let world = world();
-    let output = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "orders",
-            "-n",
-            "search",
-            "--remote-namespace",
-            "shop",
-            "--security",
-            "certificate",
-            "--alias",
-            "shop",
-            "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok([
+        "link",
+        "catalog",
+        "orders",
+        "-n",
+        "search",
+        "--remote-namespace",
+        "shop",
+        "--security",
+        "certificate",
+        "--alias",
+        "shop",
+        "--wait=false",
+    ]);
     assert!(
         stderr_of(&output).contains("deprecated"),
         "the certificate model warns"
@@ -187,40 +177,30 @@ fn without_a_terminal_a_restarting_plan_needs_yes() {
 #[test]
 fn dry_runs_write_nothing() {
     let world = world();
-    let client = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--dry-run=client",
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(client.status.code(), Some(0), "{}", stderr_of(&client));
+    let client = world.ok([
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--dry-run=client",
+        "-o",
+        "json",
+    ]);
     let doc: Value = serde_json::from_slice(&client.stdout).unwrap();
     assert_eq!(doc["kind"], "LinkResult");
     assert_eq!(doc["plan"]["steps"].as_array().unwrap().len(), 2);
     assert_eq!(doc["writes"], 0);
     assert!(es_writes(&world).is_empty());
 
-    let server = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--dry-run=server",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(server.status.code(), Some(0), "{}", stderr_of(&server));
+    world.ok([
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--dry-run=server",
+    ]);
     let writes = es_writes(&world);
     assert_eq!(writes.len(), 2);
     assert!(
@@ -366,37 +346,27 @@ fn unlink_removes_exactly_what_link_added() {
     let world = world();
     let before_catalog = es(&world, "search", "catalog");
     let before_products = es(&world, "search", "products");
-    let link = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--yes",
-            "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--disable-server",
-            "--yes",
-            "--wait=false",
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    world.ok([
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--yes",
+        "--wait=false",
+    ]);
+    let unlink = world.ok([
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--disable-server",
+        "--yes",
+        "--wait=false",
+        "-o",
+        "json",
+    ]);
     let doc: Value = serde_json::from_slice(&unlink.stdout).unwrap();
     assert_eq!(doc["kind"], "UnlinkResult");
     assert_eq!(doc["writes"], 2);
@@ -417,38 +387,28 @@ fn unlink_removes_exactly_what_link_added() {
 fn unlink_keeps_a_server_others_use_and_says_who() {
     let world = world();
     for (local, ns) in [("catalog", "search"), ("orders", "shop")] {
-        let output = world
-            .plugin()
-            .args([
-                "link",
-                local,
-                "products",
-                "-n",
-                ns,
-                "--remote-namespace",
-                "search",
-                "--yes",
-                "--wait=false",
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    }
-    let output = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
+        world.ok([
+            "link",
+            local,
             "products",
             "-n",
+            ns,
+            "--remote-namespace",
             "search",
-            "--disable-server",
             "--yes",
             "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        ]);
+    }
+    let output = world.ok([
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--disable-server",
+        "--yes",
+        "--wait=false",
+    ]);
     assert!(
         stderr_of(&output).contains("stays on: still used by shop/orders"),
         "{}",

@@ -43,12 +43,7 @@ fn two_clusters() -> World {
 #[test]
 fn lists_every_cluster_of_every_context_in_a_table() {
     let world = two_clusters();
-    let output = world
-        .plugin()
-        .args(["list", "--all-contexts"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok(["list", "--all-contexts"]);
     let stdout = stdout_of(&output);
     let rows = table_rows(&stdout);
     assert_eq!(
@@ -241,12 +236,7 @@ fn a_forbidden_cluster_wide_list_falls_back_to_the_context_namespace() {
                 namespace: Some("team-a".into()),
             }),
     );
-    let output = world
-        .plugin()
-        .args(["list", "--context", "east-viewer", "-o", "name"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok(["list", "--context", "east-viewer", "-o", "name"]);
     assert_eq!(stdout_of(&output), "east-viewer/team-a/mine\n");
     let stderr = stderr_of(&output);
     assert!(

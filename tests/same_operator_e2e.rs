@@ -72,21 +72,16 @@ fn assert_no_secrets(world: &World, known: &[String], outputs: &[&std::process::
 #[test]
 fn api_key_link_waits_until_connected_then_describe_and_unlink() {
     let world = world("enterprise");
-    let link = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--yes",
-            "--timeout",
-            "60s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    let link = world.ok([
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     assert!(stderr_of(&link).contains("Remote cluster \"products\" is connected."));
     let east = world.sandbox.cluster("east");
     let info = east.remote_info("search", "catalog");
@@ -100,12 +95,7 @@ fn api_key_link_waits_until_connected_then_describe_and_unlink() {
     .expect("ECK stored the API key in the local keystore");
     assert_eq!(info["products"]["cluster_credentials"], "::es_redacted::");
 
-    let describe = world
-        .plugin()
-        .args(["describe", "catalog", "-n", "search", "-o", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(describe.status.code(), Some(0), "{}", stderr_of(&describe));
+    let describe = world.ok(["describe", "catalog", "-n", "search", "-o", "json"]);
     let report: Value = serde_json::from_slice(&describe.stdout).unwrap();
     assert_eq!(report["live"], true);
     assert_eq!(
@@ -126,22 +116,17 @@ fn api_key_link_waits_until_connected_then_describe_and_unlink() {
         "{text}"
     );
 
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--disable-server",
-            "--yes",
-            "--timeout",
-            "60s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    let unlink = world.ok([
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--disable-server",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     east.wait_idle(Duration::from_secs(30)).unwrap();
     let info = east.remote_info("search", "catalog");
     assert!(info.get("products").is_none(), "{info}");
@@ -189,25 +174,20 @@ fn api_key_link_waits_until_connected_then_describe_and_unlink() {
 #[test]
 fn certificate_link_connects() {
     let world = world("enterprise");
-    let output = world
-        .plugin()
-        .args([
-            "link",
-            "orders",
-            "products",
-            "-n",
-            "shop",
-            "--remote-namespace",
-            "search",
-            "--security",
-            "certificate",
-            "--yes",
-            "--timeout",
-            "60s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    world.ok([
+        "link",
+        "orders",
+        "products",
+        "-n",
+        "shop",
+        "--remote-namespace",
+        "search",
+        "--security",
+        "certificate",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     let info = world.sandbox.cluster("east").remote_info("shop", "orders");
     assert_eq!(info["products"]["connected"], true, "{info}");
     assert!(info["products"].get("cluster_credentials").is_none());
@@ -274,20 +254,15 @@ fn a_concurrent_edit_is_kept_and_the_link_re_planned() {
         .concurrent_merge_patch(json!({"metadata": {"labels": {"team": "search"}},
                                        "spec": {"remoteClusters": [{"name": "theirs", "elasticsearchRef": {"name": "orders", "namespace": "shop"}}]}})),
     );
-    let output = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--yes",
-            "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok([
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--yes",
+        "--wait=false",
+    ]);
     assert!(
         stderr_of(&output)
             .contains("changed while the plan was applied; reading it again and re-planning"),
@@ -319,22 +294,17 @@ fn a_concurrent_edit_is_kept_and_the_link_re_planned() {
 #[test]
 fn skip_unavailable_is_set_after_eck_configures_the_alias_and_cleared_on_unlink() {
     let world = world("enterprise");
-    let link = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--skip-unavailable",
-            "--yes",
-            "--timeout",
-            "60s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+    world.ok([
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--skip-unavailable",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
     let east = world.sandbox.cluster("east");
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["products"]["connected"], true, "{info}");
@@ -351,23 +321,18 @@ fn skip_unavailable_is_set_after_eck_configures_the_alias_and_cleared_on_unlink(
         "set explicitly, not a default"
     );
 
-    let unlink = world
-        .plugin()
-        .args([
-            "unlink",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--yes",
-            "--timeout",
-            "60s",
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(unlink.status.code(), Some(0), "{}", stderr_of(&unlink));
+    let unlink = world.ok([
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
+        "-o",
+        "json",
+    ]);
     let doc: Value = serde_json::from_slice(&unlink.stdout).unwrap();
     assert_eq!(doc["local"]["name"], "catalog");
     east.wait_idle(Duration::from_secs(30)).unwrap();

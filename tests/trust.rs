@@ -74,8 +74,7 @@ fn trust_exchanges_cas_both_ways_and_is_idempotent() {
             .wait_idle(Duration::from_secs(30))
             .unwrap();
     }
-    let output = world.plugin().args(TRUST).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    world.ok(TRUST);
     let east_trusts = bundle(
         &world,
         "east",
@@ -117,8 +116,7 @@ fn trust_exchanges_cas_both_ways_and_is_idempotent() {
     for c in ["east", "west"] {
         world.sandbox.cluster(c).clear_requests();
     }
-    let again = world.plugin().args(TRUST).output().unwrap();
-    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    let again = world.ok(TRUST);
     assert!(
         stderr_of(&again).contains("nothing to change"),
         "{}",
@@ -151,8 +149,7 @@ fn after_a_rotation_refresh_replaces_the_stale_copy() {
     }
     let mut one_way: Vec<&str> = TRUST.to_vec();
     one_way.push("--one-way");
-    let first = world.plugin().args(&one_way).output().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", stderr_of(&first));
+    world.ok(&one_way);
     assert!(
         world
             .sandbox
@@ -181,8 +178,7 @@ fn after_a_rotation_refresh_replaces_the_stale_copy() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let stale = world.plugin().args(&one_way).output().unwrap();
-    assert_eq!(stale.status.code(), Some(0), "{}", stderr_of(&stale));
+    let stale = world.ok(&one_way);
     assert!(
         stderr_of(&stale).contains("--refresh"),
         "{}",
@@ -200,13 +196,7 @@ fn after_a_rotation_refresh_replaces_the_stale_copy() {
 
     let mut refresh = one_way.clone();
     refresh.push("--refresh");
-    let refreshed = world.plugin().args(&refresh).output().unwrap();
-    assert_eq!(
-        refreshed.status.code(),
-        Some(0),
-        "{}",
-        stderr_of(&refreshed)
-    );
+    world.ok(&refresh);
     let after = bundle(
         &world,
         "east",
@@ -224,12 +214,7 @@ fn after_a_rotation_refresh_replaces_the_stale_copy() {
 #[test]
 fn clusters_of_one_operator_need_no_trust() {
     let world = world();
-    let output = world
-        .plugin()
-        .args(["trust", "catalog", "local-peer", "-n", "search", "--yes"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok(["trust", "catalog", "local-peer", "-n", "search", "--yes"]);
     assert!(stderr_of(&output).contains("nothing to do"));
     let writes = world
         .sandbox

@@ -40,6 +40,26 @@ impl World {
         cmd
     }
 
+    /// Runs the plugin with `args` and requires success (exit code 0), showing stderr if not.
+    pub fn ok<I, S>(&self, args: I) -> std::process::Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let output = self.plugin().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        output
+    }
+
+    /// Runs the plugin successfully and parses its stdout as the JSON document asked for.
+    pub fn json<I, S>(&self, args: I) -> Value
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        serde_json::from_slice(&self.ok(args).stdout).unwrap()
+    }
+
     /// Requests that changed something, across every cluster.
     pub fn write_count(&self, clusters: &[&str]) -> usize {
         clusters
