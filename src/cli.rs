@@ -269,6 +269,9 @@ pub struct LinkArgs {
     #[command(flatten)]
     pub remote_api: RemoteApiFlags,
 
+    #[command(flatten)]
+    pub restriction: TrustRestrictionFlags,
+
     /// Namespace of REMOTE (default: the namespace of LOCAL)
     #[arg(long, value_name = "NAMESPACE")]
     pub remote_namespace: Option<String>,
@@ -315,6 +318,27 @@ pub struct LinkArgs {
 
     #[command(flatten)]
     pub mutation: MutationFlags,
+}
+
+/// A certificate-model peer on Elastic Cloud Hosted or ECE: its transport CA signs every
+/// deployment of its region or installation, so it is trusted only for the nodes named here.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrustRestrictionFlags {
+    /// With --security certificate, for a peer on Elastic Cloud Hosted or ECE: the trust.yml
+    /// downloaded there after adding this cluster as a trusted environment
+    #[arg(long, value_name = "FILE")]
+    pub trust_file: Option<std::path::PathBuf>,
+
+    /// With --security certificate: node-name pattern of the other side to accept, such as
+    /// "*.node.<deployment-id>.cluster.<organization-id>.account" (repeatable)
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub trust_subject: Vec<String>,
+}
+
+impl TrustRestrictionFlags {
+    pub fn given(&self) -> bool {
+        self.trust_file.is_some() || !self.trust_subject.is_empty()
+    }
 }
 
 /// How to reach the HTTPS API of a cluster outside Kubernetes.
@@ -413,6 +437,9 @@ pub struct ExportArgs {
     /// With --security certificate: PEM file of the other side's transport CA, to trust here
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub restriction: TrustRestrictionFlags,
 
     /// Where to write the CA, the API key (mode 0600) and the instructions
     #[arg(long, value_name = "DIR")]

@@ -84,6 +84,19 @@ pub enum UserError {
     #[error("{} {reason}", .path.display())]
     BadInputFile { path: PathBuf, reason: String },
 
+    #[error("--trust-subject {pattern:?} {reason}")]
+    BadTrustSubject { pattern: String, reason: String },
+
+    #[error(
+        "no node names to trust for the other side: pass --trust-file with the trust.yml downloaded from Elastic Cloud Hosted or ECE, or --trust-subject PATTERN (for example \"*.node.<deployment-id>.cluster.<organization-id>.account\")"
+    )]
+    NoTrustSubjects,
+
+    #[error(
+        "--trust-file and --trust-subject restrict a certificate-model trust: add --security certificate"
+    )]
+    TrustWithoutCertificate,
+
     #[error(
         "--external needs the API key: --api-key-file FILE with a key made on the remote, or --remote-url URL --remote-password-file FILE for the plugin to make one"
     )]

@@ -68,6 +68,85 @@ pub fn read_api_key(path: &Path) -> Result<(SecretString, String), UserError> {
     Ok((SecretString::from(encoded.to_string()), id.to_string()))
 }
 
+/// The node-name patterns a restricted transport trust accepts for a peer on Elastic Cloud
+/// Hosted or ECE.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrustSubjects {
+    pub patterns: Vec<String>,
+    /// Entries of the downloaded `trust.yml` that were meant for the ECK side and dropped.
+    pub dropped: Vec<String>,
+}
+
+/// The patterns of `--trust-file` (the `trust.yml` Elastic Cloud Hosted or ECE lets you
+/// download) and of `--trust-subject`. The download names the ECK side by the Scope ID typed in
+/// their UI (`*.cluster.<scope>.es.local.account`), which never matches ECK's node names
+/// (`<pod>.node.<es>.<namespace>.es.local`); Elastic's guide says to replace it, so it is
+/// dropped here and the right pattern is written by the plan.
+pub fn trust_subjects(file: Option<&Path>, given: &[String]) -> Result<TrustSubjects, UserError> {
+    let mut subjects = TrustSubjects::default();
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot be read: {e}")))?;
+        for pattern in subjects_of_trust_yml(&text).map_err(|reason| bad(path, reason))? {
+            if pattern.ends_with(".es.local.account") || pattern.ends_with(".es.local") {
+                subjects.dropped.push(pattern);
+            } else {
+                check_subject(&pattern)
+                    .map_err(|reason| bad(path, format!("lists {pattern:?}, which {reason}")))?;
+                subjects.patterns.push(pattern);
+            }
+        }
+    }
+    for pattern in given {
+        check_subject(pattern).map_err(|reason| UserError::BadTrustSubject {
+            pattern: pattern.clone(),
+            reason,
+        })?;
+        subjects.patterns.push(pattern.clone());
+    }
+    subjects.patterns.dedup();
+    if subjects.patterns.is_empty() {
+        return Err(UserError::NoTrustSubjects);
+    }
+    Ok(subjects)
+}
+
+/// `trust.subject_name` of a trust restrictions file: a list of patterns, or one.
+fn subjects_of_trust_yml(text: &str) -> Result<Vec<String>, String> {
+    let document: serde_json::Value = serde_saphyr::from_str(text)
+        .map_err(|e| format!("is not YAML ({e}); expected trust.subject_name: [patterns]"))?;
+    match document.get("trust.subject_name") {
+        Some(serde_json::Value::String(one)) => Ok(vec![one.clone()]),
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "has a trust.subject_name entry that is not a string".into())
+            })
+            .collect(),
+        _ => Err("has no trust.subject_name list (the format of Elasticsearch's trust_restrictions.path)".into()),
+    }
+}
+
+/// A node-name pattern as Elasticsearch matches it: letters, digits, `.`, `-`, `_` and `*`
+/// wildcards; never one that matches every name.
+fn check_subject(pattern: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '*');
+    if pattern.is_empty() || !pattern.chars().all(allowed) {
+        return Err(
+            "is not a node-name pattern (letters, digits, '.', '-', '_' and '*' only)".into(),
+        );
+    }
+    if pattern.chars().all(|c| c == '*' || c == '.') {
+        return Err(
+            "matches every node the CA signed, which is what the restriction is there to prevent"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +189,64 @@ mod tests {
         let then: jiff::Timestamp = "2020-06-01T00:00:00Z".parse().unwrap();
         let ca = read_ca_file(&path, then).unwrap();
         assert_eq!(ca.fingerprint.len(), 64);
+    }
+
+    #[test]
+    fn a_downloaded_trust_file_loses_its_eck_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "trust.yml",
+            b"trust.subject_name:\n  - \"*.node.2dc5.cluster.1075.account\"\n  - \"*.node.*.cluster.prod.es.local.account\"\n",
+        );
+        let subjects =
+            trust_subjects(Some(&path), &["*.node.abc.cluster.9.account".into()]).unwrap();
+        assert_eq!(
+            subjects.patterns,
+            [
+                "*.node.2dc5.cluster.1075.account",
+                "*.node.abc.cluster.9.account"
+            ]
+        );
+        assert_eq!(subjects.dropped, ["*.node.*.cluster.prod.es.local.account"]);
+        let one = write(
+            &dir,
+            "one.yml",
+            b"trust.subject_name: \"*.node.x.cluster.1.account\"\n",
+        );
+        assert_eq!(
+            trust_subjects(Some(&one), &[]).unwrap().patterns,
+            ["*.node.x.cluster.1.account"]
+        );
+    }
+
+    #[test]
+    fn trust_subjects_that_cannot_restrict_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_yaml = write(&dir, "a", b"trust.subject_name: [unclosed");
+        let err = trust_subjects(Some(&not_yaml), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not YAML"), "{err}");
+        let no_list = write(&dir, "b", b"something: else\n");
+        let err = trust_subjects(Some(&no_list), &[]).unwrap_err().to_string();
+        assert!(err.contains("has no trust.subject_name list"), "{err}");
+        let only_eck = write(
+            &dir,
+            "c",
+            b"trust.subject_name: [\"*.node.*.cluster.x.es.local.account\"]\n",
+        );
+        let err = trust_subjects(Some(&only_eck), &[]).unwrap_err();
+        assert!(matches!(err, UserError::NoTrustSubjects), "{err}");
+        for pattern in ["*", "*.*", "a b", "x\"y", ""] {
+            let err = trust_subjects(None, &[pattern.to_string()]).unwrap_err();
+            assert!(
+                matches!(err, UserError::BadTrustSubject { .. }),
+                "{pattern}: {err}"
+            );
+        }
+        let err = trust_subjects(Some(&dir.path().join("none")), &[]).unwrap_err();
+        assert!(err.to_string().contains("cannot be read"), "{err}");
     }
 
     #[test]

@@ -233,6 +233,66 @@ pub async fn trust_side(client: &ContextClient, es: EsState) -> anyhow::Result<p
     Ok(side)
 }
 
+/// What a restricted transport trust needs to know of `side`: the plugin's ConfigMap and the
+/// ECK clusters it already talks to over the transport (from ECK's remote CA copies, the
+/// same-operator references and the plugin's CA blocks).
+pub async fn restricted_side(
+    client: &ContextClient,
+    side: &plan::TrustSide,
+) -> anyhow::Result<plan::RestrictedObserved> {
+    let id = &side.es.id;
+    let secrets = Api::<Secret>::namespaced(client.client.clone(), &id.namespace);
+    let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &id.namespace);
+    let selector = format!(
+        "{}={},{}=remote-ca",
+        eck::LABEL_CLUSTER_NAME,
+        id.name,
+        eck::LABEL_TYPE
+    );
+    let by_label = kube::api::ListParams::default().labels(&selector);
+    let configmap_name = plan::restricted_trust_name(id);
+    let (copies, configmap) = tokio::join!(
+        client.call(secrets.list(&by_label)),
+        client.call(maps.get_opt(&configmap_name)),
+    );
+    let mut peers: Vec<(String, String)> = copies
+        .map_err(failure)?
+        .items
+        .iter()
+        .filter_map(|secret| {
+            let labels = secret.metadata.labels.as_ref()?;
+            let name = labels.get("elasticsearch.k8s.elastic.co/remote-cluster-name")?;
+            let namespace = labels
+                .get("elasticsearch.k8s.elastic.co/remote-cluster-namespace")
+                .unwrap_or(&id.namespace);
+            Some((namespace.clone(), name.clone()))
+        })
+        .collect();
+    for reference in side
+        .es
+        .object
+        .pointer("/spec/remoteClusters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(name) = reference
+            .pointer("/elasticsearchRef/name")
+            .and_then(Value::as_str)
+        {
+            let namespace = reference
+                .pointer("/elasticsearchRef/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(&id.namespace);
+            peers.push((namespace.to_string(), name.to_string()));
+        }
+    }
+    Ok(plan::RestrictedObserved {
+        configmap: configmap.map_err(failure)?.map(to_value),
+        eck_peers: plan::eck_transport_peers(side, &peers),
+    })
+}
+
 async fn observe_certificate(
     sides: &Sides<'_>,
     args: &LinkArgs,

@@ -57,6 +57,9 @@ pub async fn run(
         .output_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}-export-{}", args.remote, args.alias)));
+    if args.restriction.given() && args.security != plan::SecurityModel::Certificate {
+        return Err(UserError::TrustWithoutCertificate.into());
+    }
     if args.security == plan::SecurityModel::Certificate {
         return export_certificate(&target, args, apply_to.as_ref()).await;
     }
@@ -204,6 +207,7 @@ async fn export_certificate(
         return Err(UserError::MissingCa.into());
     };
     let their_ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
+    let subjects = restriction_subjects(&args.restriction)?;
     let request = plan::ExportRequest {
         alias: args.alias.clone(),
         search_indices: Vec::new(),
@@ -213,13 +217,24 @@ async fn export_certificate(
     };
     let seen: std::cell::RefCell<Option<String>> = Default::default();
     let applied = mutate::plan_and_apply(&[client], flags, || {
-        let (request, their_ca, seen) = (&request, &their_ca, &seen);
+        let (request, their_ca, seen, subjects) = (&request, &their_ca, &seen, &subjects);
         async move {
             let (remote, operator) = tokio::join!(
                 mutate::read_es(client, &target.namespace, &args.remote),
                 eck::operator_facts(client),
             );
             let side = cross::trust_side(client, remote?).await?;
+            let restricted = match subjects {
+                Some(_) => Some(cross::restricted_side(client, &side).await?),
+                None => None,
+            };
+            let restriction = restricted
+                .as_ref()
+                .zip(subjects.as_ref())
+                .map(|(observed, s)| plan::Restriction {
+                    observed,
+                    subjects: &s.patterns,
+                });
             let services = Api::<Service>::namespaced(client.client.clone(), &target.namespace);
             let transport = client
                 .call(services.get_opt(&format!("{}-es-transport", args.remote)))
@@ -228,8 +243,15 @@ async fn export_certificate(
             let host = eck::load_balancer_host(transport.as_ref());
             *seen.borrow_mut() = host.clone();
             Ok(ExportPlan(
-                plan::plan_export_certificate(&side, &operator, request, their_ca, host.as_ref())
-                    .map_err(UserError::from)?,
+                plan::plan_export_certificate(
+                    &side,
+                    &operator,
+                    request,
+                    their_ca,
+                    host.as_ref(),
+                    restriction,
+                )
+                .map_err(UserError::from)?,
             ))
         }
     })
@@ -293,6 +315,24 @@ trusts your transport CA. On your cluster:
         .await?;
     }
     Ok(ExitCode::Ok)
+}
+
+/// The node names a restricted trust accepts, when `--trust-file` or `--trust-subject` asks
+/// for one; says which downloaded entries were meant for this side and replaced.
+pub fn restriction_subjects(
+    flags: &crate::cli::TrustRestrictionFlags,
+) -> Result<Option<crate::external::TrustSubjects>, UserError> {
+    if !flags.given() {
+        return Ok(None);
+    }
+    let subjects =
+        crate::external::trust_subjects(flags.trust_file.as_deref(), &flags.trust_subject)?;
+    for dropped in &subjects.dropped {
+        output::info(&format!(
+            "Left out {dropped:?} from the trust file: it names the ECK side by its Scope ID and never matches ECK's node names; this cluster's own pattern is written instead."
+        ));
+    }
+    Ok(Some(subjects))
 }
 
 /// `--apply-to`: the remote cluster set on the other side through its API; what needs its nodes
@@ -414,8 +454,10 @@ pub async fn unexport(
                 .map(|s| serde_json::to_value(s).unwrap_or_default());
             if plan::exported_with_certificate(&remote, &args.alias) {
                 let side = cross::trust_side(client, remote).await?;
+                let restricted = cross::restricted_side(client, &side).await?;
                 return Ok(ExportPlan(
-                    plan::plan_unexport_certificate(&side, &args.alias).map_err(UserError::from)?,
+                    plan::plan_unexport_certificate(&side, &restricted, &args.alias)
+                        .map_err(UserError::from)?,
                 ));
             }
             Ok(ExportPlan(

@@ -12,6 +12,10 @@ pub const GROUP: &str = "elasticsearch.k8s.elastic.co";
 pub const VERSION: &str = "v1";
 pub const KIND: &str = "Elasticsearch";
 pub const PLURAL: &str = "elasticsearches";
+/// ECK's label naming the Elasticsearch a Secret or pod belongs to.
+pub const LABEL_CLUSTER_NAME: &str = "elasticsearch.k8s.elastic.co/cluster-name";
+/// ECK's label naming what a resource is (`elasticsearch`, `remote-ca`, ...).
+pub const LABEL_TYPE: &str = "common.k8s.elastic.co/type";
 /// Annotation ECK writes with the aliases it put into the cluster settings.
 pub const ECK_MANAGED_REMOTES_ANNOTATION: &str =
     "elasticsearch.k8s.elastic.co/managed-remote-clusters";

@@ -766,12 +766,25 @@ pub fn with_ca_trust(node_set: &mut Value, bundle: &str) -> bool {
         list.push(json!(CA_FILE_SETTING));
         changed = true;
     }
+    changed |= with_configmap_volume(node_set, CA_VOLUME, bundle, CA_MOUNT_PATH);
+    changed
+}
+
+/// Mounts ConfigMap `configmap` (volume `volume`) read-only at `mount_path` in the
+/// `elasticsearch` container of a nodeSet; true when something changed.
+pub fn with_configmap_volume(
+    node_set: &mut Value,
+    volume: &str,
+    configmap: &str,
+    mount_path: &str,
+) -> bool {
+    let mut changed = false;
     let pod_spec = ensure_object(ensure_object_value(node_set, "podTemplate"), "spec");
     let volumes = pod_spec.entry("volumes").or_insert_with(|| json!([]));
     if let Some(volumes) = volumes.as_array_mut()
-        && !volumes.iter().any(|v| v["name"] == CA_VOLUME)
+        && !volumes.iter().any(|v| v["name"] == volume)
     {
-        volumes.push(json!({"name": CA_VOLUME, "configMap": {"name": bundle}}));
+        volumes.push(json!({"name": volume, "configMap": {"name": configmap}}));
         changed = true;
     }
     let containers = pod_spec.entry("containers").or_insert_with(|| json!([]));
@@ -789,9 +802,9 @@ pub fn with_ca_trust(node_set: &mut Value, bundle: &str) -> bool {
             .entry("volumeMounts")
             .or_insert_with(|| json!([]));
         if let Some(mounts) = mounts.as_array_mut()
-            && !mounts.iter().any(|m| m["name"] == CA_VOLUME)
+            && !mounts.iter().any(|m| m["name"] == volume)
         {
-            mounts.push(json!({"name": CA_VOLUME, "mountPath": CA_MOUNT_PATH, "readOnly": true}));
+            mounts.push(json!({"name": volume, "mountPath": mount_path, "readOnly": true}));
             changed = true;
         }
     }
@@ -849,11 +862,13 @@ pub(crate) fn settings_step(
 mod certificate;
 mod export;
 mod external;
+mod restricted;
 mod unlink;
 
 pub use certificate::*;
 pub use export::*;
 pub use external::*;
+pub use restricted::*;
 pub use unlink::*;
 
 #[cfg(test)]

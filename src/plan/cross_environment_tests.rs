@@ -711,3 +711,238 @@ fn trust_is_mutual_unless_one_way_and_stale_copies_need_refresh() {
             .starts_with("replace the stale CA")
     );
 }
+
+/// The ECK side of a certificate-model export to a deployment on Elastic Cloud Hosted.
+struct RestrictedState {
+    side: TrustSide,
+    restricted: RestrictedObserved,
+}
+
+fn restricted_state() -> RestrictedState {
+    RestrictedState {
+        side: TrustSide {
+            es: es("west", "search", "products", "9.1.0"),
+            own_ca: Some(ca("west-ca")),
+            ca_configmap: None,
+        },
+        restricted: RestrictedObserved {
+            configmap: None,
+            eck_peers: vec![("search".into(), "orders".into())],
+        },
+    }
+}
+
+fn apply_restricted(state: &mut RestrictedState, plan: &Plan) {
+    for step in &plan.steps {
+        match &step.change {
+            Change::PatchElasticsearch { patch, .. } => apply_patch(&mut state.side.es, patch),
+            Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                name,
+                data,
+                ..
+            } if *name == restricted_trust_name(&state.side.es.id) => {
+                let data: serde_json::Map<String, Value> = data
+                    .iter()
+                    .map(|(k, v)| match v {
+                        DataValue::Literal(text) => (k.clone(), json!(text)),
+                        DataValue::Output(_) => panic!("nothing secret in a trust"),
+                    })
+                    .collect();
+                state.restricted.configmap =
+                    Some(json!({"metadata": {"resourceVersion": "4"}, "data": data}));
+            }
+            Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                name,
+                ..
+            } if *name == restricted_trust_name(&state.side.es.id) => {
+                state.restricted.configmap = None
+            }
+            Change::WaitForRollout | Change::WaitForAddress { .. } => {}
+            other => panic!("a restricted export does not {other:?}"),
+        }
+    }
+}
+
+fn ech_request() -> ExportRequest {
+    ExportRequest {
+        alias: "ech".into(),
+        ..ExportRequest::default()
+    }
+}
+
+#[test]
+fn a_restricted_export_mounts_the_trust_on_every_node_set_and_unexport_restores_it() {
+    let mut state = restricted_state();
+    let before = state.side.es.object.clone();
+    let subjects = vec!["*.node.2dc5.cluster.1075.account".to_string()];
+    let restriction = Restriction {
+        observed: &state.restricted,
+        subjects: &subjects,
+    };
+    let plan = plan_export_certificate(
+        &state.side,
+        &operator(true),
+        &ech_request(),
+        &ca("ech-region-ca"),
+        None,
+        Some(restriction),
+    )
+    .unwrap();
+    insta::assert_snapshot!("restricted_export_render", render(&plan));
+    assert!(plan.steps.iter().any(|s| s.restarts_nodes));
+    apply_restricted(&mut state, &plan);
+    for set in state.side.es.object["spec"]["nodeSets"].as_array().unwrap() {
+        let config = &set["config"];
+        assert_eq!(
+            config[TRUST_RESTRICTIONS_SETTING],
+            format!("{RESTRICTED_TRUST_DIR}/trust.yml")
+        );
+        assert_eq!(
+            config[TRANSPORT_CAS_SETTING],
+            json!([format!("{RESTRICTED_TRUST_DIR}/ca.crt")])
+        );
+        assert_eq!(
+            set["podTemplate"]["spec"]["volumes"][0]["configMap"]["name"],
+            "products-remote-cluster-restricted-trust"
+        );
+    }
+    assert_eq!(
+        state.side.es.object["spec"]["nodeSets"][0]["config"]["node.roles"],
+        json!(["data", "remote_cluster_client"]),
+        "the user's settings stay"
+    );
+    let trust_yml = state.restricted.configmap.as_ref().unwrap()["data"]["trust.yml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parsed: Value = serde_saphyr::from_str(&trust_yml).unwrap();
+    assert_eq!(
+        parsed["trust.subject_name"],
+        json!([
+            "*.node.products.search.es.local",
+            "*.node.orders.search.es.local",
+            "*.node.2dc5.cluster.1075.account"
+        ])
+    );
+    let restriction = Restriction {
+        observed: &state.restricted,
+        subjects: &subjects,
+    };
+    let again = plan_export_certificate(
+        &state.side,
+        &operator(true),
+        &ech_request(),
+        &ca("ech-region-ca"),
+        Some(&"lb-t.invalid".to_string()),
+        Some(restriction),
+    )
+    .unwrap();
+    assert!(again.is_empty(), "{}", render(&again));
+
+    let undo = plan_unexport_certificate(&state.side, &state.restricted, "ech").unwrap();
+    insta::assert_snapshot!("restricted_unexport_render", render(&undo));
+    let delete_at = undo
+        .steps
+        .iter()
+        .position(|s| matches!(s.change, Change::DeleteObject { .. }))
+        .unwrap();
+    let rollout_at = undo
+        .steps
+        .iter()
+        .position(|s| matches!(s.change, Change::WaitForRollout))
+        .unwrap();
+    assert!(
+        rollout_at < delete_at,
+        "the ConfigMap goes once no node mounts it"
+    );
+    apply_restricted(&mut state, &undo);
+    let mut after = state.side.es.object.clone();
+    after["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"].clone();
+    if after["metadata"]["annotations"] == json!({}) {
+        // An empty map is not stored (ObjectMeta's `omitempty`).
+        after["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+    }
+    assert_eq!(after, before);
+    assert!(state.restricted.configmap.is_none());
+}
+
+#[test]
+fn a_second_restricted_peer_only_changes_the_trust_file() {
+    let mut state = restricted_state();
+    for (alias, subject) in [
+        ("ech", "*.node.a.cluster.1.account"),
+        ("ece", "*.node.b.cluster.2.account"),
+    ] {
+        let subjects = vec![subject.to_string()];
+        let plan = plan_export_certificate(
+            &state.side,
+            &operator(true),
+            &ExportRequest {
+                alias: alias.into(),
+                proxy_address: Some("lb.example:9300".into()),
+                ..ExportRequest::default()
+            },
+            &ca(&format!("{alias}-ca")),
+            None,
+            Some(Restriction {
+                observed: &state.restricted,
+                subjects: &subjects,
+            }),
+        )
+        .unwrap();
+        let restarts = plan.steps.iter().any(|s| s.restarts_nodes);
+        assert_eq!(restarts, alias == "ech", "{}", render(&plan));
+        apply_restricted(&mut state, &plan);
+    }
+    let undo = plan_unexport_certificate(&state.side, &state.restricted, "ech").unwrap();
+    assert!(
+        !undo.steps.iter().any(|s| s.restarts_nodes),
+        "{}",
+        render(&undo)
+    );
+    apply_restricted(&mut state, &undo);
+    let data = &state.restricted.configmap.as_ref().unwrap()["data"];
+    assert!(!data["ca.crt"].as_str().unwrap().contains("ech-ca"));
+    assert!(data["ca.crt"].as_str().unwrap().contains("ece-ca"));
+    assert!(
+        !data["trust.yml"]
+            .as_str()
+            .unwrap()
+            .contains("*.node.a.cluster.1.account")
+    );
+    assert!(
+        data["trust.yml"]
+            .as_str()
+            .unwrap()
+            .contains("*.node.products.search.es.local")
+    );
+}
+
+#[test]
+fn a_restriction_set_by_someone_else_is_refused() {
+    let mut state = restricted_state();
+    state.side.es.object["spec"]["nodeSets"][1]["config"] =
+        json!({TRUST_RESTRICTIONS_SETTING: "/usr/share/elasticsearch/config/mine/trust.yml"});
+    let subjects = vec!["*.node.a.cluster.1.account".to_string()];
+    let err = plan_export_certificate(
+        &state.side,
+        &operator(true),
+        &ech_request(),
+        &ca("ech-ca"),
+        None,
+        Some(Restriction {
+            observed: &state.restricted,
+            subjects: &subjects,
+        }),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, PlanError::ForeignTrustRestrictions { ref node_set, .. } if node_set == "cold"),
+        "{err}"
+    );
+}

@@ -423,6 +423,14 @@ pub enum PlanError {
         "{0} has no CA in Secret {1}; ECK has not finished setting the cluster up, try again when it is Ready"
     )]
     NoRemoteCa(Box<ClusterId>, String),
+    #[error(
+        "nodeSet {node_set:?} of {cluster} already restricts its transport trust with {path}; one file applies per node, so add the other side's node names to that file and its CA yourself"
+    )]
+    ForeignTrustRestrictions {
+        cluster: Box<ClusterId>,
+        node_set: String,
+        path: String,
+    },
 }
 
 /// Elasticsearch's rule for remote cluster aliases, as ECK's keystore pattern also expects.

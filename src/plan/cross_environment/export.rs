@@ -186,14 +186,24 @@ pub fn plan_unexport(
     ))
 }
 
-/// `export --security certificate`: the ECK cluster trusts the other side's transport CA, its
-/// transport is exposed, and the export is recorded.
+/// For a peer on Elastic Cloud Hosted or ECE: its CA is trusted only for nodes named as
+/// `subjects` say (see [`restricted_trust_steps`]).
+#[derive(Debug, Clone)]
+pub struct Restriction<'a> {
+    pub observed: &'a RestrictedObserved,
+    pub subjects: &'a [String],
+}
+
+/// `export --security certificate`: the ECK cluster trusts the other side's transport CA
+/// (restricted to its node names for a peer on Elastic Cloud Hosted or ECE), its transport is
+/// exposed, and the export is recorded.
 pub fn plan_export_certificate(
     remote: &TrustSide,
     operator: &Operator,
     request: &ExportRequest,
     their_ca: &RemoteCa,
     exposed_host: Option<&String>,
+    restriction: Option<Restriction>,
 ) -> Result<Plan, PlanError> {
     let es = &remote.es;
     if !valid_alias(&request.alias) {
@@ -205,8 +215,26 @@ pub fn plan_export_certificate(
     check_address(request.proxy_address.as_ref())?;
     let mut steps = Vec::new();
     let peer = external_peer(&request.alias);
-    let (trust, reference, mut diff) = trust_steps(remote, &peer, their_ca, true, &mut warnings);
-    steps.extend(trust);
+    let (reference, mut diff, node_set_ops) = match &restriction {
+        Some(r) => {
+            let change = restricted_trust_steps(
+                remote,
+                r.observed,
+                &peer,
+                their_ca,
+                r.subjects,
+                &mut warnings,
+            )?;
+            steps.extend(change.configmap);
+            (false, change.diff, change.node_set_ops)
+        }
+        None => {
+            let (trust, reference, diff) =
+                trust_steps(remote, &peer, their_ca, true, &mut warnings);
+            steps.extend(trust);
+            (reference, diff, Vec::new())
+        }
+    };
     let wants_lb = request.expose == Expose::Loadbalancer
         && request.proxy_address.is_none()
         && es.object.pointer("/spec/transport/service/spec/type") != Some(&json!("LoadBalancer"));
@@ -222,7 +250,10 @@ pub fn plan_export_certificate(
         .annotation(INCOMING_ANNOTATION)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
-    let entry = json!({"security": "certificate"});
+    let entry = match &restriction {
+        Some(_) => json!({"security": "certificate", "trust": "restricted"}),
+        None => json!({"security": "certificate"}),
+    };
     if incoming.get(&export_key(&request.alias)) != Some(&entry) {
         incoming.insert(export_key(&request.alias), entry);
         annotations.push((
@@ -234,11 +265,22 @@ pub fn plan_export_certificate(
             export_key(&request.alias)
         ));
     }
-    if reference || wants_lb || !annotations.is_empty() {
+    let restarts = !node_set_ops.is_empty();
+    if reference || wants_lb || !annotations.is_empty() || restarts {
         let mut step = reference_step(remote, reference, wants_lb, diff, &annotations);
         step.summary =
             "trust the other side's CA, expose the transport and record the export".to_string();
+        if let Change::PatchElasticsearch { patch, .. } = &mut step.change {
+            patch.extend(node_set_ops);
+        }
+        step.restarts_nodes = restarts;
         steps.push(step);
+    }
+    if restarts {
+        steps.push(rollout_wait_step(
+            &es.id,
+            "every node restarts with the restricted trust",
+        ));
     }
     if request.proxy_address.is_none()
         && exposed_host.is_none()
@@ -252,7 +294,11 @@ pub fn plan_export_certificate(
 
 /// `unexport` of a certificate-model export: the other side's CA, the exposure when nothing
 /// else uses it, and the record go.
-pub fn plan_unexport_certificate(remote: &TrustSide, alias: &str) -> Result<Plan, PlanError> {
+pub fn plan_unexport_certificate(
+    remote: &TrustSide,
+    restricted: &RestrictedObserved,
+    alias: &str,
+) -> Result<Plan, PlanError> {
     let es = &remote.es;
     let mut incoming: BTreeMap<String, Value> = es
         .annotation(INCOMING_ANNOTATION)
@@ -264,7 +310,19 @@ pub fn plan_unexport_certificate(remote: &TrustSide, alias: &str) -> Result<Plan
             alias: alias.to_string(),
         });
     }
-    let (before, drop_ours, after) = untrust(remote, &external_peer(alias), false);
+    let peer = external_peer(alias);
+    let (mut before, drop_ours, mut after) = untrust(remote, &peer, false);
+    let RestrictedChange {
+        configmap,
+        node_set_ops,
+        mut diff,
+    } = restricted_untrust_steps(remote, restricted, &peer);
+    let restarts = !node_set_ops.is_empty();
+    match configmap {
+        Some(step) if matches!(step.change, Change::DeleteObject { .. }) => after.push(step),
+        Some(step) => before.push(step),
+        None => {}
+    }
     let remove_lb = incoming.is_empty()
         && es.annotation(EXPOSURE_ANNOTATION) == Some("transport-service-template")
         && es.object.pointer("/spec/transport/service/spec/type") == Some(&json!("LoadBalancer"));
@@ -280,21 +338,30 @@ pub fn plan_unexport_certificate(remote: &TrustSide, alias: &str) -> Result<Plan
     }
     let mut patch = vec![spec_guard(es)];
     patch.extend(transport_without(es, drop_ours, remove_lb));
+    patch.extend(node_set_ops);
     patch.extend(annotation_ops(es, &annotations));
+    diff.push(format!(
+        "  metadata.annotations[{INCOMING_ANNOTATION}]: forgets {}",
+        export_key(alias)
+    ));
     let mut steps = before;
     steps.push(Step {
         cluster: es.id.clone(),
         summary: format!("forget the export {alias:?} and what only it used"),
-        restarts_nodes: false,
+        restarts_nodes: restarts,
         change: Change::PatchElasticsearch {
             resource_version: es.resource_version(),
             patch,
-            diff: vec![format!(
-                "  metadata.annotations[{INCOMING_ANNOTATION}]: forgets {}",
-                export_key(alias)
-            )],
+            diff,
         },
     });
+    if restarts {
+        // The ConfigMap may only go once no node mounts it any more.
+        steps.push(rollout_wait_step(
+            &es.id,
+            "every node restarts without the restricted trust",
+        ));
+    }
     steps.extend(after);
     Ok(Plan {
         steps,

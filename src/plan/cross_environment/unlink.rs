@@ -303,13 +303,21 @@ pub fn without_ca_trust(node_set: &mut Value, remove_enabled: bool) -> bool {
                 .remove("config");
         }
     }
+    changed |= without_volume(node_set, CA_VOLUME);
+    changed
+}
+
+/// Removes volume `volume` and its mounts from a nodeSet, and the parts of the pod template
+/// that leaves empty; true when something changed.
+pub fn without_volume(node_set: &mut Value, volume: &str) -> bool {
+    let mut changed = false;
     if let Some(pod_spec) = node_set
         .pointer_mut("/podTemplate/spec")
         .and_then(Value::as_object_mut)
     {
         if let Some(volumes) = pod_spec.get_mut("volumes").and_then(Value::as_array_mut) {
             let before = volumes.len();
-            volumes.retain(|v| v["name"] != CA_VOLUME);
+            volumes.retain(|v| v["name"] != volume);
             changed |= volumes.len() != before;
             if volumes.is_empty() {
                 pod_spec.remove("volumes");
@@ -322,7 +330,7 @@ pub fn without_ca_trust(node_set: &mut Value, remove_enabled: bool) -> bool {
                     .and_then(Value::as_array_mut)
                 {
                     let before = mounts.len();
-                    mounts.retain(|m| m["name"] != CA_VOLUME);
+                    mounts.retain(|m| m["name"] != volume);
                     changed |= mounts.len() != before;
                     if mounts.is_empty() {
                         container

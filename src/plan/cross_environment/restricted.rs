@@ -1,0 +1,425 @@
+//! Transport trust restricted by node name: how an ECK cluster trusts a peer on Elastic Cloud
+//! Hosted or ECE with the certificate model (ECK scenario 4b, and 3b in the other direction).
+//! Their transport CA signs every deployment of a region or installation, so trusting it alone
+//! would trust other organisations' clusters too. The CA goes in a file of its own (not in
+//! `certificateAuthorities`, which ECK re-exports to every peer) and
+//! `xpack.security.transport.ssl.trust_restrictions.path` names the node names accepted.
+//! A restriction applies to every transport connection, the cluster's own included, so the
+//! generated `trust.yml` always lists this cluster's nodes and the ECK peers it trusts.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+
+pub const RESTRICTED_TRUST_DIR: &str =
+    "/usr/share/elasticsearch/config/remote-cluster-restricted-trust";
+pub const RESTRICTED_TRUST_VOLUME: &str = "remote-cluster-restricted-trust";
+pub const TRANSPORT_CAS_SETTING: &str = "xpack.security.transport.ssl.certificate_authorities";
+pub const TRUST_RESTRICTIONS_SETTING: &str = "xpack.security.transport.ssl.trust_restrictions.path";
+/// Key of the restricted-trust ConfigMap that records each peer's node-name patterns.
+const PEERS_KEY: &str = "peers.json";
+
+pub fn restricted_trust_name(es: &ClusterId) -> String {
+    format!("{}-remote-cluster-restricted-trust", es.name)
+}
+
+fn restricted_ca_path() -> String {
+    format!("{RESTRICTED_TRUST_DIR}/ca.crt")
+}
+
+fn restrictions_path() -> String {
+    format!("{RESTRICTED_TRUST_DIR}/trust.yml")
+}
+
+/// The name pattern of an ECK cluster's nodes: ECK's transport certificates carry
+/// `<pod>.node.<es>.<namespace>.es.local`.
+pub fn eck_subject_pattern(name: &str, namespace: &str) -> String {
+    format!("*.node.{name}.{namespace}.es.local")
+}
+
+/// What the restricted trust of one ECK cluster needs beyond its [`TrustSide`].
+#[derive(Debug, Clone, Default)]
+pub struct RestrictedObserved {
+    /// The plugin's restricted-trust ConfigMap, when it exists.
+    pub configmap: Option<Value>,
+    /// ECK clusters this one talks to over the transport with their own certificates, as
+    /// `(namespace, name)`: ECK's remote CA copies and the plugin's CA blocks name them.
+    pub eck_peers: Vec<(String, String)>,
+}
+
+impl RestrictedObserved {
+    fn data(&self, key: &str) -> String {
+        self.configmap
+            .as_ref()
+            .and_then(|c| c.pointer(&format!("/data/{key}")))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Each peer's node-name patterns, by peer label.
+    pub fn peers(&self) -> BTreeMap<String, Vec<String>> {
+        serde_json::from_str(&self.data(PEERS_KEY)).unwrap_or_default()
+    }
+}
+
+/// The ECK peers a transport trust already covers: ECK peers in other Kubernetes clusters
+/// named by the plugin's CA blocks (`context/namespace/name`), and the peers of ECK's remote CA
+/// copies, given as `(namespace, name)`.
+pub fn eck_transport_peers(
+    side: &TrustSide,
+    remote_ca_peers: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut peers: Vec<(String, String)> = remote_ca_peers.to_vec();
+    for label in block_labels(&side.bundle()) {
+        let parts: Vec<&str> = label.split('/').collect();
+        if let [context, namespace, name] = parts[..]
+            && !context.is_empty()
+        {
+            peers.push((namespace.to_string(), name.to_string()));
+        }
+    }
+    peers.sort();
+    peers.dedup();
+    peers
+}
+
+/// The labels of the marked CA blocks in a bundle.
+pub fn block_labels(bundle: &str) -> Vec<String> {
+    bundle
+        .lines()
+        .filter_map(|l| l.strip_prefix("# kubectl-remote-cluster: "))
+        .filter_map(|rest| rest.split(' ').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Peers outside Kubernetes trusted through `certificateAuthorities` by the plugin: their node
+/// names are unknown, so a restriction would shut them out.
+fn unrestricted_external_peers(side: &TrustSide) -> Vec<String> {
+    block_labels(&side.bundle())
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("//").map(str::to_string))
+        .collect()
+}
+
+/// `trust.yml` as Elasticsearch reads it: this cluster first, then its ECK peers, then each
+/// restricted peer under a comment naming it.
+pub fn render_trust_yml(
+    es: &ClusterId,
+    eck_peers: &[(String, String)],
+    peers: &BTreeMap<String, Vec<String>>,
+) -> String {
+    let mut out = String::from(
+        "# Written by kubectl-remote-cluster: node names accepted on the transport.\ntrust.subject_name:\n",
+    );
+    out.push_str(&format!(
+        "  # this cluster\n  - \"{}\"\n",
+        eck_subject_pattern(&es.name, &es.namespace)
+    ));
+    let own = (es.namespace.clone(), es.name.clone());
+    let others: Vec<_> = eck_peers.iter().filter(|p| **p != own).collect();
+    if !others.is_empty() {
+        out.push_str("  # ECK clusters trusted on the transport\n");
+        for (namespace, name) in others {
+            out.push_str(&format!(
+                "  - \"{}\"\n",
+                eck_subject_pattern(name, namespace)
+            ));
+        }
+    }
+    for (label, subjects) in peers {
+        out.push_str(&format!("  # {label}\n"));
+        for subject in subjects {
+            out.push_str(&format!("  - \"{subject}\"\n"));
+        }
+    }
+    out
+}
+
+/// The ConfigMap with the peers' CAs, `trust.yml` and the record of patterns, for `peers` and
+/// their CA blocks; `None` when it already holds exactly that.
+fn configmap_step(
+    side: &TrustSide,
+    observed: &RestrictedObserved,
+    bundle: String,
+    peers: &BTreeMap<String, Vec<String>>,
+    summary: String,
+    diff: Vec<String>,
+) -> Option<Step> {
+    let trust_yml = render_trust_yml(&side.es.id, &observed.eck_peers, peers);
+    let peers_json = serde_json::to_string(peers).expect("serializes");
+    if observed.configmap.is_some()
+        && observed.data("ca.crt") == bundle
+        && observed.data("trust.yml") == trust_yml
+        && observed.data(PEERS_KEY) == peers_json
+    {
+        return None;
+    }
+    Some(Step {
+        cluster: side.es.id.clone(),
+        summary,
+        restarts_nodes: false,
+        change: Change::ApplyObject {
+            object: ObjectKind::ConfigMap,
+            namespace: side.es.id.namespace.clone(),
+            name: restricted_trust_name(&side.es.id),
+            resource_version: observed.configmap.as_ref().and_then(resource_version_of),
+            labels: if observed.configmap.is_none() {
+                ours_labels()
+            } else {
+                BTreeMap::new()
+            },
+            data: BTreeMap::from([
+                ("ca.crt".to_string(), DataValue::Literal(bundle)),
+                ("trust.yml".to_string(), DataValue::Literal(trust_yml)),
+                (PEERS_KEY.to_string(), DataValue::Literal(peers_json)),
+            ]),
+            remove: Vec::new(),
+            diff,
+        },
+    })
+}
+
+/// What adding or removing a restricted peer changes: the ConfigMap step, and the nodeSet
+/// patch operations (with their diff lines), which restart every node.
+#[derive(Debug, Default)]
+pub(crate) struct RestrictedChange {
+    pub configmap: Option<Step>,
+    pub node_set_ops: Vec<Value>,
+    pub diff: Vec<String>,
+}
+
+/// The trust of `peer` (its CA, restricted to `subjects`) added to `side`; nodeSet operations
+/// only when some nodeSet lacks the mount or the settings.
+pub(crate) fn restricted_trust_steps(
+    side: &TrustSide,
+    observed: &RestrictedObserved,
+    peer: &ClusterId,
+    ca: &RemoteCa,
+    subjects: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<RestrictedChange, PlanError> {
+    let es = &side.es;
+    check_foreign_restrictions(es)?;
+    for alias in unrestricted_external_peers(side) {
+        warnings.push(format!(
+            "{} also trusts {alias:?} through spec.transport.tls.certificateAuthorities; once node names are restricted its nodes are refused unless their names are listed: add them with --trust-subject",
+            es.id
+        ));
+    }
+    let label = peer_label(peer);
+    let mut peers = observed.peers();
+    peers.insert(label.clone(), subjects.to_vec());
+    let current = observed.data("ca.crt");
+    let mut bundle = without_block(&current, &label);
+    bundle.push_str(&ca_block(&label, ca));
+    let shown = shown_peer(peer);
+    let summary = format!(
+        "trust the transport CA of {shown}, only for nodes named {} (ConfigMap {})",
+        subjects.join(", "),
+        restricted_trust_name(&es.id)
+    );
+    let diff = vec![
+        format!("+   ca.crt: CA sha256:{} of {shown}", ca.fingerprint),
+        format!(
+            "+   trust.yml: {} and this cluster's own nodes",
+            subjects.join(", ")
+        ),
+    ];
+    let configmap = configmap_step(side, observed, bundle, &peers, summary, diff);
+    let (node_set_ops, diff) = node_set_ops(es, true);
+    Ok(RestrictedChange {
+        configmap,
+        node_set_ops,
+        diff,
+    })
+}
+
+/// `peer`'s restricted trust taken away from `side`: the ConfigMap updated, or, when no peer is
+/// left, deleted (after the restart) with the nodeSet operations that drop the restriction.
+pub(crate) fn restricted_untrust_steps(
+    side: &TrustSide,
+    observed: &RestrictedObserved,
+    peer: &ClusterId,
+) -> RestrictedChange {
+    let label = peer_label(peer);
+    let mut peers = observed.peers();
+    let Some(configmap) = &observed.configmap else {
+        return RestrictedChange::default();
+    };
+    if peers.remove(&label).is_none() {
+        return RestrictedChange::default();
+    }
+    if peers.is_empty() {
+        let (node_set_ops, diff) = node_set_ops(&side.es, false);
+        let name = restricted_trust_name(&side.es.id);
+        let delete = Step {
+            cluster: side.es.id.clone(),
+            summary: format!("delete ConfigMap {name} (no restricted peer is left)"),
+            restarts_nodes: false,
+            change: Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                namespace: side.es.id.namespace.clone(),
+                name,
+                resource_version: resource_version_of(configmap).unwrap_or_default(),
+            },
+        };
+        return RestrictedChange {
+            configmap: Some(delete),
+            node_set_ops,
+            diff,
+        };
+    }
+    let bundle = without_block(&observed.data("ca.crt"), &label);
+    let step = configmap_step(
+        side,
+        observed,
+        bundle,
+        &peers,
+        format!("stop trusting the transport CA of {}", shown_peer(peer)),
+        vec![format!("-   ca.crt, trust.yml: {}", shown_peer(peer))],
+    );
+    RestrictedChange {
+        configmap: step,
+        ..RestrictedChange::default()
+    }
+}
+
+/// A peer as the user knows it: an alias for a cluster outside Kubernetes.
+fn shown_peer(peer: &ClusterId) -> String {
+    if peer.context.is_empty() {
+        format!("{:?}", peer.name)
+    } else {
+        peer_label(peer)
+    }
+}
+
+/// A restriction the plugin did not set cannot be merged with ours: one file per node.
+fn check_foreign_restrictions(es: &EsState) -> Result<(), PlanError> {
+    for node_set in node_sets(es) {
+        let path = node_set
+            .pointer("/config")
+            .and_then(|c| c.get(TRUST_RESTRICTIONS_SETTING))
+            .and_then(Value::as_str);
+        if let Some(path) = path
+            && path != restrictions_path()
+        {
+            return Err(PlanError::ForeignTrustRestrictions {
+                cluster: Box::new(es.id.clone()),
+                node_set: node_set["name"].as_str().unwrap_or_default().to_string(),
+                path: path.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn node_sets(es: &EsState) -> Vec<Value> {
+    es.object
+        .pointer("/spec/nodeSets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Patch operations that put the restricted trust into (`on`) or take it out of every nodeSet,
+/// each guarded by the nodeSet's name, with their diff lines.
+fn node_set_ops(es: &EsState, on: bool) -> (Vec<Value>, Vec<String>) {
+    let name = restricted_trust_name(&es.id);
+    let mut ops = Vec::new();
+    let mut diff = Vec::new();
+    for (index, node_set) in node_sets(es).iter().enumerate() {
+        let mut changed = node_set.clone();
+        let touched = if on {
+            with_restricted_trust(&mut changed, &name)
+        } else {
+            without_restricted_trust(&mut changed)
+        };
+        if !touched {
+            continue;
+        }
+        let set_name = node_set["name"].as_str().unwrap_or_default();
+        ops.push(json!({"op": "test", "path": format!("/spec/nodeSets/{index}/name"), "value": set_name}));
+        ops.push(
+            json!({"op": "replace", "path": format!("/spec/nodeSets/{index}"), "value": changed}),
+        );
+        diff.push(if on {
+            format!(
+                "  spec.nodeSets[{set_name}]: mount ConfigMap {name} at {RESTRICTED_TRUST_DIR}; config {TRANSPORT_CAS_SETTING} + {}, {TRUST_RESTRICTIONS_SETTING}: {}",
+                restricted_ca_path(),
+                restrictions_path()
+            )
+        } else {
+            format!(
+                "  spec.nodeSets[{set_name}]: unmount ConfigMap {name}; config {TRANSPORT_CAS_SETTING} - {}, {TRUST_RESTRICTIONS_SETTING} removed",
+                restricted_ca_path()
+            )
+        });
+    }
+    (ops, diff)
+}
+
+/// Adds the CA file to the transport CAs (ECK appends user lists to its own), the restriction
+/// and the mount; true when something changed.
+pub fn with_restricted_trust(node_set: &mut Value, configmap: &str) -> bool {
+    let mut changed = false;
+    let config = ensure_object(node_set, "config");
+    let cas = config
+        .entry(TRANSPORT_CAS_SETTING)
+        .or_insert_with(|| json!([]));
+    if !cas.is_array() {
+        *cas = json!([cas.clone()]);
+    }
+    let list = cas.as_array_mut().expect("made an array above");
+    if !list.iter().any(|v| v == &json!(restricted_ca_path())) {
+        list.push(json!(restricted_ca_path()));
+        changed = true;
+    }
+    if config.get(TRUST_RESTRICTIONS_SETTING) != Some(&json!(restrictions_path())) {
+        config.insert(
+            TRUST_RESTRICTIONS_SETTING.into(),
+            json!(restrictions_path()),
+        );
+        changed = true;
+    }
+    changed |= with_configmap_volume(
+        node_set,
+        RESTRICTED_TRUST_VOLUME,
+        configmap,
+        RESTRICTED_TRUST_DIR,
+    );
+    changed
+}
+
+/// Removes what [`with_restricted_trust`] added, and parts it leaves empty.
+pub fn without_restricted_trust(node_set: &mut Value) -> bool {
+    let mut changed = false;
+    if let Some(config) = node_set.get_mut("config").and_then(Value::as_object_mut) {
+        if let Some(list) = config
+            .get_mut(TRANSPORT_CAS_SETTING)
+            .and_then(Value::as_array_mut)
+        {
+            let before = list.len();
+            list.retain(|v| v != &json!(restricted_ca_path()));
+            changed |= list.len() != before;
+            if list.is_empty() {
+                config.remove(TRANSPORT_CAS_SETTING);
+            }
+        }
+        if config.get(TRUST_RESTRICTIONS_SETTING) == Some(&json!(restrictions_path())) {
+            config.remove(TRUST_RESTRICTIONS_SETTING);
+            changed = true;
+        }
+        if config.is_empty() {
+            node_set
+                .as_object_mut()
+                .expect("a nodeSet is an object")
+                .remove("config");
+        }
+    }
+    changed |= without_volume(node_set, RESTRICTED_TRUST_VOLUME);
+    changed
+}
