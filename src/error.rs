@@ -93,7 +93,7 @@ pub enum UserError {
     NoTrustSubjects,
 
     #[error(
-        "--trust-file and --trust-subject restrict a certificate-model trust: add --security certificate"
+        "--trust-file and --trust-subject restrict the certificate-model trust of a cluster outside Kubernetes: use them with `export --security certificate` or `link --external ALIAS --security certificate`"
     )]
     TrustWithoutCertificate,
 

@@ -552,11 +552,13 @@ async fn observe_certificate_unlink(
         }
         None => None,
     };
+    let local_restricted = restricted_side(local_client, &local_side).await?;
     Ok(plan::CertificateUnlinkObserved {
         local: local_side,
         remote,
         record: record.clone(),
         local_alias_settings: settings,
+        local_restricted,
     })
 }
 
@@ -901,10 +903,12 @@ async fn link_external_certificate(
         return Err(UserError::MissingCa.into());
     };
     let remote_ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
+    let subjects = crate::commands::export::restriction_subjects(&args.restriction)?;
     let proxy_address = args.proxy_address.clone().unwrap_or_default();
     let client = &target.client;
     let applied = mutate::plan_and_apply(&[client], flags, || {
-        let (alias, remote_ca, proxy_address) = (&alias, &remote_ca, &proxy_address);
+        let (alias, remote_ca, proxy_address, subjects) =
+            (&alias, &remote_ca, &proxy_address, &subjects);
         async move {
             let local = mutate::read_es(client, &target.namespace, &args.local).await?;
             let (operator, settings) = tokio::join!(
@@ -912,6 +916,17 @@ async fn link_external_certificate(
                 alias_settings(client, &local, alias),
             );
             let side = trust_side(client, local).await?;
+            let restricted = match subjects {
+                Some(_) => Some(restricted_side(client, &side).await?),
+                None => None,
+            };
+            let restriction = restricted
+                .as_ref()
+                .zip(subjects.as_ref())
+                .map(|(observed, s)| plan::Restriction {
+                    observed,
+                    subjects: &s.patterns,
+                });
             Ok(plan::plan_external_certificate_link(
                 &side,
                 &operator,
@@ -920,6 +935,7 @@ async fn link_external_certificate(
                 remote_ca,
                 &settings,
                 args.skip_unavailable,
+                restriction,
             )
             .map_err(UserError::from)?)
         }

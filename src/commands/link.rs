@@ -41,6 +41,12 @@ pub async fn run(
     let flags = &args.mutation;
     // A bad --timeout is refused before anything is read or written.
     mutate::parse_wait_timeout(&flags.timeout)?;
+    if args.restriction.given()
+        && (args.external.is_none()
+            || args.security != Some(crate::plan::SecurityModel::Certificate))
+    {
+        return Err(crate::error::UserError::TrustWithoutCertificate.into());
+    }
     let target = mutate::target(global, kubeconfig.clone(), "link").await?;
     let remote_namespace = args
         .remote_namespace

@@ -657,6 +657,7 @@ fn certificate_unlink_restores_both_sides_and_keeps_a_users_configmap() {
             remote: Some(state.remote.clone()),
             record,
             local_alias_settings: state.local_alias_settings.clone(),
+            local_restricted: RestrictedObserved::default(),
         },
         "products",
     );
@@ -945,4 +946,55 @@ fn a_restriction_set_by_someone_else_is_refused() {
         matches!(err, PlanError::ForeignTrustRestrictions { ref node_set, .. } if node_set == "cold"),
         "{err}"
     );
+}
+
+#[test]
+fn a_restricted_external_link_is_undone_by_unlink() {
+    let mut state = restricted_state();
+    let before = state.side.es.object.clone();
+    let subjects = vec!["*.node.2dc5.cluster.1075.account".to_string()];
+    let planned = plan_external_certificate_link(
+        &state.side,
+        &operator(true),
+        "ech",
+        "ech.example:9400",
+        &ca("ech-region-ca"),
+        &BTreeMap::new(),
+        false,
+        Some(Restriction {
+            observed: &state.restricted,
+            subjects: &subjects,
+        }),
+    )
+    .unwrap();
+    insta::assert_snapshot!("restricted_external_link_render", render(&planned.plan));
+    let plan_without_settings = Plan {
+        steps: planned
+            .plan
+            .steps
+            .iter()
+            .filter(|s| !matches!(s.change, Change::PutClusterSettings { .. }))
+            .cloned()
+            .collect(),
+        warnings: Vec::new(),
+    };
+    apply_restricted(&mut state, &plan_without_settings);
+    let record = state.side.es.plugin_links()["ech"].clone();
+    assert!(is_external(&record));
+    let observed = CertificateUnlinkObserved {
+        local: state.side.clone(),
+        remote: None,
+        record,
+        local_alias_settings: BTreeMap::new(),
+        local_restricted: state.restricted.clone(),
+    };
+    let undo = plan_certificate_unlink(&observed, "ech");
+    apply_restricted(&mut state, &undo.plan);
+    let mut after = state.side.es.object.clone();
+    after["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"].clone();
+    if after["metadata"]["annotations"] == json!({}) {
+        after["metadata"].as_object_mut().unwrap().remove("annotations");
+    }
+    assert_eq!(after, before);
+    assert!(state.restricted.configmap.is_none());
 }

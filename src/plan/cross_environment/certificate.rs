@@ -443,6 +443,8 @@ pub struct CertificateUnlinkObserved {
     pub remote: Option<TrustSide>,
     pub record: LinkRecord,
     pub local_alias_settings: BTreeMap<String, Value>,
+    /// The local's restricted transport trust (for a remote on Elastic Cloud Hosted or ECE).
+    pub local_restricted: RestrictedObserved,
 }
 
 pub fn plan_certificate_unlink(
@@ -524,10 +526,23 @@ pub fn plan_certificate_unlink(
             && r.remote_name == remote_id.name
     });
     let local_steps = untrust(&observed.local, &remote_id, still_linked);
-    let ops: Vec<Value> = transport_without(local, local_steps.1, false)
+    let restricted = if still_linked {
+        RestrictedChange::default()
+    } else {
+        restricted_untrust_steps(&observed.local, &observed.local_restricted, &remote_id)
+    };
+    let restarts = !restricted.node_set_ops.is_empty();
+    let mut ops: Vec<Value> = transport_without(local, local_steps.1, false)
         .into_iter()
         .collect();
+    ops.extend(restricted.node_set_ops);
     steps.extend(local_steps.0);
+    let mut after = local_steps.2;
+    match restricted.configmap {
+        Some(step) if matches!(step.change, Change::DeleteObject { .. }) => after.push(step),
+        Some(step) => steps.push(step),
+        None => {}
+    }
     let mut annotations: Vec<(&str, Option<String>)> =
         vec![(LINKS_ANNOTATION, links_annotation_value(&links))];
     if local_steps.1 {
@@ -536,19 +551,27 @@ pub fn plan_certificate_unlink(
     let mut patch = vec![spec_guard(local)];
     patch.extend(ops);
     patch.extend(annotation_ops(local, &annotations));
+    let mut diff = restricted.diff;
+    diff.push(format!(
+        "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
+    ));
     steps.push(Step {
         cluster: local.id.clone(),
         summary: "forget the link".to_string(),
-        restarts_nodes: false,
+        restarts_nodes: restarts,
         change: Change::PatchElasticsearch {
             resource_version: local.resource_version(),
             patch,
-            diff: vec![format!(
-                "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
-            )],
+            diff,
         },
     });
-    steps.extend(local_steps.2);
+    if restarts {
+        steps.push(rollout_wait_step(
+            &local.id,
+            "every node restarts without the restricted trust",
+        ));
+    }
+    steps.extend(after);
     CrossUnlinkPlan {
         alias: alias.to_string(),
         plan: Plan {

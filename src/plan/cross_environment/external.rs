@@ -148,6 +148,7 @@ pub fn plan_external_certificate_link(
     remote_ca: &RemoteCa,
     alias_settings: &BTreeMap<String, Value>,
     skip_unavailable: bool,
+    restriction: Option<Restriction>,
 ) -> Result<LinkPlan, PlanError> {
     let es = &local.es;
     if !valid_alias(alias) {
@@ -163,30 +164,38 @@ pub fn plan_external_certificate_link(
     check_alias_free(es, alias, &ours, alias_settings)?;
     let peer = external_peer(alias);
     let mut steps = Vec::new();
-    let (trust, spec) = trust_and_record(
-        local,
-        &peer,
-        remote_ca,
-        alias,
-        LinkRecord {
-            remote_context: String::new(),
-            remote_namespace: String::new(),
-            remote_name: alias.to_string(),
-            security: SecurityModel::Certificate,
-            key_id: None,
-            ca_fingerprint: Some(remote_ca.fingerprint.clone()),
-            proxy_address: Some(proxy_address.to_string()),
-            key_created_at: None,
-        },
-        &mut warnings,
-    );
-    steps.extend(trust);
-    let spec_changes = spec
-        .as_ref()
-        .is_some_and(|s| matches!(&s.change, Change::PatchElasticsearch { patch, .. } if patch.iter().any(|op| op["path"] == "/spec/transport")));
-    steps.extend(spec);
-    if spec_changes {
-        steps.push(rollout_wait_step(&es.id, "ECK applies the change"));
+    let record = LinkRecord {
+        remote_context: String::new(),
+        remote_namespace: String::new(),
+        remote_name: alias.to_string(),
+        security: SecurityModel::Certificate,
+        key_id: None,
+        ca_fingerprint: Some(remote_ca.fingerprint.clone()),
+        proxy_address: Some(proxy_address.to_string()),
+        key_created_at: None,
+    };
+    match restriction {
+        Some(r) => steps.extend(restricted_trust_and_record(
+            local,
+            &r,
+            &peer,
+            remote_ca,
+            alias,
+            record,
+            &mut warnings,
+        )?),
+        None => {
+            let (trust, spec) =
+                trust_and_record(local, &peer, remote_ca, alias, record, &mut warnings);
+            steps.extend(trust);
+            let spec_changes = spec
+                .as_ref()
+                .is_some_and(|s| matches!(&s.change, Change::PatchElasticsearch { patch, .. } if patch.iter().any(|op| op["path"] == "/spec/transport")));
+            steps.extend(spec);
+            if spec_changes {
+                steps.push(rollout_wait_step(&es.id, "ECK applies the change"));
+            }
+        }
     }
     let prefix = format!("cluster.remote.{alias}");
     let mut desired = BTreeMap::from([

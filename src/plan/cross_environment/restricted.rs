@@ -423,3 +423,60 @@ pub fn without_restricted_trust(node_set: &mut Value) -> bool {
     changed |= without_volume(node_set, RESTRICTED_TRUST_VOLUME);
     changed
 }
+
+/// The local half of a certificate-model link to a peer on Elastic Cloud Hosted or ECE: the
+/// restricted trust and the link record in one spec patch, then the wait for the restart.
+pub(crate) fn restricted_trust_and_record(
+    local: &TrustSide,
+    restriction: &Restriction,
+    peer: &ClusterId,
+    peer_ca: &RemoteCa,
+    alias: &str,
+    record: LinkRecord,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Step>, PlanError> {
+    let es = &local.es;
+    let change = restricted_trust_steps(
+        local,
+        restriction.observed,
+        peer,
+        peer_ca,
+        restriction.subjects,
+        warnings,
+    )?;
+    let mut steps: Vec<Step> = change.configmap.into_iter().collect();
+    let mut links = es.plugin_links();
+    let mut diff = change.diff;
+    let mut annotations: Vec<(&str, Option<String>)> = Vec::new();
+    if links.get(alias) != Some(&record) {
+        links.insert(alias.to_string(), record);
+        annotations.push((LINKS_ANNOTATION, links_annotation_value(&links)));
+        diff.push(format!(
+            "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
+        ));
+    }
+    let restarts = !change.node_set_ops.is_empty();
+    if restarts || !annotations.is_empty() {
+        let mut patch = vec![spec_guard(es)];
+        patch.extend(change.node_set_ops);
+        patch.extend(annotation_ops(es, &annotations));
+        steps.push(Step {
+            cluster: es.id.clone(),
+            summary: "restrict the transport trust to the remote's node names and record the link"
+                .to_string(),
+            restarts_nodes: restarts,
+            change: Change::PatchElasticsearch {
+                resource_version: es.resource_version(),
+                patch,
+                diff,
+            },
+        });
+    }
+    if restarts {
+        steps.push(rollout_wait_step(
+            &es.id,
+            "every node restarts with the restricted trust",
+        ));
+    }
+    Ok(steps)
+}
