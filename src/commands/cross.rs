@@ -927,17 +927,17 @@ async fn link_external_certificate(
                     observed,
                     subjects: &s.patterns,
                 });
-            Ok(plan::plan_external_certificate_link(
-                &side,
-                &operator,
+            let request = plan::ExternalCertificateRequest {
                 alias,
                 proxy_address,
                 remote_ca,
-                &settings,
-                args.skip_unavailable,
+                skip_unavailable: args.skip_unavailable,
                 restriction,
+            };
+            Ok(
+                plan::plan_external_certificate_link(&side, &operator, &settings, request)
+                    .map_err(UserError::from)?,
             )
-            .map_err(UserError::from)?)
         }
     })
     .await?;

@@ -953,20 +953,20 @@ fn a_restricted_external_link_is_undone_by_unlink() {
     let mut state = restricted_state();
     let before = state.side.es.object.clone();
     let subjects = vec!["*.node.2dc5.cluster.1075.account".to_string()];
-    let planned = plan_external_certificate_link(
-        &state.side,
-        &operator(true),
-        "ech",
-        "ech.example:9400",
-        &ca("ech-region-ca"),
-        &BTreeMap::new(),
-        false,
-        Some(Restriction {
+    let remote_ca = ca("ech-region-ca");
+    let request = ExternalCertificateRequest {
+        alias: "ech",
+        proxy_address: "ech.example:9400",
+        remote_ca: &remote_ca,
+        skip_unavailable: false,
+        restriction: Some(Restriction {
             observed: &state.restricted,
             subjects: &subjects,
         }),
-    )
-    .unwrap();
+    };
+    let planned =
+        plan_external_certificate_link(&state.side, &operator(true), &BTreeMap::new(), request)
+            .unwrap();
     insta::assert_snapshot!("restricted_external_link_render", render(&planned.plan));
     let plan_without_settings = Plan {
         steps: planned
@@ -993,7 +993,10 @@ fn a_restricted_external_link_is_undone_by_unlink() {
     let mut after = state.side.es.object.clone();
     after["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"].clone();
     if after["metadata"]["annotations"] == json!({}) {
-        after["metadata"].as_object_mut().unwrap().remove("annotations");
+        after["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
     }
     assert_eq!(after, before);
     assert!(state.restricted.configmap.is_none());

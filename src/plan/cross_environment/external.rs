@@ -137,19 +137,34 @@ pub fn external_peer(alias: &str) -> ClusterId {
     }
 }
 
+/// What `link LOCAL --external ALIAS --security certificate` asks for.
+#[derive(Debug, Clone)]
+pub struct ExternalCertificateRequest<'a> {
+    pub alias: &'a str,
+    pub proxy_address: &'a str,
+    pub remote_ca: &'a RemoteCa,
+    pub skip_unavailable: bool,
+    /// For a remote on Elastic Cloud Hosted or ECE: trust its CA only for its node names.
+    pub restriction: Option<Restriction<'a>>,
+}
+
 /// The certificate model to a cluster outside Kubernetes: the local trusts the remote's
-/// transport CA (a block in its `certificateAuthorities` ConfigMap), records the link and
-/// connects in proxy mode. The remote must trust the local's CA, which the command hands over.
+/// transport CA (a block in its `certificateAuthorities` ConfigMap, or the restricted trust),
+/// records the link and connects in proxy mode. The remote must trust the local's CA, which the
+/// command hands over.
 pub fn plan_external_certificate_link(
     local: &TrustSide,
     operator: &Operator,
-    alias: &str,
-    proxy_address: &str,
-    remote_ca: &RemoteCa,
     alias_settings: &BTreeMap<String, Value>,
-    skip_unavailable: bool,
-    restriction: Option<Restriction>,
+    request: ExternalCertificateRequest,
 ) -> Result<LinkPlan, PlanError> {
+    let ExternalCertificateRequest {
+        alias,
+        proxy_address,
+        remote_ca,
+        skip_unavailable,
+        restriction,
+    } = request;
     let es = &local.es;
     if !valid_alias(alias) {
         return Err(PlanError::InvalidAlias(alias.to_string()));
