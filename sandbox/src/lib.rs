@@ -93,6 +93,8 @@ pub struct SandboxBuilder {
     license: Option<String>,
     externals: Vec<(String, String)>,
     public_externals: Vec<String>,
+    /// Hosted externals: name to organization id.
+    hosted_externals: Vec<(String, String)>,
 }
 
 impl SandboxBuilder {
@@ -147,6 +149,25 @@ impl SandboxBuilder {
     /// trusted CA (as on Elastic Cloud Hosted): locals trust it with client SSL on, no CA file.
     pub fn external_elasticsearch_with_public_ca(mut self, name: &str, version: &str) -> Self {
         self.public_externals.push(name.to_string());
+        self.external_elasticsearch(name, version)
+    }
+
+    /// An external Elasticsearch that plays an Elastic Cloud Hosted (ECH) deployment of
+    /// organization `organization_id`: its deployment id is 32 hex digits derived from `name`,
+    /// its two nodes' transport certificates are named
+    /// `instance-000000000{i}.node.<deployment-id>.cluster.<organization_id>.account` and signed
+    /// by one regional CA shared by every hosted external of the sandbox, its transport is
+    /// reached through the proxy port 9400, and it always restricts transport trust to its own
+    /// pattern plus those its administrator adds ([`Sandbox::external_admin_trust_transport`]).
+    /// Its remote cluster server (API-key model) is that of any external.
+    pub fn hosted_external_elasticsearch(
+        mut self,
+        name: &str,
+        version: &str,
+        organization_id: &str,
+    ) -> Self {
+        self.hosted_externals
+            .push((name.to_string(), organization_id.to_string()));
         self.external_elasticsearch(name, version)
     }
 
@@ -306,7 +327,12 @@ impl SandboxBuilder {
         let mut externals = Vec::new();
         let mut external_listeners = Vec::new();
         for (name, version) in &self.externals {
-            let (ext, listener, tls) = external_es(&world, name, version)?;
+            let org = self
+                .hosted_externals
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, o)| o.as_str());
+            let (ext, listener, tls) = external_es(&world, name, version, org)?;
             if self.public_externals.contains(name) {
                 let host = ext.remote_cluster_address.trim_end_matches(":9443");
                 world.make_public(host);
@@ -533,6 +559,21 @@ impl Sandbox {
         self.world.handle(&external.id, req)
     }
 
+    /// Why `alias` of an external Elasticsearch is (not) connected (what `GET /_remote/info`
+    /// computes, with the reason).
+    pub fn external_diagnose(
+        &self,
+        name: &str,
+        alias: &str,
+    ) -> std::result::Result<elasticsearch::Connection, elasticsearch::NotConnectedReason> {
+        let external = self.external(name);
+        self.world.diagnose(&external.id, alias).unwrap_or(Err(
+            elasticsearch::NotConnectedReason::NotConfigured {
+                alias: alias.to_string(),
+            },
+        ))
+    }
+
     /// What an external cluster's administrator does by hand on its nodes: trust a CA (PEM) for
     /// the remote cluster client, and add a secure setting to the keystore (taken into account
     /// as after a restart or `_nodes/reload_secure_settings`).
@@ -556,6 +597,29 @@ impl Sandbox {
                 node.keystore.insert(key.to_string(), value.to_string());
             });
         }
+        Ok(())
+    }
+
+    /// What an external cluster's administrator does to trust another cluster's transport
+    /// (certificate security model): add `ca_pem` (one or more PEM certificates) to
+    /// `xpack.security.transport.ssl.certificate_authorities` on every node, and accept transport
+    /// peers whose certificate names match `subject_patterns` (`trust.subject_name` of its trust
+    /// restrictions, in effect at once). A hosted external always keeps its own pattern and
+    /// accepts nothing else; a self-managed one is unrestricted while no pattern was given,
+    /// then accepts its own nodes and the given patterns. Calls add up.
+    pub fn external_admin_trust_transport(
+        &self,
+        name: &str,
+        ca_pem: &str,
+        subject_patterns: &[&str],
+    ) -> Result<()> {
+        let external = self.external(name);
+        let fingerprints = world::pem_fingerprints(ca_pem);
+        if fingerprints.is_empty() {
+            bail!("no PEM certificate in the CA given for {name:?}");
+        }
+        self.world
+            .trust_transport_on_external(&external.id, fingerprints, subject_patterns);
         Ok(())
     }
 
@@ -901,10 +965,11 @@ fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> Su
                 .and_then(|l| l.get(world::LABEL_CLUSTER_NAME))
                 .and_then(Value::as_str)?
                 .to_string();
-            if !running || !ready {
+            let id = elasticsearch::EsId::new(&state.name, &ns, &es);
+            // Without a master the pods are not Ready, but the HTTP server runs.
+            if !running || !(ready || world.http_up_without_master(&id)) {
                 return None;
             }
-            let id = elasticsearch::EsId::new(&state.name, &ns, &es);
             let certs = world.certs(&id).ok()?;
             let w = world.clone();
             let backend: Arc<dyn elasticsearch::EsBackend> =
@@ -936,16 +1001,46 @@ pub struct ExternalElasticsearch {
     /// cluster (an `.invalid` name, never resolved outside the sandbox).
     pub remote_cluster_address: String,
     /// PEM of the CA of its remote cluster server certificate (which also signs its transport
-    /// certificate).
+    /// certificate, except on a hosted external).
     pub remote_cluster_ca_pem: String,
-    /// `HOST:9300` of its transport, for the certificate security model.
+    /// `HOST:9300` of its transport (`HOST:9400`, the proxy's transport port, on a hosted
+    /// external), for the certificate security model.
     pub transport_address: String,
+    /// PEM of the CA that signs its transport certificate: the same as
+    /// `remote_cluster_ca_pem`, or on a hosted external the regional CA that every hosted
+    /// external of the sandbox shares.
+    pub transport_ca_pem: String,
+    /// The trust restrictions pattern that matches its own nodes' transport certificates:
+    /// `*.node.<name>.external.es.local`, or `*.node.<deployment-id>.cluster.<org>.account`.
+    pub transport_subject_pattern: String,
+    /// Names in its nodes' transport certificates (subjectAltName otherName commonName):
+    /// `<name>-0.node.<name>.external.es.local`, or on a hosted external
+    /// `instance-0000000000.node.<deployment-id>.cluster.<org>.account` and `instance-0000000001...`.
+    pub transport_node_names: Vec<String>,
+    /// Hosted externals: the deployment id (32 hex digits derived from the name).
+    pub deployment_id: Option<String>,
+    /// Hosted externals: the organization id.
+    pub organization_id: Option<String>,
+}
+
+impl ExternalElasticsearch {
+    /// The `trust.yml` that the ECH console lets you download after trusting an environment
+    /// with "Trust clusters whose Common Name follows the Elastic pattern" and `scope_id`:
+    /// this deployment's pattern, then the pattern ECH makes of the scope id. For an ECK
+    /// cluster the second entry must be replaced by `*.node.<es>.<namespace>.es.local`.
+    pub fn hosted_trust_yml(&self, scope_id: &str) -> String {
+        format!(
+            "trust.subject_name:\n  - \"{}\"\n  - \"*.node.*.cluster.{scope_id}.account\"\n",
+            self.transport_subject_pattern
+        )
+    }
 }
 
 fn external_es(
     world: &world::World,
     name: &str,
     version: &str,
+    hosted_org: Option<&str>,
 ) -> Result<(
     ExternalElasticsearch,
     StdListener,
@@ -971,13 +1066,37 @@ fn external_es(
     let id = elasticsearch::EsId::new("external", "", name);
     let password = format!("ext-{}", uuid::Uuid::new_v4().simple());
     let mut node = elasticsearch::ElasticsearchNode::new(id.clone(), version, &password);
-    node.set_nodes(&[format!("{name}-0")]);
+    let deployment_id = hosted_org.map(|_| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, format!("ech:{name}").as_bytes());
+        digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
+    let (node_names, transport_node_names, pattern) = match (hosted_org, &deployment_id) {
+        (Some(org), Some(dep)) => {
+            let nodes: Vec<String> = (0..2).map(|i| format!("instance-{i:010}")).collect();
+            let certs = nodes
+                .iter()
+                .map(|n| format!("{n}.node.{dep}.cluster.{org}.account"))
+                .collect();
+            (nodes, certs, format!("*.node.{dep}.cluster.{org}.account"))
+        }
+        _ => (
+            vec![format!("{name}-0")],
+            vec![format!("{name}-0.node.{name}.external.es.local")],
+            format!("*.node.{name}.external.es.local"),
+        ),
+    };
+    node.set_nodes(&node_names);
+    node.transport_node_names = transport_node_names.clone();
     world.insert_node(node);
     let rcs_host = format!("{name}.external.invalid");
-    let remote_cluster_ca_pem = world.add_external_server(&rcs_host, &id)?;
+    let cas = world.add_external_server(&rcs_host, &id, hosted_org.is_some(), &pattern)?;
     world.with_node_mut(&id, |node| {
-        node.transport_ca_fingerprint = pem_first_fingerprint(&remote_cluster_ca_pem);
+        node.transport_ca_fingerprint = pem_first_fingerprint(&cas.transport_ca_pem);
     });
+    let transport_port = if hosted_org.is_some() { 9400 } else { 9300 };
     Ok((
         ExternalElasticsearch {
             name: name.to_string(),
@@ -986,8 +1105,13 @@ fn external_es(
             password,
             id,
             remote_cluster_address: format!("{rcs_host}:9443"),
-            transport_address: format!("{rcs_host}:9300"),
-            remote_cluster_ca_pem,
+            transport_address: format!("{rcs_host}:{transport_port}"),
+            remote_cluster_ca_pem: cas.rcs_ca_pem,
+            transport_ca_pem: cas.transport_ca_pem,
+            transport_subject_pattern: pattern,
+            transport_node_names,
+            deployment_id,
+            organization_id: hosted_org.map(str::to_string),
         },
         listener,
         Arc::new(cfg),

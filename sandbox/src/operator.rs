@@ -28,7 +28,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, watch};
 
 use crate::cluster::{ClusterState, PatchType, Sub, WriteOpts, now_rfc3339};
-use crate::elasticsearch::{ElasticsearchNode, EsId, EsRequest, EsVersion};
+use crate::elasticsearch::{
+    ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion, eck_transport_node_name,
+    subject_name_matches,
+};
 use crate::resources::ResourceKey;
 use crate::world::{
     LABEL_CLUSTER_NAME, LABEL_STATEFULSET, LABEL_TYPE, World, configmap_key, list, secret_key,
@@ -776,27 +779,20 @@ impl Operator {
         }
         let status_now = es.get("status").cloned().unwrap_or(Value::Null);
         let total: u64 = node_sets(es).iter().map(|x| x.1).sum();
+        let formed = self.world.read_node(id, |n| n.is_formed()).unwrap_or(true);
         if let Some(r) = finished {
-            self.finish_node(id, es, &r.keystore);
+            let formed = self.finish_node(id, es, &r.keystore);
             if !file_based {
                 self.world.set_pending_keystore(id, None);
             }
-            self.pods(es, None);
-            let health = match s(&status_now, "/health") {
-                "" | "unknown" => "green",
-                h => h,
+            if formed {
+                self.formed_status(es, &status_now, total, Some(r.generation), &version);
+            } else {
+                self.not_formed_status(es, &status_now, Some(r.generation), &version);
             }
-            .to_string();
-            self.write_status(
-                es,
-                &status_now,
-                "Ready",
-                &health,
-                total,
-                Some(r.generation),
-                &version,
-            );
         } else if let Some(down) = restarting {
+            // Nodes that cannot form a cluster stay not Ready while others restart.
+            let down = if formed { down } else { None };
             self.pods(es, Some(down));
             let (avail, health) = match down {
                 None => (0, "unknown".to_string()),
@@ -824,13 +820,103 @@ impl Operator {
                 observed,
                 &shown_version,
             );
+        } else if !formed {
+            // Until a rollout brings another configuration, the nodes stay apart.
+            let observed = status_now.get("observedGeneration").and_then(Value::as_i64);
+            let shown_version = match s(&status_now, "/version") {
+                "" => version.clone(),
+                v => v.to_string(),
+            };
+            self.not_formed_status(es, &status_now, observed, &shown_version);
         } else {
             self.pods(es, None);
         }
     }
 
-    /// The node as it runs after a (re)start: keystore, version, nodes, listeners.
-    fn finish_node(&self, id: &EsId, es: &Value, keystore: &BTreeMap<String, String>) {
+    /// Every pod Ready, phase `Ready`, health kept (green when it was unknown).
+    fn formed_status(
+        &mut self,
+        es: &Value,
+        status_now: &Value,
+        total: u64,
+        observed: Option<i64>,
+        version: &str,
+    ) {
+        self.pods(es, None);
+        let health = match s(status_now, "/health") {
+            "" | "unknown" => "green",
+            h => h,
+        }
+        .to_string();
+        self.write_status(es, status_now, "Ready", &health, total, observed, version);
+    }
+
+    /// The pods run but none is Ready; ECK cannot reach Elasticsearch: `ApplyingChanges`,
+    /// health `unknown`, no available node.
+    fn not_formed_status(
+        &mut self,
+        es: &Value,
+        status_now: &Value,
+        observed: Option<i64>,
+        version: &str,
+    ) {
+        self.pods(es, Some(None));
+        self.write_status(
+            es,
+            status_now,
+            "ApplyingChanges",
+            "unknown",
+            0,
+            observed,
+            version,
+        );
+    }
+
+    /// Whether the nodes of `es` form a cluster with the transport trust restrictions of their
+    /// nodeSets: a nodeSet whose file cannot be read or parsed does not start; otherwise every
+    /// node must accept the transport certificate of every other node (each connection is
+    /// mutual TLS). A node does not connect to itself, so a single node always forms.
+    fn formation(&self, id: &EsId, es: &Value) -> ClusterFormation {
+        let restrictions = self.world.node_set_restrictions(id);
+        for (set, r) in &restrictions {
+            if let Some(Err(e)) = r {
+                return ClusterFormation::NodesNotStarted {
+                    reason: format!("nodeSet [{set}]: {e}"),
+                };
+            }
+        }
+        let members: Vec<(usize, String)> = node_sets(es)
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (set, count, _))| {
+                let sts = format!("{}-es-{set}", id.name);
+                (0..*count).map(move |k| (i, format!("{sts}-{k}")))
+            })
+            .collect();
+        for (xi, (xset, xpod)) in members.iter().enumerate() {
+            let Some((set_name, Some(Ok(patterns)))) = restrictions.get(*xset) else {
+                continue;
+            };
+            for (yi, (_, ypod)) in members.iter().enumerate() {
+                if xi == yi {
+                    continue;
+                }
+                let cert = eck_transport_node_name(ypod, &id.name, &id.namespace);
+                if !patterns.iter().any(|p| subject_name_matches(p, &cert)) {
+                    return ClusterFormation::NoMaster {
+                        reason: format!(
+                            "node [{xpod}] of nodeSet [{set_name}] rejects the transport certificate of [{cert}], which matches none of its trust restrictions {patterns:?}"
+                        ),
+                    };
+                }
+            }
+        }
+        ClusterFormation::Formed
+    }
+
+    /// The node as it runs after a (re)start: keystore, version, nodes, listeners, and whether
+    /// its nodes form a cluster (returned).
+    fn finish_node(&self, id: &EsId, es: &Value, keystore: &BTreeMap<String, String>) -> bool {
         let version = s(es, "/spec/version").to_string();
         let names = pod_names(es);
         let rcs = rcs_enabled(es);
@@ -855,6 +941,10 @@ impl Operator {
             };
         });
         self.world.set_rcs_running(id, rcs);
+        let formation = self.formation(id, es);
+        let formed = formation == ClusterFormation::Formed;
+        self.world.with_node_mut(id, |n| n.formation = formation);
+        formed
     }
 
     #[allow(clippy::too_many_arguments)]

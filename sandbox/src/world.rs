@@ -18,7 +18,7 @@
 //!   Service in any cluster (the only way across clusters); never resolvable by a client
 //!   outside the sandbox.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, Result};
@@ -31,8 +31,9 @@ use serde_json::{Value, json};
 
 use crate::cluster::{ClusterState, ListQuery};
 use crate::elasticsearch::{
-    Connection, ElasticsearchNode, Endpoint, EsHttpCerts, EsId, EsRequest, EsResponse, Interface,
-    NodeLocation, NotConnectedReason, RemoteWorld, parse_host_port, sha256_fingerprint,
+    ClusterFormation, Connection, ElasticsearchNode, Endpoint, EsHttpCerts, EsId, EsRequest,
+    EsResponse, Interface, NodeLocation, NotConnectedReason, RemoteWorld, TrustRestrictions,
+    parse_host_port, sha256_fingerprint,
 };
 use crate::resources::ResourceKey;
 
@@ -40,6 +41,10 @@ pub(crate) const LABEL_CLUSTER_NAME: &str = "elasticsearch.k8s.elastic.co/cluste
 pub(crate) const LABEL_TYPE: &str = "common.k8s.elastic.co/type";
 pub(crate) const LABEL_STATEFULSET: &str = "elasticsearch.k8s.elastic.co/statefulset-name";
 pub(crate) const CONFIG_DIR: &str = "/usr/share/elasticsearch/config";
+pub(crate) const TRUST_RESTRICTIONS_PATH: &str =
+    "xpack.security.transport.ssl.trust_restrictions.path";
+const TRANSPORT_CAS: &str = "xpack.security.transport.ssl.certificate_authorities";
+const CLIENT_CAS: &str = "xpack.security.remote_cluster_client.ssl.certificate_authorities";
 
 /// Certificates the fake ECK made for one Elasticsearch.
 #[derive(Clone)]
@@ -80,6 +85,40 @@ pub(crate) fn pem_fingerprints(pem: &str) -> Vec<String> {
         .collect()
 }
 
+/// What an external cluster exposes to the Kubernetes clusters, by host name.
+#[derive(Clone)]
+struct ExternalServer {
+    id: EsId,
+    /// CA of the remote cluster server certificate (9443).
+    rcs_fingerprint: String,
+    /// CA of the transport certificate (the regional CA for a hosted external).
+    transport_fingerprint: String,
+    /// 9300, or 9400 for a hosted external (the ECH/ECE proxy's transport port).
+    transport_port: u16,
+}
+
+/// Transport trust restrictions of an external cluster.
+#[derive(Clone)]
+struct ExternalRestrictions {
+    /// The pattern that matches its own nodes (always part of the restriction once there is one).
+    own_pattern: String,
+    /// A hosted deployment always restricts (ECH); a self-managed one only once its
+    /// administrator configured patterns.
+    always: bool,
+    /// Patterns its administrator added.
+    patterns: Vec<String>,
+}
+
+/// The certificates of an external cluster's remote cluster server and transport.
+pub(crate) struct ExternalCas {
+    pub rcs_ca_pem: String,
+    pub transport_ca_pem: String,
+}
+
+/// Trust restrictions of one nodeSet: `None` without the setting, `Some(Err)` when the file
+/// cannot be read or parsed (the node does not start), else the patterns.
+pub(crate) type NodeSetRestrictions = Option<std::result::Result<Vec<String>, String>>;
+
 /// Everything simulated outside the API servers.
 #[derive(Default)]
 pub(crate) struct World {
@@ -91,11 +130,19 @@ pub(crate) struct World {
     /// Keystore files written without a restart (file-based secure settings).
     pending_keystores: Mutex<HashMap<EsId, BTreeMap<String, String>>>,
     /// Elasticsearch outside every Kubernetes cluster, by the host name of their remote cluster
-    /// server: `(id, CA fingerprint)`.
-    external_servers: Mutex<HashMap<String, (EsId, String)>>,
-    /// CAs an external Elasticsearch trusts for its remote cluster client, as its administrator
-    /// configured them (`xpack.security.remote_cluster_client.ssl.certificate_authorities`).
+    /// server and transport.
+    external_servers: Mutex<HashMap<String, ExternalServer>>,
+    /// CAs an external Elasticsearch trusts for its remote cluster client (and transport), as
+    /// its administrator configured them with `Sandbox::external_admin`.
     external_client_trust: Mutex<HashMap<EsId, Vec<String>>>,
+    /// CAs an external Elasticsearch trusts for its transport only
+    /// (`Sandbox::external_admin_trust_transport`).
+    external_transport_trust: Mutex<HashMap<EsId, Vec<String>>>,
+    /// Transport trust restrictions of external Elasticsearch.
+    external_restrictions: Mutex<HashMap<EsId, ExternalRestrictions>>,
+    /// The CA shared by every hosted external (one region of Elastic Cloud Hosted): PEM and
+    /// fingerprint, made on first use.
+    regional_ca: Mutex<Option<(String, String)>>,
     /// CAs every JVM trusts out of the box (a publicly trusted CA, as Elastic Cloud Hosted uses).
     public_cas: Mutex<Vec<String>>,
 }
@@ -150,21 +197,68 @@ impl World {
         Ok(())
     }
 
-    /// Registers the remote cluster server of an external Elasticsearch under `host` (port
-    /// 9443), reachable from every Kubernetes cluster, with a transport CA of its own; returns
-    /// the CA's PEM.
-    pub(crate) fn add_external_server(&self, host: &str, id: &EsId) -> Result<String> {
-        let (pem, fingerprint) = transport_ca(&id.name)?;
+    /// The regional CA of hosted externals (PEM, fingerprint), made on first use.
+    fn regional_ca(&self) -> Result<(String, String)> {
+        let mut ca = self.regional_ca.lock().expect("regional CA");
+        if let Some(c) = ca.as_ref() {
+            return Ok(c.clone());
+        }
+        let made = transport_ca("cloud-region")?;
+        *ca = Some(made.clone());
+        Ok(made)
+    }
+
+    /// Registers the remote cluster server (port 9443) and transport (9300, or 9400 when
+    /// `hosted`) of an external Elasticsearch under `host`, reachable from every Kubernetes
+    /// cluster. The remote cluster server has a CA of its own; the transport certificate is
+    /// signed by the same CA, or by the regional CA shared by all hosted externals. Its nodes'
+    /// transport certificates match `own_pattern`; a hosted one restricts transport trust from
+    /// the start.
+    pub(crate) fn add_external_server(
+        &self,
+        host: &str,
+        id: &EsId,
+        hosted: bool,
+        own_pattern: &str,
+    ) -> Result<ExternalCas> {
+        let (rcs_ca_pem, rcs_fingerprint) = transport_ca(&id.name)?;
+        let (transport_ca_pem, transport_fingerprint) = if hosted {
+            self.regional_ca()?
+        } else {
+            (rcs_ca_pem.clone(), rcs_fingerprint.clone())
+        };
         self.external_servers
             .lock()
             .expect("external servers")
-            .insert(host.to_string(), (id.clone(), fingerprint));
-        Ok(pem)
+            .insert(
+                host.to_string(),
+                ExternalServer {
+                    id: id.clone(),
+                    rcs_fingerprint,
+                    transport_fingerprint,
+                    transport_port: if hosted { 9400 } else { 9300 },
+                },
+            );
+        self.external_restrictions
+            .lock()
+            .expect("external restrictions")
+            .insert(
+                id.clone(),
+                ExternalRestrictions {
+                    own_pattern: own_pattern.to_string(),
+                    always: hosted,
+                    patterns: Vec::new(),
+                },
+            );
+        Ok(ExternalCas {
+            rcs_ca_pem,
+            transport_ca_pem,
+        })
     }
 
     /// Makes the CA of an external cluster's remote cluster server publicly trusted.
     pub(crate) fn make_public(&self, host: &str) {
-        if let Some((_, fingerprint)) = self
+        if let Some(server) = self
             .external_servers
             .lock()
             .expect("external servers")
@@ -173,7 +267,7 @@ impl World {
             self.public_cas
                 .lock()
                 .expect("public CAs")
-                .push(fingerprint.clone());
+                .push(server.rcs_fingerprint.clone());
         }
     }
 
@@ -185,6 +279,30 @@ impl World {
             .entry(id.clone())
             .or_default()
             .push(fingerprint);
+    }
+
+    /// An external cluster's administrator adds a CA to its transport trust and accepts transport
+    /// peers whose certificate names match `patterns`.
+    pub(crate) fn trust_transport_on_external(
+        &self,
+        id: &EsId,
+        fingerprints: Vec<String>,
+        patterns: &[&str],
+    ) {
+        self.external_transport_trust
+            .lock()
+            .expect("external transport trust")
+            .entry(id.clone())
+            .or_default()
+            .extend(fingerprints);
+        if let Some(r) = self
+            .external_restrictions
+            .lock()
+            .expect("external restrictions")
+            .get_mut(id)
+        {
+            r.patterns.extend(patterns.iter().map(|p| p.to_string()));
+        }
     }
 
     pub(crate) fn has_node(&self, id: &EsId) -> bool {
@@ -258,14 +376,27 @@ impl World {
         Some(out)
     }
 
-    /// One REST request to node `id` (503 when it does not exist).
+    /// One REST request to node `id` (503 when it does not exist or its nodes did not start).
     pub(crate) fn handle(&self, id: &EsId, req: &EsRequest) -> EsResponse {
-        self.with_view(id, |node, view| node.handle(req, view))
-            .unwrap_or_else(|| EsResponse {
-                status: 503,
-                headers: Vec::new(),
-                body: json!({"error": "not running"}),
-            })
+        let not_running = || EsResponse {
+            status: 503,
+            headers: Vec::new(),
+            body: json!({"error": "not running"}),
+        };
+        self.with_view(id, |node, view| match node.formation {
+            ClusterFormation::NodesNotStarted { .. } => not_running(),
+            _ => node.handle(req, view),
+        })
+        .unwrap_or_else(not_running)
+    }
+
+    /// Whether the HTTP server of `id`'s nodes runs (port-forward reaches it even while the
+    /// pods are not Ready because no master was elected).
+    pub(crate) fn http_up_without_master(&self, id: &EsId) -> bool {
+        self.read_node(id, |n| {
+            matches!(n.formation, ClusterFormation::NoMaster { .. })
+        })
+        .unwrap_or(false)
     }
 
     pub(crate) fn remote_info(&self, id: &EsId) -> Option<Value> {
@@ -299,8 +430,15 @@ impl World {
     }
 
     /// The content of a file an Elasticsearch node sees: ECK's mounts, and ConfigMap/Secret
-    /// volumes of `nodeSets[].podTemplate` (first nodeSet that has a matching mount).
-    fn read_es_file(&self, c: &ClusterState, es: &Value, path: &str) -> Option<String> {
+    /// volumes of `nodeSets[node_set].podTemplate` (with `None`: the first nodeSet that has a
+    /// matching mount).
+    fn read_es_file(
+        &self,
+        c: &ClusterState,
+        es: &Value,
+        path: &str,
+        node_set: Option<usize>,
+    ) -> Option<String> {
         let ns = es.pointer("/metadata/namespace")?.as_str()?;
         let name = es.pointer("/metadata/name")?.as_str()?;
         let path = if path.starts_with('/') {
@@ -319,12 +457,16 @@ impl World {
         if path == format!("{CONFIG_DIR}/transport-remote-certs/ca.crt") {
             return secret_key(c, ns, &format!("{name}-es-remote-ca"), "ca.crt");
         }
-        for set in es
+        for (i, set) in es
             .pointer("/spec/nodeSets")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
+            .enumerate()
         {
+            if node_set.is_some_and(|n| n != i) {
+                continue;
+            }
             let pod = set.pointer("/podTemplate/spec");
             let volumes = pod
                 .and_then(|p| p.get("volumes"))
@@ -376,81 +518,167 @@ impl World {
     }
 
     /// CA fingerprints trusted by `local` on an interface (see [`RemoteWorld::trusted_cas`]).
+    /// Transport: the CAs every nodeSet trusts (a connection may land on any node), each from
+    /// its own config and mounts. Remote cluster client: the first nodeSet stands for the
+    /// cluster.
     fn trusted(&self, local: &EsId, interface: Interface) -> Vec<String> {
         let Some((c, es)) = self.es_object(local) else {
             // An external cluster: what its administrator configured.
-            return match interface {
-                Interface::RemoteClusterServer | Interface::Transport => self
-                    .external_client_trust
-                    .lock()
+            let of = |m: &Mutex<HashMap<EsId, Vec<String>>>| {
+                m.lock()
                     .expect("external trust")
                     .get(local)
                     .cloned()
-                    .unwrap_or_default(),
-                _ => Vec::new(),
+                    .unwrap_or_default()
             };
+            let mut out = match interface {
+                Interface::RemoteClusterServer => of(&self.external_client_trust),
+                Interface::Transport => {
+                    let mut v = of(&self.external_client_trust);
+                    v.extend(of(&self.external_transport_trust));
+                    v
+                }
+                Interface::Http => Vec::new(),
+            };
+            out.sort();
+            out.dedup();
+            return out;
         };
         let eck_files = [
             format!("{CONFIG_DIR}/transport-certs/ca.crt"),
             format!("{CONFIG_DIR}/transport-remote-certs/ca.crt"),
         ];
-        let (mut files, user_key) = match interface {
-            Interface::Transport => (
-                eck_files.to_vec(),
-                "xpack.security.transport.ssl.certificate_authorities",
-            ),
+        let fingerprints = |files: &[String], node_set: Option<usize>| -> BTreeSet<String> {
+            files
+                .iter()
+                .filter_map(|f| self.read_es_file(&c, &es, f, node_set))
+                .flat_map(|pem| pem_fingerprints(&pem))
+                .collect()
+        };
+        let sets: Vec<Value> = es
+            .pointer("/spec/nodeSets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        match interface {
+            Interface::Http => Vec::new(),
+            Interface::Transport => {
+                // User lists are appended to ECK's (ucfg AppendValues).
+                let mut common: Option<BTreeSet<String>> = None;
+                for (i, set) in sets.iter().enumerate() {
+                    let mut files = eck_files.to_vec();
+                    files.extend(config_list(set.get("config"), TRANSPORT_CAS));
+                    let mine = fingerprints(&files, Some(i));
+                    common = Some(match common {
+                        None => mine,
+                        Some(acc) => acc.intersection(&mine).cloned().collect(),
+                    });
+                }
+                common
+                    .unwrap_or_else(|| fingerprints(&eck_files, None))
+                    .into_iter()
+                    .collect()
+            }
             Interface::RemoteClusterServer => {
                 let api_key = es
                     .pointer("/spec/remoteClusters")
                     .and_then(Value::as_array)
                     .is_some_and(|l| l.iter().any(|e| e.get("apiKey").is_some()));
-                (
-                    if api_key {
-                        eck_files.to_vec()
-                    } else {
-                        Vec::new()
-                    },
-                    "xpack.security.remote_cluster_client.ssl.certificate_authorities",
-                )
-            }
-            Interface::Http => return Vec::new(),
-        };
-        // User lists are appended to ECK's (ucfg AppendValues); the first nodeSet stands for
-        // the cluster.
-        if let Some(cfg) = es.pointer("/spec/nodeSets/0/config") {
-            let flat = flatten_config(cfg);
-            if let Some(v) = flat.get(user_key) {
-                match v {
-                    Value::String(s) => files.extend(s.split(',').map(|p| p.trim().to_string())),
-                    Value::Array(a) => {
-                        files.extend(a.iter().filter_map(Value::as_str).map(str::to_string))
-                    }
-                    _ => {}
+                let mut files = if api_key {
+                    eck_files.to_vec()
+                } else {
+                    Vec::new()
+                };
+                let first = sets.first().and_then(|s| s.get("config"));
+                files.extend(config_list(first, CLIENT_CAS));
+                let mut out = fingerprints(&files, None);
+                // With client SSL on, the JVM's default trust store applies too: publicly
+                // trusted CAs.
+                let ssl_on = first
+                    .map(flatten_config)
+                    .and_then(|flat| {
+                        flat.get("xpack.security.remote_cluster_client.ssl.enabled")
+                            .cloned()
+                    })
+                    .is_some_and(|v| v == Value::Bool(true) || v == Value::String("true".into()));
+                if ssl_on {
+                    out.extend(self.public_cas.lock().expect("public CAs").iter().cloned());
                 }
+                out.into_iter().collect()
             }
         }
-        let mut out = Vec::new();
-        for f in files {
-            if let Some(pem) = self.read_es_file(&c, &es, &f) {
-                out.extend(pem_fingerprints(&pem));
-            }
+    }
+
+    /// The trust restrictions of every nodeSet of an ECK Elasticsearch, in order, as its nodes
+    /// load them: the file named by `xpack.security.transport.ssl.trust_restrictions.path` in
+    /// that nodeSet's config, read through that nodeSet's mounts, YAML with
+    /// `trust.subject_name` (a list, or one comma-separated string). `(nodeSet name, ..)`.
+    pub(crate) fn node_set_restrictions(&self, id: &EsId) -> Vec<(String, NodeSetRestrictions)> {
+        let Some((c, es)) = self.es_object(id) else {
+            return Vec::new();
+        };
+        let sets: Vec<Value> = es
+            .pointer("/spec/nodeSets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        sets.iter()
+            .enumerate()
+            .map(|(i, set)| {
+                let name = set
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let path = set
+                    .get("config")
+                    .map(flatten_config)
+                    .and_then(|flat| flat.get(TRUST_RESTRICTIONS_PATH).cloned());
+                let restrictions = path.map(|p| {
+                    let p = match &p {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let text = self.read_es_file(&c, &es, &p, Some(i)).ok_or_else(|| {
+                        format!("failed to initialize TrustManager for restrictedTrust=[{p}]: java.nio.file.NoSuchFileException: {p}")
+                    })?;
+                    parse_trust_restrictions(&text).map_err(|e| {
+                        format!("failed to initialize TrustManager for restrictedTrust=[{p}]: {e}")
+                    })
+                });
+                (name, restrictions)
+            })
+            .collect()
+    }
+
+    /// The transport trust restrictions `id` applies to peers (see [`TrustRestrictions`]).
+    fn transport_restrictions(&self, id: &EsId) -> TrustRestrictions {
+        if self.es_object(id).is_none() {
+            let ext = self
+                .external_restrictions
+                .lock()
+                .expect("external restrictions")
+                .get(id)
+                .cloned();
+            return match ext {
+                Some(r) if r.always || !r.patterns.is_empty() => {
+                    let mut group = vec![r.own_pattern];
+                    group.extend(r.patterns);
+                    TrustRestrictions {
+                        groups: vec![group],
+                    }
+                }
+                _ => TrustRestrictions::default(),
+            };
         }
-        // With client SSL on, the JVM's default trust store applies too: publicly trusted CAs.
-        if interface == Interface::RemoteClusterServer
-            && es
-                .pointer("/spec/nodeSets/0/config")
-                .map(flatten_config)
-                .and_then(|flat| {
-                    flat.get("xpack.security.remote_cluster_client.ssl.enabled")
-                        .cloned()
-                })
-                .is_some_and(|v| v == Value::Bool(true) || v == Value::String("true".into()))
-        {
-            out.extend(self.public_cas.lock().expect("public CAs").iter().cloned());
+        TrustRestrictions {
+            groups: self
+                .node_set_restrictions(id)
+                .into_iter()
+                // An unreadable file: nothing is trusted (the node would not have started).
+                .filter_map(|(_, r)| r.map(|r| r.unwrap_or_default()))
+                .collect(),
         }
-        out.sort();
-        out.dedup();
-        out
     }
 
     /// The Endpoint behind `port` of the Elasticsearch whose pods `pod_labels` belong to.
@@ -519,25 +747,27 @@ impl World {
     }
 
     fn resolve_in(&self, from: &NodeLocation, host: &str, port: u16) -> Option<Endpoint> {
-        if let Some((id, fingerprint)) = self
+        if let Some(server) = self
             .external_servers
             .lock()
             .expect("external servers")
             .get(host)
             .cloned()
         {
-            // The remote cluster server (9443) and the transport (9300) are exposed, with
-            // certificates from one CA that name the host.
-            let interface = match port {
-                9443 => Interface::RemoteClusterServer,
-                9300 => Interface::Transport,
+            // The remote cluster server (9443) and the transport (9300; 9400 on a hosted
+            // deployment's proxy) are exposed, with certificates that name the host.
+            let (interface, ca_fingerprint) = match port {
+                9443 => (Interface::RemoteClusterServer, server.rcs_fingerprint),
+                p if p == server.transport_port => {
+                    (Interface::Transport, server.transport_fingerprint)
+                }
                 _ => return None,
             };
             return Some(Endpoint {
-                target: id,
+                target: server.id,
                 interface,
                 tls_names: vec![host.to_string()],
-                ca_fingerprint: fingerprint,
+                ca_fingerprint,
             });
         }
         if host.ends_with(".invalid") {
@@ -655,6 +885,51 @@ fn transport_names(c: &ClusterState, es: &Value, rcs: bool) -> Vec<String> {
     out
 }
 
+/// A list setting of a nodeSet config (YAML list, or a comma-separated string).
+fn config_list(config: Option<&Value>, key: &str) -> Vec<String> {
+    let Some(flat) = config.map(flatten_config) else {
+        return Vec::new();
+    };
+    match flat.get(key) {
+        Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The patterns of a trust restrictions file (`trust.subject_name`, nested or dotted; a list, or
+/// one string split on commas as Elasticsearch's `Settings.getAsList` does). An empty file or a
+/// missing key gives no pattern (nobody is trusted); text that is not a YAML mapping is an error.
+pub(crate) fn parse_trust_restrictions(text: &str) -> std::result::Result<Vec<String>, String> {
+    let doc: Value = serde_saphyr::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    let flat = match &doc {
+        Value::Null => BTreeMap::new(),
+        Value::Object(_) => flatten_config(&doc),
+        _ => return Err("the trust restrictions file is not a YAML mapping".into()),
+    };
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    Ok(match flat.get("trust.subject_name") {
+        Some(Value::Array(a)) => a.iter().filter_map(scalar).collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(v) => scalar(v).into_iter().collect(),
+        None => Vec::new(),
+    })
+}
+
 /// `nodeSets[].config` as flat dotted keys (nested and flat forms mixed, as ES accepts).
 pub(crate) fn flatten_config(v: &Value) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
@@ -729,9 +1004,16 @@ impl RemoteWorld for View<'_> {
     }
 
     fn with_node(&self, id: &EsId, f: &mut dyn FnMut(&ElasticsearchNode)) {
-        if let Some(n) = self.others.get(id) {
+        // A cluster that did not form answers no transport connection.
+        if let Some(n) = self.others.get(id)
+            && n.is_formed()
+        {
             f(n)
         }
+    }
+
+    fn transport_trust_restrictions(&self, local: &EsId) -> TrustRestrictions {
+        self.world.transport_restrictions(local)
     }
 
     fn pending_keystore(&self, local: &EsId) -> Option<BTreeMap<String, String>> {
@@ -741,5 +1023,33 @@ impl RemoteWorld for View<'_> {
             .expect("pending")
             .get(local)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_trust_restrictions;
+
+    #[test]
+    fn trust_restrictions_files() {
+        let list = "trust.subject_name:\n  - \"*.node.a.cluster.1.account\"\n  - \"*.node.e.ns.es.local\"\n";
+        assert_eq!(
+            parse_trust_restrictions(list).unwrap(),
+            ["*.node.a.cluster.1.account", "*.node.e.ns.es.local"]
+        );
+        let nested = "trust:\n  subject_name: [\"x.*\", 'y.*']\n";
+        assert_eq!(parse_trust_restrictions(nested).unwrap(), ["x.*", "y.*"]);
+        let one = "trust.subject_name: \"*.es.local, *.account\"\n";
+        assert_eq!(
+            parse_trust_restrictions(one).unwrap(),
+            ["*.es.local", "*.account"]
+        );
+        assert_eq!(parse_trust_restrictions("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            parse_trust_restrictions("other: 1\n").unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(parse_trust_restrictions("trust.subject_name: [unclosed\n").is_err());
+        assert!(parse_trust_restrictions("- a\n- b\n").is_err());
     }
 }

@@ -40,7 +40,7 @@ pub use error::{EsError, EsErrorMore};
 pub use https::{EsBackend, SharedNode, connect_https, serve_https};
 pub use remote::{
     Connection, Endpoint, EsId, Interface, NoRemotes, NodeLocation, NotConnectedReason,
-    RemoteConfig, RemoteWorld, versions_compatible,
+    RemoteConfig, RemoteWorld, TrustRestrictions, subject_name_matches, versions_compatible,
 };
 pub use settings::{
     ClusterSettings, FlatSettings, Mode, SettingValue, parse_host_port, valid_alias,
@@ -249,6 +249,26 @@ pub struct PublishAddresses {
     pub remote_cluster: Vec<String>,
 }
 
+/// The name in an ECK transport certificate (subjectAltName otherName commonName):
+/// `<pod>.node.<es>.<namespace>.es.local`.
+pub fn eck_transport_node_name(pod: &str, es: &str, namespace: &str) -> String {
+    format!("{pod}.node.{es}.{namespace}.es.local")
+}
+
+/// Whether the nodes of a cluster found each other and elected a master.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ClusterFormation {
+    #[default]
+    Formed,
+    /// The nodes do not start (for example an unreadable trust restrictions file): nothing
+    /// listens, the pods are not Ready.
+    NodesNotStarted { reason: String },
+    /// The nodes run but cannot join each other (for example trust restrictions that reject the
+    /// cluster's own node certificates): no master, REST calls other than `GET /` answer 503
+    /// `master_not_discovered_exception`, and the cluster cannot be anyone's remote.
+    NoMaster { reason: String },
+}
+
 /// One simulated Elasticsearch cluster.
 #[derive(Clone, Debug)]
 pub struct ElasticsearchNode {
@@ -271,6 +291,12 @@ pub struct ElasticsearchNode {
     pub transport_ca_fingerprint: String,
     /// Publish addresses, for sniff mode (empty: not checked).
     pub publish_addresses: PublishAddresses,
+    /// Names in the nodes' transport certificates (subjectAltName otherName commonName), which
+    /// the peer's trust restrictions are matched against. [`ElasticsearchNode::set_nodes`] sets
+    /// ECK's `<pod>.node.<es>.<namespace>.es.local`.
+    pub transport_node_names: Vec<String>,
+    /// Whether the cluster formed; see [`ClusterFormation`].
+    pub formation: ClusterFormation,
     settings: ClusterSettings,
     api_keys: ApiKeyStore,
 }
@@ -284,6 +310,7 @@ impl ElasticsearchNode {
             patch: 0,
         });
         let node_name = format!("{}-es-default-0", id.name);
+        let transport_name = eck_transport_node_name(&node_name, &id.name, &id.namespace);
         ElasticsearchNode {
             cluster_name: id.name.clone(),
             cluster_uuid: api_keys::new_id() + "ab",
@@ -295,16 +322,28 @@ impl ElasticsearchNode {
             keystore: BTreeMap::new(),
             transport_ca_fingerprint: String::new(),
             publish_addresses: PublishAddresses::default(),
+            transport_node_names: vec![transport_name],
+            formation: ClusterFormation::Formed,
             settings: ClusterSettings::default(),
             api_keys: ApiKeyStore::default(),
             id,
         }
     }
 
-    /// Replace the node list (names); ids are generated.
+    /// Replace the node list (names); ids are generated, and the transport certificate names
+    /// follow ECK's convention (set `transport_node_names` afterwards for other conventions).
     pub fn set_nodes(&mut self, names: &[String]) {
         self.node_names = names.to_vec();
         self.node_ids = names.iter().map(|_| api_keys::new_id() + "ef").collect();
+        self.transport_node_names = names
+            .iter()
+            .map(|n| eck_transport_node_name(n, &self.id.name, &self.id.namespace))
+            .collect();
+    }
+
+    /// Whether a master was elected (the cluster formed).
+    pub fn is_formed(&self) -> bool {
+        self.formation == ClusterFormation::Formed
     }
 
     pub fn settings(&self) -> &ClusterSettings {
@@ -384,6 +423,10 @@ impl ElasticsearchNode {
         let params = req.params();
         check_params(req, &params, route.params(&method))?;
         let caller = self.authenticate(req, world.now_millis())?;
+        if !self.is_formed() && route != Route::Root {
+            // The node runs (file-realm users authenticate) but has no master.
+            return Ok(master_not_discovered());
+        }
         let body = parse_body(req)?;
         let flat = flag(&params, "flat_settings");
         let now = world.now_millis();
@@ -447,7 +490,8 @@ impl ElasticsearchNode {
         json!({
             "name": self.node_names.first().cloned().unwrap_or_default(),
             "cluster_name": self.cluster_name,
-            "cluster_uuid": self.cluster_uuid,
+            // Before a master publishes the cluster state the node does not know the uuid.
+            "cluster_uuid": if self.is_formed() { self.cluster_uuid.as_str() } else { "_na_" },
             "version": {
                 "number": self.version.to_string(),
                 "build_flavor": "default",
@@ -579,6 +623,24 @@ impl ElasticsearchNode {
             "missing authentication credentials for REST request [{}]",
             req.uri()
         )))
+    }
+}
+
+/// 503 `master_not_discovered_exception`, Elasticsearch's answer (after the master timeout)
+/// to a request that needs the elected master, with its null reason.
+pub(crate) fn master_not_discovered() -> EsResponse {
+    let cause = json!({"type": "master_not_discovered_exception", "reason": null});
+    EsResponse {
+        status: 503,
+        headers: Vec::new(),
+        body: json!({
+            "error": {
+                "root_cause": [cause],
+                "type": "master_not_discovered_exception",
+                "reason": null,
+            },
+            "status": 503,
+        }),
     }
 }
 

@@ -108,6 +108,13 @@ pub trait RemoteWorld {
     /// not running).
     fn with_node(&self, id: &EsId, f: &mut dyn FnMut(&ElasticsearchNode));
 
+    /// The transport trust restrictions of `local`
+    /// (`xpack.security.transport.ssl.trust_restrictions.path`), applied to the peer's transport
+    /// certificate names in both directions of mutual TLS. Default: none.
+    fn transport_trust_restrictions(&self, _local: &EsId) -> TrustRestrictions {
+        TrustRestrictions::default()
+    }
+
     /// The keystore content `POST _nodes/reload_secure_settings` would read (the keystore file
     /// on the node's disk). `None` keeps the loaded one.
     fn pending_keystore(&self, _local: &EsId) -> Option<BTreeMap<String, String>> {
@@ -121,6 +128,85 @@ pub trait RemoteWorld {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
     }
+}
+
+/// Transport trust restrictions as a node applies them to a peer certificate's names: one list
+/// of patterns per group of nodes that restricts (an ECK nodeSet with
+/// `xpack.security.transport.ssl.trust_restrictions.path`, or an external cluster), and a name
+/// is accepted only when it matches a pattern of every group (a connection may land on any
+/// node). No group: no restriction. An empty group accepts nobody.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustRestrictions {
+    pub groups: Vec<Vec<String>>,
+}
+
+impl TrustRestrictions {
+    /// Whether any group restricts.
+    pub fn is_restricted(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
+    /// Whether a certificate named `name` (subjectAltName otherName commonName) is accepted.
+    pub fn accepts(&self, name: &str) -> bool {
+        self.groups
+            .iter()
+            .all(|g| g.iter().any(|p| subject_name_matches(p, name)))
+    }
+}
+
+/// One `trust.subject_name` pattern against a certificate name, as Elasticsearch's
+/// `Automatons.patterns` reads a non-regex pattern: `*` matches any sequence (dots included),
+/// `?` one character, `\` escapes the next one; case-sensitive. Regex patterns (`/.../`) are
+/// not simulated and match nothing.
+pub fn subject_name_matches(pattern: &str, name: &str) -> bool {
+    #[derive(PartialEq)]
+    enum Tok {
+        Any,
+        One,
+        Lit(char),
+    }
+    if pattern.len() > 1 && pattern.starts_with('/') && pattern.ends_with('/') {
+        return false;
+    }
+    let mut toks = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        toks.push(match c {
+            '*' => Tok::Any,
+            '?' => Tok::One,
+            '\\' => Tok::Lit(chars.next().unwrap_or('\\')),
+            c => Tok::Lit(c),
+        });
+    }
+    let text: Vec<char> = name.chars().collect();
+    let (mut p, mut i) = (0usize, 0usize);
+    // Where the last `*` was and the text position it currently covers up to.
+    let mut star: Option<(usize, usize)> = None;
+    while i < text.len() {
+        match toks.get(p) {
+            Some(Tok::Any) => {
+                star = Some((p, i));
+                p += 1;
+            }
+            Some(Tok::One) => {
+                p += 1;
+                i += 1;
+            }
+            Some(Tok::Lit(c)) if *c == text[i] => {
+                p += 1;
+                i += 1;
+            }
+            _ => match star {
+                Some((sp, si)) => {
+                    star = Some((sp, si + 1));
+                    p = sp + 1;
+                    i = si + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    toks[p..].iter().all(|t| *t == Tok::Any)
 }
 
 /// A world with nothing in it: every remote is unreachable.
@@ -207,6 +293,15 @@ pub enum NotConnectedReason {
     PublishAddressUnreachable {
         address: String,
     },
+    /// Certificate model: the CA is trusted, but `rejected_by` (the local or the remote cluster)
+    /// restricts transport trust (`xpack.security.transport.ssl.trust_restrictions.path`) and
+    /// the name of `node_name`'s transport certificate (subjectAltName otherName commonName)
+    /// matches none of its patterns.
+    TrustRestricted {
+        address: String,
+        rejected_by: EsId,
+        node_name: String,
+    },
 }
 
 impl fmt::Display for NotConnectedReason {
@@ -269,6 +364,14 @@ impl fmt::Display for NotConnectedReason {
             PublishAddressUnreachable { address } => write!(
                 f,
                 "sniff mode: the remote node publish address [{address}] is not reachable"
+            ),
+            TrustRestricted {
+                address,
+                rejected_by,
+                node_name,
+            } => write!(
+                f,
+                "the transport connection through [{address}] is refused: [{rejected_by}] does not accept the certificate of node [{node_name}], whose name matches none of its trust restrictions"
             ),
         }
     }
@@ -532,16 +635,30 @@ impl ElasticsearchNode {
                 }
             }
             None => {
-                let remote_trust = if remote.id == self.id {
-                    world.trusted_cas(&self.id, Interface::Transport)
-                } else {
-                    world.trusted_cas(&remote.id, Interface::Transport)
+                // Mutual TLS on the transport: the local node checks the remote's certificate
+                // (its CA in `check_endpoint`, its name here), then the remote checks the local's.
+                let restricted = |by: &EsId, names: &[String]| {
+                    let restrictions = world.transport_trust_restrictions(by);
+                    names.iter().find(|n| !restrictions.accepts(n)).map(|n| {
+                        NotConnectedReason::TrustRestricted {
+                            address: address.to_string(),
+                            rejected_by: by.clone(),
+                            node_name: n.clone(),
+                        }
+                    })
                 };
+                if let Some(e) = restricted(&self.id, &remote.transport_node_names) {
+                    return Err(e);
+                }
+                let remote_trust = world.trusted_cas(&remote.id, Interface::Transport);
                 if !remote_trust.contains(&self.transport_ca_fingerprint) {
                     return Err(NotConnectedReason::RemoteDoesNotTrustLocal {
                         address: address.to_string(),
                         local_ca_fingerprint: self.transport_ca_fingerprint.clone(),
                     });
+                }
+                if let Some(e) = restricted(&remote.id, &self.transport_node_names) {
+                    return Err(e);
                 }
             }
         }

@@ -14,6 +14,7 @@ struct FakeWorld {
     endpoints: HashMap<(String, String), Endpoint>,
     trust: HashMap<(EsId, Interface), Vec<String>>,
     nodes: HashMap<EsId, ElasticsearchNode>,
+    restrictions: HashMap<EsId, TrustRestrictions>,
     pending: Option<BTreeMap<String, String>>,
     now: i64,
 }
@@ -37,6 +38,9 @@ impl RemoteWorld for FakeWorld {
     }
     fn pending_keystore(&self, _local: &EsId) -> Option<BTreeMap<String, String>> {
         self.pending.clone()
+    }
+    fn transport_trust_restrictions(&self, local: &EsId) -> TrustRestrictions {
+        self.restrictions.get(local).cloned().unwrap_or_default()
     }
     fn now_millis(&self) -> i64 {
         self.now
@@ -405,6 +409,185 @@ fn certificate_model_needs_transport_interface_and_mutual_trust() {
             ..
         })
     ));
+}
+
+#[test]
+fn subject_patterns_are_wildcards_over_the_whole_name() {
+    let name = "instance-0000000001.node.0123abcd.cluster.42.account";
+    for (pattern, expected) in [
+        ("*.node.0123abcd.cluster.42.account", true),
+        ("*.node.*.cluster.42.account", true),
+        ("*", true),
+        ("instance-000000000?.node.*.account", true),
+        ("*.node.0123abcd.cluster.43.account", false),
+        ("*.NODE.0123abcd.cluster.42.account", false),
+        ("*.node.0123abcd.cluster.42", false),
+        ("node.0123abcd.cluster.42.account", false),
+        ("instance-?.node.*", false),
+        ("/instance-.*/", false),
+        ("", false),
+    ] {
+        assert_eq!(
+            subject_name_matches(pattern, name),
+            expected,
+            "{pattern} against {name}"
+        );
+    }
+    assert!(subject_name_matches("a\\*b", "a*b"));
+    assert!(!subject_name_matches("a\\*b", "axxb"));
+    assert!(subject_name_matches(
+        "**.es.local",
+        "p-0.node.e.ns.es.local"
+    ));
+    assert!(subject_name_matches(
+        "*.es.local*",
+        "p-0.node.e.ns.es.local"
+    ));
+}
+
+#[test]
+fn trust_restrictions_need_a_match_in_every_group() {
+    let none = TrustRestrictions::default();
+    assert!(!none.is_restricted());
+    assert!(none.accepts("anything"));
+    let two = TrustRestrictions {
+        groups: vec![
+            vec![
+                "*.node.a.ns.es.local".into(),
+                "*.node.x.cluster.1.account".into(),
+            ],
+            vec!["*.node.x.cluster.1.account".into()],
+        ],
+    };
+    assert!(two.is_restricted());
+    assert!(two.accepts("instance-0000000000.node.x.cluster.1.account"));
+    assert!(!two.accepts("a-es-default-0.node.a.ns.es.local"));
+    let nobody = TrustRestrictions {
+        groups: vec![vec![]],
+    };
+    assert!(!nobody.accepts("a-es-default-0.node.a.ns.es.local"));
+}
+
+#[test]
+fn certificate_model_trust_restrictions_apply_both_ways() {
+    // The local restricts: the remote's node names must match.
+    let (local, mut world) = cert_setup();
+    world.restrictions.insert(
+        local_id(),
+        TrustRestrictions {
+            groups: vec![vec!["*.node.other.ns2.es.local".into()]],
+        },
+    );
+    let err = local.diagnose("r1", &world).unwrap_err();
+    assert_eq!(
+        err,
+        NotConnectedReason::TrustRestricted {
+            address: "203.0.113.8:9300".into(),
+            rejected_by: local_id(),
+            node_name: "remote-es-default-0.node.remote.ns2.es.local".into(),
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "the transport connection through [203.0.113.8:9300] is refused: [k1/ns1/local] does not accept the certificate of node [remote-es-default-0.node.remote.ns2.es.local], whose name matches none of its trust restrictions"
+    );
+    world.restrictions.insert(
+        local_id(),
+        TrustRestrictions {
+            groups: vec![vec!["*.node.remote.ns2.es.local".into()]],
+        },
+    );
+    assert!(local.diagnose("r1", &world).is_ok());
+
+    // The remote restricts: the local's node names must match; every remote node counts.
+    world.restrictions.insert(
+        remote_id(),
+        TrustRestrictions {
+            groups: vec![vec!["*.node.remote.ns2.es.local".into()]],
+        },
+    );
+    assert_eq!(
+        local.diagnose("r1", &world),
+        Err(NotConnectedReason::TrustRestricted {
+            address: "203.0.113.8:9300".into(),
+            rejected_by: remote_id(),
+            node_name: "local-es-default-0.node.local.ns1.es.local".into(),
+        })
+    );
+    world.restrictions.insert(
+        remote_id(),
+        TrustRestrictions {
+            groups: vec![vec!["*.es.local".into()]],
+        },
+    );
+    assert!(local.diagnose("r1", &world).is_ok());
+    remote_mut(&mut world)
+        .transport_node_names
+        .push("stranger".into());
+    assert!(matches!(
+        local.diagnose("r1", &world),
+        Err(NotConnectedReason::TrustRestricted { node_name, .. }) if node_name == "stranger"
+    ));
+
+    // The CA comes first: an untrusted remote CA is reported as such.
+    let (local, mut world) = cert_setup();
+    world.trust.insert(
+        (remote_id(), Interface::Transport),
+        vec!["remote-transport-ca".into()],
+    );
+    world.restrictions.insert(
+        remote_id(),
+        TrustRestrictions {
+            groups: vec![vec![]],
+        },
+    );
+    assert!(matches!(
+        local.diagnose("r1", &world),
+        Err(NotConnectedReason::RemoteDoesNotTrustLocal { .. })
+    ));
+}
+
+#[test]
+fn restrictions_do_not_apply_to_the_api_key_model() {
+    let (local, mut world) = api_key_setup();
+    world.restrictions.insert(
+        remote_id(),
+        TrustRestrictions {
+            groups: vec![vec![]],
+        },
+    );
+    assert!(local.diagnose("r1", &world).is_ok());
+}
+
+#[test]
+fn without_a_master_only_the_root_answers() {
+    let mut n = node(local_id());
+    n.formation = ClusterFormation::NoMaster {
+        reason: "test".into(),
+    };
+    let r = call(&mut n, &NoRemotes, "GET", "/", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["cluster_uuid"], "_na_");
+    for (method, uri) in [
+        ("GET", "/_cluster/settings"),
+        ("GET", "/_remote/info"),
+        ("GET", "/_security/api_key"),
+    ] {
+        let r = call(&mut n, &NoRemotes, method, uri, None);
+        assert_eq!(
+            (r.status, r.body),
+            (
+                503,
+                json!({"error":{"root_cause":[{"type":"master_not_discovered_exception","reason":null}],"type":"master_not_discovered_exception","reason":null},"status":503})
+            ),
+            "{method} {uri}"
+        );
+    }
+    let r = n.handle(
+        &EsRequest::new("GET", "/_cluster/settings").basic("elastic", "nope"),
+        &NoRemotes,
+    );
+    assert_eq!(r.status, 401, "file-realm authentication needs no master");
 }
 
 /// Same-Kubernetes ECK link in sniff mode: seeds and publish addresses.

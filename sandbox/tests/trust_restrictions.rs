@@ -1,0 +1,756 @@
+//! Transport trust restrictions (`xpack.security.transport.ssl.trust_restrictions.path`) in the
+//! certificate security model, as Elastic documents it for connecting an Elastic Cloud Hosted
+//! deployment with an ECK cluster: the ECK side trusts the regional CA and restricts which node
+//! names it accepts, the hosted side does the same, and a restriction that leaves out the ECK
+//! cluster's own nodes keeps them from forming a cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use remote_cluster_sandbox::elasticsearch::{
+    ClusterFormation, EsId, EsRequest, NotConnectedReason,
+};
+use remote_cluster_sandbox::{ClusterConfig, ClusterHandle, EsSeed, ResourceKey, Sandbox, Sub};
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+
+const IDLE: Duration = Duration::from_secs(20);
+const ES: ResourceKey = ResourceKey::ELASTICSEARCHES;
+const NS: &str = "search";
+const NAME: &str = "products";
+const CONFIG: &str = "/usr/share/elasticsearch/config";
+/// The pattern of `products`' own nodes, which the downloaded `trust.yml` lacks.
+const ECK_PATTERN: &str = "*.node.products.search.es.local";
+/// The ECH console's scope id for an ECK namespace (Elastic's ECH-to-ECK page).
+const SCOPE_ID: &str = "search.es.local";
+const ORG: &str = "1053523734";
+const OTHER_ORG: &str = "2718281828";
+
+fn sandbox(nodes: u32) -> Sandbox {
+    Sandbox::builder()
+        .operator_delay(Duration::from_millis(50))
+        .cluster(
+            ClusterConfig::new("east").elasticsearch(EsSeed::new(NS, NAME, "9.1.0").nodes(nodes)),
+        )
+        .hosted_external_elasticsearch("ech", "9.1.0", ORG)
+        .hosted_external_elasticsearch("intruder", "9.1.0", OTHER_ORG)
+        .start()
+        .unwrap()
+}
+
+fn secret(c: &ClusterHandle, ns: &str, name: &str, key: &str) -> String {
+    use base64::Engine;
+    let s = c.get(&ResourceKey::SECRETS, Some(ns), name).unwrap();
+    let v = s["data"][key].as_str().unwrap();
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v).unwrap()).unwrap()
+}
+
+/// The downloaded `trust.yml` with its second entry replaced by the ECK cluster's own pattern,
+/// as the documentation tells.
+fn corrected_trust_yml(sb: &Sandbox) -> String {
+    let downloaded = sb.external("ech").hosted_trust_yml(SCOPE_ID);
+    let wrong = format!("*.node.*.cluster.{SCOPE_ID}.account");
+    assert!(downloaded.contains(&wrong), "{downloaded}");
+    downloaded.replace(&wrong, ECK_PATTERN)
+}
+
+/// ConfigMap `ech-trust` with the regional CA (`ca.crt`) and `trust.yml`.
+fn trust_config_map(east: &ClusterHandle, ca: &str, trust_yml: &str) {
+    let cm = json!({"metadata": {"name": "ech-trust", "namespace": NS},
+        "data": {"ca.crt": ca, "trust.yml": trust_yml}});
+    if east
+        .get(&ResourceKey::CONFIGMAPS, Some(NS), "ech-trust")
+        .is_some()
+    {
+        east.merge_patch(
+            &ResourceKey::CONFIGMAPS,
+            Some(NS),
+            "ech-trust",
+            &cm,
+            Sub::Main,
+        )
+        .unwrap();
+    } else {
+        east.create(&ResourceKey::CONFIGMAPS, cm).unwrap();
+    }
+}
+
+/// A nodeSet; with `trust`, the ConfigMap mounted at `config/ech-trust` and both settings.
+fn node_set(name: &str, count: u32, trust: Option<(&str, &str)>) -> Value {
+    let mut set = json!({"name": name, "count": count, "config": {"node.store.allow_mmap": false}});
+    if let Some((ca_file, restrictions_file)) = trust {
+        set["config"]["xpack.security.transport.ssl.certificate_authorities"] =
+            json!([format!("{CONFIG}/ech-trust/{ca_file}")]);
+        if !restrictions_file.is_empty() {
+            set["config"]["xpack.security.transport.ssl.trust_restrictions.path"] =
+                json!(format!("{CONFIG}/ech-trust/{restrictions_file}"));
+        }
+        set["podTemplate"] = json!({"spec": {
+            "volumes": [{"name": "ech-trust", "configMap": {"name": "ech-trust"}}],
+            "containers": [{"name": "elasticsearch", "volumeMounts": [
+                {"name": "ech-trust", "mountPath": format!("{CONFIG}/ech-trust"), "readOnly": true}]}]}});
+    }
+    set
+}
+
+/// The documented setup on every nodeSet, the transport behind a LoadBalancer.
+fn apply_node_sets(east: &ClusterHandle, sets: Vec<Value>) {
+    east.merge_patch(
+        &ES,
+        Some(NS),
+        NAME,
+        &json!({"spec": {"nodeSets": sets, "transport": {"service": {"spec": {"type": "LoadBalancer"}}}}}),
+        Sub::Main,
+    )
+    .unwrap();
+    east.wait_idle(IDLE).unwrap();
+}
+
+fn es(east: &ClusterHandle) -> Value {
+    east.get(&ES, Some(NS), NAME).unwrap()
+}
+
+fn condition(es: &Value, ty: &str) -> String {
+    es["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == ty)
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+fn pods_ready(east: &ClusterHandle) -> Vec<(String, String)> {
+    east.list(&ResourceKey::PODS, Some(NS))
+        .iter()
+        .map(|p| {
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Ready")
+                .unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (p["metadata"]["name"].as_str().unwrap().to_string(), ready)
+        })
+        .collect()
+}
+
+fn transport_lb(east: &ClusterHandle) -> String {
+    let host = east
+        .get(&ResourceKey::SERVICES, Some(NS), "products-es-transport")
+        .unwrap()["status"]["loadBalancer"]["ingress"][0]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    format!("{host}:9300")
+}
+
+/// `PUT _cluster/settings` on an external: alias `eck` in proxy mode to `address`.
+fn external_remote(sb: &Sandbox, external: &str, address: &str) {
+    let ext = sb.external(external);
+    let r = sb.external_request(
+        external,
+        &EsRequest::new("PUT", "/_cluster/settings")
+            .basic("elastic", &ext.password)
+            .json(&json!({"persistent": {"cluster": {"remote": {"eck": {"mode": "proxy", "proxy_address": address}}}}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn external_connected(sb: &Sandbox, external: &str) -> Value {
+    let ext = sb.external(external);
+    let r = sb.external_request(
+        external,
+        &EsRequest::new("GET", "/_remote/info").basic("elastic", &ext.password),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["eck"]["connected"].clone()
+}
+
+/// `PUT _cluster/settings` on `products`: alias `alias` in proxy mode to `address`.
+fn eck_remote(east: &ClusterHandle, alias: &str, address: &str) {
+    let pw = secret(east, NS, "products-es-elastic-user", "elastic");
+    let r = east.es_request(
+        NS,
+        NAME,
+        &EsRequest::new("PUT", "/_cluster/settings")
+            .basic("elastic", &pw)
+            .json(&json!({"persistent": {"cluster": {"remote": {alias: {"mode": "proxy", "proxy_address": address}}}}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn eck_id() -> EsId {
+    EsId::new("east", NS, NAME)
+}
+
+fn eck_ca(east: &ClusterHandle) -> String {
+    secret(east, NS, "products-es-transport-certs-public", "ca.crt")
+}
+
+#[test]
+fn hosted_externals_share_a_regional_transport_ca_and_name_their_nodes_like_ech() {
+    let sb = sandbox(1);
+    let ech = sb.external("ech");
+    let intruder = sb.external("intruder");
+    let dep = ech.deployment_id.clone().unwrap();
+    assert_eq!(dep.len(), 32);
+    assert!(dep.chars().all(|c| c.is_ascii_hexdigit()), "{dep}");
+    assert_eq!(ech.organization_id.as_deref(), Some(ORG));
+    assert_ne!(intruder.deployment_id, ech.deployment_id);
+    // Stable: derived from the name, not random.
+    let again = sandbox(1).external("ech");
+    assert_eq!(again.deployment_id, ech.deployment_id);
+    assert_eq!(
+        ech.transport_node_names,
+        [
+            format!("instance-0000000000.node.{dep}.cluster.{ORG}.account"),
+            format!("instance-0000000001.node.{dep}.cluster.{ORG}.account"),
+        ]
+    );
+    assert_eq!(
+        ech.transport_subject_pattern,
+        format!("*.node.{dep}.cluster.{ORG}.account")
+    );
+    assert_eq!(
+        ech.hosted_trust_yml(SCOPE_ID),
+        format!(
+            "trust.subject_name:\n  - \"*.node.{dep}.cluster.{ORG}.account\"\n  - \"*.node.*.cluster.search.es.local.account\"\n"
+        )
+    );
+    // One regional CA signs every hosted deployment's transport; the remote cluster server
+    // keeps a CA of its own.
+    assert_eq!(ech.transport_ca_pem, intruder.transport_ca_pem);
+    assert_ne!(ech.transport_ca_pem, ech.remote_cluster_ca_pem);
+    assert!(
+        ech.transport_address.ends_with(":9400"),
+        "{}",
+        ech.transport_address
+    );
+    assert!(ech.remote_cluster_address.ends_with(":9443"));
+}
+
+#[test]
+fn hosted_deployment_connects_to_eck_with_the_ca_and_corrected_restrictions_on_every_node_set() {
+    let sb = sandbox(2);
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let ech = sb.external("ech");
+    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
+    let trust = Some(("ca.crt", "trust.yml"));
+    apply_node_sets(
+        &east,
+        vec![node_set("default", 2, trust), node_set("warm", 1, trust)],
+    );
+    let now = es(&east);
+    assert_eq!(now["status"]["phase"], "Ready", "{}", now["status"]);
+    assert_eq!(now["status"]["health"], "green");
+    assert_eq!(now["status"]["availableNodes"], 3);
+    assert!(pods_ready(&east).iter().all(|(_, r)| r == "True"));
+    assert_eq!(
+        east.es_node(NS, NAME, |n| n.transport_node_names.clone())
+            .unwrap(),
+        [
+            "products-es-default-0.node.products.search.es.local",
+            "products-es-default-1.node.products.search.es.local",
+            "products-es-warm-0.node.products.search.es.local",
+        ]
+    );
+
+    // ECH -> ECK: the deployment reaches the LoadBalancer of the transport.
+    let lb = transport_lb(&east);
+    external_remote(&sb, "ech", &lb);
+    assert_eq!(
+        external_connected(&sb, "ech"),
+        false,
+        "ECH does not trust ECK's CA yet"
+    );
+    assert!(matches!(
+        sb.external_diagnose("ech", "eck"),
+        Err(NotConnectedReason::UntrustedCertificate { .. })
+    ));
+    // Trusting the CA is not enough: ECH restricts transport trust to the names it was given.
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[])
+        .unwrap();
+    assert_eq!(
+        sb.external_diagnose("ech", "eck"),
+        Err(NotConnectedReason::TrustRestricted {
+            address: lb.clone(),
+            rejected_by: ech.id.clone(),
+            node_name: "products-es-default-0.node.products.search.es.local".into(),
+        })
+    );
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    assert_eq!(external_connected(&sb, "ech"), true);
+    let connection = sb.external_diagnose("ech", "eck").unwrap();
+    assert_eq!(connection.target, eck_id());
+
+    // ECK -> ECH through the deployment's proxy (transport port 9400), the same trust both ways.
+    eck_remote(&east, "ech", &ech.transport_address);
+    let info = east.remote_info(NS, NAME);
+    assert_eq!(info["ech"]["connected"], true, "{info}");
+}
+
+#[test]
+fn another_organization_signed_by_the_same_regional_ca_is_refused_by_the_restrictions() {
+    let sb = sandbox(1);
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let ech = sb.external("ech");
+    let intruder = sb.external("intruder");
+    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
+    apply_node_sets(
+        &east,
+        vec![node_set("default", 1, Some(("ca.crt", "trust.yml")))],
+    );
+    let lb = transport_lb(&east);
+    // The intruder's administrator trusts the ECK cluster fully: only the ECK side can refuse.
+    sb.external_admin_trust_transport("intruder", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    external_remote(&sb, "intruder", &lb);
+    assert_eq!(external_connected(&sb, "intruder"), false);
+    let refused = sb.external_diagnose("intruder", "eck").unwrap_err();
+    assert_eq!(
+        refused,
+        NotConnectedReason::TrustRestricted {
+            address: lb.clone(),
+            rejected_by: eck_id(),
+            node_name: intruder.transport_node_names[0].clone(),
+        }
+    );
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the transport connection through [{lb}] is refused: [east/search/products] does not accept the certificate of node [{}], whose name matches none of its trust restrictions",
+            intruder.transport_node_names[0]
+        )
+    );
+    // The other direction: the ECK cluster does not accept the intruder's proxy either.
+    eck_remote(&east, "intruder", &intruder.transport_address);
+    assert_eq!(
+        east.diagnose(NS, NAME, "intruder"),
+        Err(NotConnectedReason::TrustRestricted {
+            address: intruder.transport_address.clone(),
+            rejected_by: eck_id(),
+            node_name: intruder.transport_node_names[0].clone(),
+        })
+    );
+    // The deployment that the restrictions name connects.
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    external_remote(&sb, "ech", &lb);
+    assert_eq!(external_connected(&sb, "ech"), true);
+}
+
+#[test]
+fn without_restrictions_any_deployment_signed_by_the_regional_ca_is_accepted() {
+    let sb = sandbox(1);
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let ech = sb.external("ech");
+    // Only the CA: what trusting ECH's CA alone amounts to.
+    trust_config_map(&east, &ech.transport_ca_pem, "");
+    apply_node_sets(&east, vec![node_set("default", 1, Some(("ca.crt", "")))]);
+    assert_eq!(es(&east)["status"]["phase"], "Ready");
+    let lb = transport_lb(&east);
+    sb.external_admin_trust_transport("intruder", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    external_remote(&sb, "intruder", &lb);
+    assert_eq!(
+        external_connected(&sb, "intruder"),
+        true,
+        "a deployment of another organization in the same region gets in"
+    );
+    eck_remote(
+        &east,
+        "intruder",
+        &sb.external("intruder").transport_address,
+    );
+    assert_eq!(east.remote_info(NS, NAME)["intruder"]["connected"], true);
+}
+
+#[test]
+fn settings_on_one_node_set_only_do_not_connect() {
+    let sb = sandbox(2);
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let ech = sb.external("ech");
+    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
+    apply_node_sets(
+        &east,
+        vec![
+            node_set("default", 2, Some(("ca.crt", "trust.yml"))),
+            node_set("warm", 1, None),
+        ],
+    );
+    // The cluster forms (the restrictions name its own nodes), but `warm` does not trust the
+    // regional CA: connections that land there fail.
+    assert_eq!(es(&east)["status"]["phase"], "Ready");
+    let lb = transport_lb(&east);
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    external_remote(&sb, "ech", &lb);
+    assert_eq!(external_connected(&sb, "ech"), false);
+    assert!(
+        matches!(
+            sb.external_diagnose("ech", "eck"),
+            Err(NotConnectedReason::RemoteDoesNotTrustLocal { .. })
+        ),
+        "{:?}",
+        sb.external_diagnose("ech", "eck")
+    );
+    eck_remote(&east, "ech", &ech.transport_address);
+    assert!(matches!(
+        east.diagnose(NS, NAME, "ech"),
+        Err(NotConnectedReason::UntrustedCertificate { .. })
+    ));
+
+    // Both settings and the mount on every nodeSet, as documented: both directions connect.
+    apply_node_sets(
+        &east,
+        vec![
+            node_set("default", 2, Some(("ca.crt", "trust.yml"))),
+            node_set("warm", 1, Some(("ca.crt", "trust.yml"))),
+        ],
+    );
+    assert_eq!(external_connected(&sb, "ech"), true);
+    assert_eq!(east.remote_info(NS, NAME)["ech"]["connected"], true);
+}
+
+#[test]
+fn a_single_node_forms_even_when_its_own_name_is_not_in_the_restrictions() {
+    // A node does not open a transport connection to itself, so the downloaded file only
+    // breaks clusters of several nodes.
+    let sb = sandbox(1);
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let ech = sb.external("ech");
+    trust_config_map(
+        &east,
+        &ech.transport_ca_pem,
+        &ech.hosted_trust_yml(SCOPE_ID),
+    );
+    apply_node_sets(
+        &east,
+        vec![node_set("default", 1, Some(("ca.crt", "trust.yml")))],
+    );
+    assert_eq!(es(&east)["status"]["phase"], "Ready");
+    // ECH connects to it (the file names ECH), but the ECK node would refuse a second node.
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    external_remote(&sb, "ech", &transport_lb(&east));
+    assert_eq!(external_connected(&sb, "ech"), true);
+}
+
+async fn kube_client(sb: &Sandbox) -> kube::Client {
+    let kc = Kubeconfig::from_yaml(&sb.kubeconfig_yaml()).unwrap();
+    let opts = KubeConfigOptions {
+        context: Some("east".into()),
+        ..Default::default()
+    };
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+/// `GET path` on pod `products-es-default-0` port 9200 through a kube-rs port-forward, over
+/// HTTPS verified with the published HTTP CA; `None` when the kubelet refuses the port.
+async fn es_through_port_forward(
+    sb: &Sandbox,
+    east: &ClusterHandle,
+    path: &str,
+) -> Option<(u16, Value)> {
+    let pods: Api<Pod> = Api::namespaced(kube_client(sb).await, NS);
+    let mut pf = pods
+        .portforward("products-es-default-0", &[9200])
+        .await
+        .unwrap();
+    let errors = pf.take_error(9200).unwrap();
+    let stream = pf.take_stream(9200).unwrap();
+    let ca = secret(east, NS, "products-es-http-certs-public", "ca.crt");
+    let mut roots = rustls::RootCertStore::empty();
+    for p in x509_parser::pem::Pem::iter_from_buffer(ca.as_bytes()) {
+        roots
+            .add(CertificateDer::from(p.unwrap().contents))
+            .unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let server = ServerName::try_from("products-es-http.search.svc".to_string()).unwrap();
+    let tls = match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(server, stream),
+    )
+    .await
+    {
+        Ok(Ok(tls)) => tls,
+        _ => {
+            let msg = tokio::time::timeout(Duration::from_secs(5), errors)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            assert!(msg.contains("9200"), "{msg}");
+            return None;
+        }
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    use base64::Engine;
+    let password = secret(east, NS, "products-es-elastic-user", "elastic");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("elastic:{password}"));
+    let req = http::Request::get(path)
+        .header("host", "localhost")
+        .header("authorization", format!("Basic {auth}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Some((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+fn assert_not_formed(east: &ClusterHandle) {
+    let now = es(east);
+    let st = &now["status"];
+    assert_eq!(st["phase"], "ApplyingChanges", "{st}");
+    assert_eq!(st["health"], "unknown");
+    assert_eq!(st["availableNodes"], 0);
+    assert_eq!(condition(&now, "ElasticsearchIsReachable"), "False");
+    assert_eq!(condition(&now, "ReconciliationComplete"), "False");
+    // The rollout itself finished: the operator saw this generation.
+    assert_eq!(st["observedGeneration"], now["metadata"]["generation"]);
+    let pods = pods_ready(east);
+    assert!(!pods.is_empty());
+    assert!(pods.iter().all(|(_, r)| r == "False"), "{pods:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_downloaded_trust_yml_keeps_eck_nodes_apart_until_a_fixed_one_rolls_out() {
+    let sb = sandbox(2);
+    let east = sb.cluster("east");
+    tokio::task::block_in_place(|| east.wait_idle(IDLE)).unwrap();
+    let ech = sb.external("ech");
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    // The file as downloaded: its second entry does not match ECK's node names.
+    trust_config_map(
+        &east,
+        &ech.transport_ca_pem,
+        &ech.hosted_trust_yml(SCOPE_ID),
+    );
+    tokio::task::block_in_place(|| {
+        apply_node_sets(
+            &east,
+            vec![node_set("default", 2, Some(("ca.crt", "trust.yml")))],
+        )
+    });
+    assert_not_formed(&east);
+    let formation = east.es_node(NS, NAME, |n| n.formation.clone()).unwrap();
+    assert!(
+        matches!(&formation, ClusterFormation::NoMaster { reason } if reason.contains("products-es-default-1.node.products.search.es.local")),
+        "{formation:?}"
+    );
+    // Still so on later passes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| east.wait_idle(IDLE)).unwrap();
+    assert_not_formed(&east);
+
+    // The nodes run: the port-forward reaches one, which has no master.
+    let (status, body) = es_through_port_forward(&sb, &east, "/_cluster/settings")
+        .await
+        .expect("the HTTP server of a node without master answers");
+    assert_eq!(
+        (status, body),
+        (
+            503,
+            json!({"error":{"root_cause":[{"type":"master_not_discovered_exception","reason":null}],"type":"master_not_discovered_exception","reason":null},"status":503})
+        )
+    );
+    let (status, root) = es_through_port_forward(&sb, &east, "/").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(root["cluster_uuid"], "_na_");
+
+    // Nobody can use it as a remote.
+    let lb = transport_lb(&east);
+    external_remote(&sb, "ech", &lb);
+    assert_eq!(external_connected(&sb, "ech"), false);
+    assert_eq!(
+        sb.external_diagnose("ech", "eck"),
+        Err(NotConnectedReason::RemoteUnavailable {
+            address: lb.clone(),
+            remote: eck_id(),
+        })
+    );
+
+    // Fix the file and roll the pods out again.
+    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
+    let before = es(&east)["metadata"]["generation"].as_i64().unwrap();
+    let mut fixed = node_set("default", 2, Some(("ca.crt", "trust.yml")));
+    fixed["podTemplate"]["metadata"] =
+        json!({"annotations": {"kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z"}});
+    tokio::task::block_in_place(|| apply_node_sets(&east, vec![fixed]));
+    let now = es(&east);
+    assert_eq!(now["metadata"]["generation"], before + 1);
+    assert_eq!(now["status"]["phase"], "Ready", "{}", now["status"]);
+    assert_eq!(now["status"]["health"], "green");
+    assert_eq!(now["status"]["availableNodes"], 2);
+    assert_eq!(condition(&now, "ElasticsearchIsReachable"), "True");
+    assert!(pods_ready(&east).iter().all(|(_, r)| r == "True"));
+    let (status, _) = es_through_port_forward(&sb, &east, "/_cluster/settings")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(external_connected(&sb, "ech"), true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_trust_restrictions_file_keeps_the_nodes_from_starting() {
+    let sb = sandbox(2);
+    let east = sb.cluster("east");
+    tokio::task::block_in_place(|| east.wait_idle(IDLE)).unwrap();
+    let ech = sb.external("ech");
+    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
+
+    // A file name that is not in the ConfigMap.
+    tokio::task::block_in_place(|| {
+        apply_node_sets(
+            &east,
+            vec![node_set("default", 2, Some(("ca.crt", "trust.yaml")))],
+        )
+    });
+    assert_not_formed(&east);
+    let formation = east.es_node(NS, NAME, |n| n.formation.clone()).unwrap();
+    assert!(
+        matches!(&formation, ClusterFormation::NodesNotStarted { reason } if reason.contains("NoSuchFileException")),
+        "{formation:?}"
+    );
+    // Nothing listens: the kubelet refuses the port, the API answers nothing.
+    assert_eq!(
+        es_through_port_forward(&sb, &east, "/").await,
+        None,
+        "no HTTP server"
+    );
+    let pw = secret(&east, NS, "products-es-elastic-user", "elastic");
+    let r = east.es_request(NS, NAME, &EsRequest::new("GET", "/").basic("elastic", &pw));
+    assert_eq!(r.status, 503);
+
+    // The right name, but the content is not YAML.
+    trust_config_map(
+        &east,
+        &ech.transport_ca_pem,
+        "trust.subject_name: [\"*.account\"\n",
+    );
+    tokio::task::block_in_place(|| {
+        apply_node_sets(
+            &east,
+            vec![node_set("default", 2, Some(("ca.crt", "trust.yml")))],
+        )
+    });
+    assert_not_formed(&east);
+    let formation = east.es_node(NS, NAME, |n| n.formation.clone()).unwrap();
+    assert!(
+        matches!(&formation, ClusterFormation::NodesNotStarted { reason } if reason.contains("invalid YAML")),
+        "{formation:?}"
+    );
+
+    // A valid file and another rollout.
+    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
+    let mut fixed = node_set("default", 2, Some(("ca.crt", "trust.yml")));
+    fixed["podTemplate"]["metadata"] = json!({"annotations": {"fix": "1"}});
+    tokio::task::block_in_place(|| apply_node_sets(&east, vec![fixed]));
+    let now = es(&east);
+    assert_eq!(now["status"]["phase"], "Ready", "{}", now["status"]);
+    assert_eq!(now["status"]["health"], "green");
+    let r = east.es_request(NS, NAME, &EsRequest::new("GET", "/").basic("elastic", &pw));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_self_managed_external_restricts_only_once_it_names_patterns() {
+    let sb = Sandbox::builder()
+        .operator_delay(Duration::from_millis(50))
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new(NS, NAME, "9.1.0").nodes(1)))
+        .external_elasticsearch("selfmanaged", "9.1.0")
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let ext = sb.external("selfmanaged");
+    assert_eq!(ext.transport_ca_pem, ext.remote_cluster_ca_pem);
+    assert_eq!(
+        ext.transport_node_names,
+        ["selfmanaged-0.node.selfmanaged.external.es.local"]
+    );
+    assert_eq!(
+        ext.transport_subject_pattern,
+        "*.node.selfmanaged.external.es.local"
+    );
+    assert_eq!(ext.deployment_id, None);
+    // ECK trusts its CA through spec.transport.tls.certificateAuthorities.
+    east.create(
+        &ResourceKey::CONFIGMAPS,
+        json!({"metadata": {"name": "their-ca", "namespace": NS}, "data": {"ca.crt": ext.transport_ca_pem}}),
+    )
+    .unwrap();
+    east.merge_patch(
+        &ES,
+        Some(NS),
+        NAME,
+        &json!({"spec": {"transport": {
+            "tls": {"certificateAuthorities": {"configMapName": "their-ca"}},
+            "service": {"spec": {"type": "LoadBalancer"}}}}}),
+        Sub::Main,
+    )
+    .unwrap();
+    east.wait_idle(IDLE).unwrap();
+    let lb = transport_lb(&east);
+    external_remote(&sb, "selfmanaged", &lb);
+    sb.external_admin_trust_transport("selfmanaged", &eck_ca(&east), &[])
+        .unwrap();
+    assert_eq!(
+        external_connected(&sb, "selfmanaged"),
+        true,
+        "no restriction"
+    );
+    sb.external_admin_trust_transport(
+        "selfmanaged",
+        &eck_ca(&east),
+        &["*.node.other.search.es.local"],
+    )
+    .unwrap();
+    assert_eq!(
+        sb.external_diagnose("selfmanaged", "eck"),
+        Err(NotConnectedReason::TrustRestricted {
+            address: lb.clone(),
+            rejected_by: ext.id.clone(),
+            node_name: "products-es-default-0.node.products.search.es.local".into(),
+        })
+    );
+    sb.external_admin_trust_transport("selfmanaged", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    assert_eq!(external_connected(&sb, "selfmanaged"), true);
+    // A CA that is not PEM is refused.
+    assert!(
+        sb.external_admin_trust_transport("selfmanaged", "not a certificate", &[])
+            .is_err()
+    );
+}
