@@ -338,3 +338,81 @@ fn a_restriction_someone_else_set_is_left_alone() {
     assert_eq!(common::plugin_writes(&east), 0);
     common::assert_same_objects(&before, &world.snapshot(&["east"]));
 }
+
+#[test]
+fn an_eck_cluster_links_to_a_hosted_deployment_with_restricted_trust_and_unlinks() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    let before = world.snapshot(&["east"]);
+    let (ca, trust) = downloads(&world);
+    let ech = world.sandbox.external("ech");
+    let link = |extra: &[&str]| {
+        let mut command = world.plugin();
+        command
+            .args([
+                "link",
+                "products",
+                "-n",
+                "search",
+                "--external",
+                "ech-logs",
+                "--security",
+                "certificate",
+                "--proxy-address",
+                &ech.transport_address,
+                "--yes",
+                "--timeout",
+                "60s",
+                "--ca-file",
+            ])
+            .arg(&ca)
+            .arg("--trust-file")
+            .arg(&trust)
+            .args(extra);
+        command.output().unwrap()
+    };
+    let output = link(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let eck_ca = stdout_of(&output);
+    assert!(
+        eck_ca.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{eck_ca}"
+    );
+    world.settle(&["east"]);
+    let es = products(&world);
+    assert_eq!(es["status"]["phase"], "Ready", "{}", es["status"]);
+    assert_eq!(
+        east.remote_info("search", "products")["ech-logs"]["connected"],
+        false,
+        "not before the deployment trusts this cluster"
+    );
+    world
+        .sandbox
+        .external_admin_trust_transport("ech", &eck_ca, &[ECK_PATTERN])
+        .unwrap();
+    let info = east.remote_info("search", "products");
+    assert_eq!(info["ech-logs"]["connected"], true, "{info}");
+
+    east.clear_requests();
+    assert_eq!(link(&[]).status.code(), Some(0));
+    assert_eq!(
+        common::plugin_writes(&east),
+        0,
+        "a second link changes nothing"
+    );
+
+    world.ok([
+        "unlink",
+        "products",
+        "ech-logs",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
+    world.settle(&["east"]);
+    common::assert_same_objects(&before, &world.snapshot(&["east"]));
+    assert_eq!(products(&world)["status"]["phase"], "Ready");
+    assert!(east.remote_info("search", "products")["ech-logs"].is_null());
+}
