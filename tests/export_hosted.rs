@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 const ECK_PATTERN: &str = "*.node.products.search.es.local";
 
-/// East runs `search/products` with two nodeSets; `ech` and `stranger` are deployments of two
+/// East runs `search/products` with two nodeSets and `search/orders`; `ech` and `stranger` are deployments of two
 /// organisations in the same region, so one CA signs both.
 fn world() -> World {
     let world = World::start(
@@ -21,7 +21,8 @@ fn world() -> World {
             .operator_delay(Duration::from_millis(50))
             .cluster(
                 ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1)),
+                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1))
+                    .elasticsearch(EsSeed::new("search", "orders", "9.1.0").nodes(1)),
             )
             .hosted_external_elasticsearch("ech", "9.1.0", "1075999151")
             .hosted_external_elasticsearch("stranger", "9.1.0", "2000000002"),
@@ -415,4 +416,44 @@ fn an_eck_cluster_links_to_a_hosted_deployment_with_restricted_trust_and_unlinks
     common::assert_same_objects(&before, &world.snapshot(&["east"]));
     assert_eq!(products(&world)["status"]["phase"], "Ready");
     assert!(east.remote_info("search", "products")["ech-logs"].is_null());
+}
+
+#[test]
+fn a_certificate_link_made_after_the_restriction_lets_the_new_peer_in() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    let (ca, trust) = downloads(&world);
+    world.ok(export_args(&world, &ca, &trust));
+    world.settle(&["east"]);
+    world.ok([
+        "link",
+        "orders",
+        "products",
+        "-n",
+        "search",
+        "--security",
+        "certificate",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
+    world.settle(&["east"]);
+    let info = east.remote_info("search", "orders");
+    assert_eq!(info["products"]["connected"], true, "{info}");
+    let configmap = east
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("search"),
+            "products-remote-cluster-restricted-trust",
+        )
+        .unwrap();
+    let trust_yml = configmap["data"]["trust.yml"].as_str().unwrap();
+    assert!(
+        trust_yml.contains("*.node.orders.search.es.local"),
+        "{trust_yml}"
+    );
+    // The export run again finds the peer through ECK's CA copies: nothing to rewrite.
+    east.clear_requests();
+    world.ok(export_args(&world, &ca, &trust));
+    assert_eq!(common::plugin_writes(&east), 0);
 }

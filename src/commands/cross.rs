@@ -47,7 +47,18 @@ pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode
         async move {
             let planned = if certificate {
                 let observed = observe_certificate(sides, args).await?;
-                plan::plan_certificate_link(&observed, request)
+                let mut planned =
+                    plan::plan_certificate_link(&observed, request).map_err(UserError::from)?;
+                let (local, remote) = (&observed.local.es, &observed.remote.es);
+                let (local_sync, remote_sync) = tokio::try_join!(
+                    restricted_peer_sync(sides.local, local, &remote.id),
+                    restricted_peer_sync(sides.remote, remote, &local.id),
+                )?;
+                planned
+                    .plan
+                    .steps
+                    .splice(0..0, local_sync.into_iter().chain(remote_sync));
+                Ok(planned)
             } else {
                 let observed = observe(sides, args, request).await?;
                 plan::plan_cross_environment_link(&observed, request)
@@ -291,6 +302,21 @@ pub async fn restricted_side(
         configmap: configmap.map_err(failure)?.map(to_value),
         eck_peers: plan::eck_transport_peers(side, &peers),
     })
+}
+
+/// When `es` restricts its transport trust by node name, the step that lets `peer`'s nodes in;
+/// reads the restricted trust only then.
+pub async fn restricted_peer_sync(
+    client: &ContextClient,
+    es: &EsState,
+    peer: &plan::ClusterId,
+) -> anyhow::Result<Option<plan::Step>> {
+    if !plan::uses_restricted_trust(es) {
+        return Ok(None);
+    }
+    let side = trust_side(client, es.clone()).await?;
+    let observed = restricted_side(client, &side).await?;
+    Ok(plan::restricted_peer_step(&es.id, &observed, peer))
 }
 
 async fn observe_certificate(

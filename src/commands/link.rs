@@ -108,6 +108,16 @@ pub async fn run(
             };
             let mut planned = plan::plan_same_operator_link(&local, &remote, operator, request)
                 .map_err(UserError::from)?;
+            if planned.security == plan::SecurityModel::Certificate && !planned.plan.is_empty() {
+                let (local_sync, remote_sync) = tokio::try_join!(
+                    cross::restricted_peer_sync(client, &local, &remote.id),
+                    cross::restricted_peer_sync(client, &remote, &local.id),
+                )?;
+                planned
+                    .plan
+                    .steps
+                    .splice(0..0, local_sync.into_iter().chain(remote_sync));
+            }
             if request.skip_unavailable {
                 let current = current_skip_unavailable(client, &local, &planned.alias).await;
                 planned.plan.steps.extend(plan::skip_unavailable_step(

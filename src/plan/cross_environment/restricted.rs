@@ -142,14 +142,14 @@ pub fn render_trust_yml(
 /// The ConfigMap with the peers' CAs, `trust.yml` and the record of patterns, for `peers` and
 /// their CA blocks; `None` when it already holds exactly that.
 fn configmap_step(
-    side: &TrustSide,
+    es: &ClusterId,
     observed: &RestrictedObserved,
     bundle: String,
     peers: &BTreeMap<String, Vec<String>>,
     summary: String,
     diff: Vec<String>,
 ) -> Option<Step> {
-    let trust_yml = render_trust_yml(&side.es.id, &observed.eck_peers, peers);
+    let trust_yml = render_trust_yml(es, &observed.eck_peers, peers);
     let peers_json = serde_json::to_string(peers).expect("serializes");
     if observed.configmap.is_some()
         && observed.data("ca.crt") == bundle
@@ -159,13 +159,13 @@ fn configmap_step(
         return None;
     }
     Some(Step {
-        cluster: side.es.id.clone(),
+        cluster: es.clone(),
         summary,
         restarts_nodes: false,
         change: Change::ApplyObject {
             object: ObjectKind::ConfigMap,
-            namespace: side.es.id.namespace.clone(),
-            name: restricted_trust_name(&side.es.id),
+            namespace: es.namespace.clone(),
+            name: restricted_trust_name(es),
             resource_version: observed.configmap.as_ref().and_then(resource_version_of),
             labels: if observed.configmap.is_none() {
                 ours_labels()
@@ -229,7 +229,7 @@ pub(crate) fn restricted_trust_steps(
             subjects.join(", ")
         ),
     ];
-    let configmap = configmap_step(side, observed, bundle, &peers, summary, diff);
+    let configmap = configmap_step(&es.id, observed, bundle, &peers, summary, diff);
     let (node_set_ops, diff) = node_set_ops(es, true);
     Ok(RestrictedChange {
         configmap,
@@ -275,7 +275,7 @@ pub(crate) fn restricted_untrust_steps(
     }
     let bundle = without_block(&observed.data("ca.crt"), &label);
     let step = configmap_step(
-        side,
+        &side.es.id,
         observed,
         bundle,
         &peers,
@@ -479,4 +479,45 @@ pub(crate) fn restricted_trust_and_record(
         ));
     }
     Ok(steps)
+}
+
+/// Whether the plugin's restricted transport trust is on in some nodeSet of `es`.
+pub fn uses_restricted_trust(es: &EsState) -> bool {
+    node_sets(es).iter().any(|set| {
+        set.pointer("/config")
+            .and_then(|c| c.get(TRUST_RESTRICTIONS_SETTING))
+            .and_then(Value::as_str)
+            == Some(restrictions_path().as_str())
+    })
+}
+
+/// A certificate-model link made after the restriction: `peer`'s nodes go into `trust.yml`,
+/// or `es` would refuse them. Elasticsearch reloads the file; nothing restarts.
+pub fn restricted_peer_step(
+    es: &ClusterId,
+    observed: &RestrictedObserved,
+    peer: &ClusterId,
+) -> Option<Step> {
+    observed.configmap.as_ref()?;
+    let mut with_peer = observed.clone();
+    with_peer
+        .eck_peers
+        .push((peer.namespace.clone(), peer.name.clone()));
+    with_peer.eck_peers.sort();
+    with_peer.eck_peers.dedup();
+    configmap_step(
+        es,
+        &with_peer,
+        observed.data("ca.crt"),
+        &observed.peers(),
+        format!(
+            "accept the nodes of {} in the restricted transport trust (ConfigMap {})",
+            peer_label(peer),
+            restricted_trust_name(es)
+        ),
+        vec![format!(
+            "+   trust.yml: {}",
+            eck_subject_pattern(&peer.name, &peer.namespace)
+        )],
+    )
 }
