@@ -94,6 +94,10 @@ pub struct Report {
     pub remote_cluster_server: bool,
     pub outgoing: Vec<OutgoingLink>,
     pub incoming: Vec<IncomingLink>,
+    /// The plugin's transport trust restricted by node name (a peer on Elastic Cloud Hosted or
+    /// ECE with the certificate model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_restriction: Option<TrustRestriction>,
     /// `_remote/info` could be read: connection states are live.
     pub live: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -105,6 +109,17 @@ impl Report {
     pub fn has_broken_link(&self) -> bool {
         self.outgoing.iter().any(|l| l.connected == Some(false))
     }
+}
+
+/// The node names this cluster accepts on its transport, and for which peer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustRestriction {
+    pub config_map: String,
+    /// `trust.subject_name` as mounted: this cluster, its ECK peers, then each restricted peer.
+    pub subject_names: Vec<String>,
+    /// The restricted peers (their alias) and their node-name patterns.
+    pub peers: BTreeMap<String, Vec<String>>,
 }
 
 /// What was read for `describe`, all optional beyond the resource itself.
@@ -120,6 +135,8 @@ pub struct Observed<'a> {
     pub remote_cas: &'a BTreeMap<String, CurrentCa>,
     /// Links to this cluster found in other contexts' resources.
     pub incoming_elsewhere: &'a [IncomingLink],
+    /// The restricted transport trust, when the resource uses it.
+    pub restricted: Option<&'a crate::plan::RestrictedObserved>,
 }
 
 pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
@@ -322,9 +339,40 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
         remote_cluster_server: es.remote_cluster_server_enabled(),
         outgoing,
         incoming,
+        trust_restriction: observed
+            .restricted
+            .and_then(|r| trust_restriction(&es.id, r)),
         live: observed.remote_info.is_some(),
         notes,
     }
+}
+
+fn trust_restriction(
+    es: &ClusterId,
+    restricted: &crate::plan::RestrictedObserved,
+) -> Option<TrustRestriction> {
+    let data = restricted.configmap.as_ref()?.get("data")?;
+    let trust_yml: Value = data
+        .get("trust.yml")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_saphyr::from_str(text).ok())?;
+    let subject_names = trust_yml
+        .get("trust.subject_name")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    let peers = restricted
+        .peers()
+        .into_iter()
+        .map(|(label, patterns)| (label.trim_start_matches('/').to_string(), patterns))
+        .collect();
+    Some(TrustRestriction {
+        config_map: crate::plan::restricted_trust_name(es),
+        subject_names,
+        peers,
+    })
 }
 
 fn trust_of(record: &crate::plan::LinkRecord, current: Option<&CurrentCa>) -> Option<Trust> {
@@ -435,6 +483,7 @@ mod tests {
                 license_level: Some("enterprise"),
                 remote_cas: &BTreeMap::new(),
                 incoming_elsewhere: &[],
+                restricted: None,
             },
             "v",
         );
@@ -459,6 +508,7 @@ mod tests {
                 license_level: None,
                 remote_cas: &BTreeMap::new(),
                 incoming_elsewhere: &[],
+                restricted: None,
             },
             "v",
         );

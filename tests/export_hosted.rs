@@ -166,6 +166,19 @@ fn a_hosted_deployment_connects_through_restricted_trust_and_another_organisatio
     assert!(trust_yml.contains(ECK_PATTERN), "{trust_yml}");
     assert!(!trust_yml.contains("es.local.account"), "{trust_yml}");
 
+    let ech_pattern = world.sandbox.external("ech").transport_subject_pattern;
+    let described = stdout_of(&world.ok(["describe", "products", "-n", "search"]));
+    assert!(
+        described.contains(&format!("  eck-products: {ech_pattern}\n")),
+        "{described}"
+    );
+    let report = world.json(["describe", "products", "-n", "search", "-o", "json"]);
+    assert_eq!(
+        report["trustRestriction"]["subjectNames"],
+        json!([ECK_PATTERN, ech_pattern]),
+        "{report}"
+    );
+
     let eck_ca = std::fs::read_to_string(world.dir.path().join("handover/ca.crt")).unwrap();
     let info = connect_from(&world, "ech", &eck_ca, &address);
     assert_eq!(info["eck-products"]["connected"], true, "{info}");

@@ -68,6 +68,12 @@ pub async fn run(
         global.contexts.iter().skip(1).cloned().collect()
     };
     let incoming_elsewhere = incoming_from(&target, &kubeconfig, &peers, &es).await;
+    let restricted = if crate::plan::uses_restricted_trust(&es) {
+        let side = crate::commands::cross::trust_side(client, es.clone()).await?;
+        Some(crate::commands::cross::restricted_side(client, &side).await?)
+    } else {
+        None
+    };
     let report = describe::build(
         &Observed {
             es: &es,
@@ -76,6 +82,7 @@ pub async fn run(
             license_level: operator.license_level.as_deref(),
             remote_cas: &remote_cas,
             incoming_elsewhere: &incoming_elsewhere,
+            restricted: restricted.as_ref(),
         },
         API_VERSION,
     );
@@ -293,6 +300,19 @@ pub fn render(report: &Report) -> String {
                 link.alias, trust.trusted_fingerprint
             ));
         }
+    }
+    if let Some(restriction) = &report.trust_restriction {
+        out.push_str(&format!(
+            "\nTransport trust restricted by node name (ConfigMap {}):\n",
+            restriction.config_map
+        ));
+        for (peer, patterns) in &restriction.peers {
+            out.push_str(&format!("  {peer}: {}\n", patterns.join(", ")));
+        }
+        out.push_str(&format!(
+            "  accepted on the transport: {}\n",
+            restriction.subject_names.join(", ")
+        ));
     }
     out.push_str("\nIncoming links:\n");
     if report.incoming.is_empty() {
