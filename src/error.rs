@@ -107,6 +107,11 @@ pub enum UserError {
     )]
     MissingCa,
 
+    #[error(
+        "export --security certificate needs the other side's transport CA: --ca-file PEM (on Elastic Cloud Hosted or ECE, the CA certificate offered with trust.yml)"
+    )]
+    MissingExportCa,
+
     #[error("--remote-url needs --remote-password-file FILE (the password of --remote-user)")]
     MissingRemotePassword,
 

@@ -179,6 +179,14 @@ fn a_hosted_deployment_connects_through_restricted_trust_and_another_organisatio
         "{report}"
     );
 
+    let instructions =
+        std::fs::read_to_string(world.dir.path().join("handover/INSTRUCTIONS.md")).unwrap();
+    assert!(
+        instructions.contains("## Elastic Cloud Hosted or ECE")
+            && instructions.contains(&format!("with the address `{address}`")),
+        "{instructions}"
+    );
+
     let eck_ca = std::fs::read_to_string(world.dir.path().join("handover/ca.crt")).unwrap();
     let info = connect_from(&world, "ech", &eck_ca, &address);
     assert_eq!(info["eck-products"]["connected"], true, "{info}");
@@ -311,6 +319,28 @@ fn a_trust_file_that_cannot_restrict_is_refused_before_any_write() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
     assert!(
         stderr_of(&output).contains("export --security certificate"),
+        "{}",
+        stderr_of(&output)
+    );
+    let output = world
+        .plugin()
+        .args([
+            "export",
+            "products",
+            "-n",
+            "search",
+            "--for",
+            "ech",
+            "--security",
+            "certificate",
+            "--trust-subject",
+            "*.node.x.cluster.1.account",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("needs the other side's transport CA: --ca-file"),
         "{}",
         stderr_of(&output)
     );

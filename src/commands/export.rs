@@ -204,7 +204,7 @@ async fn export_certificate(
     let flags = &args.mutation;
     let client = &target.client;
     let Some(ca_path) = &args.ca_file else {
-        return Err(UserError::MissingCa.into());
+        return Err(UserError::MissingExportCa.into());
     };
     let their_ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
     let subjects = restriction_subjects(&args.restriction)?;
@@ -282,21 +282,7 @@ async fn export_certificate(
     std::fs::write(out_dir.join("ca.crt"), &own.pem)?;
     std::fs::write(
         out_dir.join("INSTRUCTIONS.md"),
-        format!(
-            "# Connecting to this ECK cluster as remote cluster `{alias}` (certificate model)
-
-The certificate security model is deprecated since Elasticsearch 9.0. This ECK cluster already
-trusts your transport CA. On your cluster:
-
-1. Add `ca.crt` (this cluster's transport CA) to
-   `xpack.security.transport.ssl.certificate_authorities` on every node, and restart them.
-2. `PUT _cluster/settings` with `cluster.remote.{alias}.mode: proxy` and
-   `cluster.remote.{alias}.proxy_address: {address}`.
-3. Create roles with the same names on both clusters: authorization goes by role name.
-4. `GET _remote/info` shows `{alias}` connected.
-",
-            alias = args.alias
-        ),
+        certificate_instructions(&args.alias, &address, &target.namespace),
     )?;
     output::write_stdout(&format!(
         "alias: {}\nproxy_address: {address}\nca: {}\n",
@@ -333,6 +319,35 @@ pub fn restriction_subjects(
         ));
     }
     Ok(Some(subjects))
+}
+
+fn certificate_instructions(alias: &str, address: &str, namespace: &str) -> String {
+    format!(
+        "# Connecting to this ECK cluster as remote cluster `{alias}` (certificate model)
+
+The certificate security model is deprecated since Elasticsearch 9.0. This ECK cluster already
+trusts your transport CA. `ca.crt` here is this cluster's transport CA.
+
+## Elastic Cloud Hosted or ECE
+
+1. If not done yet: Security > Remote Connections > Add trusted environment > Self-managed >
+   Certificates; upload `ca.crt`; trust clusters whose Common Name follows the Elastic pattern,
+   with the Scope ID `{namespace}.es.local` (Elastic's ECE guide gives `default.es.local`).
+2. Add the remote cluster `{alias}` in proxy mode with the address `{address}`.
+
+## Self-managed
+
+1. Add `ca.crt` to `xpack.security.transport.ssl.certificate_authorities` on every node, and
+   restart them.
+2. `PUT _cluster/settings` with `cluster.remote.{alias}.mode: proxy` and
+   `cluster.remote.{alias}.proxy_address: {address}`.
+
+## Both
+
+- Create roles with the same names on both clusters: authorization goes by role name.
+- `GET _remote/info` shows `{alias}` connected.
+"
+    )
 }
 
 /// `--apply-to`: the remote cluster set on the other side through its API; what needs its nodes
