@@ -1,6 +1,7 @@
 //! Benchmark: round trips and wall time of `link`, a repeated `link`, `describe` and `unlink`,
-//! within one Kubernetes cluster and across two, each API server answering every request 50 ms
-//! late. The simulated operator takes 100 ms per rolling restart.
+//! within one Kubernetes cluster and across two, and of a certificate-model `export` to a
+//! deployment on Elastic Cloud Hosted (restricted trust), each API server answering every
+//! request 50 ms late. The simulated operator takes 100 ms per rolling restart.
 //!
 //! Run with `cargo bench --bench link_and_describe`; record the figures in docs/benchmarks.md.
 
@@ -26,6 +27,7 @@ fn main() {
                 .latency(LATENCY)
                 .elasticsearch(EsSeed::new("shop", "orders", "9.1.0").nodes(1)),
         )
+        .hosted_external_elasticsearch("ech", "9.1.0", "1075999151")
         .start()
         .expect("sandbox starts");
     let clusters = [sandbox.cluster("east"), sandbox.cluster("west")];
@@ -131,6 +133,58 @@ fn main() {
             "east",
             "--yes",
             "--wait=false",
+        ],
+    );
+
+    let ech = sandbox.external("ech");
+    std::fs::write(dir.path().join("ech-ca.crt"), &ech.transport_ca_pem).unwrap();
+    std::fs::write(
+        dir.path().join("trust.yml"),
+        ech.hosted_trust_yml("search.es.local"),
+    )
+    .unwrap();
+    let ca = dir.path().join("ech-ca.crt").display().to_string();
+    let trust = dir.path().join("trust.yml").display().to_string();
+    let handover = dir.path().join("handover").display().to_string();
+    let export = [
+        "export",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--for",
+        "ech",
+        "--security",
+        "certificate",
+        "--ca-file",
+        &ca,
+        "--trust-file",
+        &trust,
+        "--output-dir",
+        &handover,
+        "--yes",
+    ];
+    row(
+        "Elastic Cloud Hosted: `export --security certificate --trust-file` (one restart)",
+        &export,
+    );
+    row(
+        "Elastic Cloud Hosted: `export` again (nothing to do)",
+        &export,
+    );
+    row(
+        "Elastic Cloud Hosted: `unexport` (one restart)",
+        &[
+            "unexport",
+            "products",
+            "-n",
+            "search",
+            "--context",
+            "east",
+            "--for",
+            "ech",
+            "--yes",
         ],
     );
 }
