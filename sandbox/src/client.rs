@@ -97,10 +97,12 @@ impl ApiClient {
             let (mut sender, conn) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
             tokio::spawn(conn);
+            sender.ready().await?;
             sender.send_request(req).await?
         } else {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
             tokio::spawn(conn);
+            sender.ready().await?;
             sender.send_request(req).await?
         };
         let status = resp.status().as_u16();

@@ -129,6 +129,7 @@ async fn call(
         req = req.header("content-type", "application/json");
     }
     let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+    sender.ready().await.unwrap();
     let resp = sender
         .send_request(req.body(Full::new(Bytes::from(bytes))).unwrap())
         .await

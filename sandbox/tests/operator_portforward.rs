@@ -76,6 +76,7 @@ async fn get(
         .header("authorization", format!("Basic {auth}"))
         .body(Empty::<Bytes>::new())
         .unwrap();
+    s.ready().await.unwrap();
     let resp = s.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();

@@ -169,6 +169,7 @@ async fn get(
         .header("authorization", format!("Basic {auth}"))
         .body(Empty::<Bytes>::new())
         .unwrap();
+    sender.ready().await.unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();

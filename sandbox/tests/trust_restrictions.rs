@@ -522,6 +522,7 @@ async fn es_through_port_forward(
         .header("authorization", format!("Basic {auth}"))
         .body(Empty::<Bytes>::new())
         .unwrap();
+    sender.ready().await.unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
