@@ -304,6 +304,32 @@ pub async fn restricted_side(
     })
 }
 
+/// The restricted trust of `side`, read only when `--trust-file` or `--trust-subject` asks for
+/// one.
+pub async fn restricted_when_asked(
+    client: &ContextClient,
+    side: &plan::TrustSide,
+    subjects: Option<&crate::external::TrustSubjects>,
+) -> anyhow::Result<Option<plan::RestrictedObserved>> {
+    match subjects {
+        Some(_) => Ok(Some(restricted_side(client, side).await?)),
+        None => Ok(None),
+    }
+}
+
+/// What the planners take for a restricted trust: what was read and the names asked for.
+pub fn restriction<'a>(
+    observed: Option<&'a plan::RestrictedObserved>,
+    subjects: Option<&'a crate::external::TrustSubjects>,
+) -> Option<plan::Restriction<'a>> {
+    observed
+        .zip(subjects)
+        .map(|(observed, s)| plan::Restriction {
+            observed,
+            subjects: &s.patterns,
+        })
+}
+
 /// When `es` restricts its transport trust by node name, the step that lets `peer`'s nodes in;
 /// reads the restricted trust only then.
 pub async fn restricted_peer_sync(
@@ -942,17 +968,8 @@ async fn link_external_certificate(
                 alias_settings(client, &local, alias),
             );
             let side = trust_side(client, local).await?;
-            let restricted = match subjects {
-                Some(_) => Some(restricted_side(client, &side).await?),
-                None => None,
-            };
-            let restriction = restricted
-                .as_ref()
-                .zip(subjects.as_ref())
-                .map(|(observed, s)| plan::Restriction {
-                    observed,
-                    subjects: &s.patterns,
-                });
+            let restricted = restricted_when_asked(client, &side, subjects.as_ref()).await?;
+            let restriction = restriction(restricted.as_ref(), subjects.as_ref());
             let request = plan::ExternalCertificateRequest {
                 alias,
                 proxy_address,

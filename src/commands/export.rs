@@ -224,17 +224,8 @@ async fn export_certificate(
                 eck::operator_facts(client),
             );
             let side = cross::trust_side(client, remote?).await?;
-            let restricted = match subjects {
-                Some(_) => Some(cross::restricted_side(client, &side).await?),
-                None => None,
-            };
-            let restriction = restricted
-                .as_ref()
-                .zip(subjects.as_ref())
-                .map(|(observed, s)| plan::Restriction {
-                    observed,
-                    subjects: &s.patterns,
-                });
+            let restricted = cross::restricted_when_asked(client, &side, subjects.as_ref()).await?;
+            let restriction = cross::restriction(restricted.as_ref(), subjects.as_ref());
             let services = Api::<Service>::namespaced(client.client.clone(), &target.namespace);
             let transport = client
                 .call(services.get_opt(&format!("{}-es-transport", args.remote)))

@@ -555,22 +555,13 @@ pub fn plan_certificate_unlink(
     diff.push(format!(
         "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
     ));
-    steps.push(Step {
-        cluster: local.id.clone(),
-        summary: "forget the link".to_string(),
-        restarts_nodes: restarts,
-        change: Change::PatchElasticsearch {
-            resource_version: local.resource_version(),
-            patch,
-            diff,
-        },
-    });
-    if restarts {
-        steps.push(rollout_wait_step(
-            &local.id,
-            "every node restarts without the restricted trust",
-        ));
-    }
+    steps.extend(patch_then_rollout(
+        local,
+        "forget the link",
+        patch,
+        diff,
+        restarts.then_some("every node restarts without the restricted trust"),
+    ));
     steps.extend(after);
     CrossUnlinkPlan {
         alias: alias.to_string(),
@@ -604,17 +595,13 @@ pub(crate) fn untrust(
     };
     let drop_ours = ours && remaining.trim().is_empty();
     if drop_ours {
-        after.push(Step {
-            cluster: side.es.id.clone(),
-            summary: format!("delete ConfigMap {name} (nothing else uses it)"),
-            restarts_nodes: false,
-            change: Change::DeleteObject {
-                object: ObjectKind::ConfigMap,
-                namespace: side.es.id.namespace.clone(),
-                name,
-                resource_version: resource_version_of(configmap).unwrap_or_default(),
-            },
-        });
+        after.push(super::unlink::delete_step(
+            &side.es,
+            ObjectKind::ConfigMap,
+            &name,
+            configmap,
+            "delete ConfigMap",
+        ));
     } else {
         before.push(Step {
             cluster: side.es.id.clone(),

@@ -345,23 +345,13 @@ pub fn plan_unexport_certificate(
         export_key(alias)
     ));
     let mut steps = before;
-    steps.push(Step {
-        cluster: es.id.clone(),
-        summary: format!("forget the export {alias:?} and what only it used"),
-        restarts_nodes: restarts,
-        change: Change::PatchElasticsearch {
-            resource_version: es.resource_version(),
-            patch,
-            diff,
-        },
-    });
-    if restarts {
-        // The ConfigMap may only go once no node mounts it any more.
-        steps.push(rollout_wait_step(
-            &es.id,
-            "every node restarts without the restricted trust",
-        ));
-    }
+    steps.extend(patch_then_rollout(
+        es,
+        &format!("forget the export {alias:?} and what only it used"),
+        patch,
+        diff,
+        restarts.then_some("every node restarts without the restricted trust"),
+    ));
     steps.extend(after);
     Ok(Plan {
         steps,

@@ -255,18 +255,13 @@ pub(crate) fn restricted_untrust_steps(
     }
     if peers.is_empty() {
         let (node_set_ops, diff) = node_set_ops(&side.es, false);
-        let name = restricted_trust_name(&side.es.id);
-        let delete = Step {
-            cluster: side.es.id.clone(),
-            summary: format!("delete ConfigMap {name} (no restricted peer is left)"),
-            restarts_nodes: false,
-            change: Change::DeleteObject {
-                object: ObjectKind::ConfigMap,
-                namespace: side.es.id.namespace.clone(),
-                name,
-                resource_version: resource_version_of(configmap).unwrap_or_default(),
-            },
-        };
+        let delete = super::unlink::delete_step(
+            &side.es,
+            ObjectKind::ConfigMap,
+            &restricted_trust_name(&side.es.id),
+            configmap,
+            "delete ConfigMap",
+        );
         return RestrictedChange {
             configmap: Some(delete),
             node_set_ops,
@@ -398,17 +393,8 @@ pub fn with_restricted_trust(node_set: &mut Value, configmap: &str) -> bool {
 pub fn without_restricted_trust(node_set: &mut Value) -> bool {
     let mut changed = false;
     if let Some(config) = node_set.get_mut("config").and_then(Value::as_object_mut) {
-        if let Some(list) = config
-            .get_mut(TRANSPORT_CAS_SETTING)
-            .and_then(Value::as_array_mut)
-        {
-            let before = list.len();
-            list.retain(|v| v != &json!(restricted_ca_path()));
-            changed |= list.len() != before;
-            if list.is_empty() {
-                config.remove(TRANSPORT_CAS_SETTING);
-            }
-        }
+        changed |=
+            super::unlink::remove_from_list(config, TRANSPORT_CAS_SETTING, &restricted_ca_path());
         if config.get(TRUST_RESTRICTIONS_SETTING) == Some(&json!(restrictions_path())) {
             config.remove(TRUST_RESTRICTIONS_SETTING);
             changed = true;
@@ -460,25 +446,41 @@ pub(crate) fn restricted_trust_and_record(
         let mut patch = vec![spec_guard(es)];
         patch.extend(change.node_set_ops);
         patch.extend(annotation_ops(es, &annotations));
-        steps.push(Step {
-            cluster: es.id.clone(),
-            summary: "restrict the transport trust to the remote's node names and record the link"
-                .to_string(),
-            restarts_nodes: restarts,
-            change: Change::PatchElasticsearch {
-                resource_version: es.resource_version(),
-                patch,
-                diff,
-            },
-        });
-    }
-    if restarts {
-        steps.push(rollout_wait_step(
-            &es.id,
-            "every node restarts with the restricted trust",
+        steps.extend(patch_then_rollout(
+            es,
+            "restrict the transport trust to the remote's node names and record the link",
+            patch,
+            diff,
+            restarts.then_some("every node restarts with the restricted trust"),
         ));
     }
     Ok(steps)
+}
+
+/// A guarded spec patch of `es` and, when it restarts the nodes (`restart` says why), the wait
+/// for that restart, so that later steps (deleting what no node mounts any more, connecting)
+/// see it done.
+pub(crate) fn patch_then_rollout(
+    es: &EsState,
+    summary: &str,
+    patch: Vec<Value>,
+    diff: Vec<String>,
+    restart: Option<&str>,
+) -> Vec<Step> {
+    let mut steps = vec![Step {
+        cluster: es.id.clone(),
+        summary: summary.to_string(),
+        restarts_nodes: restart.is_some(),
+        change: Change::PatchElasticsearch {
+            resource_version: es.resource_version(),
+            patch,
+            diff,
+        },
+    }];
+    if let Some(why) = restart {
+        steps.push(rollout_wait_step(&es.id, why));
+    }
+    steps
 }
 
 /// Whether the plugin's restricted transport trust is on in some nodeSet of `es`.

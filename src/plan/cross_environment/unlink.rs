@@ -183,7 +183,14 @@ pub fn plan_cross_environment_unlink(
     }
 }
 
-fn delete_step(es: &EsState, object: ObjectKind, name: &str, current: &Value, verb: &str) -> Step {
+/// Deleting an object of ours that nothing uses any more, guarded by its resourceVersion.
+pub(crate) fn delete_step(
+    es: &EsState,
+    object: ObjectKind,
+    name: &str,
+    current: &Value,
+    verb: &str,
+) -> Step {
     Step {
         cluster: es.id.clone(),
         summary: format!("{verb} {name} (nothing else uses it)"),
@@ -280,15 +287,11 @@ fn local_spec_reversal(
 pub fn without_ca_trust(node_set: &mut Value, remove_enabled: bool) -> bool {
     let mut changed = false;
     if let Some(config) = node_set.get_mut("config").and_then(Value::as_object_mut) {
-        let key = "xpack.security.remote_cluster_client.ssl.certificate_authorities";
-        if let Some(list) = config.get_mut(key).and_then(Value::as_array_mut) {
-            let before = list.len();
-            list.retain(|v| v != CA_FILE_SETTING);
-            changed |= list.len() != before;
-            if list.is_empty() {
-                config.remove(key);
-            }
-        }
+        changed |= remove_from_list(
+            config,
+            "xpack.security.remote_cluster_client.ssl.certificate_authorities",
+            CA_FILE_SETTING,
+        );
         if remove_enabled
             && config
                 .remove("xpack.security.remote_cluster_client.ssl.enabled")
@@ -304,6 +307,25 @@ pub fn without_ca_trust(node_set: &mut Value, remove_enabled: bool) -> bool {
         }
     }
     changed |= without_volume(node_set, CA_VOLUME);
+    changed
+}
+
+/// Takes `value` out of the list setting `key`, and the setting when that empties it; true when
+/// something changed.
+pub(crate) fn remove_from_list(
+    config: &mut serde_json::Map<String, Value>,
+    key: &str,
+    value: &str,
+) -> bool {
+    let Some(list) = config.get_mut(key).and_then(Value::as_array_mut) else {
+        return false;
+    };
+    let before = list.len();
+    list.retain(|v| v != value);
+    let changed = list.len() != before;
+    if list.is_empty() {
+        config.remove(key);
+    }
     changed
 }
 
