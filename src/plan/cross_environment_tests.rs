@@ -766,6 +766,20 @@ fn apply_restricted(state: &mut RestrictedState, plan: &Plan) {
     }
 }
 
+/// `es` is as `before`, but for its resourceVersion and an annotations map left empty (the API
+/// server does not store one: ObjectMeta's `omitempty`).
+fn assert_restored(es: &EsState, before: &Value) {
+    let mut after = es.object.clone();
+    after["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"].clone();
+    if after["metadata"]["annotations"] == json!({}) {
+        after["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+    }
+    assert_eq!(&after, before);
+}
+
 fn ech_request() -> ExportRequest {
     ExportRequest {
         alias: "ech".into(),
@@ -859,16 +873,7 @@ fn a_restricted_export_mounts_the_trust_on_every_node_set_and_unexport_restores_
         "the ConfigMap goes once no node mounts it"
     );
     apply_restricted(&mut state, &undo);
-    let mut after = state.side.es.object.clone();
-    after["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"].clone();
-    if after["metadata"]["annotations"] == json!({}) {
-        // An empty map is not stored (ObjectMeta's `omitempty`).
-        after["metadata"]
-            .as_object_mut()
-            .unwrap()
-            .remove("annotations");
-    }
-    assert_eq!(after, before);
+    assert_restored(&state.side.es, &before);
     assert!(state.restricted.configmap.is_none());
 }
 
@@ -990,14 +995,6 @@ fn a_restricted_external_link_is_undone_by_unlink() {
     };
     let undo = plan_certificate_unlink(&observed, "ech");
     apply_restricted(&mut state, &undo.plan);
-    let mut after = state.side.es.object.clone();
-    after["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"].clone();
-    if after["metadata"]["annotations"] == json!({}) {
-        after["metadata"]
-            .as_object_mut()
-            .unwrap()
-            .remove("annotations");
-    }
-    assert_eq!(after, before);
+    assert_restored(&state.side.es, &before);
     assert!(state.restricted.configmap.is_none());
 }
