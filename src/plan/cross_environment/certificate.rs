@@ -622,6 +622,24 @@ pub(crate) fn untrust(
     (before, drop_ours, after)
 }
 
+/// The link record of `alias` in the plugin's links annotation, when it is not there yet.
+pub(crate) fn record_link(
+    es: &EsState,
+    alias: &str,
+    record: LinkRecord,
+    annotations: &mut Vec<(&str, Option<String>)>,
+    diff: &mut Vec<String>,
+) {
+    let mut links = es.plugin_links();
+    if links.get(alias) != Some(&record) {
+        links.insert(alias.to_string(), record);
+        annotations.push((LINKS_ANNOTATION, links_annotation_value(&links)));
+        diff.push(format!(
+            "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
+        ));
+    }
+}
+
 /// The local half of a certificate-model link: trust the peer's CA and record the link, as the
 /// ConfigMap step and the spec/annotation step.
 pub(crate) fn trust_and_record(
@@ -633,15 +651,8 @@ pub(crate) fn trust_and_record(
     warnings: &mut Vec<String>,
 ) -> (Option<Step>, Option<Step>) {
     let (trust_step, reference, mut diff) = trust_steps(local, peer, peer_ca, true, warnings);
-    let mut links = local.es.plugin_links();
     let mut annotations: Vec<(&str, Option<String>)> = Vec::new();
-    if links.get(alias) != Some(&record) {
-        links.insert(alias.to_string(), record);
-        annotations.push((LINKS_ANNOTATION, links_annotation_value(&links)));
-        diff.push(format!(
-            "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
-        ));
-    }
+    record_link(&local.es, alias, record, &mut annotations, &mut diff);
     let spec = (reference || !annotations.is_empty()).then(|| {
         let mut step = reference_step(local, reference, false, diff, &annotations);
         step.summary = "trust the remote's CA and record the link".to_string();

@@ -399,13 +399,8 @@ pub fn without_restricted_trust(node_set: &mut Value) -> bool {
             config.remove(TRUST_RESTRICTIONS_SETTING);
             changed = true;
         }
-        if config.is_empty() {
-            node_set
-                .as_object_mut()
-                .expect("a nodeSet is an object")
-                .remove("config");
-        }
     }
+    super::unlink::drop_empty_config(node_set);
     changed |= without_volume(node_set, RESTRICTED_TRUST_VOLUME);
     changed
 }
@@ -431,16 +426,9 @@ pub(crate) fn restricted_trust_and_record(
         warnings,
     )?;
     let mut steps: Vec<Step> = change.configmap.into_iter().collect();
-    let mut links = es.plugin_links();
     let mut diff = change.diff;
     let mut annotations: Vec<(&str, Option<String>)> = Vec::new();
-    if links.get(alias) != Some(&record) {
-        links.insert(alias.to_string(), record);
-        annotations.push((LINKS_ANNOTATION, links_annotation_value(&links)));
-        diff.push(format!(
-            "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
-        ));
-    }
+    record_link(es, alias, record, &mut annotations, &mut diff);
     let restarts = !change.node_set_ops.is_empty();
     if restarts || !annotations.is_empty() {
         let mut patch = vec![spec_guard(es)];

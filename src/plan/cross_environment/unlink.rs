@@ -299,15 +299,24 @@ pub fn without_ca_trust(node_set: &mut Value, remove_enabled: bool) -> bool {
         {
             changed = true;
         }
-        if config.is_empty() {
-            node_set
-                .as_object_mut()
-                .expect("a nodeSet is an object")
-                .remove("config");
-        }
     }
+    drop_empty_config(node_set);
     changed |= without_volume(node_set, CA_VOLUME);
     changed
+}
+
+/// A nodeSet's `config` goes when nothing is left in it.
+pub(crate) fn drop_empty_config(node_set: &mut Value) {
+    if node_set
+        .get("config")
+        .and_then(Value::as_object)
+        .is_some_and(|c| c.is_empty())
+    {
+        node_set
+            .as_object_mut()
+            .expect("a nodeSet is an object")
+            .remove("config");
+    }
 }
 
 /// Takes `value` out of the list setting `key`, and the setting when that empties it; true when
