@@ -88,7 +88,7 @@ pub fn trust_subjects(file: Option<&Path>, given: &[String]) -> Result<TrustSubj
         let text =
             std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot be read: {e}")))?;
         for pattern in subjects_of_trust_yml(&text).map_err(|reason| bad(path, reason))? {
-            if pattern.ends_with(".es.local.account") || pattern.ends_with(".es.local") {
+            if pattern.ends_with(".es.local.account") {
                 subjects.dropped.push(pattern);
             } else {
                 check_subject(&pattern)
@@ -209,6 +209,20 @@ mod tests {
             ]
         );
         assert_eq!(subjects.dropped, ["*.node.*.cluster.prod.es.local.account"]);
+        let fixed_by_hand = write(
+            &dir,
+            "fixed.yml",
+            b"trust.subject_name: [\"*.node.2dc5.cluster.1075.account\", \"*.node.products.search.es.local\"]\n",
+        );
+        let subjects = trust_subjects(Some(&fixed_by_hand), &[]).unwrap();
+        assert_eq!(
+            subjects.patterns,
+            [
+                "*.node.2dc5.cluster.1075.account",
+                "*.node.products.search.es.local"
+            ]
+        );
+        assert!(subjects.dropped.is_empty());
         let one = write(
             &dir,
             "one.yml",

@@ -998,3 +998,80 @@ fn a_restricted_external_link_is_undone_by_unlink() {
     assert_restored(&state.side.es, &before);
     assert!(state.restricted.configmap.is_none());
 }
+
+#[test]
+fn trust_yml_lists_each_name_once_this_cluster_first() {
+    let id = es("west", "search", "products", "9.1.0").id;
+    let peers = BTreeMap::from([(
+        "//ech".to_string(),
+        vec![
+            "*.node.products.search.es.local".to_string(),
+            "*.node.a.cluster.1.account".to_string(),
+        ],
+    )]);
+    let rendered = render_trust_yml(&id, &[("search".into(), "orders".into())], &peers);
+    let parsed: Value = serde_saphyr::from_str(&rendered).unwrap();
+    assert_eq!(
+        parsed["trust.subject_name"],
+        json!([
+            "*.node.products.search.es.local",
+            "*.node.orders.search.es.local",
+            "*.node.a.cluster.1.account"
+        ]),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn once_restricted_a_peer_without_node_names_is_refused() {
+    let mut state = restricted_state();
+    let subjects = vec!["*.node.a.cluster.1.account".to_string()];
+    let plan = plan_export_certificate(
+        &state.side,
+        &operator(true),
+        &ech_request(),
+        &ca("ech-ca"),
+        None,
+        Some(Restriction {
+            observed: &state.restricted,
+            subjects: &subjects,
+        }),
+    )
+    .unwrap();
+    apply_restricted(&mut state, &plan);
+    let self_managed = ExportRequest {
+        alias: "selfmanaged".into(),
+        ..ExportRequest::default()
+    };
+    let err = plan_export_certificate(
+        &state.side,
+        &operator(true),
+        &self_managed,
+        &ca("their-ca"),
+        None,
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, PlanError::RestrictedNeedsSubjects(_)),
+        "{err}"
+    );
+    let their_ca = ca("their-ca");
+    let err = plan_external_certificate_link(
+        &state.side,
+        &operator(true),
+        &BTreeMap::new(),
+        ExternalCertificateRequest {
+            alias: "selfmanaged",
+            proxy_address: "es.example:9300",
+            remote_ca: &their_ca,
+            skip_unavailable: false,
+            restriction: None,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, PlanError::RestrictedNeedsSubjects(_)),
+        "{err}"
+    );
+}

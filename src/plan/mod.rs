@@ -424,6 +424,10 @@ pub enum PlanError {
     )]
     NoRemoteCa(Box<ClusterId>, String),
     #[error(
+        "{0} accepts transport peers by node name only (a restricted trust for Elastic Cloud Hosted or ECE), so this peer's nodes would be refused: name them with --trust-subject PATTERN"
+    )]
+    RestrictedNeedsSubjects(Box<ClusterId>),
+    #[error(
         "nodeSet {node_set:?} of {cluster} already restricts its transport trust with {path}; one file applies per node, so add the other side's node names to that file and its CA yourself"
     )]
     ForeignTrustRestrictions {

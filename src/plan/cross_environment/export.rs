@@ -228,6 +228,9 @@ pub fn plan_export_certificate(
             steps.extend(change.configmap);
             (false, change.diff, change.node_set_ops)
         }
+        None if uses_restricted_trust(es) => {
+            return Err(PlanError::RestrictedNeedsSubjects(Box::new(es.id.clone())));
+        }
         None => {
             let (trust, reference, diff) =
                 trust_steps(remote, &peer, their_ca, true, &mut warnings);

@@ -199,6 +199,9 @@ pub fn plan_external_certificate_link(
             record,
             &mut warnings,
         )?),
+        None if uses_restricted_trust(es) => {
+            return Err(PlanError::RestrictedNeedsSubjects(Box::new(es.id.clone())));
+        }
         None => {
             let (trust, spec) =
                 trust_and_record(local, &peer, remote_ca, alias, record, &mut warnings);

@@ -121,18 +121,18 @@ pub fn render_trust_yml(
     ));
     let own = (es.namespace.clone(), es.name.clone());
     let others: Vec<_> = eck_peers.iter().filter(|p| **p != own).collect();
+    let mut listed = vec![eck_subject_pattern(&es.name, &es.namespace)];
     if !others.is_empty() {
         out.push_str("  # ECK clusters trusted on the transport\n");
         for (namespace, name) in others {
-            out.push_str(&format!(
-                "  - \"{}\"\n",
-                eck_subject_pattern(name, namespace)
-            ));
+            let pattern = eck_subject_pattern(name, namespace);
+            out.push_str(&format!("  - \"{pattern}\"\n"));
+            listed.push(pattern);
         }
     }
     for (label, subjects) in peers {
         out.push_str(&format!("  # {label}\n"));
-        for subject in subjects {
+        for subject in subjects.iter().filter(|s| !listed.contains(s)) {
             out.push_str(&format!("  - \"{subject}\"\n"));
         }
     }
