@@ -306,6 +306,17 @@ async fn pump<S>(
     }
     drop(to_pod);
     let _ = sink.send(Message::Close(None)).await;
+    // The closing handshake: read what the client still sends until its Close. Dropping the
+    // socket with unread data would make the OS reset the connection, and the client could
+    // lose the error frames sent just before.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     let _ = sink.close().await;
     for t in tasks {
         t.abort();

@@ -5,16 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use remote_cluster_sandbox::elasticsearch::{
     ElasticsearchNode, Endpoint, EsBackend, EsHttpCerts, EsId, EsRequest, EsResponse, Interface,
     NodeLocation, RemoteWorld, serve_https,
 };
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
 
 const PW: &str = "pw-elastic";
 
@@ -91,6 +89,7 @@ async fn serve(world: Arc<World>, id: EsId, certs: &EsHttpCerts) -> u16 {
     port
 }
 
+/// `method path` on a new HTTPS connection to `port`, the HTTP CA verified.
 async fn call(
     port: u16,
     certs: &EsHttpCerts,
@@ -98,45 +97,12 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(certs.ca_der.clone()))
-        .unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from(certs.server_name()).unwrap(), tcp)
+    let mut es = common::https(tcp, &certs.ca_pem, &certs.server_name())
         .await
         .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    use base64::Engine;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("elastic:{PW}"));
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "es")
-        .header("authorization", format!("Basic {auth}"));
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-    sender.ready().await.unwrap();
-    let resp = sender
-        .send_request(req.body(Full::new(Bytes::from(bytes))).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    let (status, _, body) = common::request(&mut es, method, "es", path, PW, body.as_ref()).await;
+    (status, body)
 }
 
 #[tokio::test]
@@ -283,17 +249,6 @@ async fn wrong_server_name_is_a_tls_failure() {
     });
     let certs = EsHttpCerts::generate("logs", "prod").unwrap();
     let port = serve(world, id, &certs).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(certs.ca_der.clone()))
-        .unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     for good in [
         "logs-es-http.prod.svc",
         "logs-es-http.prod",
@@ -301,14 +256,12 @@ async fn wrong_server_name_is_a_tls_failure() {
         "logs-es-http.prod.es.local",
     ] {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        tokio_rustls::TlsConnector::from(Arc::new(cfg.clone()))
-            .connect(ServerName::try_from(good.to_string()).unwrap(), tcp)
+        common::https(tcp, &certs.ca_pem, good)
             .await
             .unwrap_or_else(|e| panic!("{good}: {e}"));
     }
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let err = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("logs-es-http.other.svc").unwrap(), tcp)
+    let err = common::https(tcp, &certs.ca_pem, "logs-es-http.other.svc")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not valid for name"), "{err}");

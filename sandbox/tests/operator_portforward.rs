@@ -1,26 +1,18 @@
 //! A real kube-rs client port-forwards to an operator-made pod and talks HTTPS to its fake
 //! Elasticsearch as the plugin does; the concurrent-writer fault; the external Elasticsearch.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use remote_cluster_sandbox::elasticsearch::EsRequest;
 use remote_cluster_sandbox::{ClusterConfig, EsSeed, Fault, ResourceKey, Sandbox, Sub};
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
+
+mod common;
 
 const IDLE: Duration = Duration::from_secs(20);
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
 
 async fn kube_client(sb: &Sandbox, context: &str) -> kube::Client {
     let kc = Kubeconfig::from_yaml(&sb.kubeconfig_yaml()).unwrap();
@@ -34,53 +26,10 @@ async fn kube_client(sb: &Sandbox, context: &str) -> kube::Client {
     kube::Client::try_from(cfg).unwrap()
 }
 
-async fn https<S>(
-    io: S,
-    ca_pem: &str,
-    server_name: &str,
-) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut roots = rustls::RootCertStore::empty();
-    for p in x509_parser::pem::Pem::iter_from_buffer(ca_pem.as_bytes()) {
-        roots
-            .add(CertificateDer::from(p.unwrap().contents))
-            .unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from(server_name.to_string()).unwrap(), io)
-        .await
-        .expect("TLS verified against the published CA");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
-async fn get(
-    s: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    path: &str,
-    password: &str,
-) -> (u16, Value) {
-    use base64::Engine;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("elastic:{password}"));
-    let req = http::Request::get(path)
-        .header("host", "localhost")
-        .header("authorization", format!("Basic {auth}"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    s.ready().await.unwrap();
-    let resp = s.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+/// `GET path` as `elastic` with `password`: the status and the body.
+async fn get(es: &mut common::Es, path: &str, password: &str) -> (u16, Value) {
+    let (status, _, body) = common::request(es, "GET", "localhost", path, password, None).await;
+    (status, body)
 }
 
 fn data(secret: &Secret, key: &str) -> String {
@@ -123,7 +72,9 @@ async fn kube_rs_port_forward_reaches_remote_info() {
         .await
         .unwrap();
     let stream = pf.take_stream(9200).unwrap();
-    let mut es = https(stream, &ca, "catalog-es-http.search.svc").await;
+    let mut es = common::https(stream, &ca, "catalog-es-http.search.svc")
+        .await
+        .expect("TLS verified against the published CA");
     let (status, body) = get(&mut es, "/_remote/info", &password).await;
     assert_eq!(status, 200);
     assert_eq!(body["prod"]["connected"], true, "{body}");
@@ -237,7 +188,9 @@ async fn external_elasticsearch_serves_https_with_its_own_ca() {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let mut es = https(tcp, &ext.ca_pem, "localhost").await;
+    let mut es = common::https(tcp, &ext.ca_pem, "localhost")
+        .await
+        .expect("TLS verified against the published CA");
     let (status, body) = get(&mut es, "/", &ext.password).await;
     assert_eq!(status, 200);
     assert_eq!(body["version"]["number"], "9.1.0");

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -17,10 +17,12 @@ use remote_cluster_sandbox::elasticsearch::{
     ElasticsearchNode, EsBackend, EsHttpCerts, EsId, NoRemotes, SharedNode, connect_https,
 };
 use remote_cluster_sandbox::portforward::{PortConnector, PortForwardTarget, upgrade_portforward};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
+
+mod common;
 
 const PASSWORD: &str = "changeme-123";
 
@@ -129,52 +131,25 @@ async fn route(
 }
 
 /// HTTP/1.1 over TLS on `io`, verifying the ES HTTP CA for `<es>-es-http.<ns>.svc`.
-async fn es_client<S>(
-    io: S,
-    certs: &EsHttpCerts,
-) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>>
+async fn es_client<S>(io: S, certs: &EsHttpCerts) -> common::Es
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(certs.ca_der.clone()))
-        .unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from(certs.server_name()).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, io)
+    common::https(io, &certs.ca_pem, &certs.server_name())
         .await
-        .expect("TLS handshake with the ES HTTP certificate");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
+        .expect("TLS handshake with the ES HTTP certificate")
 }
 
-async fn get(
-    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    path: &str,
-    password: &str,
-) -> (u16, http::HeaderMap, Value) {
-    use base64::Engine;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("elastic:{password}"));
-    let req = http::Request::get(path)
-        .header("host", "logs-es-http.prod.svc:9200")
-        .header("authorization", format!("Basic {auth}"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    sender.ready().await.unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, serde_json::from_slice(&body).unwrap())
+async fn get(es: &mut common::Es, path: &str, password: &str) -> (u16, http::HeaderMap, Value) {
+    common::request(
+        es,
+        "GET",
+        "logs-es-http.prod.svc:9200",
+        path,
+        password,
+        None,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -263,8 +238,8 @@ async fn two_ports_one_refused_one_served() {
     assert!(err.contains("9201"));
     let stream = pf.take_stream(9200).unwrap();
     let mut es = es_client(stream, &h.es_certs).await;
-    let (status, _, _) = get(&mut es, "/_remote/info", PASSWORD).await;
-    assert_eq!(status, 200);
+    let (status, _, body) = get(&mut es, "/_remote/info", PASSWORD).await;
+    assert_eq!((status, body), (200, json!({})));
 }
 
 #[tokio::test]

@@ -4,27 +4,28 @@
 //! names it accepts, the hosted side does the same, and a restriction that leaves out the ECK
 //! cluster's own nodes keeps them from forming a cluster.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use remote_cluster_sandbox::elasticsearch::{
     ClusterFormation, EsId, EsRequest, NotConnectedReason,
 };
-use remote_cluster_sandbox::{ClusterConfig, ClusterHandle, EsSeed, ResourceKey, Sandbox, Sub};
-use rustls::pki_types::{CertificateDer, ServerName};
+use remote_cluster_sandbox::{
+    ClusterConfig, ClusterHandle, EsSeed, ExternalElasticsearch, ResourceKey, Sandbox, Sub,
+};
 use serde_json::{Value, json};
+
+mod common;
 
 const IDLE: Duration = Duration::from_secs(20);
 const ES: ResourceKey = ResourceKey::ELASTICSEARCHES;
 const NS: &str = "search";
 const NAME: &str = "products";
 const CONFIG: &str = "/usr/share/elasticsearch/config";
+/// The `node_set` argument for both settings, with the two files of `ech-trust`.
+const TRUST: Option<(&str, &str)> = Some(("ca.crt", "trust.yml"));
 /// The pattern of `products`' own nodes, which the downloaded `trust.yml` lacks.
 const ECK_PATTERN: &str = "*.node.products.search.es.local";
 /// The ECH console's scope id for an ECK namespace (Elastic's ECH-to-ECK page).
@@ -81,6 +82,17 @@ fn trust_config_map(east: &ClusterHandle, ca: &str, trust_yml: &str) {
     }
 }
 
+/// Writes `ech-trust` with `ech`'s regional CA and `trust_yml`, then applies `sets`.
+fn roll_out_trust(
+    east: &ClusterHandle,
+    ech: &ExternalElasticsearch,
+    trust_yml: &str,
+    sets: Vec<Value>,
+) {
+    trust_config_map(east, &ech.transport_ca_pem, trust_yml);
+    apply_node_sets(east, sets);
+}
+
 /// A nodeSet; with `trust`, the ConfigMap mounted at `config/ech-trust` and both settings.
 fn node_set(name: &str, count: u32, trust: Option<(&str, &str)>) -> Value {
     let mut set = json!({"name": name, "count": count, "config": {"node.store.allow_mmap": false}});
@@ -99,6 +111,12 @@ fn node_set(name: &str, count: u32, trust: Option<(&str, &str)>) -> Value {
     set
 }
 
+/// `set` with a pod template annotation, which makes the operator roll its pods out again.
+fn restarted(mut set: Value, annotation: &str, value: &str) -> Value {
+    set["podTemplate"]["metadata"]["annotations"][annotation] = json!(value);
+    set
+}
+
 /// The documented setup on every nodeSet, the transport behind a LoadBalancer.
 fn apply_node_sets(east: &ClusterHandle, sets: Vec<Value>) {
     east.merge_patch(
@@ -114,6 +132,15 @@ fn apply_node_sets(east: &ClusterHandle, sets: Vec<Value>) {
 
 fn es(east: &ClusterHandle) -> Value {
     east.get(&ES, Some(NS), NAME).unwrap()
+}
+
+/// `products` has formed: Ready and green.
+#[track_caller]
+fn assert_green(east: &ClusterHandle) -> Value {
+    let now = es(east);
+    assert_eq!(now["status"]["phase"], "Ready", "{}", now["status"]);
+    assert_eq!(now["status"]["health"], "green");
+    now
 }
 
 fn condition(es: &Value, ty: &str) -> String {
@@ -166,6 +193,40 @@ fn external_remote(sb: &Sandbox, external: &str, address: &str) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// `external`'s administrator trusts the ECK cluster's CA and node names.
+fn external_trusts_eck(sb: &Sandbox, east: &ClusterHandle, external: &str) {
+    sb.external_admin_trust_transport(external, &eck_ca(east), &[ECK_PATTERN])
+        .unwrap();
+}
+
+/// `external` trusts the ECK cluster, then adds it as remote `eck` through `lb`.
+fn external_links_eck(sb: &Sandbox, east: &ClusterHandle, external: &str, lb: &str) {
+    external_trusts_eck(sb, east, external);
+    external_remote(sb, external, lb);
+}
+
+/// Once `external` trusts the ECK cluster's CA for the node names `patterns` alone, which leave
+/// out `products-es-default-0`, it refuses its link `eck` through `lb`.
+#[track_caller]
+fn assert_external_restricts(
+    sb: &Sandbox,
+    east: &ClusterHandle,
+    external: &str,
+    patterns: &[&str],
+    lb: &str,
+) {
+    sb.external_admin_trust_transport(external, &eck_ca(east), patterns)
+        .unwrap();
+    assert_eq!(
+        sb.external_diagnose(external, "eck"),
+        Err(NotConnectedReason::TrustRestricted {
+            address: lb.to_string(),
+            rejected_by: sb.external(external).id,
+            node_name: "products-es-default-0.node.products.search.es.local".into(),
+        })
+    );
+}
+
 fn external_connected(sb: &Sandbox, external: &str) -> Value {
     let ext = sb.external(external);
     let r = sb.external_request(
@@ -195,6 +256,25 @@ fn eck_id() -> EsId {
 
 fn eck_ca(east: &ClusterHandle) -> String {
     secret(east, NS, "products-es-transport-certs-public", "ca.crt")
+}
+
+/// `east` once the operator is idle, and the hosted deployment `ech`.
+fn east_and_ech(sb: &Sandbox) -> (ClusterHandle, ExternalElasticsearch) {
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    (east, sb.external("ech"))
+}
+
+/// The sandbox of `products` with `nodes` nodes, then `sets` with ECH's CA and the corrected
+/// `trust.yml` rolled out; `east` and `ech`.
+fn with_corrected_trust(
+    nodes: u32,
+    sets: Vec<Value>,
+) -> (Sandbox, ClusterHandle, ExternalElasticsearch) {
+    let sb = sandbox(nodes);
+    let (east, ech) = east_and_ech(&sb);
+    roll_out_trust(&east, &ech, &corrected_trust_yml(&sb), sets);
+    (sb, east, ech)
 }
 
 #[test]
@@ -241,19 +321,11 @@ fn hosted_externals_share_a_regional_transport_ca_and_name_their_nodes_like_ech(
 
 #[test]
 fn hosted_deployment_connects_to_eck_with_the_ca_and_corrected_restrictions_on_every_node_set() {
-    let sb = sandbox(2);
-    let east = sb.cluster("east");
-    east.wait_idle(IDLE).unwrap();
-    let ech = sb.external("ech");
-    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
-    let trust = Some(("ca.crt", "trust.yml"));
-    apply_node_sets(
-        &east,
-        vec![node_set("default", 2, trust), node_set("warm", 1, trust)],
+    let (sb, east, ech) = with_corrected_trust(
+        2,
+        vec![node_set("default", 2, TRUST), node_set("warm", 1, TRUST)],
     );
-    let now = es(&east);
-    assert_eq!(now["status"]["phase"], "Ready", "{}", now["status"]);
-    assert_eq!(now["status"]["health"], "green");
+    let now = assert_green(&east);
     assert_eq!(now["status"]["availableNodes"], 3);
     assert!(pods_ready(&east).iter().all(|(_, r)| r == "True"));
     assert_eq!(
@@ -279,18 +351,8 @@ fn hosted_deployment_connects_to_eck_with_the_ca_and_corrected_restrictions_on_e
         Err(NotConnectedReason::UntrustedCertificate { .. })
     ));
     // Trusting the CA is not enough: ECH restricts transport trust to the names it was given.
-    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[])
-        .unwrap();
-    assert_eq!(
-        sb.external_diagnose("ech", "eck"),
-        Err(NotConnectedReason::TrustRestricted {
-            address: lb.clone(),
-            rejected_by: ech.id.clone(),
-            node_name: "products-es-default-0.node.products.search.es.local".into(),
-        })
-    );
-    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
-        .unwrap();
+    assert_external_restricts(&sb, &east, "ech", &[], &lb);
+    external_trusts_eck(&sb, &east, "ech");
     assert_eq!(external_connected(&sb, "ech"), true);
     let connection = sb.external_diagnose("ech", "eck").unwrap();
     assert_eq!(connection.target, eck_id());
@@ -303,21 +365,11 @@ fn hosted_deployment_connects_to_eck_with_the_ca_and_corrected_restrictions_on_e
 
 #[test]
 fn another_organization_signed_by_the_same_regional_ca_is_refused_by_the_restrictions() {
-    let sb = sandbox(1);
-    let east = sb.cluster("east");
-    east.wait_idle(IDLE).unwrap();
-    let ech = sb.external("ech");
+    let (sb, east, _) = with_corrected_trust(1, vec![node_set("default", 1, TRUST)]);
     let intruder = sb.external("intruder");
-    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
-    apply_node_sets(
-        &east,
-        vec![node_set("default", 1, Some(("ca.crt", "trust.yml")))],
-    );
     let lb = transport_lb(&east);
     // The intruder's administrator trusts the ECK cluster fully: only the ECK side can refuse.
-    sb.external_admin_trust_transport("intruder", &eck_ca(&east), &[ECK_PATTERN])
-        .unwrap();
-    external_remote(&sb, "intruder", &lb);
+    external_links_eck(&sb, &east, "intruder", &lb);
     assert_eq!(external_connected(&sb, "intruder"), false);
     let refused = sb.external_diagnose("intruder", "eck").unwrap_err();
     assert_eq!(
@@ -346,26 +398,24 @@ fn another_organization_signed_by_the_same_regional_ca_is_refused_by_the_restric
         })
     );
     // The deployment that the restrictions name connects.
-    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
-        .unwrap();
-    external_remote(&sb, "ech", &lb);
+    external_links_eck(&sb, &east, "ech", &lb);
     assert_eq!(external_connected(&sb, "ech"), true);
 }
 
 #[test]
 fn without_restrictions_any_deployment_signed_by_the_regional_ca_is_accepted() {
     let sb = sandbox(1);
-    let east = sb.cluster("east");
-    east.wait_idle(IDLE).unwrap();
-    let ech = sb.external("ech");
+    let (east, ech) = east_and_ech(&sb);
     // Only the CA: what trusting ECH's CA alone amounts to.
-    trust_config_map(&east, &ech.transport_ca_pem, "");
-    apply_node_sets(&east, vec![node_set("default", 1, Some(("ca.crt", "")))]);
+    roll_out_trust(
+        &east,
+        &ech,
+        "",
+        vec![node_set("default", 1, Some(("ca.crt", "")))],
+    );
     assert_eq!(es(&east)["status"]["phase"], "Ready");
     let lb = transport_lb(&east);
-    sb.external_admin_trust_transport("intruder", &eck_ca(&east), &[ECK_PATTERN])
-        .unwrap();
-    external_remote(&sb, "intruder", &lb);
+    external_links_eck(&sb, &east, "intruder", &lb);
     assert_eq!(
         external_connected(&sb, "intruder"),
         true,
@@ -381,25 +431,15 @@ fn without_restrictions_any_deployment_signed_by_the_regional_ca_is_accepted() {
 
 #[test]
 fn settings_on_one_node_set_only_do_not_connect() {
-    let sb = sandbox(2);
-    let east = sb.cluster("east");
-    east.wait_idle(IDLE).unwrap();
-    let ech = sb.external("ech");
-    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
-    apply_node_sets(
-        &east,
-        vec![
-            node_set("default", 2, Some(("ca.crt", "trust.yml"))),
-            node_set("warm", 1, None),
-        ],
+    let (sb, east, ech) = with_corrected_trust(
+        2,
+        vec![node_set("default", 2, TRUST), node_set("warm", 1, None)],
     );
     // The cluster forms (the restrictions name its own nodes), but `warm` does not trust the
     // regional CA: connections that land there fail.
     assert_eq!(es(&east)["status"]["phase"], "Ready");
     let lb = transport_lb(&east);
-    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
-        .unwrap();
-    external_remote(&sb, "ech", &lb);
+    external_links_eck(&sb, &east, "ech", &lb);
     assert_eq!(external_connected(&sb, "ech"), false);
     assert!(
         matches!(
@@ -418,10 +458,7 @@ fn settings_on_one_node_set_only_do_not_connect() {
     // Both settings and the mount on every nodeSet, as documented: both directions connect.
     apply_node_sets(
         &east,
-        vec![
-            node_set("default", 2, Some(("ca.crt", "trust.yml"))),
-            node_set("warm", 1, Some(("ca.crt", "trust.yml"))),
-        ],
+        vec![node_set("default", 2, TRUST), node_set("warm", 1, TRUST)],
     );
     assert_eq!(external_connected(&sb, "ech"), true);
     assert_eq!(east.remote_info(NS, NAME)["ech"]["connected"], true);
@@ -432,23 +469,16 @@ fn a_single_node_forms_even_when_its_own_name_is_not_in_the_restrictions() {
     // A node does not open a transport connection to itself, so the downloaded file only
     // breaks clusters of several nodes.
     let sb = sandbox(1);
-    let east = sb.cluster("east");
-    east.wait_idle(IDLE).unwrap();
-    let ech = sb.external("ech");
-    trust_config_map(
+    let (east, ech) = east_and_ech(&sb);
+    roll_out_trust(
         &east,
-        &ech.transport_ca_pem,
+        &ech,
         &ech.hosted_trust_yml(SCOPE_ID),
-    );
-    apply_node_sets(
-        &east,
-        vec![node_set("default", 1, Some(("ca.crt", "trust.yml")))],
+        vec![node_set("default", 1, TRUST)],
     );
     assert_eq!(es(&east)["status"]["phase"], "Ready");
     // ECH connects to it (the file names ECH), but the ECK node would refuse a second node.
-    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
-        .unwrap();
-    external_remote(&sb, "ech", &transport_lb(&east));
+    external_links_eck(&sb, &east, "ech", &transport_lb(&east));
     assert_eq!(external_connected(&sb, "ech"), true);
 }
 
@@ -479,57 +509,24 @@ async fn es_through_port_forward(
     let errors = pf.take_error(9200).unwrap();
     let stream = pf.take_stream(9200).unwrap();
     let ca = secret(east, NS, "products-es-http-certs-public", "ca.crt");
-    let mut roots = rustls::RootCertStore::empty();
-    for p in x509_parser::pem::Pem::iter_from_buffer(ca.as_bytes()) {
-        roots
-            .add(CertificateDer::from(p.unwrap().contents))
-            .unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let server = ServerName::try_from("products-es-http.search.svc".to_string()).unwrap();
-    let tls = match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(server, stream),
-    )
-    .await
-    {
-        Ok(Ok(tls)) => tls,
-        _ => {
-            let msg = tokio::time::timeout(Duration::from_secs(5), errors)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            assert!(msg.contains("9200"), "{msg}");
-            return None;
-        }
+    let connect = common::https(stream, &ca, "products-es-http.search.svc");
+    let Ok(Ok(mut es)) = tokio::time::timeout(Duration::from_secs(5), connect).await else {
+        let msg = tokio::time::timeout(Duration::from_secs(5), errors)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        assert!(msg.contains("9200"), "{msg}");
+        return None;
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    use base64::Engine;
     let password = secret(east, NS, "products-es-elastic-user", "elastic");
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("elastic:{password}"));
-    let req = http::Request::get(path)
-        .header("host", "localhost")
-        .header("authorization", format!("Basic {auth}"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    sender.ready().await.unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Some((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    let (status, _, body) =
+        common::request(&mut es, "GET", "localhost", path, &password, None).await;
+    Some((status, body))
 }
 
-fn assert_not_formed(east: &ClusterHandle) {
+/// `products` has not formed although its rollout finished: what its nodes make of it.
+fn assert_not_formed(east: &ClusterHandle) -> ClusterFormation {
     let now = es(east);
     let st = &now["status"];
     assert_eq!(st["phase"], "ApplyingChanges", "{st}");
@@ -542,30 +539,19 @@ fn assert_not_formed(east: &ClusterHandle) {
     let pods = pods_ready(east);
     assert!(!pods.is_empty());
     assert!(pods.iter().all(|(_, r)| r == "False"), "{pods:?}");
+    east.es_node(NS, NAME, |n| n.formation.clone()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_downloaded_trust_yml_keeps_eck_nodes_apart_until_a_fixed_one_rolls_out() {
     let sb = sandbox(2);
-    let east = sb.cluster("east");
-    tokio::task::block_in_place(|| east.wait_idle(IDLE)).unwrap();
-    let ech = sb.external("ech");
-    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
-        .unwrap();
+    let (east, ech) = tokio::task::block_in_place(|| east_and_ech(&sb));
+    external_trusts_eck(&sb, &east, "ech");
     // The file as downloaded: its second entry does not match ECK's node names.
-    trust_config_map(
-        &east,
-        &ech.transport_ca_pem,
-        &ech.hosted_trust_yml(SCOPE_ID),
-    );
-    tokio::task::block_in_place(|| {
-        apply_node_sets(
-            &east,
-            vec![node_set("default", 2, Some(("ca.crt", "trust.yml")))],
-        )
-    });
-    assert_not_formed(&east);
-    let formation = east.es_node(NS, NAME, |n| n.formation.clone()).unwrap();
+    let downloaded = ech.hosted_trust_yml(SCOPE_ID);
+    let sets = vec![node_set("default", 2, TRUST)];
+    tokio::task::block_in_place(|| roll_out_trust(&east, &ech, &downloaded, sets));
+    let formation = assert_not_formed(&east);
     assert!(
         matches!(&formation, ClusterFormation::NoMaster { reason } if reason.contains("products-es-default-1.node.products.search.es.local")),
         "{formation:?}"
@@ -603,16 +589,16 @@ async fn the_downloaded_trust_yml_keeps_eck_nodes_apart_until_a_fixed_one_rolls_
     );
 
     // Fix the file and roll the pods out again.
-    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
     let before = es(&east)["metadata"]["generation"].as_i64().unwrap();
-    let mut fixed = node_set("default", 2, Some(("ca.crt", "trust.yml")));
-    fixed["podTemplate"]["metadata"] =
-        json!({"annotations": {"kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z"}});
-    tokio::task::block_in_place(|| apply_node_sets(&east, vec![fixed]));
-    let now = es(&east);
+    let fixed = restarted(
+        node_set("default", 2, TRUST),
+        "kubectl.kubernetes.io/restartedAt",
+        "2025-01-01T00:00:00Z",
+    );
+    let corrected = corrected_trust_yml(&sb);
+    tokio::task::block_in_place(|| roll_out_trust(&east, &ech, &corrected, vec![fixed]));
+    let now = assert_green(&east);
     assert_eq!(now["metadata"]["generation"], before + 1);
-    assert_eq!(now["status"]["phase"], "Ready", "{}", now["status"]);
-    assert_eq!(now["status"]["health"], "green");
     assert_eq!(now["status"]["availableNodes"], 2);
     assert_eq!(condition(&now, "ElasticsearchIsReachable"), "True");
     assert!(pods_ready(&east).iter().all(|(_, r)| r == "True"));
@@ -626,20 +612,13 @@ async fn the_downloaded_trust_yml_keeps_eck_nodes_apart_until_a_fixed_one_rolls_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_trust_restrictions_file_keeps_the_nodes_from_starting() {
     let sb = sandbox(2);
-    let east = sb.cluster("east");
-    tokio::task::block_in_place(|| east.wait_idle(IDLE)).unwrap();
-    let ech = sb.external("ech");
-    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
+    let (east, ech) = tokio::task::block_in_place(|| east_and_ech(&sb));
+    let corrected = corrected_trust_yml(&sb);
 
     // A file name that is not in the ConfigMap.
-    tokio::task::block_in_place(|| {
-        apply_node_sets(
-            &east,
-            vec![node_set("default", 2, Some(("ca.crt", "trust.yaml")))],
-        )
-    });
-    assert_not_formed(&east);
-    let formation = east.es_node(NS, NAME, |n| n.formation.clone()).unwrap();
+    let sets = vec![node_set("default", 2, Some(("ca.crt", "trust.yaml")))];
+    tokio::task::block_in_place(|| roll_out_trust(&east, &ech, &corrected, sets));
+    let formation = assert_not_formed(&east);
     assert!(
         matches!(&formation, ClusterFormation::NodesNotStarted { reason } if reason.contains("NoSuchFileException")),
         "{formation:?}"
@@ -655,32 +634,19 @@ async fn an_unreadable_trust_restrictions_file_keeps_the_nodes_from_starting() {
     assert_eq!(r.status, 503);
 
     // The right name, but the content is not YAML.
-    trust_config_map(
-        &east,
-        &ech.transport_ca_pem,
-        "trust.subject_name: [\"*.account\"\n",
-    );
-    tokio::task::block_in_place(|| {
-        apply_node_sets(
-            &east,
-            vec![node_set("default", 2, Some(("ca.crt", "trust.yml")))],
-        )
-    });
-    assert_not_formed(&east);
-    let formation = east.es_node(NS, NAME, |n| n.formation.clone()).unwrap();
+    let not_yaml = "trust.subject_name: [\"*.account\"\n";
+    let sets = vec![node_set("default", 2, TRUST)];
+    tokio::task::block_in_place(|| roll_out_trust(&east, &ech, not_yaml, sets));
+    let formation = assert_not_formed(&east);
     assert!(
         matches!(&formation, ClusterFormation::NodesNotStarted { reason } if reason.contains("invalid YAML")),
         "{formation:?}"
     );
 
     // A valid file and another rollout.
-    trust_config_map(&east, &ech.transport_ca_pem, &corrected_trust_yml(&sb));
-    let mut fixed = node_set("default", 2, Some(("ca.crt", "trust.yml")));
-    fixed["podTemplate"]["metadata"] = json!({"annotations": {"fix": "1"}});
-    tokio::task::block_in_place(|| apply_node_sets(&east, vec![fixed]));
-    let now = es(&east);
-    assert_eq!(now["status"]["phase"], "Ready", "{}", now["status"]);
-    assert_eq!(now["status"]["health"], "green");
+    let fixed = restarted(node_set("default", 2, TRUST), "fix", "1");
+    tokio::task::block_in_place(|| roll_out_trust(&east, &ech, &corrected, vec![fixed]));
+    assert_green(&east);
     let r = east.es_request(NS, NAME, &EsRequest::new("GET", "/").basic("elastic", &pw));
     assert_eq!(r.status, 200);
 }
@@ -732,22 +698,14 @@ fn a_self_managed_external_restricts_only_once_it_names_patterns() {
         true,
         "no restriction"
     );
-    sb.external_admin_trust_transport(
+    assert_external_restricts(
+        &sb,
+        &east,
         "selfmanaged",
-        &eck_ca(&east),
         &["*.node.other.search.es.local"],
-    )
-    .unwrap();
-    assert_eq!(
-        sb.external_diagnose("selfmanaged", "eck"),
-        Err(NotConnectedReason::TrustRestricted {
-            address: lb.clone(),
-            rejected_by: ext.id.clone(),
-            node_name: "products-es-default-0.node.products.search.es.local".into(),
-        })
+        &lb,
     );
-    sb.external_admin_trust_transport("selfmanaged", &eck_ca(&east), &[ECK_PATTERN])
-        .unwrap();
+    external_trusts_eck(&sb, &east, "selfmanaged");
     assert_eq!(external_connected(&sb, "selfmanaged"), true);
     // A CA that is not PEM is refused.
     assert!(
