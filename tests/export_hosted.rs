@@ -82,6 +82,14 @@ fn export_args(world: &World, ca: &Path, trust: &Path) -> Vec<String> {
     args
 }
 
+fn export(world: &World, ca: &Path, trust: &Path) -> std::process::Output {
+    world
+        .plugin()
+        .args(export_args(world, ca, trust))
+        .output()
+        .unwrap()
+}
+
 fn products(world: &World) -> Value {
     world
         .sandbox
@@ -123,11 +131,7 @@ fn a_hosted_deployment_connects_through_restricted_trust_and_another_organisatio
     let before = world.snapshot(&["east"]);
     let (ca, trust) = downloads(&world);
 
-    let output = world
-        .plugin()
-        .args(export_args(&world, &ca, &trust))
-        .output()
-        .unwrap();
+    let output = export(&world, &ca, &trust);
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let stderr = stderr_of(&output);
     assert!(
@@ -333,11 +337,7 @@ fn a_restriction_someone_else_set_is_left_alone() {
     east.clear_requests();
     let before = world.snapshot(&["east"]);
     let (ca, trust) = downloads(&world);
-    let output = world
-        .plugin()
-        .args(export_args(&world, &ca, &trust))
-        .output()
-        .unwrap();
+    let output = export(&world, &ca, &trust);
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
     assert!(
         stderr_of(&output).contains("nodeSet \"cold\""),
