@@ -571,11 +571,20 @@ pub(crate) fn resource_version_of(object: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The comment that opens each marked CA block, followed by its label and fingerprint.
+pub const CA_BLOCK_MARKER: &str = "# kubectl-remote-cluster: ";
+
+/// The line prefix of `label`'s block in a bundle.
+pub fn ca_block_prefix(label: &str) -> String {
+    format!("{CA_BLOCK_MARKER}{label} ")
+}
+
 /// One CA bundle per local cluster; each remote's CA is a marked block, so it can be removed
 /// again without touching the others.
 pub fn ca_block(alias: &str, ca: &RemoteCa) -> String {
     format!(
-        "# kubectl-remote-cluster: {alias} sha256:{}\n{}\n",
+        "{}sha256:{}\n{}\n",
+        ca_block_prefix(alias),
         ca.fingerprint,
         ca.pem.trim_end()
     )
@@ -617,11 +626,11 @@ pub(crate) fn ca_bundle_step(observed: &LocalSide, alias: &str, ca: &RemoteCa) -
 
 /// The bundle without the marked block of `alias`.
 pub fn without_block(bundle: &str, alias: &str) -> String {
-    let marker = format!("# kubectl-remote-cluster: {alias} ");
+    let marker = ca_block_prefix(alias);
     let mut out = String::new();
     let mut skipping = false;
     for line in bundle.lines() {
-        if line.starts_with("# kubectl-remote-cluster: ") {
+        if line.starts_with(CA_BLOCK_MARKER) {
             skipping = line.starts_with(&marker);
         }
         if !skipping {

@@ -79,7 +79,7 @@ pub(crate) fn trust_steps(
     if current.contains(&block) {
         return (None, needs_reference, diff);
     }
-    let has_old_block = current.contains(&format!("# kubectl-remote-cluster: {label} "));
+    let has_old_block = current.contains(&ca_block_prefix(&label));
     if has_old_block && !refresh {
         warnings.push(format!(
             "{} trusts an older CA of {label}: run again with --refresh to replace it",
@@ -583,7 +583,7 @@ pub(crate) fn untrust(
     let (mut before, mut after) = (Vec::new(), Vec::new());
     let label = peer_label(peer);
     let current = side.bundle();
-    if keep || !current.contains(&format!("# kubectl-remote-cluster: {label} ")) {
+    if keep || !current.contains(&ca_block_prefix(&label)) {
         return (before, false, after);
     }
     let remaining = without_block(&current, &label);

@@ -90,7 +90,7 @@ pub fn eck_transport_peers(
 pub fn block_labels(bundle: &str) -> Vec<String> {
     bundle
         .lines()
-        .filter_map(|l| l.strip_prefix("# kubectl-remote-cluster: "))
+        .filter_map(|l| l.strip_prefix(CA_BLOCK_MARKER))
         .filter_map(|rest| rest.split(' ').next())
         .map(str::to_string)
         .collect()
