@@ -133,12 +133,8 @@ async fn observe(
     request: &CrossRequest,
 ) -> anyhow::Result<CrossObserved> {
     let (local_client, remote_client) = (sides.local, sides.remote);
-    let remote_services =
-        Api::<Service>::namespaced(remote_client.client.clone(), sides.remote_namespace);
     let local_secrets =
         Api::<Secret>::namespaced(local_client.client.clone(), sides.local_namespace);
-    let remote_secrets =
-        Api::<Secret>::namespaced(remote_client.client.clone(), sides.remote_namespace);
     let local_maps =
         Api::<ConfigMap>::namespaced(local_client.client.clone(), sides.local_namespace);
     let local_id = id(local_client, sides.local_namespace, &args.local);
@@ -147,28 +143,15 @@ async fn observe(
     if local.id == remote.id {
         return Err(UserError::from(plan::PlanError::SameCluster(local.id)).into());
     }
-    let template_service = format!("{}-es-remote-cluster", remote_id.name);
-    let own_service = plan::exposure_service_name(&remote_id);
-    let ca_secret_name = format!("{}-es-transport-certs-public", remote_id.name);
     let credentials_name = plan::credentials_secret_name(&local_id);
     let bundle_name = plan::ca_bundle_name(&local_id);
-    let (ca_secret, template, own, credentials, bundle) = tokio::join!(
-        remote_client.call(remote_secrets.get_opt(&ca_secret_name)),
-        remote_client.call(remote_services.get_opt(&template_service)),
-        remote_client.call(remote_services.get_opt(&own_service)),
+    let (remote_ca, exposure, credentials, bundle) = tokio::join!(
+        read_transport_ca(remote_client, sides.remote_namespace, &remote_id.name),
+        server_exposure(remote_client, &remote_id, &remote_operator),
         local_client.call(local_secrets.get_opt(&credentials_name)),
         local_client.call(local_maps.get_opt(&bundle_name)),
     );
-    let remote_ca = ca_secret
-        .map_err(failure)?
-        .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
-        .and_then(|pem| first_certificate(&pem));
-    let (template, own) = (template.map_err(failure)?, own.map_err(failure)?);
-    let exposed_host = if remote_operator.crd_has_server_service {
-        eck::load_balancer_host(template.as_ref())
-    } else {
-        eck::load_balancer_host(own.as_ref())
-    };
+    let (remote_ca, (exposed_host, exposure_service_exists)) = (remote_ca?, exposure?);
     let alias = request
         .alias
         .clone()
@@ -192,7 +175,7 @@ async fn observe(
         remote_operator,
         remote_ca,
         exposed_host,
-        exposure_service_exists: own.is_some(),
+        exposure_service_exists,
         credentials_secret: credentials.map(without_values),
         ca_bundle: bundle.map_err(failure)?.map(to_value),
         stored_key,
@@ -222,24 +205,58 @@ fn without_values(secret: Secret) -> Value {
 }
 
 /// One side of a transport trust, as read in its context.
+/// The transport CA ECK publishes for `name` in `namespace`, when it has.
+pub async fn read_transport_ca(
+    client: &ContextClient,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Option<RemoteCa>> {
+    let secrets = Api::<Secret>::namespaced(client.client.clone(), namespace);
+    Ok(client
+        .call(secrets.get_opt(&plan::transport_ca_secret(name)))
+        .await
+        .map_err(failure)?
+        .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
+        .and_then(|pem| first_certificate(&pem)))
+}
+
+/// How `es`'s remote cluster server is exposed: the LoadBalancer host of ECK's Service (when
+/// the CRD has `remoteClusterServer.service`, ECK 3.3) or of the plugin's own, and whether the
+/// plugin's own Service exists.
+pub async fn server_exposure(
+    client: &ContextClient,
+    es: &plan::ClusterId,
+    operator: &plan::Operator,
+) -> anyhow::Result<(Option<String>, bool)> {
+    let services = Api::<Service>::namespaced(client.client.clone(), &es.namespace);
+    let template = format!("{}-es-remote-cluster", es.name);
+    let own = plan::exposure_service_name(es);
+    let (template, own) = tokio::join!(
+        client.call(services.get_opt(&template)),
+        client.call(services.get_opt(&own)),
+    );
+    let (template, own) = (template.map_err(failure)?, own.map_err(failure)?);
+    let exposed = if operator.crd_has_server_service {
+        template.as_ref()
+    } else {
+        own.as_ref()
+    };
+    Ok((eck::load_balancer_host(exposed), own.is_some()))
+}
+
 pub async fn trust_side(client: &ContextClient, es: EsState) -> anyhow::Result<plan::TrustSide> {
-    let secrets = Api::<Secret>::namespaced(client.client.clone(), &es.id.namespace);
     let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &es.id.namespace);
     let mut side = plan::TrustSide {
         es,
         own_ca: None,
         ca_configmap: None,
     };
-    let ca_secret = format!("{}-es-transport-certs-public", side.es.id.name);
     let configmap = side.configmap_name();
-    let (secret, map) = tokio::join!(
-        client.call(secrets.get_opt(&ca_secret)),
+    let (own_ca, map) = tokio::join!(
+        read_transport_ca(client, &side.es.id.namespace, &side.es.id.name),
         client.call(maps.get_opt(&configmap)),
     );
-    side.own_ca = secret
-        .map_err(failure)?
-        .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
-        .and_then(|pem| first_certificate(&pem));
+    side.own_ca = own_ca?;
     side.ca_configmap = map.map_err(failure)?.map(to_value);
     Ok(side)
 }
@@ -911,18 +928,40 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
             return Err(err);
         }
     };
-    let planned = applied.planned;
     let local_id = id(client, &target.namespace, &args.local);
+    say_external_linked(&local_id, &alias, &applied.planned, flags);
+    let connected = mutate::wait_until_connected(client, flags, &local_id, &alias, &[]).await?;
+    print_external_result(&local_id, &alias, &applied, flags, connected)?;
+    Ok(ExitCode::Ok)
+}
+
+/// What a link to a cluster outside Kubernetes did, on stderr.
+fn say_external_linked(
+    local_id: &plan::ClusterId,
+    alias: &str,
+    planned: &plan::LinkPlan,
+    flags: &crate::cli::MutationFlags,
+) {
     if planned.plan.is_empty() {
         output::info(&format!(
             "Remote cluster {alias:?} is already linked from {local_id}: nothing to change."
         ));
     } else if flags.dry_run == crate::apply::DryRun::None {
         output::info(&format!(
-            "Linked {local_id} to the external cluster {alias:?} (api-key security model, proxy mode)."
+            "Linked {local_id} to the external cluster {alias:?} ({} security model, proxy mode).",
+            planned.security
         ));
     }
-    let connected = mutate::wait_until_connected(client, flags, &local_id, &alias, &[]).await?;
+}
+
+/// `-o json|yaml` of a link to a cluster outside Kubernetes.
+fn print_external_result(
+    local_id: &plan::ClusterId,
+    alias: &str,
+    applied: &mutate::Applied<plan::LinkPlan>,
+    flags: &crate::cli::MutationFlags,
+    connected: Option<bool>,
+) -> anyhow::Result<()> {
     if let Some(format) = flags.output {
         output::print_document(
             &serde_json::json!({
@@ -930,16 +969,16 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
                 "kind": "LinkResult",
                 "local": local_id,
                 "external": alias,
-                "security": planned.security,
+                "security": applied.planned.security,
                 "dryRun": flags.dry_run,
-                "plan": planned.plan,
+                "plan": applied.planned.plan,
                 "writes": applied.writes,
                 "connected": connected,
             }),
             format,
         )?;
     }
-    Ok(ExitCode::Ok)
+    Ok(())
 }
 
 /// `link LOCAL --external ALIAS --security certificate`: the local trusts the remote's transport
@@ -958,9 +997,11 @@ async fn link_external_certificate(
     let subjects = crate::commands::export::restriction_subjects(&args.restriction)?;
     let proxy_address = args.proxy_address.clone().unwrap_or_default();
     let client = &target.client;
+    // This cluster's transport CA as the planning read it, to hand over once applied.
+    let own_ca: std::cell::RefCell<Option<RemoteCa>> = Default::default();
     let applied = mutate::plan_and_apply(&[client], flags, || {
-        let (alias, remote_ca, proxy_address, subjects) =
-            (&alias, &remote_ca, &proxy_address, &subjects);
+        let (alias, remote_ca, proxy_address, subjects, own_ca) =
+            (&alias, &remote_ca, &proxy_address, &subjects, &own_ca);
         async move {
             let local = mutate::read_es(client, &target.namespace, &args.local).await?;
             let (operator, settings) = tokio::join!(
@@ -968,6 +1009,7 @@ async fn link_external_certificate(
                 alias_settings(client, &local, alias),
             );
             let side = trust_side(client, local).await?;
+            own_ca.replace(side.own_ca.clone());
             let restricted = restricted_when_asked(client, &side, subjects.as_ref()).await?;
             let restriction = restriction(restricted.as_ref(), subjects.as_ref());
             let request = plan::ExternalCertificateRequest {
@@ -985,18 +1027,8 @@ async fn link_external_certificate(
     })
     .await?;
     let local_id = id(client, &target.namespace, &args.local);
-    if applied.planned.plan.is_empty() {
-        output::info(&format!(
-            "Remote cluster {alias:?} is already linked from {local_id}: nothing to change."
-        ));
-    } else if flags.dry_run == crate::apply::DryRun::None {
-        output::info(&format!(
-            "Linked {local_id} to the external cluster {alias:?} (certificate security model, proxy mode)."
-        ));
-    }
-    let local = mutate::read_es(client, &target.namespace, &args.local).await?;
-    let side = trust_side(client, local).await?;
-    if let Some(own) = side.own_ca {
+    say_external_linked(&local_id, &alias, &applied.planned, flags);
+    if let Some(own) = own_ca.into_inner() {
         output::info(&format!(
             "The remote connects back only once its administrator trusts this cluster's transport CA (sha256:{}), printed on stdout; then check with `kubectl remote-cluster describe {}`.",
             own.fingerprint, args.local
@@ -1005,20 +1037,6 @@ async fn link_external_certificate(
             output::write_stdout(&own.pem)?;
         }
     }
-    if let Some(format) = flags.output {
-        output::print_document(
-            &serde_json::json!({
-                "apiVersion": API_VERSION,
-                "kind": "LinkResult",
-                "local": local_id,
-                "external": alias,
-                "security": "certificate",
-                "dryRun": flags.dry_run,
-                "plan": applied.planned.plan,
-                "writes": applied.writes,
-            }),
-            format,
-        )?;
-    }
+    print_external_result(&local_id, &alias, &applied, flags, None)?;
     Ok(ExitCode::Ok)
 }

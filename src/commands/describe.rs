@@ -7,9 +7,6 @@ use crate::commands::list::API_VERSION;
 use crate::commands::mutate;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
-
 use crate::describe::{self, CurrentCa, Observed, Report};
 use crate::error::ExitCode;
 use crate::es::{EsClient, EsTarget};
@@ -112,16 +109,18 @@ async fn remote_cas(
         .collect();
     let reads = links.iter().map(|(alias, record)| async move {
         let client = pool.client(&record.remote_context).await.ok()?;
-        let secrets: Api<Secret> = Api::namespaced(client.client.clone(), &record.remote_namespace);
-        let name = format!("{}-es-transport-certs-public", record.remote_name);
-        let secret = client.call(secrets.get_opt(&name)).await.ok()??;
-        let pem = secret.data?.get("ca.crt")?.0.clone();
-        let ca = crate::commands::cross::first_certificate(&pem)?;
+        let ca = crate::commands::cross::read_transport_ca(
+            &client,
+            &record.remote_namespace,
+            &record.remote_name,
+        )
+        .await
+        .ok()??;
         Some((
             alias.clone(),
             CurrentCa {
                 fingerprint: ca.fingerprint,
-                not_after: not_after(&pem),
+                not_after: not_after(ca.pem.as_bytes()),
             },
         ))
     });

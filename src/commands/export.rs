@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use secrecy::ExposeSecret;
 
@@ -81,33 +81,17 @@ pub async fn run(
                 eck::operator_facts(client),
             );
             let remote = remote?;
-            let secrets = Api::<Secret>::namespaced(client.client.clone(), namespace);
-            let services = Api::<Service>::namespaced(client.client.clone(), namespace);
-            let ca_name = format!("{}-es-transport-certs-public", remote.id.name);
-            let template = format!("{}-es-remote-cluster", remote.id.name);
-            let own = plan::exposure_service_name(&remote.id);
-            let (ca, template, own) = tokio::join!(
-                client.call(secrets.get_opt(&ca_name)),
-                client.call(services.get_opt(&template)),
-                client.call(services.get_opt(&own)),
+            let (ca, exposure) = tokio::join!(
+                cross::read_transport_ca(client, namespace, &remote.id.name),
+                cross::server_exposure(client, &remote.id, &operator),
             );
-            let ca = ca
-                .map_err(failure)?
-                .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
-                .and_then(|pem| cross::first_certificate(&pem));
-            let (template, own) = (template.map_err(failure)?, own.map_err(failure)?);
-            let exposed = if operator.crd_has_server_service {
-                template.as_ref()
-            } else {
-                own.as_ref()
-            };
-            let exposed_host = eck::load_balancer_host(exposed);
+            let (ca, (exposed_host, exposure_service_exists)) = (ca?, exposure?);
             *seen.borrow_mut() = (ca.clone(), exposed_host.clone());
             let observed = plan::ExportObserved {
                 remote,
                 operator,
                 exposed_host,
-                exposure_service_exists: own.is_some(),
+                exposure_service_exists,
                 ca,
             };
             Ok(ExportPlan(
@@ -215,7 +199,8 @@ async fn export_certificate(
         expose: args.expose,
         proxy_address: args.proxy_address.clone(),
     };
-    let seen: std::cell::RefCell<Option<String>> = Default::default();
+    // This cluster's transport CA and its transport's address, as the last planning read them.
+    let seen: std::cell::RefCell<(Option<plan::RemoteCa>, Option<String>)> = Default::default();
     let applied = mutate::plan_and_apply(&[client], flags, || {
         let (request, their_ca, seen, subjects) = (&request, &their_ca, &seen, &subjects);
         async move {
@@ -232,7 +217,7 @@ async fn export_certificate(
                 .await
                 .map_err(failure)?;
             let host = eck::load_balancer_host(transport.as_ref());
-            *seen.borrow_mut() = host.clone();
+            *seen.borrow_mut() = (side.own_ca.clone(), host.clone());
             Ok(ExportPlan(
                 plan::plan_export_certificate(
                     &side,
@@ -250,21 +235,18 @@ async fn export_certificate(
     if flags.dry_run != DryRun::None {
         return Ok(ExitCode::Ok);
     }
+    let (own_ca, observed_host) = seen.into_inner();
     let address = match (
         &args.proxy_address,
         applied.outputs.get(plan::OUTPUT_ADDRESS),
-        seen.into_inner(),
+        observed_host,
     ) {
         (Some(given), _, _) => given.clone(),
         (None, Some(host), _) => format!("{}:{}", host.expose_secret(), plan::TRANSPORT_PORT),
         (None, None, Some(host)) => format!("{host}:{}", plan::TRANSPORT_PORT),
         (None, None, None) => String::from("(not exposed)"),
     };
-    let remote = mutate::read_es(client, &target.namespace, &args.remote).await?;
-    let own = cross::trust_side(client, remote)
-        .await?
-        .own_ca
-        .ok_or_else(|| anyhow::anyhow!("{} has no transport CA yet", args.remote))?;
+    let own = own_ca.ok_or_else(|| anyhow::anyhow!("{} has no transport CA yet", args.remote))?;
     let out_dir = args
         .output_dir
         .clone()

@@ -148,13 +148,7 @@ pub fn plan_cross_environment_link(
     request: &CrossRequest,
 ) -> Result<LinkPlan, PlanError> {
     let (local, remote) = (&observed.local, &observed.remote);
-    let alias = request
-        .alias
-        .clone()
-        .unwrap_or_else(|| remote.id.name.clone());
-    if !valid_alias(&alias) {
-        return Err(PlanError::InvalidAlias(alias));
-    }
+    let alias = link_alias(request.alias.as_ref(), &remote.id)?;
     let mut warnings = Vec::new();
     check_managed(local)?;
     check_managed(remote)?;
@@ -166,18 +160,11 @@ pub fn plan_cross_environment_link(
         &observed.remote_operator,
         request.proxy_address.as_ref(),
     )?;
-    if request.expose == Expose::None && request.proxy_address.is_none() {
-        return Err(PlanError::NotExposed {
-            local: Box::new(local.id.clone()),
-            remote: Box::new(remote.id.clone()),
-        });
-    }
-    let ca = observed.remote_ca.clone().ok_or_else(|| {
-        PlanError::NoRemoteCa(
-            Box::new(remote.id.clone()),
-            format!("{}-es-transport-certs-public", remote.id.name),
-        )
-    })?;
+    check_reachable(local, remote, request)?;
+    let ca = observed
+        .remote_ca
+        .clone()
+        .ok_or_else(|| PlanError::no_transport_ca(&remote.id))?;
     let ours = local.plugin_links();
     check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
 
@@ -200,25 +187,14 @@ pub fn plan_cross_environment_link(
     let new_key = steps
         .iter()
         .any(|s| matches!(s.change, Change::CreateApiKey { .. }));
-    let mut restarts_local = false;
     let local_side = observed.local_side();
-    if let Some(step) = credentials_step(&local_side, &alias, new_key) {
-        restarts_local = true;
-        steps.push(step);
-    }
-    if let Some(step) = ca_bundle_step(&local_side, &alias, &ca) {
-        steps.push(step);
-    }
-    if let Some(step) = local_spec_step(local, &alias, record, &ours, true) {
-        restarts_local |= step.restarts_nodes;
-        steps.push(step);
-    }
-    if restarts_local {
-        steps.push(rollout_wait_step(
-            &local.id,
-            "the keystore is read at start",
-        ));
-    }
+    steps.extend(local_api_key_steps(
+        &local_side,
+        &alias,
+        new_key,
+        Some(&ca),
+        record,
+    ));
     let server_name = request.server_name.clone().unwrap_or_else(|| {
         format!(
             "{}-es-remote-cluster.{}.svc",
@@ -252,6 +228,21 @@ fn check_versions(local: &EsState, remote: &EsState) -> Result<(), PlanError> {
         return Err(PlanError::ApiKeyUnsupported {
             cluster: oldest.0.id.clone(),
             version: oldest.1.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Across Kubernetes clusters the remote must be exposed, by the plugin or by the user.
+fn check_reachable(
+    local: &EsState,
+    remote: &EsState,
+    request: &CrossRequest,
+) -> Result<(), PlanError> {
+    if request.expose == Expose::None && request.proxy_address.is_none() {
+        return Err(PlanError::NotExposed {
+            local: Box::new(local.id.clone()),
+            remote: Box::new(remote.id.clone()),
         });
     }
     Ok(())
@@ -531,6 +522,39 @@ pub(crate) fn ours_labels() -> BTreeMap<String, String> {
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         (WATCHED_LABEL.to_string(), "true".to_string()),
     ])
+}
+
+/// The local half of an API-key link: the keystore Secret, the CA bundle (none for a publicly
+/// trusted CA), the spec patch that references them and records the link, then the wait for
+/// the restart they cause.
+pub(crate) fn local_api_key_steps(
+    side: &LocalSide,
+    alias: &str,
+    new_key: bool,
+    ca: Option<&RemoteCa>,
+    record: LinkRecord,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut restarts = false;
+    if let Some(step) = credentials_step(side, alias, new_key) {
+        restarts = true;
+        steps.push(step);
+    }
+    if let Some(step) = ca.and_then(|ca| ca_bundle_step(side, alias, ca)) {
+        steps.push(step);
+    }
+    let ours = side.es.plugin_links();
+    if let Some(step) = local_spec_step(side.es, alias, record, &ours, ca.is_some()) {
+        restarts |= step.restarts_nodes;
+        steps.push(step);
+    }
+    if restarts {
+        steps.push(rollout_wait_step(
+            &side.es.id,
+            "the keystore is read at start",
+        ));
+    }
+    steps
 }
 
 pub(crate) fn credentials_step(observed: &LocalSide, alias: &str, new_key: bool) -> Option<Step> {

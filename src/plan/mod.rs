@@ -350,6 +350,11 @@ pub fn output_placeholder(name: &str) -> String {
     format!("${{{name}}}")
 }
 
+/// The Secret in which ECK publishes an Elasticsearch's transport CA (`ca.crt`).
+pub fn transport_ca_secret(es_name: &str) -> String {
+    format!("{es_name}-es-transport-certs-public")
+}
+
 /// Why a plan cannot be made. Each is a user error: exit 2, nothing written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -435,6 +440,23 @@ pub enum PlanError {
         node_set: String,
         path: String,
     },
+}
+
+impl PlanError {
+    /// ECK has not published `es`'s transport CA yet.
+    pub fn no_transport_ca(es: &ClusterId) -> PlanError {
+        PlanError::NoRemoteCa(Box::new(es.clone()), transport_ca_secret(&es.name))
+    }
+}
+
+/// The alias a link uses: the one asked for, or the remote's name; checked against
+/// Elasticsearch's rule.
+pub(crate) fn link_alias(asked: Option<&String>, remote: &ClusterId) -> Result<String, PlanError> {
+    let alias = asked.cloned().unwrap_or_else(|| remote.name.clone());
+    if !valid_alias(&alias) {
+        return Err(PlanError::InvalidAlias(alias));
+    }
+    Ok(alias)
 }
 
 /// Elasticsearch's rule for remote cluster aliases, as ECK's keystore pattern also expects.

@@ -37,13 +37,7 @@ pub fn plan_same_operator_link(
     if local.id == remote.id {
         return Err(PlanError::SameCluster(local.id.clone()));
     }
-    let alias = request
-        .alias
-        .clone()
-        .unwrap_or_else(|| remote.id.name.clone());
-    if !valid_alias(&alias) {
-        return Err(PlanError::InvalidAlias(alias));
-    }
+    let alias = link_alias(request.alias.as_ref(), &remote.id)?;
     check_managed(local)?;
     check_managed(remote)?;
     let mut warnings = Vec::new();

@@ -158,30 +158,13 @@ pub(crate) fn transport_without(
         return None;
     }
     let mut transport = es.object.pointer("/spec/transport").cloned()?;
-    let prune = |value: &mut Value, key: &str| {
-        if value
-            .get(key)
-            .and_then(Value::as_object)
-            .is_some_and(|o| o.is_empty())
-        {
-            value.as_object_mut().expect("an object").remove(key);
-        }
-    };
     if ca_reference && let Some(tls) = transport.get_mut("tls").and_then(Value::as_object_mut) {
         tls.remove("certificateAuthorities");
     }
-    if load_balancer
-        && let Some(spec) = transport
-            .pointer_mut("/service/spec")
-            .and_then(Value::as_object_mut)
-    {
-        spec.remove("type");
+    if load_balancer {
+        super::unlink::without_load_balancer_type(&mut transport);
     }
-    if let Some(service) = transport.get_mut("service") {
-        prune(service, "spec");
-    }
-    prune(&mut transport, "service");
-    prune(&mut transport, "tls");
+    super::unlink::remove_if_empty(&mut transport, "tls");
     Some(if transport.as_object().is_some_and(|o| o.is_empty()) {
         json!({"op": "remove", "path": "/spec/transport"})
     } else {
@@ -206,12 +189,10 @@ pub fn plan_trust(
         pairs.push((b, a));
     }
     for (truster, peer) in pairs {
-        let peer_ca = peer.own_ca.clone().ok_or_else(|| {
-            PlanError::NoRemoteCa(
-                Box::new(peer.es.id.clone()),
-                format!("{}-es-transport-certs-public", peer.es.id.name),
-            )
-        })?;
+        let peer_ca = peer
+            .own_ca
+            .clone()
+            .ok_or_else(|| PlanError::no_transport_ca(&peer.es.id))?;
         let (step, needs_reference, diff) =
             trust_steps(truster, &peer.es.id, &peer_ca, refresh, &mut warnings);
         steps.extend(step);
@@ -274,13 +255,7 @@ pub fn plan_certificate_link(
     request: &CrossRequest,
 ) -> Result<LinkPlan, PlanError> {
     let (local, remote) = (&observed.local.es, &observed.remote.es);
-    let alias = request
-        .alias
-        .clone()
-        .unwrap_or_else(|| remote.id.name.clone());
-    if !valid_alias(&alias) {
-        return Err(PlanError::InvalidAlias(alias));
-    }
+    let alias = link_alias(request.alias.as_ref(), &remote.id)?;
     if !request.search_indices.is_empty() || !request.replication_indices.is_empty() {
         return Err(PlanError::IndicesWithCertificate);
     }
@@ -291,20 +266,10 @@ pub fn plan_certificate_link(
     check_license(&remote.id.context, &observed.remote_operator, &mut warnings)?;
     connectable_versions(local, remote)?;
     check_address(request.proxy_address.as_ref())?;
-    if request.expose == Expose::None && request.proxy_address.is_none() {
-        return Err(PlanError::NotExposed {
-            local: Box::new(local.id.clone()),
-            remote: Box::new(remote.id.clone()),
-        });
-    }
+    super::check_reachable(local, remote, request)?;
     let ours = local.plugin_links();
     super::check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
-    let missing_ca = |side: &TrustSide| {
-        PlanError::NoRemoteCa(
-            Box::new(side.es.id.clone()),
-            format!("{}-es-transport-certs-public", side.es.id.name),
-        )
-    };
+    let missing_ca = |side: &TrustSide| PlanError::no_transport_ca(&side.es.id);
     let local_ca = observed
         .local
         .own_ca

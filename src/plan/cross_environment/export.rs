@@ -61,10 +61,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
     }
     check_server_exposure(remote, &observed.operator, request.proxy_address.as_ref())?;
     if observed.ca.is_none() {
-        return Err(PlanError::NoRemoteCa(
-            Box::new(remote.id.clone()),
-            format!("{}-es-transport-certs-public", remote.id.name),
-        ));
+        return Err(PlanError::no_transport_ca(&remote.id));
     }
     let mut steps = Vec::new();
     let side = RemoteSide {

@@ -68,18 +68,6 @@ pub fn plan_external_link(
         alias_settings: &observed.local_alias_settings,
     };
     let new_key = observed.stored_key_id.as_deref() != Some(request.key_id.as_str());
-    let mut steps = Vec::new();
-    let mut restarts = false;
-    if let Some(mut step) = credentials_step(&side, &alias, new_key) {
-        step.summary = step.summary.replace("the API key", "the given API key");
-        restarts = true;
-        steps.push(step);
-    }
-    if let Some(ca) = &request.ca
-        && let Some(step) = ca_bundle_step(&side, &alias, ca)
-    {
-        steps.push(step);
-    }
     let record = LinkRecord {
         remote_context: String::new(),
         remote_namespace: String::new(),
@@ -90,16 +78,7 @@ pub fn plan_external_link(
         proxy_address: Some(request.proxy_address.clone()),
         key_created_at: request.key_created_at.clone(),
     };
-    if let Some(step) = local_spec_step(local, &alias, record, &ours, request.ca.is_some()) {
-        restarts |= step.restarts_nodes;
-        steps.push(step);
-    }
-    if restarts {
-        steps.push(rollout_wait_step(
-            &local.id,
-            "the keystore is read at start",
-        ));
-    }
+    let mut steps = local_api_key_steps(&side, &alias, new_key, request.ca.as_ref(), record);
     let server_name = request.server_name.clone().unwrap_or_else(|| {
         request
             .proxy_address

@@ -400,7 +400,7 @@ pub fn without_restricted_trust(node_set: &mut Value) -> bool {
             changed = true;
         }
     }
-    super::unlink::drop_empty_config(node_set);
+    super::unlink::remove_if_empty(node_set, "config");
     changed |= without_volume(node_set, RESTRICTED_TRUST_VOLUME);
     changed
 }

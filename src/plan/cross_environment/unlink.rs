@@ -300,23 +300,36 @@ pub fn without_ca_trust(node_set: &mut Value, remove_enabled: bool) -> bool {
             changed = true;
         }
     }
-    drop_empty_config(node_set);
+    remove_if_empty(node_set, "config");
     changed |= without_volume(node_set, CA_VOLUME);
     changed
 }
 
-/// A nodeSet's `config` goes when nothing is left in it.
-pub(crate) fn drop_empty_config(node_set: &mut Value) {
-    if node_set
-        .get("config")
+/// `parent[key]` goes when it is an empty object.
+pub(crate) fn remove_if_empty(parent: &mut Value, key: &str) {
+    if parent
+        .get(key)
         .and_then(Value::as_object)
-        .is_some_and(|c| c.is_empty())
+        .is_some_and(|o| o.is_empty())
+        && let Some(parent) = parent.as_object_mut()
     {
-        node_set
-            .as_object_mut()
-            .expect("a nodeSet is an object")
-            .remove("config");
+        parent.remove(key);
     }
+}
+
+/// `service.spec.type` taken out of a `spec.transport` or `spec.remoteClusterServer`, and the
+/// objects that leaves empty.
+pub(crate) fn without_load_balancer_type(parent: &mut Value) {
+    if let Some(spec) = parent
+        .pointer_mut("/service/spec")
+        .and_then(Value::as_object_mut)
+    {
+        spec.remove("type");
+    }
+    if let Some(service) = parent.get_mut("service") {
+        remove_if_empty(service, "spec");
+    }
+    remove_if_empty(parent, "service");
 }
 
 /// Takes `value` out of the list setting `key`, and the setting when that empties it; true when
@@ -400,26 +413,9 @@ fn server_spec_op(remote: &EsState, remove_lb_type: bool, disable: bool) -> Valu
         .pointer("/spec/remoteClusterServer")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    let prune = |value: &mut Value, key: &str| {
-        if value
-            .get(key)
-            .and_then(Value::as_object)
-            .is_some_and(|o| o.is_empty())
-        {
-            value.as_object_mut().expect("an object").remove(key);
-        }
-    };
-    if remove_lb_type
-        && let Some(spec) = server
-            .pointer_mut("/service/spec")
-            .and_then(Value::as_object_mut)
-    {
-        spec.remove("type");
+    if remove_lb_type {
+        without_load_balancer_type(&mut server);
     }
-    if let Some(service) = server.get_mut("service") {
-        prune(service, "spec");
-    }
-    prune(&mut server, "service");
     if disable {
         server.as_object_mut().expect("an object").remove("enabled");
     }
