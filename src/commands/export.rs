@@ -371,6 +371,10 @@ fn write_handover(
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(dir.join("api-key"))?;
+        // The mode above applies only to a new file: a key file left from an earlier export
+        // keeps its permissions unless they are narrowed before the key is written.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         file.write_all(key.as_bytes())?;
         file.write_all(b"\n")?;
     }
@@ -462,4 +466,33 @@ pub async fn unexport(
         ));
     }
     Ok(ExitCode::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_key_file_left_readable_by_others_is_narrowed_before_the_key_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("api-key");
+        std::fs::write(&key_file, "old\n").unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_handover(
+            dir.path(),
+            "eck",
+            "lb.example:9443",
+            "products-es-remote-cluster.search.svc",
+            "-----BEGIN CERTIFICATE-----\n",
+            Some("a2V5OnNlY3JldA=="),
+        )
+        .unwrap();
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&key_file).unwrap(),
+            "a2V5OnNlY3JldA==\n"
+        );
+    }
 }
