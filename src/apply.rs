@@ -89,11 +89,17 @@ pub async fn apply(
             step: step.summary.clone(),
             failure: format!("no client for context {}", step.cluster.context),
         })?;
-        let undo = run.capture(step, &client).await;
+        // A server-side dry run writes nothing, so there is nothing to take back.
+        let journaled = dry_run == DryRun::None;
+        let undo = if journaled {
+            run.capture(step, &client).await
+        } else {
+            None
+        };
         if let Err(err) = run.step(step, &client).await {
             run.progress.finish();
             // A conflict re-plans from fresh reads, which sees what is already done.
-            if done == 0 || matches!(err, ApplyError::Conflict(_)) {
+            if done == 0 || !journaled || matches!(err, ApplyError::Conflict(_)) {
                 run.undo_fresh_key().await;
                 return Err(err);
             }
@@ -110,7 +116,9 @@ pub async fn apply(
                 total: plan.steps.len(),
             });
         }
-        run.journal_after(step, undo);
+        if journaled {
+            run.journal_after(step, undo);
+        }
     }
     run.progress.finish();
     Ok(Outcome {

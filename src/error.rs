@@ -119,6 +119,11 @@ pub enum UserError {
         "cannot use the remote's API at {url}: {reason}; check the URL, --remote-ca-file and the credentials"
     )]
     RemoteApi { url: String, reason: String },
+
+    #[error(
+        "the URL holds credentials (user:password@): give the URL without them, the user with --remote-user or --apply-user and the password in --remote-password-file or --apply-password-file"
+    )]
+    CredentialsInUrl,
 }
 
 impl From<crate::plan::PlanError> for UserError {

@@ -205,6 +205,14 @@ fn without_values(secret: Secret) -> Value {
 }
 
 /// One side of a transport trust, as read in its context.
+/// Whether the authority of `url` carries `user[:password]@`.
+fn url_has_credentials(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+}
+
 /// The transport CA ECK publishes for `name` in `namespace`, when it has.
 pub async fn read_transport_ca(
     client: &ContextClient,
@@ -818,6 +826,10 @@ pub async fn connect_remote_api(
     remote: &crate::cli::RemoteApiFlags,
     url: &str,
 ) -> anyhow::Result<EsClient> {
+    // A URL with user:password@ would be echoed in messages and stored in the link record.
+    if url_has_credentials(url) {
+        return Err(UserError::CredentialsInUrl.into());
+    }
     let password_file = remote
         .remote_password_file
         .as_deref()
@@ -1039,4 +1051,27 @@ async fn link_external_certificate(
     }
     print_external_result(&local_id, &alias, &applied, flags, None)?;
     Ok(ExitCode::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_url_are_noticed() {
+        for url in [
+            "https://elastic:s3cret@es.example:9243",
+            "https://elastic@es.example",
+            "elastic:pw@es.example:9200/path",
+        ] {
+            assert!(url_has_credentials(url), "{url}");
+        }
+        for url in [
+            "https://es.example:9243",
+            "https://es.example/_search?q=a@b",
+            "https://[::1]:9200/#x@y",
+        ] {
+            assert!(!url_has_credentials(url), "{url}");
+        }
+    }
 }

@@ -201,15 +201,17 @@ pub fn plan_cross_environment_link(
             remote.id.name, remote.id.namespace
         )
     });
-    if let Some(step) = settings_step(
-        &local_side,
-        &alias,
-        &address,
-        &server_name,
-        request.skip_unavailable,
-    ) {
-        steps.push(step);
-    }
+    steps.extend(proxy_settings_step(
+        &local.id,
+        &observed.local_alias_settings,
+        ProxySettings {
+            alias: &alias,
+            address: &address,
+            server_name: Some(&server_name),
+            skip_unavailable: request.skip_unavailable,
+        },
+        format!("connect alias {alias:?} in proxy mode"),
+    ));
     Ok(LinkPlan {
         alias,
         security: SecurityModel::ApiKey,
@@ -860,31 +862,39 @@ pub(crate) fn ensure_object<'a>(
         .expect("made an object above")
 }
 
-pub(crate) fn settings_step(
-    observed: &LocalSide,
-    alias: &str,
-    address: &str,
-    server_name: &str,
-    skip_unavailable: bool,
+/// The proxy-mode settings a link wants for its alias.
+pub(crate) struct ProxySettings<'a> {
+    pub alias: &'a str,
+    pub address: &'a str,
+    /// The TLS name checked (API-key model); the transport checks none.
+    pub server_name: Option<&'a str>,
+    pub skip_unavailable: bool,
+}
+
+/// `PUT _cluster/settings` for `wanted`, unless `current` already holds it.
+pub(crate) fn proxy_settings_step(
+    es: &ClusterId,
+    current: &BTreeMap<String, Value>,
+    wanted: ProxySettings,
+    summary: String,
 ) -> Option<Step> {
-    let prefix = format!("cluster.remote.{alias}");
+    let prefix = format!("cluster.remote.{}", wanted.alias);
     let mut desired = BTreeMap::from([
         (format!("{prefix}.mode"), json!("proxy")),
-        (format!("{prefix}.proxy_address"), json!(address)),
-        (format!("{prefix}.server_name"), json!(server_name)),
+        (format!("{prefix}.proxy_address"), json!(wanted.address)),
     ]);
-    if skip_unavailable {
+    if let Some(name) = wanted.server_name {
+        desired.insert(format!("{prefix}.server_name"), json!(name));
+    }
+    if wanted.skip_unavailable {
         desired.insert(format!("{prefix}.skip_unavailable"), json!(true));
     }
-    let unchanged = desired
-        .iter()
-        .all(|(k, v)| observed.alias_settings.get(k) == Some(v));
-    if unchanged {
+    if desired.iter().all(|(k, v)| current.get(k) == Some(v)) {
         return None;
     }
     Some(Step {
-        cluster: observed.es.id.clone(),
-        summary: format!("connect alias {alias:?} in proxy mode"),
+        cluster: es.clone(),
+        summary,
         restarts_nodes: false,
         change: Change::PutClusterSettings {
             settings: Value::Object(desired.into_iter().collect()),

@@ -1075,3 +1075,28 @@ fn once_restricted_a_peer_without_node_names_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_certificate_link_sets_skip_unavailable_when_asked() {
+    let state = certificate_observed();
+    let request = CrossRequest {
+        skip_unavailable: true,
+        ..CrossRequest::default()
+    };
+    let planned = plan_certificate_link(&state, &request).unwrap();
+    let settings = planned
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.change {
+            Change::PutClusterSettings { settings } => Some(settings.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        settings["cluster.remote.products.skip_unavailable"],
+        true,
+        "{settings}"
+    );
+    assert!(settings.get("cluster.remote.products.server_name").is_none());
+}

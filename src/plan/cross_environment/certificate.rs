@@ -375,24 +375,17 @@ pub fn plan_certificate_link(
     if local_spec_changes {
         steps.push(rollout_wait_step(&local.id, "ECK applies the change"));
     }
-    let prefix = format!("cluster.remote.{alias}");
-    let desired = BTreeMap::from([
-        (format!("{prefix}.mode"), json!("proxy")),
-        (format!("{prefix}.proxy_address"), json!(address)),
-    ]);
-    if !desired
-        .iter()
-        .all(|(k, v)| observed.local_alias_settings.get(k) == Some(v))
-    {
-        steps.push(Step {
-            cluster: local.id.clone(),
-            summary: format!("connect alias {alias:?} in proxy mode (transport, port 9300)"),
-            restarts_nodes: false,
-            change: Change::PutClusterSettings {
-                settings: Value::Object(desired.into_iter().collect()),
-            },
-        });
-    }
+    steps.extend(proxy_settings_step(
+        &local.id,
+        &observed.local_alias_settings,
+        ProxySettings {
+            alias: &alias,
+            address: &address,
+            server_name: None,
+            skip_unavailable: request.skip_unavailable,
+        },
+        format!("connect alias {alias:?} in proxy mode (transport, port 9300)"),
+    ));
     Ok(LinkPlan {
         alias,
         security: SecurityModel::Certificate,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::*;
 
@@ -86,15 +86,17 @@ pub fn plan_external_link(
             .map(|(host, _)| host.to_string())
             .unwrap_or_default()
     });
-    if let Some(step) = settings_step(
-        &side,
-        &alias,
-        &request.proxy_address,
-        &server_name,
-        request.skip_unavailable,
-    ) {
-        steps.push(step);
-    }
+    steps.extend(proxy_settings_step(
+        &local.id,
+        &observed.local_alias_settings,
+        ProxySettings {
+            alias: &alias,
+            address: &request.proxy_address,
+            server_name: Some(&server_name),
+            skip_unavailable: request.skip_unavailable,
+        },
+        format!("connect alias {alias:?} in proxy mode"),
+    ));
     Ok(LinkPlan {
         alias,
         security: SecurityModel::ApiKey,
@@ -194,27 +196,17 @@ pub fn plan_external_certificate_link(
             }
         }
     }
-    let prefix = format!("cluster.remote.{alias}");
-    let mut desired = BTreeMap::from([
-        (format!("{prefix}.mode"), json!("proxy")),
-        (format!("{prefix}.proxy_address"), json!(proxy_address)),
-    ]);
-    if skip_unavailable {
-        desired.insert(format!("{prefix}.skip_unavailable"), json!(true));
-    }
-    if !desired
-        .iter()
-        .all(|(k, v)| alias_settings.get(k) == Some(v))
-    {
-        steps.push(Step {
-            cluster: es.id.clone(),
-            summary: format!("connect alias {alias:?} in proxy mode (transport)"),
-            restarts_nodes: false,
-            change: Change::PutClusterSettings {
-                settings: Value::Object(desired.into_iter().collect()),
-            },
-        });
-    }
+    steps.extend(proxy_settings_step(
+        &es.id,
+        alias_settings,
+        ProxySettings {
+            alias,
+            address: proxy_address,
+            server_name: None,
+            skip_unavailable,
+        },
+        format!("connect alias {alias:?} in proxy mode (transport)"),
+    ));
     Ok(LinkPlan {
         alias: alias.to_string(),
         security: SecurityModel::Certificate,
