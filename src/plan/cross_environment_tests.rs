@@ -1094,9 +1094,12 @@ fn a_certificate_link_sets_skip_unavailable_when_asked() {
         })
         .unwrap();
     assert_eq!(
-        settings["cluster.remote.products.skip_unavailable"],
-        true,
+        settings["cluster.remote.products.skip_unavailable"], true,
         "{settings}"
     );
-    assert!(settings.get("cluster.remote.products.server_name").is_none());
+    assert!(
+        settings
+            .get("cluster.remote.products.server_name")
+            .is_none()
+    );
 }
