@@ -88,6 +88,16 @@ impl ContextFailure {
 
     /// Diagnoses a kube-rs error from the cause chain.
     pub fn from_kube(context: &str, server: &str, err: &kube::Error) -> Self {
+        // A credential plugin's failure carries its output (a token, say) in its text: only a
+        // summary of it may be shown.
+        if let Some(summary) = credential_plugin_failure(err) {
+            return Self::new(
+                context,
+                server,
+                FailureKind::Credentials,
+                format!("could not get credentials for the context: {summary}"),
+            );
+        }
         let causes = cause_chain(err);
         let mut failure = match err {
             kube::Error::Api(status) => {
@@ -184,6 +194,30 @@ fn walk(err: &(dyn StdError + 'static), visit: &mut dyn FnMut(&(dyn StdError + '
     }
 }
 
+/// The failed exec credential plugin, said without its output, when that is what `err` is.
+fn credential_plugin_failure(err: &kube::Error) -> Option<String> {
+    use kube::client::AuthError;
+    let mut found = None;
+    walk(err, &mut |e| {
+        if found.is_some() {
+            return;
+        }
+        found = match e.downcast_ref::<AuthError>() {
+            Some(AuthError::AuthExecRun { cmd, out }) => Some(format!(
+                "the credential plugin {:?} failed ({}); run it by hand to see why",
+                cmd.split_whitespace().next().unwrap_or_default(),
+                out.status
+            )),
+            Some(AuthError::AuthExecParse(_)) => Some(
+                "the credential plugin's output is not an ExecCredential (its output is not shown: it may hold a token)"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+    });
+    found
+}
+
 fn find_rustls_error(err: &kube::Error) -> Option<String> {
     let mut found = None;
     walk(err, &mut |e| {
@@ -236,5 +270,29 @@ fn humanize(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod credential_plugin_tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_failed_credential_plugin_is_named_without_its_output() {
+        let err = kube::Error::Auth(kube::client::AuthError::AuthExecRun {
+            cmd: "get-token --cluster prod".to_string(),
+            out: Box::new(std::process::Output {
+                status: std::process::ExitStatus::from_raw(256),
+                stdout: b"{\"status\":{\"token\":\"SECRET-TOKEN\"}}".to_vec(),
+                stderr: b"SECRET-IN-STDERR".to_vec(),
+            }),
+        });
+        let failure = ContextFailure::from_kube("prod", "https://k8s.example", &err);
+        let everything = format!("{} {:?}", failure.message, failure.causes);
+        assert!(!everything.contains("SECRET"), "{everything}");
+        assert!(failure.message.contains("\"get-token\""), "{}", failure.message);
+        assert!(failure.message.contains("exit status: 1"), "{}", failure.message);
+        assert_eq!(failure.reason, FailureKind::Credentials);
     }
 }
