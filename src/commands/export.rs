@@ -460,8 +460,19 @@ pub async fn unexport(
     })
     .await?;
     if flags.dry_run == DryRun::None {
+        let invalidated = applied
+            .planned
+            .0
+            .steps
+            .iter()
+            .any(|s| matches!(s.change, plan::Change::InvalidateApiKey { .. }));
+        let what = if invalidated {
+            "Invalidated the API key exported"
+        } else {
+            "Removed the trust set up"
+        };
         output::info(&format!(
-            "Invalidated the API key exported for {:?} and removed what only it used ({} writes).",
+            "{what} for {:?} and removed what only it used ({} writes).",
             args.alias, applied.writes
         ));
     }

@@ -49,7 +49,6 @@ pub struct EsError {
     pub path: String,
     pub status: u16,
     pub reason: String,
-    pub body: Value,
 }
 
 impl EsClient {
@@ -232,7 +231,6 @@ impl EsClient {
             path: path.to_string(),
             status: status.as_u16(),
             reason,
-            body: value,
         }
         .into())
     }
