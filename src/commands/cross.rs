@@ -108,10 +108,6 @@ fn id(client: &ContextClient, namespace: &str, name: &str) -> plan::ClusterId {
     }
 }
 
-fn failure(f: crate::k8s::failure::ContextFailure) -> anyhow::Error {
-    anyhow::anyhow!("context {:?}: {}", f.context, f.message)
-}
-
 /// Both resources and both operators' facts, read together.
 async fn read_sides(
     sides: &Sides<'_>,
@@ -156,7 +152,7 @@ async fn observe(
         .alias
         .clone()
         .unwrap_or_else(|| remote_id.name.clone());
-    let credentials = credentials.map_err(failure)?;
+    let credentials = credentials?;
     let stored_key = match credentials
         .as_ref()
         .and_then(|secret| stored_key_id(secret, &alias))
@@ -177,7 +173,7 @@ async fn observe(
         exposed_host,
         exposure_service_exists,
         credentials_secret: credentials.map(without_values),
-        ca_bundle: bundle.map_err(failure)?.map(to_value),
+        ca_bundle: bundle?.map(to_value),
         stored_key,
         local_alias_settings,
     })
@@ -222,8 +218,7 @@ pub async fn read_transport_ca(
     let secrets = Api::<Secret>::namespaced(client.client.clone(), namespace);
     Ok(client
         .call(secrets.get_opt(&plan::transport_ca_secret(name)))
-        .await
-        .map_err(failure)?
+        .await?
         .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
         .and_then(|pem| first_certificate(&pem)))
 }
@@ -243,7 +238,7 @@ pub async fn server_exposure(
         client.call(services.get_opt(&template)),
         client.call(services.get_opt(&own)),
     );
-    let (template, own) = (template.map_err(failure)?, own.map_err(failure)?);
+    let (template, own) = (template?, own?);
     let exposed = if operator.crd_has_server_service {
         template.as_ref()
     } else {
@@ -265,7 +260,7 @@ pub async fn trust_side(client: &ContextClient, es: EsState) -> anyhow::Result<p
         client.call(maps.get_opt(&configmap)),
     );
     side.own_ca = own_ca?;
-    side.ca_configmap = map.map_err(failure)?.map(to_value);
+    side.ca_configmap = map?.map(to_value);
     Ok(side)
 }
 
@@ -291,8 +286,7 @@ pub async fn restricted_side(
         client.call(secrets.list(&by_label)),
         client.call(maps.get_opt(&configmap_name)),
     );
-    let mut peers: Vec<(String, String)> = copies
-        .map_err(failure)?
+    let mut peers: Vec<(String, String)> = copies?
         .items
         .iter()
         .filter_map(|secret| {
@@ -324,7 +318,7 @@ pub async fn restricted_side(
         }
     }
     Ok(plan::RestrictedObserved {
-        configmap: configmap.map_err(failure)?.map(to_value),
+        configmap: configmap?.map(to_value),
         eck_peers: plan::eck_transport_peers(side, &peers),
     })
 }
@@ -390,7 +384,7 @@ async fn observe_certificate(
         remote: remote_side?,
         local_operator,
         remote_operator,
-        exposed_host: eck::load_balancer_host(transport.map_err(failure)?.as_ref()),
+        exposed_host: eck::load_balancer_host(transport?.as_ref()),
         local_alias_settings: settings,
     })
 }
@@ -670,8 +664,7 @@ async fn observe_unlink(
                 eck::list_raw(client),
                 client.call(services.get_opt(&service_name)),
             );
-            let others = others
-                .map_err(failure)?
+            let others = others?
                 .into_iter()
                 .filter_map(|object| {
                     let es_id = plan::ClusterId {
@@ -682,11 +675,7 @@ async fn observe_unlink(
                     (es_id != remote.id).then_some(EsState { id: es_id, object })
                 })
                 .collect();
-            (
-                Some(remote),
-                others,
-                service.map_err(failure)?.map(to_value),
-            )
+            (Some(remote), others, service?.map(to_value))
         }
     };
     Ok(plan::CrossUnlinkObserved {
@@ -694,8 +683,8 @@ async fn observe_unlink(
         record: record.clone(),
         remote,
         remote_others,
-        credentials_secret: credentials.map_err(failure)?.map(without_values),
-        ca_bundle: bundle.map_err(failure)?.map(to_value),
+        credentials_secret: credentials?.map(without_values),
+        ca_bundle: bundle?.map(to_value),
         local_alias_settings: settings,
         exposure_service,
     })
@@ -918,13 +907,13 @@ pub async fn link_external(target: &mutate::Target, args: &LinkArgs) -> anyhow::
                 client.call(maps.get_opt(&bundle_name)),
                 alias_settings(client, &local, &request.alias),
             );
-            let credentials = credentials.map_err(failure)?;
+            let credentials = credentials?;
             let observed = plan::ExternalObserved {
                 stored_key_id: credentials
                     .as_ref()
                     .and_then(|s| stored_key_id(s, &request.alias)),
                 credentials_secret: credentials.map(without_values),
-                ca_bundle: bundle.map_err(failure)?.map(to_value),
+                ca_bundle: bundle?.map(to_value),
                 local_alias_settings: settings,
                 operator,
                 local,

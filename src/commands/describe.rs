@@ -28,8 +28,7 @@ pub async fn run(
     let client = &target.client;
     let es = mutate::read_es(client, &target.namespace, &args.name).await?;
     let others: Vec<EsState> = eck::list_raw(client)
-        .await
-        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))?
+        .await?
         .into_iter()
         .filter_map(|object| {
             let id = ClusterId {

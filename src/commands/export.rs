@@ -28,10 +28,6 @@ impl Planned for ExportPlan {
     }
 }
 
-fn failure(f: crate::k8s::failure::ContextFailure) -> anyhow::Error {
-    anyhow::anyhow!("context {:?}: {}", f.context, f.message)
-}
-
 pub async fn run(
     global: &GlobalFlags,
     args: &ExportArgs,
@@ -214,8 +210,7 @@ async fn export_certificate(
             let services = Api::<Service>::namespaced(client.client.clone(), &target.namespace);
             let transport = client
                 .call(services.get_opt(&format!("{}-es-transport", args.remote)))
-                .await
-                .map_err(failure)?;
+                .await?;
             let host = eck::load_balancer_host(transport.as_ref());
             *seen.borrow_mut() = (side.own_ca.clone(), host.clone());
             Ok(ExportPlan(
@@ -441,8 +436,7 @@ pub async fn unexport(
             let own = plan::exposure_service_name(&remote.id);
             let service = client
                 .call(services.get_opt(&own))
-                .await
-                .map_err(failure)?
+                .await?
                 .map(|s| serde_json::to_value(s).unwrap_or_default());
             if plan::exported_with_certificate(&remote, &args.alias) {
                 let side = cross::trust_side(client, remote).await?;

@@ -41,10 +41,7 @@ pub async fn target(
         .clone()
         .unwrap_or_else(|| kubeconfig.namespace_of(&context));
     let pool = ClientPool::new(kubeconfig, timeout);
-    let client = pool
-        .client(&context)
-        .await
-        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))?;
+    let client = pool.client(&context).await?;
     Ok(Target {
         pool,
         client,
@@ -58,9 +55,7 @@ pub async fn read_es(
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<EsState> {
-    let object = eck::get_elasticsearch(client, namespace, name)
-        .await
-        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))?;
+    let object = eck::get_elasticsearch(client, namespace, name).await?;
     match object {
         Some(object) => Ok(EsState {
             id: ClusterId {
@@ -319,9 +314,7 @@ pub async fn remote_client(
             ClientPool::new(config, timeout).client(context).await
         }
     };
-    client
-        .map(Some)
-        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))
+    Ok(Some(client?))
 }
 
 /// Two contexts on one API server are one Kubernetes cluster, whatever their names.

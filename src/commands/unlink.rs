@@ -116,8 +116,7 @@ async fn remote_and_others(
         return Ok((None, Vec::new()));
     };
     let remote = match eck::get_elasticsearch(client, &record.remote_namespace, &record.remote_name)
-        .await
-        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))?
+        .await?
     {
         Some(object) => Some(EsState {
             id: plan::ClusterId {
@@ -130,8 +129,7 @@ async fn remote_and_others(
         None => None,
     };
     let others = eck::list_raw(client)
-        .await
-        .map_err(|f| anyhow::anyhow!("context {:?}: {}", f.context, f.message))?
+        .await?
         .into_iter()
         .filter_map(|object| {
             let namespace = object.pointer("/metadata/namespace")?.as_str()?.to_string();

@@ -28,8 +28,9 @@ pub enum FailureKind {
     ApiError,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
 #[serde(rename_all = "camelCase")]
+#[error("context {context:?}: {message}")]
 pub struct ContextFailure {
     pub context: String,
     pub server: String,
@@ -291,8 +292,16 @@ mod credential_plugin_tests {
         let failure = ContextFailure::from_kube("prod", "https://k8s.example", &err);
         let everything = format!("{} {:?}", failure.message, failure.causes);
         assert!(!everything.contains("SECRET"), "{everything}");
-        assert!(failure.message.contains("\"get-token\""), "{}", failure.message);
-        assert!(failure.message.contains("exit status: 1"), "{}", failure.message);
+        assert!(
+            failure.message.contains("\"get-token\""),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure.message.contains("exit status: 1"),
+            "{}",
+            failure.message
+        );
         assert_eq!(failure.reason, FailureKind::Credentials);
     }
 }
