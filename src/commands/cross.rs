@@ -487,16 +487,15 @@ pub async fn unlink(
     let remote_client = if args.local_only || plan::is_external(&record) {
         None
     } else {
-        let config = match &args.remote_kubeconfig {
-            Some(path) => std::sync::Arc::new(crate::k8s::kubeconfig::load(Some(path))?),
-            None => kubeconfig.clone(),
-        };
-        config.select_contexts(std::slice::from_ref(&record.remote_context), false)?;
-        let timeout = crate::k8s::kubeconfig::parse_request_timeout(&global.request_timeout)?;
-        let client = crate::k8s::clients::ClientPool::new(config, timeout)
-            .client(&record.remote_context)
-            .await
-            .map_err(|f| unreachable_remote(&record, &f.message))?;
+        let client = mutate::context_client(
+            global,
+            &record.remote_context,
+            args.remote_kubeconfig.as_deref(),
+            kubeconfig,
+            target,
+        )
+        .await?
+        .map_err(|f| unreachable_remote(&record, &f.message))?;
         Some(client)
     };
     let request = plan::CrossUnlinkRequest {

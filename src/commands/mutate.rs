@@ -302,7 +302,21 @@ pub async fn remote_client(
     let Some(context) = context else {
         return Ok(None);
     };
-    let client = match remote_kubeconfig {
+    let client = context_client(global, context, remote_kubeconfig, kubeconfig, target).await?;
+    Ok(Some(client?))
+}
+
+/// The client of `context`, from `remote_kubeconfig` or the same kubeconfig (then shared with
+/// the target's pool). The outer error is a kubeconfig the user got wrong; the inner one, a
+/// context that cannot be reached.
+pub async fn context_client(
+    global: &GlobalFlags,
+    context: &str,
+    remote_kubeconfig: Option<&std::path::Path>,
+    kubeconfig: &std::sync::Arc<LoadedKubeconfig>,
+    target: &Target,
+) -> anyhow::Result<Result<ContextClient, crate::k8s::failure::ContextFailure>> {
+    Ok(match remote_kubeconfig {
         None => {
             kubeconfig.select_contexts(&[context.to_string()], false)?;
             target.pool.client(context).await
@@ -313,8 +327,7 @@ pub async fn remote_client(
             let timeout = kubeconfig::parse_request_timeout(&global.request_timeout)?;
             ClientPool::new(config, timeout).client(context).await
         }
-    };
-    Ok(Some(client?))
+    })
 }
 
 /// Two contexts on one API server are one Kubernetes cluster, whatever their names.
