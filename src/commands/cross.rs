@@ -49,10 +49,10 @@ pub async fn link(sides: &Sides<'_>, args: &LinkArgs) -> anyhow::Result<ExitCode
                 let observed = observe_certificate(sides, args).await?;
                 let mut planned =
                     plan::plan_certificate_link(&observed, request).map_err(UserError::from)?;
-                let (local, remote) = (&observed.local.es, &observed.remote.es);
+                let (local, remote) = (&observed.local, &observed.remote);
                 let (local_sync, remote_sync) = tokio::try_join!(
-                    restricted_peer_sync(sides.local, local, &remote.id),
-                    restricted_peer_sync(sides.remote, remote, &local.id),
+                    restricted_peer_sync(sides.local, local, &remote.es.id),
+                    restricted_peer_sync(sides.remote, remote, &local.es.id),
                 )?;
                 planned
                     .plan
@@ -353,6 +353,20 @@ pub fn restriction<'a>(
 /// reads the restricted trust only then.
 pub async fn restricted_peer_sync(
     client: &ContextClient,
+    side: &plan::TrustSide,
+    peer: &plan::ClusterId,
+) -> anyhow::Result<Option<plan::Step>> {
+    if !plan::uses_restricted_trust(&side.es) {
+        return Ok(None);
+    }
+    let observed = restricted_side(client, side).await?;
+    Ok(plan::restricted_peer_step(&side.es.id, &observed, peer))
+}
+
+/// [`restricted_peer_sync`] for a cluster whose trust side was not read yet (read only when
+/// it restricts).
+pub async fn restricted_peer_sync_of(
+    client: &ContextClient,
     es: &EsState,
     peer: &plan::ClusterId,
 ) -> anyhow::Result<Option<plan::Step>> {
@@ -360,8 +374,7 @@ pub async fn restricted_peer_sync(
         return Ok(None);
     }
     let side = trust_side(client, es.clone()).await?;
-    let observed = restricted_side(client, &side).await?;
-    Ok(plan::restricted_peer_step(&es.id, &observed, peer))
+    restricted_peer_sync(client, &side, peer).await
 }
 
 async fn observe_certificate(

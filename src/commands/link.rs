@@ -110,8 +110,8 @@ pub async fn run(
                 .map_err(UserError::from)?;
             if planned.security == plan::SecurityModel::Certificate && !planned.plan.is_empty() {
                 let (local_sync, remote_sync) = tokio::try_join!(
-                    cross::restricted_peer_sync(client, &local, &remote.id),
-                    cross::restricted_peer_sync(client, &remote, &local.id),
+                    cross::restricted_peer_sync_of(client, &local, &remote.id),
+                    cross::restricted_peer_sync_of(client, &remote, &local.id),
                 )?;
                 planned
                     .plan

@@ -67,8 +67,8 @@ pub async fn run(
             let mut plan =
                 plan::plan_trust(&a, &b, args.one_way, args.refresh).map_err(UserError::from)?;
             let (a_sync, b_sync) = tokio::try_join!(
-                cross::restricted_peer_sync(local_client, &a.es, &b.es.id),
-                cross::restricted_peer_sync(remote_client, &b.es, &a.es.id),
+                cross::restricted_peer_sync(local_client, &a, &b.es.id),
+                cross::restricted_peer_sync(remote_client, &b, &a.es.id),
             )?;
             plan.steps.splice(0..0, a_sync.into_iter().chain(b_sync));
             Ok(TrustPlan(plan))
