@@ -28,7 +28,8 @@ Examples:
   # Every ECK-managed Elasticsearch in every context of the kubeconfig
   kubectl remote-cluster list --all-contexts
 
-Exit codes: 0 success, 1 failure (also: part of a listing failed), 2 bad usage or input.";
+Exit codes: 0 success, 1 failure (also: part of a listing failed), 2 bad usage or input
+(nothing written), 3 describe found a link that is not connected.";
 
 /// Links ECK-managed Elasticsearch clusters for cross-cluster search and replication.
 #[derive(Debug, Parser)]
@@ -203,7 +204,8 @@ pub struct MutationFlags {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
-    /// Wait until ECK has rolled the change out and the link is connected (--wait=false to return after the writes)
+    /// Wait until ECK has rolled the change out and the link is connected (--wait=false returns
+    /// after the writes and the waits a later step of the plan needs)
     #[arg(
         long,
         value_name = "BOOL",
@@ -215,7 +217,8 @@ pub struct MutationFlags {
     )]
     pub wait: bool,
 
-    /// How long --wait waits: a number with a unit (90s, 10m)
+    /// How long the plan's own waits may take, and again how long --wait waits: a number with a
+    /// unit (90s, 10m)
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub timeout: String,
 

@@ -571,25 +571,50 @@ fn aliases(state: &State) -> Vec<Candidate> {
         let es = eck::get_elasticsearch(&client, &namespace, &local)
             .await
             .ok()??;
-        let entries = es.pointer("/spec/remoteClusters")?.as_array()?.clone();
-        Some(
-            entries
-                .iter()
-                .filter_map(|entry| {
-                    let alias = entry.get("name")?.as_str()?;
-                    let reference = entry.get("elasticsearchRef");
-                    let name = reference
-                        .and_then(|r| r.get("name"))
-                        .and_then(|n| n.as_str());
-                    let ns = reference
-                        .and_then(|r| r.get("namespace"))
-                        .and_then(|n| n.as_str())
-                        .unwrap_or(&namespace);
-                    let description = name.map(|name| format!("links to {ns}/{name}"));
-                    Some(Candidate::new(alias, description))
-                })
-                .collect(),
-        )
+        let entries = es
+            .pointer("/spec/remoteClusters")
+            .and_then(|e| e.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut found: Vec<Candidate> = entries
+            .iter()
+            .filter_map(|entry| {
+                let alias = entry.get("name")?.as_str()?;
+                let reference = entry.get("elasticsearchRef");
+                let name = reference
+                    .and_then(|r| r.get("name"))
+                    .and_then(|n| n.as_str());
+                let ns = reference
+                    .and_then(|r| r.get("namespace"))
+                    .and_then(|n| n.as_str())
+                    .unwrap_or(&namespace);
+                let description = name.map(|name| format!("links to {ns}/{name}"));
+                Some(Candidate::new(alias, description))
+            })
+            .collect();
+        // Links across Kubernetes clusters and to external clusters live only in our record.
+        let state = crate::plan::EsState {
+            id: crate::plan::ClusterId {
+                context: String::new(),
+                namespace: namespace.clone(),
+                name: local.clone(),
+            },
+            object: es,
+        };
+        for (alias, record) in state.plugin_links() {
+            if found.iter().all(|c| c.value != alias) {
+                let description = if record.remote_context.is_empty() {
+                    "links to a cluster outside Kubernetes".to_string()
+                } else {
+                    format!(
+                        "links to {}/{} in context {}",
+                        record.remote_namespace, record.remote_name, record.remote_context
+                    )
+                };
+                found.push(Candidate::new(&alias, Some(description)));
+            }
+        }
+        Some(found)
     })
     .unwrap_or_default()
 }
