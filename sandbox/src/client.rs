@@ -119,35 +119,30 @@ impl ApiClient {
         self.request("GET", path, None, None).await
     }
 
+    /// Sends `body` as JSON with the content type `content_type`.
+    async fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &Value,
+    ) -> Result<ApiResponse> {
+        let bytes = serde_json::to_vec(body)?;
+        self.request(method, path, Some(content_type), Some(bytes))
+            .await
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<ApiResponse> {
-        self.request(
-            "POST",
-            path,
-            Some("application/json"),
-            Some(serde_json::to_vec(body)?),
-        )
-        .await
+        self.send_json("POST", path, "application/json", body).await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Result<ApiResponse> {
-        self.request(
-            "PUT",
-            path,
-            Some("application/json"),
-            Some(serde_json::to_vec(body)?),
-        )
-        .await
+        self.send_json("PUT", path, "application/json", body).await
     }
 
     /// PATCH with an explicit content type (`application/merge-patch+json`...).
     pub async fn patch(&self, path: &str, content_type: &str, body: &Value) -> Result<ApiResponse> {
-        self.request(
-            "PATCH",
-            path,
-            Some(content_type),
-            Some(serde_json::to_vec(body)?),
-        )
-        .await
+        self.send_json("PATCH", path, content_type, body).await
     }
 
     pub async fn delete(&self, path: &str) -> Result<ApiResponse> {

@@ -23,7 +23,7 @@ use crate::schema::{EckFeatures, Schema};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Cause};
 
-/// A change to the store, for in-process watchers (the future fake ECK operator) and `?watch`.
+/// A change to the store, for in-process watchers (the fake ECK operator, tests) and `?watch`.
 #[derive(Debug, Clone, Serialize)]
 pub struct WatchEvent {
     /// `ADDED`, `MODIFIED` or `DELETED`.
@@ -360,6 +360,27 @@ impl ClusterState {
         }
     }
 
+    /// Writes a change: stamps the next resourceVersion on `obj`, stores it (removes it for
+    /// `DELETED`) and publishes the event. Called with the store lock held.
+    fn commit(
+        &self,
+        store: &mut Store,
+        event_type: &'static str,
+        key: &ResourceKey,
+        ns: &str,
+        name: &str,
+        obj: &mut Value,
+    ) {
+        let rv = store.next_rv();
+        meta_mut(obj).insert("resourceVersion".into(), rv.into());
+        if event_type == "DELETED" {
+            store.remove(key, ns, name);
+        } else {
+            store.put(key, ns, name, obj.clone());
+        }
+        self.emit(event_type, key, obj);
+    }
+
     /// Publishes a change. Called with the store lock held, so events are in resourceVersion
     /// order and a watcher that subscribes under the lock misses none.
     fn emit(&self, event_type: &'static str, key: &ResourceKey, obj: &Value) {
@@ -539,6 +560,14 @@ impl ClusterState {
             .ok_or_else(|| ApiError::not_found(key, name))
     }
 
+    /// The type of a write: served, and not one of the read-only CRDs.
+    fn writable(&self, key: &ResourceKey) -> Result<&'static ResourceInfo, ApiError> {
+        if *key == ResourceKey::CUSTOM_RESOURCE_DEFINITIONS {
+            return Err(crd_read_only());
+        }
+        self.info(key)
+    }
+
     fn effective_ns<'a>(&self, key: &ResourceKey, ns: Option<&'a str>) -> &'a str {
         if key.namespaced() {
             ns.unwrap_or("")
@@ -631,18 +660,10 @@ impl ClusterState {
         mut body: Value,
         opts: WriteOpts,
     ) -> Result<Outcome, ApiError> {
-        let info = self.info(key)?;
-        if key.plural == "customresourcedefinitions" {
-            return Err(crd_read_only());
-        }
+        let info = self.writable(key)?;
         check_type_meta(info, &body, true)?;
         let url_ns = self.effective_ns(key, ns).to_string();
-        let body_ns = meta_str(&body, "namespace").to_string();
-        if info.namespaced && !body_ns.is_empty() && body_ns != url_ns {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+        check_namespace(info, &body, &url_ns)?;
         if !meta_str(&body, "resourceVersion").is_empty() {
             // storage.ErrResourceVersionSetOnCreate, answered as an unclassified (500) error.
             return Err(ApiError {
@@ -652,7 +673,6 @@ impl ClusterState {
                 details: None,
             });
         }
-        let mut warnings = Vec::new();
         let mut store = self.store.lock().expect("store lock");
         {
             let m = meta_mut(&mut body);
@@ -682,15 +702,7 @@ impl ClusterState {
         if info.namespaced && !store.namespace_exists(&url_ns) {
             return Err(ApiError::not_found(&ResourceKey::NAMESPACES, &url_ns));
         }
-        self.normalize(
-            info,
-            &mut body,
-            None,
-            Sub::Main,
-            opts,
-            &mut warnings,
-            &mut store,
-        )?;
+        let warnings = self.normalize(info, &mut body, None, Sub::Main, opts, &mut store)?;
         {
             let now = now_rfc3339();
             let m = meta_mut(&mut body);
@@ -719,18 +731,9 @@ impl ClusterState {
         if store.get(key, &url_ns, &name).is_some() {
             return Err(ApiError::already_exists(key, &name));
         }
-        if opts.dry_run {
-            return Ok(Outcome {
-                code: 201,
-                body,
-                warnings,
-            });
+        if !opts.dry_run {
+            self.commit(&mut store, "ADDED", key, &url_ns, &name, &mut body);
         }
-        let rv = store.next_rv();
-        meta_mut(&mut body).insert("resourceVersion".into(), rv.into());
-        store.put(key, &url_ns, &name, body.clone());
-        self.emit("ADDED", key, &body);
-        drop(store);
         Ok(Outcome {
             code: 201,
             body,
@@ -748,24 +751,11 @@ impl ClusterState {
         sub: Sub,
         opts: WriteOpts,
     ) -> Result<Outcome, ApiError> {
-        let info = self.info(key)?;
-        if key.plural == "customresourcedefinitions" {
-            return Err(crd_read_only());
-        }
+        let info = self.writable(key)?;
         check_type_meta(info, &body, true)?;
         let url_ns = self.effective_ns(key, ns).to_string();
-        let body_name = meta_str(&body, "name");
-        if body_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        let body_ns = meta_str(&body, "namespace");
-        if info.namespaced && !body_ns.is_empty() && body_ns != url_ns {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+        check_name(&body, name)?;
+        check_namespace(info, &body, &url_ns)?;
         let rv = meta_str(&body, "resourceVersion").to_string();
         let store = self.store.lock().expect("store lock");
         let Some(old) = store.get(key, &url_ns, name).cloned() else {
@@ -803,10 +793,7 @@ impl ClusterState {
         sub: Sub,
         opts: WriteOpts,
     ) -> Result<Outcome, ApiError> {
-        let info = self.info(key)?;
-        if key.plural == "customresourcedefinitions" {
-            return Err(crd_read_only());
-        }
+        let info = self.writable(key)?;
         let is_custom = *key == ResourceKey::ELASTICSEARCHES;
         match patch_type {
             PatchType::Merge | PatchType::Json => {}
@@ -863,12 +850,7 @@ impl ClusterState {
         if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
             return Err(ApiError::modified_conflict(key, name));
         }
-        if meta_str(&patched, "name") != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta_str(&patched, "name")
-            )));
-        }
+        check_name(&patched, name)?;
         check_type_meta(info, &patched, false)?;
         self.replace(info, &url_ns, name, &old, patched, sub, opts)
     }
@@ -886,7 +868,6 @@ impl ClusterState {
         opts: WriteOpts,
     ) -> Result<Outcome, ApiError> {
         let key = &info.key;
-        let mut warnings = Vec::new();
         let mut store = self.store.lock().expect("store lock");
         // Re-check under the lock: another writer may have won since the read.
         let current = store
@@ -909,15 +890,7 @@ impl ClusterState {
                 }
             }
         }
-        self.normalize(
-            info,
-            &mut body,
-            Some(old),
-            sub,
-            opts,
-            &mut warnings,
-            &mut store,
-        )?;
+        let warnings = self.normalize(info, &mut body, Some(old), sub, opts, &mut store)?;
         {
             let m = meta_mut(&mut body);
             let om = meta(old).cloned().unwrap_or_default();
@@ -959,29 +932,12 @@ impl ClusterState {
                 warnings,
             });
         }
-        if opts.dry_run {
-            return Ok(Outcome {
-                code: 200,
-                body,
-                warnings,
-            });
-        }
-        let rv = store.next_rv();
-        meta_mut(&mut body).insert("resourceVersion".into(), rv.into());
-        let finalizing = meta(&body).is_some_and(|m| {
-            m.contains_key("deletionTimestamp")
-                && m.get("finalizers")
-                    .and_then(Value::as_array)
-                    .is_none_or(|f| f.is_empty())
-        });
-        if finalizing {
-            store.remove(key, ns, name);
-            self.emit("DELETED", key, &body);
-            drop(store);
-        } else {
-            store.put(key, ns, name, body.clone());
-            self.emit("MODIFIED", key, &body);
-            drop(store);
+        if !opts.dry_run {
+            // The last finalizer removed from an object marked for deletion: it goes.
+            let finalized = meta(&body).is_some_and(|m| m.contains_key("deletionTimestamp"))
+                && !has_finalizers(&body);
+            let event = if finalized { "DELETED" } else { "MODIFIED" };
+            self.commit(&mut store, event, key, ns, name, &mut body);
         }
         Ok(Outcome {
             code: 200,
@@ -998,47 +954,29 @@ impl ClusterState {
         options: Option<&Value>,
         opts: WriteOpts,
     ) -> Result<Outcome, ApiError> {
-        let info = self.info(key)?;
-        if key.plural == "customresourcedefinitions" {
-            return Err(crd_read_only());
-        }
+        let info = self.writable(key)?;
         let url_ns = self.effective_ns(key, ns).to_string();
         let mut store = self.store.lock().expect("store lock");
         let Some(mut obj) = store.get(key, &url_ns, name).cloned() else {
             return Err(ApiError::not_found(key, name));
         };
-        if let Some(pre) = options.and_then(|o| o.get("preconditions")) {
-            if let Some(uid) = pre.get("uid").and_then(Value::as_str)
-                && uid != meta_str(&obj, "uid")
+        let preconditions = options.and_then(|o| o.get("preconditions"));
+        for (field, what) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+            if let Some(wanted) = preconditions.and_then(|p| p.get(field)?.as_str())
+                && wanted != meta_str(&obj, field)
             {
                 return Err(ApiError::conflict(
                     key,
                     name,
                     &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        meta_str(&obj, "uid")
-                    ),
-                ));
-            }
-            if let Some(rv) = pre.get("resourceVersion").and_then(Value::as_str)
-                && rv != meta_str(&obj, "resourceVersion")
-            {
-                return Err(ApiError::conflict(
-                    key,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        meta_str(&obj, "resourceVersion")
+                        "Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {}",
+                        meta_str(&obj, field)
                     ),
                 ));
             }
         }
-        let has_finalizers = meta(&obj)
-            .and_then(|m| m.get("finalizers"))
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
         let now = now_rfc3339();
-        if has_finalizers {
+        if has_finalizers(&obj) {
             // Graceful: mark for deletion, the finalizers' owners remove it.
             if meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp")) {
                 return Ok(Outcome {
@@ -1055,11 +993,7 @@ impl ClusterState {
                 m.insert("generation".into(), (g + 1).into());
             }
             if !opts.dry_run {
-                let rv = store.next_rv();
-                meta_mut(&mut obj).insert("resourceVersion".into(), rv.into());
-                store.put(key, &url_ns, name, obj.clone());
-                self.emit("MODIFIED", key, &obj);
-                drop(store);
+                self.commit(&mut store, "MODIFIED", key, &url_ns, name, &mut obj);
             }
             return Ok(Outcome {
                 code: 200,
@@ -1074,36 +1008,26 @@ impl ClusterState {
                 warnings: vec![],
             });
         }
-        let mut removed = Vec::new();
         if *key == ResourceKey::NAMESPACES {
             // The namespace controller empties a terminating namespace; done at once here.
-            let keys: Vec<ResourceKey> = store.objects.keys().copied().collect();
-            for k in keys.into_iter().filter(|k| k.namespaced()) {
-                let names: Vec<(String, String)> = store
-                    .objects
-                    .get(&k)
-                    .map(|b| b.keys().filter(|(n, _)| n == name).cloned().collect())
-                    .unwrap_or_default();
-                for (n, o) in names {
-                    if let Some(v) = store.remove(&k, &n, &o) {
-                        removed.push((k, v));
-                    }
-                }
+            let content: Vec<(ResourceKey, String, Value)> = store
+                .objects
+                .iter()
+                .filter(|(k, _)| k.namespaced())
+                .flat_map(|(k, bucket)| {
+                    bucket
+                        .iter()
+                        .filter(|((ns, _), _)| ns == name)
+                        .map(|((_, o), v)| (*k, o.clone(), v.clone()))
+                })
+                .collect();
+            for (k, o, mut v) in content {
+                self.commit(&mut store, "DELETED", &k, name, &o, &mut v);
             }
-            let m = meta_mut(&mut obj);
-            m.insert("deletionTimestamp".into(), now.into());
+            meta_mut(&mut obj).insert("deletionTimestamp".into(), now.into());
             obj["status"] = json!({"phase": "Terminating"});
         }
-        for (k, mut v) in removed {
-            let rv = store.next_rv();
-            meta_mut(&mut v).insert("resourceVersion".into(), rv.into());
-            self.emit("DELETED", &k, &v);
-        }
-        store.remove(key, &url_ns, name);
-        let rv = store.next_rv();
-        meta_mut(&mut obj).insert("resourceVersion".into(), rv.into());
-        self.emit("DELETED", key, &obj);
-        drop(store);
+        self.commit(&mut store, "DELETED", key, &url_ns, name, &mut obj);
         Ok(Outcome {
             code: 200,
             body: delete_answer(info, &obj),
@@ -1113,8 +1037,8 @@ impl ClusterState {
 
     // ---------------------------------------------------------------- internals
 
-    /// Field pruning, unknown-field handling, defaults and per-type normalisation.
-    #[allow(clippy::too_many_arguments)]
+    /// Field pruning, unknown-field handling, defaults and per-type normalisation; returns the
+    /// `Warning`s (unknown fields with `fieldValidation=Warn`).
     fn normalize(
         &self,
         info: &'static ResourceInfo,
@@ -1122,9 +1046,8 @@ impl ClusterState {
         old: Option<&Value>,
         sub: Sub,
         opts: WriteOpts,
-        warnings: &mut Vec<String>,
         store: &mut Store,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Vec<String>, ApiError> {
         let key = &info.key;
         let mut dropped = Vec::new();
         if let Some(obj) = body.as_object_mut() {
@@ -1169,26 +1092,22 @@ impl ClusterState {
                 }
             }
         }
-        if !dropped.is_empty() {
-            match opts.field_validation {
-                FieldValidation::Strict => {
-                    let all: Vec<String> = dropped
-                        .iter()
-                        .map(|d| format!("unknown field \"{d}\""))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
-                        all.join(", "),
-                        kind = info.kind,
-                        v = info.key.version,
-                    )));
-                }
-                FieldValidation::Warn => {
-                    warnings.extend(dropped.iter().map(|d| format!("unknown field \"{d}\"")));
-                }
-                FieldValidation::Ignore => {}
+        let unknown: Vec<String> = dropped
+            .iter()
+            .map(|d| format!("unknown field \"{d}\""))
+            .collect();
+        let warnings = match opts.field_validation {
+            FieldValidation::Strict if !unknown.is_empty() => {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                    unknown.join(", "),
+                    kind = info.kind,
+                    v = info.key.version,
+                )));
             }
-        }
+            FieldValidation::Warn => unknown,
+            _ => Vec::new(),
+        };
         // Status handling of the main resource: status comes from the stored object.
         if info.status_subresource && sub == Sub::Main {
             let old_status = old.and_then(|o| o.get("status")).cloned();
@@ -1253,7 +1172,7 @@ impl ClusterState {
             }
             _ => {}
         }
-        Ok(())
+        Ok(warnings)
     }
 
     fn validate(
@@ -1294,7 +1213,7 @@ impl ClusterState {
             .and_then(|m| m.get("labels"))
             .and_then(Value::as_object)
         {
-            for (k, v) in labels {
+            for v in labels.values() {
                 let v = v.as_str().unwrap_or("");
                 if !valid_label_value(v) {
                     causes.push(Cause::invalid(
@@ -1303,22 +1222,16 @@ impl ClusterState {
                         "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
                     ));
                 }
-                let _ = k;
             }
         }
         if *key == ResourceKey::ELASTICSEARCHES
             && let Some(schema) = &self.es_schema
         {
+            // `spec` is not in the top-level `required`, so an absent spec passes the schema;
+            // ECK's webhook then refuses it (no version).
             for part in ["spec", "status"] {
-                if let Some(s) = schema.property(part) {
-                    match body.get(part) {
-                        Some(v) => s.validate(v, part, &mut causes),
-                        None if part == "spec" => {
-                            // `spec` is not in the top-level `required`, so an absent spec passes
-                            // the schema; ECK's webhook then refuses it (no version).
-                        }
-                        None => {}
-                    }
+                if let (Some(s), Some(v)) = (schema.property(part), body.get(part)) {
+                    s.validate(v, part, &mut causes);
                 }
             }
         }
@@ -1371,6 +1284,14 @@ impl ClusterState {
     }
 }
 
+/// Whether `metadata.finalizers` holds any finalizer.
+fn has_finalizers(obj: &Value) -> bool {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+}
+
 /// Whether a strategic merge patch uses `$`-directives (keys starting with `$`).
 fn has_directive(v: &Value) -> bool {
     match v {
@@ -1382,6 +1303,28 @@ fn has_directive(v: &Value) -> bool {
     }
 }
 
+/// A body's `metadata.name` must be the URL's.
+fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
+    let body_name = meta_str(body, "name");
+    if body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
+/// A body's `metadata.namespace`, when set on a namespaced type, must be the URL's.
+fn check_namespace(info: &ResourceInfo, body: &Value, url_ns: &str) -> Result<(), ApiError> {
+    let body_ns = meta_str(body, "namespace");
+    if info.namespaced && !body_ns.is_empty() && body_ns != url_ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    Ok(())
+}
+
 fn crd_read_only() -> ApiError {
     ApiError::method_not_allowed(
         "the sandbox serves CustomResourceDefinitions read-only (its CRDs are built in)",
@@ -1389,7 +1332,7 @@ fn crd_read_only() -> ApiError {
 }
 
 /// The answer of apiextensions-apiserver to a patch type it does not accept.
-fn unknown_patch_format() -> ApiError {
+pub(crate) fn unknown_patch_format() -> ApiError {
     ApiError::unsupported_media_type(
         "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
     )

@@ -152,11 +152,6 @@ impl Rule {
         Rule::new(READ, &[group], &[resource])
     }
 
-    /// Every verb on every resource of namespace `ns` (an `admin` RoleBinding).
-    pub fn all_in(ns: &str) -> Rule {
-        Rule::new(&["*"], &["*"], &["*"]).in_namespaces(&[ns])
-    }
-
     /// Whether this rule grants `verb` on `group`/`resource` (with `/subresource`) for a request
     /// in `namespace` (`None` = cluster scope). Same semantics as
     /// `k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac` `RuleAllows`.
@@ -269,21 +264,14 @@ impl EsSeed {
     /// The object as a user would create it (no status, no server-set metadata).
     pub fn to_object(&self) -> Value {
         let mut metadata = json!({"name": self.name, "namespace": self.namespace});
-        if !self.labels.is_empty() {
-            let m: Map<String, Value> = self
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            metadata["labels"] = Value::Object(m);
-        }
-        if !self.annotations.is_empty() {
-            let m: Map<String, Value> = self
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            metadata["annotations"] = Value::Object(m);
+        for (field, pairs) in [("labels", &self.labels), ("annotations", &self.annotations)] {
+            if !pairs.is_empty() {
+                let m: Map<String, Value> = pairs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                metadata[field] = Value::Object(m);
+            }
         }
         let mut spec = json!({
             "version": self.version,

@@ -39,7 +39,8 @@ pub(crate) fn core_versions(port: u16) -> Value {
     })
 }
 
-fn served(state: &ClusterState) -> impl Iterator<Item = &'static ResourceInfo> + '_ {
+/// The resource types `state` serves (Elasticsearch only with ECK).
+pub(crate) fn served(state: &ClusterState) -> impl Iterator<Item = &'static ResourceInfo> + '_ {
     ResourceKey::all()
         .filter(|k| state.serves(k))
         .filter_map(|k| k.info())

@@ -91,10 +91,19 @@ pub struct SandboxBuilder {
     request_log_dir: Option<PathBuf>,
     operator_delay: Duration,
     license: Option<String>,
-    externals: Vec<(String, String)>,
-    public_externals: Vec<String>,
-    /// Hosted externals: name to organization id.
-    hosted_externals: Vec<(String, String)>,
+    /// External Elasticsearch: name, version, kind.
+    externals: Vec<(String, String, ExternalKind)>,
+}
+
+/// What an external Elasticsearch plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ExternalKind {
+    /// Self-managed, its remote cluster server certificate from a CA of its own.
+    SelfManaged,
+    /// Its remote cluster server certificate comes from a publicly trusted CA.
+    PublicCa,
+    /// An Elastic Cloud Hosted deployment of this organization.
+    Hosted { organization_id: String },
 }
 
 impl SandboxBuilder {
@@ -140,16 +149,20 @@ impl SandboxBuilder {
 
     /// An Elasticsearch outside every Kubernetes cluster, served over HTTPS on `127.0.0.1`
     /// with a CA of its own (see [`Sandbox::external`]).
-    pub fn external_elasticsearch(mut self, name: &str, version: &str) -> Self {
-        self.externals.push((name.to_string(), version.to_string()));
+    pub fn external_elasticsearch(self, name: &str, version: &str) -> Self {
+        self.external(name, version, ExternalKind::SelfManaged)
+    }
+
+    fn external(mut self, name: &str, version: &str, kind: ExternalKind) -> Self {
+        self.externals
+            .push((name.to_string(), version.to_string(), kind));
         self
     }
 
     /// An external Elasticsearch whose remote cluster server certificate comes from a publicly
     /// trusted CA (as on Elastic Cloud Hosted): locals trust it with client SSL on, no CA file.
-    pub fn external_elasticsearch_with_public_ca(mut self, name: &str, version: &str) -> Self {
-        self.public_externals.push(name.to_string());
-        self.external_elasticsearch(name, version)
+    pub fn external_elasticsearch_with_public_ca(self, name: &str, version: &str) -> Self {
+        self.external(name, version, ExternalKind::PublicCa)
     }
 
     /// An external Elasticsearch that plays an Elastic Cloud Hosted (ECH) deployment of
@@ -161,14 +174,15 @@ impl SandboxBuilder {
     /// pattern plus those its administrator adds ([`Sandbox::external_admin_trust_transport`]).
     /// Its remote cluster server (API-key model) is that of any external.
     pub fn hosted_external_elasticsearch(
-        mut self,
+        self,
         name: &str,
         version: &str,
         organization_id: &str,
     ) -> Self {
-        self.hosted_externals
-            .push((name.to_string(), organization_id.to_string()));
-        self.external_elasticsearch(name, version)
+        let kind = ExternalKind::Hosted {
+            organization_id: organization_id.to_string(),
+        };
+        self.external(name, version, kind)
     }
 
     /// Starts every cluster's API server on its own runtime thread and returns once all listen.
@@ -326,14 +340,13 @@ impl SandboxBuilder {
 
         let mut externals = Vec::new();
         let mut external_listeners = Vec::new();
-        for (name, version) in &self.externals {
-            let org = self
-                .hosted_externals
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, o)| o.as_str());
+        for (name, version, kind) in &self.externals {
+            let org = match kind {
+                ExternalKind::Hosted { organization_id } => Some(organization_id.as_str()),
+                _ => None,
+            };
             let (ext, listener, tls) = external_es(&world, name, version, org)?;
-            if self.public_externals.contains(name) {
+            if *kind == ExternalKind::PublicCa {
                 let host = ext.remote_cluster_address.trim_end_matches(":9443");
                 world.make_public(host);
             }
@@ -585,12 +598,10 @@ impl Sandbox {
     ) -> Result<()> {
         let external = self.external(name);
         if let Some(pem) = trust_ca_pem {
-            let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-                .map_err(|e| anyhow::anyhow!("not a PEM certificate: {e}"))?;
-            self.world.trust_on_external(
-                &external.id,
-                elasticsearch::sha256_fingerprint(&block.contents),
-            );
+            let Some(fingerprint) = world::pem_fingerprints(pem).into_iter().next() else {
+                bail!("not a PEM certificate: the CA given for {name:?}");
+            };
+            self.world.trust_on_external(&external.id, fingerprint);
         }
         for (key, value) in keystore {
             self.world.with_node_mut(&external.id, |node| {
@@ -663,10 +674,6 @@ impl std::fmt::Debug for ClusterHandle {
     }
 }
 
-fn api_err(e: ApiError) -> anyhow::Error {
-    anyhow::Error::new(e)
-}
-
 impl ClusterHandle {
     pub fn name(&self) -> &str {
         &self.state.name
@@ -722,7 +729,7 @@ impl ClusterHandle {
         self.state
             .create(resource, Some(&ns), obj, WriteOpts::default())
             .map(|o| o.body)
-            .map_err(api_err)
+            .map_err(anyhow::Error::new)
     }
 
     /// PUT semantics (resourceVersion in `obj` is a precondition; `sub` = main or status).
@@ -746,7 +753,7 @@ impl ClusterHandle {
                 WriteOpts::default(),
             )
             .map(|o| o.body)
-            .map_err(api_err)
+            .map_err(anyhow::Error::new)
     }
 
     /// JSON merge patch (RFC 7386), on the main resource or the status subresource.
@@ -769,7 +776,7 @@ impl ClusterHandle {
                 WriteOpts::default(),
             )
             .map(|o| o.body)
-            .map_err(api_err)
+            .map_err(anyhow::Error::new)
     }
 
     pub fn delete(
@@ -781,7 +788,13 @@ impl ClusterHandle {
         self.state
             .delete(resource, namespace, name, None, WriteOpts::default())
             .map(|o| o.body)
-            .map_err(api_err)
+            .map_err(anyhow::Error::new)
+    }
+
+    /// `data[key]` of Secret `namespace/name`, decoded from base64 as text (`None` when the
+    /// Secret or the key is missing, or the value is not base64 UTF-8).
+    pub fn secret_text(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+        world::secret_key(&self.state, namespace, name, key)
     }
 
     /// Every request served so far, in order.
@@ -960,21 +973,16 @@ fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> Su
                             && c.get("status").and_then(Value::as_str) == Some("True")
                     })
                 });
-            let es = obj
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(world::LABEL_CLUSTER_NAME))
-                .and_then(Value::as_str)?
-                .to_string();
-            let id = elasticsearch::EsId::new(&state.name, &ns, &es);
+            let id = elasticsearch::EsId::new(&state.name, &ns, world::es_of_pod(&obj)?);
             // Without a master the pods are not Ready, but the HTTP server runs.
             if !running || !(ready || world.http_up_without_master(&id)) {
                 return None;
             }
             let certs = world.certs(&id).ok()?;
-            let w = world.clone();
-            let backend: Arc<dyn elasticsearch::EsBackend> =
-                Arc::new(move |req: elasticsearch::EsRequest| w.handle(&id, &req));
-            Some(elasticsearch::connect_https(certs.http_tls, backend))
+            Some(elasticsearch::connect_https(
+                certs.http_tls,
+                world::World::backend(&world, id),
+            ))
         });
         Box::pin(async move {
             use http_body_util::BodyExt;
@@ -1048,18 +1056,7 @@ fn external_es(
 )> {
     let ca = Ca::new(&format!("{name}-http-ca"))?;
     let cert = ca.server_cert()?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(pki::provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![rustls::pki_types::CertificateDer::from(
-                cert.cert_der.clone(),
-            )],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
-                cert.key_der.clone(),
-            )),
-        )?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = pki::http1_server_config(&[&cert.cert_der], &cert.key_der)?;
     let listener = StdListener::bind("127.0.0.1:0").context("binding a local port")?;
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
@@ -1067,11 +1064,7 @@ fn external_es(
     let password = format!("ext-{}", uuid::Uuid::new_v4().simple());
     let mut node = elasticsearch::ElasticsearchNode::new(id.clone(), version, &password);
     let deployment_id = hosted_org.map(|_| {
-        let digest = ring::digest::digest(&ring::digest::SHA256, format!("ech:{name}").as_bytes());
-        digest.as_ref()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        elasticsearch::sha256_fingerprint(format!("ech:{name}").as_bytes())[..32].to_string()
     });
     let (node_names, transport_node_names, pattern) = match (hosted_org, &deployment_id) {
         (Some(org), Some(dep)) => {
@@ -1093,8 +1086,9 @@ fn external_es(
     world.insert_node(node);
     let rcs_host = format!("{name}.external.invalid");
     let cas = world.add_external_server(&rcs_host, &id, hosted_org.is_some(), &pattern)?;
+    let transport_ca = world::pem_fingerprints(&cas.transport_ca_pem);
     world.with_node_mut(&id, |node| {
-        node.transport_ca_fingerprint = pem_first_fingerprint(&cas.transport_ca_pem);
+        node.transport_ca_fingerprint = transport_ca.into_iter().next().unwrap_or_default();
     });
     let transport_port = if hosted_org.is_some() { 9400 } else { 9300 };
     Ok((
@@ -1114,14 +1108,8 @@ fn external_es(
             organization_id: hosted_org.map(str::to_string),
         },
         listener,
-        Arc::new(cfg),
+        tls,
     ))
-}
-
-fn pem_first_fingerprint(pem: &str) -> String {
-    x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map(|(_, block)| elasticsearch::sha256_fingerprint(&block.contents))
-        .unwrap_or_default()
 }
 
 async fn serve_external(
@@ -1140,10 +1128,7 @@ async fn serve_external(
                 continue;
             }
         };
-        let w = world.clone();
-        let id = id.clone();
-        let backend: Arc<dyn elasticsearch::EsBackend> =
-            Arc::new(move |req: elasticsearch::EsRequest| w.handle(&id, &req));
+        let backend = world::World::backend(&world, id.clone());
         let tls = tls.clone();
         tokio::spawn(async move {
             let _ = elasticsearch::serve_https(tcp, tls, backend).await;

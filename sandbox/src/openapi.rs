@@ -13,6 +13,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use serde_json::{Map, Value, json};
 
 use crate::cluster::ClusterState;
+use crate::discovery::{KUBERNETES_VERSION, served};
 use crate::resources::{ResourceInfo, ResourceKey};
 
 fn gv_path(key: &ResourceKey) -> String {
@@ -21,13 +22,6 @@ fn gv_path(key: &ResourceKey) -> String {
     } else {
         format!("apis/{}/{}", key.group, key.version)
     }
-}
-
-fn served(state: &ClusterState) -> Vec<&'static ResourceInfo> {
-    ResourceKey::all()
-        .filter(|k| state.serves(k))
-        .filter_map(|k| k.info())
-        .collect()
 }
 
 fn hash_of(v: &Value) -> String {
@@ -97,7 +91,6 @@ fn schema_name(info: &ResourceInfo) -> String {
 /// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`.
 pub(crate) fn group_version(state: &ClusterState, group: &str, version: &str) -> Option<Value> {
     let infos: Vec<&'static ResourceInfo> = served(state)
-        .into_iter()
         .filter(|i| i.key.group == group && i.key.version == version)
         .collect();
     if infos.is_empty() {
@@ -118,15 +111,11 @@ pub(crate) fn group_version(state: &ClusterState, group: &str, version: &str) ->
                 "responses": ok,
             })
         };
-        let base = if group.is_empty() {
-            format!("/api/{version}")
-        } else {
-            format!("/apis/{group}/{version}")
-        };
+        let base = gv_path(&info.key);
         let collection = if info.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}", info.key.plural)
+            format!("/{base}/namespaces/{{namespace}}/{}", info.key.plural)
         } else {
-            format!("{base}/{}", info.key.plural)
+            format!("/{base}/{}", info.key.plural)
         };
         paths.insert(
             collection.clone(),
@@ -155,7 +144,10 @@ pub(crate) fn group_version(state: &ClusterState, group: &str, version: &str) ->
     }
     Some(json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.34.0"},
+        "info": {
+            "title": "Kubernetes",
+            "version": format!("v{}.{}.0", KUBERNETES_VERSION.0, KUBERNETES_VERSION.1),
+        },
         "paths": paths,
         "components": {"schemas": schemas},
     }))

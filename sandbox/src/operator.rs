@@ -30,15 +30,18 @@ use tokio::sync::{broadcast, watch};
 use crate::cluster::{ClusterState, PatchType, Sub, WriteOpts, now_rfc3339};
 use crate::elasticsearch::{
     ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion, eck_transport_node_name,
-    subject_name_matches,
+    now_millis, sha256_fingerprint, subject_name_matches,
 };
 use crate::resources::ResourceKey;
+use crate::status::ApiError;
 use crate::world::{
     LABEL_CLUSTER_NAME, LABEL_STATEFULSET, LABEL_TYPE, World, configmap_key, list, secret_key,
 };
 
 pub(crate) const OPERATOR_NS: &str = "elastic-system";
 pub(crate) const LICENSING_CM: &str = "elastic-licensing";
+const LABEL_REMOTE_NAME: &str = "elasticsearch.k8s.elastic.co/remote-cluster-name";
+const LABEL_REMOTE_NAMESPACE: &str = "elasticsearch.k8s.elastic.co/remote-cluster-namespace";
 const ANN_MANAGED_REMOTES: &str = "elasticsearch.k8s.elastic.co/managed-remote-clusters";
 const ANN_API_KEYS: &str = "elasticsearch.k8s.elastic.co/remote-cluster-api-keys";
 const ANN_FILE_BASED: &str = "eck.k8s.elastic.co/file-based-secure-settings";
@@ -61,6 +64,16 @@ struct Rollout {
     started: Instant,
     /// First start of the cluster: every pod is down until the end.
     initial: bool,
+}
+
+/// Which pods of an Elasticsearch are Ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PodsReady {
+    All,
+    /// First start, or nodes that cannot form a cluster: none.
+    Zero,
+    /// A rolling restart: all but the i-th pod (counted across nodeSets).
+    AllBut(usize),
 }
 
 #[derive(Default)]
@@ -94,19 +107,43 @@ fn labels_of(pairs: &[(&str, &str)]) -> Value {
     )
 }
 
-fn es_labels(es: &str) -> Vec<(&'static str, String)> {
-    vec![
-        (LABEL_TYPE, "elasticsearch".to_string()),
-        (LABEL_CLUSTER_NAME, es.to_string()),
-    ]
+/// ECK's labels on the objects of Elasticsearch `es` (`type=elasticsearch`, `cluster-name`),
+/// then `extra`.
+fn es_labels(es: &str, extra: &[(&str, &str)]) -> Value {
+    let mut pairs = vec![(LABEL_TYPE, "elasticsearch"), (LABEL_CLUSTER_NAME, es)];
+    pairs.extend_from_slice(extra);
+    labels_of(&pairs)
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
+/// `metadata.annotations[key]`.
+fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+/// `metadata.labels[key]`, "" when absent.
+fn label<'a>(obj: &'a Value, key: &str) -> &'a str {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Secret `data`: every value base64-encoded.
+fn encoded(data: &BTreeMap<String, String>) -> Map<String, Value> {
+    data.iter()
+        .map(|(k, v)| (k.clone(), Value::String(STANDARD.encode(v))))
         .collect()
+}
+
+/// The `remote-cluster-api-keys` annotation of a remote API keys Secret: alias to
+/// `{namespace, name, id}` of the key.
+fn api_keys_annotation(secret: Option<&Value>) -> Map<String, Value> {
+    secret
+        .and_then(|x| annotation(x, ANN_API_KEYS))
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
 }
 
 fn random_password() -> String {
@@ -122,10 +159,19 @@ fn random_password() -> String {
         .collect()
 }
 
-/// `spec.remoteClusters[]` entries that reference an Elasticsearch: (alias, ns, name, apiKey).
-fn remote_refs(es: &Value) -> Vec<(String, String, String, Option<Value>)> {
+/// A `spec.remoteClusters[]` entry that references an Elasticsearch.
+struct RemoteRef {
+    alias: String,
+    namespace: String,
+    name: String,
+    /// `apiKey` (API-key model), `None` for the certificate model.
+    api_key: Option<Value>,
+}
+
+/// `spec.remoteClusters[]` entries that reference an Elasticsearch.
+fn remote_refs(es: &Value) -> Vec<RemoteRef> {
     let own_ns = s(es, "/metadata/namespace");
-    let mut out: Vec<(String, String, String, Option<Value>)> = Vec::new();
+    let mut out: Vec<RemoteRef> = Vec::new();
     for e in es
         .pointer("/spec/remoteClusters")
         .and_then(Value::as_array)
@@ -145,8 +191,13 @@ fn remote_refs(es: &Value) -> Vec<(String, String, String, Option<Value>)> {
         };
         let alias = s(e, "/name").to_string();
         // A later entry with the same name overwrites an earlier one (the code keys on it).
-        out.retain(|x| x.0 != alias);
-        out.push((alias, ns.into(), name.into(), e.get("apiKey").cloned()));
+        out.retain(|x| x.alias != alias);
+        out.push(RemoteRef {
+            alias,
+            namespace: ns.into(),
+            name: name.into(),
+            api_key: e.get("apiKey").cloned(),
+        });
     }
     out
 }
@@ -157,11 +208,10 @@ fn rcs_enabled(es: &Value) -> bool {
         .unwrap_or(false)
 }
 
+/// `spec.nodeSets[]`: (name, count, config).
 fn node_sets(es: &Value) -> Vec<(String, u64, Value)> {
-    es.pointer("/spec/nodeSets")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    crate::world::node_sets(es)
+        .iter()
         .map(|n| {
             (
                 s(n, "/name").to_string(),
@@ -226,77 +276,53 @@ impl Operator {
 
     // ------------------------------------------------------------------ store writes
 
-    /// Creates `obj` or merge-patches it onto the existing one (a no-op patch is not stored).
-    fn apply(&self, key: &ResourceKey, obj: Value) {
+    /// Creates `obj` or merge-patches it onto the existing one (a no-op patch is not stored);
+    /// its `status` goes through the status subresource.
+    fn apply(&self, key: &ResourceKey, mut obj: Value) {
         let ns = s(&obj, "/metadata/namespace").to_string();
         let name = s(&obj, "/metadata/name").to_string();
-        let status = obj.get("status").cloned();
-        let mut main = obj;
-        if let Some(m) = main.as_object_mut() {
-            m.remove("status");
-        }
-        let exists = self.state.get(key, Some(&ns), &name).is_ok();
-        let res = if exists {
-            self.state
-                .patch(
-                    key,
-                    Some(&ns),
-                    &name,
-                    PatchType::Merge,
-                    &serde_json::to_vec(&main).unwrap_or_default(),
-                    Sub::Main,
-                    WriteOpts::default(),
-                )
-                .map(|_| ())
+        let status = obj.as_object_mut().and_then(|m| m.remove("status"));
+        let written = if self.state.get(key, Some(&ns), &name).is_ok() {
+            self.merge_patch(key, &ns, &name, &obj, Sub::Main)
         } else {
-            self.state
-                .create(key, Some(&ns), main, WriteOpts::default())
-                .map(|_| ())
+            let created = self.state.create(key, Some(&ns), obj, WriteOpts::default());
+            self.report(key, &ns, &name, created.map(|_| ()))
         };
-        if let Err(e) = res {
+        if written && let Some(st) = status {
+            self.merge_patch(key, &ns, &name, &json!({ "status": st }), Sub::Status);
+        }
+    }
+
+    /// Merge-patches the main resource or its status; whether it worked.
+    fn merge_patch(
+        &self,
+        key: &ResourceKey,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        sub: Sub,
+    ) -> bool {
+        let patched = self.state.patch(
+            key,
+            Some(ns),
+            name,
+            PatchType::Merge,
+            &serde_json::to_vec(patch).unwrap_or_default(),
+            sub,
+            WriteOpts::default(),
+        );
+        self.report(key, ns, name, patched.map(|_| ()))
+    }
+
+    /// Logs a failed write (the operator goes on, as ECK requeues); whether it worked.
+    fn report(&self, key: &ResourceKey, ns: &str, name: &str, r: Result<(), ApiError>) -> bool {
+        if let Err(e) = &r {
             eprintln!(
                 "sandbox operator {}: writing {}/{ns}/{name}: {e}",
                 self.state.name, key.plural
             );
-            return;
         }
-        if let Some(st) = status {
-            self.patch_status(key, &ns, &name, json!({ "status": st }));
-        }
-    }
-
-    fn patch_status(&self, key: &ResourceKey, ns: &str, name: &str, patch: Value) {
-        if let Err(e) = self.state.patch(
-            key,
-            Some(ns),
-            name,
-            PatchType::Merge,
-            &serde_json::to_vec(&patch).unwrap_or_default(),
-            Sub::Status,
-            WriteOpts::default(),
-        ) {
-            eprintln!(
-                "sandbox operator {}: status of {}/{ns}/{name}: {e}",
-                self.state.name, key.plural
-            );
-        }
-    }
-
-    fn patch_main(&self, key: &ResourceKey, ns: &str, name: &str, patch: Value) {
-        if let Err(e) = self.state.patch(
-            key,
-            Some(ns),
-            name,
-            PatchType::Merge,
-            &serde_json::to_vec(&patch).unwrap_or_default(),
-            Sub::Main,
-            WriteOpts::default(),
-        ) {
-            eprintln!(
-                "sandbox operator {}: patching {}/{ns}/{name}: {e}",
-                self.state.name, key.plural
-            );
-        }
+        r.is_ok()
     }
 
     fn delete(&self, key: &ResourceKey, ns: &str, name: &str) {
@@ -306,17 +332,13 @@ impl Operator {
     }
 
     fn secret(&self, ns: &str, name: &str, labels: Value, data: &BTreeMap<String, String>) {
-        let data: Map<String, Value> = data
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(STANDARD.encode(v))))
-            .collect();
         self.apply(
             &ResourceKey::SECRETS,
             json!({
                 "apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": name, "namespace": ns, "labels": labels},
                 "type": "Opaque",
-                "data": data,
+                "data": encoded(data),
             }),
         );
     }
@@ -336,7 +358,8 @@ impl Operator {
 
     // ------------------------------------------------------------------ the loop
 
-    /// One reconciliation of every Elasticsearch. Returns whether the store changed.
+    /// One reconciliation of every Elasticsearch; records in [`OperatorStatus`] whether it
+    /// changed the store and how many rollouts run.
     pub(crate) fn pass(&mut self) {
         let rv_before = self.state.resource_version();
         let all = list(&self.state, &ResourceKey::ELASTICSEARCHES, None, None);
@@ -453,14 +476,6 @@ impl Operator {
                 return;
             }
         };
-        let labels = |extra: &[(&str, &str)]| {
-            let mut m: Vec<(&str, &str)> = vec![
-                (LABEL_TYPE, "elasticsearch"),
-                (LABEL_CLUSTER_NAME, name.as_str()),
-            ];
-            m.extend_from_slice(extra);
-            labels_of(&m)
-        };
 
         // Secrets: elastic user, public certificates.
         let disable_elastic = es
@@ -477,7 +492,7 @@ impl Operator {
             self.secret(
                 &ns,
                 &user_secret,
-                labels(&[("eck.k8s.elastic.co/credentials", "true")]),
+                es_labels(&name, &[("eck.k8s.elastic.co/credentials", "true")]),
                 &BTreeMap::from([("elastic".to_string(), pw.clone())]),
             );
             Some(pw)
@@ -485,7 +500,7 @@ impl Operator {
         self.secret(
             &ns,
             &format!("{name}-es-http-certs-public"),
-            labels(&[]),
+            es_labels(&name, &[]),
             &certs.http.public_secret_data(),
         );
         let mut transport_bundle = certs.transport_ca_pem.clone();
@@ -502,7 +517,7 @@ impl Operator {
         self.secret(
             &ns,
             &format!("{name}-es-transport-certs-public"),
-            labels(&[]),
+            es_labels(&name, &[]),
             &BTreeMap::from([("ca.crt".to_string(), transport_bundle)]),
         );
 
@@ -529,23 +544,22 @@ impl Operator {
         self.aggregate_remote_cas(&ns, &name, &certs.transport_ca_pem);
         if enterprise {
             self.remote_settings(es);
-        } else if !remote_refs(es).is_empty()
-            || es
-                .pointer("/spec/remoteClusters")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty())
+        } else if es
+            .pointer("/spec/remoteClusters")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
         {
             self.license_event(es);
         }
 
         // Rollout.
         let keystore = self.keystore(es);
-        let hash = sha256_hex(&serde_json::to_vec(&keystore).unwrap_or_default());
+        let hash = sha256_fingerprint(&serde_json::to_vec(&keystore).unwrap_or_default());
         self.rollout(es, &id, keystore, hash);
     }
 
     fn services(&self, es: &Value, ns: &str, name: &str) {
-        let selector = labels_of(&[(LABEL_TYPE, "elasticsearch"), (LABEL_CLUSTER_NAME, name)]);
+        let selector = es_labels(name, &[]);
         let lbl = selector.clone();
         let svc = |svc_name: &str, ty: Option<&str>, ports: Value, sel: Value, headless: bool| {
             let ty = ty.unwrap_or("ClusterIP");
@@ -705,13 +719,7 @@ impl Operator {
             .and_then(Value::as_i64);
         let key = (ns.clone(), name.clone());
         let version = s(es, "/spec/version").to_string();
-        let file_based = s(
-            es,
-            &format!(
-                "/metadata/annotations/{}",
-                ANN_FILE_BASED.replace('/', "~1")
-            ),
-        ) == "true"
+        let file_based = annotation(es, ANN_FILE_BASED) == Some("true")
             && EsVersion::parse(&version).is_some_and(|v| v.at_least(9, 5, 0));
         if !self.runtime.contains_key(&key) {
             // First sight: a seeded status that is caught up is the truth (pods were running).
@@ -758,19 +766,19 @@ impl Operator {
                 initial: false,
             });
         }
+        let total: u64 = node_sets(es).iter().map(|x| x.1).sum();
         let mut finished = None;
-        let mut restarting: Option<Option<usize>> = None; // Some(None) = all down
+        let mut restarting = None;
         if let Some(r) = &rt.rollout {
             let elapsed = r.started.elapsed();
             if elapsed >= delay {
                 finished = rt.rollout.take();
             } else if r.initial {
-                restarting = Some(None);
+                restarting = Some(PodsReady::Zero);
             } else {
-                let total: u64 = node_sets(es).iter().map(|x| x.1).sum();
                 let step = delay.as_nanos() / total.max(1) as u128;
                 let i = (elapsed.as_nanos() / step.max(1)) as usize;
-                restarting = Some(Some(i.min(total.saturating_sub(1) as usize)));
+                restarting = Some(PodsReady::AllBut(i.min(total.saturating_sub(1) as usize)));
             }
         }
         if let Some(r) = &finished {
@@ -778,7 +786,6 @@ impl Operator {
             rt.applied_hash = r.hash.clone();
         }
         let status_now = es.get("status").cloned().unwrap_or(Value::Null);
-        let total: u64 = node_sets(es).iter().map(|x| x.1).sum();
         let formed = self.world.read_node(id, |n| n.is_formed()).unwrap_or(true);
         if let Some(r) = finished {
             let formed = self.finish_node(id, es, &r.keystore);
@@ -786,90 +793,60 @@ impl Operator {
                 self.world.set_pending_keystore(id, None);
             }
             if formed {
-                self.formed_status(es, &status_now, total, Some(r.generation), &version);
+                self.formed_status(es, total, r.generation, &version);
             } else {
-                self.not_formed_status(es, &status_now, Some(r.generation), &version);
+                self.not_formed_status(es, Some(r.generation), &version);
             }
-        } else if let Some(down) = restarting {
+        } else if let Some(ready) = restarting {
             // Nodes that cannot form a cluster stay not Ready while others restart.
-            let down = if formed { down } else { None };
-            self.pods(es, Some(down));
-            let (avail, health) = match down {
-                None => (0, "unknown".to_string()),
-                Some(_) => (
-                    total.saturating_sub(1),
-                    match s(&status_now, "/health") {
-                        "" => "green",
-                        h => h,
-                    }
-                    .to_string(),
-                ),
+            let ready = if formed { ready } else { PodsReady::Zero };
+            self.pods(es, ready);
+            let one_down = matches!(ready, PodsReady::AllBut(_));
+            let (avail, health) = if one_down {
+                let health = match s(&status_now, "/health") {
+                    "" => "green",
+                    h => h,
+                };
+                (total.saturating_sub(1), health.to_string())
+            } else {
+                (0, "unknown".to_string())
             };
             let shown_version = match s(&status_now, "/version") {
-                "" if down.is_some() => version.clone(),
+                "" if one_down => version.clone(),
                 "" => String::new(),
                 v => v.to_string(),
             };
-            let observed = status_now.get("observedGeneration").and_then(Value::as_i64);
-            self.write_status(
-                es,
-                &status_now,
-                "ApplyingChanges",
-                &health,
-                avail,
-                observed,
-                &shown_version,
-            );
+            // observedGeneration stays until the rollout ends.
+            self.write_status(es, "ApplyingChanges", &health, avail, None, &shown_version);
         } else if !formed {
             // Until a rollout brings another configuration, the nodes stay apart.
-            let observed = status_now.get("observedGeneration").and_then(Value::as_i64);
             let shown_version = match s(&status_now, "/version") {
                 "" => version.clone(),
                 v => v.to_string(),
             };
-            self.not_formed_status(es, &status_now, observed, &shown_version);
+            self.not_formed_status(es, None, &shown_version);
         } else {
-            self.pods(es, None);
+            self.pods(es, PodsReady::All);
         }
     }
 
-    /// Every pod Ready, phase `Ready`, health kept (green when it was unknown).
-    fn formed_status(
-        &mut self,
-        es: &Value,
-        status_now: &Value,
-        total: u64,
-        observed: Option<i64>,
-        version: &str,
-    ) {
-        self.pods(es, None);
-        let health = match s(status_now, "/health") {
+    /// Every pod Ready, phase `Ready`, health kept (green when it was unknown), the rolled out
+    /// generation observed.
+    fn formed_status(&mut self, es: &Value, total: u64, generation: i64, version: &str) {
+        self.pods(es, PodsReady::All);
+        let health = match s(es, "/status/health") {
             "" | "unknown" => "green",
             h => h,
         }
         .to_string();
-        self.write_status(es, status_now, "Ready", &health, total, observed, version);
+        self.write_status(es, "Ready", &health, total, Some(generation), version);
     }
 
     /// The pods run but none is Ready; ECK cannot reach Elasticsearch: `ApplyingChanges`,
-    /// health `unknown`, no available node.
-    fn not_formed_status(
-        &mut self,
-        es: &Value,
-        status_now: &Value,
-        observed: Option<i64>,
-        version: &str,
-    ) {
-        self.pods(es, Some(None));
-        self.write_status(
-            es,
-            status_now,
-            "ApplyingChanges",
-            "unknown",
-            0,
-            observed,
-            version,
-        );
+    /// health `unknown`, no available node. `observed`: `None` keeps the current one.
+    fn not_formed_status(&mut self, es: &Value, observed: Option<i64>, version: &str) {
+        self.pods(es, PodsReady::Zero);
+        self.write_status(es, "ApplyingChanges", "unknown", 0, observed, version);
     }
 
     /// Whether the nodes of `es` form a cluster with the transport trust restrictions of their
@@ -885,19 +862,14 @@ impl Operator {
                 };
             }
         }
-        let members: Vec<(usize, String)> = node_sets(es)
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (set, count, _))| {
-                let sts = format!("{}-es-{set}", id.name);
-                (0..*count).map(move |k| (i, format!("{sts}-{k}")))
-            })
-            .collect();
-        for (xi, (xset, xpod)) in members.iter().enumerate() {
-            let Some((set_name, Some(Ok(patterns)))) = restrictions.get(*xset) else {
+        let members = pods_of(es);
+        for (xi, x) in members.iter().enumerate() {
+            let Some((set_name, Some(Ok(patterns)))) = restrictions.get(x.set_index) else {
                 continue;
             };
-            for (yi, (_, ypod)) in members.iter().enumerate() {
+            let xpod = &x.name;
+            for (yi, y) in members.iter().enumerate() {
+                let ypod = &y.name;
                 if xi == yi {
                     continue;
                 }
@@ -918,7 +890,8 @@ impl Operator {
     /// its nodes form a cluster (returned).
     fn finish_node(&self, id: &EsId, es: &Value, keystore: &BTreeMap<String, String>) -> bool {
         let version = s(es, "/spec/version").to_string();
-        let names = pod_names(es);
+        let pods = pods_of(es);
+        let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
         let rcs = rcs_enabled(es);
         let ns = id.namespace.clone();
         self.world.with_node_mut(id, |n| {
@@ -926,15 +899,14 @@ impl Operator {
             if let Some(v) = EsVersion::parse(&version) {
                 n.version = v;
             }
-            if n.node_names != names.iter().map(|x| x.0.clone()).collect::<Vec<_>>() {
-                n.set_nodes(&names.iter().map(|x| x.0.clone()).collect::<Vec<_>>());
+            if n.node_names != names {
+                n.set_nodes(&names);
             }
             // ECK: remote_cluster.publish_host = <pod>.<headless>.<ns>.svc; transport publishes
-            // the pod IP (filled in by `publish_addresses`).
+            // the pod IP (filled in by `pods`).
             n.publish_addresses.remote_cluster = if rcs {
-                names
-                    .iter()
-                    .map(|(p, sts)| format!("{p}.{sts}.{ns}.svc:9443"))
+                pods.iter()
+                    .map(|p| format!("{}.{}.{ns}.svc:9443", p.name, p.statefulset))
                     .collect()
             } else {
                 Vec::new()
@@ -947,11 +919,12 @@ impl Operator {
         formed
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Merge-patches the status of `es` with ECK's conditions derived from the other fields
+    /// (a condition keeps its `lastTransitionTime` while its status stays). `observed: None`
+    /// and an empty `version` leave those fields as they are.
     fn write_status(
         &self,
         es: &Value,
-        current: &Value,
         phase: &str,
         health: &str,
         available: u64,
@@ -961,8 +934,8 @@ impl Operator {
         let now = now_rfc3339();
         let cond = |ty: &str, st: bool| {
             let st = if st { "True" } else { "False" };
-            let existing = current
-                .get("conditions")
+            let existing = es
+                .pointer("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|l| l.iter().find(|c| s(c, "/type") == ty));
             let ltt = match existing {
@@ -989,16 +962,17 @@ impl Operator {
         if let Some(o) = observed {
             st["observedGeneration"] = json!(o);
         }
-        self.patch_status(
+        self.merge_patch(
             &ResourceKey::ELASTICSEARCHES,
             s(es, "/metadata/namespace"),
             s(es, "/metadata/name"),
-            json!({ "status": st }),
+            &json!({ "status": st }),
+            Sub::Status,
         );
     }
 
-    /// Pods of every nodeSet; `down`: `Some(None)` all restarting, `Some(Some(i))` the i-th.
-    fn pods(&mut self, es: &Value, down: Option<Option<usize>>) {
+    /// Pods of every nodeSet, `ready` as the rollout has it.
+    fn pods(&mut self, es: &Value, ready: PodsReady) {
         let ns = s(es, "/metadata/namespace").to_string();
         let name = s(es, "/metadata/name").to_string();
         let id = EsId::new(&self.state.name, &ns, &name);
@@ -1006,12 +980,12 @@ impl Operator {
             .world
             .read_node(&id, |n| n.version.to_string())
             .unwrap_or_else(|| s(es, "/spec/version").to_string());
+        let sets = node_sets(es);
         let mut wanted = BTreeSet::new();
-        let mut index = 0usize;
         let mut publish = Vec::new();
-        for (set, count, config) in node_sets(es) {
-            let sts = format!("{name}-es-{set}");
-            let roles = crate::world::flatten_config(&config)
+        for (index, p) in pods_of(es).into_iter().enumerate() {
+            let (pod, sts) = (p.name, p.statefulset);
+            let roles = crate::world::flatten_config(&sets[p.set_index].2)
                 .get("node.roles")
                 .and_then(Value::as_array)
                 .map(|a| {
@@ -1021,95 +995,85 @@ impl Operator {
                         .collect::<Vec<_>>()
                 });
             let has = |r: &str| roles.as_ref().is_none_or(|l| l.iter().any(|x| x == r));
-            let flag = |b: bool| if b { "true" } else { "false" };
-            for i in 0..count {
-                let pod = format!("{sts}-{i}");
-                wanted.insert(pod.clone());
-                let ready = match down {
-                    None => true,
-                    Some(None) => false,
-                    Some(Some(d)) => d != index,
-                };
-                index += 1;
-                let ip = self
-                    .pod_ips
-                    .entry((ns.clone(), pod.clone()))
-                    .or_insert_with(|| {
-                        self.next_ip += 1;
-                        format!(
-                            "10.{}.{}.{}",
-                            244 + self.cluster_index % 10,
-                            self.next_ip / 250,
-                            self.next_ip % 250 + 2
-                        )
-                    })
-                    .clone();
-                publish.push(format!("{ip}:9300"));
-                let mut labels: Vec<(&str, String)> = es_labels(&name);
-                labels.extend([
-                    (LABEL_STATEFULSET, sts.clone()),
-                    (
-                        "elasticsearch.k8s.elastic.co/version",
-                        running_version.clone(),
-                    ),
-                    ("elasticsearch.k8s.elastic.co/http-scheme", "https".into()),
-                    (
-                        "elasticsearch.k8s.elastic.co/node-master",
-                        flag(has("master")).into(),
-                    ),
-                    (
-                        "elasticsearch.k8s.elastic.co/node-data",
-                        flag(has("data")).into(),
-                    ),
-                    (
-                        "elasticsearch.k8s.elastic.co/node-ingest",
-                        flag(has("ingest")).into(),
-                    ),
-                    (
-                        "elasticsearch.k8s.elastic.co/node-ml",
-                        flag(has("ml")).into(),
-                    ),
-                    (
-                        "elasticsearch.k8s.elastic.co/node-transform",
-                        flag(has("transform")).into(),
-                    ),
-                    (
-                        "elasticsearch.k8s.elastic.co/node-remote_cluster_client",
-                        flag(has("remote_cluster_client")).into(),
-                    ),
-                ]);
-                let labels: Vec<(&str, &str)> =
-                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let rs = if ready { "True" } else { "False" };
-                let mut ports = vec![
-                    json!({"containerPort": 9200, "name": "https", "protocol": "TCP"}),
-                    json!({"containerPort": 9300, "name": "transport", "protocol": "TCP"}),
-                ];
-                if rcs_enabled(es) {
-                    ports.push(json!({"containerPort": 9443, "name": "rcs", "protocol": "TCP"}));
-                }
-                let existing = self.state.get(&ResourceKey::PODS, Some(&ns), &pod).ok();
-                let now = now_rfc3339();
-                let ltt = |ty: &str| {
-                    existing
-                        .as_ref()
-                        .and_then(|p| p.pointer("/status/conditions"))
-                        .and_then(Value::as_array)
-                        .and_then(|l| l.iter().find(|c| s(c, "/type") == ty))
-                        .filter(|c| s(c, "/status") == rs)
-                        .map(|c| s(c, "/lastTransitionTime").to_string())
-                        .unwrap_or_else(|| now.clone())
-                };
-                let started = existing
+            wanted.insert(pod.clone());
+            let ready = match ready {
+                PodsReady::All => true,
+                PodsReady::Zero => false,
+                PodsReady::AllBut(d) => d != index,
+            };
+            let ip = self
+                .pod_ips
+                .entry((ns.clone(), pod.clone()))
+                .or_insert_with(|| {
+                    self.next_ip += 1;
+                    format!(
+                        "10.{}.{}.{}",
+                        244 + self.cluster_index % 10,
+                        self.next_ip / 250,
+                        self.next_ip % 250 + 2
+                    )
+                })
+                .clone();
+            publish.push(format!("{ip}:9300"));
+            let mut extra: Vec<(String, String)> = vec![
+                (LABEL_STATEFULSET.into(), sts.clone()),
+                (
+                    "elasticsearch.k8s.elastic.co/version".into(),
+                    running_version.clone(),
+                ),
+                (
+                    "elasticsearch.k8s.elastic.co/http-scheme".into(),
+                    "https".into(),
+                ),
+            ];
+            for role in [
+                "master",
+                "data",
+                "ingest",
+                "ml",
+                "transform",
+                "remote_cluster_client",
+            ] {
+                extra.push((
+                    format!("elasticsearch.k8s.elastic.co/node-{role}"),
+                    has(role).to_string(),
+                ));
+            }
+            let extra: Vec<(&str, &str)> = extra
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let labels = es_labels(&name, &extra);
+            let rs = if ready { "True" } else { "False" };
+            let mut ports = vec![
+                json!({"containerPort": 9200, "name": "https", "protocol": "TCP"}),
+                json!({"containerPort": 9300, "name": "transport", "protocol": "TCP"}),
+            ];
+            if rcs_enabled(es) {
+                ports.push(json!({"containerPort": 9443, "name": "rcs", "protocol": "TCP"}));
+            }
+            let existing = self.state.get(&ResourceKey::PODS, Some(&ns), &pod).ok();
+            let now = now_rfc3339();
+            let ltt = |ty: &str| {
+                existing
                     .as_ref()
-                    .map(|p| s(p, "/status/startTime").to_string())
-                    .filter(|x| !x.is_empty())
-                    .unwrap_or_else(|| now.clone());
-                self.apply(
+                    .and_then(|p| p.pointer("/status/conditions"))
+                    .and_then(Value::as_array)
+                    .and_then(|l| l.iter().find(|c| s(c, "/type") == ty))
+                    .filter(|c| s(c, "/status") == rs)
+                    .map(|c| s(c, "/lastTransitionTime").to_string())
+                    .unwrap_or_else(|| now.clone())
+            };
+            let started = existing
+                .as_ref()
+                .map(|p| s(p, "/status/startTime").to_string())
+                .filter(|x| !x.is_empty())
+                .unwrap_or_else(|| now.clone());
+            self.apply(
                     &ResourceKey::PODS,
                     json!({
                         "apiVersion": "v1", "kind": "Pod",
-                        "metadata": {"name": pod, "namespace": ns, "labels": labels_of(&labels)},
+                        "metadata": {"name": pod, "namespace": ns, "labels": labels},
                         "spec": {
                             "hostname": pod,
                             "subdomain": sts,
@@ -1131,7 +1095,6 @@ impl Operator {
                         },
                     }),
                 );
-            }
         }
         self.world
             .with_node_mut(&id, |n| n.publish_addresses.transport = publish);
@@ -1171,7 +1134,7 @@ impl Operator {
         self.secret(
             ns,
             &format!("{name}-es-remote-ca"),
-            labels_of(&[(LABEL_TYPE, "elasticsearch"), (LABEL_CLUSTER_NAME, name)]),
+            es_labels(name, &[]),
             &BTreeMap::from([("ca.crt".to_string(), bundle)]),
         );
     }
@@ -1190,9 +1153,9 @@ impl Operator {
         );
         let mut clients = Vec::new();
         for c in all {
-            for (alias, rns, rname, api_key) in remote_refs(c) {
-                if rns == sns && rname == sname {
-                    clients.push((c.clone(), alias, api_key));
+            for r in remote_refs(c) {
+                if r.namespace == sns && r.name == sname {
+                    clients.push((c.clone(), r.alias, r.api_key));
                 }
             }
         }
@@ -1217,11 +1180,8 @@ impl Operator {
                     labels_of(&[
                         (LABEL_CLUSTER_NAME, owner),
                         (LABEL_TYPE, "remote-ca"),
-                        ("elasticsearch.k8s.elastic.co/remote-cluster-name", peer),
-                        (
-                            "elasticsearch.k8s.elastic.co/remote-cluster-namespace",
-                            peer_ns,
-                        ),
+                        (LABEL_REMOTE_NAME, peer),
+                        (LABEL_REMOTE_NAMESPACE, peer_ns),
                     ]),
                     &BTreeMap::from([("ca.crt".to_string(), ca.clone())]),
                 );
@@ -1248,10 +1208,7 @@ impl Operator {
             }
             self.world.handle(&sid, &req)
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now = now_millis();
         let existing: Vec<crate::elasticsearch::ApiKey> = self
             .world
             .read_node(&sid, |n| {
@@ -1270,7 +1227,7 @@ impl Operator {
                 let cname = s(c, "/metadata/name");
                 let key_name = format!("eck-{cns}-{cname}-{alias}");
                 expected.insert(key_name.clone());
-                let hash = sha256_hex(&serde_json::to_vec(api_key).unwrap_or_default());
+                let hash = sha256_fingerprint(&serde_json::to_vec(api_key).unwrap_or_default());
                 let metadata = json!({
                     "elasticsearch.k8s.elastic.co/config-hash": hash,
                     "elasticsearch.k8s.elastic.co/name": cname,
@@ -1283,13 +1240,7 @@ impl Operator {
                     .state
                     .get(&ResourceKey::SECRETS, Some(cns), &secret_name)
                     .ok();
-                let ann: Map<String, Value> = secret
-                    .as_ref()
-                    .and_then(|x| x.pointer("/metadata/annotations"))
-                    .and_then(|a| a.get(ANN_API_KEYS))
-                    .and_then(Value::as_str)
-                    .and_then(|t| serde_json::from_str(t).ok())
-                    .unwrap_or_default();
+                let ann = api_keys_annotation(secret.as_ref());
                 let setting = format!("cluster.remote.{alias}.credentials");
                 let in_secret = secret
                     .as_ref()
@@ -1375,10 +1326,6 @@ impl Operator {
             self.delete(&ResourceKey::SECRETS, ns, &name);
             return;
         }
-        let enc: Map<String, Value> = data
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(STANDARD.encode(v))))
-            .collect();
         let obj = json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {
@@ -1391,7 +1338,7 @@ impl Operator {
                 "annotations": {ANN_API_KEYS: serde_json::to_string(ann).unwrap_or_default()},
             },
             "type": "Opaque",
-            "data": enc,
+            "data": encoded(data),
         });
         if self
             .state
@@ -1407,7 +1354,7 @@ impl Operator {
                     }
                 }
             }
-            self.patch_main(&ResourceKey::SECRETS, ns, &name, patch);
+            self.merge_patch(&ResourceKey::SECRETS, ns, &name, &patch, Sub::Main);
         } else {
             self.apply(&ResourceKey::SECRETS, obj);
         }
@@ -1425,25 +1372,19 @@ impl Operator {
         if let Some(data) = self.secret_data(ns, &secret_name) {
             let expected: BTreeSet<String> = refs
                 .iter()
-                .filter(|r| r.3.is_some())
-                .map(|r| format!("cluster.remote.{}.credentials", r.0))
+                .filter(|r| r.api_key.is_some())
+                .map(|r| format!("cluster.remote.{}.credentials", r.alias))
                 .collect();
             if data.keys().any(|k| !expected.contains(k)) {
                 let kept: BTreeMap<String, String> = data
                     .into_iter()
                     .filter(|(k, _)| expected.contains(k))
                     .collect();
-                let ann: Map<String, Value> = self
+                let secret = self
                     .state
                     .get(&ResourceKey::SECRETS, Some(ns), &secret_name)
-                    .ok()
-                    .and_then(|x| {
-                        x.pointer("/metadata/annotations")
-                            .and_then(|a| a.get(ANN_API_KEYS))
-                            .and_then(Value::as_str)
-                            .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok())
-                    })
-                    .unwrap_or_default()
+                    .ok();
+                let ann: Map<String, Value> = api_keys_annotation(secret.as_ref())
                     .into_iter()
                     .filter(|(a, _)| expected.contains(&format!("cluster.remote.{a}.credentials")))
                     .collect();
@@ -1456,19 +1397,21 @@ impl Operator {
         else {
             return;
         };
-        let managed: Vec<String> = s(
-            client,
-            &format!(
-                "/metadata/annotations/{}",
-                ANN_MANAGED_REMOTES.replace('/', "~1")
-            ),
-        )
-        .split(',')
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect();
+        let current_ann = annotation(client, ANN_MANAGED_REMOTES);
+        let managed: Vec<String> = current_ann
+            .unwrap_or("")
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect();
         let mut remote = Map::new();
-        for (alias, rns, rname, api_key) in &refs {
+        for RemoteRef {
+            alias,
+            namespace: rns,
+            name: rname,
+            api_key,
+        } in &refs
+        {
             let seed = if api_key.is_some() {
                 format!("{rname}-es-remote-cluster.{rns}.svc:9443")
             } else {
@@ -1482,7 +1425,7 @@ impl Operator {
             }
         }
         for alias in &managed {
-            if !refs.iter().any(|r| &r.0 == alias)
+            if !refs.iter().any(|r| &r.alias == alias)
                 && current.contains_key(&format!("cluster.remote.{alias}.seeds"))
             {
                 remote.insert(alias.clone(), json!({"seeds": null}));
@@ -1507,20 +1450,17 @@ impl Operator {
                 );
             }
         }
-        let mut aliases: Vec<String> = refs.iter().map(|r| r.0.clone()).collect();
+        let mut aliases: Vec<String> = refs.iter().map(|r| r.alias.clone()).collect();
         aliases.sort();
         let value = aliases.join(",");
-        let current_ann = client
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(ANN_MANAGED_REMOTES))
-            .and_then(Value::as_str);
         let wanted = (!value.is_empty()).then_some(value.as_str());
         if current_ann != wanted {
-            self.patch_main(
+            self.merge_patch(
                 &ResourceKey::ELASTICSEARCHES,
                 ns,
                 name,
-                json!({"metadata": {"annotations": {ANN_MANAGED_REMOTES: wanted}}}),
+                &json!({"metadata": {"annotations": {ANN_MANAGED_REMOTES: wanted}}}),
+                Sub::Main,
             );
         }
     }
@@ -1531,41 +1471,29 @@ impl Operator {
         for c in all {
             let cns = s(c, "/metadata/namespace").to_string();
             let cname = s(c, "/metadata/name").to_string();
-            for (_, rns, rname, _) in remote_refs(c) {
-                let exists = all
-                    .iter()
-                    .any(|e| s(e, "/metadata/namespace") == rns && s(e, "/metadata/name") == rname);
+            for r in remote_refs(c) {
+                let exists = all.iter().any(|e| {
+                    s(e, "/metadata/namespace") == r.namespace && s(e, "/metadata/name") == r.name
+                });
                 if exists {
-                    relations.insert((cns.clone(), cname.clone(), rns.clone(), rname.clone()));
-                    relations.insert((rns, rname, cns.clone(), cname.clone()));
+                    relations.insert((
+                        cns.clone(),
+                        cname.clone(),
+                        r.namespace.clone(),
+                        r.name.clone(),
+                    ));
+                    relations.insert((r.namespace, r.name, cns.clone(), cname.clone()));
                 }
             }
         }
-        let sel =
-            format!("{LABEL_TYPE}=remote-ca,elasticsearch.k8s.elastic.co/remote-cluster-name");
+        let sel = format!("{LABEL_TYPE}=remote-ca,{LABEL_REMOTE_NAME}");
         for sec in list(&self.state, &ResourceKey::SECRETS, None, Some(&sel)) {
             let ns = s(&sec, "/metadata/namespace").to_string();
-            let labels = sec
-                .pointer("/metadata/labels")
-                .cloned()
-                .unwrap_or(Value::Null);
-            let owner = s(
-                &labels,
-                &format!("/{}", LABEL_CLUSTER_NAME.replace('/', "~1")),
-            );
-            let peer = s(
-                &labels,
-                "/elasticsearch.k8s.elastic.co~1remote-cluster-name",
-            );
-            let peer_ns = s(
-                &labels,
-                "/elasticsearch.k8s.elastic.co~1remote-cluster-namespace",
-            );
             let key = (
                 ns.clone(),
-                owner.to_string(),
-                peer_ns.to_string(),
-                peer.to_string(),
+                label(&sec, LABEL_CLUSTER_NAME).to_string(),
+                label(&sec, LABEL_REMOTE_NAMESPACE).to_string(),
+                label(&sec, LABEL_REMOTE_NAME).to_string(),
             );
             if !relations.contains(&key) {
                 self.delete(&ResourceKey::SECRETS, &ns, s(&sec, "/metadata/name"));
@@ -1580,7 +1508,7 @@ impl Operator {
         let uid = s(es, "/metadata/uid");
         let ev_name = format!(
             "{name}.{}",
-            &sha256_hex(format!("{uid}/AssociationError").as_bytes())[..16]
+            &sha256_fingerprint(format!("{uid}/AssociationError").as_bytes())[..16]
         );
         if self
             .state
@@ -1613,14 +1541,29 @@ impl Operator {
     }
 }
 
-/// (pod name, statefulset) for every nodeSet.
-fn pod_names(es: &Value) -> Vec<(String, String)> {
+/// One pod of an Elasticsearch.
+struct PodOf {
+    /// Index of its nodeSet in `spec.nodeSets`.
+    set_index: usize,
+    /// `<es>-es-<nodeSet>-<i>`.
+    name: String,
+    /// `<es>-es-<nodeSet>`, also its headless Service (the pod's `subdomain`).
+    statefulset: String,
+}
+
+/// The pods of every nodeSet, in order.
+fn pods_of(es: &Value) -> Vec<PodOf> {
     let name = s(es, "/metadata/name");
     node_sets(es)
         .into_iter()
-        .flat_map(|(set, count, _)| {
+        .enumerate()
+        .flat_map(|(set_index, (set, count, _))| {
             let sts = format!("{name}-es-{set}");
-            (0..count).map(move |i| (format!("{sts}-{i}"), sts.clone()))
+            (0..count).map(move |i| PodOf {
+                set_index,
+                name: format!("{sts}-{i}"),
+                statefulset: sts.clone(),
+            })
         })
         .collect()
 }

@@ -32,6 +32,23 @@ pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
 }
 
+/// An end-entity certificate for the DNS names `dns`, named `dn`, for `usages` (key usages
+/// digital signature and key encipherment).
+pub(crate) fn leaf_params(
+    dns: Vec<String>,
+    dn: DistinguishedName,
+    usages: &[ExtendedKeyUsagePurpose],
+) -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(dns)?;
+    params.distinguished_name = dn;
+    params.extended_key_usages = usages.to_vec();
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    Ok(params)
+}
+
 /// Fixed validity window; clients only check that "now" is inside it.
 fn validity(params: &mut CertificateParams) {
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
@@ -39,11 +56,24 @@ fn validity(params: &mut CertificateParams) {
 }
 
 impl Ca {
+    /// A self-signed CA `CN=<common_name>`.
     pub fn new(common_name: &str) -> Result<Ca> {
-        let key = KeyPair::generate().context("generating CA key")?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
+        Ca::with_name(dn)
+    }
+
+    /// A self-signed CA `OU=<unit>, CN=<common_name>`, as ECK names its HTTP and transport CAs.
+    pub(crate) fn with_unit(unit: &str, common_name: &str) -> Result<Ca> {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationalUnitName, unit);
+        dn.push(DnType::CommonName, common_name);
+        Ca::with_name(dn)
+    }
+
+    fn with_name(dn: DistinguishedName) -> Result<Ca> {
+        let key = KeyPair::generate().context("generating CA key")?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
@@ -67,39 +97,35 @@ impl Ca {
 
     /// Server certificate for `https://127.0.0.1:PORT` (SAN IP 127.0.0.1, DNS localhost).
     pub fn server_cert(&self) -> Result<CertKey> {
-        let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "kube-apiserver");
+        let mut params = leaf_params(
+            vec!["localhost".to_string()],
+            dn,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+        )?;
         params
             .subject_alt_names
             .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "kube-apiserver");
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
         self.sign(params)
     }
 
     /// Client certificate: CN = `user`, one O per group.
     pub fn client_cert(&self, user: &str, groups: &[&str]) -> Result<CertKey> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
         for g in groups {
             dn.push(DnType::OrganizationName, *g);
         }
         dn.push(DnType::CommonName, user);
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        self.sign(params)
+        self.sign(leaf_params(
+            Vec::new(),
+            dn,
+            &[ExtendedKeyUsagePurpose::ClientAuth],
+        )?)
     }
 
-    fn sign(&self, mut params: CertificateParams) -> Result<CertKey> {
+    /// Signs a certificate made of `params` (validity set here) for a new key.
+    pub(crate) fn sign(&self, mut params: CertificateParams) -> Result<CertKey> {
         validity(&mut params);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
@@ -137,6 +163,24 @@ pub fn server_config(ca: &CertKey, server: &CertKey) -> Result<rustls::ServerCon
         )?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// rustls server configuration presenting `chain` (DER, leaf first) with its PKCS#8 key, no
+/// client certificates, HTTP/1.1 only: what an Elasticsearch HTTP server offers.
+pub fn http1_server_config(chain: &[&[u8]], key_der: &[u8]) -> Result<Arc<rustls::ServerConfig>> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            chain
+                .iter()
+                .map(|der| CertificateDer::from(der.to_vec()))
+                .collect(),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.to_vec())),
+        )
+        .context("building an HTTPS server configuration")?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 /// rustls client configuration trusting `ca` and presenting `client` (for tests).

@@ -43,15 +43,13 @@ pub struct PortForwardTarget {
 impl PortForwardTarget {
     /// A target whose sandbox id is derived from namespace, name and uid.
     pub fn new(namespace: &str, pod: &str, uid: &str) -> PortForwardTarget {
-        let digest = ring::digest::digest(
-            &ring::digest::SHA256,
-            format!("{namespace}/{pod}/{uid}").as_bytes(),
-        );
         PortForwardTarget {
             namespace: namespace.into(),
             pod: pod.into(),
             uid: uid.into(),
-            sandbox_id: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+            sandbox_id: crate::elasticsearch::sha256_fingerprint(
+                format!("{namespace}/{pod}/{uid}").as_bytes(),
+            ),
         }
     }
 
@@ -71,14 +69,10 @@ impl PortForwardTarget {
 /// Parse the `ports` query parameters (each may be a comma-separated list; `%2C` is decoded).
 /// Errors carry the kubelet's texts.
 pub fn parse_ports(query: Option<&str>) -> Result<Vec<u16>, String> {
-    let values: Vec<String> = query
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (crate::elasticsearch::percent_decode(k) == "ports")
-                .then(|| crate::elasticsearch::percent_decode(v))
-        })
+    let values: Vec<String> = crate::elasticsearch::parse_query(query.unwrap_or(""))
+        .into_iter()
+        .filter(|(k, _)| k == "ports")
+        .map(|(_, v)| v)
         .collect();
     if values.is_empty() {
         return Err("query parameter \"port\" is required".into());

@@ -667,16 +667,29 @@ pub fn elasticsearch_schema(f: &EckFeatures) -> Schema {
     ])
 }
 
-/// The `CustomResourceDefinition` object for `elasticsearches.elasticsearch.k8s.elastic.co`
-/// (without server-set metadata), built from [`elasticsearch_schema`].
-pub fn elasticsearch_crd(f: &EckFeatures, eck_version: &str) -> Value {
-    let columns = json!([
+/// The `additionalPrinterColumns` of `Elasticsearch` v1, which server-side printing (`kubectl
+/// get es`) shows after the name.
+pub(crate) fn printer_columns() -> Value {
+    json!([
         {"jsonPath": ".status.health", "name": "health", "type": "string"},
         {"description": "Available nodes", "jsonPath": ".status.availableNodes", "name": "nodes", "type": "integer"},
         {"description": "Elasticsearch version", "jsonPath": ".status.version", "name": "version", "type": "string"},
         {"jsonPath": ".status.phase", "name": "phase", "type": "string"},
         {"jsonPath": ".metadata.creationTimestamp", "name": "age", "type": "date"}
-    ]);
+    ])
+}
+
+/// The `CustomResourceDefinition` object for `elasticsearches.elasticsearch.k8s.elastic.co`
+/// (without server-set metadata), built from [`elasticsearch_schema`].
+pub fn elasticsearch_crd(f: &EckFeatures, eck_version: &str) -> Value {
+    let names = json!({
+        "categories": ["elastic"],
+        "kind": "Elasticsearch",
+        "listKind": "ElasticsearchList",
+        "plural": "elasticsearches",
+        "shortNames": ["es"],
+        "singular": "elasticsearch",
+    });
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -689,34 +702,20 @@ pub fn elasticsearch_crd(f: &EckFeatures, eck_version: &str) -> Value {
         },
         "spec": {
             "group": "elasticsearch.k8s.elastic.co",
-            "names": {
-                "categories": ["elastic"],
-                "kind": "Elasticsearch",
-                "listKind": "ElasticsearchList",
-                "plural": "elasticsearches",
-                "shortNames": ["es"],
-                "singular": "elasticsearch",
-            },
+            "names": names,
             "scope": "Namespaced",
             "versions": [{
                 "name": "v1",
                 "served": true,
                 "storage": true,
                 "subresources": {"status": {}},
-                "additionalPrinterColumns": columns,
+                "additionalPrinterColumns": printer_columns(),
                 "schema": {"openAPIV3Schema": elasticsearch_schema(f).to_openapi()},
             }],
             "conversion": {"strategy": "None"},
         },
         "status": {
-            "acceptedNames": {
-                "categories": ["elastic"],
-                "kind": "Elasticsearch",
-                "listKind": "ElasticsearchList",
-                "plural": "elasticsearches",
-                "shortNames": ["es"],
-                "singular": "elasticsearch",
-            },
+            "acceptedNames": names,
             "conditions": [
                 {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found"},
                 {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},

@@ -82,48 +82,26 @@ impl LabelSelector {
             if t.is_empty() {
                 return Err(bad(t, "empty requirement"));
             }
-            let req = if let Some(k) = t.strip_prefix('!') {
-                Requirement {
-                    key: k.trim().to_string(),
-                    op: Op::NotExists,
-                }
+            let (key, op) = if let Some(k) = t.strip_prefix('!') {
+                (k, Op::NotExists)
             } else if let Some((k, v)) = t.split_once("!=") {
-                Requirement {
-                    key: k.trim().to_string(),
-                    op: Op::NotEq(v.trim().to_string()),
-                }
-            } else if let Some((k, v)) = t.split_once("==") {
-                Requirement {
-                    key: k.trim().to_string(),
-                    op: Op::Eq(v.trim().to_string()),
-                }
-            } else if let Some((k, v)) = t.split_once('=') {
-                Requirement {
-                    key: k.trim().to_string(),
-                    op: Op::Eq(v.trim().to_string()),
-                }
+                (k, Op::NotEq(v.trim().to_string()))
+            } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                (k, Op::Eq(v.trim().to_string()))
             } else if let Some((k, rest)) = t.split_once(" notin ") {
-                Requirement {
-                    key: k.trim().to_string(),
-                    op: Op::NotIn(parse_set(rest, t)?),
-                }
+                (k, Op::NotIn(parse_set(rest, t)?))
             } else if let Some((k, rest)) = t.split_once(" in ") {
-                Requirement {
-                    key: k.trim().to_string(),
-                    op: Op::In(parse_set(rest, t)?),
-                }
+                (k, Op::In(parse_set(rest, t)?))
             } else if t.contains(['<', '>', '(', ')', ' ']) {
                 return Err(bad(t, "unsupported operator"));
             } else {
-                Requirement {
-                    key: t.to_string(),
-                    op: Op::Exists,
-                }
+                (t, Op::Exists)
             };
-            if !valid_key(&req.key) {
+            let key = key.trim().to_string();
+            if !valid_key(&key) {
                 return Err(bad(t, "invalid label key"));
             }
-            reqs.push(req);
+            reqs.push(Requirement { key, op });
         }
         Ok(LabelSelector(reqs))
     }

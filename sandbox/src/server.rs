@@ -19,9 +19,12 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cluster::{ClusterState, FieldValidation, ListQuery, PatchType, Sub, WriteOpts};
+use crate::cluster::{
+    ClusterState, FieldValidation, ListQuery, PatchType, Sub, WriteOpts, unknown_patch_format,
+};
 use crate::config::{FaultAction, RequestRecord};
 use crate::discovery;
+use crate::elasticsearch::media_type;
 use crate::openapi;
 use crate::resources::{self, ResourceKey};
 use crate::status::ApiError;
@@ -202,7 +205,7 @@ async fn handle(
         port,
         method: &method,
         path: &path,
-        query: parse_query(&query),
+        query: crate::elasticsearch::parse_query(&query),
         content_type: content_type.as_deref(),
         accept: &accept,
         body: &body,
@@ -240,40 +243,6 @@ impl Ctx<'_> {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
-        .collect()
-}
-
 /// The `ConcurrentMergePatch` fault: another writer changes the addressed object now.
 fn concurrent_write(state: &ClusterState, path: &str, patch: &Value) {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -290,18 +259,18 @@ fn concurrent_write(state: &ClusterState, path: &str, patch: &Value) {
         return;
     };
     let sub = if rr.sub == Some("status") {
-        crate::cluster::Sub::Status
+        Sub::Status
     } else {
-        crate::cluster::Sub::Main
+        Sub::Main
     };
     if let Err(e) = state.patch(
         &info.key,
         rr.namespace,
         name,
-        crate::cluster::PatchType::Merge,
+        PatchType::Merge,
         &body,
         sub,
-        crate::cluster::WriteOpts::default(),
+        WriteOpts::default(),
     ) {
         eprintln!("sandbox: concurrent writer fault on {path} failed: {e}");
     }
@@ -434,10 +403,7 @@ fn allowed(
 /// `status.allowed` (`pkg/registry/authorization/selfsubjectaccessreview/rest.go`).
 fn self_subject_access_review(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     if ctx.method != Method::POST {
-        return Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({})",
-            ctx.method
-        )));
+        return Err(method_not_allowed(ctx.method));
     }
     let key = ResourceKey::SELF_SUBJECT_ACCESS_REVIEWS;
     let info = key.info().expect("known resource");
@@ -509,10 +475,7 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let state = ctx.state;
     let get_only = |r: Result<Value, ApiError>| -> Result<Response<Body>, ApiError> {
         if ctx.method != Method::GET && ctx.method != Method::HEAD {
-            return Err(ApiError::method_not_allowed(format!(
-                "the server does not allow this method on the requested resource ({})",
-                ctx.method
-            )));
+            return Err(method_not_allowed(ctx.method));
         }
         r.map(|v| json_response(200, &v, &[]))
     };
@@ -607,13 +570,7 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
 
     match (ctx.method.as_str(), rr.name) {
         ("GET" | "HEAD", None) if watch => {
-            let q = ListQuery {
-                label_selector: ctx.param("labelSelector").map(str::to_string),
-                field_selector: ctx.param("fieldSelector").map(str::to_string),
-                limit: None,
-                continue_token: None,
-            };
-            let w = state.watch(&key, ns, &q, ctx.param("resourceVersion"))?;
+            let w = state.watch(&key, ns, &selectors(ctx), ctx.param("resourceVersion"))?;
             let timeout = ctx
                 .param("timeoutSeconds")
                 .and_then(|t| t.parse::<u64>().ok())
@@ -623,8 +580,6 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         }
         ("GET" | "HEAD", None) => {
             let q = ListQuery {
-                label_selector: ctx.param("labelSelector").map(str::to_string),
-                field_selector: ctx.param("fieldSelector").map(str::to_string),
                 limit: match ctx.param("limit") {
                     Some(l) if !l.is_empty() => Some(
                         l.parse()
@@ -633,15 +588,13 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
                     _ => None,
                 },
                 continue_token: ctx.param("continue").map(str::to_string),
+                ..selectors(ctx)
             };
             let list = state.list(&key, ns, &q)?;
             answer(ctx, info, 200, list, &[], true)
         }
         ("GET" | "HEAD", Some(name)) => {
             let obj = state.get(&key, ns, name)?;
-            if sub == Sub::Status {
-                return answer(ctx, info, 200, obj, &[], false);
-            }
             answer(ctx, info, 200, obj, &[], false)
         }
         ("POST", None) => {
@@ -655,24 +608,12 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
             Ok(json_response(out.code, &out.body, &out.warnings))
         }
         ("PATCH", Some(name)) => {
-            let ct = ctx
-                .content_type
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            let pt = match ct.as_str() {
+            let pt = match media_type(ctx.content_type.unwrap_or("")).as_str() {
                 "application/merge-patch+json" => PatchType::Merge,
                 "application/json-patch+json" => PatchType::Json,
                 "application/strategic-merge-patch+json" => PatchType::Strategic,
                 "application/apply-patch+yaml" => PatchType::Apply,
-                _ => {
-                    return Err(ApiError::unsupported_media_type(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                    ));
-                }
+                _ => return Err(unknown_patch_format()),
             };
             let out = state.patch(&key, ns, name, pt, ctx.body, sub, opts)?;
             Ok(json_response(out.code, &out.body, &out.warnings))
@@ -691,10 +632,23 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         ("DELETE", None) => Err(ApiError::method_not_allowed(
             "deletecollection is not implemented by the sandbox API server",
         )),
-        _ => Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({})",
-            ctx.method
-        ))),
+        _ => Err(method_not_allowed(ctx.method)),
+    }
+}
+
+/// 405 for a method the addressed URL does not serve.
+fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "the server does not allow this method on the requested resource ({method})"
+    ))
+}
+
+/// `labelSelector` and `fieldSelector` of a list or watch.
+fn selectors(ctx: &Ctx<'_>) -> ListQuery {
+    ListQuery {
+        label_selector: ctx.param("labelSelector").map(str::to_string),
+        field_selector: ctx.param("fieldSelector").map(str::to_string),
+        ..ListQuery::default()
     }
 }
 
@@ -725,32 +679,21 @@ fn write_opts(ctx: &Ctx<'_>) -> Result<WriteOpts, ApiError> {
 }
 
 fn decode_body(ctx: &Ctx<'_>, info: &resources::ResourceInfo) -> Result<Value, ApiError> {
-    let ct = ctx
-        .content_type
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = media_type(ctx.content_type.unwrap_or("application/json"));
     if ct == "application/vnd.kubernetes.protobuf" {
         return crate::proto::decode(ctx.body, info);
     }
     let text = std::str::from_utf8(ctx.body)
         .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
+    let undecodable = |e: &dyn std::fmt::Display| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            info.kind, info.key.version, info.kind
+        ))
+    };
     match ct.as_str() {
-        "application/json" | "" | "*/*" => serde_json::from_str(text).map_err(|e| {
-            ApiError::bad_request(format!(
-                "{} in version \"{}\" cannot be handled as a {}: {e}",
-                info.kind, info.key.version, info.kind
-            ))
-        }),
-        "application/yaml" => serde_saphyr::from_str::<Value>(text).map_err(|e| {
-            ApiError::bad_request(format!(
-                "{} in version \"{}\" cannot be handled as a {}: {e}",
-                info.kind, info.key.version, info.kind
-            ))
-        }),
+        "application/json" | "" | "*/*" => serde_json::from_str(text).map_err(|e| undecodable(&e)),
+        "application/yaml" => serde_saphyr::from_str::<Value>(text).map_err(|e| undecodable(&e)),
         _ => Err(ApiError::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct})"
         ))),
@@ -833,7 +776,7 @@ fn watch_response(
                         return;
                     }
                 }
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => return,
+                // Lagged behind the channel (the client re-watches), closed, or timed out.
                 Ok(Err(_)) | Err(_) => return,
             }
         }

@@ -69,37 +69,59 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
-fn age(obj: &Value) -> String {
-    let Some(ts) = obj
-        .pointer("/metadata/creationTimestamp")
+/// The time since an RFC 3339 timestamp, as `kubectl` prints ages.
+fn since(ts: Option<&Value>) -> String {
+    match ts
         .and_then(Value::as_str)
-    else {
-        return "<unknown>".into();
-    };
-    match ts.parse::<jiff::Timestamp>() {
-        Ok(t) => human_duration(jiff::Timestamp::now().as_second() - t.as_second()),
-        Err(_) => "<unknown>".into(),
+        .map(str::parse::<jiff::Timestamp>)
+    {
+        Some(Ok(t)) => human_duration(jiff::Timestamp::now().as_second() - t.as_second()),
+        _ => "<unknown>".into(),
     }
 }
 
+fn age(obj: &Value) -> String {
+    since(obj.pointer("/metadata/creationTimestamp"))
+}
+
+/// A cell: the value as it is, `null` when absent.
 fn s(v: Option<&Value>) -> Value {
-    match v {
-        Some(Value::String(s)) => Value::String(s.clone()),
-        Some(Value::Null) | None => Value::Null,
-        Some(other) => other.clone(),
-    }
+    v.cloned().unwrap_or(Value::Null)
+}
+
+/// A CRD printer column's `jsonPath` (`.status.health`) as a JSON pointer.
+fn pointer_of(json_path: &str) -> String {
+    json_path.replace('.', "/")
+}
+
+/// The CRD's printer columns (name, type, JSON pointer, description).
+fn printer_columns() -> Vec<(String, String, String, String)> {
+    let text = |c: &Value, k: &str| c[k].as_str().unwrap_or("").to_string();
+    crate::schema::printer_columns()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                text(c, "name"),
+                text(c, "type"),
+                pointer_of(c["jsonPath"].as_str().unwrap_or("")),
+                text(c, "description"),
+            )
+        })
+        .collect()
 }
 
 fn columns(info: &ResourceInfo) -> Vec<Value> {
     match info.key.plural {
-        "elasticsearches" => vec![
-            name_col(),
-            col("health", "string", "", ""),
-            col("nodes", "integer", "", "Available nodes"),
-            col("version", "string", "", "Elasticsearch version"),
-            col("phase", "string", "", ""),
-            col("age", "date", "", ""),
-        ],
+        // The table convertor of custom resources: the name, then the CRD's printer columns.
+        "elasticsearches" => std::iter::once(name_col())
+            .chain(
+                printer_columns()
+                    .iter()
+                    .map(|(name, ty, _, description)| col(name, ty, "", description)),
+            )
+            .collect(),
         "secrets" => vec![
             name_col(),
             col("Type", "string", "", "The type of the secret"),
@@ -189,14 +211,13 @@ fn columns(info: &ResourceInfo) -> Vec<Value> {
 fn cells(key: &ResourceKey, obj: &Value) -> Vec<Value> {
     let name = s(obj.pointer("/metadata/name"));
     match key.plural {
-        "elasticsearches" => vec![
-            name,
-            s(obj.pointer("/status/health")),
-            s(obj.pointer("/status/availableNodes")),
-            s(obj.pointer("/status/version")),
-            s(obj.pointer("/status/phase")),
-            age(obj).into(),
-        ],
+        // Date columns print the time since, as `kubectl` does for the CRD's `age`.
+        "elasticsearches" => std::iter::once(name)
+            .chain(printer_columns().iter().map(|(_, ty, pointer, _)| {
+                let v = obj.pointer(pointer);
+                if ty == "date" { since(v).into() } else { s(v) }
+            }))
+            .collect(),
         "secrets" => {
             let n = obj
                 .get("data")
@@ -357,7 +378,44 @@ pub(crate) fn to_table(info: &ResourceInfo, body: &Value, is_list: bool, include
 
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use serde_json::json;
+
+    use super::{human_duration, to_table};
+    use crate::resources::ResourceKey;
+
+    #[test]
+    fn elasticsearch_rows_follow_the_crd_printer_columns() {
+        let info = ResourceKey::ELASTICSEARCHES.info().unwrap();
+        let es = json!({
+            "metadata": {"name": "logs", "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "status": {"health": "yellow", "availableNodes": 2, "version": "8.17.0", "phase": "Ready"},
+        });
+        let table = to_table(info, &es, false, "None");
+        let names: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Name", "health", "nodes", "version", "phase", "age"]
+        );
+        assert_eq!(table["columnDefinitions"][2]["type"], "integer");
+        assert_eq!(
+            table["columnDefinitions"][2]["description"],
+            "Available nodes"
+        );
+        let cells = &table["rows"][0]["cells"];
+        assert_eq!(
+            cells.as_array().unwrap()[..5],
+            json!(["logs", "yellow", 2, "8.17.0", "Ready"])
+                .as_array()
+                .unwrap()[..]
+        );
+        assert!(cells[5].as_str().unwrap().ends_with('y'), "{}", cells[5]);
+        assert_eq!(table["rows"][0].get("object"), None);
+    }
 
     #[test]
     fn durations_like_kubectl() {

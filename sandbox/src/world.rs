@@ -24,16 +24,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
 use serde_json::{Value, json};
 
 use crate::cluster::{ClusterState, ListQuery};
 use crate::elasticsearch::{
-    ClusterFormation, Connection, ElasticsearchNode, Endpoint, EsHttpCerts, EsId, EsRequest,
-    EsResponse, Interface, NodeLocation, NotConnectedReason, RemoteWorld, TrustRestrictions,
-    parse_host_port, sha256_fingerprint,
+    ClusterFormation, Connection, ElasticsearchNode, Endpoint, EsBackend, EsHttpCerts, EsId,
+    EsRequest, EsResponse, Interface, NodeLocation, NotConnectedReason, RemoteWorld,
+    TrustRestrictions, parse_host_port, sha256_fingerprint,
 };
 use crate::resources::ResourceKey;
 
@@ -56,24 +53,13 @@ pub(crate) struct EsCerts {
     pub transport_ca_fingerprint: String,
 }
 
-/// A self-signed CA like ECK's transport CA (`CN=<es>-transport, OU=<es>`).
+/// A self-signed CA like ECK's transport CA (`CN=<es>-transport, OU=<es>`): PEM, fingerprint.
 fn transport_ca(es: &str) -> Result<(String, String)> {
-    let key = KeyPair::generate().context("generating transport CA key")?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationalUnitName, es);
-    dn.push(DnType::CommonName, format!("{es}-transport"));
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2099, 12, 31);
-    let cert = params.self_signed(&key)?;
-    Ok((cert.pem(), sha256_fingerprint(cert.der())))
+    let ca = crate::pki::Ca::with_unit(es, &format!("{es}-transport"))?;
+    Ok((
+        ca.cert.cert_pem.clone(),
+        sha256_fingerprint(&ca.cert.cert_der),
+    ))
 }
 
 /// SHA-256 fingerprints of every certificate in a PEM bundle.
@@ -390,6 +376,12 @@ impl World {
         .unwrap_or_else(not_running)
     }
 
+    /// What serves `id`'s HTTP requests (through a port-forward, or an external's listener).
+    pub(crate) fn backend(world: &Arc<World>, id: EsId) -> Arc<dyn EsBackend> {
+        let world = world.clone();
+        Arc::new(move |req: EsRequest| world.handle(&id, &req))
+    }
+
     /// Whether the HTTP server of `id`'s nodes runs (port-forward reaches it even while the
     /// pods are not Ready because no master was elected).
     pub(crate) fn http_up_without_master(&self, id: &EsId) -> bool {
@@ -457,13 +449,7 @@ impl World {
         if path == format!("{CONFIG_DIR}/transport-remote-certs/ca.crt") {
             return secret_key(c, ns, &format!("{name}-es-remote-ca"), "ca.crt");
         }
-        for (i, set) in es
-            .pointer("/spec/nodeSets")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, set) in node_sets(es).iter().enumerate() {
             if node_set.is_some_and(|n| n != i) {
                 continue;
             }
@@ -555,11 +541,7 @@ impl World {
                 .flat_map(|pem| pem_fingerprints(&pem))
                 .collect()
         };
-        let sets: Vec<Value> = es
-            .pointer("/spec/nodeSets")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let sets = node_sets(&es);
         match interface {
             Interface::Http => Vec::new(),
             Interface::Transport => {
@@ -617,12 +599,8 @@ impl World {
         let Some((c, es)) = self.es_object(id) else {
             return Vec::new();
         };
-        let sets: Vec<Value> = es
-            .pointer("/spec/nodeSets")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        sets.iter()
+        node_sets(&es)
+            .iter()
             .enumerate()
             .map(|(i, set)| {
                 let name = set
@@ -739,11 +717,7 @@ impl World {
                     .is_some_and(|x| x == v)
             })
         })?;
-        let es = pod
-            .pointer("/metadata/labels")?
-            .get(LABEL_CLUSTER_NAME)?
-            .as_str()?;
-        self.endpoint(c, ns, es, target)
+        self.endpoint(c, ns, es_of_pod(pod)?, target)
     }
 
     fn resolve_in(&self, from: &NodeLocation, host: &str, port: u16) -> Option<Endpoint> {
@@ -796,11 +770,7 @@ impl World {
                 .iter()
                 .find(|p| p.pointer("/status/podIP").and_then(Value::as_str) == Some(host))?;
             let ns = pod.pointer("/metadata/namespace")?.as_str()?;
-            let es = pod
-                .pointer("/metadata/labels")?
-                .get(LABEL_CLUSTER_NAME)?
-                .as_str()?;
-            return self.endpoint(&c, ns, es, port);
+            return self.endpoint(&c, ns, es_of_pod(pod)?, port);
         }
         let parts: Vec<&str> = host.split('.').collect();
         let trimmed: Vec<&str> = match parts.as_slice() {
@@ -829,12 +799,22 @@ impl World {
         if pod.pointer("/spec/subdomain").and_then(Value::as_str) != Some(sub) {
             return None;
         }
-        let es = pod
-            .pointer("/metadata/labels")?
-            .get(LABEL_CLUSTER_NAME)?
-            .as_str()?;
-        self.endpoint(&c, ns, es, port)
+        self.endpoint(&c, ns, es_of_pod(&pod)?, port)
     }
+}
+
+/// `spec.nodeSets` of an Elasticsearch object.
+pub(crate) fn node_sets(es: &Value) -> &[Value] {
+    es.pointer("/spec/nodeSets")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The Elasticsearch a pod belongs to (its `cluster-name` label).
+pub(crate) fn es_of_pod(pod: &Value) -> Option<&str> {
+    pod.pointer("/metadata/labels")?
+        .get(LABEL_CLUSTER_NAME)?
+        .as_str()
 }
 
 /// DNS names and IPs in ECK's transport (and remote cluster server) certificates (doc 2.6).

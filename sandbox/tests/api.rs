@@ -247,6 +247,7 @@ async fn merge_patch_prunes_unknown_fields_and_tracks_generation() {
         .patch(&path, MERGE, &json!({"status": {"health": "red"}}))
         .await
         .unwrap();
+    assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"]["health"], "green");
 
     // Strict field validation refuses unknown fields.
@@ -541,9 +542,12 @@ async fn rbac_denials_read_like_the_real_ones() {
         )
         .await
         .unwrap();
+    assert_eq!(w.status, 403);
     assert!(
         w.message()
-            .contains("cannot patch resource \"elasticsearches/status\"")
+            .contains("cannot patch resource \"elasticsearches/status\""),
+        "{}",
+        w.message()
     );
 }
 

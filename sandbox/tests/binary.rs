@@ -2,6 +2,7 @@
 //! log, stops on SIGTERM.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -43,7 +44,7 @@ fn start(args: &[&str]) -> Running {
     Running { child }
 }
 
-fn kubeconfig(path: &std::path::Path) -> Value {
+fn kubeconfig(path: &Path) -> Value {
     serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -56,7 +57,8 @@ fn names(doc: &Value, key: &str) -> Vec<String> {
         .collect()
 }
 
-fn kubectl(home: &std::path::Path, kubeconfig: &std::path::Path, args: &[&str]) -> Option<String> {
+/// The real kubectl against the sandbox; without kubectl the tests fail rather than pass unseen.
+fn kubectl(home: &Path, kubeconfig: &Path, args: &[&str]) -> String {
     let o = Command::new("kubectl")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -64,9 +66,39 @@ fn kubectl(home: &std::path::Path, kubeconfig: &std::path::Path, args: &[&str]) 
         .env("KUBECONFIG", kubeconfig)
         .args(args)
         .output()
-        .ok()?;
+        .expect("kubectl is not on PATH: install it (.ci/run does)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    Some(String::from_utf8_lossy(&o.stdout).into_owned())
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `kubectl --context kind-west get <what> -n analytics -o <output>` (kubectl found).
+fn west_analytics(home: &Path, kubeconfig: &Path, what: &str, output: &str) -> String {
+    let args = [
+        "--context",
+        "kind-west",
+        "get",
+        what,
+        "-n",
+        "analytics",
+        "-o",
+        output,
+    ];
+    kubectl(home, kubeconfig, &args)
+}
+
+/// The ECK licence level the operator wrote (`None` without kubectl).
+fn license_level(home: &Path, kubeconfig: &Path) -> String {
+    let jsonpath = "jsonpath={.data.eck_license_level}";
+    let args = [
+        "get",
+        "configmap",
+        "-n",
+        "elastic-system",
+        "elastic-licensing",
+        "-o",
+        jsonpath,
+    ];
+    kubectl(home, kubeconfig, &args)
 }
 
 #[test]
@@ -99,14 +131,14 @@ fn demo_prints_ready_writes_kubeconfig_and_logs_requests() {
         .collect();
     assert_eq!(servers.len(), 2);
 
-    if let Some(text) = kubectl(dir.path(), &kc, &["get", "es", "-A", "-o", "name"]) {
+    {
+        let text = kubectl(dir.path(), &kc, &["get", "es", "-A", "-o", "name"]);
         assert_eq!(text.lines().count(), 3, "{text}");
         let west = kubectl(
             dir.path(),
             &kc,
             &["--context", "kind-west", "get", "es", "-A", "-o", "json"],
-        )
-        .unwrap();
+        );
         let list: Value = serde_json::from_str(&west).unwrap();
         let reports = list["items"]
             .as_array()
@@ -117,37 +149,9 @@ fn demo_prints_ready_writes_kubeconfig_and_logs_requests() {
         assert_eq!(reports["spec"]["remoteClusters"][0]["name"], "metrics");
         // The fake ECK operator made the pods, Secrets and Services, and linked reports to
         // metrics (API key Secret, annotation).
-        let pods = kubectl(
-            dir.path(),
-            &kc,
-            &[
-                "--context",
-                "kind-west",
-                "get",
-                "pods",
-                "-n",
-                "analytics",
-                "-o",
-                "name",
-            ],
-        )
-        .unwrap();
+        let pods = west_analytics(dir.path(), &kc, "pods", "name");
         assert!(pods.contains("pod/metrics-es-default-0"), "{pods}");
-        let secrets = kubectl(
-            dir.path(),
-            &kc,
-            &[
-                "--context",
-                "kind-west",
-                "get",
-                "secrets",
-                "-n",
-                "analytics",
-                "-o",
-                "name",
-            ],
-        )
-        .unwrap();
+        let secrets = west_analytics(dir.path(), &kc, "secrets", "name");
         for s in [
             "secret/metrics-es-elastic-user",
             "secret/metrics-es-http-certs-public",
@@ -156,37 +160,9 @@ fn demo_prints_ready_writes_kubeconfig_and_logs_requests() {
         ] {
             assert!(secrets.contains(s), "{s} in {secrets}");
         }
-        let svcs = kubectl(
-            dir.path(),
-            &kc,
-            &[
-                "--context",
-                "kind-west",
-                "get",
-                "services",
-                "-n",
-                "analytics",
-                "-o",
-                "name",
-            ],
-        )
-        .unwrap();
+        let svcs = west_analytics(dir.path(), &kc, "services", "name");
         assert!(svcs.contains("service/metrics-es-remote-cluster"), "{svcs}");
-        let lic = kubectl(
-            dir.path(),
-            &kc,
-            &[
-                "get",
-                "configmap",
-                "-n",
-                "elastic-system",
-                "elastic-licensing",
-                "-o",
-                "jsonpath={.data.eck_license_level}",
-            ],
-        )
-        .unwrap();
-        assert_eq!(lic, "enterprise");
+        assert_eq!(license_level(dir.path(), &kc), "enterprise");
         let log = std::fs::read_to_string(logs.join("kind-east.jsonl")).unwrap();
         let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
         for field in [
@@ -228,35 +204,10 @@ fn basic_license_flag_reaches_the_operator() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     let _running = start(&["--kubeconfig", kc.to_str().unwrap(), "--license", "basic"]);
-    if let Some(lic) = kubectl(
-        dir.path(),
-        &kc,
-        &[
-            "get",
-            "configmap",
-            "-n",
-            "elastic-system",
-            "elastic-licensing",
-            "-o",
-            "jsonpath={.data.eck_license_level}",
-        ],
-    ) {
+    {
+        let lic = license_level(dir.path(), &kc);
         assert_eq!(lic, "basic");
-        let events = kubectl(
-            dir.path(),
-            &kc,
-            &[
-                "--context",
-                "kind-west",
-                "get",
-                "events",
-                "-n",
-                "analytics",
-                "-o",
-                "json",
-            ],
-        )
-        .unwrap();
+        let events = west_analytics(dir.path(), &kc, "events", "json");
         let list: Value = serde_json::from_str(&events).unwrap();
         let reasons: Vec<&str> = list["items"]
             .as_array()
@@ -265,21 +216,7 @@ fn basic_license_flag_reaches_the_operator() {
             .map(|e| e["reason"].as_str().unwrap())
             .collect();
         assert_eq!(reasons, ["AssociationError"]);
-        let secrets = kubectl(
-            dir.path(),
-            &kc,
-            &[
-                "--context",
-                "kind-west",
-                "get",
-                "secrets",
-                "-n",
-                "analytics",
-                "-o",
-                "name",
-            ],
-        )
-        .unwrap();
+        let secrets = west_analytics(dir.path(), &kc, "secrets", "name");
         assert!(!secrets.contains("remote-api-keys"), "{secrets}");
         assert!(
             !secrets.contains("reports-analytics-metrics-es-remote-ca"),
@@ -309,13 +246,14 @@ fn bench_and_empty_scenarios_with_more_clusters() {
         names(&doc, "contexts"),
         ["cluster-01", "cluster-02", "cluster-03"]
     );
-    if let Some(text) = kubectl(
-        dir.path(),
-        &kc,
-        &["--context", "cluster-02", "get", "es", "-A", "-o", "name"],
-    ) {
+    {
+        let text = kubectl(
+            dir.path(),
+            &kc,
+            &["--context", "cluster-02", "get", "es", "-A", "-o", "name"],
+        );
         assert_eq!(text.lines().count(), 12);
-        let ns = kubectl(dir.path(), &kc, &["get", "ns", "-o", "name"]).unwrap();
+        let ns = kubectl(dir.path(), &kc, &["get", "ns", "-o", "name"]);
         assert_eq!(ns.lines().filter(|l| l.contains("bench-")).count(), 5);
     }
 
@@ -329,7 +267,6 @@ fn bench_and_empty_scenarios_with_more_clusters() {
         "1",
     ]);
     assert_eq!(names(&kubeconfig(&kc2), "contexts"), ["kind-east"]);
-    if let Some(text) = kubectl(dir.path(), &kc2, &["get", "es", "-A", "-o", "name"]) {
-        assert_eq!(text, "");
-    }
+    let text = kubectl(dir.path(), &kc2, &["get", "es", "-A", "-o", "name"]);
+    assert_eq!(text, "");
 }

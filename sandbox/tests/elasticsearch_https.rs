@@ -179,7 +179,8 @@ async fn api_key_link_between_two_clusters_over_https() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["acknowledged"], true);
 
-    let (_, info) = call(l_port, &l_certs, "GET", "/_remote/info", None).await;
+    let (status, info) = call(l_port, &l_certs, "GET", "/_remote/info", None).await;
+    assert_eq!(status, 200, "{info}");
     assert_eq!(info["archive"]["connected"], true, "{info}");
     assert_eq!(info["archive"]["cluster_credentials"], "::es_redacted::");
 
@@ -193,7 +194,8 @@ async fn api_key_link_between_two_clusters_over_https() {
     )
     .await;
     assert_eq!((status, body["error_count"].clone()), (200, json!(0)));
-    let (_, info) = call(l_port, &l_certs, "GET", "/_remote/info", None).await;
+    let (status, info) = call(l_port, &l_certs, "GET", "/_remote/info", None).await;
+    assert_eq!(status, 200, "{info}");
     assert_eq!(info["archive"]["connected"], false);
     let why = {
         let nodes = world.nodes.lock().unwrap();
@@ -233,8 +235,8 @@ async fn api_key_link_between_two_clusters_over_https() {
             json!({"acknowledged":true,"persistent":{},"transient":{}})
         )
     );
-    let (_, info) = call(l_port, &l_certs, "GET", "/_remote/info?pretty", None).await;
-    assert_eq!(info, json!({}));
+    let info = call(l_port, &l_certs, "GET", "/_remote/info?pretty", None).await;
+    assert_eq!(info, (200, json!({})));
 }
 
 #[tokio::test]

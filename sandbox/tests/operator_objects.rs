@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox, Sub};
+use remote_cluster_sandbox::elasticsearch::EsRequest;
+use remote_cluster_sandbox::{ClusterConfig, ClusterHandle, EsSeed, ResourceKey, Sandbox, Sub};
 use serde_json::{Value, json};
 
 const IDLE: Duration = Duration::from_secs(20);
@@ -19,16 +20,25 @@ fn label<'a>(o: &'a Value, k: &str) -> &'a str {
     o["metadata"]["labels"][k].as_str().unwrap_or("")
 }
 
-fn secret(
-    c: &remote_cluster_sandbox::ClusterHandle,
-    ns: &str,
-    name: &str,
-    key: &str,
-) -> Option<String> {
-    use base64::Engine;
-    let s = c.get(&ResourceKey::SECRETS, Some(ns), name)?;
-    let v = s["data"][key].as_str()?;
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v).ok()?).ok()
+/// Cluster `east` with Elasticsearch `s/<name>` of `nodes` nodes, restarts taking `delay`, once
+/// the operator is idle.
+fn one_es(delay: Duration, name: &str, nodes: u32) -> (Sandbox, ClusterHandle) {
+    let sb = Sandbox::builder()
+        .operator_delay(delay)
+        .cluster(
+            ClusterConfig::new("east").elasticsearch(EsSeed::new("s", name, "9.1.0").nodes(nodes)),
+        )
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    (sb, east)
+}
+
+/// Merge-patches the main resource `key` `s/<name>`.
+fn patch(east: &ClusterHandle, key: &ResourceKey, name: &str, patch: Value) -> Value {
+    east.merge_patch(key, Some("s"), name, &patch, Sub::Main)
+        .unwrap()
 }
 
 #[test]
@@ -89,22 +99,25 @@ fn eck_named_services_secrets_and_pods_appear() {
         "products"
     );
 
-    let password = secret(&east, "search", "products-es-elastic-user", "elastic").unwrap();
+    let password = east
+        .secret_text("search", "products-es-elastic-user", "elastic")
+        .unwrap();
     assert!(password.len() >= 20);
-    let ca = secret(&east, "search", "products-es-http-certs-public", "ca.crt").unwrap();
-    let tls = secret(&east, "search", "products-es-http-certs-public", "tls.crt").unwrap();
+    let ca = east
+        .secret_text("search", "products-es-http-certs-public", "ca.crt")
+        .unwrap();
+    let tls = east
+        .secret_text("search", "products-es-http-certs-public", "tls.crt")
+        .unwrap();
     assert!(tls.ends_with(&ca));
-    let transport_ca = secret(
-        &east,
-        "search",
-        "products-es-transport-certs-public",
-        "ca.crt",
-    )
-    .unwrap();
+    let transport_ca = east
+        .secret_text("search", "products-es-transport-certs-public", "ca.crt")
+        .unwrap();
     assert!(transport_ca.starts_with("-----BEGIN CERTIFICATE-----"));
     // No remote CA yet: the aggregate holds the cluster's own transport CA.
     assert_eq!(
-        secret(&east, "search", "products-es-remote-ca", "ca.crt").unwrap(),
+        east.secret_text("search", "products-es-remote-ca", "ca.crt")
+            .unwrap(),
         transport_ca
     );
 
@@ -152,9 +165,11 @@ fn eck_named_services_secrets_and_pods_appear() {
     let root = east.es_request(
         "search",
         "fresh",
-        &remote_cluster_sandbox::elasticsearch::EsRequest::new("GET", "/").basic(
+        &EsRequest::new("GET", "/").basic(
             "elastic",
-            &secret(&east, "search", "fresh-es-elastic-user", "elastic").unwrap(),
+            &east
+                .secret_text("search", "fresh-es-elastic-user", "elastic")
+                .unwrap(),
         ),
     );
     assert_eq!(root.status, 200);
@@ -185,22 +200,15 @@ fn seeded_statuses_are_kept() {
 
 #[test]
 fn remote_cluster_server_service_follows_the_spec() {
-    let sb = Sandbox::builder()
-        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.1.0")))
-        .start()
-        .unwrap();
-    let east = sb.cluster("east");
-    east.wait_idle(IDLE).unwrap();
+    let (_sb, east) = one_es(Duration::ZERO, "r", 3);
     let rcs = || east.get(&ResourceKey::SERVICES, Some("s"), "r-es-remote-cluster");
     assert!(rcs().is_none());
-    east.merge_patch(
+    patch(
+        &east,
         &ES,
-        Some("s"),
         "r",
-        &json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
-        Sub::Main,
-    )
-    .unwrap();
+        json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
+    );
     east.wait_idle(IDLE).unwrap();
     let svc = rcs().expect("created on enable");
     assert_eq!(
@@ -209,14 +217,12 @@ fn remote_cluster_server_service_follows_the_spec() {
     );
     assert_eq!(svc["spec"]["clusterIP"], "None");
     // Exposed through a LoadBalancer: an ingress hostname that never resolves.
-    east.merge_patch(
+    patch(
+        &east,
         &ES,
-        Some("s"),
         "r",
-        &json!({"spec": {"remoteClusterServer": {"service": {"spec": {"type": "LoadBalancer"}}}}}),
-        Sub::Main,
-    )
-    .unwrap();
+        json!({"spec": {"remoteClusterServer": {"service": {"spec": {"type": "LoadBalancer"}}}}}),
+    );
     east.wait_idle(IDLE).unwrap();
     let svc = rcs().unwrap();
     assert_eq!(svc["spec"]["type"], "LoadBalancer");
@@ -224,14 +230,12 @@ fn remote_cluster_server_service_follows_the_spec() {
         .as_str()
         .unwrap();
     assert!(host.ends_with(".invalid"), "{host}");
-    east.merge_patch(
+    patch(
+        &east,
         &ES,
-        Some("s"),
         "r",
-        &json!({"spec": {"remoteClusterServer": {"enabled": false}}}),
-        Sub::Main,
-    )
-    .unwrap();
+        json!({"spec": {"remoteClusterServer": {"enabled": false}}}),
+    );
     east.wait_idle(IDLE).unwrap();
     assert!(rcs().is_none(), "deleted on disable");
 }
@@ -239,23 +243,14 @@ fn remote_cluster_server_service_follows_the_spec() {
 #[test]
 fn a_spec_change_is_a_rolling_restart_taking_the_operator_delay() {
     let delay = Duration::from_millis(600);
-    let sb = Sandbox::builder()
-        .operator_delay(delay)
-        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.1.0").nodes(3)))
-        .start()
-        .unwrap();
-    let east = sb.cluster("east");
-    east.wait_idle(IDLE).unwrap();
+    let (_sb, east) = one_es(delay, "r", 3);
     let start = Instant::now();
-    let patched = east
-        .merge_patch(
-            &ES,
-            Some("s"),
-            "r",
-            &json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
-            Sub::Main,
-        )
-        .unwrap();
+    let patched = patch(
+        &east,
+        &ES,
+        "r",
+        json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
+    );
     assert_eq!(patched["metadata"]["generation"], 2);
     std::thread::sleep(Duration::from_millis(150));
     let es = east.get(&ES, Some("s"), "r").unwrap();
@@ -283,28 +278,19 @@ fn a_spec_change_is_a_rolling_restart_taking_the_operator_delay() {
 
 #[test]
 fn keystore_changes_take_effect_only_after_the_restart() {
-    let delay = Duration::from_millis(500);
-    let sb = Sandbox::builder()
-        .operator_delay(delay)
-        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "l", "9.1.0").nodes(1)))
-        .start()
-        .unwrap();
-    let east = sb.cluster("east");
-    east.wait_idle(IDLE).unwrap();
+    let (_sb, east) = one_es(Duration::from_millis(500), "l", 1);
     let keystore = || east.es_node("s", "l", |n| n.keystore.clone()).unwrap();
     east.create(
         &ResourceKey::SECRETS,
         json!({"metadata": {"name": "creds", "namespace": "s"}, "stringData": {"cluster.remote.x.credentials": "one"}}),
     )
     .unwrap();
-    east.merge_patch(
+    patch(
+        &east,
         &ES,
-        Some("s"),
         "l",
-        &json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}),
-        Sub::Main,
-    )
-    .unwrap();
+        json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}),
+    );
     std::thread::sleep(Duration::from_millis(150));
     assert!(keystore().is_empty(), "not before the restart");
     east.wait_idle(IDLE).unwrap();
@@ -317,14 +303,12 @@ fn keystore_changes_take_effect_only_after_the_restart() {
 
     // A content change of the referenced Secret restarts too (no generation change).
     let generation = east.get(&ES, Some("s"), "l").unwrap()["metadata"]["generation"].clone();
-    east.merge_patch(
+    patch(
+        &east,
         &ResourceKey::SECRETS,
-        Some("s"),
         "creds",
-        &json!({"stringData": {"cluster.remote.x.credentials": "two"}}),
-        Sub::Main,
-    )
-    .unwrap();
+        json!({"stringData": {"cluster.remote.x.credentials": "two"}}),
+    );
     std::thread::sleep(Duration::from_millis(150));
     assert_eq!(
         east.get(&ES, Some("s"), "l").unwrap()["status"]["phase"],
@@ -338,24 +322,20 @@ fn keystore_changes_take_effect_only_after_the_restart() {
     assert_eq!(es["status"]["phase"], "Ready");
 
     // A reload does not read a keystore that was not rebuilt (ECK builds it at pod start).
-    east.merge_patch(
+    patch(
+        &east,
         &ResourceKey::SECRETS,
-        Some("s"),
         "creds",
-        &json!({"stringData": {"cluster.remote.x.credentials": "three"}}),
-        Sub::Main,
-    )
-    .unwrap();
+        json!({"stringData": {"cluster.remote.x.credentials": "three"}}),
+    );
     std::thread::sleep(Duration::from_millis(100));
-    let pw = secret(&east, "s", "l-es-elastic-user", "elastic").unwrap();
+    let pw = east
+        .secret_text("s", "l-es-elastic-user", "elastic")
+        .unwrap();
     let r = east.es_request(
         "s",
         "l",
-        &remote_cluster_sandbox::elasticsearch::EsRequest::new(
-            "POST",
-            "/_nodes/reload_secure_settings",
-        )
-        .basic("elastic", &pw),
+        &EsRequest::new("POST", "/_nodes/reload_secure_settings").basic("elastic", &pw),
     );
     assert_eq!(r.status, 200);
     assert_eq!(keystore()["cluster.remote.x.credentials"], "two");
@@ -365,41 +345,34 @@ fn keystore_changes_take_effect_only_after_the_restart() {
 
 #[test]
 fn ca_bundle_content_changes_do_not_restart() {
-    let sb = Sandbox::builder()
-        .operator_delay(Duration::from_millis(300))
-        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "l", "9.1.0").nodes(1)))
-        .start()
-        .unwrap();
-    let east = sb.cluster("east");
+    let (_sb, east) = one_es(Duration::from_millis(300), "l", 1);
     let other = remote_cluster_sandbox::pki::Ca::new("other").unwrap();
     east.create(
         &ResourceKey::CONFIGMAPS,
         json!({"metadata": {"name": "cas", "namespace": "s"}, "data": {"ca.crt": ""}}),
     )
     .unwrap();
-    east.merge_patch(
+    patch(
+        &east,
         &ES,
-        Some("s"),
         "l",
-        &json!({"spec": {"transport": {"tls": {"certificateAuthorities": {"configMapName": "cas"}}}}}),
-        Sub::Main,
-    )
-    .unwrap();
+        json!({"spec": {"transport": {"tls": {"certificateAuthorities": {"configMapName": "cas"}}}}}),
+    );
     east.wait_idle(IDLE).unwrap();
-    east.merge_patch(
+    patch(
+        &east,
         &ResourceKey::CONFIGMAPS,
-        Some("s"),
         "cas",
-        &json!({"data": {"ca.crt": other.cert.cert_pem}}),
-        Sub::Main,
-    )
-    .unwrap();
+        json!({"data": {"ca.crt": other.cert.cert_pem}}),
+    );
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         east.get(&ES, Some("s"), "l").unwrap()["status"]["phase"],
         "Ready"
     );
-    let bundle = secret(&east, "s", "l-es-transport-certs-public", "ca.crt").unwrap();
+    let bundle = east
+        .secret_text("s", "l-es-transport-certs-public", "ca.crt")
+        .unwrap();
     assert!(bundle.ends_with(&other.cert.cert_pem), "re-exported");
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
 }

@@ -6,8 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use remote_cluster_sandbox::elasticsearch::EsRequest;
-use remote_cluster_sandbox::{ClusterConfig, EsSeed, Fault, ResourceKey, Sandbox, Sub};
+use remote_cluster_sandbox::{ClusterConfig, EsSeed, Fault, ResourceKey, Sandbox};
 use serde_json::{Value, json};
 
 mod common;
@@ -103,8 +102,12 @@ async fn kube_rs_port_forward_reaches_remote_info() {
     assert!(buf.is_empty());
     let msg = tokio::time::timeout(Duration::from_secs(5), err)
         .await
-        .unwrap();
-    assert!(msg.unwrap_or_default().contains("9300"));
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        msg.starts_with("error forwarding port 9300 to pod ") && msg.contains("connection refused"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +175,6 @@ async fn a_concurrent_writer_makes_a_guarded_write_fail_and_a_retry_succeed() {
         .unwrap();
     assert_eq!(now["metadata"]["labels"]["team"], "third");
     assert_eq!(now["spec"]["remoteClusterServer"]["enabled"], true);
-    let _ = Sub::Main;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,5 +198,4 @@ async fn external_elasticsearch_serves_https_with_its_own_ca() {
     assert_eq!(body["version"]["number"], "9.1.0");
     let (status, body) = get(&mut es, "/_remote/info", &ext.password).await;
     assert_eq!((status, body), (200, json!({})));
-    let _ = EsRequest::new("GET", "/");
 }

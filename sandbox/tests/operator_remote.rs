@@ -11,17 +11,69 @@ const IDLE: Duration = Duration::from_secs(20);
 const ES: ResourceKey = ResourceKey::ELASTICSEARCHES;
 const ES_PATH: &str = "/apis/elasticsearch.k8s.elastic.co/v1/namespaces";
 
-fn secret(c: &ClusterHandle, ns: &str, name: &str, key: &str) -> Option<String> {
-    use base64::Engine;
-    let s = c.get(&ResourceKey::SECRETS, Some(ns), name)?;
-    let v = s["data"][key].as_str()?;
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v).ok()?).ok()
-}
-
+/// `req` to `ns/name` as `elastic`: the status and the body.
 fn es_call(c: &ClusterHandle, ns: &str, name: &str, req: EsRequest) -> (u16, Value) {
-    let pw = secret(c, ns, &format!("{name}-es-elastic-user"), "elastic").unwrap();
+    let pw = c
+        .secret_text(ns, &format!("{name}-es-elastic-user"), "elastic")
+        .unwrap();
     let r = c.es_request(ns, name, &req.basic("elastic", &pw));
     (r.status, r.body)
+}
+
+/// `PUT _cluster/settings` with these `persistent` settings on `ns/name`, which must succeed.
+#[track_caller]
+fn put_settings(c: &ClusterHandle, ns: &str, name: &str, persistent: Value) {
+    let (status, body) = es_call(
+        c,
+        ns,
+        name,
+        EsRequest::new("PUT", "/_cluster/settings").json(&json!({ "persistent": persistent })),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The flat persistent cluster settings of `ns/name`.
+fn persistent_settings(c: &ClusterHandle, ns: &str, name: &str) -> Value {
+    let (status, settings) = es_call(
+        c,
+        ns,
+        name,
+        EsRequest::new("GET", "/_cluster/settings?flat_settings=true"),
+    );
+    assert_eq!(status, 200, "{settings}");
+    settings["persistent"].clone()
+}
+
+/// The ingress host name of LoadBalancer Service `ns/svc`.
+fn lb_hostname(c: &ClusterHandle, ns: &str, svc: &str) -> String {
+    c.get(&ResourceKey::SERVICES, Some(ns), svc).unwrap()["status"]["loadBalancer"]["ingress"]
+        [0]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn has_secret(c: &ClusterHandle, ns: &str, name: &str) -> bool {
+    c.get(&ResourceKey::SECRETS, Some(ns), name).is_some()
+}
+
+/// The `managed-remote-clusters` annotation ECK keeps on `ns/name` (`None` when absent).
+fn managed_remotes(c: &ClusterHandle, ns: &str, name: &str) -> Option<Value> {
+    c.get(&ES, Some(ns), name).unwrap()["metadata"]["annotations"]
+        .get("elasticsearch.k8s.elastic.co/managed-remote-clusters")
+        .cloned()
+}
+
+/// `diagnose(..)` is the refusal `$reason`.
+macro_rules! assert_refused {
+    ($diagnosis:expr, $reason:pat) => {{
+        let diagnosis = $diagnosis;
+        assert!(
+            matches!(diagnosis, Err($reason)),
+            "{diagnosis:?} is not {}",
+            stringify!($reason)
+        );
+    }};
 }
 
 fn two_es(license: &str) -> Sandbox {
@@ -134,13 +186,13 @@ async fn api_key_link_end_to_end() {
         ann,
         json!({"prod": {"namespace": "shop", "name": "products", "id": key.id}})
     );
-    let encoded = secret(
-        &east,
-        "search",
-        "catalog-es-remote-api-keys",
-        "cluster.remote.prod.credentials",
-    )
-    .unwrap();
+    let encoded = east
+        .secret_text(
+            "search",
+            "catalog-es-remote-api-keys",
+            "cluster.remote.prod.credentials",
+        )
+        .unwrap();
     assert_eq!(encoded, key.encoded());
     assert_eq!(
         east.es_node("search", "catalog", |n| n
@@ -170,48 +222,31 @@ async fn api_key_link_end_to_end() {
         l["elasticsearch.k8s.elastic.co/remote-cluster-namespace"],
         "shop"
     );
-    assert!(
-        east.get(
-            &ResourceKey::SECRETS,
-            Some("shop"),
-            "products-shop-search-catalog-es-remote-ca"
-        )
-        .is_none()
-    );
-    assert!(
-        east.get(
-            &ResourceKey::SECRETS,
-            Some("shop"),
-            "products-search-catalog-es-remote-ca"
-        )
-        .is_some()
-    );
+    assert!(!has_secret(
+        &east,
+        "shop",
+        "products-shop-search-catalog-es-remote-ca"
+    ));
+    assert!(has_secret(
+        &east,
+        "shop",
+        "products-search-catalog-es-remote-ca"
+    ));
     assert_eq!(
-        secret(&east, "search", "catalog-es-remote-ca", "ca.crt").unwrap(),
-        secret(
-            &east,
-            "shop",
-            "products-es-transport-certs-public",
-            "ca.crt"
-        )
-        .unwrap()
+        east.secret_text("search", "catalog-es-remote-ca", "ca.crt")
+            .unwrap(),
+        east.secret_text("shop", "products-es-transport-certs-public", "ca.crt")
+            .unwrap()
     );
 
     // Seeds and annotation.
-    let (_, settings) = es_call(
-        &east,
-        "search",
-        "catalog",
-        EsRequest::new("GET", "/_cluster/settings?flat_settings=true"),
-    );
     assert_eq!(
-        settings["persistent"]["cluster.remote.prod.seeds"],
+        persistent_settings(&east, "search", "catalog")["cluster.remote.prod.seeds"],
         json!(["products-es-remote-cluster.shop.svc:9443"])
     );
-    let catalog = east.get(&ES, Some("search"), "catalog").unwrap();
     assert_eq!(
-        catalog["metadata"]["annotations"]["elasticsearch.k8s.elastic.co/managed-remote-clusters"],
-        "prod"
+        managed_remotes(&east, "search", "catalog"),
+        Some(json!("prod"))
     );
 
     let info = east.remote_info("search", "catalog");
@@ -236,48 +271,28 @@ async fn api_key_link_end_to_end() {
         .es_node("shop", "products", |n| n.api_keys()[0].clone())
         .unwrap();
     assert!(key.invalidated, "key invalidated");
-    let (_, settings) = es_call(
-        &east,
-        "search",
-        "catalog",
-        EsRequest::new("GET", "/_cluster/settings?flat_settings=true"),
-    );
-    assert_eq!(settings["persistent"], json!({}), "seeds nulled");
-    let catalog = east.get(&ES, Some("search"), "catalog").unwrap();
     assert_eq!(
-        catalog["metadata"]["annotations"]
-            .get("elasticsearch.k8s.elastic.co/managed-remote-clusters"),
-        None
+        persistent_settings(&east, "search", "catalog"),
+        json!({}),
+        "seeds nulled"
     );
-    assert!(
-        east.get(
-            &ResourceKey::SECRETS,
-            Some("search"),
-            "catalog-es-remote-api-keys"
-        )
-        .is_none()
-    );
+    assert_eq!(managed_remotes(&east, "search", "catalog"), None);
+    assert!(!has_secret(&east, "search", "catalog-es-remote-api-keys"));
     assert!(
         east.es_node("search", "catalog", |n| n.keystore.is_empty())
             .unwrap(),
         "alias pruned after restart"
     );
-    assert!(
-        east.get(
-            &ResourceKey::SECRETS,
-            Some("search"),
-            "catalog-shop-products-es-remote-ca"
-        )
-        .is_none()
-    );
-    assert!(
-        east.get(
-            &ResourceKey::SECRETS,
-            Some("shop"),
-            "products-search-catalog-es-remote-ca"
-        )
-        .is_none()
-    );
+    assert!(!has_secret(
+        &east,
+        "search",
+        "catalog-shop-products-es-remote-ca"
+    ));
+    assert!(!has_secret(
+        &east,
+        "shop",
+        "products-search-catalog-es-remote-ca"
+    ));
     assert_eq!(east.remote_info("search", "catalog"), json!({}));
 }
 
@@ -287,14 +302,8 @@ async fn certificate_model_link_connects() {
     let east = sb.cluster("east");
     link(&east, false).await;
     east.wait_idle(IDLE).unwrap();
-    let (_, settings) = es_call(
-        &east,
-        "search",
-        "catalog",
-        EsRequest::new("GET", "/_cluster/settings?flat_settings=true"),
-    );
     assert_eq!(
-        settings["persistent"]["cluster.remote.prod.seeds"],
+        persistent_settings(&east, "search", "catalog")["cluster.remote.prod.seeds"],
         json!(["products-es-transport.shop.svc:9300"])
     );
     let info = east.remote_info("search", "catalog");
@@ -329,14 +338,7 @@ async fn basic_license_gives_only_a_warning_event() {
         .filter(|s| s["metadata"]["labels"]["common.k8s.elastic.co/type"] == "remote-ca")
         .count();
     assert_eq!(remote_cas, 0);
-    assert!(
-        east.get(
-            &ResourceKey::SECRETS,
-            Some("search"),
-            "catalog-es-remote-api-keys"
-        )
-        .is_none()
-    );
+    assert!(!has_secret(&east, "search", "catalog-es-remote-api-keys"));
     assert!(
         east.es_node("shop", "products", |n| n.api_keys().is_empty())
             .unwrap()
@@ -346,12 +348,7 @@ async fn basic_license_gives_only_a_warning_event() {
         json!({}),
         "no seeds, so no remote"
     );
-    let catalog = east.get(&ES, Some("search"), "catalog").unwrap();
-    assert_eq!(
-        catalog["metadata"]["annotations"]
-            .get("elasticsearch.k8s.elastic.co/managed-remote-clusters"),
-        None
-    );
+    assert_eq!(managed_remotes(&east, "search", "catalog"), None);
 }
 
 /// Two clusters, a manual API-key link east/l -> west/r over a LoadBalancer, set up the way
@@ -372,12 +369,7 @@ fn connected_needs_every_ingredient() {
     west.merge_patch(&ES, Some("b"), "r", &json!({"spec": {"remoteClusterServer": {"enabled": true, "service": {"spec": {"type": "LoadBalancer"}}}}}), Sub::Main)
         .unwrap();
     west.wait_idle(IDLE).unwrap();
-    let lb = west
-        .get(&ResourceKey::SERVICES, Some("b"), "r-es-remote-cluster")
-        .unwrap()["status"]["loadBalancer"]["ingress"][0]["hostname"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let lb = lb_hostname(&west, "b", "r-es-remote-cluster");
     let (st, key) = es_call(
         &west,
         "b",
@@ -386,7 +378,9 @@ fn connected_needs_every_ingredient() {
             .json(&json!({"name": "kplug-l", "access": {"search": [{"names": ["*"]}]}})),
     );
     assert_eq!(st, 200, "{key}");
-    let west_ca = secret(&west, "b", "r-es-transport-certs-public", "ca.crt").unwrap();
+    let west_ca = west
+        .secret_text("b", "r-es-transport-certs-public", "ca.crt")
+        .unwrap();
 
     // The local side: the key in a Secret named by secureSettings, the remote CA in a
     // ConfigMap mounted in the pods and named by remote_cluster_client.ssl.certificate_authorities.
@@ -407,27 +401,21 @@ fn connected_needs_every_ingredient() {
         .unwrap();
     east.wait_idle(IDLE).unwrap();
     let put = |body: Value| {
-        let (st, b) = es_call(
+        put_settings(
             &east,
             "a",
             "l",
-            EsRequest::new("PUT", "/_cluster/settings")
-                .json(&json!({"persistent": {"cluster": {"remote": {"west": body}}}})),
-        );
-        assert_eq!(st, 200, "{b}");
+            json!({"cluster": {"remote": {"west": body}}}),
+        )
     };
     put(
         json!({"mode": "proxy", "proxy_address": format!("{lb}:9443"), "server_name": "r-es-remote-cluster.b.svc"}),
     );
 
     // 1. CA not trusted yet.
-    assert!(
-        matches!(
-            diag("west"),
-            Err(NotConnectedReason::UntrustedCertificate { .. })
-        ),
-        "{:?}",
-        diag("west")
+    assert_refused!(
+        diag("west"),
+        NotConnectedReason::UntrustedCertificate { .. }
     );
     // Trust: content only, no restart needed.
     east.merge_patch(
@@ -443,26 +431,15 @@ fn connected_needs_every_ingredient() {
 
     // 2. Wrong server_name (the LB name is not in ECK's certificate).
     put(json!({"server_name": lb.clone()}));
-    assert!(
-        matches!(
-            diag("west"),
-            Err(NotConnectedReason::HostnameMismatch { .. })
-        ),
-        "{:?}",
-        diag("west")
-    );
+    assert_refused!(diag("west"), NotConnectedReason::HostnameMismatch { .. });
     put(json!({"server_name": "r-es-remote-cluster.b.svc"}));
-    assert!(diag("west").is_ok());
+    assert!(diag("west").is_ok(), "{:?}", diag("west"));
 
     // 3. A cluster-internal name does not resolve from another cluster.
     put(json!({"proxy_address": "r-es-remote-cluster.b.svc:9443"}));
-    assert!(
-        matches!(diag("west"), Err(NotConnectedReason::Unresolvable { .. })),
-        "{:?}",
-        diag("west")
-    );
+    assert_refused!(diag("west"), NotConnectedReason::Unresolvable { .. });
     put(json!({"proxy_address": format!("{lb}:9443")}));
-    assert!(diag("west").is_ok());
+    assert!(diag("west").is_ok(), "{:?}", diag("west"));
 
     // 4. Invalidated key.
     let id = key["id"].as_str().unwrap();
@@ -473,14 +450,7 @@ fn connected_needs_every_ingredient() {
         EsRequest::new("DELETE", "/_security/api_key").json(&json!({"ids": [id]})),
     );
     assert_eq!(st, 200);
-    assert!(
-        matches!(
-            diag("west"),
-            Err(NotConnectedReason::ApiKeyInvalidated { .. })
-        ),
-        "{:?}",
-        diag("west")
-    );
+    assert_refused!(diag("west"), NotConnectedReason::ApiKeyInvalidated { .. });
     assert_eq!(east.remote_info("a", "l")["west"]["connected"], false);
 
     // 5. No remote cluster server: the LB Service goes with it.
@@ -493,11 +463,7 @@ fn connected_needs_every_ingredient() {
     )
     .unwrap();
     west.wait_idle(IDLE).unwrap();
-    assert!(
-        matches!(diag("west"), Err(NotConnectedReason::Unresolvable { .. })),
-        "{:?}",
-        diag("west")
-    );
+    assert_refused!(diag("west"), NotConnectedReason::Unresolvable { .. });
 }
 
 /// Within one cluster: the API-key model needs the remote cluster server listener and trust.
@@ -513,13 +479,14 @@ fn same_cluster_missing_ingredients() {
         .unwrap();
     let east = sb.cluster("east");
     east.wait_idle(IDLE).unwrap();
-    let (_, key) = es_call(
+    let (st, key) = es_call(
         &east,
         "a",
         "r",
         EsRequest::new("POST", "/_security/cross_cluster/api_key")
             .json(&json!({"name": "k", "access": {"search": [{"names": ["*"]}]}})),
     );
+    assert_eq!(st, 200, "{key}");
     east.create(&ResourceKey::SECRETS, json!({"metadata": {"name": "creds", "namespace": "a"}, "stringData": {"cluster.remote.r.credentials": key["encoded"]}}))
         .unwrap();
     east.merge_patch(
@@ -531,41 +498,16 @@ fn same_cluster_missing_ingredients() {
     )
     .unwrap();
     east.wait_idle(IDLE).unwrap();
-    let (st, _) = es_call(
-        &east,
-        "a",
-        "l",
-        EsRequest::new("PUT", "/_cluster/settings")
-            .json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster:9443"]}})),
-    );
-    assert_eq!(st, 200);
+    let seeds =
+        |seed: &str| put_settings(&east, "a", "l", json!({"cluster.remote.r.seeds": [seed]}));
+    seeds("r-es-remote-cluster:9443");
     let diag = || east.diagnose("a", "l", "r");
     // No RCS: no such Service.
-    assert!(
-        matches!(diag(), Err(NotConnectedReason::Unresolvable { .. })),
-        "{:?}",
-        diag()
-    );
+    assert_refused!(diag(), NotConnectedReason::Unresolvable { .. });
     // The transport port is the wrong listener for the API-key model.
-    es_call(
-        &east,
-        "a",
-        "l",
-        EsRequest::new("PUT", "/_cluster/settings")
-            .json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-transport:9300"]}})),
-    );
-    assert!(
-        matches!(diag(), Err(NotConnectedReason::WrongInterface { .. })),
-        "{:?}",
-        diag()
-    );
-    es_call(
-        &east,
-        "a",
-        "l",
-        EsRequest::new("PUT", "/_cluster/settings")
-            .json(&json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster:9443"]}})),
-    );
+    seeds("r-es-transport:9300");
+    assert_refused!(diag(), NotConnectedReason::WrongInterface { .. });
+    seeds("r-es-remote-cluster:9443");
     east.merge_patch(
         &ES,
         Some("a"),
@@ -576,14 +518,12 @@ fn same_cluster_missing_ingredients() {
     .unwrap();
     east.wait_idle(IDLE).unwrap();
     // RCS on, but l has no apiKey remote and no client CA setting: nothing trusted.
-    assert!(
-        matches!(diag(), Err(NotConnectedReason::UntrustedCertificate { .. })),
-        "{:?}",
-        diag()
-    );
+    assert_refused!(diag(), NotConnectedReason::UntrustedCertificate { .. });
     // The hand-made remote CA (type=remote-ca, no peer labels) plus the client CA setting
     // pointing at ECK's files.
-    let r_ca = secret(&east, "a", "r-es-transport-certs-public", "ca.crt").unwrap();
+    let r_ca = east
+        .secret_text("a", "r-es-transport-certs-public", "ca.crt")
+        .unwrap();
     east.create(&ResourceKey::SECRETS, json!({"metadata": {"name": "l-hand-remote-ca", "namespace": "a", "labels": {"elasticsearch.k8s.elastic.co/cluster-name": "l", "common.k8s.elastic.co/type": "remote-ca"}}, "stringData": {"ca.crt": r_ca}}))
         .unwrap();
     east.merge_patch(&ES, Some("a"), "l", &json!({"spec": {"nodeSets": [{"name": "default", "count": 1, "config": {"xpack.security.remote_cluster_client.ssl.certificate_authorities": ["/usr/share/elasticsearch/config/transport-remote-certs/ca.crt"]}}]}}), Sub::Main)
@@ -591,19 +531,8 @@ fn same_cluster_missing_ingredients() {
     east.wait_idle(IDLE).unwrap();
     // Trusted now, but sniff mode checks the seed's host name: the short Service name is not
     // in ECK's certificate; `<svc>.<ns>.svc` is.
-    assert!(
-        matches!(diag(), Err(NotConnectedReason::HostnameMismatch { .. })),
-        "{:?}",
-        diag()
-    );
-    es_call(
-        &east,
-        "a",
-        "l",
-        EsRequest::new("PUT", "/_cluster/settings").json(
-            &json!({"persistent": {"cluster.remote.r.seeds": ["r-es-remote-cluster.a.svc:9443"]}}),
-        ),
-    );
+    assert_refused!(diag(), NotConnectedReason::HostnameMismatch { .. });
+    seeds("r-es-remote-cluster.a.svc:9443");
     assert!(diag().is_ok(), "{:?}", diag());
     assert_eq!(east.remote_info("a", "l")["r"]["connected"], true);
 }
@@ -627,12 +556,7 @@ fn certificate_model_needs_mutual_trust() {
     )
     .unwrap();
     west.wait_idle(IDLE).unwrap();
-    let lb = west
-        .get(&ResourceKey::SERVICES, Some("b"), "r-es-transport")
-        .unwrap()["status"]["loadBalancer"]["ingress"][0]["hostname"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let lb = lb_hostname(&west, "b", "r-es-transport");
     let trust = |c: &ClusterHandle, ns: &str, es: &str, pem: String| {
         c.create(&ResourceKey::CONFIGMAPS, json!({"metadata": {"name": format!("{es}-cas"), "namespace": ns}, "data": {"ca.crt": pem}}))
             .unwrap();
@@ -644,19 +568,20 @@ fn certificate_model_needs_mutual_trust() {
         &east,
         "a",
         "l",
-        secret(&west, "b", "r-es-transport-certs-public", "ca.crt").unwrap(),
+        west.secret_text("b", "r-es-transport-certs-public", "ca.crt")
+            .unwrap(),
     );
-    es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster.remote.w.mode": "proxy", "cluster.remote.w.proxy_address": format!("{lb}:9300")}})));
+    put_settings(
+        &east,
+        "a",
+        "l",
+        json!({"cluster.remote.w.mode": "proxy", "cluster.remote.w.proxy_address": format!("{lb}:9300")}),
+    );
     let diag = || east.diagnose("a", "l", "w");
-    assert!(
-        matches!(
-            diag(),
-            Err(NotConnectedReason::RemoteDoesNotTrustLocal { .. })
-        ),
-        "{:?}",
-        diag()
-    );
-    let l_ca = secret(&east, "a", "l-es-transport-certs-public", "ca.crt").unwrap();
+    assert_refused!(diag(), NotConnectedReason::RemoteDoesNotTrustLocal { .. });
+    let l_ca = east
+        .secret_text("a", "l-es-transport-certs-public", "ca.crt")
+        .unwrap();
     // Only ECK's own CA of l, not what l re-exports.
     let own = l_ca
         .split_inclusive("-----END CERTIFICATE-----\n")
@@ -667,13 +592,11 @@ fn certificate_model_needs_mutual_trust() {
     assert!(diag().is_ok(), "{:?}", diag());
     assert_eq!(east.remote_info("a", "l")["w"]["connected"], true);
     // Sniff to the same address: the seed answers, the publish addresses (pod IPs) do not.
-    es_call(&east, "a", "l", EsRequest::new("PUT", "/_cluster/settings").json(&json!({"persistent": {"cluster.remote.w.mode": null, "cluster.remote.w.proxy_address": null, "cluster.remote.w.seeds": [format!("{lb}:9300")]}})));
-    assert!(
-        matches!(
-            diag(),
-            Err(NotConnectedReason::PublishAddressUnreachable { .. })
-        ),
-        "{:?}",
-        diag()
+    put_settings(
+        &east,
+        "a",
+        "l",
+        json!({"cluster.remote.w.mode": null, "cluster.remote.w.proxy_address": null, "cluster.remote.w.seeds": [format!("{lb}:9300")]}),
     );
+    assert_refused!(diag(), NotConnectedReason::PublishAddressUnreachable { .. });
 }

@@ -12,12 +12,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use remote_cluster_sandbox::elasticsearch::{
     ElasticsearchNode, EsBackend, EsHttpCerts, EsId, NoRemotes, SharedNode, connect_https,
 };
+use remote_cluster_sandbox::pki;
 use remote_cluster_sandbox::portforward::{PortConnector, PortForwardTarget, upgrade_portforward};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
@@ -26,34 +25,12 @@ mod common;
 
 const PASSWORD: &str = "changeme-123";
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// A CA and a server certificate for 127.0.0.1, for the test API server.
 fn api_server_tls() -> (Vec<u8>, Arc<rustls::ServerConfig>) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .unwrap();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (ca_cert.der().to_vec(), Arc::new(cfg))
+    let ca = pki::Ca::new("test-apiserver-ca").unwrap();
+    let cert = ca.server_cert().unwrap();
+    let tls = pki::http1_server_config(&[&cert.cert_der], &cert.key_der).unwrap();
+    (ca.cert.cert_der.clone(), tls)
 }
 
 struct Harness {

@@ -45,13 +45,6 @@ fn sandbox(nodes: u32) -> Sandbox {
         .unwrap()
 }
 
-fn secret(c: &ClusterHandle, ns: &str, name: &str, key: &str) -> String {
-    use base64::Engine;
-    let s = c.get(&ResourceKey::SECRETS, Some(ns), name).unwrap();
-    let v = s["data"][key].as_str().unwrap();
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v).unwrap()).unwrap()
-}
-
 /// The downloaded `trust.yml` with its second entry replaced by the ECK cluster's own pattern,
 /// as the documentation tells.
 fn corrected_trust_yml(sb: &Sandbox) -> String {
@@ -239,7 +232,9 @@ fn external_connected(sb: &Sandbox, external: &str) -> Value {
 
 /// `PUT _cluster/settings` on `products`: alias `alias` in proxy mode to `address`.
 fn eck_remote(east: &ClusterHandle, alias: &str, address: &str) {
-    let pw = secret(east, NS, "products-es-elastic-user", "elastic");
+    let pw = east
+        .secret_text(NS, "products-es-elastic-user", "elastic")
+        .unwrap();
     let r = east.es_request(
         NS,
         NAME,
@@ -255,7 +250,8 @@ fn eck_id() -> EsId {
 }
 
 fn eck_ca(east: &ClusterHandle) -> String {
-    secret(east, NS, "products-es-transport-certs-public", "ca.crt")
+    east.secret_text(NS, "products-es-transport-certs-public", "ca.crt")
+        .unwrap()
 }
 
 /// `east` once the operator is idle, and the hosted deployment `ech`.
@@ -508,7 +504,9 @@ async fn es_through_port_forward(
         .unwrap();
     let errors = pf.take_error(9200).unwrap();
     let stream = pf.take_stream(9200).unwrap();
-    let ca = secret(east, NS, "products-es-http-certs-public", "ca.crt");
+    let ca = east
+        .secret_text(NS, "products-es-http-certs-public", "ca.crt")
+        .unwrap();
     let connect = common::https(stream, &ca, "products-es-http.search.svc");
     let Ok(Ok(mut es)) = tokio::time::timeout(Duration::from_secs(5), connect).await else {
         let msg = tokio::time::timeout(Duration::from_secs(5), errors)
@@ -519,7 +517,9 @@ async fn es_through_port_forward(
         assert!(msg.contains("9200"), "{msg}");
         return None;
     };
-    let password = secret(east, NS, "products-es-elastic-user", "elastic");
+    let password = east
+        .secret_text(NS, "products-es-elastic-user", "elastic")
+        .unwrap();
     let (status, _, body) =
         common::request(&mut es, "GET", "localhost", path, &password, None).await;
     Some((status, body))
@@ -629,7 +629,9 @@ async fn an_unreadable_trust_restrictions_file_keeps_the_nodes_from_starting() {
         None,
         "no HTTP server"
     );
-    let pw = secret(&east, NS, "products-es-elastic-user", "elastic");
+    let pw = east
+        .secret_text(NS, "products-es-elastic-user", "elastic")
+        .unwrap();
     let r = east.es_request(NS, NAME, &EsRequest::new("GET", "/").basic("elastic", &pw));
     assert_eq!(r.status, 503);
 

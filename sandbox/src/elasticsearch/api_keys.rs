@@ -6,9 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 
-use super::EsVersion;
-use super::error::EsError;
-use super::settings::parse_time_value;
+use super::error::{EsError, token_name};
+use super::settings::{parse_time_value, time_value_error};
+use super::{EsVersion, flag, param};
 
 /// `rest` or `cross_cluster`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,9 +50,44 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// A new key of `kind` owned by `caller`, created `now`, with a fresh id and secret and
+    /// nothing else set.
+    fn new(kind: ApiKeyType, name: String, caller: &Caller, now: i64) -> ApiKey {
+        ApiKey {
+            id: new_id(),
+            name,
+            kind,
+            secret: new_secret(),
+            creation: now,
+            expiration: None,
+            invalidated: false,
+            invalidation: None,
+            username: caller.owner().to_string(),
+            realm: "reserved".into(),
+            metadata: Map::new(),
+            role_descriptors: Map::new(),
+            access: None,
+            certificate_identity: None,
+        }
+    }
+
     /// Active: not invalidated and not expired at `now`.
     pub fn is_active(&self, now: i64) -> bool {
         !self.invalidated && self.expiration.is_none_or(|e| e > now)
+    }
+
+    /// What both update endpoints change besides the key's own fields.
+    fn set_metadata_and_expiration(
+        &mut self,
+        metadata: Option<Map<String, Value>>,
+        expiration: Option<i64>,
+    ) {
+        if let Some(md) = metadata {
+            self.metadata = md;
+        }
+        if let Some(e) = expiration {
+            self.expiration = Some(e);
+        }
     }
 
     /// `base64(id:api_key)`, the value of `encoded` and of `cluster.remote.<alias>.credentials`.
@@ -145,11 +180,40 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-fn object_body(body: &Value, parser: &str) -> Result<Map<String, Value>, EsError> {
-    match body {
-        Value::Object(m) => Ok(m.clone()),
-        _ => Err(EsError::parse(format!("[{parser}] Expected START_OBJECT"))),
-    }
+/// Why credentials presented as `base64(id:secret)` do not name an active key of the expected
+/// type; each caller words it its own way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum KeyRefusal {
+    Malformed,
+    /// No key with that id, or the secret does not match.
+    Unknown(String),
+    WrongType(String, ApiKeyType),
+    Invalidated(String),
+    Expired(String),
+}
+
+/// The request body of parser `parser`: an object with only `allowed` fields.
+fn request_object(
+    body: Option<&Value>,
+    parser: &str,
+    allowed: &[&str],
+) -> Result<Map<String, Value>, EsError> {
+    let Some(Value::Object(m)) = body else {
+        return Err(match body {
+            None => EsError::body_required(),
+            Some(_) => EsError::parse(format!("[{parser}] Expected START_OBJECT")),
+        });
+    };
+    reject_unknown(m, parser, allowed)?;
+    Ok(m.clone())
+}
+
+/// `x_content_parse_exception` "`<what>` doesn't support values of type: `<token>`".
+fn wrong_type(what: &str, v: &Value) -> EsError {
+    EsError::parse(format!(
+        "{what} doesn't support values of type: {}",
+        token_name(v)
+    ))
 }
 
 fn reject_unknown(m: &Map<String, Value>, parser: &str, allowed: &[&str]) -> Result<(), EsError> {
@@ -172,21 +236,7 @@ fn parse_metadata(v: Option<&Value>) -> Result<Option<Map<String, Value>>, EsErr
             }
             Ok(Some(m.clone()))
         }
-        Some(other) => Err(EsError::parse(format!(
-            "metadata doesn't support values of type: {}",
-            kind_name(other)
-        ))),
-    }
-}
-
-fn kind_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "VALUE_NULL",
-        Value::Bool(_) => "VALUE_BOOLEAN",
-        Value::Number(_) => "VALUE_NUMBER",
-        Value::String(_) => "VALUE_STRING",
-        Value::Array(_) => "START_ARRAY",
-        Value::Object(_) => "START_OBJECT",
+        Some(other) => Err(wrong_type("metadata", other)),
     }
 }
 
@@ -198,15 +248,10 @@ fn parse_expiration(v: Option<&Value>, now: i64) -> Result<Option<i64>, EsError>
             None => Err(EsError::new(
                 400,
                 "parse_exception",
-                format!(
-                    "failed to parse setting [expiration] with value [{s}] as a time value: unit is missing or unrecognized"
-                ),
+                time_value_error("expiration", s),
             )),
         },
-        Some(other) => Err(EsError::parse(format!(
-            "expiration doesn't support values of type: {}",
-            kind_name(other)
-        ))),
+        Some(other) => Err(wrong_type("expiration", other)),
     }
 }
 
@@ -231,10 +276,7 @@ fn validate_name(name: &str) -> Result<(), EsError> {
 /// One entry of `access.search` / `access.replication`, normalised for storage and display.
 fn parse_access_entry(v: &Value, field: &str) -> Result<Map<String, Value>, EsError> {
     let Value::Object(m) = v else {
-        return Err(EsError::parse(format!(
-            "[{field}] doesn't support values of type: {}",
-            kind_name(v)
-        )));
+        return Err(wrong_type(&format!("[{field}]"), v));
     };
     reject_unknown(
         m,
@@ -250,12 +292,7 @@ fn parse_access_entry(v: &Value, field: &str) -> Result<Map<String, Value>, EsEr
         None => return Err(EsError::illegal_argument("Required [names]")),
         Some(Value::String(s)) => vec![Value::String(s.clone())],
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => a.clone(),
-        Some(other) => {
-            return Err(EsError::parse(format!(
-                "[{field}] names doesn't support values of type: {}",
-                kind_name(other)
-            )));
-        }
+        Some(other) => return Err(wrong_type(&format!("[{field}] names"), other)),
     };
     let mut out = Map::new();
     out.insert("names".into(), Value::Array(names));
@@ -284,24 +321,18 @@ fn parse_access_list(v: Option<&Value>, field: &str) -> Result<Vec<Map<String, V
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items.iter().map(|i| parse_access_entry(i, field)).collect(),
         Some(obj @ Value::Object(_)) => Ok(vec![parse_access_entry(obj, field)?]),
-        Some(other) => Err(EsError::parse(format!(
-            "[cross_cluster_api_key_request_access] {field} doesn't support values of type: {}",
-            kind_name(other)
-        ))),
+        Some(other) => Err(wrong_type(
+            &format!("[cross_cluster_api_key_request_access] {field}"),
+            other,
+        )),
     }
 }
 
 /// Parse and validate `access` (`CrossClusterApiKeyRoleDescriptorBuilder`), returning the stored
 /// access and the role descriptors.
 fn parse_access(v: &Value, version: EsVersion) -> Result<(Value, Map<String, Value>), EsError> {
-    let m = match v {
-        Value::Object(m) => m,
-        other => {
-            return Err(EsError::parse(format!(
-                "[cross_cluster_api_key_request] access doesn't support values of type: {}",
-                kind_name(other)
-            )));
-        }
+    let Value::Object(m) = v else {
+        return Err(wrong_type("[cross_cluster_api_key_request] access", v));
     };
     reject_unknown(
         m,
@@ -396,18 +427,6 @@ fn indices_privileges(entry: &Map<String, Value>, privileges: &[&str]) -> Value 
     Value::Object(m)
 }
 
-fn create_response(key: &ApiKey) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(key.id));
-    m.insert("name".into(), json!(key.name));
-    if let Some(e) = key.expiration {
-        m.insert("expiration".into(), json!(e));
-    }
-    m.insert("api_key".into(), json!(key.secret));
-    m.insert("encoded".into(), json!(key.encoded()));
-    Value::Object(m)
-}
-
 /// Who is calling, for ownership and the API-key restrictions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
@@ -429,6 +448,45 @@ impl ApiKeyStore {
         self.keys.iter().find(|k| k.id == id)
     }
 
+    /// The key that `encoded` (`base64(id:secret)`) names, if it is an active key of type
+    /// `expected`; checked in Elasticsearch's order (the secret, the type, invalidation,
+    /// expiry).
+    pub(crate) fn authenticate(
+        &self,
+        encoded: &str,
+        expected: ApiKeyType,
+        now: i64,
+    ) -> Result<&ApiKey, KeyRefusal> {
+        let (id, secret) = decode_credentials(encoded).ok_or(KeyRefusal::Malformed)?;
+        let Some(key) = self.get(&id).filter(|k| k.secret == secret) else {
+            return Err(KeyRefusal::Unknown(id));
+        };
+        if key.kind != expected {
+            return Err(KeyRefusal::WrongType(id, key.kind));
+        }
+        if key.invalidated {
+            return Err(KeyRefusal::Invalidated(id));
+        }
+        if !key.is_active(now) {
+            return Err(KeyRefusal::Expired(id));
+        }
+        Ok(key)
+    }
+
+    /// Stores a new key and answers as the create endpoints do.
+    fn add(&mut self, key: ApiKey) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(key.id));
+        m.insert("name".into(), json!(key.name));
+        if let Some(e) = key.expiration {
+            m.insert("expiration".into(), json!(e));
+        }
+        m.insert("api_key".into(), json!(key.secret));
+        m.insert("encoded".into(), json!(key.encoded()));
+        self.keys.push(key);
+        Value::Object(m)
+    }
+
     /// `POST /_security/cross_cluster/api_key`.
     pub fn create_cross_cluster(
         &mut self,
@@ -442,22 +500,15 @@ impl ApiKeyStore {
                 "authentication via API key not supported: An API key cannot be used to create a cross-cluster API key",
             ));
         }
-        let body = body.ok_or_else(EsError::body_required)?;
-        let m = object_body(body, "cross_cluster_api_key_request")?;
         let mut allowed = vec!["name", "access", "expiration", "metadata"];
         if version.at_least(9, 3, 0) {
             allowed.push("certificate_identity");
         }
-        reject_unknown(&m, "cross_cluster_api_key_request", &allowed)?;
+        let m = request_object(body, "cross_cluster_api_key_request", &allowed)?;
         let name = match m.get("name") {
             None => return Err(EsError::illegal_argument("Required [name]")),
             Some(Value::String(s)) => s.clone(),
-            Some(other) => {
-                return Err(EsError::parse(format!(
-                    "[cross_cluster_api_key_request] name doesn't support values of type: {}",
-                    kind_name(other)
-                )));
-            }
+            Some(other) => return Err(wrong_type("[cross_cluster_api_key_request] name", other)),
         };
         let access = match m.get("access") {
             None => return Err(EsError::illegal_argument("Required [access]")),
@@ -471,25 +522,14 @@ impl ApiKeyStore {
             .get("certificate_identity")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let key = ApiKey {
-            id: new_id(),
-            name,
-            kind: ApiKeyType::CrossCluster,
-            secret: new_secret(),
-            creation: now,
+        Ok(self.add(ApiKey {
             expiration,
-            invalidated: false,
-            invalidation: None,
-            username: caller.owner().to_string(),
-            realm: "reserved".into(),
             metadata,
             role_descriptors,
             access: Some(access),
             certificate_identity,
-        };
-        let resp = create_response(&key);
-        self.keys.push(key);
-        Ok(resp)
+            ..ApiKey::new(ApiKeyType::CrossCluster, name, caller, now)
+        }))
     }
 
     /// `POST`/`PUT /_security/api_key` (a REST key).
@@ -499,10 +539,8 @@ impl ApiKeyStore {
         body: Option<&Value>,
         now: i64,
     ) -> Result<Value, EsError> {
-        let body = body.ok_or_else(EsError::body_required)?;
-        let m = object_body(body, "api_key_request")?;
-        reject_unknown(
-            &m,
+        let m = request_object(
+            body,
             "api_key_request",
             &["name", "role_descriptors", "expiration", "metadata"],
         )?;
@@ -515,34 +553,16 @@ impl ApiKeyStore {
         let role_descriptors = match m.get("role_descriptors") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(o)) => o.clone(),
-            Some(other) => {
-                return Err(EsError::parse(format!(
-                    "[api_key_request] role_descriptors doesn't support values of type: {}",
-                    kind_name(other)
-                )));
-            }
+            Some(other) => return Err(wrong_type("[api_key_request] role_descriptors", other)),
         };
         let expiration = parse_expiration(m.get("expiration"), now)?;
         let metadata = parse_metadata(m.get("metadata"))?.unwrap_or_default();
-        let key = ApiKey {
-            id: new_id(),
-            name,
-            kind: ApiKeyType::Rest,
-            secret: new_secret(),
-            creation: now,
+        Ok(self.add(ApiKey {
             expiration,
-            invalidated: false,
-            invalidation: None,
-            username: caller.owner().to_string(),
-            realm: "reserved".into(),
             metadata,
             role_descriptors,
-            access: None,
-            certificate_identity: None,
-        };
-        let resp = create_response(&key);
-        self.keys.push(key);
-        Ok(resp)
+            ..ApiKey::new(ApiKeyType::Rest, name, caller, now)
+        }))
     }
 
     /// Checks shared by both update endpoints; returns the index of the key.
@@ -590,6 +610,23 @@ impl ApiKeyStore {
         Ok(idx)
     }
 
+    /// The end of both update endpoints: `change` on key `id` once [`Self::updatable`]
+    /// allows it, answered with whether anything changed.
+    fn update(
+        &mut self,
+        caller: &Caller,
+        id: &str,
+        expected: ApiKeyType,
+        now: i64,
+        change: impl FnOnce(&mut ApiKey),
+    ) -> Result<Value, EsError> {
+        let idx = self.updatable(caller, id, expected, now)?;
+        let key = &mut self.keys[idx];
+        let before = key.clone();
+        change(key);
+        Ok(json!({"updated": *key != before}))
+    }
+
     /// `PUT /_security/cross_cluster/api_key/{id}`.
     pub fn update_cross_cluster(
         &mut self,
@@ -599,10 +636,8 @@ impl ApiKeyStore {
         version: EsVersion,
         now: i64,
     ) -> Result<Value, EsError> {
-        let body = body.ok_or_else(EsError::body_required)?;
-        let m = object_body(body, "update_cross_cluster_api_key_request")?;
-        reject_unknown(
-            &m,
+        let m = request_object(
+            body,
             "update_cross_cluster_api_key_request",
             &["access", "metadata", "expiration"],
         )?;
@@ -617,20 +652,13 @@ impl ApiKeyStore {
                 "must update either [access] or [metadata] for cross-cluster API keys".to_string(),
             ]));
         }
-        let idx = self.updatable(caller, id, ApiKeyType::CrossCluster, now)?;
-        let key = &mut self.keys[idx];
-        let before = key.clone();
-        if let Some((a, rd)) = access {
-            key.access = Some(a);
-            key.role_descriptors = rd;
-        }
-        if let Some(md) = metadata {
-            key.metadata = md;
-        }
-        if let Some(e) = expiration {
-            key.expiration = Some(e);
-        }
-        Ok(json!({"updated": *key != before}))
+        self.update(caller, id, ApiKeyType::CrossCluster, now, |key| {
+            if let Some((a, rd)) = access {
+                key.access = Some(a);
+                key.role_descriptors = rd;
+            }
+            key.set_metadata_and_expiration(metadata, expiration);
+        })
     }
 
     /// `PUT /_security/api_key/{id}` (REST keys only).
@@ -641,29 +669,21 @@ impl ApiKeyStore {
         body: Option<&Value>,
         now: i64,
     ) -> Result<Value, EsError> {
+        // The body is optional here (an update that only refreshes the key).
         let empty = json!({});
-        let body = body.unwrap_or(&empty);
-        let m = object_body(body, "update_api_key_request")?;
-        reject_unknown(
-            &m,
+        let m = request_object(
+            Some(body.unwrap_or(&empty)),
             "update_api_key_request",
             &["role_descriptors", "metadata", "expiration"],
         )?;
         let metadata = parse_metadata(m.get("metadata"))?;
         let expiration = parse_expiration(m.get("expiration"), now)?;
-        let idx = self.updatable(caller, id, ApiKeyType::Rest, now)?;
-        let key = &mut self.keys[idx];
-        let before = key.clone();
-        if let Some(Value::Object(rd)) = m.get("role_descriptors") {
-            key.role_descriptors = rd.clone();
-        }
-        if let Some(md) = metadata {
-            key.metadata = md;
-        }
-        if let Some(e) = expiration {
-            key.expiration = Some(e);
-        }
-        Ok(json!({"updated": *key != before}))
+        self.update(caller, id, ApiKeyType::Rest, now, |key| {
+            if let Some(Value::Object(rd)) = m.get("role_descriptors") {
+                key.role_descriptors = rd.clone();
+            }
+            key.set_metadata_and_expiration(metadata, expiration);
+        })
     }
 
     /// `GET /_security/api_key`. Returns (status, body).
@@ -673,27 +693,20 @@ impl ApiKeyStore {
         params: &[(String, String)],
         now: i64,
     ) -> Result<(u16, Value), EsError> {
-        let p = |k: &str| {
-            params
-                .iter()
-                .rev()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let flag = |k: &str| p(k).is_some_and(|v| v.is_empty() || v == "true");
-        let id = p("id").filter(|s| !s.is_empty());
-        let name = p("name").filter(|s| !s.is_empty());
-        let username = p("username").filter(|s| !s.is_empty());
-        let realm = p("realm_name").filter(|s| !s.is_empty());
+        let p = |k: &str| param(params, k).filter(|s| !s.is_empty());
+        let id = p("id");
+        let name = p("name");
+        let username = p("username");
+        let realm = p("realm_name");
         if (id.is_some() || name.is_some()) && (username.is_some() || realm.is_some()) {
             return Err(EsError::validation(&[
                 "username or realm name must not be specified when the api key id or api key name is specified"
                     .to_string(),
             ]));
         }
-        let owner = flag("owner");
-        let active_only = flag("active_only");
-        let with_limited_by = flag("with_limited_by");
+        let owner = flag(params, "owner");
+        let active_only = flag(params, "active_only");
+        let with_limited_by = flag(params, "with_limited_by");
         let keys: Vec<Value> = self
             .keys
             .iter()
@@ -720,10 +733,8 @@ impl ApiKeyStore {
         body: Option<&Value>,
         now: i64,
     ) -> Result<Value, EsError> {
-        let body = body.ok_or_else(EsError::body_required)?;
-        let m = object_body(body, "invalidate_api_key")?;
-        reject_unknown(
-            &m,
+        let m = request_object(
+            body,
             "invalidate_api_key",
             &["ids", "id", "name", "realm_name", "username", "owner"],
         )?;
@@ -735,12 +746,7 @@ impl ApiKeyStore {
                     .map(str::to_string)
                     .collect(),
             ),
-            Some(other) => {
-                return Err(EsError::parse(format!(
-                    "[invalidate_api_key] ids doesn't support values of type: {}",
-                    kind_name(other)
-                )));
-            }
+            Some(other) => return Err(wrong_type("[invalidate_api_key] ids", other)),
         };
         if let Some(Value::String(id)) = m.get("id") {
             ids.get_or_insert_with(Vec::new).push(id.clone());
@@ -1141,6 +1147,46 @@ mod tests {
                 .contains("One of [api key id(s), api key name, username, realm name]")
         );
         assert!(!s.keys[0].is_active(100));
+    }
+
+    #[test]
+    fn credentials_are_refused_in_elasticsearch_order() {
+        let mut s = ApiKeyStore::default();
+        create(
+            &mut s,
+            json!({"name":"k","expiration":"1s","access":{"search":[{"names":["x"]}]}}),
+        )
+        .unwrap();
+        let key = s.keys[0].clone();
+        let cc = ApiKeyType::CrossCluster;
+        assert_eq!(
+            s.authenticate(&key.encoded(), cc, 1_500).map(|k| &k.id),
+            Ok(&key.id)
+        );
+        assert_eq!(
+            s.authenticate("not base64", cc, 0),
+            Err(KeyRefusal::Malformed)
+        );
+        let wrong = STANDARD.encode(format!("{}:wrong", key.id));
+        assert_eq!(
+            s.authenticate(&wrong, cc, 0),
+            Err(KeyRefusal::Unknown(key.id.clone()))
+        );
+        assert_eq!(
+            s.authenticate(&key.encoded(), ApiKeyType::Rest, 0),
+            Err(KeyRefusal::WrongType(key.id.clone(), cc))
+        );
+        assert_eq!(
+            s.authenticate(&key.encoded(), cc, 2_000),
+            Err(KeyRefusal::Expired(key.id.clone()))
+        );
+        s.invalidate(&elastic(), Some(&json!({"ids":[key.id]})), 1_100)
+            .unwrap();
+        // Invalidation is reported before expiry.
+        assert_eq!(
+            s.authenticate(&key.encoded(), cc, 2_000),
+            Err(KeyRefusal::Invalidated(key.id.clone()))
+        );
     }
 
     #[test]

@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use anyhow::Result;
+use rcgen::{DistinguishedName, DnType, ExtendedKeyUsagePurpose};
 
-/// Lowercase hex SHA-256 of a DER certificate.
+use crate::pki::{self, Ca};
+
+/// Lowercase hex SHA-256 of a DER certificate (or of any bytes: the sandbox's hash for
+/// content fingerprints and stable ids).
 pub fn sha256_fingerprint(der: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, der)
         .as_ref()
@@ -31,10 +30,8 @@ pub struct EsHttpCerts {
     pub cert_der: Vec<u8>,
     pub key_pem: String,
     key_der: Vec<u8>,
-    /// DNS names in the server certificate.
+    /// DNS names in the server certificate, `<es>-es-http.<ns>.svc` first.
     pub dns_names: Vec<String>,
-    es_name: String,
-    namespace: String,
 }
 
 impl std::fmt::Debug for EsHttpCerts {
@@ -50,23 +47,7 @@ impl EsHttpCerts {
     /// `<es>-es-http.<ns>.es.local`, SANs `<es>-es-http.<ns>.svc`, `<es>-es-http.<ns>`,
     /// `<es>-es-http`, `<es>-es-http.<ns>.es.local`).
     pub fn generate(es_name: &str, namespace: &str) -> Result<EsHttpCerts> {
-        let ca_key = KeyPair::generate().context("generating HTTP CA key")?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationalUnitName, es_name);
-        dn.push(DnType::CommonName, format!("{es_name}-http"));
-        ca_params.distinguished_name = dn;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        ca_params.not_after = rcgen::date_time_ymd(2099, 12, 31);
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        let issuer = Issuer::new(ca_params, ca_key);
-
+        let ca = Ca::with_unit(es_name, &format!("{es_name}-http"))?;
         let svc = format!("{es_name}-es-http");
         let es_local = format!("{svc}.{namespace}.es.local");
         let dns_names = vec![
@@ -75,39 +56,32 @@ impl EsHttpCerts {
             svc.clone(),
             es_local.clone(),
         ];
-        let key = KeyPair::generate().context("generating HTTP key")?;
-        let mut params = CertificateParams::new(dns_names.clone())?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationalUnitName, es_name);
         dn.push(DnType::CommonName, es_local);
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2099, 12, 31);
-        let cert = params.signed_by(&key, &issuer)?;
+        let params = pki::leaf_params(
+            dns_names.clone(),
+            dn,
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )?;
+        let cert = ca.sign(params)?;
         Ok(EsHttpCerts {
-            ca_pem: ca_cert.pem(),
-            ca_der: ca_cert.der().to_vec(),
-            cert_pem: cert.pem(),
-            cert_der: cert.der().to_vec(),
-            key_pem: key.serialize_pem(),
-            key_der: key.serialize_der(),
+            ca_pem: ca.cert.cert_pem,
+            ca_der: ca.cert.cert_der,
+            cert_pem: cert.cert_pem,
+            cert_der: cert.cert_der,
+            key_pem: cert.key_pem,
+            key_der: cert.key_der,
             dns_names,
-            es_name: es_name.to_string(),
-            namespace: namespace.to_string(),
         })
     }
 
     /// The name clients verify: `<es>-es-http.<ns>.svc`.
     pub fn server_name(&self) -> String {
-        format!("{}-es-http.{}.svc", self.es_name, self.namespace)
+        self.dns_names[0].clone()
     }
 
     /// SHA-256 of the CA certificate.
@@ -130,20 +104,7 @@ impl EsHttpCerts {
 
     /// rustls server configuration presenting the chain (no client certificates), HTTP/1.1.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![
-                    CertificateDer::from(self.cert_der.clone()),
-                    CertificateDer::from(self.ca_der.clone()),
-                ],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone())),
-            )
-            .context("building the Elasticsearch HTTP TLS config")?;
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(cfg))
+        pki::http1_server_config(&[&self.cert_der, &self.ca_der], &self.key_der)
     }
 }
 

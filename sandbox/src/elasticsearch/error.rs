@@ -130,3 +130,16 @@ impl std::fmt::Display for EsError {
 }
 
 impl std::error::Error for EsError {}
+
+/// The name of the parser token a JSON value starts with, as Elasticsearch's messages print it
+/// (`VALUE_STRING`, `START_OBJECT`...).
+pub(crate) fn token_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "VALUE_NULL",
+        Value::Bool(_) => "VALUE_BOOLEAN",
+        Value::Number(_) => "VALUE_NUMBER",
+        Value::String(_) => "VALUE_STRING",
+        Value::Array(_) => "START_ARRAY",
+        Value::Object(_) => "START_OBJECT",
+    }
+}

@@ -34,13 +34,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+use api_keys::KeyRefusal;
 pub use api_keys::{ApiKey, ApiKeyStore, ApiKeyType, Caller, decode_credentials, name_matches};
 pub use certs::{EsHttpCerts, sha256_fingerprint};
 pub use error::{EsError, EsErrorMore};
 pub use https::{EsBackend, SharedNode, connect_https, serve_https};
 pub use remote::{
     Connection, Endpoint, EsId, Interface, NoRemotes, NodeLocation, NotConnectedReason,
-    RemoteConfig, RemoteWorld, TrustRestrictions, subject_name_matches, versions_compatible,
+    RemoteConfig, RemoteWorld, TrustRestrictions, now_millis, subject_name_matches,
+    versions_compatible,
 };
 pub use settings::{
     ClusterSettings, FlatSettings, Mode, SettingValue, parse_host_port, valid_alias,
@@ -154,15 +156,31 @@ impl EsRequest {
 
     /// Decoded query parameters, in order.
     pub fn params(&self) -> Vec<(String, String)> {
-        self.query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect()
+        parse_query(&self.query)
     }
+}
+
+/// A raw query string (without `?`) as decoded `(name, value)` pairs, in order; a parameter
+/// without `=` has an empty value. Shared with the API server and the port-forward.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// The media type of a `Content-Type` value: parameters dropped, trimmed, lowercase.
+pub(crate) fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// `%XX` and `+` decoding of a query component.
@@ -354,10 +372,6 @@ impl ElasticsearchNode {
         &self.settings.persistent
     }
 
-    pub fn transient_settings(&self) -> &FlatSettings {
-        &self.settings.transient
-    }
-
     /// All API keys, in creation order.
     pub fn api_keys(&self) -> &[ApiKey] {
         &self.api_keys.keys
@@ -365,13 +379,6 @@ impl ElasticsearchNode {
 
     pub fn api_key(&self, id: &str) -> Option<&ApiKey> {
         self.api_keys.get(id)
-    }
-
-    /// Whether `encoded` (`base64(id:key)`) is an active cross-cluster key here.
-    pub fn is_active_cross_cluster_key(&self, encoded: &str, now: i64) -> bool {
-        decode_credentials(encoded)
-            .and_then(|(id, secret)| self.api_keys.get(&id).filter(|k| k.secret == secret))
-            .is_some_and(|k| k.kind == ApiKeyType::CrossCluster && k.is_active(now))
     }
 
     /// Answer one REST request.
@@ -432,18 +439,15 @@ impl ElasticsearchNode {
         let now = world.now_millis();
         match (route, method.as_str()) {
             (Route::Root, _) => Ok(EsResponse::ok(self.root())),
-            (Route::ClusterSettings, "GET") => Ok(EsResponse::ok(json!({
-                "persistent": settings::render(&self.settings.persistent, flat),
-                "transient": settings::render(&self.settings.transient, flat),
-            }))),
+            (Route::ClusterSettings, "GET") => {
+                Ok(EsResponse::ok(Value::Object(self.settings.render(flat))))
+            }
             (Route::ClusterSettings, _) => {
                 let body = body.ok_or_else(EsError::body_required)?;
                 let applied = self.settings.update(&body)?;
-                Ok(EsResponse::ok(json!({
-                    "acknowledged": true,
-                    "persistent": settings::render(&applied.persistent, flat),
-                    "transient": settings::render(&applied.transient, flat),
-                })))
+                let mut answer = serde_json::Map::from_iter([("acknowledged".into(), json!(true))]);
+                answer.extend(applied.render(flat));
+                Ok(EsResponse::ok(Value::Object(answer)))
             }
             (Route::RemoteInfo, _) => Ok(EsResponse::ok(self.remote_info(world))),
             (Route::ReloadSecureSettings(filter), _) => {
@@ -533,17 +537,25 @@ impl ElasticsearchNode {
 
     fn authenticate_body(&self, caller: &Caller) -> Value {
         match caller {
-            Caller::User(u) => json!({
-                "username": u,
-                "roles": ["superuser"],
-                "full_name": null,
-                "email": null,
-                "metadata": if u == "elastic" { json!({"_reserved": true}) } else { json!({}) },
-                "enabled": true,
-                "authentication_realm": {"name": if u == "elastic" {"reserved"} else {"file"}, "type": if u == "elastic" {"reserved"} else {"file"}},
-                "lookup_realm": {"name": if u == "elastic" {"reserved"} else {"file"}, "type": if u == "elastic" {"reserved"} else {"file"}},
-                "authentication_type": "realm"
-            }),
+            Caller::User(u) => {
+                // `elastic` is in the reserved realm, other users in the file realm.
+                let (realm, metadata) = if u == "elastic" {
+                    ("reserved", json!({"_reserved": true}))
+                } else {
+                    ("file", json!({}))
+                };
+                json!({
+                    "username": u,
+                    "roles": ["superuser"],
+                    "full_name": null,
+                    "email": null,
+                    "metadata": metadata,
+                    "enabled": true,
+                    "authentication_realm": {"name": realm, "type": realm},
+                    "lookup_realm": {"name": realm, "type": realm},
+                    "authentication_type": "realm"
+                })
+            }
             Caller::ApiKey { id, owner } => {
                 let name = self.api_keys.get(id).map(|k| k.name.clone());
                 json!({
@@ -595,27 +607,27 @@ impl ElasticsearchNode {
                 )
                 .with_extra("additional_unsuccessful_credentials", json!(format!("API key: {detail}")))
             };
-            let (id, secret) = decode_credentials(value)
-                .ok_or_else(|| fail("invalid ApiKey value".to_string()))?;
             let key = self
                 .api_keys
-                .get(&id)
-                .filter(|k| k.secret == secret)
-                .ok_or_else(|| fail(format!("invalid credentials for API key [{id}]")))?;
-            if key.kind != ApiKeyType::Rest {
-                return Err(fail(format!(
-                    "authentication expected API key type of [rest], but API key [{id}] has type [{}]",
-                    key.kind.as_str()
-                )));
-            }
-            if key.invalidated {
-                return Err(fail(format!("api key [{id}] has been invalidated")));
-            }
-            if !key.is_active(now) {
-                return Err(fail("api key is expired".to_string()));
-            }
+                .authenticate(value, ApiKeyType::Rest, now)
+                .map_err(|refusal| {
+                    fail(match refusal {
+                        KeyRefusal::Malformed => "invalid ApiKey value".to_string(),
+                        KeyRefusal::Unknown(id) => {
+                            format!("invalid credentials for API key [{id}]")
+                        }
+                        KeyRefusal::WrongType(id, kind) => format!(
+                            "authentication expected API key type of [rest], but API key [{id}] has type [{}]",
+                            kind.as_str()
+                        ),
+                        KeyRefusal::Invalidated(id) => {
+                            format!("api key [{id}] has been invalidated")
+                        }
+                        KeyRefusal::Expired(_) => "api key is expired".to_string(),
+                    })
+                })?;
             return Ok(Caller::ApiKey {
-                id,
+                id: key.id.clone(),
                 owner: key.username.clone(),
             });
         }
@@ -662,12 +674,18 @@ fn auth_error(reason: &str) -> EsError {
     e
 }
 
-fn flag(params: &[(String, String)], name: &str) -> bool {
+/// The value of query parameter `name` (the last one when repeated).
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .rev()
         .find(|(k, _)| k == name)
-        .is_some_and(|(_, v)| v.is_empty() || v == "true")
+        .map(|(_, v)| v.as_str())
+}
+
+/// A boolean query parameter: present without a value, or `true`.
+fn flag(params: &[(String, String)], name: &str) -> bool {
+    param(params, name).is_some_and(|v| v.is_empty() || v == "true")
 }
 
 /// Query parameters every endpoint accepts.
@@ -707,12 +725,7 @@ fn parse_body(req: &EsRequest) -> Result<Option<Value>, EsError> {
         return Ok(None);
     }
     let ct = req.content_type.as_deref().unwrap_or("");
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = media_type(ct);
     let json_like = media == "application/json"
         || media == "application/x-ndjson"
         || media.starts_with("application/vnd.elasticsearch+json");

@@ -6,9 +6,9 @@ use std::fmt;
 
 use serde_json::{Map, Value, json};
 
-use super::ElasticsearchNode;
-use super::api_keys::{ApiKeyType, decode_credentials};
-use super::settings::{FlatSettings, Mode, connection_enabled, parse_host_port, parse_mode};
+use super::api_keys::{ApiKeyType, KeyRefusal};
+use super::settings::{FlatSettings, Mode, connection_enabled, mode_of, parse_host_port};
+use super::{ElasticsearchNode, EsVersion};
 
 /// Identity of one simulated Elasticsearch cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,11 +123,16 @@ pub trait RemoteWorld {
 
     /// Clock in epoch milliseconds, for key creation and expiry.
     fn now_millis(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        now_millis()
     }
+}
+
+/// The system clock in epoch milliseconds.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Transport trust restrictions as a node applies them to a peer certificate's names: one list
@@ -403,9 +408,7 @@ impl RemoteConfig {
         let num = |s: &str, d: u32| get_str(s).and_then(|v| v.parse().ok()).unwrap_or(d);
         RemoteConfig {
             alias: alias.to_string(),
-            mode: get_str("mode")
-                .and_then(|m| parse_mode(&m).ok())
-                .unwrap_or(Mode::Sniff),
+            mode: mode_of(merged, alias),
             seeds: get("seeds").map(|v| v.as_list()).unwrap_or_default(),
             proxy_address: get_str("proxy_address").unwrap_or_default(),
             server_name: get_str("server_name").unwrap_or_default(),
@@ -430,12 +433,8 @@ pub(crate) fn aliases(merged: &FlatSettings) -> Vec<String> {
 }
 
 /// Can these two versions connect (same major; 7.17 with 8.x; 8.18 with 9.0; 8.19 with 9.1+)?
-pub fn versions_compatible(a: super::EsVersion, b: super::EsVersion) -> bool {
-    let (lo, hi) = if (a.major, a.minor, a.patch) <= (b.major, b.minor, b.patch) {
-        (a, b)
-    } else {
-        (b, a)
-    };
+pub fn versions_compatible(a: EsVersion, b: EsVersion) -> bool {
+    let (lo, hi) = (a.min(b), a.max(b));
     if lo.major == hi.major {
         return true;
     }
@@ -458,23 +457,16 @@ pub struct Connection {
 }
 
 impl ElasticsearchNode {
-    /// The effective configuration of an alias, if it has any setting.
-    pub fn remote_config(&self, alias: &str) -> Option<RemoteConfig> {
-        let merged = self.settings.merged();
-        if !aliases(&merged).iter().any(|a| a == alias) {
-            return None;
-        }
-        Some(RemoteConfig::from_settings(
-            &merged,
-            alias,
-            self.version.default_skip_unavailable(),
-        ))
+    /// `cluster.remote.<alias>.credentials` in the keystore (API-key model).
+    fn remote_credentials(&self, alias: &str) -> Option<&str> {
+        self.keystore
+            .get(&format!("cluster.remote.{alias}.credentials"))
+            .map(String::as_str)
     }
 
     /// True when the keystore holds `cluster.remote.<alias>.credentials` (API-key model).
     pub fn has_remote_credentials(&self, alias: &str) -> bool {
-        self.keystore
-            .contains_key(&format!("cluster.remote.{alias}.credentials"))
+        self.remote_credentials(alias).is_some()
     }
 
     /// Why `alias` is (not) connected. Pure: reads this node and the world, changes nothing.
@@ -490,17 +482,14 @@ impl ElasticsearchNode {
             });
         }
         let cfg = RemoteConfig::from_settings(&merged, alias, true);
-        let credentials = self
-            .keystore
-            .get(&format!("cluster.remote.{alias}.credentials"))
-            .cloned();
+        let credentials = self.remote_credentials(alias);
         let addresses = match cfg.mode {
             Mode::Proxy => vec![cfg.proxy_address.clone()],
             Mode::Sniff => cfg.seeds.clone(),
         };
         let mut first_err = None;
         for address in addresses {
-            match self.try_address(&cfg, &address, credentials.as_deref(), world) {
+            match self.try_address(&cfg, &address, credentials, world) {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -614,25 +603,20 @@ impl ElasticsearchNode {
         }
         match credentials {
             Some(encoded) => {
-                let (id, secret) = decode_credentials(encoded).ok_or_else(|| {
-                    NotConnectedReason::MalformedCredentials {
-                        alias: cfg.alias.clone(),
-                    }
-                })?;
-                let key = remote
+                remote
                     .api_keys
-                    .get(&id)
-                    .filter(|k| k.secret == secret)
-                    .ok_or_else(|| NotConnectedReason::UnknownApiKey { id: id.clone() })?;
-                if key.kind != ApiKeyType::CrossCluster {
-                    return Err(NotConnectedReason::NotCrossClusterKey { id });
-                }
-                if key.invalidated {
-                    return Err(NotConnectedReason::ApiKeyInvalidated { id });
-                }
-                if !key.is_active(world.now_millis()) {
-                    return Err(NotConnectedReason::ApiKeyExpired { id });
-                }
+                    .authenticate(encoded, ApiKeyType::CrossCluster, world.now_millis())
+                    .map_err(|refusal| match refusal {
+                        KeyRefusal::Malformed => NotConnectedReason::MalformedCredentials {
+                            alias: cfg.alias.clone(),
+                        },
+                        KeyRefusal::Unknown(id) => NotConnectedReason::UnknownApiKey { id },
+                        KeyRefusal::WrongType(id, _) => {
+                            NotConnectedReason::NotCrossClusterKey { id }
+                        }
+                        KeyRefusal::Invalidated(id) => NotConnectedReason::ApiKeyInvalidated { id },
+                        KeyRefusal::Expired(id) => NotConnectedReason::ApiKeyExpired { id },
+                    })?;
             }
             None => {
                 // Mutual TLS on the transport: the local node checks the remote's certificate

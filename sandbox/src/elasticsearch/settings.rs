@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::error::EsError;
+use super::error::{EsError, token_name};
 
 /// A stored setting value. Elasticsearch keeps every scalar as a string and lists as lists of
 /// strings, and renders them that way (`"skip_unavailable": "true"`).
@@ -256,22 +256,11 @@ pub fn flatten(value: &Value) -> Result<BTreeMap<String, Option<SettingValue>>, 
         other => {
             return Err(EsError::parse(format!(
                 "expected an object for settings, found [{}]",
-                json_kind(other)
+                token_name(other)
             )));
         }
     }
     Ok(out)
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "VALUE_NULL",
-        Value::Bool(_) => "VALUE_BOOLEAN",
-        Value::Number(_) => "VALUE_NUMBER",
-        Value::String(_) => "VALUE_STRING",
-        Value::Array(_) => "START_ARRAY",
-        Value::Object(_) => "START_OBJECT",
-    }
 }
 
 fn scalar_string(v: &Value) -> Option<String> {
@@ -311,7 +300,7 @@ fn flatten_into(
                             None => {
                                 return Err(EsError::parse(format!(
                                     "unexpected value in array for setting [{key}]: [{}]",
-                                    json_kind(other)
+                                    token_name(other)
                                 )));
                             }
                         },
@@ -398,6 +387,13 @@ pub fn parse_host_port(address: &str) -> Result<(String, u16), EsError> {
         .trim_end_matches(']')
         .to_string();
     Ok((host, u16::try_from(port).unwrap_or(u16::MAX)))
+}
+
+/// The message of a time value that does not parse, for setting `key`.
+pub(crate) fn time_value_error(key: &str, value: &str) -> String {
+    format!(
+        "failed to parse setting [{key}] with value [{value}] as a time value: unit is missing or unrecognized"
+    )
 }
 
 /// Elasticsearch time values (`30s`, `1d`, `500ms`, `-1`, `0`).
@@ -496,9 +492,7 @@ fn validate_value(key: &str, known: &Known, value: &SettingValue) -> Result<(), 
         RemoteSuffix::PingSchedule => {
             let v = expect_str(key, value)?;
             if parse_time_value(v).is_none() {
-                let msg = format!(
-                    "failed to parse setting [{key}] with value [{v}] as a time value: unit is missing or unrecognized"
-                );
+                let msg = time_value_error(key, v);
                 return Err(
                     EsError::illegal_argument(msg.clone()).with_cause(EsError::new(
                         400,
@@ -548,7 +542,8 @@ fn validate_value(key: &str, known: &Known, value: &SettingValue) -> Result<(), 
     Ok(())
 }
 
-fn mode_of(settings: &FlatSettings, alias: &str) -> Mode {
+/// The connection mode of `alias` (sniff unless set to a valid other one).
+pub(crate) fn mode_of(settings: &FlatSettings, alias: &str) -> Mode {
     settings
         .get(&format!("cluster.remote.{alias}.mode"))
         .and_then(|v| v.as_str())
@@ -618,13 +613,6 @@ pub struct ClusterSettings {
     pub transient: FlatSettings,
 }
 
-/// The settings a successful update applied, for the response echo.
-#[derive(Debug, Default)]
-pub struct Applied {
-    pub persistent: FlatSettings,
-    pub transient: FlatSettings,
-}
-
 impl ClusterSettings {
     /// Effective value of a key: transient wins over persistent.
     pub fn effective(&self, key: &str) -> Option<&SettingValue> {
@@ -638,8 +626,17 @@ impl ClusterSettings {
         m
     }
 
-    /// Apply a `PUT _cluster/settings` body. All-or-nothing: on error nothing changes.
-    pub fn update(&mut self, body: &Value) -> Result<Applied, EsError> {
+    /// `{"persistent": ..., "transient": ...}` as `GET _cluster/settings` renders them.
+    pub fn render(&self, flat: bool) -> Map<String, Value> {
+        Map::from_iter([
+            ("persistent".to_string(), render(&self.persistent, flat)),
+            ("transient".to_string(), render(&self.transient, flat)),
+        ])
+    }
+
+    /// Apply a `PUT _cluster/settings` body. All-or-nothing: on error nothing changes. Returns
+    /// the settings the request set, which the response echoes.
+    pub fn update(&mut self, body: &Value) -> Result<ClusterSettings, EsError> {
         let Value::Object(top) = body else {
             return Err(EsError::parse(
                 "[cluster_update_settings_request] Expected START_OBJECT",
@@ -665,7 +662,7 @@ impl ClusterSettings {
         validate_final(&persistent)?;
         self.transient = transient;
         self.persistent = persistent;
-        Ok(Applied {
+        Ok(ClusterSettings {
             persistent: p_updates,
             transient: t_updates,
         })
@@ -723,7 +720,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn put(s: &mut ClusterSettings, body: Value) -> Result<Applied, EsError> {
+    fn put(s: &mut ClusterSettings, body: Value) -> Result<ClusterSettings, EsError> {
         s.update(&body)
     }
 

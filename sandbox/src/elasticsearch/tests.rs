@@ -859,6 +859,21 @@ fn api_key_authentication() {
     // A cross-cluster key cannot authenticate REST requests.
     let r = n.handle(&EsRequest::new("GET", "/").api_key(&cc_enc), &NoRemotes);
     assert_eq!(r.status, 401);
+    assert_eq!(
+        r.body["error"]["additional_unsuccessful_credentials"],
+        format!(
+            "API key: authentication expected API key type of [rest], but API key [{}] has type [cross_cluster]",
+            cc.body["id"].as_str().unwrap()
+        )
+    );
+    let r = n.handle(&EsRequest::new("GET", "/").api_key("!!"), &NoRemotes);
+    assert_eq!(
+        (
+            r.status,
+            &r.body["error"]["additional_unsuccessful_credentials"]
+        ),
+        (401, &json!("API key: invalid ApiKey value"))
+    );
     let who = n.handle(
         &EsRequest::new("GET", "/_security/_authenticate").api_key(&rest_enc),
         &NoRemotes,
