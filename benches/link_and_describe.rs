@@ -13,6 +13,44 @@ use remote_cluster_sandbox::{ClusterConfig, EsSeed, Sandbox};
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-remote_cluster");
 const LATENCY: Duration = Duration::from_millis(50);
 
+/// `command` of search/catalog and search/products within east, then `extra`.
+fn same<'a>(command: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [&[command, "catalog", "products", "-n", "search"][..], extra].concat()
+}
+
+/// `command` of east/search/catalog and west/shop/orders, then `extra`.
+fn across<'a>(command: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [
+        &[
+            command,
+            "catalog",
+            "orders",
+            "-n",
+            "search",
+            "--context",
+            "east",
+        ][..],
+        extra,
+    ]
+    .concat()
+}
+
+/// `command` of east/search/products for the deployment `ech`, confirmed, then `extra`.
+fn for_ech<'a>(command: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let head = [
+        command,
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--for",
+        "ech",
+        "--yes",
+    ];
+    [&head[..], extra].concat()
+}
+
 fn main() {
     let sandbox = Sandbox::builder()
         .operator_delay(Duration::from_millis(100))
@@ -76,64 +114,36 @@ fn main() {
             wall.as_secs_f64() * 1000.0,
             requests.len()
         );
+        writes
     };
-    let same = [
-        "link",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--yes",
-        "--wait=false",
-    ];
-    row("same cluster: `link --wait=false`", &same);
-    row("same cluster: `link` again (nothing to do)", &same);
+    let nothing_to_do = |writes: usize| assert_eq!(writes, 0, "a repeated command writes nothing");
+    let link = same("link", &["--yes", "--wait=false"]);
+    row("same cluster: `link --wait=false`", &link);
+    nothing_to_do(row("same cluster: `link` again (nothing to do)", &link));
     row(
         "`describe catalog`",
         &["describe", "catalog", "-n", "search"],
     );
     row(
         "same cluster: `unlink --wait=false`",
+        &same("unlink", &["--yes", "--wait=false"]),
+    );
+    let link = across(
+        "link",
         &[
-            "unlink",
-            "catalog",
-            "products",
-            "-n",
-            "search",
+            "--remote-context",
+            "west",
+            "--remote-namespace",
+            "shop",
             "--yes",
             "--wait=false",
         ],
     );
-    let cross = [
-        "link",
-        "catalog",
-        "orders",
-        "-n",
-        "search",
-        "--context",
-        "east",
-        "--remote-context",
-        "west",
-        "--remote-namespace",
-        "shop",
-        "--yes",
-        "--wait=false",
-    ];
-    row("across clusters: `link --wait=false`", &cross);
-    row("across clusters: `link` again (nothing to do)", &cross);
+    row("across clusters: `link --wait=false`", &link);
+    nothing_to_do(row("across clusters: `link` again (nothing to do)", &link));
     row(
         "across clusters: `unlink --wait=false`",
-        &[
-            "unlink",
-            "catalog",
-            "orders",
-            "-n",
-            "search",
-            "--context",
-            "east",
-            "--yes",
-            "--wait=false",
-        ],
+        &across("unlink", &["--yes", "--wait=false"]),
     );
 
     let ech = sandbox.external("ech");
@@ -146,45 +156,29 @@ fn main() {
     let ca = dir.path().join("ech-ca.crt").display().to_string();
     let trust = dir.path().join("trust.yml").display().to_string();
     let handover = dir.path().join("handover").display().to_string();
-    let export = [
+    let export = for_ech(
         "export",
-        "products",
-        "-n",
-        "search",
-        "--context",
-        "east",
-        "--for",
-        "ech",
-        "--security",
-        "certificate",
-        "--ca-file",
-        &ca,
-        "--trust-file",
-        &trust,
-        "--output-dir",
-        &handover,
-        "--yes",
-    ];
+        &[
+            "--security",
+            "certificate",
+            "--ca-file",
+            &ca,
+            "--trust-file",
+            &trust,
+            "--output-dir",
+            &handover,
+        ],
+    );
     row(
         "Elastic Cloud Hosted: `export --security certificate --trust-file` (one restart)",
         &export,
     );
-    row(
+    nothing_to_do(row(
         "Elastic Cloud Hosted: `export` again (nothing to do)",
         &export,
-    );
+    ));
     row(
         "Elastic Cloud Hosted: `unexport` (one restart)",
-        &[
-            "unexport",
-            "products",
-            "-n",
-            "search",
-            "--context",
-            "east",
-            "--for",
-            "ech",
-            "--yes",
-        ],
+        &for_ech("unexport", &[]),
     );
 }

@@ -15,15 +15,13 @@ const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-remote_cluster");
 const HELPER: &str = env!("CARGO_BIN_EXE_kubectl_complete-remote_cluster");
 
 /// kubectl from the test's PATH, by absolute path (the scrubbed PATH below does not search it).
-fn kubectl() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let found = std::env::split_paths(&path)
+/// Without kubectl the tests fail rather than pass unseen.
+fn kubectl() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
         .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        eprintln!("skipping: kubectl is not on PATH");
-    }
-    found
+        .find(|p| p.is_file())
+        .expect("kubectl is not on PATH: install it (.ci/run does)")
 }
 
 /// A directory holding only the two executables, as krew plus the helper install leave them.
@@ -50,7 +48,29 @@ impl Answer {
             .map(|l| l.split('\t').next().unwrap())
             .collect()
     }
+
+    /// Requires every one of `wanted` among the candidates, and the default directive.
+    fn assert_offers(&self, wanted: &[&str]) {
+        let values = self.values();
+        for value in wanted {
+            assert!(values.contains(value), "{value} missing: {values:?}");
+        }
+        assert_eq!(self.directive, ":4");
+    }
 }
+
+/// Every command a user can run (`man` is hidden).
+const COMMANDS: [&str; 9] = [
+    "list",
+    "link",
+    "trust",
+    "export",
+    "unexport",
+    "unlink",
+    "describe",
+    "version",
+    "completion",
+];
 
 fn complete_with(kubectl: &Path, kubeconfig: Option<&Path>, words: &[&str]) -> Answer {
     let plugins = plugin_dir();
@@ -111,20 +131,10 @@ fn world() -> World {
 
 #[test]
 fn kubectl_completes_subcommands_through_the_helper() {
-    let Some(kubectl) = kubectl() else { return };
+    let kubectl = kubectl();
     let answer = complete_with(&kubectl, None, &[""]);
-    assert_eq!(answer.directive, ":4");
+    answer.assert_offers(&COMMANDS);
     let values = answer.values();
-    for name in [
-        "list",
-        "link",
-        "unlink",
-        "describe",
-        "version",
-        "completion",
-    ] {
-        assert!(values.contains(&name), "{values:?}");
-    }
     assert!(!values.contains(&"man"), "hidden commands stay hidden");
     assert!(
         answer
@@ -141,19 +151,15 @@ fn kubectl_completes_subcommands_through_the_helper() {
 
 #[test]
 fn kubectl_completes_flags_and_their_fixed_values() {
-    let Some(kubectl) = kubectl() else { return };
+    let kubectl = kubectl();
     let flags = complete_with(&kubectl, None, &["list", "--"]);
-    assert_eq!(flags.directive, ":4");
-    let values = flags.values();
-    for flag in [
+    flags.assert_offers(&[
         "--all-contexts",
         "--context",
         "--output",
         "--kubeconfig",
         "--namespace",
-    ] {
-        assert!(values.contains(&flag), "{values:?}");
-    }
+    ]);
 
     let output = complete_with(&kubectl, None, &["list", "-o", ""]);
     assert_eq!(output.values(), ["table", "wide", "json", "yaml", "name"]);
@@ -176,7 +182,7 @@ fn kubectl_completes_flags_and_their_fixed_values() {
 
 #[test]
 fn kubectl_completes_contexts_from_the_kubeconfig() {
-    let Some(kubectl) = kubectl() else { return };
+    let kubectl = kubectl();
     let world = world();
     let kubeconfig = Some(world.kubeconfig.as_path());
     let answer = complete_with(&kubectl, kubeconfig, &["list", "--context", ""]);
@@ -191,7 +197,7 @@ fn kubectl_completes_contexts_from_the_kubeconfig() {
 
 #[test]
 fn kubectl_completes_elasticsearch_names_in_the_chosen_context_and_namespace() {
-    let Some(kubectl) = kubectl() else { return };
+    let kubectl = kubectl();
     let world = world();
     let kubeconfig = Some(world.kubeconfig.as_path());
 
@@ -246,19 +252,15 @@ fn kubectl_completes_elasticsearch_names_in_the_chosen_context_and_namespace() {
 
 #[test]
 fn kubectl_completes_namespaces() {
-    let Some(kubectl) = kubectl() else { return };
+    let kubectl = kubectl();
     let world = world();
     let answer = complete_with(&kubectl, Some(&world.kubeconfig), &["describe", "-n", ""]);
-    let values = answer.values();
-    for ns in ["search", "logging"] {
-        assert!(values.contains(&ns), "{values:?}");
-    }
-    assert_eq!(answer.directive, ":4");
+    answer.assert_offers(&["search", "logging"]);
 }
 
 #[test]
 fn an_unreachable_cluster_gives_no_candidates_quickly() {
-    let Some(kubectl) = kubectl() else { return };
+    let kubectl = kubectl();
     let world = World::start(
         Sandbox::builder()
             .cluster(
@@ -289,6 +291,7 @@ fn helper_speaks_the_protocol_without_kubectl() {
         .args(["version", "-o", ""])
         .output()
         .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(stdout_of(&output), "json\nyaml\n:4\n");
     // Cobra programs are called as `prog __complete …`; the helper accepts that too.
     let output = Command::new(HELPER)
@@ -297,6 +300,7 @@ fn helper_speaks_the_protocol_without_kubectl() {
         .args(["__complete", "vers"])
         .output()
         .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(
         stdout_of(&output),
         "version\tPrint the plugin's version\n:4\n"
@@ -306,13 +310,16 @@ fn helper_speaks_the_protocol_without_kubectl() {
 #[test]
 fn shell_scripts_complete_the_installed_executable_name() {
     let home = tempfile::tempdir().unwrap();
-    for shell in ["bash", "zsh", "fish", "powershell"] {
+    let script = |shell: &str| {
         let output = plugin(home.path())
             .args(["completion", shell])
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-        let script = stdout_of(&output);
+        stdout_of(&output)
+    };
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let script = script(shell);
         assert!(script.contains("kubectl-remote_cluster"), "{shell}");
         assert!(
             !script.contains("kubectl remote-cluster"),
@@ -320,12 +327,7 @@ fn shell_scripts_complete_the_installed_executable_name() {
         );
         assert!(script.contains("unlink"), "{shell}");
     }
-    let bash = stdout_of(
-        &plugin(home.path())
-            .args(["completion", "bash"])
-            .output()
-            .unwrap(),
-    );
+    let bash = script("bash");
     // bash accepts the script and registers it for the executable.
     let check = Command::new("bash")
         .arg("-c")
@@ -343,7 +345,7 @@ fn shell_scripts_complete_the_installed_executable_name() {
     assert!(stdout_of(&check).contains("kubectl-remote_cluster"));
 
     let missing = plugin(home.path()).arg("completion").output().unwrap();
-    assert_eq!(missing.status.code(), Some(2));
+    common::assert_refused(&missing, "<SHELL>");
 }
 
 #[test]
@@ -365,6 +367,7 @@ fn install_kubectl_helper_copies_the_helper() {
     assert!(stdout_of(&output).is_empty(), "messages go to stderr");
     let installed = bin.path().join("kubectl_complete-remote_cluster");
     let answer = Command::new(&installed).arg("unl").output().unwrap();
+    assert!(answer.status.success(), "{}", stderr_of(&answer));
     assert_eq!(
         stdout_of(&answer),
         "unlink\tRemove a remote cluster link made by this plugin\n:4\n"
@@ -380,8 +383,12 @@ fn install_kubectl_helper_copies_the_helper() {
         .args(["completion", "--install-kubectl-helper"])
         .output()
         .unwrap();
-    assert_ne!(output.status.code(), Some(0));
-    assert!(stderr_of(&output).contains("kubectl_complete-remote_cluster"));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("kubectl_complete-remote_cluster is not next to"),
+        "{}",
+        stderr_of(&output)
+    );
 }
 
 #[test]
@@ -395,15 +402,12 @@ fn man_page_documents_every_command() {
         "{page}"
     );
     assert!(page.contains(".TH kubectl-remote_cluster 1"), "{page}");
-    for command in [
-        "list",
-        "link",
-        "unlink",
-        "describe",
-        "version",
-        "completion",
-    ] {
+    for command in COMMANDS {
         assert!(page.contains(command), "{command} missing");
+        assert!(
+            page.contains(&format!("kubectl\\-remote_cluster\\-{command}(1)")),
+            "{command} is not among the SUBCOMMANDS"
+        );
     }
     assert!(page.contains("\\-\\-context"));
 
@@ -420,6 +424,10 @@ fn man_page_documents_every_command() {
         "kubectl-remote_cluster-unlink.1",
     ] {
         assert!(dir.path().join(page).is_file(), "{page}");
+    }
+    for command in COMMANDS {
+        let page = format!("kubectl-remote_cluster-{command}.1");
+        assert!(dir.path().join(&page).is_file(), "{page}");
     }
     assert!(!dir.path().join("kubectl-remote_cluster-man.1").exists());
 }

@@ -3,22 +3,58 @@
 
 mod common;
 
+use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
-use common::{World, stderr_of, stdout_of};
-use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
-use serde_json::Value;
+use common::{World, es, stderr_of, stdout_of};
+use remote_cluster_sandbox::elasticsearch::EsRequest;
+use serde_json::{Value, json};
 
-fn world() -> World {
-    World::start(
-        Sandbox::builder()
-            .operator_delay(Duration::from_millis(50))
-            .cluster(
-                ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1)),
-            ),
-    )
+/// `search/products` in east, settled; with an Elasticsearch outside Kubernetes, `selfmanaged`,
+/// when `external`.
+fn world(external: bool) -> World {
+    let mut builder = common::east([es("search", "products")]);
+    if external {
+        builder = builder.external_elasticsearch("selfmanaged", "9.1.0");
+    }
+    World::settled(builder)
+}
+
+/// `export` of east/search/products for the remote-cluster alias `alias`, confirmed.
+fn export(alias: &str) -> Vec<OsString> {
+    common::products_for("export", alias, &[])
+        .into_iter()
+        .map(OsString::from)
+        .collect()
+}
+
+/// The flags that let `export` configure `selfmanaged` through its REST API, with the password
+/// and CA files they name written to the world's directory.
+fn apply_to(world: &World) -> Vec<OsString> {
+    let external = world.sandbox.external("selfmanaged");
+    let dir = world.dir.path();
+    std::fs::write(dir.join("http-ca.pem"), &external.ca_pem).unwrap();
+    std::fs::write(dir.join("password"), &external.password).unwrap();
+    vec![
+        "--apply-to".into(),
+        external.url.into(),
+        "--apply-password-file".into(),
+        dir.join("password").into(),
+        "--apply-ca-file".into(),
+        dir.join("http-ca.pem").into(),
+    ]
+}
+
+/// `GET /_remote/info` of `selfmanaged`.
+fn external_remote_info(world: &World) -> Value {
+    let external = world.sandbox.external("selfmanaged");
+    world
+        .sandbox
+        .external_request(
+            "selfmanaged",
+            &EsRequest::new("GET", "/_remote/info").basic("elastic", &external.password),
+        )
+        .body
 }
 
 fn exported_keys(world: &World) -> Vec<(String, bool)> {
@@ -30,33 +66,21 @@ fn exported_keys(world: &World) -> Vec<(String, bool)> {
     )
 }
 
+fn products(world: &World) -> Value {
+    world.elasticsearch("east", "search", "products")
+}
+
 #[test]
 fn export_writes_the_handover_and_unexport_undoes_it() {
-    let world = world();
-    let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    let before = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
-        .unwrap();
+    let world = world(false);
+    let before = products(&world);
+    let objects = world.snapshot(&["east"]);
     let dir = world.dir.path().join("handover");
-    let output = world
-        .plugin()
-        .args([
-            "export",
-            "products",
-            "-n",
-            "search",
-            "--for",
-            "eck-products",
-            "--search-indices",
-            "logs-*",
-            "--yes",
-            "--output-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let mut args = export("eck-products");
+    args.extend(["--search-indices".into(), "logs-*".into()]);
+    args.extend(["--output-dir".into(), dir.clone().into()]);
+    let output = world.ok(&args);
+    assert!(world.plugin_writes(&["east"]) > 0);
     let stdout = stdout_of(&output);
     assert!(
         stdout.contains("proxy_address: products-es-remote-cluster"),
@@ -75,6 +99,7 @@ fn export_writes_the_handover_and_unexport_undoes_it() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600, "the key file is readable by its owner only");
+    assert!(!key.trim().is_empty());
     assert!(!stdout.contains(key.trim()) && !stderr_of(&output).contains(key.trim()));
     assert!(
         std::fs::read_to_string(dir.join("ca.crt"))
@@ -83,36 +108,33 @@ fn export_writes_the_handover_and_unexport_undoes_it() {
     );
     let instructions = std::fs::read_to_string(dir.join("INSTRUCTIONS.md")).unwrap();
     assert!(
-        instructions.contains("elasticsearch-keystore add cluster.remote.eck-products.credentials")
+        instructions.contains("elasticsearch-keystore add cluster.remote.eck-products.credentials"),
+        "{instructions}"
     );
-    assert!(instructions.contains("Add trusted environment"));
+    assert!(
+        instructions.contains("Add trusted environment"),
+        "{instructions}"
+    );
 
     let keys = exported_keys(&world);
     assert_eq!(keys.len(), 1);
     assert!(!keys[0].1, "the key is active");
-    let products = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
-        .unwrap();
-    assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], true);
+    assert_eq!(
+        products(&world)["spec"]["remoteClusterServer"]["enabled"],
+        true
+    );
 
-    world.ok([
+    world.ok(common::products_for(
         "unexport",
-        "products",
-        "-n",
-        "search",
-        "--for",
         "eck-products",
-        "--yes",
-        "--wait=false",
-    ]);
+        &["--wait=false"],
+    ));
     assert_eq!(
         exported_keys(&world),
         [(keys[0].0.clone(), true)],
         "invalidated by id"
     );
-    let after = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
-        .unwrap();
+    let after = products(&world);
     assert_eq!(
         after["spec"]["remoteClusterServer"]["service"],
         before["spec"]["remoteClusterServer"]["service"].clone(),
@@ -122,60 +144,45 @@ fn export_writes_the_handover_and_unexport_undoes_it() {
         after["metadata"]["annotations"].get("remote-cluster.kubectl-plugin.dev/incoming"),
         None
     );
+    // The server stays on, recorded as the plugin's for a later `--disable-server`, and its
+    // Service is no longer exposed; no other object is left.
+    world.settle(&["east"]);
+    let mut left = world.snapshot(&["east"]);
+    let service = left
+        .iter()
+        .position(|(name, _)| name == "east/services/search/products-es-remote-cluster")
+        .expect("the server's Service");
+    assert_eq!(left.remove(service).1["spec"]["type"], "ClusterIP");
+    let names =
+        |objects: &[(String, Value)]| objects.iter().map(|o| o.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&left), names(&objects), "objects left or missing");
+    let mut expected = before["spec"].clone();
+    expected["remoteClusterServer"] = json!({"enabled": true});
+    assert_eq!(after["spec"], expected);
+    assert_eq!(
+        after["metadata"]["annotations"]["remote-cluster.kubectl-plugin.dev/remote-cluster-server"],
+        "enabled"
+    );
 }
 
 #[test]
 fn show_secrets_prints_the_key_on_stdout_only_when_asked() {
-    let world = world();
-    world
-        .sandbox
-        .cluster("east")
-        .wait_idle(Duration::from_secs(30))
-        .unwrap();
+    let world = world(false);
     let dir = world.dir.path().join("h");
-    let output = world
-        .plugin()
-        .args([
-            "export",
-            "products",
-            "-n",
-            "search",
-            "--for",
-            "x",
-            "--show-secrets",
-            "--yes",
-            "--output-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let mut args = export("x");
+    args.push("--show-secrets".into());
+    args.extend(["--output-dir".into(), dir.clone().into()]);
+    let output = world.ok(&args);
     let key = std::fs::read_to_string(dir.join("api-key")).unwrap();
+    assert!(!key.trim().is_empty());
     assert!(stdout_of(&output).contains(&format!("api_key: {}", key.trim())));
     assert!(!stderr_of(&output).contains(key.trim()), "never on stderr");
-    let again = world
-        .plugin()
-        .args([
-            "export",
-            "products",
-            "-n",
-            "search",
-            "--for",
-            "x",
-            "--yes",
-            "-o",
-            "json",
-            "--output-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
-    assert!(
-        stderr_of(&again).contains("exported for \"x\" before"),
-        "{}",
-        stderr_of(&again)
-    );
+
+    let mut args = export("x");
+    args.extend(["-o".into(), "json".into()]);
+    args.extend(["--output-dir".into(), dir.clone().into()]);
+    let again = world.again(&["east"], &args, "exported for \"x\" before");
+    common::assert_not_shown(key.trim(), &[&again]);
     let doc: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(doc["writes"], 0);
     assert_eq!(exported_keys(&world).len(), 1, "no second key");
@@ -183,62 +190,19 @@ fn show_secrets_prints_the_key_on_stdout_only_when_asked() {
 
 #[test]
 fn an_external_cluster_connects_once_the_handover_is_entered() {
-    let world = World::start(
-        Sandbox::builder()
-            .operator_delay(Duration::from_millis(50))
-            .cluster(
-                ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1)),
-            )
-            .external_elasticsearch("selfmanaged", "9.1.0"),
-    );
-    world
-        .sandbox
-        .cluster("east")
-        .wait_idle(Duration::from_secs(30))
-        .unwrap();
-    let external = world.sandbox.external("selfmanaged");
-    let dir = world.dir.path();
-    std::fs::write(dir.join("http-ca.pem"), &external.ca_pem).unwrap();
-    std::fs::write(dir.join("password"), &external.password).unwrap();
-    let handover = dir.join("handover");
-    let output = world
-        .plugin()
-        .args([
-            "export",
-            "products",
-            "-n",
-            "search",
-            "--for",
-            "eck",
-            "--yes",
-            "--output-dir",
-        ])
-        .arg(&handover)
-        .args(["--apply-to", &external.url, "--apply-password-file"])
-        .arg(dir.join("password"))
-        .arg("--apply-ca-file")
-        .arg(dir.join("http-ca.pem"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let world = world(true);
+    let handover = world.dir.path().join("handover");
+    let mut args = export("eck");
+    args.extend(["--output-dir".into(), handover.clone().into()]);
+    args.extend(apply_to(&world));
+    let output = world.ok(&args);
     assert!(
         stderr_of(&output).contains("Set cluster.remote.eck on"),
         "{}",
         stderr_of(&output)
     );
 
-    let remote_info = || {
-        world
-            .sandbox
-            .external_request(
-                "selfmanaged",
-                &remote_cluster_sandbox::elasticsearch::EsRequest::new("GET", "/_remote/info")
-                    .basic("elastic", &external.password),
-            )
-            .body
-    };
-    let before = remote_info();
+    let before = external_remote_info(&world);
     assert_eq!(
         before["eck"]["mode"], "proxy",
         "the settings were set: {before}"
@@ -259,90 +223,43 @@ fn an_external_cluster_connects_once_the_handover_is_entered() {
             &[("cluster.remote.eck.credentials", key.trim())],
         )
         .unwrap();
-    let after = remote_info();
+    let after = external_remote_info(&world);
     assert_eq!(after["eck"]["connected"], true, "{after}");
 }
 
 #[test]
 fn an_unreachable_apply_to_url_changes_nothing() {
-    let world = world();
-    world
-        .sandbox
-        .cluster("east")
-        .wait_idle(Duration::from_secs(30))
-        .unwrap();
+    let world = world(false);
     let password = world.dir.path().join("password");
     std::fs::write(&password, "x").unwrap();
-    world.sandbox.cluster("east").clear_requests();
-    let output = world
-        .plugin()
-        .args([
-            "export", "products", "-n", "search", "--for", "eck", "--yes",
-        ])
-        .args(["--apply-to", "https://127.0.0.1:1", "--apply-password-file"])
-        .arg(&password)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-    let writes = world
-        .sandbox
-        .cluster("east")
-        .requests()
-        .iter()
-        .filter(|r| r.is_write())
-        .count();
-    assert_eq!(writes, 0);
+    world.clear_requests(&["east"]);
+    let mut args = export("eck");
+    args.extend([
+        "--apply-to".into(),
+        "https://127.0.0.1:1".into(),
+        "--apply-password-file".into(),
+        password.into(),
+    ]);
+    world.refused(&args, "https://127.0.0.1:1");
+    assert_eq!(world.write_count(&["east"]), 0);
     assert!(exported_keys(&world).is_empty());
 }
 
 #[test]
 fn certificate_export_connects_an_external_cluster_and_unexport_restores() {
-    let world = World::start(
-        Sandbox::builder()
-            .operator_delay(Duration::from_millis(50))
-            .cluster(
-                ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1)),
-            )
-            .external_elasticsearch("selfmanaged", "9.1.0"),
-    );
-    let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    let before = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
-        .unwrap();
+    let world = world(true);
+    let before = products(&world);
+    let objects = world.snapshot(&["east"]);
     let external = world.sandbox.external("selfmanaged");
     let dir = world.dir.path();
     std::fs::write(dir.join("their-ca.pem"), &external.remote_cluster_ca_pem).unwrap();
-    std::fs::write(dir.join("http-ca.pem"), &external.ca_pem).unwrap();
-    std::fs::write(dir.join("password"), &external.password).unwrap();
     let handover = dir.join("handover");
-    let output = world
-        .plugin()
-        .args([
-            "export",
-            "products",
-            "-n",
-            "search",
-            "--for",
-            "eck",
-            "--security",
-            "certificate",
-            "--yes",
-            "--timeout",
-            "60s",
-            "--ca-file",
-        ])
-        .arg(dir.join("their-ca.pem"))
-        .arg("--output-dir")
-        .arg(&handover)
-        .args(["--apply-to", &external.url, "--apply-password-file"])
-        .arg(dir.join("password"))
-        .arg("--apply-ca-file")
-        .arg(dir.join("http-ca.pem"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let mut args = export("eck");
+    args.extend(["--security", "certificate", "--timeout", "60s", "--ca-file"].map(OsString::from));
+    args.push(dir.join("their-ca.pem").into());
+    args.extend(["--output-dir".into(), handover.clone().into()]);
+    args.extend(apply_to(&world));
+    let output = world.ok(&args);
     assert!(
         stdout_of(&output).contains(":9300"),
         "{}",
@@ -352,20 +269,14 @@ fn certificate_export_connects_an_external_cluster_and_unexport_restores() {
         !handover.join("api-key").exists(),
         "no key in the certificate model"
     );
-    east.wait_idle(Duration::from_secs(30)).unwrap();
+    assert!(
+        exported_keys(&world).is_empty(),
+        "no key in the certificate model"
+    );
+    world.settle(&["east"]);
 
-    let remote_info = || {
-        world
-            .sandbox
-            .external_request(
-                "selfmanaged",
-                &remote_cluster_sandbox::elasticsearch::EsRequest::new("GET", "/_remote/info")
-                    .basic("elastic", &external.password),
-            )
-            .body
-    };
     assert_eq!(
-        remote_info()["eck"]["connected"],
+        external_remote_info(&world)["eck"]["connected"],
         false,
         "not before it trusts our CA"
     );
@@ -374,27 +285,20 @@ fn certificate_export_connects_an_external_cluster_and_unexport_restores() {
         .sandbox
         .external_admin("selfmanaged", Some(&ca), &[])
         .unwrap();
-    let info = remote_info();
+    let info = external_remote_info(&world);
     assert_eq!(info["eck"]["connected"], true, "{info}");
 
-    world.ok([
+    world.ok(common::products_for(
         "unexport",
-        "products",
-        "-n",
-        "search",
-        "--for",
         "eck",
-        "--yes",
-        "--timeout",
-        "60s",
-    ]);
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    let after = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
-        .unwrap();
+        &["--timeout", "60s"],
+    ));
+    world.settle(&["east"]);
+    let after = products(&world);
     assert_eq!(after["spec"], before["spec"]);
+    world.assert_unchanged(&["east"], &objects);
     assert_eq!(
-        remote_info()["eck"]["connected"],
+        external_remote_info(&world)["eck"]["connected"],
         false,
         "the trust is gone"
     );

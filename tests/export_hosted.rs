@@ -4,45 +4,45 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use common::{World, stderr_of, stdout_of};
+use common::{World, es, stderr_of, stdout_of};
+use remote_cluster_sandbox::ResourceKey;
 use remote_cluster_sandbox::elasticsearch::{EsRequest, NotConnectedReason};
-use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
 use serde_json::{Value, json};
 
 const ECK_PATTERN: &str = "*.node.products.search.es.local";
 
+/// What the plugin says of the entry for the ECK side in a `trust.yml` from Elastic Cloud Hosted.
+const LEFT_OUT: &str = "Left out \"*.node.*.cluster.search.es.local.account\"";
+
 /// East runs `search/products` with two nodeSets and `search/orders`; `ech` and `stranger` are deployments of two
 /// organisations in the same region, so one CA signs both.
 fn world() -> World {
-    let world = World::start(
-        Sandbox::builder()
-            .operator_delay(Duration::from_millis(50))
-            .cluster(
-                ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "products", "9.1.0").nodes(1))
-                    .elasticsearch(EsSeed::new("search", "orders", "9.1.0").nodes(1)),
-            )
+    let world = World::settled(
+        common::east([es("search", "products"), es("search", "orders")])
             .hosted_external_elasticsearch("ech", "9.1.0", "1075999151")
             .hosted_external_elasticsearch("stranger", "9.1.0", "2000000002"),
     );
+    set_node_sets(&world, json!({"name": "cold", "count": 1}));
+    world
+}
+
+/// Gives search/products the nodeSets `default` and `cold`, then settles.
+fn set_node_sets(world: &World, cold: Value) {
     let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
     east.merge_patch(
         &ResourceKey::ELASTICSEARCHES,
         Some("search"),
         "products",
         &json!({"spec": {"nodeSets": [
             {"name": "default", "count": 1, "config": {"node.store.allow_mmap": false}},
-            {"name": "cold", "count": 1}
+            cold
         ]}}),
         remote_cluster_sandbox::Sub::Main,
     )
     .unwrap();
-    east.wait_idle(Duration::from_secs(30)).unwrap();
+    world.settle(&["east"]);
     east.clear_requests();
-    world
 }
 
 /// The files Elastic Cloud Hosted lets you download: its CA and `trust.yml` (with the entry for
@@ -60,42 +60,44 @@ fn downloads(world: &World) -> (PathBuf, PathBuf) {
 }
 
 fn export_args(world: &World, ca: &Path, trust: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
+    let handover = world.dir.path().join("handover");
+    common::products_for(
         "export",
-        "products",
-        "-n",
-        "search",
-        "--for",
         "eck-products",
-        "--security",
-        "certificate",
-        "--yes",
-        "--timeout",
-        "60s",
-        "--output-dir",
-    ]
+        &[
+            "--security",
+            "certificate",
+            "--timeout",
+            "60s",
+            "--output-dir",
+            handover.to_str().unwrap(),
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--trust-file",
+            trust.to_str().unwrap(),
+        ],
+    )
+    .into_iter()
     .map(String::from)
-    .to_vec();
-    args.push(world.dir.path().join("handover").display().to_string());
-    args.extend(["--ca-file".into(), ca.display().to_string()]);
-    args.extend(["--trust-file".into(), trust.display().to_string()]);
-    args
-}
-
-fn export(world: &World, ca: &Path, trust: &Path) -> std::process::Output {
-    world
-        .plugin()
-        .args(export_args(world, ca, trust))
-        .output()
-        .unwrap()
+    .collect()
 }
 
 fn products(world: &World) -> Value {
-    world
+    world.elasticsearch("east", "search", "products")
+}
+
+/// The `trust.yml` the plugin keeps for search/products.
+fn trust_yml(world: &World) -> String {
+    let configmap = world
         .sandbox
         .cluster("east")
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
-        .unwrap()
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("search"),
+            "products-remote-cluster-restricted-trust",
+        )
+        .expect("the restricted trust ConfigMap");
+    configmap["data"]["trust.yml"].as_str().unwrap().to_string()
 }
 
 /// What a deployment's administrator does on Elastic Cloud Hosted: trust the ECK CA for the ECK
@@ -131,13 +133,9 @@ fn a_hosted_deployment_connects_through_restricted_trust_and_another_organisatio
     let before = world.snapshot(&["east"]);
     let (ca, trust) = downloads(&world);
 
-    let output = export(&world, &ca, &trust);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = world.ok(export_args(&world, &ca, &trust));
     let stderr = stderr_of(&output);
-    assert!(
-        stderr.contains("Left out \"*.node.*.cluster.search.es.local.account\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains(LEFT_OUT), "{stderr}");
     let stdout = stdout_of(&output);
     let address = stdout
         .lines()
@@ -159,14 +157,7 @@ fn a_hosted_deployment_connects_through_restricted_trust_and_another_organisatio
             "every nodeSet: {node_set}"
         );
     }
-    let configmap = east
-        .get(
-            &ResourceKey::CONFIGMAPS,
-            Some("search"),
-            "products-remote-cluster-restricted-trust",
-        )
-        .unwrap();
-    let trust_yml = configmap["data"]["trust.yml"].as_str().unwrap();
+    let trust_yml = trust_yml(&world);
     assert!(trust_yml.contains(ECK_PATTERN), "{trust_yml}");
     assert!(!trust_yml.contains("es.local.account"), "{trust_yml}");
 
@@ -208,27 +199,15 @@ fn a_hosted_deployment_connects_through_restricted_trust_and_another_organisatio
         "{why}"
     );
 
-    east.clear_requests();
-    world.ok(export_args(&world, &ca, &trust));
-    assert_eq!(
-        common::plugin_writes(&east),
-        0,
-        "a second export changes nothing"
-    );
+    // A second export changes nothing (and says only what it leaves out of the trust file).
+    world.again(&["east"], export_args(&world, &ca, &trust), LEFT_OUT);
 
-    world.ok([
+    world.ok(common::products_for(
         "unexport",
-        "products",
-        "-n",
-        "search",
-        "--for",
         "eck-products",
-        "--yes",
-        "--timeout",
-        "60s",
-    ]);
-    world.settle(&["east"]);
-    common::assert_same_objects(&before, &world.snapshot(&["east"]));
+        &["--timeout", "60s"],
+    ));
+    world.assert_unchanged(&["east"], &before);
     assert_eq!(products(&world)["status"]["phase"], "Ready");
     let ech = world.sandbox.external("ech");
     let info = world
@@ -259,29 +238,29 @@ fn a_trust_file_that_cannot_restrict_is_refused_before_any_write() {
     .unwrap();
     let ca = ca.display().to_string();
     let certificate = ["--security", "certificate", "--ca-file", ca.as_str()];
-    let cases: [(&str, Vec<&str>, &str); 5] = [
+    let cases: [(Vec<&str>, &str); 5] = [
+        // Not YAML.
         (
-            "not YAML",
             [&certificate[..], &["--trust-file", "garbage.yml"]].concat(),
             "is not YAML",
         ),
+        // Only the ECK entry.
         (
-            "only the ECK entry",
             [&certificate[..], &["--trust-file", "eck-only.yml"]].concat(),
             "no node names to trust",
         ),
+        // A pattern that matches everything.
         (
-            "a pattern that matches everything",
             [&certificate[..], &["--trust-subject", "*"]].concat(),
             "matches every node",
         ),
+        // The API-key model.
         (
-            "the API-key model",
             vec!["--trust-subject", "*.node.x.cluster.1.account"],
             "use them with `export --security certificate`",
         ),
+        // No CA.
         (
-            "no CA",
             vec![
                 "--security",
                 "certificate",
@@ -291,27 +270,14 @@ fn a_trust_file_that_cannot_restrict_is_refused_before_any_write() {
             "needs the other side's transport CA: --ca-file",
         ),
     ];
-    for (case, extra, message) in cases {
+    for (extra, message) in cases {
         let output = world
             .plugin()
             .current_dir(dir)
-            .args([
-                "export", "products", "-n", "search", "--for", "ech", "--yes",
-            ])
-            .args(&extra)
+            .args(common::products_for("export", "ech", &extra))
             .output()
             .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{case}: {}",
-            stderr_of(&output)
-        );
-        assert!(
-            stderr_of(&output).contains(message),
-            "{case}: {}",
-            stderr_of(&output)
-        );
+        common::assert_refused(&output, message);
     }
     assert_eq!(common::plugin_writes(&east), 0);
 }
@@ -320,30 +286,15 @@ fn a_trust_file_that_cannot_restrict_is_refused_before_any_write() {
 fn a_restriction_someone_else_set_is_left_alone() {
     let world = world();
     let east = world.sandbox.cluster("east");
-    east.merge_patch(
-        &ResourceKey::ELASTICSEARCHES,
-        Some("search"),
-        "products",
-        &json!({"spec": {"nodeSets": [
-            {"name": "default", "count": 1, "config": {"node.store.allow_mmap": false}},
-            {"name": "cold", "count": 1, "config": {
-                "xpack.security.transport.ssl.trust_restrictions.path": "/usr/share/elasticsearch/config/ours/trust.yml"
-            }}
-        ]}}),
-        remote_cluster_sandbox::Sub::Main,
-    )
-    .unwrap();
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    east.clear_requests();
+    set_node_sets(
+        &world,
+        json!({"name": "cold", "count": 1, "config": {
+            "xpack.security.transport.ssl.trust_restrictions.path": "/usr/share/elasticsearch/config/ours/trust.yml"
+        }}),
+    );
     let before = world.snapshot(&["east"]);
     let (ca, trust) = downloads(&world);
-    let output = export(&world, &ca, &trust);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-    assert!(
-        stderr_of(&output).contains("nodeSet \"cold\""),
-        "{}",
-        stderr_of(&output)
-    );
+    world.refused(export_args(&world, &ca, &trust), "nodeSet \"cold\"");
     assert_eq!(common::plugin_writes(&east), 0);
     common::assert_same_objects(&before, &world.snapshot(&["east"]));
 }
@@ -355,33 +306,26 @@ fn an_eck_cluster_links_to_a_hosted_deployment_with_restricted_trust_and_unlinks
     let before = world.snapshot(&["east"]);
     let (ca, trust) = downloads(&world);
     let ech = world.sandbox.external("ech");
-    let link = |extra: &[&str]| {
-        let mut command = world.plugin();
-        command
-            .args([
-                "link",
-                "products",
-                "-n",
-                "search",
-                "--external",
-                "ech-logs",
-                "--security",
-                "certificate",
-                "--proxy-address",
-                &ech.transport_address,
-                "--yes",
-                "--timeout",
-                "60s",
-                "--ca-file",
-            ])
-            .arg(&ca)
-            .arg("--trust-file")
-            .arg(&trust)
-            .args(extra);
-        command.output().unwrap()
-    };
-    let output = link(&[]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let link = [
+        "link",
+        "products",
+        "-n",
+        "search",
+        "--external",
+        "ech-logs",
+        "--security",
+        "certificate",
+        "--proxy-address",
+        &ech.transport_address,
+        "--yes",
+        "--timeout",
+        "60s",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--trust-file",
+        trust.to_str().unwrap(),
+    ];
+    let output = world.ok(link);
     let eck_ca = stdout_of(&output);
     assert!(
         eck_ca.starts_with("-----BEGIN CERTIFICATE-----"),
@@ -402,13 +346,7 @@ fn an_eck_cluster_links_to_a_hosted_deployment_with_restricted_trust_and_unlinks
     let info = east.remote_info("search", "products");
     assert_eq!(info["ech-logs"]["connected"], true, "{info}");
 
-    east.clear_requests();
-    assert_eq!(link(&[]).status.code(), Some(0));
-    assert_eq!(
-        common::plugin_writes(&east),
-        0,
-        "a second link changes nothing"
-    );
+    world.again(&["east"], link, "already linked");
 
     world.ok([
         "unlink",
@@ -420,8 +358,7 @@ fn an_eck_cluster_links_to_a_hosted_deployment_with_restricted_trust_and_unlinks
         "--timeout",
         "60s",
     ]);
-    world.settle(&["east"]);
-    common::assert_same_objects(&before, &world.snapshot(&["east"]));
+    world.assert_unchanged(&["east"], &before);
     assert_eq!(products(&world)["status"]["phase"], "Ready");
     assert!(east.remote_info("search", "products")["ech-logs"].is_null());
 }
@@ -448,20 +385,11 @@ fn a_certificate_link_made_after_the_restriction_lets_the_new_peer_in() {
     world.settle(&["east"]);
     let info = east.remote_info("search", "orders");
     assert_eq!(info["products"]["connected"], true, "{info}");
-    let configmap = east
-        .get(
-            &ResourceKey::CONFIGMAPS,
-            Some("search"),
-            "products-remote-cluster-restricted-trust",
-        )
-        .unwrap();
-    let trust_yml = configmap["data"]["trust.yml"].as_str().unwrap();
+    let trust_yml = trust_yml(&world);
     assert!(
         trust_yml.contains("*.node.orders.search.es.local"),
         "{trust_yml}"
     );
     // The export run again finds the peer through ECK's CA copies: nothing to rewrite.
-    east.clear_requests();
-    world.ok(export_args(&world, &ca, &trust));
-    assert_eq!(common::plugin_writes(&east), 0);
+    world.again(&["east"], export_args(&world, &ca, &trust), LEFT_OUT);
 }

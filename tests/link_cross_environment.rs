@@ -5,42 +5,60 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{World, stderr_of, stdout_of};
-use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
+use common::{Snapshot, World, es, stderr_of, stdout_of};
+use remote_cluster_sandbox::{EsSeed, Fault, ResourceKey};
 use serde_json::Value;
 
+const BOTH: &[&str] = &["east", "west"];
+
+/// `search/catalog` in east; `shop/products` and the too old `shop/legacy` in west; settled.
 fn world() -> World {
-    World::start(
-        Sandbox::builder()
-            .operator_delay(Duration::from_millis(100))
-            .cluster(
-                ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1)),
-            )
-            .cluster(
-                ClusterConfig::new("west")
-                    .elasticsearch(EsSeed::new("shop", "products", "9.1.0").nodes(1))
-                    .elasticsearch(EsSeed::new("shop", "legacy", "8.17.0").nodes(1)),
-            ),
+    World::settled(
+        common::east_and_west(
+            [es("search", "catalog")],
+            [
+                es("shop", "products"),
+                EsSeed::new("shop", "legacy", "8.17.0").nodes(1),
+            ],
+        )
+        .operator_delay(Duration::from_millis(100)),
     )
 }
 
-const LINK: &[&str] = &[
-    "link",
-    "catalog",
-    "products",
-    "-n",
-    "search",
-    "--context",
-    "east",
-    "--remote-context",
-    "west",
-    "--remote-namespace",
-    "shop",
-    "--yes",
-    "--timeout",
-    "90s",
-];
+/// `link` of east/search/catalog to west/shop/products, confirmed, then `extra`.
+fn link<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    common::east_to_west(
+        "link",
+        "products",
+        &[&["--yes", "--timeout", "90s"][..], extra].concat(),
+    )
+}
+
+/// `unlink` of `products` from east/search/catalog, then `extra`.
+fn unlink<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    [
+        &[
+            "unlink",
+            "catalog",
+            "products",
+            "-n",
+            "search",
+            "--context",
+            "east",
+        ][..],
+        extra,
+    ]
+    .concat()
+}
+
+/// `describe` of east/search/catalog, then `extra`.
+fn describe<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    [
+        &["describe", "catalog", "-n", "search", "--context", "east"][..],
+        extra,
+    ]
+    .concat()
+}
 
 fn decoded(secret: &Value, key: &str) -> String {
     let bytes = base64::engine::general_purpose::STANDARD
@@ -49,18 +67,43 @@ fn decoded(secret: &Value, key: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// The id of the API key the plugin recorded on east/search/catalog for `products`.
+fn key_id(world: &World) -> String {
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    let links: Value = serde_json::from_str(
+        catalog["metadata"]["annotations"]["remote-cluster.kubectl-plugin.dev/links"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    links["products"]["keyId"].as_str().unwrap().to_string()
+}
+
+fn connected(world: &World) -> Value {
+    world
+        .sandbox
+        .cluster("east")
+        .remote_info("search", "catalog")["products"]["connected"]
+        .clone()
+}
+
 #[test]
 fn api_key_link_across_clusters_connects_and_is_idempotent() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    world.settle(&["east", "west"]);
 
-    let output = world.ok(LINK);
-    assert!(stderr_of(&output).contains("Remote cluster \"products\" is connected."));
+    let output = world.ok(link(&[]));
+    assert!(
+        stderr_of(&output).contains("Remote cluster \"products\" is connected."),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(
+        world.plugin_writes(&["east"]) > 0 && world.plugin_writes(&["west"]) > 0,
+        "both sides are written"
+    );
 
-    let products = west
-        .get(&ResourceKey::ELASTICSEARCHES, Some("shop"), "products")
-        .unwrap();
+    let products = world.elasticsearch("west", "shop", "products");
     assert_eq!(products["spec"]["remoteClusterServer"]["enabled"], true);
     assert_eq!(
         products["spec"]["remoteClusterServer"]["service"]["spec"]["type"],
@@ -109,9 +152,7 @@ fn api_key_link_across_clusters_connects_and_is_idempotent() {
             .contains("BEGIN CERTIFICATE")
     );
 
-    let catalog = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    let catalog = world.elasticsearch("east", "search", "catalog");
     assert_eq!(
         catalog["spec"]["secureSettings"][0]["secretName"],
         "catalog-remote-cluster-credentials"
@@ -135,134 +176,57 @@ fn api_key_link_across_clusters_connects_and_is_idempotent() {
         "products-es-remote-cluster.shop.svc"
     );
 
-    let links: Value = serde_json::from_str(
-        catalog["metadata"]["annotations"]["remote-cluster.kubectl-plugin.dev/links"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
-    let key_id = links["products"]["keyId"].as_str().unwrap().to_string();
+    let key_id = key_id(&world);
     assert!(!key_id.is_empty() && !key_id.starts_with('$'));
-
-    let describe = world.ok([
-        "describe",
-        "catalog",
-        "-n",
-        "search",
-        "--context",
-        "east",
-        "-o",
-        "json",
-    ]);
-    let report: Value = serde_json::from_slice(&describe.stdout).unwrap();
-    let link = &report["outgoing"][0];
-    assert_eq!(link["alias"], "products");
-    assert_eq!(link["managedBy"], "plugin");
-    assert_eq!(link["mode"], "proxy");
-    assert_eq!(link["connected"], true);
     assert_eq!(
-        link["remote"],
+        common::api_keys(&west, "shop", "products", "kubectl-rc-"),
+        [(key_id, false)],
+        "the recorded key is the one active key"
+    );
+
+    let describe = world.ok(describe(&["-o", "json"]));
+    let report: Value = serde_json::from_slice(&describe.stdout).unwrap();
+    let link_report = &report["outgoing"][0];
+    assert_eq!(link_report["alias"], "products");
+    assert_eq!(link_report["managedBy"], "plugin");
+    assert_eq!(link_report["mode"], "proxy");
+    assert_eq!(link_report["connected"], true);
+    assert_eq!(
+        link_report["remote"],
         format!("west/shop/products via {host}:9443")
     );
 
-    east.clear_requests();
-    west.clear_requests();
-    let again = world.ok(LINK);
-    assert!(
-        stderr_of(&again).contains("already linked"),
-        "{}",
-        stderr_of(&again)
-    );
-    assert_eq!(
-        common::plugin_writes(&east) + common::plugin_writes(&west),
-        0,
-        "the second link writes nothing"
-    );
-
-    for out in [&output, &again, &describe] {
-        let text = format!("{}{}", stdout_of(out), stderr_of(out));
-        assert!(!text.contains(&encoded), "the API key reached the output");
-    }
+    let again = world.again(BOTH, link(&[]), "already linked");
+    common::assert_not_shown(&encoded, &[&output, &again, &describe]);
 }
 
 #[test]
 fn bad_input_across_clusters_is_refused_without_writes() {
     let world = world();
-    let cases: &[(&[&str], &str)] = &[
+    world.clear_requests(BOTH);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            &[
-                "link",
-                "catalog",
-                "legacy",
-                "-n",
-                "search",
-                "--context",
-                "east",
-                "--remote-context",
-                "west",
-                "--remote-namespace",
-                "shop",
-            ],
+            common::east_to_west("link", "legacy", &[]),
             "cannot be connected",
         ),
         (
-            &[
+            common::east_to_west(
                 "link",
-                "catalog",
                 "products",
-                "-n",
-                "search",
-                "--context",
-                "east",
-                "--remote-context",
-                "west",
-                "--remote-namespace",
-                "shop",
-                "--security",
-                "certificate",
-                "--search-indices",
-                "logs-*",
-            ],
+                &["--security", "certificate", "--search-indices", "logs-*"],
+            ),
             "for the API-key model",
         ),
         (
-            &[
-                "link",
-                "catalog",
-                "products",
-                "-n",
-                "search",
-                "--context",
-                "east",
-                "--remote-context",
-                "west",
-                "--remote-namespace",
-                "shop",
-                "--expose",
-                "none",
-            ],
+            common::east_to_west("link", "products", &["--expose", "none"]),
             "must be reachable",
         ),
         (
-            &[
-                "link",
-                "catalog",
-                "products",
-                "-n",
-                "search",
-                "--context",
-                "east",
-                "--remote-context",
-                "west",
-                "--remote-namespace",
-                "shop",
-                "--proxy-address",
-                "rcs.example.com",
-            ],
+            common::east_to_west("link", "products", &["--proxy-address", "rcs.example.com"]),
             "is not HOST:PORT",
         ),
         (
-            &[
+            vec![
                 "link",
                 "catalog",
                 "products",
@@ -277,20 +241,9 @@ fn bad_input_across_clusters_is_refused_without_writes() {
         ),
     ];
     for (args, expected) in cases {
-        let output = world.plugin().args(*args).output().unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr_of(&output)
-        );
-        assert!(
-            stderr_of(&output).contains(expected),
-            "{args:?}: {}",
-            stderr_of(&output)
-        );
+        world.refused(&args, expected);
     }
-    for cluster in ["east", "west"] {
+    for cluster in BOTH {
         // Refused before the plan is even shown: not even an access review is sent.
         let requests = world.sandbox.cluster(cluster).requests();
         assert!(
@@ -304,38 +257,19 @@ fn bad_input_across_clusters_is_refused_without_writes() {
 fn unlink_across_clusters_restores_both_and_invalidates_the_key() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    world.settle(&["east", "west"]);
-    let before = world.snapshot(&["east", "west"]);
+    let before = world.snapshot(BOTH);
 
-    world.ok(LINK);
-    let catalog = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
-    let links: Value = serde_json::from_str(
-        catalog["metadata"]["annotations"]["remote-cluster.kubectl-plugin.dev/links"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
-    let key_id = links["products"]["keyId"].as_str().unwrap().to_string();
+    world.ok(link(&[]));
+    let key_id = key_id(&world);
 
-    world.ok([
-        "unlink",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--context",
-        "east",
-        "--disable-server",
-        "--yes",
-        "--timeout",
-        "90s",
-    ]);
-    world.settle(&["east", "west"]);
+    world.clear_requests(BOTH);
+    world.ok(unlink(&["--disable-server", "--yes", "--timeout", "90s"]));
+    assert!(
+        world.plugin_writes(&["east"]) > 0 && world.plugin_writes(&["west"]) > 0,
+        "both sides are written"
+    );
 
-    let after = world.snapshot(&["east", "west"]);
-    common::assert_same_objects(&before, &after);
+    world.assert_unchanged(BOTH, &before);
     let info = east.remote_info("search", "catalog");
     assert!(info.get("products").is_none(), "{info}");
     let invalidated = west.es_node("shop", "products", |node| {
@@ -346,28 +280,22 @@ fn unlink_across_clusters_restores_both_and_invalidates_the_key() {
         Some(Some(true)),
         "the key is invalidated by id"
     );
+    assert_eq!(
+        active_keys(&world),
+        0,
+        "no key of the plugin's is left active"
+    );
 }
 
 #[test]
 fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    world.settle(&["east", "west"]);
-    world.ok(LINK);
+    let before = world.snapshot(&["east"]);
+    world.ok(link(&[]));
     west.clear_requests();
 
-    let unlink = world.ok([
-        "unlink",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--context",
-        "east",
-        "--local-only",
-        "--yes",
-        "--wait=false",
-    ]);
+    let unlink = world.ok(unlink(&["--local-only", "--yes", "--wait=false"]));
     let stderr = stderr_of(&unlink);
     assert!(
         stderr.contains("left on the remote: the cross-cluster API key"),
@@ -385,19 +313,20 @@ fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
         west.requests().is_empty(),
         "unlink --local-only does not contact the remote"
     );
+    world.assert_unchanged(&["east"], &before);
+    assert_eq!(active_keys(&world), 1, "the key is left, as said");
 }
 
 #[test]
 fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
     let world = world();
-    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    world.settle(&["east", "west"]);
+    let west = world.sandbox.cluster("west");
     // The keystore Secret cannot be created: the API server fails the request.
-    east.inject_fault(
-        remote_cluster_sandbox::Fault::new("POST", "/api/v1/namespaces/search/secrets").status(500),
-    );
-    let failed = world.plugin().args(LINK).output().unwrap();
-    assert_eq!(failed.status.code(), Some(1), "{}", stderr_of(&failed));
+    world
+        .sandbox
+        .cluster("east")
+        .inject_fault(Fault::new("POST", "/api/v1/namespaces/search/secrets").status(500));
+    let failed = world.run(1, link(&[]));
     let stderr = stderr_of(&failed);
     assert!(stderr.contains("invalidated the API key"), "{stderr}");
     assert!(
@@ -414,11 +343,8 @@ fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
         "the one key created is invalidated, none is left active"
     );
 
-    world.ok(LINK);
-    assert_eq!(
-        east.remote_info("search", "catalog")["products"]["connected"],
-        true
-    );
+    world.ok(link(&[]));
+    assert_eq!(connected(&world), true);
     let active = active_keys(&world);
     assert_eq!(active, 1, "exactly one active key once linked");
 }
@@ -426,9 +352,8 @@ fn a_failure_after_the_key_is_created_invalidates_it_and_a_rerun_completes() {
 #[test]
 fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
     let world = world();
-    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    world.settle(&["east", "west"]);
-    world.ok(LINK);
+    let west = world.sandbox.cluster("west");
+    world.ok(link(&[]));
 
     let published = || {
         west.get(
@@ -449,18 +374,10 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        east.remote_info("search", "catalog")["products"]["connected"],
-        false
-    );
+    assert_eq!(connected(&world), false);
 
-    let describe = world
-        .plugin()
-        .args(["describe", "catalog", "-n", "search", "--context", "east"])
-        .output()
-        .unwrap();
-    assert_eq!(describe.status.code(), Some(3), "{}", stderr_of(&describe));
-    let text = stdout_of(&describe);
+    let stale = world.run(3, describe(&[]));
+    let text = stdout_of(&stale);
     assert!(
         text.contains("STALE: the remote's CA is now sha256:"),
         "{text}"
@@ -470,7 +387,8 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
         "{text}"
     );
 
-    let refresh = world.ok(LINK);
+    world.clear_requests(BOTH);
+    let refresh = world.ok(link(&[]));
     let plan = stderr_of(&refresh);
     assert!(
         plan.contains("add the remote's CA to ConfigMap catalog-remote-cluster-cas"),
@@ -480,21 +398,15 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
         !plan.contains("create a cross-cluster API key"),
         "the key is kept: {plan}"
     );
+    assert!(world.plugin_writes(&["east"]) > 0, "{plan}");
     assert_eq!(
-        east.remote_info("search", "catalog")["products"]["connected"],
-        true
+        world.plugin_writes(&["west"]),
+        0,
+        "nothing to change on the remote"
     );
-    let after = world.ok([
-        "describe",
-        "catalog",
-        "-n",
-        "search",
-        "--context",
-        "east",
-        "-o",
-        "json",
-    ]);
-    let report: Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(connected(&world), true);
+    assert_eq!(active_keys(&world), 1, "the key is kept");
+    let report = world.json(describe(&["-o", "json"]));
     assert_eq!(report["outgoing"][0]["trust"]["stale"], false);
     assert!(report["outgoing"][0]["trust"]["currentNotAfter"].is_string());
 }
@@ -503,14 +415,16 @@ fn a_rotated_remote_ca_shows_as_stale_and_linking_again_refreshes_it() {
 fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
     let world = world();
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-    world.settle(&["east", "west"]);
-    let before = world.snapshot(&["east", "west"]);
-    let mut args: Vec<&str> = LINK.to_vec();
-    args.extend(["--security", "certificate"]);
-    let link = world.ok(&args);
+    let before = world.snapshot(BOTH);
+    let args = link(&["--security", "certificate"]);
+    let linked = world.ok(&args);
     assert!(
-        stderr_of(&link).contains("deprecated"),
+        stderr_of(&linked).contains("deprecated"),
         "the certificate model warns"
+    );
+    assert!(
+        world.plugin_writes(&["east"]) > 0 && world.plugin_writes(&["west"]) > 0,
+        "both sides trust the other"
     );
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["products"]["connected"], true, "{info}");
@@ -530,29 +444,16 @@ fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
         )
         .unwrap();
     assert_eq!(transport["spec"]["type"], "LoadBalancer");
-
-    let again = world.plugin().args(&args).output().unwrap();
-    assert!(
-        stderr_of(&again).contains("already linked"),
-        "{}",
-        stderr_of(&again)
+    assert_eq!(
+        active_keys(&world),
+        0,
+        "no API key in the certificate model"
     );
 
-    world.ok([
-        "unlink",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--context",
-        "east",
-        "--yes",
-        "--timeout",
-        "90s",
-    ]);
-    world.settle(&["east", "west"]);
-    let after = world.snapshot(&["east", "west"]);
-    common::assert_same_objects(&before, &after);
+    world.again(BOTH, &args, "already linked");
+
+    world.ok(unlink(&["--yes", "--timeout", "90s"]));
+    world.assert_unchanged(BOTH, &before);
     assert!(
         east.remote_info("search", "catalog")
             .get("products")
@@ -560,68 +461,107 @@ fn certificate_link_across_clusters_connects_and_unlink_restores_both() {
     );
 }
 
+/// A fresh world, its objects, and `fault` set to fail a request to `cluster`.
+fn world_failing(cluster: &str, fault: Fault) -> (World, Snapshot) {
+    let world = world();
+    let before = world.snapshot(BOTH);
+    world.sandbox.cluster(cluster).inject_fault(fault);
+    (world, before)
+}
+
+/// After a link `args` that failed at step `name`: one error, saying the steps before were
+/// undone unless it was the `first`; both clusters as `before` and no key of the plugin's active.
+/// Then the same command links, leaving `keys` active keys.
+fn assert_undone_then_linked(
+    world: &World,
+    before: &Snapshot,
+    (name, first): (&str, bool),
+    args: &[&str],
+    failed: &std::process::Output,
+    keys: usize,
+) {
+    let stderr = stderr_of(failed);
+    assert_eq!(failed.status.code(), Some(1), "{name}: {stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{name}: {stderr}"
+    );
+    if !first {
+        assert!(
+            stderr.contains("steps already applied were undone: nothing changed"),
+            "{name}: {stderr}"
+        );
+    }
+    world.assert_unchanged(BOTH, before);
+    assert_eq!(active_keys(world), 0, "{name}: no key left active");
+
+    let rerun = world.plugin().args(args).output().unwrap();
+    assert_eq!(
+        rerun.status.code(),
+        Some(0),
+        "{name}: {}",
+        stderr_of(&rerun)
+    );
+    assert_eq!(connected(world), true, "{name}");
+    assert_eq!(
+        active_keys(world),
+        keys,
+        "{name}: active keys, none orphaned"
+    );
+}
+
+const LINKS_PATH: &str = "/apis/elasticsearch.k8s.elastic.co/v1/namespaces";
+
 /// Every write of an API-key link across clusters, failed once: the steps already done are
 /// undone (both clusters as before, no key left active), and the same command then links.
 #[test]
 fn a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
-    use remote_cluster_sandbox::Fault;
-    let faults: Vec<(&str, Fault)> = vec![
+    let products = format!("{LINKS_PATH}/shop/elasticsearches/products");
+    let catalog = format!("{LINKS_PATH}/search/elasticsearches/catalog");
+    let faults = [
         (
             "expose the remote",
-            Fault::new(
-                "PATCH",
-                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/shop/elasticsearches/products",
-            )
-            .status(500),
+            "west",
+            Fault::new("PATCH", &products).status(500),
         ),
         (
             "record on the remote",
-            Fault::new(
-                "PATCH",
-                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/shop/elasticsearches/products",
-            )
-            .nth(2)
-            .status(500),
+            "west",
+            Fault::new("PATCH", &products).nth(2).status(500),
         ),
         (
             "reach the remote Elasticsearch",
+            "west",
             Fault::new("GET", "/api/v1/namespaces/shop/pods/").status(500),
         ),
         (
             "keystore Secret",
+            "east",
             Fault::new("POST", "/api/v1/namespaces/search/secrets").status(500),
         ),
         (
             "CA bundle",
+            "east",
             Fault::new("POST", "/api/v1/namespaces/search/configmaps").status(500),
         ),
         (
             "local spec",
-            Fault::new(
-                "PATCH",
-                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/search/elasticsearches/catalog",
-            )
-            .status(500),
+            "east",
+            Fault::new("PATCH", &catalog).status(500),
         ),
         (
             "reach the local Elasticsearch",
+            "east",
             Fault::new("GET", "/api/v1/namespaces/search/pods/")
                 .times(2)
                 .status(500),
         ),
     ];
-    for (name, fault) in faults {
-        let world = world();
-        let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-        world.settle(&["east", "west"]);
-        let before = world.snapshot(&["east", "west"]);
-        let target = if fault_is_on_west(&fault) {
-            &west
-        } else {
-            &east
-        };
-        target.inject_fault(fault);
-        let failed = world.plugin().args(LINK).output().unwrap();
+    let args = link(&[]);
+    for (name, cluster, fault) in faults {
+        let (world, before) = world_failing(cluster, fault);
+        let failed = world.plugin().args(&args).output().unwrap();
         if name.starts_with("reach") {
             // Reaching Elasticsearch is retried while pods restart: a passing fault is absorbed.
             assert_eq!(
@@ -630,50 +570,12 @@ fn a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
                 "{name}: {}",
                 stderr_of(&failed)
             );
-            assert_eq!(
-                east.remote_info("search", "catalog")["products"]["connected"],
-                true
-            );
+            assert_eq!(connected(&world), true, "{name}");
+            assert_eq!(active_keys(&world), 1, "{name}: one active key");
             continue;
         }
-        assert_eq!(
-            failed.status.code(),
-            Some(1),
-            "{name}: {}",
-            stderr_of(&failed)
-        );
-        let stderr = stderr_of(&failed);
-        assert_eq!(
-            stderr.lines().filter(|l| l.starts_with("error:")).count(),
-            1,
-            "{name}: {stderr}"
-        );
-        if name != "expose the remote" {
-            assert!(
-                stderr.contains("steps already applied were undone: nothing changed"),
-                "{name}: {stderr}"
-            );
-        }
-        world.settle(&["east", "west"]);
-        let after = world.snapshot(&["east", "west"]);
-        common::assert_same_objects(&before, &after);
-        let active_after_failure = active_keys(&world);
-        assert_eq!(active_after_failure, 0, "{name}: no key left active");
-
-        let rerun = world.plugin().args(LINK).output().unwrap();
-        assert_eq!(
-            rerun.status.code(),
-            Some(0),
-            "{name}: {}",
-            stderr_of(&rerun)
-        );
-        assert_eq!(
-            east.remote_info("search", "catalog")["products"]["connected"],
-            true,
-            "{name}"
-        );
-        let active = active_keys(&world);
-        assert_eq!(active, 1, "{name}: exactly one active key, none orphaned");
+        let step = (name, name == "expose the remote");
+        assert_undone_then_linked(&world, &before, step, &args, &failed, 1);
     }
 }
 
@@ -690,76 +592,46 @@ fn active_keys(world: &World) -> usize {
     .count()
 }
 
-fn fault_is_on_west(fault: &remote_cluster_sandbox::Fault) -> bool {
-    format!("{fault:?}").contains("/shop/")
-}
-
 /// The certificate model, each write failed once: what was done is undone, and the same command
 /// then links.
 #[test]
 fn certificate_model_a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
-    use remote_cluster_sandbox::Fault;
-    let faults: Vec<(&str, Fault)> = vec![
+    let faults = [
         (
             "remote CA ConfigMap",
+            "west",
             Fault::new("POST", "/api/v1/namespaces/shop/configmaps").status(500),
         ),
         (
             "remote spec",
+            "west",
             Fault::new(
                 "PATCH",
-                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/shop/elasticsearches/products",
+                &format!("{LINKS_PATH}/shop/elasticsearches/products"),
             )
             .status(500),
         ),
         (
             "local CA ConfigMap",
+            "east",
             Fault::new("POST", "/api/v1/namespaces/search/configmaps").status(500),
         ),
         (
             "local spec",
+            "east",
             Fault::new(
                 "PATCH",
-                "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/search/elasticsearches/catalog",
+                &format!("{LINKS_PATH}/search/elasticsearches/catalog"),
             )
             .status(500),
         ),
     ];
-    let mut args: Vec<&str> = LINK.to_vec();
-    args.extend(["--security", "certificate"]);
-    for (name, fault) in faults {
-        let world = world();
-        let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
-        world.settle(&["east", "west"]);
-        let before = world.snapshot(&["east", "west"]);
-        let target = if fault_is_on_west(&fault) {
-            &west
-        } else {
-            &east
-        };
-        target.inject_fault(fault);
+    let args = link(&["--security", "certificate"]);
+    for (name, cluster, fault) in faults {
+        let (world, before) = world_failing(cluster, fault);
         let failed = world.plugin().args(&args).output().unwrap();
-        assert_eq!(
-            failed.status.code(),
-            Some(1),
-            "{name}: {}",
-            stderr_of(&failed)
-        );
-        world.settle(&["east", "west"]);
-        let after = world.snapshot(&["east", "west"]);
-        common::assert_same_objects(&before, &after);
-        let rerun = world.plugin().args(&args).output().unwrap();
-        assert_eq!(
-            rerun.status.code(),
-            Some(0),
-            "{name}: {}",
-            stderr_of(&rerun)
-        );
-        assert_eq!(
-            east.remote_info("search", "catalog")["products"]["connected"],
-            true,
-            "{name}"
-        );
+        let step = (name, name == "remote CA ConfigMap");
+        assert_undone_then_linked(&world, &before, step, &args, &failed, 0);
     }
 }
 
@@ -767,10 +639,7 @@ fn certificate_model_a_failure_at_any_step_is_undone_and_the_same_command_then_l
 fn describe_finds_incoming_links_in_other_contexts() {
     let world = world();
     let west = world.sandbox.cluster("west");
-    world.settle(&["east", "west"]);
-    let mut args: Vec<&str> = LINK.to_vec();
-    args.push("--wait=false");
-    world.ok(&args);
+    world.ok(link(&["--wait=false"]));
     // Without the remote's own record, only looking in the other contexts finds the link.
     west.merge_patch(
         &ResourceKey::ELASTICSEARCHES,
@@ -780,10 +649,10 @@ fn describe_finds_incoming_links_in_other_contexts() {
         remote_cluster_sandbox::Sub::Main,
     )
     .unwrap();
+    world.clear_requests(BOTH);
     let describe = |extra: &[&str]| {
-        let output = world
-            .plugin()
-            .args([
+        let args = [
+            &[
                 "describe",
                 "products",
                 "-n",
@@ -792,12 +661,11 @@ fn describe_finds_incoming_links_in_other_contexts() {
                 "west",
                 "-o",
                 "json",
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-        report["incoming"].clone()
+            ][..],
+            extra,
+        ]
+        .concat();
+        world.json(args)["incoming"].clone()
     };
     assert_eq!(describe(&[]), serde_json::json!([]));
     let found = describe(&["--all-contexts"]);
@@ -810,4 +678,5 @@ fn describe_finds_incoming_links_in_other_contexts() {
         found,
         "a further --context is looked in too"
     );
+    assert_eq!(world.write_count(BOTH), 0, "describe never writes");
 }

@@ -3,23 +3,35 @@
 
 mod common;
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
-use common::{World, stderr_of, stdout_of};
+use common::{World, es, stderr_of, stdout_of};
+use remote_cluster_sandbox::ResourceKey;
 use remote_cluster_sandbox::elasticsearch::EsRequest;
-use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
 use serde_json::json;
 
+/// `search/catalog` in east, settled, and `cloud`, an Elasticsearch outside Kubernetes.
 fn world() -> World {
-    World::start(
-        Sandbox::builder()
-            .operator_delay(Duration::from_millis(50))
-            .cluster(
-                ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1)),
-            )
-            .external_elasticsearch("cloud", "9.1.0"),
-    )
+    World::settled(common::east([es("search", "catalog")]).external_elasticsearch("cloud", "9.1.0"))
+}
+
+/// `link` of east/search/catalog to the external cluster `cloud`.
+const LINK: [&str; 6] = ["link", "catalog", "-n", "search", "--external", "cloud"];
+
+/// `unlink` of `cloud` from east/search/catalog, confirmed, waiting up to 60 s.
+const UNLINK: [&str; 8] = [
+    "unlink",
+    "catalog",
+    "cloud",
+    "-n",
+    "search",
+    "--yes",
+    "--timeout",
+    "60s",
+];
+
+fn path(file: &Path) -> &str {
+    file.to_str().unwrap()
 }
 
 /// A cross-cluster API key made on the external cluster, as its administrator would.
@@ -36,8 +48,8 @@ fn key_made_on_the_remote(world: &World) -> String {
 }
 
 struct Files {
-    ca: std::path::PathBuf,
-    key: std::path::PathBuf,
+    ca: PathBuf,
+    key: PathBuf,
 }
 
 fn files(world: &World, key: &str) -> Files {
@@ -49,86 +61,71 @@ fn files(world: &World, key: &str) -> Files {
     Files { ca, key: key_file }
 }
 
-fn link_args<'a>(address: &'a str, files: &'a Files) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = [
-        "link",
-        "catalog",
-        "-n",
-        "search",
-        "--external",
-        "cloud",
-        "--proxy-address",
-        address,
-        "--yes",
-        "--timeout",
-        "60s",
-        "--ca-file",
+fn link_args<'a>(address: &'a str, files: &'a Files) -> Vec<&'a str> {
+    [
+        &LINK[..],
+        &[
+            "--proxy-address",
+            address,
+            "--yes",
+            "--timeout",
+            "60s",
+            "--ca-file",
+            path(&files.ca),
+            "--api-key-file",
+            path(&files.key),
+        ],
     ]
-    .iter()
-    .map(Into::into)
-    .collect();
-    args.push(files.ca.clone().into());
-    args.push("--api-key-file".into());
-    args.push(files.key.clone().into());
-    args
+    .concat()
+}
+
+/// The flags that let the plugin use `cloud`'s REST API, with the password and CA files they
+/// name written to the world's directory.
+fn remote_api(world: &World) -> Vec<String> {
+    let cloud = world.sandbox.external("cloud");
+    let dir = world.dir.path();
+    std::fs::write(dir.join("http-ca.pem"), &cloud.ca_pem).unwrap();
+    std::fs::write(dir.join("password"), format!("{}\n", cloud.password)).unwrap();
+    vec![
+        "--remote-url".into(),
+        cloud.url,
+        "--remote-password-file".into(),
+        path(&dir.join("password")).into(),
+        "--remote-ca-file".into(),
+        path(&dir.join("http-ca.pem")).into(),
+    ]
 }
 
 #[test]
 fn links_to_an_external_cluster_until_connected_and_unlinks() {
     let world = world();
     let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
     let key = key_made_on_the_remote(&world);
     let files = files(&world, &key);
     let address = world.sandbox.external("cloud").remote_cluster_address;
-    let before = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    let before = world.elasticsearch("east", "search", "catalog");
+    let objects = world.snapshot(&["east"]);
 
-    let link = world
-        .plugin()
-        .args(link_args(&address, &files))
-        .output()
-        .unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
-    assert!(stderr_of(&link).contains("Remote cluster \"cloud\" is connected."));
+    let link = world.ok(link_args(&address, &files));
+    assert!(
+        stderr_of(&link).contains("Remote cluster \"cloud\" is connected."),
+        "{}",
+        stderr_of(&link)
+    );
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["cloud"]["connected"], true, "{info}");
     assert_eq!(info["cloud"]["proxy_address"], address);
 
-    east.clear_requests();
-    let again = world
-        .plugin()
-        .args(link_args(&address, &files))
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
-    assert!(
-        stderr_of(&again).contains("already linked"),
-        "{}",
-        stderr_of(&again)
-    );
-    assert_eq!(common::plugin_writes(&east), 0);
+    let again = world.again(&["east"], link_args(&address, &files), "already linked");
 
-    let unlink = world.ok([
-        "unlink",
-        "catalog",
-        "cloud",
-        "-n",
-        "search",
-        "--yes",
-        "--timeout",
-        "60s",
-    ]);
+    let unlink = world.ok(UNLINK);
     assert!(
         stderr_of(&unlink).contains("left on the remote: the cross-cluster API key"),
         "{}",
         stderr_of(&unlink)
     );
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    let after = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    world.settle(&["east"]);
+    let after = world.elasticsearch("east", "search", "catalog");
     assert_eq!(after["spec"], before["spec"]);
     assert!(
         east.get(
@@ -139,18 +136,15 @@ fn links_to_an_external_cluster_until_connected_and_unlinks() {
         .is_none()
     );
     assert!(east.remote_info("search", "catalog").get("cloud").is_none());
+    world.assert_unchanged(&["east"], &objects);
 
-    for out in [&link, &again, &unlink] {
-        let text = format!("{}{}", stdout_of(out), stderr_of(out));
-        assert!(!text.contains(&key), "the API key reached the output");
-    }
+    common::assert_not_shown(&key, &[&link, &again, &unlink]);
 }
 
 #[test]
 fn bad_files_and_addresses_are_refused_without_a_write() {
     let world = world();
     let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
     let key = key_made_on_the_remote(&world);
     let good = files(&world, &key);
     let address = world.sandbox.external("cloud").remote_cluster_address;
@@ -195,34 +189,11 @@ fn bad_files_and_addresses_are_refused_without_a_write() {
     ];
     east.clear_requests();
     for (files, address, expected) in &cases {
-        let output = world
-            .plugin()
-            .args(link_args(address, files))
-            .output()
-            .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{expected}: {}",
-            stderr_of(&output)
-        );
-        assert!(
-            stderr_of(&output).contains(expected),
-            "{expected}: {}",
-            stderr_of(&output)
-        );
+        world.refused(link_args(address, files), expected);
     }
     assert_eq!(east.requests().iter().filter(|r| r.is_write()).count(), 0);
-    let usage = world
-        .plugin()
-        .args(["link", "catalog", "-n", "search", "--external", "cloud"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        usage.status.code(),
-        Some(2),
-        "the files and address are required"
-    );
+    // The files and address are required.
+    world.refused(LINK, "required");
 }
 
 fn plugin_keys(world: &World) -> Vec<(String, bool)> {
@@ -249,36 +220,25 @@ fn plugin_keys(world: &World) -> Vec<(String, bool)> {
 fn the_plugin_creates_the_key_through_the_remote_url_and_invalidates_it_on_unlink() {
     let world = world();
     let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
+    let objects = world.snapshot(&["east"]);
     let cloud = world.sandbox.external("cloud");
-    let dir = world.dir.path();
-    std::fs::write(dir.join("rcs-ca.pem"), &cloud.remote_cluster_ca_pem).unwrap();
-    std::fs::write(dir.join("http-ca.pem"), &cloud.ca_pem).unwrap();
-    std::fs::write(dir.join("password"), format!("{}\n", cloud.password)).unwrap();
-    let link: Vec<std::ffi::OsString> = vec![
-        "link".into(),
-        "catalog".into(),
-        "-n".into(),
-        "search".into(),
-        "--external".into(),
-        "cloud".into(),
-        "--proxy-address".into(),
-        cloud.remote_cluster_address.clone().into(),
-        "--ca-file".into(),
-        dir.join("rcs-ca.pem").into(),
-        "--remote-url".into(),
-        cloud.url.clone().into(),
-        "--remote-password-file".into(),
-        dir.join("password").into(),
-        "--remote-ca-file".into(),
-        dir.join("http-ca.pem").into(),
-        "--search-indices".into(),
-        "logs-*".into(),
-        "--yes".into(),
-        "--timeout".into(),
-        "60s".into(),
-    ];
-    world.ok(&link);
+    let rcs_ca = world.dir.path().join("rcs-ca.pem");
+    std::fs::write(&rcs_ca, &cloud.remote_cluster_ca_pem).unwrap();
+    let remote_api = remote_api(&world);
+    let remote_api: Vec<&str> = remote_api.iter().map(String::as_str).collect();
+    let link = [
+        &LINK[..],
+        &[
+            "--proxy-address",
+            &cloud.remote_cluster_address,
+            "--ca-file",
+            path(&rcs_ca),
+        ],
+        &remote_api,
+        &["--search-indices", "logs-*", "--yes", "--timeout", "60s"],
+    ]
+    .concat();
+    let linked = world.ok(&link);
     assert_eq!(
         east.remote_info("search", "catalog")["cloud"]["connected"],
         true
@@ -287,35 +247,14 @@ fn the_plugin_creates_the_key_through_the_remote_url_and_invalidates_it_on_unlin
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(!keys[0].1);
 
-    let again = world.ok(&link);
-    assert!(
-        stderr_of(&again).contains("already linked"),
-        "{}",
-        stderr_of(&again)
-    );
+    let again = world.again(&["east"], &link, "already linked");
     assert_eq!(
         plugin_keys(&world).len(),
         1,
         "the stored key is reused, no second key"
     );
 
-    let unlink: Vec<std::ffi::OsString> = vec![
-        "unlink".into(),
-        "catalog".into(),
-        "cloud".into(),
-        "-n".into(),
-        "search".into(),
-        "--remote-url".into(),
-        cloud.url.clone().into(),
-        "--remote-password-file".into(),
-        dir.join("password").into(),
-        "--remote-ca-file".into(),
-        dir.join("http-ca.pem").into(),
-        "--yes".into(),
-        "--timeout".into(),
-        "60s".into(),
-    ];
-    let output = world.ok(&unlink);
+    let output = world.ok([&UNLINK[..], &remote_api].concat());
     assert_eq!(
         plugin_keys(&world),
         [(keys[0].0.clone(), true)],
@@ -326,97 +265,69 @@ fn the_plugin_creates_the_key_through_the_remote_url_and_invalidates_it_on_unlin
         "{}",
         stderr_of(&output)
     );
-    for out in [&output, &again] {
-        assert!(
-            !stdout_of(out).contains(&cloud.password) && !stderr_of(out).contains(&cloud.password)
-        );
-    }
+    world.assert_unchanged(&["east"], &objects);
+    assert!(east.remote_info("search", "catalog").get("cloud").is_none());
+    common::assert_not_shown(&cloud.password, &[&linked, &output, &again]);
 }
 
 #[test]
 fn an_unreachable_remote_url_is_refused_without_a_write() {
     let world = world();
     let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
     let cloud = world.sandbox.external("cloud");
     let dir = world.dir.path();
-    std::fs::write(dir.join("rcs-ca.pem"), &cloud.remote_cluster_ca_pem).unwrap();
-    std::fs::write(dir.join("password"), &cloud.password).unwrap();
+    let (ca, password) = (dir.join("rcs-ca.pem"), dir.join("password"));
+    std::fs::write(&ca, &cloud.remote_cluster_ca_pem).unwrap();
+    std::fs::write(&password, &cloud.password).unwrap();
     east.clear_requests();
-    let output = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "-n",
-            "search",
-            "--external",
-            "cloud",
+    let args = [
+        &LINK[..],
+        &[
             "--proxy-address",
-        ])
-        .arg(&cloud.remote_cluster_address)
-        .arg("--ca-file")
-        .arg(dir.join("rcs-ca.pem"))
-        .args([
+            &cloud.remote_cluster_address,
+            "--ca-file",
+            path(&ca),
             "--remote-url",
             "https://127.0.0.1:1",
             "--remote-password-file",
-        ])
-        .arg(dir.join("password"))
-        .arg("--yes")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-    assert!(
-        stderr_of(&output).contains("cannot use the remote's API at https://127.0.0.1:1"),
-        "{}",
-        stderr_of(&output)
-    );
+            path(&password),
+            "--yes",
+        ],
+    ]
+    .concat();
+    world.refused(args, "cannot use the remote's API at https://127.0.0.1:1");
     assert_eq!(east.requests().iter().filter(|r| r.is_write()).count(), 0);
     assert!(plugin_keys(&world).is_empty());
 }
 
 #[test]
 fn a_publicly_trusted_remote_needs_no_ca_file() {
-    let world = World::start(
-        Sandbox::builder()
-            .operator_delay(Duration::from_millis(50))
-            .cluster(
-                ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1)),
-            )
+    let world = World::settled(
+        common::east([es("search", "catalog")])
             .external_elasticsearch_with_public_ca("cloud", "9.1.0"),
     );
     let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    let before = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    let before = world.elasticsearch("east", "search", "catalog");
+    let objects = world.snapshot(&["east"]);
     let key = key_made_on_the_remote(&world);
     let key_file = world.dir.path().join("key.txt");
     std::fs::write(&key_file, &key).unwrap();
     let address = world.sandbox.external("cloud").remote_cluster_address;
-    let output = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "-n",
-            "search",
-            "--external",
-            "cloud",
-            "--public-ca",
-            "--proxy-address",
-            &address,
-            "--yes",
-            "--timeout",
-            "60s",
-            "--api-key-file",
-        ])
-        .arg(&key_file)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let link = |extra: &[&'static str]| {
+        [
+            &LINK[..],
+            extra,
+            &[
+                "--proxy-address",
+                &address,
+                "--yes",
+                "--api-key-file",
+                path(&key_file),
+            ],
+        ]
+        .concat()
+    };
+    world.ok(link(&["--public-ca", "--timeout", "60s"]));
     assert_eq!(
         east.remote_info("search", "catalog")["cloud"]["connected"],
         true
@@ -430,75 +341,33 @@ fn a_publicly_trusted_remote_needs_no_ca_file() {
         .is_none(),
         "nothing to mount for a public CA"
     );
-    let catalog = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    let catalog = world.elasticsearch("east", "search", "catalog");
     assert_eq!(
         catalog["spec"]["nodeSets"][0]["config"]["xpack.security.remote_cluster_client.ssl.enabled"],
         true
     );
     assert!(catalog["spec"]["nodeSets"][0].get("podTemplate").is_none());
 
-    world.ok([
-        "unlink",
-        "catalog",
-        "cloud",
-        "-n",
-        "search",
-        "--yes",
-        "--timeout",
-        "60s",
-    ]);
-    let after = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    world.ok(UNLINK);
+    let after = world.elasticsearch("east", "search", "catalog");
     assert_eq!(after["spec"], before["spec"]);
+    world.assert_unchanged(&["east"], &objects);
 
-    let missing = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "-n",
-            "search",
-            "--external",
-            "cloud",
-            "--proxy-address",
-            &address,
-            "--yes",
-            "--api-key-file",
-        ])
-        .arg(&key_file)
-        .output()
-        .unwrap();
-    assert_eq!(missing.status.code(), Some(2));
-    assert!(
-        stderr_of(&missing).contains("--public-ca"),
-        "{}",
-        stderr_of(&missing)
-    );
+    world.refused(link(&[]), "--public-ca");
 }
 
 #[test]
 fn certificate_model_to_an_external_cluster_connects_once_it_trusts_our_ca() {
     let world = world();
     let east = world.sandbox.cluster("east");
-    east.wait_idle(Duration::from_secs(30)).unwrap();
     let cloud = world.sandbox.external("cloud");
     let ca = world.dir.path().join("remote-transport-ca.pem");
     std::fs::write(&ca, &cloud.remote_cluster_ca_pem).unwrap();
-    let before = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
-    let link = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "-n",
-            "search",
-            "--external",
-            "cloud",
+    let before = world.elasticsearch("east", "search", "catalog");
+    let objects = world.snapshot(&["east"]);
+    let link = world.ok([
+        &LINK[..],
+        &[
             "--security",
             "certificate",
             "--proxy-address",
@@ -507,17 +376,16 @@ fn certificate_model_to_an_external_cluster_connects_once_it_trusts_our_ca() {
             "--timeout",
             "60s",
             "--ca-file",
-        ])
-        .arg(&ca)
-        .output()
-        .unwrap();
-    assert_eq!(link.status.code(), Some(0), "{}", stderr_of(&link));
+            path(&ca),
+        ],
+    ]
+    .concat());
     let our_ca = stdout_of(&link);
     assert!(
         our_ca.starts_with("-----BEGIN CERTIFICATE-----"),
         "{our_ca}"
     );
-    east.wait_idle(Duration::from_secs(30)).unwrap();
+    world.settle(&["east"]);
     assert_eq!(
         east.remote_info("search", "catalog")["cloud"]["connected"],
         false,
@@ -531,20 +399,10 @@ fn certificate_model_to_an_external_cluster_connects_once_it_trusts_our_ca() {
     assert_eq!(info["cloud"]["connected"], true, "{info}");
     assert!(info["cloud"].get("cluster_credentials").is_none());
 
-    world.ok([
-        "unlink",
-        "catalog",
-        "cloud",
-        "-n",
-        "search",
-        "--yes",
-        "--timeout",
-        "60s",
-    ]);
-    east.wait_idle(Duration::from_secs(30)).unwrap();
-    let after = east
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    world.ok(UNLINK);
+    world.settle(&["east"]);
+    let after = world.elasticsearch("east", "search", "catalog");
     assert_eq!(after["spec"], before["spec"]);
     assert!(east.remote_info("search", "catalog").get("cloud").is_none());
+    world.assert_unchanged(&["east"], &objects);
 }

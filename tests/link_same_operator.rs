@@ -3,7 +3,7 @@
 mod common;
 
 use common::{World, stderr_of, stdout_of};
-use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Rule, Sandbox};
+use remote_cluster_sandbox::{ClusterConfig, EsSeed, Rule, Sandbox};
 use serde_json::{Value, json};
 
 const LINKS: &str = "remote-cluster.kubectl-plugin.dev/links";
@@ -32,11 +32,7 @@ fn world() -> World {
 }
 
 fn es(world: &World, namespace: &str, name: &str) -> Value {
-    world
-        .sandbox
-        .cluster("east")
-        .get(&ResourceKey::ELASTICSEARCHES, Some(namespace), name)
-        .expect("the Elasticsearch exists")
+    world.elasticsearch("east", namespace, name)
 }
 
 /// Writes to Elasticsearch resources (access reviews are questions, not writes).
@@ -50,18 +46,15 @@ fn es_writes(world: &World) -> Vec<remote_cluster_sandbox::RequestRecord> {
         .collect()
 }
 
+/// `link` of search/catalog to search/products, then `extra`.
+fn link<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    common::catalog_products("link", extra)
+}
+
 #[test]
 fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
     let world = world();
-    let output = world.ok([
-        "link",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--yes",
-        "--wait=false",
-    ]);
+    let output = world.ok(link(&["--yes", "--wait=false"]));
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains(
@@ -69,7 +62,10 @@ fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
         ),
         "{stderr}"
     );
-    assert!(stderr.contains("Linked search/catalog (context east) to search/products (context east) as \"products\" (api-key security model)."));
+    assert!(
+        stderr.contains("Linked search/catalog (context east) to search/products (context east) as \"products\" (api-key security model)."),
+        "{stderr}"
+    );
     assert!(
         stdout_of(&output).is_empty(),
         "no data asked for, none printed"
@@ -95,30 +91,10 @@ fn api_key_link_enables_the_server_adds_the_entry_and_is_idempotent() {
         && w.content_type.as_deref() == Some("application/json-patch+json")
         && w.status == 200));
 
-    world.sandbox.cluster("east").clear_requests();
-    let again = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--yes",
-            "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(0));
-    assert!(
-        stderr_of(&again).contains("is already linked"),
-        "{}",
-        stderr_of(&again)
-    );
-    assert_eq!(
-        world.write_count(&["east"]),
-        0,
-        "the second link writes nothing at all"
+    world.again(
+        &["east"],
+        link(&["--yes", "--wait=false"]),
+        "is already linked",
     );
 }
 
@@ -152,55 +128,35 @@ fn certificate_model_adds_the_entry_only() {
         es(&world, "shop", "orders")["spec"]["remoteClusterServer"],
         Value::Null
     );
+    let writes = es_writes(&world);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(
+        writes[0]
+            .path
+            .ends_with("/namespaces/search/elasticsearches/catalog")
+    );
 }
 
 #[test]
 fn without_a_terminal_a_restarting_plan_needs_yes() {
     let world = world();
-    let output = world
-        .plugin()
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--wait=false",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("there is no terminal to confirm it on"));
+    world.refused(
+        link(&["--wait=false"]),
+        "there is no terminal to confirm it on",
+    );
     assert!(es_writes(&world).is_empty());
 }
 
 #[test]
 fn dry_runs_write_nothing() {
     let world = world();
-    let client = world.ok([
-        "link",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--dry-run=client",
-        "-o",
-        "json",
-    ]);
-    let doc: Value = serde_json::from_slice(&client.stdout).unwrap();
+    let doc = world.json(link(&["--dry-run=client", "-o", "json"]));
     assert_eq!(doc["kind"], "LinkResult");
     assert_eq!(doc["plan"]["steps"].as_array().unwrap().len(), 2);
     assert_eq!(doc["writes"], 0);
     assert!(es_writes(&world).is_empty());
 
-    world.ok([
-        "link",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--dry-run=server",
-    ]);
+    world.ok(link(&["--dry-run=server"]));
     let writes = es_writes(&world);
     assert_eq!(writes.len(), 2);
     assert!(
@@ -220,34 +176,26 @@ fn dry_runs_write_nothing() {
 #[test]
 fn pre_write_checks_exit_2_without_writing() {
     let world = world();
-    let cases: &[(&[&str], &str)] = &[
-        (&["link", "catalog", "catalog", "-n", "search"], "to itself"),
+    let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            &["link", "catalog", "missing", "-n", "search"],
+            vec!["link", "catalog", "catalog", "-n", "search"],
+            "to itself",
+        ),
+        (
+            vec!["link", "catalog", "missing", "-n", "search"],
             "Elasticsearch \"missing\" not found in namespace \"search\" of context \"east\"",
         ),
         (
-            &["link", "catalog", "products", "-n", "nowhere"],
+            vec!["link", "catalog", "products", "-n", "nowhere"],
             "not found in namespace \"nowhere\"",
         ),
+        (link(&["--alias", "Bad.Alias"]), "is not valid"),
         (
-            &[
-                "link",
-                "catalog",
-                "products",
-                "-n",
-                "search",
-                "--alias",
-                "Bad.Alias",
-            ],
-            "is not valid",
-        ),
-        (
-            &["link", "hand", "products", "-n", "search"],
+            vec!["link", "hand", "products", "-n", "search"],
             "alias \"products\" is already used on search/hand (context east) by a link to search/orders",
         ),
         (
-            &[
+            vec![
                 "link",
                 "catalog",
                 "old",
@@ -259,54 +207,21 @@ fn pre_write_checks_exit_2_without_writing() {
             "cannot be connected",
         ),
         (
-            &[
-                "link",
-                "catalog",
-                "products",
-                "-n",
-                "search",
-                "--security",
-                "certificate",
-                "--search-indices",
-                "a",
-            ],
+            link(&["--security", "certificate", "--search-indices", "a"]),
             "for the API-key model",
         ),
         (
-            &["unlink", "hand", "products", "-n", "search"],
+            vec!["unlink", "hand", "products", "-n", "search"],
             "was not added by kubectl remote-cluster",
         ),
         (
-            &["unlink", "catalog", "nothing", "-n", "search"],
+            vec!["unlink", "catalog", "nothing", "-n", "search"],
             "has no remote cluster with alias \"nothing\"",
         ),
-        (
-            &[
-                "link",
-                "catalog",
-                "products",
-                "-n",
-                "search",
-                "--timeout",
-                "soon",
-            ],
-            "invalid --timeout",
-        ),
+        (link(&["--timeout", "soon"]), "invalid --timeout"),
     ];
     for (args, expected) in cases {
-        let output = world.plugin().args(*args).output().unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr_of(&output)
-        );
-        let stderr = stderr_of(&output);
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert_eq!(
-            stderr.lines().filter(|l| l.starts_with("error:")).count(),
-            1
-        );
+        world.refused(args, expected);
     }
     assert!(es_writes(&world).is_empty());
 }
@@ -323,21 +238,13 @@ fn rbac_denial_names_the_verb_before_any_write() {
     let output = common::plugin(world.dir.path())
         .arg("--kubeconfig")
         .arg(&path)
-        .args([
-            "link",
-            "catalog",
-            "products",
-            "-n",
-            "search",
-            "--context",
-            "east-reader",
-            "--yes",
-        ])
+        .args(link(&["--context", "east-reader", "--yes"]))
         .output()
         .unwrap();
-    let stderr = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("not allowed to patch elasticsearches.elasticsearch.k8s.elastic.co in namespace \"search\""), "{stderr}");
+    common::assert_refused(
+        &output,
+        "not allowed to patch elasticsearches.elasticsearch.k8s.elastic.co in namespace \"search\"",
+    );
     assert!(es_writes(&world).is_empty());
 }
 
@@ -346,30 +253,15 @@ fn unlink_removes_exactly_what_link_added() {
     let world = world();
     let before_catalog = es(&world, "search", "catalog");
     let before_products = es(&world, "search", "products");
-    world.ok([
-        "link",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--yes",
-        "--wait=false",
-    ]);
-    let unlink = world.ok([
+    world.ok(link(&["--yes", "--wait=false"]));
+    world.sandbox.cluster("east").clear_requests();
+    let doc = world.json(common::catalog_products(
         "unlink",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--disable-server",
-        "--yes",
-        "--wait=false",
-        "-o",
-        "json",
-    ]);
-    let doc: Value = serde_json::from_slice(&unlink.stdout).unwrap();
+        &["--disable-server", "--yes", "--wait=false", "-o", "json"],
+    ));
     assert_eq!(doc["kind"], "UnlinkResult");
     assert_eq!(doc["writes"], 2);
+    assert_eq!(es_writes(&world).len(), 2, "as many as it says");
     let catalog = es(&world, "search", "catalog");
     assert_eq!(catalog["spec"], before_catalog["spec"]);
     assert_eq!(catalog["metadata"]["annotations"].get(LINKS), None);
@@ -399,16 +291,10 @@ fn unlink_keeps_a_server_others_use_and_says_who() {
             "--wait=false",
         ]);
     }
-    let output = world.ok([
+    let output = world.ok(common::catalog_products(
         "unlink",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--disable-server",
-        "--yes",
-        "--wait=false",
-    ]);
+        &["--disable-server", "--yes", "--wait=false"],
+    ));
     assert!(
         stderr_of(&output).contains("stays on: still used by shop/orders"),
         "{}",
@@ -417,5 +303,15 @@ fn unlink_keeps_a_server_others_use_and_says_who() {
     assert_eq!(
         es(&world, "search", "products")["spec"]["remoteClusterServer"]["enabled"],
         true
+    );
+    assert_eq!(
+        es(&world, "search", "catalog")["spec"]["remoteClusters"],
+        Value::Null,
+        "the link itself is removed"
+    );
+    assert_eq!(
+        es(&world, "shop", "orders")["spec"]["remoteClusters"][0]["name"],
+        "products",
+        "the other link is kept"
     );
 }

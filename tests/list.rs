@@ -85,12 +85,7 @@ fn lists_every_cluster_of_every_context_in_a_table() {
 #[test]
 fn current_context_only_by_default_and_namespace_flag_narrows() {
     let world = two_clusters();
-    let output = world
-        .plugin()
-        .args(["list", "-o", "name"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
+    let output = world.ok(["list", "-o", "name"]);
     assert_eq!(
         stdout_of(&output),
         "east/logging/logs\neast/search/catalog\neast/search/products\n"
@@ -101,24 +96,14 @@ fn current_context_only_by_default_and_namespace_flag_narrows() {
         "west is not the current context"
     );
 
-    let output = world
-        .plugin()
-        .args(["list", "--context", "west", "-n", "team-b", "-o", "name"])
-        .output()
-        .unwrap();
+    let output = world.ok(["list", "--context", "west", "-n", "team-b", "-o", "name"]);
     assert_eq!(stdout_of(&output), "west/team-b/archive\n");
 }
 
 #[test]
 fn json_document_carries_every_field_and_every_context() {
     let world = two_clusters();
-    let output = world
-        .plugin()
-        .args(["list", "--context", "east,west", "-o", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let doc = world.json(["list", "--context", "east,west", "-o", "json"]);
     assert_eq!(doc["kind"], "ElasticsearchClusterList");
     assert!(doc["apiVersion"].as_str().unwrap().ends_with("/v1alpha1"));
     let items = doc["items"].as_array().unwrap();
@@ -138,14 +123,10 @@ fn json_document_carries_every_field_and_every_context() {
     assert_eq!(contexts.len(), 2);
     assert!(contexts.iter().all(|c| c["result"] == "Listed"));
 
-    let yaml = world
-        .plugin()
-        .args(["list", "--context", "east,west", "-o", "yaml"])
-        .output()
-        .unwrap();
-    let from_yaml: serde_json::Value =
-        serde_saphyr::from_str(&String::from_utf8(yaml.stdout).unwrap()).unwrap();
+    let yaml = world.ok(["list", "--context", "east,west", "-o", "yaml"]);
+    let from_yaml: serde_json::Value = serde_saphyr::from_str(&stdout_of(&yaml)).unwrap();
     assert_eq!(from_yaml["items"].as_array().unwrap().len(), 5);
+    assert_eq!(from_yaml, doc, "the same document in YAML");
 }
 
 #[test]
@@ -155,16 +136,8 @@ fn an_unreachable_context_is_reported_and_the_others_still_listed() {
             .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("default", "a", "9.1.0")))
             .dead_context("dead"),
     );
-    let output = world
-        .plugin()
-        .args(["list", "--all-contexts", "-o", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "a failed context fails the command"
-    );
+    // A failed context fails the command.
+    let output = world.run(1, ["list", "--all-contexts", "-o", "json"]);
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains("error: context \"dead\": cannot reach the API server https://127.0.0.1:")
@@ -191,12 +164,7 @@ fn a_cluster_without_eck_is_reported() {
             .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("default", "a", "9.1.0")))
             .cluster(ClusterConfig::new("plain").without_eck()),
     );
-    let output = world
-        .plugin()
-        .args(["list", "--all-contexts"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    let output = world.run(1, ["list", "--all-contexts"]);
     assert!(
         stderr_of(&output).contains(
             "error: context \"plain\": ECK is not installed there (no elasticsearches.elasticsearch.k8s.elastic.co resource)"
@@ -258,12 +226,7 @@ fn contexts_reaching_the_same_server_are_listed_once() {
                 namespace: None,
             }),
     );
-    let output = world
-        .plugin()
-        .args(["list", "--all-contexts", "-o", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
+    let output = world.ok(["list", "--all-contexts", "-o", "json"]);
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains("Contexts \"east\", \"east-ops\" reach the same API server"),
@@ -324,6 +287,11 @@ fn kubeconfig_list_of_two_files_is_merged() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let stdout = stdout_of(&output);
     assert!(stdout.contains("east/search/products\n") && stdout.contains("west/team-b/archive\n"));
+    assert_eq!(
+        stdout,
+        "east/logging/logs\neast/search/catalog\neast/search/products\nwest/default/analytics\nwest/team-b/archive\n",
+        "every context of both files"
+    );
 }
 
 #[test]
@@ -336,7 +304,7 @@ fn malformed_kubeconfig_names_the_file_and_exits_2_without_a_request() {
         .arg(&bad)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    common::assert_refused(&output, "is malformed");
     let stderr = stderr_of(&output);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
@@ -352,12 +320,7 @@ fn malformed_kubeconfig_names_the_file_and_exits_2_without_a_request() {
 #[test]
 fn unknown_context_names_the_existing_ones() {
     let world = two_clusters();
-    let output = world
-        .plugin()
-        .args(["list", "--context", "north"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    let output = world.run(2, ["list", "--context", "north"]);
     assert_eq!(
         stderr_of(&output),
         "error: context \"north\" not found in the kubeconfig; contexts that exist: east, west\n"
@@ -410,12 +373,7 @@ fn request_timeout_bounds_a_slow_server() {
                 .elasticsearch(EsSeed::new("default", "a", "9.1.0")),
         ),
     );
-    let output = world
-        .plugin()
-        .args(["list", "--request-timeout", "300ms"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    let output = world.run(1, ["list", "--request-timeout", "300ms"]);
     let stderr = stderr_of(&output);
     assert!(stderr.contains("error: context \"slow\":"), "{stderr}");
     assert!(
@@ -423,26 +381,30 @@ fn request_timeout_bounds_a_slow_server() {
         "{stderr}"
     );
 
-    let bad = world
-        .plugin()
-        .args(["list", "--request-timeout", "soon"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    world.refused(["list", "--request-timeout", "soon"], "soon");
 }
 
 #[test]
 fn verbose_adds_the_cause_chain() {
     let world = World::start(Sandbox::builder().dead_context("dead"));
-    let quiet = world.plugin().args(["list"]).output().unwrap();
-    let verbose = world.plugin().args(["list", "-v"]).output().unwrap();
+    let quiet = world.run(1, ["list"]);
+    let verbose = world.run(1, ["list", "-v"]);
     assert_eq!(
         stderr_of(&quiet).lines().count(),
         1,
         "{}",
         stderr_of(&quiet)
     );
-    assert!(stderr_of(&verbose).contains("caused by:"));
+    assert!(
+        stderr_of(&verbose).contains("caused by:"),
+        "{}",
+        stderr_of(&verbose)
+    );
+    assert!(
+        stderr_of(&verbose).starts_with(&stderr_of(&quiet)),
+        "the same error, then its causes: {}",
+        stderr_of(&verbose)
+    );
 }
 
 #[test]
@@ -493,6 +455,7 @@ fn installed_as_a_kubectl_plugin() {
         .env("HOME", world.dir.path())
         .output()
         .unwrap();
+    assert_eq!(help.status.code(), Some(0), "{}", stderr_of(&help));
     assert!(stdout_of(&help).contains("Usage: kubectl remote-cluster list"));
 }
 
@@ -502,10 +465,16 @@ fn version_needs_no_kubeconfig() {
     let output = plugin(home.path()).arg("version").output().unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout_of(&output).starts_with("kubectl remote-cluster "));
+    assert!(
+        stdout_of(&output).contains(env!("CARGO_PKG_VERSION")),
+        "{}",
+        stdout_of(&output)
+    );
     let json = plugin(home.path())
         .args(["version", "-o", "json"])
         .output()
         .unwrap();
+    assert_eq!(json.status.code(), Some(0), "{}", stderr_of(&json));
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc["kind"], "Version");
     assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
@@ -518,8 +487,7 @@ fn usage_errors_exit_2() {
         .args(["list", "-o", "xml"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    common::assert_refused(&output, "invalid value 'xml' for '--output <OUTPUT>'");
     let missing = plugin(home.path()).args(["list"]).output().unwrap();
-    assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr_of(&missing).contains("no kubeconfig found"));
+    common::assert_refused(&missing, "no kubeconfig found");
 }

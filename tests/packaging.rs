@@ -446,6 +446,11 @@ fn the_release_script_archives_hashes_and_writes_the_manifest_entry() {
     let sha = recorded.split_whitespace().next().unwrap().to_string();
     assert!(is_sha256(&sha), "{sha}");
     if let Ok(out) = Command::new("sha256sum").arg(&archive).output() {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).starts_with(&sha));
     }
 
@@ -463,14 +468,18 @@ fn the_release_script_archives_hashes_and_writes_the_manifest_entry() {
     sh(release(&["manifest"], &manifest).arg(&archive));
     let after = read_manifest(&manifest);
     assert_eq!(violations(&after, &manifest), Vec::<String>::new());
+    assert_eq!(before.spec.platforms.len(), after.spec.platforms.len());
+    let mut hashed = 0;
     for (old, new) in before.spec.platforms.iter().zip(&after.spec.platforms) {
         assert_eq!(old.uri, new.uri);
         if new.uri.ends_with("_linux_arm64.tar.gz") {
             assert_eq!(new.sha256, sha);
+            hashed += 1;
         } else {
             assert_eq!(old.sha256, new.sha256, "{}", new.uri);
         }
     }
+    assert_eq!(hashed, 1, "the archive's platform took its hash");
     // The rest of the file is untouched.
     let text = std::fs::read_to_string(&manifest).unwrap();
     let original = std::fs::read_to_string(root().join(MANIFEST)).unwrap();
@@ -514,6 +523,7 @@ fn the_release_script_makes_a_windows_zip_and_moves_to_a_new_version() {
         .arg(&archive));
     let after = read_manifest(&manifest);
     assert_eq!(after.spec.version, "v0.2.0");
+    assert_eq!(after.spec.platforms.len(), SHIPPED.len());
     for p in &after.spec.platforms {
         assert!(
             p.uri.starts_with(
@@ -540,4 +550,14 @@ fn the_release_script_makes_a_windows_zip_and_moves_to_a_new_version() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is not an archive of version 0.3.0"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(
+        read_manifest(&manifest).spec.version,
+        "v0.2.0",
+        "left as it was"
+    );
 }

@@ -58,32 +58,32 @@ fn assert_no_secrets(world: &World, known: &[String], outputs: &[&std::process::
         !secrets.is_empty(),
         "the test must know the secrets it looks for"
     );
-    for output in outputs {
-        let text = format!("{}{}", stdout_of(output), stderr_of(output));
-        for secret in &secrets {
-            assert!(
-                !text.contains(secret.as_str()),
-                "a secret reached the output"
-            );
-        }
+    for secret in &secrets {
+        common::assert_not_shown(secret, outputs);
     }
+}
+
+/// `link` of search/catalog to search/products, then `extra`.
+fn link<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    common::catalog_products("link", extra)
+}
+
+/// `unlink` of `products` from search/catalog, then `extra`.
+fn unlink<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    common::catalog_products("unlink", extra)
 }
 
 #[test]
 fn api_key_link_waits_until_connected_then_describe_and_unlink() {
     let world = world("enterprise");
-    let link = world.ok([
-        "link",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--yes",
-        "--timeout",
-        "60s",
-    ]);
-    assert!(stderr_of(&link).contains("Remote cluster \"products\" is connected."));
     let east = world.sandbox.cluster("east");
+    let before = world.elasticsearch("east", "search", "catalog");
+    let link = world.ok(link(&["--yes", "--timeout", "60s"]));
+    assert!(
+        stderr_of(&link).contains("Remote cluster \"products\" is connected."),
+        "{}",
+        stderr_of(&link)
+    );
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["products"]["connected"], true, "{info}");
     let api_key = secret_text(
@@ -95,6 +95,7 @@ fn api_key_link_waits_until_connected_then_describe_and_unlink() {
     .expect("ECK stored the API key in the local keystore");
     assert_eq!(info["products"]["cluster_credentials"], "::es_redacted::");
 
+    east.clear_requests();
     let describe = world.ok(["describe", "catalog", "-n", "search", "-o", "json"]);
     let report: Value = serde_json::from_slice(&describe.stdout).unwrap();
     assert_eq!(report["live"], true);
@@ -103,33 +104,23 @@ fn api_key_link_waits_until_connected_then_describe_and_unlink() {
         json!({"alias": "products", "remote": "search/products", "security": "api-key",
                "mode": "sniff", "managedBy": "eck-added-by-plugin", "connected": true})
     );
-    let remote_side = world
-        .plugin()
-        .args(["describe", "products", "-n", "search"])
-        .output()
-        .unwrap();
-    assert_eq!(remote_side.status.code(), Some(0));
+    let remote_side = world.ok(["describe", "products", "-n", "search"]);
     let text = stdout_of(&remote_side);
     assert!(text.contains("Remote cluster server:  on"), "{text}");
     assert!(
         text.contains("search/catalog   products   api-key"),
         "{text}"
     );
+    assert_eq!(common::plugin_writes(&east), 0, "describe never writes");
 
-    let unlink = world.ok([
-        "unlink",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--disable-server",
-        "--yes",
-        "--timeout",
-        "60s",
-    ]);
+    let unlink = world.ok(unlink(&["--disable-server", "--yes", "--timeout", "60s"]));
     east.wait_idle(Duration::from_secs(30)).unwrap();
     let info = east.remote_info("search", "catalog");
     assert!(info.get("products").is_none(), "{info}");
+    assert_eq!(
+        world.elasticsearch("east", "search", "catalog")["spec"],
+        before["spec"]
+    );
     assert!(
         east.get(
             &ResourceKey::SERVICES,
@@ -174,7 +165,7 @@ fn api_key_link_waits_until_connected_then_describe_and_unlink() {
 #[test]
 fn certificate_link_connects() {
     let world = world("enterprise");
-    world.ok([
+    let output = world.ok([
         "link",
         "orders",
         "products",
@@ -188,14 +179,26 @@ fn certificate_link_connects() {
         "--timeout",
         "60s",
     ]);
-    let info = world.sandbox.cluster("east").remote_info("shop", "orders");
+    assert!(
+        stderr_of(&output).contains("Remote cluster \"products\" is connected."),
+        "{}",
+        stderr_of(&output)
+    );
+    let east = world.sandbox.cluster("east");
+    let info = east.remote_info("shop", "orders");
     assert_eq!(info["products"]["connected"], true, "{info}");
     assert!(info["products"].get("cluster_credentials").is_none());
+    let products = world.elasticsearch("east", "search", "products");
+    assert_eq!(
+        products["spec"]["remoteClusterServer"],
+        Value::Null,
+        "no server for the certificate model"
+    );
 }
 
 #[test]
 fn describe_exits_3_with_the_reason_when_a_link_is_down() {
-    let world = World::start(
+    let world = World::settled(
         Sandbox::builder().cluster(
             ClusterConfig::new("east")
                 .elasticsearch(
@@ -205,34 +208,22 @@ fn describe_exits_3_with_the_reason_when_a_link_is_down() {
                 .elasticsearch(EsSeed::new("search", "products", "9.1.0")),
         ),
     );
-    world
-        .sandbox
-        .cluster("east")
-        .wait_idle(Duration::from_secs(30))
-        .unwrap();
-    let output = world
-        .plugin()
-        .args(["describe", "catalog", "-n", "search"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+    let output = world.run(3, ["describe", "catalog", "-n", "search"]);
     let text = stdout_of(&output);
     assert!(
         text.contains("the remote cluster server of search/products is off: API-key links need it"),
         "{text}"
     );
+    assert_eq!(world.write_count(&["east"]), 0, "describe never writes");
 }
 
 #[test]
 fn a_basic_licence_is_refused_before_any_write() {
     let world = world("basic");
-    let output = world
-        .plugin()
-        .args(["link", "catalog", "products", "-n", "search", "--yes"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-    assert!(stderr_of(&output).contains("the ECK licence in context east is \"basic\""));
+    world.refused(
+        link(&["--yes"]),
+        "the ECK licence in context east is \"basic\"",
+    );
     let writes = world
         .sandbox
         .cluster("east")
@@ -254,26 +245,14 @@ fn a_concurrent_edit_is_kept_and_the_link_re_planned() {
         .concurrent_merge_patch(json!({"metadata": {"labels": {"team": "search"}},
                                        "spec": {"remoteClusters": [{"name": "theirs", "elasticsearchRef": {"name": "orders", "namespace": "shop"}}]}})),
     );
-    let output = world.ok([
-        "link",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--yes",
-        "--wait=false",
-    ]);
+    let output = world.ok(link(&["--yes", "--wait=false"]));
     assert!(
         stderr_of(&output)
             .contains("changed while the plan was applied; reading it again and re-planning"),
         "{}",
         stderr_of(&output)
     );
-    let catalog = world
-        .sandbox
-        .cluster("east")
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    let catalog = world.elasticsearch("east", "search", "catalog");
     assert_eq!(
         catalog["metadata"]["labels"]["team"], "search",
         "the other edit is kept"
@@ -294,46 +273,26 @@ fn a_concurrent_edit_is_kept_and_the_link_re_planned() {
 #[test]
 fn skip_unavailable_is_set_after_eck_configures_the_alias_and_cleared_on_unlink() {
     let world = world("enterprise");
-    world.ok([
-        "link",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--skip-unavailable",
-        "--yes",
-        "--timeout",
-        "60s",
-    ]);
+    world.ok(link(&["--skip-unavailable", "--yes", "--timeout", "60s"]));
     let east = world.sandbox.cluster("east");
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["products"]["connected"], true, "{info}");
-    let skip = east
-        .es_node("search", "catalog", |node| {
+    let skip = || {
+        east.es_node("search", "catalog", |node| {
             node.persistent_settings()
                 .get("cluster.remote.products.skip_unavailable")
                 .and_then(|v| v.as_str().map(str::to_string))
         })
-        .unwrap();
+        .unwrap()
+    };
     assert_eq!(
-        skip.as_deref(),
+        skip().as_deref(),
         Some("true"),
         "set explicitly, not a default"
     );
 
-    let unlink = world.ok([
-        "unlink",
-        "catalog",
-        "products",
-        "-n",
-        "search",
-        "--yes",
-        "--timeout",
-        "60s",
-        "-o",
-        "json",
-    ]);
-    let doc: Value = serde_json::from_slice(&unlink.stdout).unwrap();
+    let doc = world.json(unlink(&["--yes", "--timeout", "60s", "-o", "json"]));
+    assert_eq!(doc["kind"], "UnlinkResult");
     assert_eq!(doc["local"]["name"], "catalog");
     east.wait_idle(Duration::from_secs(30)).unwrap();
     let info = east.remote_info("search", "catalog");
@@ -341,4 +300,5 @@ fn skip_unavailable_is_set_after_eck_configures_the_alias_and_cleared_on_unlink(
         info.get("products").is_none(),
         "ECK could remove the seeds: {info}"
     );
+    assert_eq!(skip(), None, "cleared");
 }

@@ -5,39 +5,23 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{World, stderr_of};
-use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox};
+use common::{World, es, stderr_of};
+use remote_cluster_sandbox::ResourceKey;
 
+const BOTH: &[&str] = &["east", "west"];
+
+/// `search/catalog` and `search/local-peer` in east, `shop/products` in west; settled.
 fn world() -> World {
-    World::start(
-        Sandbox::builder()
-            .operator_delay(Duration::from_millis(50))
-            .cluster(
-                ClusterConfig::new("east")
-                    .elasticsearch(EsSeed::new("search", "catalog", "9.1.0").nodes(1))
-                    .elasticsearch(EsSeed::new("search", "local-peer", "9.1.0").nodes(1)),
-            )
-            .cluster(
-                ClusterConfig::new("west")
-                    .elasticsearch(EsSeed::new("shop", "products", "9.1.0").nodes(1)),
-            ),
-    )
+    World::settled(common::east_and_west(
+        [es("search", "catalog"), es("search", "local-peer")],
+        [es("shop", "products")],
+    ))
 }
 
-const TRUST: &[&str] = &[
-    "trust",
-    "catalog",
-    "products",
-    "-n",
-    "search",
-    "--context",
-    "east",
-    "--remote-context",
-    "west",
-    "--remote-namespace",
-    "shop",
-    "--yes",
-];
+/// `trust` between east/search/catalog and west/shop/products, confirmed, then `extra`.
+fn trust<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    common::east_to_west("trust", "products", &[&["--yes"][..], extra].concat())
+}
 
 fn bundle(world: &World, cluster: &str, namespace: &str, name: &str) -> String {
     world
@@ -46,6 +30,16 @@ fn bundle(world: &World, cluster: &str, namespace: &str, name: &str) -> String {
         .get(&ResourceKey::CONFIGMAPS, Some(namespace), name)
         .map(|c| c["data"]["ca.crt"].as_str().unwrap_or_default().to_string())
         .unwrap_or_default()
+}
+
+/// The transport CAs east/search/catalog trusts through the plugin.
+fn catalog_trusts(world: &World) -> String {
+    bundle(
+        world,
+        "east",
+        "search",
+        "catalog-remote-cluster-transport-cas",
+    )
 }
 
 fn published_ca(world: &World, cluster: &str, namespace: &str, es: &str) -> String {
@@ -64,110 +58,77 @@ fn published_ca(world: &World, cluster: &str, namespace: &str, es: &str) -> Stri
     String::from_utf8(bytes).unwrap()
 }
 
+/// The ConfigMap of trusted CAs `namespace/name` of `cluster` names in its spec.
+fn trusted_configmap(world: &World, cluster: &str, namespace: &str, name: &str) -> String {
+    let es = world.elasticsearch(cluster, namespace, name);
+    es["spec"]["transport"]["tls"]["certificateAuthorities"]["configMapName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[test]
 fn trust_exchanges_cas_both_ways_and_is_idempotent() {
     let world = world();
-    for c in ["east", "west"] {
-        world
-            .sandbox
-            .cluster(c)
-            .wait_idle(Duration::from_secs(30))
-            .unwrap();
-    }
-    world.ok(TRUST);
-    let east_trusts = bundle(
-        &world,
-        "east",
-        "search",
-        "catalog-remote-cluster-transport-cas",
+    world.ok(trust(&[]));
+    assert!(
+        world.plugin_writes(&["east"]) > 0 && world.plugin_writes(&["west"]) > 0,
+        "both sides are written"
     );
+    let east_trusts = catalog_trusts(&world);
     let west_trusts = bundle(
         &world,
         "west",
         "shop",
         "products-remote-cluster-transport-cas",
     );
-    assert!(east_trusts.contains("# kubectl-remote-cluster: west/shop/products sha256:"));
-    assert!(west_trusts.contains("# kubectl-remote-cluster: east/search/catalog sha256:"));
-    let catalog = world
-        .sandbox
-        .cluster("east")
-        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog")
-        .unwrap();
+    assert!(
+        east_trusts.contains("# kubectl-remote-cluster: west/shop/products sha256:"),
+        "{east_trusts}"
+    );
+    assert!(
+        west_trusts.contains("# kubectl-remote-cluster: east/search/catalog sha256:"),
+        "{west_trusts}"
+    );
     assert_eq!(
-        catalog["spec"]["transport"]["tls"]["certificateAuthorities"]["configMapName"],
+        trusted_configmap(&world, "east", "search", "catalog"),
         "catalog-remote-cluster-transport-cas"
     );
-    // ECK re-publishes the CAs a cluster trusts with its own (eck-remote-clusters.md 2.4).
-    for c in ["east", "west"] {
-        world
-            .sandbox
-            .cluster(c)
-            .wait_idle(Duration::from_secs(30))
-            .unwrap();
-    }
-    let east_public = published_ca(&world, "east", "search", "catalog");
     assert_eq!(
-        east_public.matches("BEGIN CERTIFICATE").count(),
-        2,
-        "{east_public}"
+        trusted_configmap(&world, "west", "shop", "products"),
+        "products-remote-cluster-transport-cas"
     );
-
-    for c in ["east", "west"] {
-        world.sandbox.cluster(c).clear_requests();
+    // ECK re-publishes the CAs a cluster trusts with its own (eck-remote-clusters.md 2.4).
+    world.settle(BOTH);
+    for (cluster, namespace, es) in [("east", "search", "catalog"), ("west", "shop", "products")] {
+        let public = published_ca(&world, cluster, namespace, es);
+        assert_eq!(
+            public.matches("BEGIN CERTIFICATE").count(),
+            2,
+            "{cluster}: {public}"
+        );
     }
-    let again = world.ok(TRUST);
-    assert!(
-        stderr_of(&again).contains("nothing to change"),
-        "{}",
-        stderr_of(&again)
-    );
-    let writes: usize = ["east", "west"]
-        .iter()
-        .map(|c| {
-            world
-                .sandbox
-                .cluster(c)
-                .requests()
-                .iter()
-                .filter(|r| r.is_write())
-                .count()
-        })
-        .sum();
-    assert_eq!(writes, 0);
+
+    world.again(BOTH, trust(&[]), "nothing to change");
 }
 
 #[test]
 fn after_a_rotation_refresh_replaces_the_stale_copy() {
     let world = world();
-    for c in ["east", "west"] {
-        world
-            .sandbox
-            .cluster(c)
-            .wait_idle(Duration::from_secs(30))
-            .unwrap();
-    }
-    let mut one_way: Vec<&str> = TRUST.to_vec();
-    one_way.push("--one-way");
+    let one_way = trust(&["--one-way"]);
     world.ok(&one_way);
+    let west_trusts = || {
+        world.sandbox.cluster("west").get(
+            &ResourceKey::CONFIGMAPS,
+            Some("shop"),
+            "products-remote-cluster-transport-cas",
+        )
+    };
     assert!(
-        world
-            .sandbox
-            .cluster("west")
-            .get(
-                &ResourceKey::CONFIGMAPS,
-                Some("shop"),
-                "products-remote-cluster-transport-cas"
-            )
-            .is_none(),
+        west_trusts().is_none(),
         "one way: the remote does not trust the local"
     );
-    let before = bundle(
-        &world,
-        "east",
-        "search",
-        "catalog-remote-cluster-transport-cas",
-    );
+    let before = catalog_trusts(&world);
 
     let west = world.sandbox.cluster("west");
     let published = published_ca(&world, "west", "shop", "products");
@@ -178,50 +139,40 @@ fn after_a_rotation_refresh_replaces_the_stale_copy() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    world.clear_requests(BOTH);
     let stale = world.ok(&one_way);
     assert!(
         stderr_of(&stale).contains("--refresh"),
         "{}",
         stderr_of(&stale)
     );
+    assert_eq!(catalog_trusts(&world), before);
     assert_eq!(
-        bundle(
-            &world,
-            "east",
-            "search",
-            "catalog-remote-cluster-transport-cas"
-        ),
-        before
+        world.plugin_writes(BOTH),
+        0,
+        "without --refresh, nothing changes"
     );
 
-    let mut refresh = one_way.clone();
-    refresh.push("--refresh");
-    world.ok(&refresh);
-    let after = bundle(
-        &world,
-        "east",
-        "search",
-        "catalog-remote-cluster-transport-cas",
-    );
+    world.ok(trust(&["--one-way", "--refresh"]));
+    let after = catalog_trusts(&world);
     assert_ne!(after, before);
     assert_eq!(
         after.matches("BEGIN CERTIFICATE").count(),
         1,
         "the old copy is replaced, not kept"
     );
+    assert!(west_trusts().is_none(), "still one way");
 }
 
 #[test]
 fn clusters_of_one_operator_need_no_trust() {
     let world = world();
+    world.clear_requests(BOTH);
     let output = world.ok(["trust", "catalog", "local-peer", "-n", "search", "--yes"]);
-    assert!(stderr_of(&output).contains("nothing to do"));
-    let writes = world
-        .sandbox
-        .cluster("east")
-        .requests()
-        .iter()
-        .filter(|r| r.is_write())
-        .count();
-    assert_eq!(writes, 0);
+    assert!(
+        stderr_of(&output).contains("nothing to do"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(world.write_count(BOTH), 0);
 }
