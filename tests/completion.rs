@@ -117,7 +117,13 @@ fn world() -> World {
                     .elasticsearch(
                         EsSeed::new("search", "catalog", "9.1.0")
                             .remote_cluster("prod", "search", "products", true)
-                            .remote_cluster("shop", "search", "products", true),
+                            .remote_cluster("shop", "search", "products", true)
+                            // Links across Kubernetes clusters and to external clusters are
+                            // only in the plugin's record.
+                            .annotation(
+                                "remote-cluster.kubectl-plugin.dev/links",
+                                r#"{"analytics":{"remoteContext":"west","remoteNamespace":"default","remoteName":"analytics","security":"api-key"},"cloud":{"remoteContext":"","remoteNamespace":"","remoteName":"cloud","security":"api-key"}}"#,
+                            ),
                     )
                     .elasticsearch(EsSeed::new("logging", "logs", "8.19.2")),
             )
@@ -240,9 +246,15 @@ fn kubectl_completes_elasticsearch_names_in_the_chosen_context_and_namespace() {
         kubeconfig,
         &["unlink", "-n", "search", "catalog", ""],
     );
-    assert_eq!(aliases.values(), ["prod", "shop"]);
+    assert_eq!(aliases.values(), ["prod", "shop", "analytics", "cloud"]);
     assert!(
         aliases.lines[0].contains("search/products"),
+        "{:?}",
+        aliases.lines
+    );
+    assert!(
+        aliases.lines[2].contains("default/analytics in context west")
+            && aliases.lines[3].contains("outside Kubernetes"),
         "{:?}",
         aliases.lines
     );

@@ -124,11 +124,16 @@ fn export_writes_the_handover_and_unexport_undoes_it() {
         true
     );
 
-    world.ok(common::products_for(
+    let unexported = world.ok(common::products_for(
         "unexport",
         "eck-products",
         &["--wait=false"],
     ));
+    assert!(
+        stderr_of(&unexported).contains("Invalidated the API key exported for \"eck-products\""),
+        "{}",
+        stderr_of(&unexported)
+    );
     assert_eq!(
         exported_keys(&world),
         [(keys[0].0.clone(), true)],
@@ -288,11 +293,16 @@ fn certificate_export_connects_an_external_cluster_and_unexport_restores() {
     let info = external_remote_info(&world);
     assert_eq!(info["eck"]["connected"], true, "{info}");
 
-    world.ok(common::products_for(
+    let unexported = world.ok(common::products_for(
         "unexport",
         "eck",
         &["--timeout", "60s"],
     ));
+    assert!(
+        stderr_of(&unexported).contains("Removed the trust set up for \"eck\""),
+        "{}",
+        stderr_of(&unexported)
+    );
     world.settle(&["east"]);
     let after = products(&world);
     assert_eq!(after["spec"], before["spec"]);

@@ -200,7 +200,12 @@ fn a_hosted_deployment_connects_through_restricted_trust_and_another_organisatio
     );
 
     // A second export changes nothing (and says only what it leaves out of the trust file).
-    world.again(&["east"], export_args(&world, &ca, &trust), LEFT_OUT);
+    let again = world.again(&["east"], export_args(&world, &ca, &trust), LEFT_OUT);
+    assert!(
+        stderr_of(&again).contains("already exported for \"eck-products\""),
+        "{}",
+        stderr_of(&again)
+    );
 
     world.ok(common::products_for(
         "unexport",
@@ -391,5 +396,10 @@ fn a_certificate_link_made_after_the_restriction_lets_the_new_peer_in() {
         "{trust_yml}"
     );
     // The export run again finds the peer through ECK's CA copies: nothing to rewrite.
-    world.again(&["east"], export_args(&world, &ca, &trust), LEFT_OUT);
+    let again = world.again(&["east"], export_args(&world, &ca, &trust), LEFT_OUT);
+    assert!(
+        stderr_of(&again).contains("already exported for \"eck-products\""),
+        "{}",
+        stderr_of(&again)
+    );
 }

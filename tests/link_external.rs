@@ -298,6 +298,31 @@ fn an_unreachable_remote_url_is_refused_without_a_write() {
     world.refused(args, "cannot use the remote's API at https://127.0.0.1:1");
     assert_eq!(east.requests().iter().filter(|r| r.is_write()).count(), 0);
     assert!(plugin_keys(&world).is_empty());
+
+    // A password in the URL would be echoed and stored in the link record: refused, unshown.
+    let with_password = cloud.url.replacen(
+        "https://",
+        &format!("https://elastic:{}@", cloud.password),
+        1,
+    );
+    let args = [
+        &LINK[..],
+        &[
+            "--proxy-address",
+            &cloud.remote_cluster_address,
+            "--ca-file",
+            path(&ca),
+            "--remote-url",
+            &with_password,
+            "--remote-password-file",
+            path(&password),
+            "--yes",
+        ],
+    ]
+    .concat();
+    let output = world.refused(args, "the URL holds credentials");
+    common::assert_not_shown(&cloud.password, &[&output]);
+    assert!(plugin_keys(&world).is_empty());
 }
 
 #[test]

@@ -148,6 +148,45 @@ fn without_a_terminal_a_restarting_plan_needs_yes() {
 }
 
 #[test]
+fn a_server_dry_run_that_fails_half_way_takes_nothing_back_for_real() {
+    let world = world();
+    // The second patch of the plan fails: the first one was only a dry run, so there is
+    // nothing to undo, and an undo would write for real.
+    world.sandbox.cluster("east").inject_fault(
+        remote_cluster_sandbox::Fault::new(
+            "PATCH",
+            "/apis/elasticsearch.k8s.elastic.co/v1/namespaces/search/elasticsearches/",
+        )
+        .nth(2),
+    );
+    let output = world
+        .plugin()
+        .args(link(&["--dry-run=server"]))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(
+        !stderr_of(&output).contains("undone"),
+        "{}",
+        stderr_of(&output)
+    );
+    let writes = es_writes(&world);
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert!(
+        writes.iter().all(|w| w.query.contains("dryRun=All")),
+        "{writes:?}"
+    );
+    assert_eq!(
+        es(&world, "search", "products")["spec"]["remoteClusterServer"],
+        Value::Null
+    );
+    assert_eq!(
+        es(&world, "search", "catalog")["spec"]["remoteClusters"],
+        Value::Null
+    );
+}
+
+#[test]
 fn dry_runs_write_nothing() {
     let world = world();
     let doc = world.json(link(&["--dry-run=client", "-o", "json"]));

@@ -230,6 +230,12 @@ async fn export_certificate(
     if flags.dry_run != DryRun::None {
         return Ok(ExitCode::Ok);
     }
+    if applied.planned.0.is_empty() {
+        output::info(&format!(
+            "{} is already exported for {:?} with the certificate model: nothing to change; the handover is written again.",
+            args.remote, args.alias
+        ));
+    }
     let (own_ca, observed_host) = seen.into_inner();
     let address = match (
         &args.proxy_address,
