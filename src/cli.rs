@@ -23,6 +23,19 @@ Examples:
   kubectl remote-cluster version
   kubectl remote-cluster version -o json";
 
+/// The executable as installed: kubectl finds `kubectl-remote_cluster` for `kubectl remote-cluster`.
+pub const BIN_NAME: &str = "kubectl-remote_cluster";
+
+const COMPLETION_EXAMPLES: &str = "\
+Examples:
+  # kubectl remote-cluster <TAB> (kubectl 1.26+): put the helper next to the plugin, once
+  kubectl remote-cluster completion --install-kubectl-helper
+
+  # The standalone executable kubectl-remote_cluster, in bash, zsh or fish
+  source <(kubectl remote-cluster completion bash)
+  kubectl remote-cluster completion zsh > \"${fpath[1]}/_kubectl-remote_cluster\"
+  kubectl remote-cluster completion fish > ~/.config/fish/completions/kubectl-remote_cluster.fish";
+
 const ROOT_EXAMPLES: &str = "\
 Examples:
   # Every ECK-managed Elasticsearch in every context of the kubeconfig
@@ -121,7 +134,7 @@ pub enum Command {
     Version(VersionArgs),
 
     /// Print a shell completion script, or install kubectl's completion helper for this plugin
-    #[command(after_help = crate::commands::completion::EXAMPLES)]
+    #[command(after_help = COMPLETION_EXAMPLES)]
     Completion(CompletionArgs),
 
     /// Print the manual page (roff), or write one page per command into a directory
@@ -198,7 +211,7 @@ pub struct MutationFlags {
         require_equals = true,
         default_missing_value = "client"
     )]
-    pub dry_run: crate::apply::DryRun,
+    pub dry_run: DryRunMode,
 
     /// Apply without asking, even when Elasticsearch nodes restart
     #[arg(short = 'y', long)]
@@ -289,7 +302,7 @@ pub struct LinkArgs {
 
     /// Across Kubernetes clusters: how REMOTE's remote cluster server is exposed
     #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
-    pub expose: crate::plan::Expose,
+    pub expose: ExposeMode,
 
     /// Across Kubernetes clusters: the HOST:PORT LOCAL connects to, when you expose REMOTE yourself
     #[arg(long, value_name = "HOST:PORT")]
@@ -305,7 +318,7 @@ pub struct LinkArgs {
 
     /// Security model (default: api-key when both sides run 8.14 or later, else certificate)
     #[arg(long, value_enum, value_name = "MODEL")]
-    pub security: Option<crate::plan::SecurityModel>,
+    pub security: Option<Security>,
 
     /// Index patterns LOCAL may search on REMOTE (API-key model; default: all)
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
@@ -427,7 +440,7 @@ pub struct ExportArgs {
 
     /// How the remote cluster server (or, with the certificate model, the transport) is exposed
     #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
-    pub expose: crate::plan::Expose,
+    pub expose: ExposeMode,
 
     /// The HOST:PORT the other side dials, when you expose it yourself
     #[arg(long, value_name = "HOST:PORT")]
@@ -435,7 +448,7 @@ pub struct ExportArgs {
 
     /// Security model: api-key (a key for the other side) or certificate (mutual transport trust)
     #[arg(long, value_enum, value_name = "MODEL", default_value = "api-key")]
-    pub security: crate::plan::SecurityModel,
+    pub security: Security,
 
     /// With --security certificate: PEM file of the other side's transport CA, to trust here
     #[arg(long, value_name = "FILE")]
@@ -571,6 +584,56 @@ pub struct VersionArgs {
     pub output: Option<DocumentFormat>,
 }
 
+/// `--dry-run` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunMode {
+    None,
+    Client,
+    Server,
+}
+
+impl From<DryRunMode> for crate::apply::DryRun {
+    fn from(mode: DryRunMode) -> Self {
+        match mode {
+            DryRunMode::None => Self::None,
+            DryRunMode::Client => Self::Client,
+            DryRunMode::Server => Self::Server,
+        }
+    }
+}
+
+/// `--expose` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExposeMode {
+    Loadbalancer,
+    None,
+}
+
+impl From<ExposeMode> for crate::plan::Expose {
+    fn from(mode: ExposeMode) -> Self {
+        match mode {
+            ExposeMode::Loadbalancer => Self::Loadbalancer,
+            ExposeMode::None => Self::None,
+        }
+    }
+}
+
+/// `--security` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Security {
+    ApiKey,
+    Certificate,
+}
+
+impl From<Security> for crate::plan::SecurityModel {
+    fn from(model: Security) -> Self {
+        match model {
+            Security::ApiKey => Self::ApiKey,
+            Security::Certificate => Self::Certificate,
+        }
+    }
+}
+
 /// The `-o` values for commands that print a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -586,6 +649,15 @@ pub enum OutputFormat {
 pub enum DocumentFormat {
     Json,
     Yaml,
+}
+
+impl From<DocumentFormat> for crate::output::DocumentFormat {
+    fn from(format: DocumentFormat) -> Self {
+        match format {
+            DocumentFormat::Json => Self::Json,
+            DocumentFormat::Yaml => Self::Yaml,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

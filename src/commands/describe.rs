@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::cli::{DescribeArgs, GlobalFlags};
-use crate::commands::list::API_VERSION;
+use crate::output::API_VERSION;
 use crate::commands::mutate;
 use std::collections::BTreeMap;
 

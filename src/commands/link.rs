@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::apply::DryRun;
 use crate::cli::{GlobalFlags, LinkArgs};
 use crate::commands::cross;
-use crate::commands::list::API_VERSION;
+use crate::output::API_VERSION;
 use crate::commands::mutate;
 use crate::error::{ExitCode, UserError};
 use crate::k8s::eck;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::apply::DryRun;
 use crate::cli::{GlobalFlags, UnlinkArgs};
 use crate::commands::cross;
-use crate::commands::list::API_VERSION;
+use crate::output::API_VERSION;
 use crate::commands::mutate::{self, Progress};
 use crate::error::{ExitCode, UserError};
 use crate::k8s::eck;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::cli::VersionArgs;
-use crate::commands::list::API_VERSION;
+use crate::output::API_VERSION;
 use crate::output;
 
 #[derive(Debug, Serialize)]

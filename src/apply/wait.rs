@@ -5,11 +5,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::commands::mutate::read_es;
-use crate::es::{EsClient, EsTarget};
+use kube::api::{Api, DynamicObject};
+
+use crate::es::EsPool;
 use crate::k8s::clients::ContextClient;
+use crate::k8s::eck::elasticsearch_resource;
+use crate::k8s::watch::{self, WatchError};
 use crate::output;
-use crate::plan::ClusterId;
+use crate::plan::{ClusterId, EsState};
 
 /// A progress line on stderr: redrawn on a terminal, one line per phase otherwise.
 pub struct Progress {
@@ -54,20 +57,37 @@ impl Default for Progress {
     }
 }
 
-const POLL: Duration = Duration::from_secs(1);
+/// How often Elasticsearch is asked again while a connection is being made: its state has no
+/// watch, and one request over an open port-forward costs a few milliseconds.
+pub const POLL_ELASTICSEARCH: Duration = Duration::from_millis(100);
+
+/// How long to wait before trying again to reach an Elasticsearch that is not reachable yet.
+pub const RETRY: Duration = Duration::from_secs(1);
 
 /// Waits until ECK reports the change rolled out: observedGeneration caught up, phase Ready.
+/// Watches the resource, so the wait ends as soon as ECK's status write lands.
 pub async fn wait_for_rollout(
     client: &ContextClient,
     cluster: &ClusterId,
     deadline: Instant,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    loop {
-        let state = read_es(client, &cluster.namespace, &cluster.name).await?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.client.clone(), &cluster.namespace, &elasticsearch_resource());
+    let mut last_phase = String::from("unknown");
+    let mut missing = false;
+    let waited = watch::until(client, &api, &cluster.name, deadline, |found| {
+        let Some(object) = found else {
+            missing = true;
+            return true;
+        };
+        let state = EsState {
+            id: cluster.clone(),
+            object: serde_json::to_value(object).unwrap_or_default(),
+        };
         let rollout = state.rollout();
         if rollout.done() {
-            return Ok(());
+            return true;
         }
         progress.say(format!(
             "Waiting for ECK to roll out {cluster}: phase {}, generation {}/{}",
@@ -75,63 +95,67 @@ pub async fn wait_for_rollout(
             rollout.observed_generation.unwrap_or_default(),
             rollout.generation.unwrap_or_default()
         ));
-        if Instant::now() >= deadline {
-            anyhow::bail!(
-                "timed out waiting for ECK to roll out {cluster} (phase {}); check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",
-                rollout.phase,
-                cluster.name,
-                cluster.namespace
-            );
-        }
-        tokio::time::sleep(POLL).await;
+        last_phase = rollout.phase;
+        false
+    })
+    .await;
+    match waited {
+        Ok(()) if missing => anyhow::bail!("Elasticsearch {cluster} was deleted while waiting for its rollout"),
+        Ok(()) => Ok(()),
+        Err(WatchError::TimedOut) => anyhow::bail!(
+            "timed out waiting for ECK to roll out {cluster} (phase {last_phase}); check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",
+            cluster.name,
+            cluster.namespace
+        ),
+        Err(WatchError::Failed(failure)) => Err(failure.into()),
     }
 }
 
 /// Waits until `_remote/info` on the local cluster reports the alias connected.
 pub async fn wait_for_connection(
     client: &ContextClient,
+    es: &EsPool,
     local: &ClusterId,
     alias: &str,
     deadline: Instant,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let mut es: Option<EsClient> = None;
     loop {
-        if es.is_none() {
-            let target = EsTarget {
-                namespace: local.namespace.clone(),
-                name: local.name.clone(),
-            };
-            match EsClient::connect(client, target).await {
-                Ok(connected) => es = Some(connected),
-                Err(err) => progress.say(format!("Waiting to reach Elasticsearch {local}: {err}")),
+        let pause = match es.client(client, local).await {
+            Err(err) => {
+                progress.say(format!("Waiting to reach Elasticsearch {local}: {err}"));
+                RETRY
             }
-        }
-        if let Some(client) = &es {
-            match client.get("/_remote/info").await {
+            Ok(connection) => match connection.get("/_remote/info").await {
                 Ok(info)
                     if info.pointer(&format!("/{alias}/connected")) == Some(&Value::Bool(true)) =>
                 {
                     return Ok(());
                 }
-                Ok(info) if info.get(alias).is_some() => progress.say(format!(
-                    "Waiting for {local} to connect to remote cluster {alias:?}"
-                )),
-                Ok(_) => progress.say(format!(
-                    "Waiting for ECK to configure remote cluster {alias:?} on {local}"
-                )),
+                Ok(info) if info.get(alias).is_some() => {
+                    progress.say(format!(
+                        "Waiting for {local} to connect to remote cluster {alias:?}"
+                    ));
+                    POLL_ELASTICSEARCH
+                }
+                Ok(_) => {
+                    progress.say(format!(
+                        "Waiting for ECK to configure remote cluster {alias:?} on {local}"
+                    ));
+                    POLL_ELASTICSEARCH
+                }
                 Err(err) => {
                     progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
-                    es = None;
+                    POLL_ELASTICSEARCH
                 }
-            }
-        }
+            },
+        };
         if Instant::now() >= deadline {
             anyhow::bail!(
                 "timed out waiting for remote cluster {alias:?} to connect on {local}; `kubectl remote-cluster describe {}` tells why",
                 local.name
             );
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(pause).await;
     }
 }

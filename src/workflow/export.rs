@@ -3,21 +3,19 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use secrecy::ExposeSecret;
 
 use crate::apply::DryRun;
-use crate::cli::{ExportArgs, GlobalFlags, UnexportArgs};
-use crate::commands::list::API_VERSION;
-use crate::commands::{cross, mutate};
-use crate::error::{ExitCode, UserError};
+use crate::error::UserError;
 use crate::es::EsClient;
 use crate::k8s::eck;
-use crate::k8s::kubeconfig::LoadedKubeconfig;
-use crate::output;
+use crate::observe;
+use crate::output::{self, API_VERSION};
+use crate::workflow::request::{ExportRequest, Outcome, Scope, UnexportRequest};
+use crate::workflow::{self, Session, external};
 use crate::plan::{self, Plan, Planned};
 
 struct ExportPlan(Plan);
@@ -28,25 +26,14 @@ impl Planned for ExportPlan {
     }
 }
 
-pub async fn run(
-    global: &GlobalFlags,
-    args: &ExportArgs,
-    kubeconfig: Arc<LoadedKubeconfig>,
-) -> anyhow::Result<ExitCode> {
+/// `export REMOTE --for ALIAS`.
+pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outcome> {
     let flags = &args.mutation;
-    let target = mutate::target(global, kubeconfig, "export").await?;
+    let target = Session::open(scope, "export").await?;
     let client = &target.client;
     // The local cluster to configure is checked before anything is written here.
-    let apply_to = match &args.apply_to {
-        Some(url) => {
-            let remote_api = crate::cli::RemoteApiFlags {
-                remote_url: Some(url.clone()),
-                remote_user: args.apply_user.clone(),
-                remote_password_file: args.apply_password_file.clone(),
-                remote_ca_file: args.apply_ca_file.clone(),
-            };
-            Some(cross::connect_remote_api(&remote_api, url).await?)
-        }
+    let apply_to = match &args.apply_to.remote_url {
+        Some(url) => Some(external::connect_remote_api(&args.apply_to, url).await?),
         None => None,
     };
     let out_dir = args
@@ -68,18 +55,18 @@ pub async fn run(
     };
     // What the last planning read, for the handover once the plan is applied.
     let seen: std::cell::RefCell<(Option<plan::RemoteCa>, Option<String>)> = Default::default();
-    let applied = mutate::plan_and_apply(&[client], flags, || {
+    let applied = workflow::plan_and_apply(&[client], &target.es, flags, || {
         let (request, seen) = (&request, &seen);
         let namespace = &target.namespace;
         async move {
             let (remote, operator) = tokio::join!(
-                mutate::read_es(client, namespace, &args.remote),
+                observe::read_es(client, namespace, &args.remote),
                 eck::operator_facts(client),
             );
             let remote = remote?;
             let (ca, exposure) = tokio::join!(
-                cross::read_transport_ca(client, namespace, &remote.id.name),
-                cross::server_exposure(client, &remote.id, &operator),
+                observe::read_transport_ca(client, namespace, &remote.id.name),
+                observe::server_exposure(client, &remote.id, &operator),
             );
             let (ca, (exposed_host, exposure_service_exists)) = (ca?, exposure?);
             *seen.borrow_mut() = (ca.clone(), exposed_host.clone());
@@ -97,7 +84,7 @@ pub async fn run(
     })
     .await?;
     if flags.dry_run != DryRun::None {
-        return Ok(ExitCode::Ok);
+        return Ok(Outcome::nothing());
     }
     let (observed_ca, observed_host) = seen.into_inner();
     let address = match (
@@ -141,26 +128,21 @@ pub async fn run(
             args.remote, args.alias, args.remote, args.alias
         )),
     }
-    match flags.output {
-        Some(format) => output::print_document(
-            &serde_json::json!({
-                "apiVersion": API_VERSION,
-                "kind": "ExportResult",
-                "alias": args.alias,
-                "proxyAddress": address,
-                "serverName": server_name,
-                "outputDir": out_dir,
-                "writes": applied.writes,
-            }),
-            format,
-        )?,
-        None => output::write_stdout(&summary)?,
-    }
+    let outcome = Outcome::document(serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": "ExportResult",
+        "alias": args.alias,
+        "proxyAddress": address,
+        "serverName": server_name,
+        "outputDir": out_dir,
+        "writes": applied.writes,
+    }))?
+    .with_text(Some(summary));
     output::info(&format!(
         "Wrote {} (see INSTRUCTIONS.md there for Elastic Cloud Hosted, ECE and self-managed clusters).",
         out_dir.display()
     ));
-    if let (Some(local), Some(url)) = (&apply_to, &args.apply_to) {
+    if let (Some(local), Some(url)) = (&apply_to, &args.apply_to.remote_url) {
         apply_remote_settings(
             local,
             url,
@@ -171,23 +153,26 @@ pub async fn run(
         )
         .await?;
     }
-    Ok(ExitCode::Ok)
+    Ok(outcome)
 }
 
 /// `export --security certificate`: trust the other side's transport CA, expose the transport,
 /// hand over this cluster's transport CA and the address.
 async fn export_certificate(
-    target: &mutate::Target,
-    args: &ExportArgs,
+    target: &Session,
+    args: &ExportRequest,
     apply_to: Option<&EsClient>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Outcome> {
     let flags = &args.mutation;
     let client = &target.client;
     let Some(ca_path) = &args.ca_file else {
         return Err(UserError::MissingExportCa.into());
     };
     let their_ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
-    let subjects = restriction_subjects(&args.restriction)?;
+    let subjects = crate::observe::files::restriction_subjects(
+        args.restriction.trust_file.as_deref(),
+        &args.restriction.trust_subject,
+    )?;
     let request = plan::ExportRequest {
         alias: args.alias.clone(),
         search_indices: Vec::new(),
@@ -197,16 +182,16 @@ async fn export_certificate(
     };
     // This cluster's transport CA and its transport's address, as the last planning read them.
     let seen: std::cell::RefCell<(Option<plan::RemoteCa>, Option<String>)> = Default::default();
-    let applied = mutate::plan_and_apply(&[client], flags, || {
+    let applied = workflow::plan_and_apply(&[client], &target.es, flags, || {
         let (request, their_ca, seen, subjects) = (&request, &their_ca, &seen, &subjects);
         async move {
             let (remote, operator) = tokio::join!(
-                mutate::read_es(client, &target.namespace, &args.remote),
+                observe::read_es(client, &target.namespace, &args.remote),
                 eck::operator_facts(client),
             );
-            let side = cross::trust_side(client, remote?).await?;
-            let restricted = cross::restricted_when_asked(client, &side, subjects.as_ref()).await?;
-            let restriction = cross::restriction(restricted.as_ref(), subjects.as_ref());
+            let side = observe::trust_side(client, remote?).await?;
+            let restricted = observe::restricted_when_asked(client, &side, subjects.as_ref()).await?;
+            let restriction = observe::restriction(restricted.as_ref(), subjects.as_ref());
             let services = Api::<Service>::namespaced(client.client.clone(), &target.namespace);
             let transport = client
                 .call(services.get_opt(&format!("{}-es-transport", args.remote)))
@@ -228,7 +213,7 @@ async fn export_certificate(
     })
     .await?;
     if flags.dry_run != DryRun::None {
-        return Ok(ExitCode::Ok);
+        return Ok(Outcome::nothing());
     }
     if applied.planned.0.is_empty() {
         output::info(&format!(
@@ -258,12 +243,22 @@ async fn export_certificate(
         out_dir.join("INSTRUCTIONS.md"),
         certificate_instructions(&args.alias, &address, &target.namespace),
     )?;
-    output::write_stdout(&format!(
+    let summary = format!(
         "alias: {}\nproxy_address: {address}\nca: {}\n",
         args.alias,
         out_dir.join("ca.crt").display()
-    ))?;
-    if let (Some(local), Some(url)) = (apply_to, &args.apply_to) {
+    );
+    let outcome = Outcome::document(serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": "ExportResult",
+        "alias": args.alias,
+        "security": plan::SecurityModel::Certificate,
+        "proxyAddress": address,
+        "outputDir": out_dir,
+        "writes": applied.writes,
+    }))?
+    .with_text(Some(summary));
+    if let (Some(local), Some(url)) = (apply_to, &args.apply_to.remote_url) {
         apply_remote_settings(
             local,
             url,
@@ -274,26 +269,9 @@ async fn export_certificate(
         )
         .await?;
     }
-    Ok(ExitCode::Ok)
+    Ok(outcome)
 }
 
-/// The node names a restricted trust accepts, when `--trust-file` or `--trust-subject` asks
-/// for one; says which downloaded entries were meant for this side and replaced.
-pub fn restriction_subjects(
-    flags: &crate::cli::TrustRestrictionFlags,
-) -> Result<Option<crate::external::TrustSubjects>, UserError> {
-    if !flags.given() {
-        return Ok(None);
-    }
-    let subjects =
-        crate::external::trust_subjects(flags.trust_file.as_deref(), &flags.trust_subject)?;
-    for dropped in &subjects.dropped {
-        output::info(&format!(
-            "Left out {dropped:?} from the trust file: it names the ECK side by its Scope ID and never matches ECK's node names; this cluster's own pattern is written instead."
-        ));
-    }
-    Ok(Some(subjects))
-}
 
 fn certificate_instructions(alias: &str, address: &str, namespace: &str) -> String {
     format!(
@@ -426,18 +404,15 @@ Remote cluster settings: mode `proxy`, proxy address `{address}`, server name `{
     )
 }
 
-pub async fn unexport(
-    global: &GlobalFlags,
-    args: &UnexportArgs,
-    kubeconfig: Arc<LoadedKubeconfig>,
-) -> anyhow::Result<ExitCode> {
+/// `unexport REMOTE --for ALIAS`.
+pub async fn unexport(scope: &Scope, args: &UnexportRequest) -> anyhow::Result<Outcome> {
     let flags = &args.mutation;
-    let target = mutate::target(global, kubeconfig, "unexport").await?;
+    let target = Session::open(scope, "unexport").await?;
     let client = &target.client;
-    let applied = mutate::plan_and_apply(&[client], flags, || {
+    let applied = workflow::plan_and_apply(&[client], &target.es, flags, || {
         let namespace = &target.namespace;
         async move {
-            let remote = mutate::read_es(client, namespace, &args.remote).await?;
+            let remote = observe::read_es(client, namespace, &args.remote).await?;
             let services = Api::<Service>::namespaced(client.client.clone(), namespace);
             let own = plan::exposure_service_name(&remote.id);
             let service = client
@@ -445,8 +420,8 @@ pub async fn unexport(
                 .await?
                 .map(|s| serde_json::to_value(s).unwrap_or_default());
             if plan::exported_with_certificate(&remote, &args.alias) {
-                let side = cross::trust_side(client, remote).await?;
-                let restricted = cross::restricted_side(client, &side).await?;
+                let side = observe::trust_side(client, remote).await?;
+                let restricted = observe::restricted_side(client, &side).await?;
                 return Ok(ExportPlan(
                     plan::plan_unexport_certificate(&side, &restricted, &args.alias)
                         .map_err(UserError::from)?,
@@ -476,7 +451,7 @@ pub async fn unexport(
             args.alias, applied.writes
         ));
     }
-    Ok(ExitCode::Ok)
+    Ok(Outcome::nothing())
 }
 
 #[cfg(test)]
