@@ -1,7 +1,7 @@
 //! One fake cluster: its object store and the API semantics of every verb, independent of HTTP
 //! (the HTTP layer in `server.rs` and [`crate::ClusterHandle`] both call these).
 //!
-//! Behaviour follows `/work/shared/docs/kubernetes-api-behaviour.md` (observed on a real
+//! Behaviour follows `kubernetes-api-behaviour.md` in the shared docs (observed on a real
 //! apiextensions-apiserver) and k8s.io/apiserver's generic registry
 //! (`pkg/registry/generic/registry/store.go`, `pkg/endpoints/handlers/{create,update,patch,delete}.go`).
 
