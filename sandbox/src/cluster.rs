@@ -404,8 +404,8 @@ impl ClusterState {
     }
 
     /// Starts a watch: the events to send first, the live receiver, and the selectors.
-    /// `resource_version` unset or "0" (or `send_initial_events`): synthetic ADDED events for
-    /// the current objects (what the real server does); otherwise every change after it, or 410
+    /// `resource_version` unset or "0" (or `send_initial_events` true): synthetic ADDED events
+    /// for the current objects (what the real server does); otherwise every change after it, or 410
     /// Expired if it is older than the remembered history (the real server's compaction window;
     /// `storage/cacher/watch_cache.go` `getAllEventsSinceLocked`). A resourceVersion newer than
     /// the cluster's is accepted: changes up to it are skipped (`cacheWatcher.process`).
@@ -415,7 +415,7 @@ impl ClusterState {
         ns: Option<&str>,
         q: &ListQuery,
         resource_version: Option<&str>,
-        send_initial_events: bool,
+        send_initial_events: Option<bool>,
     ) -> Result<Watch, ApiError> {
         let info = self.info(key)?;
         let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
@@ -447,7 +447,16 @@ impl ClusterState {
         let receiver = self.events.subscribe();
         let mut initial = Vec::new();
         let mut position = store.rv;
-        match from.filter(|rv| *rv != 0 && !send_initial_events) {
+        let from = match (send_initial_events, from) {
+            // Streaming list: the current state whatever the resourceVersion.
+            (Some(true), _) => None,
+            // `sendInitialEvents=false` from "" or "0": from now on, no initial state
+            // (`watch_cache.go`: "start watching from Any resourceVersion").
+            (Some(false), None | Some(0)) => Some(store.rv),
+            (_, Some(0)) => None,
+            (_, rv) => rv,
+        };
+        match from {
             None => {
                 if let Some(bucket) = store.bucket(key) {
                     for obj in bucket.values() {

@@ -752,10 +752,11 @@ struct WatchOpts {
     timeout: Duration,
     /// `allowWatchBookmarks=true`.
     bookmarks: bool,
-    /// `sendInitialEvents=true` (with `resourceVersionMatch=NotOlderThan`): the current objects
-    /// as ADDED whatever the resourceVersion, then a BOOKMARK annotated
-    /// `k8s.io/initial-events-end: "true"` (the streaming list of KEP-3157).
-    send_initial_events: bool,
+    /// `sendInitialEvents` (with `resourceVersionMatch=NotOlderThan`). `true`: the current
+    /// objects as ADDED whatever the resourceVersion, then (with bookmarks) a BOOKMARK annotated
+    /// `k8s.io/initial-events-end: "true"` (the streaming list of KEP-3157). `false`: no
+    /// initial state, from the resourceVersion or from now.
+    send_initial_events: Option<bool>,
 }
 
 /// Seconds between bookmarks (`bookmarkFrequency` of `storage/cacher`).
@@ -769,13 +770,14 @@ fn watch_options(ctx: &Ctx<'_>) -> Result<WatchOpts, ApiError> {
             .parse::<u64>()
             .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
     };
-    let send_initial_events = ctx
-        .param("sendInitialEvents")
-        .is_some_and(|v| !v.is_empty());
+    let send_initial_events = match ctx.param("sendInitialEvents") {
+        None | Some("") => None,
+        Some(v) => Some(matches!(v, "true" | "1")),
+    };
     let rv_match = ctx.param("resourceVersionMatch").unwrap_or("");
     // `apimachinery/pkg/apis/meta/internalversion/validation` (validateWatchOptions).
     let mut causes = Vec::new();
-    if send_initial_events && rv_match != "NotOlderThan" {
+    if send_initial_events.is_some() && rv_match != "NotOlderThan" {
         causes.push(crate::status::Cause {
             reason: "FieldValueForbidden",
             message:
@@ -784,12 +786,19 @@ fn watch_options(ctx: &Ctx<'_>) -> Result<WatchOpts, ApiError> {
             field: "resourceVersionMatch".into(),
         });
     }
-    if !send_initial_events && !rv_match.is_empty() {
+    if send_initial_events.is_none() && !rv_match.is_empty() {
         causes.push(crate::status::Cause {
             reason: "FieldValueForbidden",
             message: "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".into(),
             field: "resourceVersionMatch".into(),
         });
+    }
+    if !rv_match.is_empty() && rv_match != "NotOlderThan" {
+        causes.push(crate::status::Cause::unsupported(
+            "resourceVersionMatch",
+            &Value::from(rv_match),
+            &["NotOlderThan".to_string()],
+        ));
     }
     if !causes.is_empty() {
         let detail: Vec<String> = causes
@@ -825,7 +834,7 @@ fn watch_options(ctx: &Ctx<'_>) -> Result<WatchOpts, ApiError> {
             Duration::from_secs(timeout)
         },
         bookmarks: flag("allowWatchBookmarks"),
-        send_initial_events: ctx.param("sendInitialEvents") == Some("true"),
+        send_initial_events,
     })
 }
 
@@ -925,7 +934,7 @@ fn watch_response(
                 return;
             }
         }
-        if opts.send_initial_events
+        if opts.send_initial_events == Some(true)
             && opts.bookmarks
             && tx.send(bookmark(info, position, true)).await.is_err()
         {

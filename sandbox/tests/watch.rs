@@ -178,9 +178,13 @@ async fn watch_without_or_at_zero_resource_version_starts_with_the_current_objec
         let list = c.get(&path).await.unwrap().json();
         let items = list["items"].as_array().unwrap();
         assert!(!items.is_empty(), "{path}: nothing to watch");
+        // Both watches at once: each lasts its timeout.
+        let mut both = Vec::new();
         for start in ["", "&resourceVersion=0"] {
             let mut s = watch(&c, &format!("{path}?watch=1&timeoutSeconds=1{start}")).await;
-            let events = rest(&mut s).await;
+            both.push(async move { (start, rest(&mut s).await) });
+        }
+        for (start, events) in futures::future::join_all(both).await {
             assert!(
                 events.iter().all(|(t, _)| t == "ADDED"),
                 "{path}{start}: {events:?}"
@@ -421,7 +425,43 @@ async fn send_initial_events_ends_with_an_annotated_bookmark() {
         .unwrap();
     assert_eq!(r.status, 422);
     assert_eq!(r.reason(), "Invalid");
+    assert_eq!(
+        r.message(),
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+    );
     assert_eq!(r.json()["details"]["kind"], "ListOptions");
+    let r = c
+        .get(&format!(
+            "{ES_PATH}?watch=true&resourceVersionMatch=Exact&resourceVersion=1"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422);
+    let causes: Vec<_> = r.json()["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(causes, ["FieldValueForbidden", "FieldValueNotSupported"]);
+
+    // sendInitialEvents=false from "0": no initial state, changes from now on.
+    let mut s = watch(&c, &format!("{ES_PATH}?watch=true&timeoutSeconds=2&sendInitialEvents=false&resourceVersionMatch=NotOlderThan&resourceVersion=0")).await;
+    let r = c
+        .patch(
+            &format!("{ES_PATH}/catalog"),
+            MERGE,
+            &json!({"metadata": {"labels": {"x": "y"}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let events: Vec<_> = rest(&mut s)
+        .await
+        .into_iter()
+        .map(|(t, o)| format!("{t} {}", name(&o)))
+        .collect();
+    assert_eq!(events, ["MODIFIED catalog"]);
 }
 
 #[tokio::test]
