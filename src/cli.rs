@@ -251,7 +251,8 @@ after removing the link. Another URL, or a key you made yourself, is left alone:
 on the remote.";
 
 /// `--wait` of the commands that return after their writes whatever it says.
-const WAIT_NOTHING: &str = "Accepted for symmetry with link and unlink; this command does not wait after its writes";
+const WAIT_NOTHING: &str =
+    "Accepted for symmetry with link and unlink; this command does not wait after its writes";
 const WAIT_NOTHING_LONG: &str = "\
 Accepted for symmetry with link and unlink: this command returns once its writes are done, \
 with --wait or without. Waits its plan needs (a LoadBalancer address, a rollout before a later \

@@ -141,7 +141,10 @@ fn kubectl_completes_subcommands_through_the_helper() {
     let answer = complete_with(&kubectl, None, &[""]);
     answer.assert_offers(&COMMANDS);
     let values = answer.values();
-    assert!(values.contains(&"man"), "man is listed in help, so completed too");
+    assert!(
+        values.contains(&"man"),
+        "man is listed in help, so completed too"
+    );
     assert!(
         answer
             .lines

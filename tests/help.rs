@@ -81,14 +81,26 @@ fn command_flags_come_before_the_global_ones_under_their_heading() {
                     !defines(own, global_flag),
                     "{command} {flag}: {global_flag} before the heading"
                 );
-                assert!(defines(global, global_flag), "{command} {flag}: {global_flag}");
+                assert!(
+                    defines(global, global_flag),
+                    "{command} {flag}: {global_flag}"
+                );
             }
         }
     }
     let link = help(&["link", "-h"]);
     let (own, _) = link.split_at(link.find(GLOBAL_HEADING).unwrap());
-    for flag in ["--external", "--remote-context", "--dry-run", "--wait", "-o, --output"] {
-        assert!(defines(own, flag), "{flag} is not before the global heading");
+    for flag in [
+        "--external",
+        "--remote-context",
+        "--dry-run",
+        "--wait",
+        "-o, --output",
+    ] {
+        assert!(
+            defines(own, flag),
+            "{flag} is not before the global heading"
+        );
     }
 }
 
@@ -138,14 +150,21 @@ fn secrets_of(world: &World, clusters: &[(&str, &str)]) -> Vec<String> {
             east.secret_text(ns, &format!("{name}-es-elastic-user"), "elastic")
         })
         .collect();
-    assert_eq!(secrets.len(), clusters.len(), "every cluster has a password");
+    assert_eq!(
+        secrets.len(),
+        clusters.len(),
+        "every cluster has a password"
+    );
     let kubeconfig = std::fs::read_to_string(&world.kubeconfig).unwrap();
     for line in kubeconfig.lines() {
         if let Some((_, value)) = line.split_once("client-key-data:") {
             secrets.push(value.trim().trim_matches('"').to_string());
         }
     }
-    assert!(secrets.len() > clusters.len(), "the kubeconfig has a client key");
+    assert!(
+        secrets.len() > clusters.len(),
+        "the kubeconfig has a client key"
+    );
     secrets
 }
 
@@ -174,7 +193,10 @@ fn each_verbosity_level_adds_to_stderr_and_leaves_stdout_alone() {
     assert!(debug.contains("DEBUG"), "-v=2: {debug}");
     assert!(debug.contains("command \"list\""), "-v=2: {debug}");
     assert!(debug.contains("exit code 0"), "-v=2: {debug}");
-    assert!(!debug.contains("http.url"), "-v=2 has no request lines: {debug}");
+    assert!(
+        !debug.contains("http.url"),
+        "-v=2 has no request lines: {debug}"
+    );
 
     let three = list(Some("-v=3"));
     assert_eq!(stdout_of(&three), baseline);
