@@ -418,6 +418,7 @@ impl Timeline {
 /// restart and no added latency: how late the plugin's waits notice each rollout's end.
 fn operator_delay_section() {
     const DELAY: Duration = Duration::from_millis(2000);
+    const ROUNDS: usize = 3;
     let sandbox = Sandbox::builder()
         .operator_delay(DELAY)
         .cluster(
@@ -464,7 +465,9 @@ fn operator_delay_section() {
         ("`unlink` (waits)", across("unlink", &["--yes"])),
     ];
     let mut details = Vec::new();
-    for (name, args) in &runs {
+    // The poll's phase against the rollout's end varies from run to run: three rounds.
+    for (round, (name, args)) in (1..=ROUNDS).flat_map(|n| runs.iter().map(move |r| (n, r))) {
+        let name = format!("{name}, round {round}");
         let t = observe(&clusters, &kubeconfig, dir.path(), args);
         let reactions = t.reactions();
         let shown = reactions
