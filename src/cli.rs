@@ -2,7 +2,15 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::k8s::kubeconfig::LoadedKubeconfig;
+use crate::workflow::request::{
+    ExportRequest, LinkRequest, MutationOptions, RemoteApi, Scope, TrustRequest, TrustRestriction,
+    UnexportRequest, UnlinkRequest,
+};
 
 const LIST_EXAMPLES: &str = "\
 Examples:
@@ -36,6 +44,13 @@ Examples:
   kubectl remote-cluster completion zsh > \"${fpath[1]}/_kubectl-remote_cluster\"
   kubectl remote-cluster completion fish > ~/.config/fish/completions/kubectl-remote_cluster.fish";
 
+const ROOT_MORE: &str = "\
+Run `kubectl remote-cluster --help` for examples and exit codes, and
+`kubectl remote-cluster <command> --help` for the details of each flag.";
+
+/// Shown under `-h` of a subcommand instead of its examples.
+const MORE: &str = "Run with --help for examples and the details of each flag.";
+
 const ROOT_EXAMPLES: &str = "\
 Examples:
   # Every ECK-managed Elasticsearch in every context of the kubeconfig
@@ -51,7 +66,8 @@ Exit codes: 0 success, 1 failure (also: part of a listing failed), 2 bad usage o
     bin_name = "kubectl remote-cluster",
     version,
     propagate_version = true,
-    after_help = ROOT_EXAMPLES,
+    after_help = ROOT_MORE,
+    after_long_help = ROOT_EXAMPLES,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -62,14 +78,22 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Connection and diagnostics flags, named and behaving as kubectl's.
+/// Connection and diagnostics flags, named and behaving as kubectl's; every command takes them,
+/// and its help lists them after its own flags, under "Global options".
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalFlags {
-    /// Path to the kubeconfig file (overrides KUBECONFIG, which may list several files)
+    /// Path to the kubeconfig file
+    ///
+    /// Overrides KUBECONFIG, which may list several files (merged as kubectl merges them);
+    /// without either, ~/.kube/config.
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Kubeconfig context to use; several with a comma or by repeating the flag
+    /// Kubeconfig context to use (default: the current context)
+    ///
+    /// list and describe take several, with a comma or by repeating the flag; the commands that
+    /// change clusters take one.
     #[arg(
         long = "context",
         global = true,
@@ -79,14 +103,25 @@ pub struct GlobalFlags {
     pub contexts: Vec<String>,
 
     /// Namespace (default: the context's namespace, then "default")
+    ///
+    /// list looks in all namespaces unless -n is given.
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Time to wait for each request to the API server: 0 (no limit), or a number with a unit (30s, 2m)
+    /// Time to wait for each request to the API server (0: no limit)
+    ///
+    /// 0 (no limit), or a number with a unit: 30s, 2m.
     #[arg(long, global = true, value_name = "DURATION", default_value = "0")]
     pub request_timeout: String,
 
-    /// Diagnostics on stderr: -v for cause chains, -v=2 and up for request traces
+    /// Diagnostics on stderr: -v error causes, -v=2 debug, -v=3 and up API requests
+    ///
+    /// Each level adds to the one below, all on stderr (stdout stays the same):
+    ///   -v, -v=1  on failure, the chain of causes under the error line
+    ///   -v=2      the plugin's debug messages: the command and its settings, connections to
+    ///             Elasticsearch that ended, the exit code
+    ///   -v=3      and up: one line per Kubernetes API request when it completes: method, URL
+    ///             and status; never headers (no credentials) nor bodies (no Secret data)
     #[arg(
         short = 'v',
         long = "v",
@@ -95,7 +130,8 @@ pub struct GlobalFlags {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "1",
-        default_value = "0"
+        default_value = "0",
+        verbatim_doc_comment
     )]
     pub verbosity: u8,
 }
@@ -103,42 +139,63 @@ pub struct GlobalFlags {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List ECK-managed Elasticsearch clusters across kubeconfig contexts
-    #[command(after_help = LIST_EXAMPLES)]
+    #[command(after_help = MORE, after_long_help = LIST_EXAMPLES)]
     List(ListArgs),
 
     /// Connect LOCAL to REMOTE as a remote cluster (same Kubernetes cluster: ECK does the rest)
-    #[command(after_help = LINK_EXAMPLES)]
+    #[command(after_help = MORE, after_long_help = LINK_EXAMPLES)]
     Link(Box<LinkArgs>),
 
     /// Make two Elasticsearch clusters in different Kubernetes clusters trust each other's transport CA
-    #[command(after_help = TRUST_EXAMPLES)]
+    #[command(
+        after_help = MORE,
+        after_long_help = TRUST_EXAMPLES,
+        mut_arg("wait", |arg| arg.help(WAIT_NOTHING).long_help(WAIT_NOTHING_LONG)),
+        mut_arg("timeout", |arg| arg.help(TIMEOUT_PLAN).long_help(TIMEOUT_PLAN_LONG))
+    )]
     Trust(TrustArgs),
 
     /// Prepare an Elasticsearch as the remote of a cluster outside Kubernetes and write what that side needs
-    #[command(after_help = EXPORT_EXAMPLES)]
+    #[command(
+        after_help = MORE,
+        after_long_help = EXPORT_EXAMPLES,
+        mut_arg("wait", |arg| arg.help(WAIT_NOTHING).long_help(WAIT_NOTHING_LONG)),
+        mut_arg("timeout", |arg| arg.help(TIMEOUT_PLAN).long_help(TIMEOUT_PLAN_LONG))
+    )]
     Export(ExportArgs),
 
     /// Invalidate an exported API key and remove the exposure nothing else uses
+    #[command(
+        after_help = MORE,
+        mut_arg("wait", |arg| arg.help(WAIT_NOTHING).long_help(WAIT_NOTHING_LONG)),
+        mut_arg("timeout", |arg| arg.help(TIMEOUT_PLAN).long_help(TIMEOUT_PLAN_LONG))
+    )]
     Unexport(UnexportArgs),
 
     /// Remove a remote cluster link made by this plugin
-    #[command(after_help = UNLINK_EXAMPLES)]
+    #[command(
+        after_help = MORE,
+        after_long_help = UNLINK_EXAMPLES,
+        mut_arg("wait", |arg| arg.help(UNLINK_WAIT).long_help(UNLINK_WAIT_LONG)),
+        mut_arg("remote_url", |arg| arg.help(UNLINK_REMOTE_URL).long_help(UNLINK_REMOTE_URL_LONG)),
+        mut_arg("remote_user", |arg| arg.help("With --remote-url: user on the remote allowed to invalidate the key"))
+    )]
     Unlink(UnlinkArgs),
 
     /// Show one cluster's remote cluster links, both ways, and whether they are connected
-    #[command(after_help = DESCRIBE_EXAMPLES)]
+    #[command(after_help = MORE, after_long_help = DESCRIBE_EXAMPLES)]
     Describe(DescribeArgs),
 
     /// Print the plugin's version
-    #[command(after_help = VERSION_EXAMPLES)]
+    #[command(after_help = MORE, after_long_help = VERSION_EXAMPLES)]
     Version(VersionArgs),
 
     /// Print a shell completion script, or install kubectl's completion helper for this plugin
-    #[command(after_help = COMPLETION_EXAMPLES)]
+    #[command(after_help = MORE, after_long_help = COMPLETION_EXAMPLES)]
     Completion(CompletionArgs),
 
     /// Print the manual page (roff), or write one page per command into a directory
-    #[command(hide = true)]
+    #[command(after_help = MORE)]
     Man(ManArgs),
 }
 
@@ -198,10 +255,44 @@ Examples:
   # A link across Kubernetes clusters whose remote cannot be reached: clean this side
   kubectl remote-cluster unlink catalog products -n search --local-only";
 
+/// `--wait` of unlink: it waits for rollouts only; nothing tells when a link is gone.
+const UNLINK_WAIT: &str = "Wait until ECK has rolled out the changed Elasticsearch resources";
+const UNLINK_WAIT_LONG: &str = "\
+Wait until ECK has rolled out every Elasticsearch resource the unlink changed (observed \
+generation caught up, phase Ready); across Kubernetes clusters, those whose nodes restart. \
+--wait=false returns after the writes and the waits a later step of the plan needs.";
+
+/// `--remote-url` of unlink: it never creates a key, it invalidates the one link created.
+const UNLINK_REMOTE_URL: &str =
+    "The remote's HTTPS URL given to link --remote-url: invalidate the API key link created there";
+const UNLINK_REMOTE_URL_LONG: &str = "\
+For a link to a cluster outside Kubernetes whose cross-cluster API key the plugin created \
+(link --external --remote-url): the same URL, so that the plugin invalidates that key there \
+after removing the link. Another URL, or a key you made yourself, is left alone: invalidate it \
+on the remote.";
+
+/// `--wait` of the commands that return after their writes whatever it says.
+const WAIT_NOTHING: &str =
+    "Accepted for symmetry with link and unlink; this command does not wait after its writes";
+const WAIT_NOTHING_LONG: &str = "\
+Accepted for symmetry with link and unlink: this command returns once its writes are done, \
+with --wait or without. Waits its plan needs (a LoadBalancer address, a rollout before a later \
+step) always happen, within --timeout.";
+
+/// `--timeout` of the commands whose only waits are their plan's.
+const TIMEOUT_PLAN: &str = "How long the plan's own waits may take (90s, 10m)";
+const TIMEOUT_PLAN_LONG: &str = "\
+How long the waits the plan needs may take, all together: a LoadBalancer address, a rollout \
+before a later step. A number with a unit: 90s, 10m.";
+
 /// Flags shared by the commands that change clusters.
 #[derive(Debug, Args, Clone)]
 pub struct MutationFlags {
-    /// none: apply; client: print the plan only; server: send the writes with dryRun=All
+    /// Only show the plan (client) or have the API server validate it (server)
+    ///
+    /// none: apply. client (also --dry-run alone): print the plan on stderr, send nothing.
+    /// server: send the writes with dryRun=All, so the API server validates them and saves
+    /// nothing; no waits follow.
     #[arg(
         long,
         value_enum,
@@ -213,12 +304,18 @@ pub struct MutationFlags {
     )]
     pub dry_run: DryRunMode,
 
-    /// Apply without asking, even when Elasticsearch nodes restart
+    /// Do not ask before a plan that restarts Elasticsearch nodes
+    ///
+    /// A plan that restarts nodes (rolling) is asked about on a terminal and refused without one;
+    /// --yes applies it. Other plans are applied without asking.
     #[arg(short = 'y', long)]
     pub yes: bool,
 
-    /// Wait until ECK has rolled the change out and the link is connected (--wait=false returns
-    /// after the writes and the waits a later step of the plan needs)
+    /// Wait until ECK has rolled the change out and the link is connected
+    ///
+    /// After the writes, wait for ECK to roll out the changed Elasticsearch resources, then until
+    /// LOCAL's _remote/info reports the alias connected. --wait=false returns after the writes
+    /// and the waits a later step of the plan needs.
     #[arg(
         long,
         value_name = "BOOL",
@@ -230,12 +327,17 @@ pub struct MutationFlags {
     )]
     pub wait: bool,
 
-    /// How long the plan's own waits may take, and again how long --wait waits: a number with a
-    /// unit (90s, 10m)
+    /// How long the plan's own waits may take, and again how long --wait waits (90s, 10m)
+    ///
+    /// The waits the plan needs (a LoadBalancer address, a rollout before a later step) may take
+    /// this long all together; --wait then may take this long again. A number with a unit.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub timeout: String,
 
-    /// Print the plan (or, after applying, the result) as a document on stdout
+    /// Print the result as a document on stdout
+    ///
+    /// The plan and what was done (the plan only, with --dry-run); progress and the plan in
+    /// words stay on stderr.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<DocumentFormat>,
 }
@@ -249,8 +351,11 @@ pub struct LinkArgs {
     #[arg(required_unless_present = "external")]
     pub remote: Option<String>,
 
-    /// The remote is outside every kubeconfig context (Elastic Cloud Hosted, ECE, self-managed):
-    /// the alias LOCAL uses for it; needs --proxy-address, --ca-file and --api-key-file
+    /// A remote outside Kubernetes, under this alias (instead of REMOTE)
+    ///
+    /// For Elastic Cloud Hosted, ECE or self-managed Elasticsearch. Needs --proxy-address; the
+    /// remote's CA with --ca-file or --public-ca; the key with --api-key-file or --remote-url
+    /// (or --security certificate).
     #[arg(
         long,
         value_name = "ALIAS",
@@ -260,6 +365,8 @@ pub struct LinkArgs {
     pub external: Option<String>,
 
     /// With --external: PEM file of the CA of the remote's remote cluster server
+    ///
+    /// Mounted into LOCAL's nodes so that they trust the remote's certificate.
     #[arg(
         long,
         value_name = "FILE",
@@ -268,12 +375,15 @@ pub struct LinkArgs {
     )]
     pub ca_file: Option<std::path::PathBuf>,
 
-    /// With --external: the remote's certificate comes from a publicly trusted CA (as on Elastic
-    /// Cloud Hosted): no CA file to mount, only client SSL switched on
+    /// With --external: the remote's certificate is signed by a public CA
+    ///
+    /// As on Elastic Cloud Hosted: no CA file to mount, only client SSL switched on.
     #[arg(long, requires = "external")]
     pub public_ca: bool,
 
     /// With --external: file holding the encoded cross-cluster API key made on the remote
+    ///
+    /// Stored in LOCAL's keystore Secret; never printed.
     #[arg(
         long,
         value_name = "FILE",
@@ -292,7 +402,7 @@ pub struct LinkArgs {
     #[arg(long, value_name = "NAMESPACE")]
     pub remote_namespace: Option<String>,
 
-    /// Kubeconfig context of REMOTE when it runs in another Kubernetes cluster
+    /// Kubeconfig context of REMOTE, when it runs in another Kubernetes cluster
     #[arg(long, value_name = "NAME")]
     pub remote_context: Option<String>,
 
@@ -301,14 +411,22 @@ pub struct LinkArgs {
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
     /// Across Kubernetes clusters: how REMOTE's remote cluster server is exposed
+    ///
+    /// loadbalancer: a Service of type LoadBalancer, whose address LOCAL dials. none: you expose
+    /// it yourself and give --proxy-address.
     #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
     pub expose: ExposeMode,
 
-    /// Across Kubernetes clusters: the HOST:PORT LOCAL connects to, when you expose REMOTE yourself
+    /// The HOST:PORT LOCAL connects to, when you expose REMOTE yourself
+    ///
+    /// Across Kubernetes clusters with --expose none, and with --external (the remote's remote
+    /// cluster endpoint).
     #[arg(long, value_name = "HOST:PORT")]
     pub proxy_address: Option<String>,
 
-    /// Across Kubernetes clusters: the TLS server name LOCAL checks (default: REMOTE-es-remote-cluster.NAMESPACE.svc)
+    /// Across Kubernetes clusters: the TLS server name LOCAL checks
+    ///
+    /// Default: REMOTE-es-remote-cluster.NAMESPACE.svc, a name in the certificate ECK issues.
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<String>,
 
@@ -317,6 +435,10 @@ pub struct LinkArgs {
     pub alias: Option<String>,
 
     /// Security model (default: api-key when both sides run 8.14 or later, else certificate)
+    ///
+    /// api-key: a cross-cluster API key of REMOTE, limited to the index patterns below, and
+    /// REMOTE's remote cluster server (port 9443). certificate: the transport CAs trust each
+    /// other and LOCAL reaches REMOTE's transport port; no index restriction.
     #[arg(long, value_enum, value_name = "MODEL")]
     pub security: Option<Security>,
 
@@ -324,7 +446,7 @@ pub struct LinkArgs {
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub search_indices: Vec<String>,
 
-    /// Index patterns LOCAL may replicate from REMOTE (API-key model)
+    /// Index patterns LOCAL may replicate from REMOTE (API-key model; default: none)
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub replication_indices: Vec<String>,
 
@@ -340,13 +462,17 @@ pub struct LinkArgs {
 /// deployment of its region or installation, so it is trusted only for the nodes named here.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TrustRestrictionFlags {
-    /// With --security certificate, for a peer on Elastic Cloud Hosted or ECE: the trust.yml
-    /// downloaded there after adding this cluster as a trusted environment
+    /// With --security certificate: the trust.yml of a peer on Elastic Cloud Hosted or ECE
+    ///
+    /// Downloaded there after adding this cluster as a trusted environment; it names the nodes
+    /// of the peer to accept, since its CA signs every deployment of the region or installation.
     #[arg(long, value_name = "FILE")]
     pub trust_file: Option<std::path::PathBuf>,
 
-    /// With --security certificate: node-name pattern of the other side to accept, such as
-    /// "*.node.<deployment-id>.cluster.<organization-id>.account" (repeatable)
+    /// With --security certificate: node-name pattern of the other side to accept
+    ///
+    /// Such as "*.node.<deployment-id>.cluster.<organization-id>.account"; several with a comma
+    /// or by repeating the flag.
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub trust_subject: Vec<String>,
 }
@@ -360,11 +486,14 @@ impl TrustRestrictionFlags {
 /// How to reach the HTTPS API of a cluster outside Kubernetes.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RemoteApiFlags {
-    /// The remote's HTTPS URL, for the plugin to create (and later invalidate) the API key there
+    /// With --external: the remote's HTTPS URL, to create the API key there
+    ///
+    /// Instead of --api-key-file: the plugin creates the cross-cluster API key on the remote
+    /// with --remote-user, and unlink (given the same URL) invalidates it.
     #[arg(long, value_name = "URL")]
     pub remote_url: Option<String>,
 
-    /// User on the remote with the manage_security privilege
+    /// With --remote-url: user on the remote with the manage_security privilege
     #[arg(
         long,
         value_name = "USER",
@@ -373,11 +502,11 @@ pub struct RemoteApiFlags {
     )]
     pub remote_user: String,
 
-    /// File holding that user's password
+    /// With --remote-url: file holding that user's password
     #[arg(long, value_name = "FILE", requires = "remote_url")]
     pub remote_password_file: Option<std::path::PathBuf>,
 
-    /// PEM file of the CA of the remote's HTTPS certificate (default: the public web PKI)
+    /// With --remote-url: PEM file of the CA of its HTTPS certificate (default: public CAs)
     #[arg(long, value_name = "FILE", requires = "remote_url")]
     pub remote_ca_file: Option<std::path::PathBuf>,
 }
@@ -402,11 +531,13 @@ pub struct TrustArgs {
     #[arg(long, value_name = "FILE", requires = "remote_context")]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
-    /// Only LOCAL trusts REMOTE's CA
+    /// Only LOCAL trusts REMOTE's CA (default: both ways)
     #[arg(long)]
     pub one_way: bool,
 
     /// Replace copies of a CA that changed since (after a CA rotation)
+    ///
+    /// Without it, a copy that differs from the current CA is left as it is and reported.
     #[arg(long)]
     pub refresh: bool,
 
@@ -438,11 +569,15 @@ pub struct ExportArgs {
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub replication_indices: Vec<String>,
 
-    /// How the remote cluster server (or, with the certificate model, the transport) is exposed
+    /// How REMOTE is exposed to the other side
+    ///
+    /// Its remote cluster server, or with --security certificate its transport port.
+    /// loadbalancer: a Service of type LoadBalancer. none: you expose it yourself and give
+    /// --proxy-address.
     #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
     pub expose: ExposeMode,
 
-    /// The HOST:PORT the other side dials, when you expose it yourself
+    /// The HOST:PORT the other side dials, when you expose REMOTE yourself
     #[arg(long, value_name = "HOST:PORT")]
     pub proxy_address: Option<String>,
 
@@ -457,16 +592,23 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub restriction: TrustRestrictionFlags,
 
-    /// Where to write the CA, the API key (mode 0600) and the instructions
+    /// Where to write the CA, the API key and the instructions (default: REMOTE-export-ALIAS)
+    ///
+    /// The API key file is readable only by you (mode 0600); INSTRUCTIONS.md says what to enter
+    /// on the other side.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<std::path::PathBuf>,
 
     /// Also print the API key on stdout
+    ///
+    /// Without it the key is only in the output directory, never on the terminal.
     #[arg(long)]
     pub show_secrets: bool,
 
-    /// A self-managed local cluster reachable at this HTTPS URL: set its cluster settings for
-    /// the alias directly (its keystore and CA trust need node access and stay in the instructions)
+    /// The other side's HTTPS URL, when self-managed: set the alias there directly
+    ///
+    /// The plugin sets the other side's cluster settings for the alias itself; its keystore and
+    /// CA trust need node access and stay in the instructions.
     #[arg(long, value_name = "URL")]
     pub apply_to: Option<String>,
 
@@ -516,16 +658,22 @@ pub struct UnlinkArgs {
     #[arg(long)]
     pub disable_server: bool,
 
-    /// Across Kubernetes clusters: clean this side only (the remote is unreachable) and print
-    /// what is left on the remote
+    /// Across Kubernetes clusters: clean this side only and print what is left on the remote
+    ///
+    /// For a remote that cannot be reached; the remote's API key, certificates and exposure
+    /// stay and are listed as warnings.
     #[arg(long)]
     pub local_only: bool,
 
-    /// Across Kubernetes clusters: kubeconfig file holding the remote's context (default: the same)
+    /// Across Kubernetes clusters: kubeconfig file holding the remote's context
+    ///
+    /// The remote's context is the one the link was made with (recorded on LOCAL); default: the
+    /// same kubeconfig.
     #[arg(long, value_name = "FILE")]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
-    /// A link to a cluster outside Kubernetes whose key the plugin created: reach it to invalidate the key
+    // A link to a cluster outside Kubernetes whose key the plugin created: --remote-url and its
+    // credentials reach it to invalidate the key (help set on the Unlink variant).
     #[command(flatten)]
     pub remote_api: RemoteApiFlags,
 
@@ -567,8 +715,10 @@ pub struct DescribeArgs {
     /// The Elasticsearch to describe (in the first --context)
     pub name: String,
 
-    /// Also look for links to it in every other context (further --context values are looked
-    /// in as well)
+    /// Also look for links to it in every other context
+    ///
+    /// Links made from other Kubernetes clusters are recorded there only. Further --context
+    /// values are looked in as well.
     #[arg(long)]
     pub all_contexts: bool,
 
@@ -666,7 +816,10 @@ pub struct CompletionArgs {
     #[arg(value_enum, required_unless_present = "install_kubectl_helper")]
     pub shell: Option<clap_complete::Shell>,
 
-    /// Instead, copy `kubectl_complete-remote_cluster`, which kubectl runs to complete this plugin, into DIR (default: the directory of this plugin on PATH)
+    /// Instead, install kubectl's completion helper for this plugin
+    ///
+    /// Copies `kubectl_complete-remote_cluster`, which kubectl 1.26+ runs to complete this
+    /// plugin, into DIR (default: the directory of this plugin on PATH).
     #[arg(
         long,
         value_name = "DIR",
@@ -682,6 +835,142 @@ pub struct ManArgs {
     /// Write kubectl-remote_cluster.1 and one page per command into DIR instead of printing
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+}
+
+
+// What the flags ask for, in the workflows' terms.
+
+impl GlobalFlags {
+    pub fn scope(&self, kubeconfig: Arc<LoadedKubeconfig>) -> Scope {
+        Scope {
+            kubeconfig,
+            contexts: self.contexts.clone(),
+            namespace: self.namespace.clone(),
+            request_timeout: self.request_timeout.clone(),
+        }
+    }
+}
+
+impl MutationFlags {
+    pub fn options(&self) -> MutationOptions {
+        MutationOptions {
+            dry_run: self.dry_run.into(),
+            yes: self.yes,
+            wait: self.wait,
+            timeout: self.timeout.clone(),
+        }
+    }
+}
+
+impl RemoteApiFlags {
+    pub fn request(&self) -> RemoteApi {
+        RemoteApi {
+            remote_url: self.remote_url.clone(),
+            remote_user: self.remote_user.clone(),
+            remote_password_file: self.remote_password_file.clone(),
+            remote_ca_file: self.remote_ca_file.clone(),
+        }
+    }
+}
+
+impl TrustRestrictionFlags {
+    pub fn request(&self) -> TrustRestriction {
+        TrustRestriction {
+            trust_file: self.trust_file.clone(),
+            trust_subject: self.trust_subject.clone(),
+        }
+    }
+}
+
+impl LinkArgs {
+    pub fn request(&self) -> LinkRequest {
+        LinkRequest {
+            local: self.local.clone(),
+            remote: self.remote.clone(),
+            external: self.external.clone(),
+            ca_file: self.ca_file.clone(),
+            public_ca: self.public_ca,
+            api_key_file: self.api_key_file.clone(),
+            remote_api: self.remote_api.request(),
+            restriction: self.restriction.request(),
+            remote_namespace: self.remote_namespace.clone(),
+            remote_context: self.remote_context.clone(),
+            remote_kubeconfig: self.remote_kubeconfig.clone(),
+            expose: self.expose.into(),
+            proxy_address: self.proxy_address.clone(),
+            server_name: self.server_name.clone(),
+            alias: self.alias.clone(),
+            security: self.security.map(Into::into),
+            search_indices: self.search_indices.clone(),
+            replication_indices: self.replication_indices.clone(),
+            skip_unavailable: self.skip_unavailable,
+            mutation: self.mutation.options(),
+        }
+    }
+}
+
+impl UnlinkArgs {
+    pub fn request(&self) -> UnlinkRequest {
+        UnlinkRequest {
+            local: self.local.clone(),
+            alias: self.alias.clone(),
+            disable_server: self.disable_server,
+            local_only: self.local_only,
+            remote_kubeconfig: self.remote_kubeconfig.clone(),
+            remote_api: self.remote_api.request(),
+            mutation: self.mutation.options(),
+        }
+    }
+}
+
+impl TrustArgs {
+    pub fn request(&self) -> TrustRequest {
+        TrustRequest {
+            local: self.local.clone(),
+            remote: self.remote.clone(),
+            remote_namespace: self.remote_namespace.clone(),
+            remote_context: self.remote_context.clone(),
+            remote_kubeconfig: self.remote_kubeconfig.clone(),
+            one_way: self.one_way,
+            refresh: self.refresh,
+            mutation: self.mutation.options(),
+        }
+    }
+}
+
+impl ExportArgs {
+    pub fn request(&self) -> ExportRequest {
+        ExportRequest {
+            remote: self.remote.clone(),
+            alias: self.alias.clone(),
+            search_indices: self.search_indices.clone(),
+            replication_indices: self.replication_indices.clone(),
+            expose: self.expose.into(),
+            proxy_address: self.proxy_address.clone(),
+            security: self.security.into(),
+            ca_file: self.ca_file.clone(),
+            restriction: self.restriction.request(),
+            output_dir: self.output_dir.clone(),
+            show_secrets: self.show_secrets,
+            apply_to: RemoteApi {
+                remote_url: self.apply_to.clone(),
+                remote_user: self.apply_user.clone(),
+                remote_password_file: self.apply_password_file.clone(),
+                remote_ca_file: self.apply_ca_file.clone(),
+            },
+            mutation: self.mutation.options(),
+        }
+    }
+}
+
+impl UnexportArgs {
+    pub fn request(&self) -> UnexportRequest {
+        UnexportRequest {
+            remote: self.remote.clone(),
+            alias: self.alias.clone(),
+            mutation: self.mutation.options(),
+        }
+    }
 }
 
 #[cfg(test)]

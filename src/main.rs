@@ -20,6 +20,8 @@ fn main() -> std::process::ExitCode {
     };
     init_diagnostics(cli.global.verbosity);
     let verbosity = cli.global.verbosity;
+    debug_invocation(&cli);
+    let started = std::time::Instant::now();
     let code = match remote_cluster::run(cli) {
         Ok(code) => code,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::Ok,
@@ -33,20 +35,61 @@ fn main() -> std::process::ExitCode {
             error::exit_code_for(&err)
         }
     };
+    tracing::debug!(
+        target: "remote_cluster",
+        "exit code {} after {:?}",
+        code as u8,
+        started.elapsed()
+    );
     std::process::ExitCode::from(code as u8)
 }
 
-/// Diagnostics go to stderr only: `-v` shows cause chains, `-v=2` debug, `-v=4` request traces.
-fn init_diagnostics(verbosity: u8) {
-    let filter = match verbosity {
-        0 | 1 => "off",
-        2 | 3 => "remote_cluster=debug,kube=info",
-        _ => "remote_cluster=trace,kube=debug",
+/// What `-v=2` says first: the command and the global settings it runs with (names and paths
+/// only; nothing here is secret).
+fn debug_invocation(cli: &Cli) {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let global = &cli.global;
+    let kubeconfig = match &global.kubeconfig {
+        Some(path) => path.display().to_string(),
+        None => std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+    tracing::debug!(
+        target: "remote_cluster",
+        "command {:?}: kubeconfig {kubeconfig}, contexts {:?}, namespace {:?}, request timeout {}",
+        format!("{:?}", cli.command).split(['(', ' ']).next().unwrap_or(&command).to_lowercase(),
+        global.contexts,
+        global.namespace,
+        global.request_timeout
+    );
+}
+
+/// Diagnostics go to stderr only, each level adding to the one below (as `--help` says):
+/// `-v` cause chains (printed by `main`, no tracing), `-v=2` the plugin's debug messages,
+/// `-v=3` and up one line per Kubernetes API request as it completes. Request lines come from
+/// kube's HTTP span alone (method, URL, status): kube's other modules log response
+/// headers and bodies at trace level, so they stay off at every level, as do hyper and rustls.
+fn init_diagnostics(verbosity: u8) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::fmt::format::FmtSpan;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    const KUBE_HTTP: &str = "kube_client::client::builder";
+    let filter = match verbosity {
+        0 | 1 => "off".to_string(),
+        2 => "remote_cluster=debug".to_string(),
+        _ => format!("remote_cluster=debug,{KUBE_HTTP}=debug"),
+    };
+    // kube's per-request events ("requesting", "stream closed") repeat what the span's closing
+    // line says; its failures (error level) stay.
+    let no_request_chatter = tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.is_event() && meta.target() == KUBE_HTTP && *meta.level() > tracing::Level::INFO)
+    });
+    let layer = tracing_subscriber::fmt::layer()
+        .with_span_events(FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .without_time()
-        .init();
+        .with_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_filter(no_request_chatter);
+    tracing_subscriber::registry().with(layer).init();
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
@@ -44,6 +45,50 @@ impl ApiResponse {
     }
 }
 
+/// A streamed answer of the API server (a watch): one JSON document per line.
+pub struct ApiStream {
+    pub status: u16,
+    pub headers: HeaderMap,
+    body: Incoming,
+    buf: Vec<u8>,
+    _connection: Box<dyn std::any::Any + Send>,
+}
+
+impl ApiStream {
+    /// The next line of the body as JSON; `None` once the server has ended the body.
+    pub async fn next_json(&mut self) -> Result<Option<Value>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Ok(Some(
+                    serde_json::from_slice(&line).context("a line of the stream is not JSON")?,
+                ));
+            }
+            match self.body.frame().await {
+                None => {
+                    if self.buf.iter().all(u8::is_ascii_whitespace) {
+                        return Ok(None);
+                    }
+                    let rest = std::mem::take(&mut self.buf);
+                    return Ok(Some(serde_json::from_slice(&rest)?));
+                }
+                Some(frame) => {
+                    if let Ok(data) = frame?.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Self::next_json`], failing when nothing comes within `wait`.
+    pub async fn next_json_within(&mut self, wait: std::time::Duration) -> Result<Option<Value>> {
+        tokio::time::timeout(wait, self.next_json())
+            .await
+            .map_err(|_| anyhow!("nothing streamed within {wait:?}"))?
+    }
+}
+
 /// Client for one cluster as one user.
 #[derive(Clone)]
 pub struct ApiClient {
@@ -74,6 +119,41 @@ impl ApiClient {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<ApiResponse> {
+        let (resp, _connection) = self.send(method, path, content_type, body).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(ApiResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// `GET path` whose body is read as it comes (a watch): the status and headers at once,
+    /// then [`ApiStream::next_json`] line by line.
+    pub async fn stream(&self, path: &str) -> Result<ApiStream> {
+        let (resp, connection) = self.send("GET", path, None, None).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Ok(ApiStream {
+            status,
+            headers,
+            body: resp.into_body(),
+            buf: Vec::new(),
+            _connection: connection,
+        })
+    }
+
+    /// The response head; the body is still to be read. The second value keeps the
+    /// connection's request sender alive as long as the body is read.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<(http::Response<Incoming>, Box<dyn std::any::Any + Send>)> {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .context("connecting to the sandbox API server")?;
@@ -93,26 +173,20 @@ impl ApiClient {
             builder = builder.header("content-type", ct);
         }
         let req = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        let resp = if self.h2 {
+        if self.h2 {
             let (mut sender, conn) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
             tokio::spawn(conn);
             sender.ready().await?;
-            sender.send_request(req).await?
+            let resp = sender.send_request(req).await?;
+            Ok((resp, Box::new(sender)))
         } else {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
             tokio::spawn(conn);
             sender.ready().await?;
-            sender.send_request(req).await?
-        };
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok(ApiResponse {
-            status,
-            headers,
-            body,
-        })
+            let resp = sender.send_request(req).await?;
+            Ok((resp, Box::new(sender)))
+        }
     }
 
     pub async fn get(&self, path: &str) -> Result<ApiResponse> {

@@ -1,7 +1,7 @@
 //! One fake cluster: its object store and the API semantics of every verb, independent of HTTP
 //! (the HTTP layer in `server.rs` and [`crate::ClusterHandle`] both call these).
 //!
-//! Behaviour follows `/work/shared/docs/kubernetes-api-behaviour.md` (observed on a real
+//! Behaviour follows `kubernetes-api-behaviour.md` in the shared docs (observed on a real
 //! apiextensions-apiserver) and k8s.io/apiserver's generic registry
 //! (`pkg/registry/generic/registry/store.go`, `pkg/endpoints/handlers/{create,update,patch,delete}.go`).
 
@@ -91,9 +91,6 @@ pub(crate) struct Store {
     next_cluster_ip: u32,
 }
 
-/// How many past events a cluster remembers for watches that resume from a resourceVersion.
-const HISTORY: usize = 4096;
-
 fn rv_of(obj: &Value) -> u64 {
     meta_str(obj, "resourceVersion").parse().unwrap_or(0)
 }
@@ -125,6 +122,9 @@ pub(crate) struct Watch {
     pub initial: Vec<WatchEvent>,
     pub receiver: broadcast::Receiver<WatchEvent>,
     pub filter: WatchFilter,
+    /// The resourceVersion the watch is at once `initial` is sent: live events up to it are
+    /// skipped.
+    pub position: u64,
 }
 
 pub(crate) struct FaultSlot {
@@ -143,6 +143,8 @@ pub(crate) struct ClusterState {
     pub(crate) store: Mutex<Store>,
     pub events: broadcast::Sender<WatchEvent>,
     history: Mutex<std::collections::VecDeque<WatchEvent>>,
+    /// How many past events `history` keeps for watches that resume from a resourceVersion.
+    history_len: usize,
     pub log: Mutex<Vec<RequestRecord>>,
     pub log_file: Option<Mutex<std::fs::File>>,
     pub(crate) faults: Mutex<Vec<FaultSlot>>,
@@ -330,6 +332,7 @@ impl ClusterState {
         latency: Duration,
         users: HashMap<String, Vec<Rule>>,
         log_file: Option<std::fs::File>,
+        history_len: usize,
     ) -> ClusterState {
         let (events, _) = broadcast::channel(4096);
         ClusterState {
@@ -341,6 +344,7 @@ impl ClusterState {
             store: Mutex::new(Store::default()),
             events,
             history: Mutex::new(std::collections::VecDeque::new()),
+            history_len,
             log: Mutex::new(Vec::new()),
             log_file: log_file.map(Mutex::new),
             faults: Mutex::new(Vec::new()),
@@ -391,7 +395,7 @@ impl ClusterState {
         };
         {
             let mut h = self.history.lock().expect("history lock");
-            if h.len() >= HISTORY {
+            if h.len() >= self.history_len {
                 h.pop_front();
             }
             h.push_back(ev.clone());
@@ -400,15 +404,18 @@ impl ClusterState {
     }
 
     /// Starts a watch: the events to send first, the live receiver, and the selectors.
-    /// `resource_version` unset or "0": synthetic ADDED events for the current objects (what the
-    /// real server does); otherwise every change after it, or 410 Gone if it is older than the
-    /// remembered history (the real server's compaction window).
+    /// `resource_version` unset or "0" (or `send_initial_events` true): synthetic ADDED events
+    /// for the current objects (what the real server does); otherwise every change after it, or 410
+    /// Expired if it is older than the remembered history (the real server's compaction window;
+    /// `storage/cacher/watch_cache.go` `getAllEventsSinceLocked`). A resourceVersion newer than
+    /// the cluster's is accepted: changes up to it are skipped (`cacheWatcher.process`).
     pub(crate) fn watch(
         &self,
         key: &ResourceKey,
         ns: Option<&str>,
         q: &ListQuery,
         resource_version: Option<&str>,
+        send_initial_events: Option<bool>,
     ) -> Result<Watch, ApiError> {
         let info = self.info(key)?;
         let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
@@ -427,10 +434,29 @@ impl ClusterState {
             labels,
             fields,
         };
+        let from =
+            match resource_version.filter(|rv| !rv.is_empty()) {
+                None => None,
+                Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                })?),
+            };
+        // Under the store lock: every event up to `store.rv` is in the history, every later one
+        // reaches the new receiver.
         let store = self.store.lock().expect("store lock");
         let receiver = self.events.subscribe();
         let mut initial = Vec::new();
-        match resource_version.filter(|rv| !rv.is_empty() && *rv != "0") {
+        let mut position = store.rv;
+        let from = match (send_initial_events, from) {
+            // Streaming list: the current state whatever the resourceVersion.
+            (Some(true), _) => None,
+            // `sendInitialEvents=false` from "" or "0": from now on, no initial state
+            // (`watch_cache.go`: "start watching from Any resourceVersion").
+            (Some(false), None | Some(0)) => Some(store.rv),
+            (_, Some(0)) => None,
+            (_, rv) => rv,
+        };
+        match from {
             None => {
                 if let Some(bucket) = store.bucket(key) {
                     for obj in bucket.values() {
@@ -445,10 +471,7 @@ impl ClusterState {
                     }
                 }
             }
-            Some(rv) => {
-                let from: u64 = rv.parse().map_err(|_| {
-                    ApiError::bad_request(format!("invalid resource version: {rv:?}"))
-                })?;
+            Some(from) => {
                 let history = self.history.lock().expect("history lock");
                 let oldest = history
                     .front()
@@ -468,6 +491,7 @@ impl ClusterState {
                         .filter(|e| rv_of(&e.object) > from && filter.matches(e))
                         .cloned(),
                 );
+                position = position.max(from);
             }
         }
         drop(store);
@@ -475,7 +499,14 @@ impl ClusterState {
             initial,
             receiver,
             filter,
+            position,
         })
+    }
+
+    /// The cluster's current resourceVersion as a number, read under the store lock: every
+    /// event up to it has been published.
+    pub(crate) fn current_rv_number(&self) -> u64 {
+        self.store.lock().expect("store lock").rv
     }
 
     pub(crate) fn record(&self, rec: RequestRecord) {
@@ -1256,15 +1287,14 @@ impl ClusterState {
             String::new()
         };
         let name = meta_str(&obj, "name").to_string();
-        let rv = store.next_rv();
         let m = meta_mut(&mut obj);
         m.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
         m.insert("creationTimestamp".into(), now_rfc3339().into());
-        m.insert("resourceVersion".into(), rv.into());
         if info.has_generation {
             m.insert("generation".into(), 1.into());
         }
-        store.put(key, &ns, &name, obj);
+        // Through the one commit path, so watches and the history see seeded objects too.
+        self.commit(&mut store, "ADDED", key, &ns, &name, &mut obj);
     }
 
     pub(crate) fn ensure_namespace(&self, ns: &str) {

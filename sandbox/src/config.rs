@@ -18,7 +18,12 @@ pub struct ClusterConfig {
     pub(crate) users: Vec<(String, Vec<Rule>)>,
     pub(crate) elasticsearches: Vec<EsSeed>,
     pub(crate) namespaces: Vec<String>,
+    pub(crate) watch_history: usize,
 }
+
+/// Default number of past changes a cluster keeps for watches that resume from a
+/// resourceVersion ([`ClusterConfig::watch_history`]).
+pub const DEFAULT_WATCH_HISTORY: usize = 4096;
 
 impl ClusterConfig {
     pub fn new(name: &str) -> ClusterConfig {
@@ -29,7 +34,16 @@ impl ClusterConfig {
             users: Vec::new(),
             elasticsearches: Vec::new(),
             namespaces: Vec::new(),
+            watch_history: DEFAULT_WATCH_HISTORY,
         }
+    }
+
+    /// How many past changes (of all types together) the cluster keeps for watches that
+    /// resume from a resourceVersion; older ones get `410 Expired` (the real server's watch
+    /// cache and etcd compaction). At least 1. Default [`DEFAULT_WATCH_HISTORY`].
+    pub fn watch_history(mut self, events: usize) -> Self {
+        self.watch_history = events.max(1);
+        self
     }
 
     /// No ECK CRD: the `elasticsearch.k8s.elastic.co` group is absent from discovery and its

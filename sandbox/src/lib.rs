@@ -46,9 +46,12 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
 pub use admission::WEBHOOK_NAME;
-pub use client::{ApiClient, ApiResponse};
+pub use client::{ApiClient, ApiResponse, ApiStream};
 pub use cluster::{FieldValidation, PatchType, Sub, WatchEvent, WriteOpts};
-pub use config::{ClusterConfig, ContextConfig, EsSeed, Fault, FaultAction, RequestRecord, Rule};
+pub use config::{
+    ClusterConfig, ContextConfig, DEFAULT_WATCH_HISTORY, EsSeed, Fault, FaultAction, RequestRecord,
+    Rule,
+};
 pub use discovery::KUBERNETES_VERSION;
 pub use resources::{ResourceInfo, ResourceKey};
 pub use schema::{EckFeatures, LATEST_ECK_VERSION};
@@ -251,6 +254,7 @@ impl SandboxBuilder {
                 c.latency,
                 rules,
                 log_file,
+                c.watch_history,
             ));
             seed(&state, c)?;
             world.add_cluster(state.clone());

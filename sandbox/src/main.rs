@@ -1,8 +1,10 @@
 //! `remote-cluster-sandbox`: starts fake clusters, writes their kubeconfig, prints `ready`,
-//! runs until SIGINT/SIGTERM.
+//! runs until SIGINT/SIGTERM; or, with `--shell`, runs a shell pointed at them and stops with it.
 
+use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -30,9 +32,15 @@ enum License {
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Where to write the kubeconfig for the fake clusters.
+    /// Where to write the kubeconfig for the fake clusters (with --shell: a new temporary
+    /// directory unless given).
+    #[arg(long, required_unless_present = "shell")]
+    kubeconfig: Option<PathBuf>,
+    /// Run $SHELL (else /bin/sh) with KUBECONFIG set and the plugin's directory first on PATH;
+    /// stop the clusters when it exits, and exit with its exit code. Without a terminal the
+    /// shell reads its commands from stdin.
     #[arg(long)]
-    kubeconfig: PathBuf,
+    shell: bool,
     /// Number of clusters (2 are named kind-east and kind-west; more are cluster-01, ...).
     #[arg(long, default_value_t = 2)]
     clusters: usize,
@@ -145,14 +153,31 @@ fn build(args: &Args) -> Result<Sandbox> {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<()> {
+async fn main() -> Result<ExitCode> {
     let args = Args::parse();
     let sandbox = build(&args)?;
-    sandbox.write_kubeconfig(&args.kubeconfig)?;
+    // With --shell and no --kubeconfig: a private directory, removed when the shell exits.
+    let temp = match (&args.kubeconfig, args.shell) {
+        (None, true) => Some(TempDir::new()?),
+        _ => None,
+    };
+    let kubeconfig = match (&args.kubeconfig, &temp) {
+        (Some(path), _) => path.clone(),
+        (None, Some(dir)) => dir.path().join("kubeconfig"),
+        (None, None) => unreachable!("clap requires --kubeconfig without --shell"),
+    };
+    sandbox.write_kubeconfig(&kubeconfig)?;
     for c in sandbox.clusters() {
         eprintln!("cluster {} at {}", c.name(), c.url());
     }
-    eprintln!("kubeconfig written to {}", args.kubeconfig.display());
+    eprintln!("kubeconfig written to {}", kubeconfig.display());
+    if args.shell {
+        let code = run_shell(&kubeconfig, args.scenario).await;
+        eprintln!("stopping");
+        sandbox.stop();
+        drop(temp);
+        return code;
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ready")?;
@@ -161,7 +186,142 @@ async fn main() -> Result<()> {
     wait_for_signal().await?;
     eprintln!("stopping");
     sandbox.stop();
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A directory under the system's temporary directory, only for this user, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let path = std::env::temp_dir().join(format!(
+            "remote-cluster-sandbox-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&path)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The plugin's executable name, as cargo builds it next to this one.
+const PLUGIN: &str = "kubectl-remote_cluster";
+
+/// Runs `$SHELL` (else `/bin/sh`) on the inherited stdin, stdout and stderr, with `KUBECONFIG`
+/// and the directory of this executable (where cargo also puts the plugin) first on `PATH`;
+/// returns its exit code (128 + the signal when a signal ended it).
+async fn run_shell(kubeconfig: &Path, scenario: Scenario) -> Result<ExitCode> {
+    let exe = std::env::current_exe()?;
+    let bin_dir = exe
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no directory for {}", exe.display()))?;
+    let plugin = bin_dir.join(format!("{PLUGIN}{}", std::env::consts::EXE_SUFFIX));
+    if !plugin.is_file() {
+        eprintln!(
+            "warning: {PLUGIN} is not in {}, so `kubectl remote-cluster` will not find it; \
+             build it with `cargo build --bin {PLUGIN}` (or `cargo build --workspace`)",
+            bin_dir.display()
+        );
+    }
+    let mut path = vec![bin_dir.to_path_buf()];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(path)?;
+    let shell = std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| OsString::from("/bin/sh"));
+
+    eprintln!("try (exit the shell to stop the clusters):");
+    if scenario == Scenario::Demo {
+        eprintln!("  kubectl remote-cluster list --all-contexts");
+        eprintln!("  kubectl remote-cluster describe reports -n analytics --context kind-west");
+        eprintln!("  kubectl remote-cluster link products catalog -n search --dry-run=client");
+    } else {
+        eprintln!("  kubectl remote-cluster list --all-contexts");
+    }
+
+    // Ctrl-C belongs to the shell: the sandbox keeps running until the shell exits.
+    #[cfg(unix)]
+    let mut stop = StopSignals::new()?;
+    let mut child = std::process::Command::new(&shell)
+        .env("KUBECONFIG", kubeconfig)
+        .env("PATH", &path)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", Path::new(&shell).display()))?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        #[cfg(unix)]
+        let stopped = stop.poll(Duration::from_millis(50)).await;
+        #[cfg(not(unix))]
+        let stopped = {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            false
+        };
+        if stopped {
+            eprintln!("stopping the shell");
+            let _ = child.kill();
+            break child.wait()?;
+        }
+    };
+    let code = status.code().unwrap_or_else(|| {
+        #[cfg(unix)]
+        {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        }
+        #[cfg(not(unix))]
+        {
+            1
+        }
+    });
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// SIGTERM and SIGHUP end the shell (and then the sandbox); SIGINT is ignored, it is for the
+/// shell's commands.
+#[cfg(unix)]
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignals {
+    fn new() -> Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits up to `wait`; true when a stop signal came.
+    async fn poll(&mut self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            _ = self.term.recv() => true,
+            _ = self.hup.recv() => true,
+            _ = self.int.recv() => false,
+        }
+    }
 }
 
 #[cfg(unix)]

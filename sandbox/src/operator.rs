@@ -1,7 +1,7 @@
 //! The fake ECK operator: one per simulated Kubernetes cluster with ECK installed, a tokio task
 //! that reconciles every Elasticsearch on each store change and on a timer.
 //!
-//! What it does, with ECK's names (`/work/shared/docs/eck-remote-clusters.md` sections 2, 3):
+//! What it does, with ECK's names (`eck-remote-clusters.md` in the shared docs, sections 2, 3):
 //! - Services `<es>-es-http`, `-es-internal-http`, `-es-transport` (headless unless
 //!   `spec.transport.service.spec.type`), one headless `<es>-es-<nodeSet>` per nodeSet, and
 //!   `<es>-es-remote-cluster` only while `spec.remoteClusterServer.enabled` (deleted otherwise).

@@ -2,7 +2,7 @@
 //!
 //! Names, kinds, short names and verbs are those of a real cluster (`kubectl api-resources`
 //! on Kubernetes 1.3x; the Elasticsearch entry comes from the ECK CRD, see
-//! `/work/shared/docs/eck-remote-clusters.md` section 2.1).
+//! `eck-remote-clusters.md` in the shared docs, section 2.1).
 
 use serde::Serialize;
 

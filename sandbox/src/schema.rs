@@ -2,11 +2,11 @@
 //! and writes, and the code that prunes and validates objects against it the way
 //! apiextensions-apiserver does (`pkg/apiserver/schema/pruning`, `pkg/apiserver/validation`).
 //!
-//! The field list follows `/work/shared/docs/eck-remote-clusters.md` section 2.2/2.3 (ECK's Go
+//! The field list follows `eck-remote-clusters.md` in the shared docs, section 2.2/2.3 (ECK's Go
 //! types). Where the real CRD has a large detailed schema that the plugin never touches (Service
 //! specs, PodDisruptionBudget, HTTP TLS options, volume claim templates, resources), the sandbox
 //! declares the node *opaque*: an object that accepts anything (`x-kubernetes-preserve-unknown-fields`).
-//! `tests/crd_schema.rs` checks every other node against the installed CRD in `shared/crds/`.
+//! `tests/crd_schema.rs` checks every other node against ECK's real CRD, given by `ECK_CRD`.
 //!
 //! [`EckFeatures`] lets a cluster pretend to run an older ECK, whose CRD lacks newer fields:
 //! the API server then prunes them silently, exactly what a real old CRD does.
@@ -395,7 +395,7 @@ fn pattern_matches(pattern: &str, s: &str) -> bool {
 }
 
 /// Which optional parts of the ECK CRD are installed; derived from an ECK version
-/// (`/work/shared/docs/eck-remote-clusters.md` section 8).
+/// (`eck-remote-clusters.md` in the shared docs, section 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EckFeatures {
     /// `spec.transport.tls.certificateAuthorities` (ECK >= 2.8.0).
@@ -412,7 +412,7 @@ impl Default for EckFeatures {
     }
 }
 
-/// The ECK version the default CRD stands for (the installed form in `shared/crds/`).
+/// The ECK version the default CRD stands for (the real CRD the conformance tests read from `ECK_CRD`).
 pub const LATEST_ECK_VERSION: &str = "3.5.0";
 
 impl EckFeatures {

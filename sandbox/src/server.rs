@@ -326,7 +326,9 @@ fn verb_of(method: &Method, has_name: bool, watch: bool, sub: Option<&str>) -> &
         return "create";
     }
     match (method.as_str(), has_name) {
-        ("GET" | "HEAD", _) if watch => "watch",
+        // requestinfo.go: only a collection GET becomes `watch` (or `list`); a named GET with
+        // `?watch=true` is a get (and answered as one).
+        ("GET" | "HEAD", false) if watch => "watch",
         ("GET" | "HEAD", true) => "get",
         ("GET" | "HEAD", false) => "list",
         ("POST", _) => "create",
@@ -570,13 +572,28 @@ async fn route(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
 
     match (ctx.method.as_str(), rr.name) {
         ("GET" | "HEAD", None) if watch => {
-            let w = state.watch(&key, ns, &selectors(ctx), ctx.param("resourceVersion"))?;
-            let timeout = ctx
-                .param("timeoutSeconds")
-                .and_then(|t| t.parse::<u64>().ok())
-                .map(Duration::from_secs)
-                .unwrap_or(Duration::from_secs(1800));
-            Ok(watch_response(info, w, timeout, wants_table(ctx.accept)))
+            let opts = watch_options(ctx)?;
+            let w = match state.watch(
+                &key,
+                ns,
+                &selectors(ctx),
+                ctx.param("resourceVersion"),
+                opts.send_initial_events,
+            ) {
+                Ok(w) => w,
+                // Too old: the real server answers 200 with one ERROR event (the cacher's
+                // `newErrWatcher`), not an HTTP error; clients (client-go's reflector,
+                // kube-runtime's watcher) then list again.
+                Err(e) if e.code == 410 => return Ok(watch_error_response(&e)),
+                Err(e) => return Err(e),
+            };
+            Ok(watch_response(
+                state,
+                info,
+                w,
+                opts,
+                wants_table(ctx.accept),
+            ))
         }
         ("GET" | "HEAD", None) => {
             let q = ListQuery {
@@ -728,66 +745,254 @@ fn answer(
     Ok(json_response(code, &body, warnings))
 }
 
-/// Streams watch events as JSON lines (`{"type":"ADDED","object":{...}}`) until the timeout,
-/// the client leaves, or the watcher falls too far behind (the client then re-watches).
-fn watch_response(
-    info: &'static resources::ResourceInfo,
-    w: crate::cluster::Watch,
+/// Query parameters of a watch besides the selectors and `resourceVersion`.
+struct WatchOpts {
+    /// `timeoutSeconds`; unset or 0: the server's default (its `--min-request-timeout`, 1800 s,
+    /// times a random factor in [1, 2) on a real server; 1800 s here).
     timeout: Duration,
-    as_table: bool,
-) -> Response<Body> {
-    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(64);
-    let encode = move |ev: &crate::WatchEvent| -> Bytes {
-        let object = if as_table {
-            table::to_table(info, &ev.object, false, "Metadata")
-        } else {
-            ev.object.clone()
-        };
-        let mut line =
-            serde_json::to_vec(&serde_json::json!({"type": ev.event_type, "object": object}))
-                .unwrap_or_default();
-        line.push(b'\n');
-        Bytes::from(line)
+    /// `allowWatchBookmarks=true`.
+    bookmarks: bool,
+    /// `sendInitialEvents` (with `resourceVersionMatch=NotOlderThan`). `true`: the current
+    /// objects as ADDED whatever the resourceVersion, then (with bookmarks) a BOOKMARK annotated
+    /// `k8s.io/initial-events-end: "true"` (the streaming list of KEP-3157). `false`: no
+    /// initial state, from the resourceVersion or from now.
+    send_initial_events: Option<bool>,
+}
+
+/// Seconds between bookmarks (`bookmarkFrequency` of `storage/cacher`).
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+
+fn watch_options(ctx: &Ctx<'_>) -> Result<WatchOpts, ApiError> {
+    let flag = |name: &str| matches!(ctx.param(name), Some("true" | "1"));
+    let timeout = match ctx.param("timeoutSeconds") {
+        None | Some("") => 0,
+        Some(t) => t
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
     };
-    tokio::spawn(async move {
-        let crate::cluster::Watch {
-            initial,
-            mut receiver,
-            filter,
-        } = w;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last_rv = 0u64;
-        for ev in &initial {
-            last_rv = last_rv.max(event_rv(ev));
-            if tx.send_data(encode(ev)).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            let next = tokio::time::timeout_at(deadline, receiver.recv()).await;
-            match next {
-                Ok(Ok(ev)) => {
-                    // Events already sent from history are skipped.
-                    if event_rv(&ev) <= last_rv || !filter.matches(&ev) {
-                        continue;
-                    }
-                    last_rv = event_rv(&ev);
-                    if tx.send_data(encode(&ev)).await.is_err() {
-                        return;
-                    }
-                }
-                // Lagged behind the channel (the client re-watches), closed, or timed out.
-                Ok(Err(_)) | Err(_) => return,
-            }
-        }
-    });
-    let mut resp = Response::new(body.boxed());
+    let send_initial_events = match ctx.param("sendInitialEvents") {
+        None | Some("") => None,
+        Some(v) => Some(matches!(v, "true" | "1")),
+    };
+    let rv_match = ctx.param("resourceVersionMatch").unwrap_or("");
+    // `apimachinery/pkg/apis/meta/internalversion/validation` (validateWatchOptions).
+    let mut causes = Vec::new();
+    if send_initial_events.is_some() && rv_match != "NotOlderThan" {
+        causes.push(crate::status::Cause {
+            reason: "FieldValueForbidden",
+            message:
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                    .into(),
+            field: "resourceVersionMatch".into(),
+        });
+    }
+    if send_initial_events.is_none() && !rv_match.is_empty() {
+        causes.push(crate::status::Cause {
+            reason: "FieldValueForbidden",
+            message: "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".into(),
+            field: "resourceVersionMatch".into(),
+        });
+    }
+    if !rv_match.is_empty() && rv_match != "NotOlderThan" {
+        causes.push(crate::status::Cause::unsupported(
+            "resourceVersionMatch",
+            &Value::from(rv_match),
+            &["NotOlderThan".to_string()],
+        ));
+    }
+    if !causes.is_empty() {
+        let detail: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let detail = if detail.len() == 1 {
+            detail[0].clone()
+        } else {
+            format!("[{}]", detail.join(", "))
+        };
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(
+                |c| serde_json::json!({"reason": c.reason, "message": c.message, "field": c.field}),
+            )
+            .collect();
+        return Err(ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: format!("ListOptions.meta.k8s.io \"\" is invalid: {detail}"),
+            details: Some(serde_json::json!({
+                "group": "meta.k8s.io",
+                "kind": "ListOptions",
+                "causes": causes,
+            })),
+        });
+    }
+    Ok(WatchOpts {
+        timeout: if timeout == 0 {
+            Duration::from_secs(1800)
+        } else {
+            Duration::from_secs(timeout)
+        },
+        bookmarks: flag("allowWatchBookmarks"),
+        send_initial_events,
+    })
+}
+
+/// Headers of a watch answer: 200, JSON, streamed (chunked on HTTP/1.1).
+fn watch_headers(resp: &mut Response<Body>) {
     let h = resp.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/json"));
     h.insert(
         "cache-control",
         HeaderValue::from_static("no-cache, private"),
     );
+    h.insert(
+        "audit-id",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid header"),
+    );
+}
+
+fn watch_line(event_type: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&serde_json::json!({"type": event_type, "object": object}))
+        .unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// A watch that cannot start from its resourceVersion: 200 and one `ERROR` event whose object
+/// is the `Status` (410 Expired), then the end of the stream.
+fn watch_error_response(e: &ApiError) -> Response<Body> {
+    let mut resp = Response::new(full(watch_line("ERROR", &e.to_status())));
+    watch_headers(&mut resp);
+    resp
+}
+
+/// `BOOKMARK` object: only apiVersion, kind and `metadata.resourceVersion` (plus the
+/// initial-events-end annotation after a streaming list).
+fn bookmark(info: &resources::ResourceInfo, rv: u64, initial_events_end: bool) -> Bytes {
+    let mut metadata = serde_json::json!({"resourceVersion": rv.to_string()});
+    if initial_events_end {
+        metadata["annotations"] = serde_json::json!({"k8s.io/initial-events-end": "true"});
+    }
+    watch_line(
+        "BOOKMARK",
+        &serde_json::json!({
+            "apiVersion": info.key.api_version(),
+            "kind": info.kind,
+            "metadata": metadata,
+        }),
+    )
+}
+
+/// When the next bookmark is due (`cacheWatcher.nextBookmarkTime`): every minute, and 2 s
+/// before the watch's deadline; none when that moment has passed.
+fn next_bookmark(
+    now: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    let at = (now + BOOKMARK_EVERY).min(deadline.checked_sub(Duration::from_secs(2))?);
+    (at >= now).then_some(at)
+}
+
+/// Streams watch events as JSON lines (`{"type":"ADDED","object":{...}}`) until the timeout,
+/// the client leaves, or the watcher falls too far behind (the real server then closes the
+/// watch too and the client watches again).
+fn watch_response(
+    state: &Arc<ClusterState>,
+    info: &'static resources::ResourceInfo,
+    w: crate::cluster::Watch,
+    opts: WatchOpts,
+    as_table: bool,
+) -> Response<Body> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let body = http_body_util::StreamBody::new(futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|b| b.map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b))))
+    }));
+    let encode = move |ev: &crate::WatchEvent| -> Bytes {
+        if as_table {
+            watch_line(
+                ev.event_type,
+                &table::to_table(info, &ev.object, false, "Metadata"),
+            )
+        } else {
+            watch_line(ev.event_type, &ev.object)
+        }
+    };
+    let state = Arc::downgrade(state);
+    tokio::spawn(async move {
+        let crate::cluster::Watch {
+            initial,
+            mut receiver,
+            filter,
+            mut position,
+        } = w;
+        let deadline = tokio::time::Instant::now() + opts.timeout;
+        for ev in &initial {
+            position = position.max(event_rv(ev));
+            if tx.send(encode(ev)).await.is_err() {
+                return;
+            }
+        }
+        if opts.send_initial_events == Some(true)
+            && opts.bookmarks
+            && tx.send(bookmark(info, position, true)).await.is_err()
+        {
+            return;
+        }
+        let mut bookmark_at = opts
+            .bookmarks
+            .then(|| next_bookmark(tokio::time::Instant::now(), deadline))
+            .flatten();
+        loop {
+            // Store changes to pass on (skipped if already sent from the history, or filtered
+            // out), and whether a bookmark follows them.
+            let mut pending = Vec::new();
+            let mut bookmark_rv = None;
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tokio::time::sleep_until(bookmark_at.unwrap_or(deadline)), if bookmark_at.is_some() => {
+                    // Every change up to the cluster's resourceVersion is in the channel by
+                    // now (published under the store lock): pass those on first, so a client
+                    // that resumes from the bookmark misses nothing.
+                    let Some(rv) = state.upgrade().map(|s| s.current_rv_number()) else {
+                        return;
+                    };
+                    loop {
+                        match receiver.try_recv() {
+                            Ok(ev) => pending.push(ev),
+                            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => break,
+                            Err(_) => return,
+                        }
+                    }
+                    bookmark_rv = Some(rv);
+                    bookmark_at = next_bookmark(tokio::time::Instant::now(), deadline);
+                }
+                next = receiver.recv() => match next {
+                    Ok(ev) => pending.push(ev),
+                    // Lagged behind the channel (the client re-watches) or closed.
+                    Err(_) => return,
+                },
+            }
+            for ev in pending {
+                if event_rv(&ev) > position {
+                    position = event_rv(&ev);
+                    if filter.matches(&ev) && tx.send(encode(&ev)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if let Some(rv) = bookmark_rv {
+                position = position.max(rv);
+                if tx.send(bookmark(info, position, false)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut resp = Response::new(body.boxed());
+    watch_headers(&mut resp);
     resp
 }
 

@@ -1,5 +1,5 @@
-//! The fake API server answers like the real one (see
-//! /work/shared/docs/kubernetes-api-behaviour.md), checked over HTTPS with client certificates.
+//! The fake API server answers like the real one (see `kubernetes-api-behaviour.md` in the
+//! shared docs), checked over HTTPS with client certificates.
 
 use std::time::Duration;
 

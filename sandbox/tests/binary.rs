@@ -1,7 +1,7 @@
 //! The `remote-cluster-sandbox` binary: prints `ready`, writes the kubeconfig and the request
-//! log, stops on SIGTERM.
+//! log, stops on SIGTERM; with `--shell`, runs a shell pointed at the clusters.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -269,4 +269,100 @@ fn bench_and_empty_scenarios_with_more_clusters() {
     assert_eq!(names(&kubeconfig(&kc2), "contexts"), ["kind-east"]);
     let text = kubectl(dir.path(), &kc2, &["get", "es", "-A", "-o", "name"]);
     assert_eq!(text, "");
+}
+
+/// The plugin beside the sandbox binary, where `--shell` puts it on `PATH`: `cargo test
+/// --workspace` builds it; a run of this crate alone may not have, so it is built here.
+fn plugin_beside_the_sandbox() -> std::path::PathBuf {
+    let dir = Path::new(BIN).parent().unwrap();
+    let plugin = dir.join(format!(
+        "kubectl-remote_cluster{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    if !plugin.is_file() {
+        let profile = match dir.file_name().unwrap().to_str().unwrap() {
+            "debug" => "dev",
+            other => other,
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--locked", "--bin", "kubectl-remote_cluster"])
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+            .arg("--target-dir")
+            .arg(dir.parent().unwrap())
+            .args(["--profile", profile])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build --bin kubectl-remote_cluster");
+    }
+    assert!(plugin.is_file(), "{} was not built", plugin.display());
+    plugin
+}
+
+/// Runs `remote-cluster-sandbox --scenario demo --shell` with `SHELL=/bin/sh` reading `script`
+/// from stdin, temporary files under `tmp`; returns its exit code, stdout and stderr.
+fn demo_shell(tmp: &Path, script: &str) -> (Option<i32>, String, String) {
+    let mut child = Command::new(BIN)
+        .args(["--scenario", "demo", "--shell"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", tmp)
+        .env("TMPDIR", tmp)
+        .env("SHELL", "/bin/sh")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shell_runs_the_plugin_against_the_demo_and_cleans_up() {
+    plugin_beside_the_sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let script = "kubectl remote-cluster list --all-contexts\necho \"KUBECONFIG=$KUBECONFIG\"\n";
+    let (code, stdout, stderr) = demo_shell(dir.path(), script);
+    assert_eq!(code, Some(0), "{stderr}");
+    for name in [
+        "products", "catalog", "logs", "metrics", "reports", "archive",
+    ] {
+        assert!(stdout.contains(name), "{name} in {stdout}");
+    }
+    assert!(stdout.contains("kind-east") && stdout.contains("kind-west"));
+    assert!(!stdout.lines().any(|l| l == "ready"), "{stdout}");
+    // The tour on stderr, with names from the demo.
+    for line in [
+        "kubectl remote-cluster list --all-contexts",
+        "kubectl remote-cluster describe reports -n analytics --context kind-west",
+        "kubectl remote-cluster link products catalog -n search --dry-run=client",
+    ] {
+        assert!(stderr.contains(line), "{line} in {stderr}");
+    }
+    // KUBECONFIG was a file in a new temporary directory, removed when the shell exited.
+    let kc = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("kubeconfig written to "))
+        .expect("the kubeconfig path on stderr");
+    assert!(stdout.contains(&format!("KUBECONFIG={kc}")), "{stdout}");
+    let kc_dir = Path::new(kc).parent().unwrap();
+    assert!(kc_dir.starts_with(dir.path()), "{kc} under TMPDIR");
+    assert!(!kc_dir.exists(), "{} left behind", kc_dir.display());
+
+    // The shell's exit code is the sandbox's.
+    let (code, stdout, stderr) = demo_shell(dir.path(), "exit 3\n");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(stdout, "");
 }

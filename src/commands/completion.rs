@@ -1,5 +1,5 @@
 //! `completion`: shell scripts for the standalone executable, kubectl's plugin-completion helper,
-//! and the hidden `man` command that renders the manual page from the same CLI definition.
+//! and the `man` command that renders the manual page from the same CLI definition.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use crate::k8s::clients::ClientPool;
 use crate::k8s::eck::{self, ECK_MANAGED_REMOTES_ANNOTATION, Elasticsearch, ListScope, Listing};
 use crate::k8s::failure::ContextFailure;
 use crate::k8s::kubeconfig::{self, LoadedKubeconfig};
-use crate::output::{self, Cell, Table};
+use crate::output::{self, API_VERSION, Cell, Table};
 
 
 /// Contexts that reach the same API server; the first is the one queried.
@@ -403,7 +403,7 @@ pub async fn run(
             } else {
                 DocumentFormat::Yaml
             };
-            output::print_document(&document, format)?;
+            output::print_document(&document, format.into())?;
         }
     }
     Ok(if failed {

@@ -14,10 +14,12 @@ pub fn man_page() -> anyhow::Result<Vec<u8>> {
     Ok(page)
 }
 
+/// The pages leave out `man` itself (listed in `--help`, but a page of its own tells nothing).
 fn man_command() -> clap::Command {
     Cli::command()
         .display_name(BIN_NAME)
         .disable_help_subcommand(true)
+        .mut_subcommand("man", |man| man.hide(true))
 }
 
 fn man_for(cmd: clap::Command) -> clap_mangen::Man {

@@ -29,7 +29,7 @@ pub fn info() -> VersionInfo {
 pub fn run(args: &VersionArgs) -> anyhow::Result<()> {
     let info = info();
     match args.output {
-        Some(format) => output::print_document(&info, format),
+        Some(format) => output::print_document(&info, format.into()),
         None => output::write_stdout(&format!(
             "kubectl remote-cluster {} ({}/{})\n",
             info.version, info.os, info.arch

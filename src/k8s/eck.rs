@@ -314,20 +314,27 @@ pub fn crd_features(crd: &serde_json::Value) -> CrdFeatures {
     }
 }
 
+/// Conformance with ECK's real CRD, which the repository does not carry: these run only when
+/// asked, `ECK_CRD=<path to elasticsearch.k8s.elastic.co_elasticsearches.yaml> cargo test
+/// -- --ignored eck_crd_conformance` (`.ci/run` does), and fail without the file.
 #[cfg(test)]
-mod tests {
+mod eck_crd_conformance {
     use super::*;
 
     fn real_crd() -> serde_json::Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/crds/elasticsearch.k8s.elastic.co_elasticsearches.yaml"
+        let path = std::env::var_os("ECK_CRD").expect(
+            "ECK_CRD is not set: give the path to ECK's CRD \
+             elasticsearch.k8s.elastic.co_elasticsearches.yaml",
         );
-        let text = std::fs::read_to_string(path).expect("the real ECK CRD is beside the project");
-        serde_saphyr::from_str(&text).unwrap()
+        let path = std::path::Path::new(&path);
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            panic!("cannot read ECK_CRD={}: {e}", path.display());
+        });
+        serde_saphyr::from_str(&text).expect("ECK_CRD is a YAML CRD")
     }
 
     #[test]
+    #[ignore = "needs ECK_CRD=<path to ECK's elasticsearch CRD>"]
     fn features_of_the_installed_eck_crd() {
         assert_eq!(
             crd_features(&real_crd()),
@@ -340,6 +347,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs ECK_CRD=<path to ECK's elasticsearch CRD>"]
     fn an_older_crd_without_api_keys_is_recognised() {
         let mut crd = real_crd();
         let versions = crd["spec"]["versions"].as_array_mut().unwrap();

@@ -344,7 +344,7 @@ pub async fn restricted_side(
 pub async fn restricted_when_asked(
     client: &ContextClient,
     side: &plan::TrustSide,
-    subjects: Option<&crate::external::TrustSubjects>,
+    subjects: Option<&files::TrustSubjects>,
 ) -> anyhow::Result<Option<plan::RestrictedObserved>> {
     match subjects {
         Some(_) => Ok(Some(restricted_side(client, side).await?)),
@@ -355,7 +355,7 @@ pub async fn restricted_when_asked(
 /// What the planners take for a restricted trust: what was read and the names asked for.
 pub fn restriction<'a>(
     observed: Option<&'a plan::RestrictedObserved>,
-    subjects: Option<&'a crate::external::TrustSubjects>,
+    subjects: Option<&'a files::TrustSubjects>,
 ) -> Option<plan::Restriction<'a>> {
     observed
         .zip(subjects)
@@ -463,8 +463,6 @@ async fn key_is_active(
         }
         Err(err) => Err(err),
     }
-}
-
 }
 
 /// `cluster.remote.<alias>.*` in the local's persistent settings; unreadable counts as none,

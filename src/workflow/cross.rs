@@ -109,7 +109,7 @@ pub async fn unlink(
             args.remote_kubeconfig.as_deref(),
         )
         .await?
-        .map_err(|f| unreachable_remote(&record, &f.message))?;
+        .map_err(|f| observe::unreachable_remote(&record, &f.message))?;
         Some(client)
     };
     let request = plan::CrossUnlinkRequest {

@@ -168,7 +168,7 @@ async fn export_certificate(
     let Some(ca_path) = &args.ca_file else {
         return Err(UserError::MissingExportCa.into());
     };
-    let their_ca = crate::external::read_ca_file(ca_path, jiff::Timestamp::now())?;
+    let their_ca = crate::observe::files::read_ca_file(ca_path, jiff::Timestamp::now())?;
     let subjects = crate::observe::files::restriction_subjects(
         args.restriction.trust_file.as_deref(),
         &args.restriction.trust_subject,

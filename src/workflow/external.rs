@@ -246,7 +246,7 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
             let observed = plan::ExternalObserved {
                 stored_key_id: credentials
                     .as_ref()
-                    .and_then(|s| observe::observe::stored_key_id(s, &request.alias)),
+                    .and_then(|s| observe::stored_key_id(s, &request.alias)),
                 credentials_secret: credentials.map(observe::without_values),
                 ca_bundle: bundle?.map(observe::to_value),
                 local_alias_settings: settings,

@@ -346,3 +346,60 @@ pub async fn wait_until_connected(
     output::info(&format!("Remote cluster {alias:?} is connected."));
     Ok(Some(true))
 }
+
+/// `link`: to a cluster outside Kubernetes, across Kubernetes clusters, or within one.
+pub async fn link(scope: &Scope, args: &request::LinkRequest) -> anyhow::Result<request::Outcome> {
+    // A bad --timeout is refused before anything is read or written.
+    parse_wait_timeout(&args.mutation.timeout)?;
+    if args.restriction.given()
+        && (args.external.is_none()
+            || args.security != Some(crate::plan::SecurityModel::Certificate))
+    {
+        return Err(UserError::TrustWithoutCertificate.into());
+    }
+    let session = Session::open(scope, "link").await?;
+    let remote_namespace = args
+        .remote_namespace
+        .clone()
+        .unwrap_or_else(|| session.namespace.clone());
+    if args.external.is_some() {
+        return external::link(&session, args).await;
+    }
+    let remote_client = remote_client(
+        &session,
+        args.remote_context.as_deref(),
+        args.remote_kubeconfig.as_deref(),
+    )
+    .await?;
+    if let Some(remote) = &remote_client
+        && !same_server(&session.client, remote)
+    {
+        let sides = crate::observe::Sides {
+            local: &session.client,
+            local_namespace: &session.namespace,
+            local_name: &args.local,
+            remote,
+            remote_namespace: &remote_namespace,
+            remote_name: args.remote_name(),
+            es: &session.es,
+        };
+        return cross::link(&sides, args).await;
+    }
+    same_operator::link(&session, args, &remote_namespace).await
+}
+
+/// `unlink`: from the plugin's record on the local resource, the workflow that made the link.
+pub async fn unlink(
+    scope: &Scope,
+    args: &request::UnlinkRequest,
+) -> anyhow::Result<request::Outcome> {
+    parse_wait_timeout(&args.mutation.timeout)?;
+    let session = Session::open(scope, "unlink").await?;
+    let local = crate::observe::read_es(&session.client, &session.namespace, &args.local).await?;
+    if let Some(record) = local.plugin_links().get(&args.alias)
+        && record.proxy_address.is_some()
+    {
+        return cross::unlink(&session, args, record.clone()).await;
+    }
+    same_operator::unlink(&session, args).await
+}

@@ -1,19 +1,17 @@
-//! `kubectl remote-cluster link LOCAL REMOTE`: connect two Elasticsearch clusters.
+//! Both clusters in one Kubernetes cluster under the same ECK operator: the specs say what to
+//! connect and ECK does the rest (CA copies, keys, settings).
 
-use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::apply::DryRun;
-use crate::cli::{GlobalFlags, LinkArgs};
-use crate::commands::cross;
-use crate::output::API_VERSION;
-use crate::commands::mutate;
-use crate::error::{ExitCode, UserError};
-use crate::k8s::eck;
-use crate::k8s::kubeconfig::LoadedKubeconfig;
-use crate::output;
-use crate::plan::{self, LinkRequest, Plan, SecurityModel};
+use crate::error::UserError;
+use crate::observe::{self, cluster_id};
+use crate::output::{self, API_VERSION};
+use crate::plan::{self, Plan, SecurityModel};
+use crate::workflow::request::{LinkRequest, Outcome, UnlinkRequest};
+use crate::workflow::{self, Progress, Session};
 
 /// The `-o json|yaml` document of `link`.
 #[derive(Debug, Serialize)]
@@ -33,85 +31,59 @@ pub struct LinkResult {
     pub connected: Option<bool>,
 }
 
-pub async fn run(
-    global: &GlobalFlags,
-    args: &LinkArgs,
-    kubeconfig: Arc<LoadedKubeconfig>,
-) -> anyhow::Result<ExitCode> {
+/// The `-o json|yaml` document of `unlink`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnlinkResult {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub local: plan::ClusterId,
+    pub alias: String,
+    pub dry_run: DryRun,
+    pub plan: Plan,
+    pub still_using_remote_server: Vec<String>,
+    pub writes: usize,
+}
+
+/// `link LOCAL REMOTE` with both in the session's context.
+pub async fn link(
+    session: &Session,
+    args: &LinkRequest,
+    remote_namespace: &str,
+) -> anyhow::Result<Outcome> {
     let flags = &args.mutation;
-    // A bad --timeout is refused before anything is read or written.
-    mutate::parse_wait_timeout(&flags.timeout)?;
-    if args.restriction.given()
-        && (args.external.is_none()
-            || args.security != Some(crate::plan::SecurityModel::Certificate))
-    {
-        return Err(crate::error::UserError::TrustWithoutCertificate.into());
-    }
-    let target = mutate::target(global, kubeconfig.clone(), "link").await?;
-    let remote_namespace = args
-        .remote_namespace
-        .clone()
-        .unwrap_or_else(|| target.namespace.clone());
-    if args.external.is_some() {
-        return cross::link_external(&target, args).await;
-    }
-    let remote_client = mutate::remote_client(
-        global,
-        args.remote_context.as_deref(),
-        args.remote_kubeconfig.as_deref(),
-        &kubeconfig,
-        &target,
-    )
-    .await?;
-    if let Some(remote) = &remote_client
-        && !mutate::same_server(&target.client, remote)
-    {
-        let sides = cross::Sides {
-            local: &target.client,
-            local_namespace: &target.namespace,
-            remote,
-            remote_namespace: &remote_namespace,
-        };
-        return cross::link(&sides, args).await;
-    }
-    let client = &target.client;
-    let request = LinkRequest {
+    let client = &session.client;
+    let es = &session.es;
+    let request = plan::LinkRequest {
         alias: args.alias.clone(),
         security: args.security,
         search_indices: args.search_indices.clone(),
         replication_indices: args.replication_indices.clone(),
         skip_unavailable: args.skip_unavailable,
     };
+    let local_ref = (session.namespace.as_str(), args.local.as_str());
+    let remote_ref = (remote_namespace, args.remote_name());
     // Independent reads go out together: the operator's facts and both resources.
     let (operator, first_read) = tokio::join!(
-        eck::operator_facts(client),
-        read_pair(
-            client,
-            &target.namespace,
-            &args.local,
-            &remote_namespace,
-            args.remote_name()
-        )
+        crate::k8s::eck::operator_facts(client),
+        observe::read_pair(client, local_ref, remote_ref)
     );
     let mut first_read = Some(first_read?);
 
-    let applied = mutate::plan_and_apply(&[client], flags, || {
+    let applied = workflow::plan_and_apply(&[client], es, flags, || {
         let first = first_read.take();
-        let (client, request, operator) = (client, &request, &operator);
-        let (local_ns, remote_ns) = (&target.namespace, &remote_namespace);
+        let (request, operator) = (&request, &operator);
         async move {
             let (local, remote) = match first {
                 Some(pair) => pair,
-                None => {
-                    read_pair(client, local_ns, &args.local, remote_ns, args.remote_name()).await?
-                }
+                None => observe::read_pair(client, local_ref, remote_ref).await?,
             };
             let mut planned = plan::plan_same_operator_link(&local, &remote, operator, request)
                 .map_err(UserError::from)?;
             if planned.security == plan::SecurityModel::Certificate && !planned.plan.is_empty() {
                 let (local_sync, remote_sync) = tokio::try_join!(
-                    cross::restricted_peer_sync_of(client, &local, &remote.id),
-                    cross::restricted_peer_sync_of(client, &remote, &local.id),
+                    observe::restricted_peer_sync_of(client, &local, &remote.id),
+                    observe::restricted_peer_sync_of(client, &remote, &local.id),
                 )?;
                 planned
                     .plan
@@ -119,7 +91,8 @@ pub async fn run(
                     .splice(0..0, local_sync.into_iter().chain(remote_sync));
             }
             if request.skip_unavailable {
-                let current = current_skip_unavailable(client, &local, &planned.alias).await;
+                let current =
+                    observe::current_skip_unavailable(client, es, &local, &planned.alias).await;
                 planned.plan.steps.extend(plan::skip_unavailable_step(
                     &local,
                     &planned.alias,
@@ -136,8 +109,8 @@ pub async fn run(
     let mut result = LinkResult {
         api_version: API_VERSION,
         kind: "LinkResult",
-        local: cluster_id(client, &target.namespace, &args.local),
-        remote: cluster_id(client, &remote_namespace, args.remote_name()),
+        local: cluster_id(client, &session.namespace, &args.local),
+        remote: cluster_id(client, remote_namespace, args.remote_name()),
         alias: planned.alias.clone(),
         security: planned.security,
         dry_run: flags.dry_run,
@@ -163,56 +136,70 @@ pub async fn run(
         .iter()
         .map(|s| s.cluster.clone())
         .collect();
-    result.connected =
-        mutate::wait_until_connected(client, flags, &result.local, &planned.alias, &touched)
-            .await?;
-
-    if let Some(format) = flags.output {
-        output::print_document(&result, format)?;
-    }
-    Ok(ExitCode::Ok)
-}
-
-/// `cluster.remote.<alias>.skip_unavailable` as the local cluster has it (`None` when unset or
-/// when Elasticsearch cannot be reached yet).
-pub async fn current_skip_unavailable(
-    client: &crate::k8s::clients::ContextClient,
-    local: &plan::EsState,
-    alias: &str,
-) -> Option<bool> {
-    let target = crate::es::EsTarget {
-        namespace: local.id.namespace.clone(),
-        name: local.id.name.clone(),
-    };
-    let es = crate::es::EsClient::connect(client, target).await.ok()?;
-    let settings = es.get("/_cluster/settings?flat_settings=true").await.ok()?;
-    let value = &settings["persistent"][format!("cluster.remote.{alias}.skip_unavailable")];
-    value
-        .as_bool()
-        .or_else(|| value.as_str().and_then(|v| v.parse().ok()))
-}
-
-async fn read_pair(
-    client: &crate::k8s::clients::ContextClient,
-    local_namespace: &str,
-    local: &str,
-    remote_namespace: &str,
-    remote: &str,
-) -> anyhow::Result<(plan::EsState, plan::EsState)> {
-    tokio::try_join!(
-        mutate::read_es(client, local_namespace, local),
-        mutate::read_es(client, remote_namespace, remote)
+    result.connected = workflow::wait_until_connected(
+        client,
+        es,
+        flags,
+        &result.local,
+        &planned.alias,
+        &touched,
     )
+    .await?;
+    Outcome::document(result)
 }
 
-fn cluster_id(
-    client: &crate::k8s::clients::ContextClient,
-    namespace: &str,
-    name: &str,
-) -> plan::ClusterId {
-    plan::ClusterId {
-        context: client.context.clone(),
-        namespace: namespace.to_string(),
-        name: name.to_string(),
+/// `unlink LOCAL ALIAS` of a link within the session's context.
+pub async fn unlink(session: &Session, args: &UnlinkRequest) -> anyhow::Result<Outcome> {
+    let flags = &args.mutation;
+    let wait_limit = workflow::parse_wait_timeout(&flags.timeout)?;
+    let client = &session.client;
+    let es = &session.es;
+    let request = plan::UnlinkRequest {
+        alias: args.alias.clone(),
+        disable_server: args.disable_server,
+    };
+    let applied = workflow::plan_and_apply(&[client], es, flags, || {
+        let (request, namespace) = (&request, &session.namespace);
+        async move {
+            let local = observe::read_es(client, namespace, &args.local).await?;
+            let (remote, others) =
+                observe::same_operator_remote_and_others(client, &local, &args.alias).await?;
+            let mut planned =
+                plan::plan_same_operator_unlink(&local, remote.as_ref(), &others, request)
+                    .map_err(UserError::from)?;
+            let current =
+                observe::current_skip_unavailable(client, es, &local, &request.alias).await;
+            if let Some(step) = plan::clear_skip_unavailable_step(&local, &request.alias, current) {
+                planned.plan.steps.insert(0, step);
+            }
+            Ok(planned)
+        }
+    })
+    .await?;
+    let (planned, writes) = (applied.planned, applied.writes);
+    let local_id = cluster_id(client, &session.namespace, &args.local);
+    if flags.dry_run == DryRun::None {
+        output::info(&format!(
+            "Unlinked remote cluster {:?} from {local_id}.",
+            args.alias
+        ));
+        if flags.wait {
+            let deadline = Instant::now() + wait_limit;
+            let mut progress = Progress::new();
+            for step in &planned.plan.steps {
+                workflow::wait_for_rollout(client, &step.cluster, deadline, &mut progress).await?;
+            }
+            progress.finish();
+        }
     }
+    Outcome::document(UnlinkResult {
+        api_version: API_VERSION,
+        kind: "UnlinkResult",
+        local: local_id,
+        alias: args.alias.clone(),
+        dry_run: flags.dry_run,
+        plan: planned.plan.clone(),
+        still_using_remote_server: planned.still_using.clone(),
+        writes,
+    })
 }
