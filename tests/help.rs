@@ -3,21 +3,7 @@
 
 mod common;
 
-use common::{World, es, plugin, stderr_of, stdout_of};
-
-/// Every subcommand a user can run, `man` included.
-const COMMANDS: [&str; 10] = [
-    "list",
-    "link",
-    "trust",
-    "export",
-    "unexport",
-    "unlink",
-    "describe",
-    "version",
-    "completion",
-    "man",
-];
+use common::{COMMANDS, World, es, plugin, stderr_of, stdout_of};
 
 const GLOBAL_HEADING: &str = "Global options:";
 

@@ -389,3 +389,17 @@ pub fn api_keys(
         })
         .unwrap_or_default()
 }
+
+/// Every subcommand a user can run, `man` included.
+pub const COMMANDS: [&str; 10] = [
+    "list",
+    "link",
+    "trust",
+    "export",
+    "unexport",
+    "unlink",
+    "describe",
+    "version",
+    "completion",
+    "man",
+];
