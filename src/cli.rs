@@ -837,7 +837,6 @@ pub struct ManArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-
 // What the flags ask for, in the workflows' terms.
 
 impl GlobalFlags {

@@ -72,8 +72,11 @@ pub async fn wait_for_rollout(
     deadline: Instant,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.client.clone(), &cluster.namespace, &elasticsearch_resource());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.client.clone(),
+        &cluster.namespace,
+        &elasticsearch_resource(),
+    );
     let mut last_phase = String::from("unknown");
     let mut missing = false;
     let waited = watch::until(client, &api, &cluster.name, deadline, |found| {
@@ -100,7 +103,9 @@ pub async fn wait_for_rollout(
     })
     .await;
     match waited {
-        Ok(()) if missing => anyhow::bail!("Elasticsearch {cluster} was deleted while waiting for its rollout"),
+        Ok(()) if missing => {
+            anyhow::bail!("Elasticsearch {cluster} was deleted while waiting for its rollout")
+        }
         Ok(()) => Ok(()),
         Err(WatchError::TimedOut) => anyhow::bail!(
             "timed out waiting for ECK to roll out {cluster} (phase {last_phase}); check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",

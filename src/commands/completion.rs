@@ -9,10 +9,8 @@ use clap::CommandFactory;
 
 use crate::cli::{BIN_NAME, Cli, CompletionArgs};
 
-
 /// The executable kubectl 1.26+ runs to complete `kubectl remote-cluster …`.
 pub const HELPER_NAME: &str = "kubectl_complete-remote_cluster";
-
 
 /// The CLI definition as the standalone executable is typed.
 fn standalone_command() -> clap::Command {
@@ -85,4 +83,3 @@ fn invoked_dir() -> Option<PathBuf> {
     let dir = argv0.parent()?.to_path_buf();
     dir.is_dir().then_some(dir)
 }
-

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::cli::{DescribeArgs, GlobalFlags};
-use crate::workflow::Session;
 use crate::output::API_VERSION;
+use crate::workflow::Session;
 use std::collections::BTreeMap;
 
 use crate::describe::{self, CurrentCa, Observed, Report};

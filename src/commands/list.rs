@@ -12,7 +12,6 @@ use crate::k8s::failure::ContextFailure;
 use crate::k8s::kubeconfig::{self, LoadedKubeconfig};
 use crate::output::{self, API_VERSION, Cell, Table};
 
-
 /// Contexts that reach the same API server; the first is the one queried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerGroup {

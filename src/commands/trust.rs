@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::cli::{TrustArgs, GlobalFlags};
+use crate::cli::{GlobalFlags, TrustArgs};
 use crate::error::ExitCode;
 use crate::k8s::kubeconfig::LoadedKubeconfig;
 use crate::workflow;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::cli::{UnexportArgs, GlobalFlags};
+use crate::cli::{GlobalFlags, UnexportArgs};
 use crate::error::ExitCode;
 use crate::k8s::kubeconfig::LoadedKubeconfig;
 use crate::workflow;

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::cli::VersionArgs;
-use crate::output::API_VERSION;
 use crate::output;
+use crate::output::API_VERSION;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

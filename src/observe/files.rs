@@ -41,8 +41,7 @@ pub fn read_ca_file(path: &Path, now: jiff::Timestamp) -> Result<RemoteCa, UserE
             format!("holds a certificate that expired on {when}; ask for the remote's current CA"),
         ));
     }
-    super::first_certificate(&pem)
-        .ok_or_else(|| bad(path, "is not a PEM certificate"))
+    super::first_certificate(&pem).ok_or_else(|| bad(path, "is not a PEM certificate"))
 }
 
 /// An encoded cross-cluster API key (`encoded` as Elasticsearch returns it: base64 of

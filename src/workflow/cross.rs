@@ -90,7 +90,6 @@ pub async fn link(sides: &Sides<'_>, args: &LinkRequest) -> anyhow::Result<Outco
     Outcome::document(result)
 }
 
-
 /// `unlink` of a link made across Kubernetes clusters, from the record on the local resource.
 pub async fn unlink(
     session: &Session,

@@ -14,9 +14,9 @@ use crate::es::EsClient;
 use crate::k8s::eck;
 use crate::observe;
 use crate::output::{self, API_VERSION};
+use crate::plan::{self, Plan, Planned};
 use crate::workflow::request::{ExportRequest, Outcome, Scope, UnexportRequest};
 use crate::workflow::{self, Session, external};
-use crate::plan::{self, Plan, Planned};
 
 struct ExportPlan(Plan);
 
@@ -190,7 +190,8 @@ async fn export_certificate(
                 eck::operator_facts(client),
             );
             let side = observe::trust_side(client, remote?).await?;
-            let restricted = observe::restricted_when_asked(client, &side, subjects.as_ref()).await?;
+            let restricted =
+                observe::restricted_when_asked(client, &side, subjects.as_ref()).await?;
             let restriction = observe::restriction(restricted.as_ref(), subjects.as_ref());
             let services = Api::<Service>::namespaced(client.client.clone(), &target.namespace);
             let transport = client
@@ -271,7 +272,6 @@ async fn export_certificate(
     }
     Ok(outcome)
 }
-
 
 fn certificate_instructions(alias: &str, address: &str, namespace: &str) -> String {
     format!(

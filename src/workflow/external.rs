@@ -146,10 +146,7 @@ impl KeySource {
 
 /// The remote's HTTPS API with the credentials given; a remote that cannot be reached is the
 /// user's input to fix (exit 2), before anything is written.
-pub async fn connect_remote_api(
-    remote: &RemoteApi,
-    url: &str,
-) -> anyhow::Result<EsClient> {
+pub async fn connect_remote_api(remote: &RemoteApi, url: &str) -> anyhow::Result<EsClient> {
     // A URL with user:password@ would be echoed in messages and stored in the link record.
     if url_has_credentials(url) {
         return Err(UserError::CredentialsInUrl.into());
@@ -208,10 +205,7 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
     // Checked before anything is read from the cluster, let alone written.
     let ca_path = args.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
     let ca = match (&args.ca_file, args.public_ca) {
-        (Some(_), _) => Some(files::read_ca_file(
-            ca_path,
-            jiff::Timestamp::now(),
-        )?),
+        (Some(_), _) => Some(files::read_ca_file(ca_path, jiff::Timestamp::now())?),
         (None, true) => None,
         (None, false) => return Err(UserError::MissingCa.into()),
     };

@@ -43,7 +43,9 @@ impl Session {
             return Err(UserError::OneContext { command }.into());
         }
         let kubeconfig = scope.kubeconfig.clone();
-        let context = kubeconfig.select_contexts(&scope.contexts, false)?.remove(0);
+        let context = kubeconfig
+            .select_contexts(&scope.contexts, false)?
+            .remove(0);
         let timeout = kubeconfig::parse_request_timeout(&scope.request_timeout)?;
         let namespace = scope
             .namespace

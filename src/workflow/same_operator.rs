@@ -136,15 +136,9 @@ pub async fn link(
         .iter()
         .map(|s| s.cluster.clone())
         .collect();
-    result.connected = workflow::wait_until_connected(
-        client,
-        es,
-        flags,
-        &result.local,
-        &planned.alias,
-        &touched,
-    )
-    .await?;
+    result.connected =
+        workflow::wait_until_connected(client, es, flags, &result.local, &planned.alias, &touched)
+            .await?;
     Outcome::document(result)
 }
 

@@ -42,29 +42,30 @@ pub async fn trust(scope: &Scope, args: &TrustRequest) -> anyhow::Result<Outcome
         );
         return Ok(Outcome::nothing());
     };
-    let applied = workflow::plan_and_apply(&[local_client, &remote_client], &target.es, flags, || {
-        let (remote_client, remote_namespace) = (&remote_client, &remote_namespace);
-        let local_namespace = &target.namespace;
-        async move {
-            let (local, remote) = tokio::try_join!(
-                observe::read_es(local_client, local_namespace, &args.local),
-                observe::read_es(remote_client, remote_namespace, &args.remote),
-            )?;
-            let (a, b) = tokio::try_join!(
-                observe::trust_side(local_client, local),
-                observe::trust_side(remote_client, remote),
-            )?;
-            let mut plan =
-                plan::plan_trust(&a, &b, args.one_way, args.refresh).map_err(UserError::from)?;
-            let (a_sync, b_sync) = tokio::try_join!(
-                observe::restricted_peer_sync(local_client, &a, &b.es.id),
-                observe::restricted_peer_sync(remote_client, &b, &a.es.id),
-            )?;
-            plan.steps.splice(0..0, a_sync.into_iter().chain(b_sync));
-            Ok(TrustPlan(plan))
-        }
-    })
-    .await?;
+    let applied =
+        workflow::plan_and_apply(&[local_client, &remote_client], &target.es, flags, || {
+            let (remote_client, remote_namespace) = (&remote_client, &remote_namespace);
+            let local_namespace = &target.namespace;
+            async move {
+                let (local, remote) = tokio::try_join!(
+                    observe::read_es(local_client, local_namespace, &args.local),
+                    observe::read_es(remote_client, remote_namespace, &args.remote),
+                )?;
+                let (a, b) = tokio::try_join!(
+                    observe::trust_side(local_client, local),
+                    observe::trust_side(remote_client, remote),
+                )?;
+                let mut plan = plan::plan_trust(&a, &b, args.one_way, args.refresh)
+                    .map_err(UserError::from)?;
+                let (a_sync, b_sync) = tokio::try_join!(
+                    observe::restricted_peer_sync(local_client, &a, &b.es.id),
+                    observe::restricted_peer_sync(remote_client, &b, &a.es.id),
+                )?;
+                plan.steps.splice(0..0, a_sync.into_iter().chain(b_sync));
+                Ok(TrustPlan(plan))
+            }
+        })
+        .await?;
     let plan = applied.planned.0;
     let direction = if args.one_way {
         "trusts"
