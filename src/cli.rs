@@ -2,7 +2,15 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::k8s::kubeconfig::LoadedKubeconfig;
+use crate::workflow::request::{
+    ExportRequest, LinkRequest, MutationOptions, RemoteApi, Scope, TrustRequest, TrustRestriction,
+    UnexportRequest, UnlinkRequest,
+};
 
 const LIST_EXAMPLES: &str = "\
 Examples:
@@ -22,6 +30,19 @@ const VERSION_EXAMPLES: &str = "\
 Examples:
   kubectl remote-cluster version
   kubectl remote-cluster version -o json";
+
+/// The executable as installed: kubectl finds `kubectl-remote_cluster` for `kubectl remote-cluster`.
+pub const BIN_NAME: &str = "kubectl-remote_cluster";
+
+const COMPLETION_EXAMPLES: &str = "\
+Examples:
+  # kubectl remote-cluster <TAB> (kubectl 1.26+): put the helper next to the plugin, once
+  kubectl remote-cluster completion --install-kubectl-helper
+
+  # The standalone executable kubectl-remote_cluster, in bash, zsh or fish
+  source <(kubectl remote-cluster completion bash)
+  kubectl remote-cluster completion zsh > \"${fpath[1]}/_kubectl-remote_cluster\"
+  kubectl remote-cluster completion fish > ~/.config/fish/completions/kubectl-remote_cluster.fish";
 
 const ROOT_MORE: &str = "\
 Run `kubectl remote-cluster --help` for examples and exit codes, and
@@ -170,7 +191,7 @@ pub enum Command {
     Version(VersionArgs),
 
     /// Print a shell completion script, or install kubectl's completion helper for this plugin
-    #[command(after_help = MORE, after_long_help = crate::commands::completion::EXAMPLES)]
+    #[command(after_help = MORE, after_long_help = COMPLETION_EXAMPLES)]
     Completion(CompletionArgs),
 
     /// Print the manual page (roff), or write one page per command into a directory
@@ -281,7 +302,7 @@ pub struct MutationFlags {
         require_equals = true,
         default_missing_value = "client"
     )]
-    pub dry_run: crate::apply::DryRun,
+    pub dry_run: DryRunMode,
 
     /// Do not ask before a plan that restarts Elasticsearch nodes
     ///
@@ -394,7 +415,7 @@ pub struct LinkArgs {
     /// loadbalancer: a Service of type LoadBalancer, whose address LOCAL dials. none: you expose
     /// it yourself and give --proxy-address.
     #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
-    pub expose: crate::plan::Expose,
+    pub expose: ExposeMode,
 
     /// The HOST:PORT LOCAL connects to, when you expose REMOTE yourself
     ///
@@ -419,7 +440,7 @@ pub struct LinkArgs {
     /// REMOTE's remote cluster server (port 9443). certificate: the transport CAs trust each
     /// other and LOCAL reaches REMOTE's transport port; no index restriction.
     #[arg(long, value_enum, value_name = "MODEL")]
-    pub security: Option<crate::plan::SecurityModel>,
+    pub security: Option<Security>,
 
     /// Index patterns LOCAL may search on REMOTE (API-key model; default: all)
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
@@ -554,7 +575,7 @@ pub struct ExportArgs {
     /// loadbalancer: a Service of type LoadBalancer. none: you expose it yourself and give
     /// --proxy-address.
     #[arg(long, value_enum, value_name = "HOW", default_value = "loadbalancer")]
-    pub expose: crate::plan::Expose,
+    pub expose: ExposeMode,
 
     /// The HOST:PORT the other side dials, when you expose REMOTE yourself
     #[arg(long, value_name = "HOST:PORT")]
@@ -562,7 +583,7 @@ pub struct ExportArgs {
 
     /// Security model: api-key (a key for the other side) or certificate (mutual transport trust)
     #[arg(long, value_enum, value_name = "MODEL", default_value = "api-key")]
-    pub security: crate::plan::SecurityModel,
+    pub security: Security,
 
     /// With --security certificate: PEM file of the other side's transport CA, to trust here
     #[arg(long, value_name = "FILE")]
@@ -713,6 +734,56 @@ pub struct VersionArgs {
     pub output: Option<DocumentFormat>,
 }
 
+/// `--dry-run` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunMode {
+    None,
+    Client,
+    Server,
+}
+
+impl From<DryRunMode> for crate::apply::DryRun {
+    fn from(mode: DryRunMode) -> Self {
+        match mode {
+            DryRunMode::None => Self::None,
+            DryRunMode::Client => Self::Client,
+            DryRunMode::Server => Self::Server,
+        }
+    }
+}
+
+/// `--expose` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExposeMode {
+    Loadbalancer,
+    None,
+}
+
+impl From<ExposeMode> for crate::plan::Expose {
+    fn from(mode: ExposeMode) -> Self {
+        match mode {
+            ExposeMode::Loadbalancer => Self::Loadbalancer,
+            ExposeMode::None => Self::None,
+        }
+    }
+}
+
+/// `--security` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Security {
+    ApiKey,
+    Certificate,
+}
+
+impl From<Security> for crate::plan::SecurityModel {
+    fn from(model: Security) -> Self {
+        match model {
+            Security::ApiKey => Self::ApiKey,
+            Security::Certificate => Self::Certificate,
+        }
+    }
+}
+
 /// The `-o` values for commands that print a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -728,6 +799,15 @@ pub enum OutputFormat {
 pub enum DocumentFormat {
     Json,
     Yaml,
+}
+
+impl From<DocumentFormat> for crate::output::DocumentFormat {
+    fn from(format: DocumentFormat) -> Self {
+        match format {
+            DocumentFormat::Json => Self::Json,
+            DocumentFormat::Yaml => Self::Yaml,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -755,6 +835,141 @@ pub struct ManArgs {
     /// Write kubectl-remote_cluster.1 and one page per command into DIR instead of printing
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+}
+
+// What the flags ask for, in the workflows' terms.
+
+impl GlobalFlags {
+    pub fn scope(&self, kubeconfig: Arc<LoadedKubeconfig>) -> Scope {
+        Scope {
+            kubeconfig,
+            contexts: self.contexts.clone(),
+            namespace: self.namespace.clone(),
+            request_timeout: self.request_timeout.clone(),
+        }
+    }
+}
+
+impl MutationFlags {
+    pub fn options(&self) -> MutationOptions {
+        MutationOptions {
+            dry_run: self.dry_run.into(),
+            yes: self.yes,
+            wait: self.wait,
+            timeout: self.timeout.clone(),
+        }
+    }
+}
+
+impl RemoteApiFlags {
+    pub fn request(&self) -> RemoteApi {
+        RemoteApi {
+            remote_url: self.remote_url.clone(),
+            remote_user: self.remote_user.clone(),
+            remote_password_file: self.remote_password_file.clone(),
+            remote_ca_file: self.remote_ca_file.clone(),
+        }
+    }
+}
+
+impl TrustRestrictionFlags {
+    pub fn request(&self) -> TrustRestriction {
+        TrustRestriction {
+            trust_file: self.trust_file.clone(),
+            trust_subject: self.trust_subject.clone(),
+        }
+    }
+}
+
+impl LinkArgs {
+    pub fn request(&self) -> LinkRequest {
+        LinkRequest {
+            local: self.local.clone(),
+            remote: self.remote.clone(),
+            external: self.external.clone(),
+            ca_file: self.ca_file.clone(),
+            public_ca: self.public_ca,
+            api_key_file: self.api_key_file.clone(),
+            remote_api: self.remote_api.request(),
+            restriction: self.restriction.request(),
+            remote_namespace: self.remote_namespace.clone(),
+            remote_context: self.remote_context.clone(),
+            remote_kubeconfig: self.remote_kubeconfig.clone(),
+            expose: self.expose.into(),
+            proxy_address: self.proxy_address.clone(),
+            server_name: self.server_name.clone(),
+            alias: self.alias.clone(),
+            security: self.security.map(Into::into),
+            search_indices: self.search_indices.clone(),
+            replication_indices: self.replication_indices.clone(),
+            skip_unavailable: self.skip_unavailable,
+            mutation: self.mutation.options(),
+        }
+    }
+}
+
+impl UnlinkArgs {
+    pub fn request(&self) -> UnlinkRequest {
+        UnlinkRequest {
+            local: self.local.clone(),
+            alias: self.alias.clone(),
+            disable_server: self.disable_server,
+            local_only: self.local_only,
+            remote_kubeconfig: self.remote_kubeconfig.clone(),
+            remote_api: self.remote_api.request(),
+            mutation: self.mutation.options(),
+        }
+    }
+}
+
+impl TrustArgs {
+    pub fn request(&self) -> TrustRequest {
+        TrustRequest {
+            local: self.local.clone(),
+            remote: self.remote.clone(),
+            remote_namespace: self.remote_namespace.clone(),
+            remote_context: self.remote_context.clone(),
+            remote_kubeconfig: self.remote_kubeconfig.clone(),
+            one_way: self.one_way,
+            refresh: self.refresh,
+            mutation: self.mutation.options(),
+        }
+    }
+}
+
+impl ExportArgs {
+    pub fn request(&self) -> ExportRequest {
+        ExportRequest {
+            remote: self.remote.clone(),
+            alias: self.alias.clone(),
+            search_indices: self.search_indices.clone(),
+            replication_indices: self.replication_indices.clone(),
+            expose: self.expose.into(),
+            proxy_address: self.proxy_address.clone(),
+            security: self.security.into(),
+            ca_file: self.ca_file.clone(),
+            restriction: self.restriction.request(),
+            output_dir: self.output_dir.clone(),
+            show_secrets: self.show_secrets,
+            apply_to: RemoteApi {
+                remote_url: self.apply_to.clone(),
+                remote_user: self.apply_user.clone(),
+                remote_password_file: self.apply_password_file.clone(),
+                remote_ca_file: self.apply_ca_file.clone(),
+            },
+            mutation: self.mutation.options(),
+        }
+    }
+}
+
+impl UnexportArgs {
+    pub fn request(&self) -> UnexportRequest {
+        UnexportRequest {
+            remote: self.remote.clone(),
+            alias: self.alias.clone(),
+            mutation: self.mutation.options(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -152,9 +152,6 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
         if let Some(user) = cause.downcast_ref::<UserError>() {
             return user.exit_code();
         }
-        if cause.downcast_ref::<clap::Error>().is_some() {
-            return ExitCode::Usage;
-        }
     }
     ExitCode::Failure
 }

@@ -1,5 +1,8 @@
 //! `kubectl remote-cluster`: links ECK-managed Elasticsearch clusters across kubeconfig contexts.
 
+// Layers, top to bottom (docs/design.md; tests/layers.rs keeps imports pointing down):
+// cli, commands, complete > workflow > observe, apply > k8s, es > error > plan, describe >
+// output, versions.
 pub mod apply;
 pub mod cli;
 pub mod commands;
@@ -7,13 +10,12 @@ pub mod complete;
 pub mod describe;
 pub mod error;
 pub mod es;
-pub mod external;
 pub mod k8s;
+pub mod observe;
 pub mod output;
 pub mod plan;
-pub mod undo;
 pub mod versions;
-pub mod wait;
+pub mod workflow;
 
 use std::sync::Arc;
 
@@ -46,7 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Unexport(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;
-            runtime()?.block_on(commands::export::unexport(&cli.global, args, kubeconfig))
+            runtime()?.block_on(commands::unexport::run(&cli.global, args, kubeconfig))
         }
         Command::Trust(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;
@@ -61,7 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Man(args) => {
-            commands::completion::man(args)?;
+            commands::man::man(args)?;
             Ok(ExitCode::Ok)
         }
     }

@@ -5,7 +5,15 @@ use std::io::Write;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-use crate::cli::DocumentFormat;
+/// The `apiVersion` of every document the plugin prints.
+pub const API_VERSION: &str = "remote-cluster.kubectl-plugin.dev/v1alpha1";
+
+/// How a document goes to stdout (`-o json|yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentFormat {
+    Json,
+    Yaml,
+}
 
 const WARNING: Style = AnsiColor::Yellow.on_default().bold();
 const ERROR: Style = AnsiColor::Red.on_default().bold();

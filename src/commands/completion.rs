@@ -7,23 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::CommandFactory;
 
-use crate::cli::{Cli, CompletionArgs, ManArgs};
-
-/// The executable as installed: kubectl finds `kubectl-remote_cluster` for `kubectl remote-cluster`.
-pub const BIN_NAME: &str = "kubectl-remote_cluster";
+use crate::cli::{BIN_NAME, Cli, CompletionArgs};
 
 /// The executable kubectl 1.26+ runs to complete `kubectl remote-cluster …`.
 pub const HELPER_NAME: &str = "kubectl_complete-remote_cluster";
-
-pub const EXAMPLES: &str = "\
-Examples:
-  # kubectl remote-cluster <TAB> (kubectl 1.26+): put the helper next to the plugin, once
-  kubectl remote-cluster completion --install-kubectl-helper
-
-  # The standalone executable kubectl-remote_cluster, in bash, zsh or fish
-  source <(kubectl remote-cluster completion bash)
-  kubectl remote-cluster completion zsh > \"${fpath[1]}/_kubectl-remote_cluster\"
-  kubectl remote-cluster completion fish > ~/.config/fish/completions/kubectl-remote_cluster.fish";
 
 /// The CLI definition as the standalone executable is typed.
 fn standalone_command() -> clap::Command {
@@ -95,40 +82,4 @@ fn invoked_dir() -> Option<PathBuf> {
     }
     let dir = argv0.parent()?.to_path_buf();
     dir.is_dir().then_some(dir)
-}
-
-/// The manual page for `kubectl remote-cluster`, as roff.
-pub fn man_page() -> anyhow::Result<Vec<u8>> {
-    let mut page = Vec::new();
-    man_for(man_command()).render(&mut page)?;
-    Ok(page)
-}
-
-/// The pages leave out `man` itself (listed in `--help`, but a page of its own tells nothing).
-fn man_command() -> clap::Command {
-    Cli::command()
-        .display_name(BIN_NAME)
-        .disable_help_subcommand(true)
-        .mut_subcommand("man", |man| man.hide(true))
-}
-
-fn man_for(cmd: clap::Command) -> clap_mangen::Man {
-    clap_mangen::Man::new(cmd).manual("kubectl plugins")
-}
-
-pub fn man(args: &ManArgs) -> anyhow::Result<()> {
-    match &args.out_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            clap_mangen::generate_to(man_command(), dir)
-                .with_context(|| format!("cannot write manual pages into {}", dir.display()))?;
-        }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&man_page()?)?;
-            stdout.flush()?;
-        }
-    }
-    Ok(())
 }

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use crate::cli::{DescribeArgs, GlobalFlags};
-use crate::commands::list::API_VERSION;
-use crate::commands::mutate;
+use crate::output::API_VERSION;
+use crate::workflow::Session;
 use std::collections::BTreeMap;
 
 use crate::describe::{self, CurrentCa, Observed, Report};
 use crate::error::ExitCode;
-use crate::es::{EsClient, EsTarget};
 use crate::k8s::eck;
 use crate::k8s::kubeconfig::LoadedKubeconfig;
 use crate::output::{self, Cell, Table};
@@ -24,9 +23,9 @@ pub async fn run(
     // in for links to it.
     let mut own = global.clone();
     own.contexts.truncate(1);
-    let target = mutate::target(&own, kubeconfig.clone(), "describe").await?;
+    let target = Session::open(&own.scope(kubeconfig.clone()), "describe").await?;
     let client = &target.client;
-    let es = mutate::read_es(client, &target.namespace, &args.name).await?;
+    let es = crate::observe::read_es(client, &target.namespace, &args.name).await?;
     let others: Vec<EsState> = eck::list_raw(client)
         .await?
         .into_iter()
@@ -40,11 +39,7 @@ pub async fn run(
         })
         .collect();
     let operator = eck::operator_facts(client).await;
-    let target_es = EsTarget {
-        namespace: es.id.namespace.clone(),
-        name: es.id.name.clone(),
-    };
-    let remote_info = match EsClient::connect(client, target_es).await {
+    let remote_info = match target.es.client(client, &es.id).await {
         Ok(es_client) => match es_client.get("/_remote/info").await {
             Ok(info) => Some(info),
             Err(err) => {
@@ -65,8 +60,8 @@ pub async fn run(
     };
     let incoming_elsewhere = incoming_from(&target, &kubeconfig, &peers, &es).await;
     let restricted = if crate::plan::uses_restricted_trust(&es) {
-        let side = crate::commands::cross::trust_side(client, es.clone()).await?;
-        Some(crate::commands::cross::restricted_side(client, &side).await?)
+        let side = crate::observe::trust_side(client, es.clone()).await?;
+        Some(crate::observe::restricted_side(client, &side).await?)
     } else {
         None
     };
@@ -83,7 +78,7 @@ pub async fn run(
         API_VERSION,
     );
     match args.output {
-        Some(format) => output::print_document(&report, format)?,
+        Some(format) => output::print_document(&report, format.into())?,
         None => output::write_stdout(&render(&report))?,
     }
     Ok(if report.has_broken_link() {
@@ -108,7 +103,7 @@ async fn remote_cas(
         .collect();
     let reads = links.iter().map(|(alias, record)| async move {
         let client = pool.client(&record.remote_context).await.ok()?;
-        let ca = crate::commands::cross::read_transport_ca(
+        let ca = crate::observe::read_transport_ca(
             &client,
             &record.remote_namespace,
             &record.remote_name,
@@ -133,7 +128,7 @@ async fn remote_cas(
 /// Links to `es` recorded on the Elasticsearch resources of other Kubernetes clusters (the
 /// plugin's link annotation names the remote's context, namespace and name).
 async fn incoming_from(
-    target: &mutate::Target,
+    target: &Session,
     kubeconfig: &LoadedKubeconfig,
     peers: &[String],
     es: &EsState,

@@ -10,9 +10,7 @@ use crate::k8s::clients::ClientPool;
 use crate::k8s::eck::{self, ECK_MANAGED_REMOTES_ANNOTATION, Elasticsearch, ListScope, Listing};
 use crate::k8s::failure::ContextFailure;
 use crate::k8s::kubeconfig::{self, LoadedKubeconfig};
-use crate::output::{self, Cell, Table};
-
-pub const API_VERSION: &str = "remote-cluster.kubectl-plugin.dev/v1alpha1";
+use crate::output::{self, API_VERSION, Cell, Table};
 
 /// Contexts that reach the same API server; the first is the one queried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,7 +402,7 @@ pub async fn run(
             } else {
                 DocumentFormat::Yaml
             };
-            output::print_document(&document, format)?;
+            output::print_document(&document, format.into())?;
         }
     }
     Ok(if failed {

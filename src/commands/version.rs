@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::cli::VersionArgs;
-use crate::commands::list::API_VERSION;
 use crate::output;
+use crate::output::API_VERSION;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,7 +29,7 @@ pub fn info() -> VersionInfo {
 pub fn run(args: &VersionArgs) -> anyhow::Result<()> {
     let info = info();
     match args.output {
-        Some(format) => output::print_document(&info, format),
+        Some(format) => output::print_document(&info, format.into()),
         None => output::write_stdout(&format!(
             "kubectl remote-cluster {} ({}/{})\n",
             info.version, info.os, info.arch

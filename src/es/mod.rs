@@ -4,6 +4,7 @@
 //! after authenticating the request (k8s.io/apiserver `pkg/endpoints/filters/authentication.go`),
 //! so Elasticsearch credentials would never arrive.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -19,8 +20,50 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::k8s::clients::ContextClient;
+use crate::plan::ClusterId;
 
 pub const HTTP_PORT: u16 = 9200;
+
+/// One connection per Elasticsearch for the whole command: reads, apply steps and waits share
+/// it. A connection that closed (its pod went away in a rolling restart) is opened again, on a
+/// pod that is ready then.
+#[derive(Clone, Default)]
+pub struct EsPool {
+    slots: Arc<std::sync::Mutex<HashMap<ClusterId, Slot>>>,
+}
+
+type Slot = Arc<Mutex<Option<Arc<EsClient>>>>;
+
+impl EsPool {
+    pub fn new() -> EsPool {
+        EsPool::default()
+    }
+
+    /// The open connection to `cluster`, or a new one through a port-forward to a ready pod.
+    pub async fn client(
+        &self,
+        kube: &ContextClient,
+        cluster: &ClusterId,
+    ) -> anyhow::Result<Arc<EsClient>> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(cluster.clone()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(open) = slot.as_ref()
+            && open.is_open().await
+        {
+            return Ok(open.clone());
+        }
+        let target = EsTarget {
+            namespace: cluster.namespace.clone(),
+            name: cluster.name.clone(),
+        };
+        let connected = Arc::new(EsClient::connect(kube, target).await?);
+        *slot = Some(connected.clone());
+        Ok(connected)
+    }
+}
 
 /// Which Elasticsearch to reach and how to authenticate.
 #[derive(Clone)]
@@ -167,6 +210,11 @@ impl EsClient {
             authorization: SecretString::from(format!("Basic {credentials}")),
             sender: Mutex::new(sender),
         })
+    }
+
+    /// False once the connection ended: its pod went away, or the port-forward closed.
+    pub async fn is_open(&self) -> bool {
+        !self.sender.lock().await.is_closed()
     }
 
     pub fn pod(&self) -> &str {

@@ -5,3 +5,4 @@ pub mod clients;
 pub mod eck;
 pub mod failure;
 pub mod kubeconfig;
+pub mod watch;

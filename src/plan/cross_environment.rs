@@ -67,7 +67,7 @@ pub struct StoredKey {
 }
 
 /// How the remote cluster server is reached from outside its Kubernetes cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Expose {
     #[default]

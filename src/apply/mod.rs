@@ -2,6 +2,7 @@
 //! produced by one step (an address, an API key) handed to later ones without being printed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -11,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::es::{EsClient, EsTarget};
+use crate::es::{EsClient, EsPool};
 use crate::k8s::clients::ContextClient;
 use crate::k8s::eck::elasticsearch_resource;
 use crate::k8s::failure::ContextFailure;
@@ -20,14 +21,17 @@ use crate::plan::{
     self, Change, ClusterId, DataValue, OUTPUT_ADDRESS, OUTPUT_KEY_ENCODED, OUTPUT_KEY_ID,
     ObjectKind, Plan, Step,
 };
-use crate::undo::Undo;
-use crate::wait::{self, Progress};
+pub mod undo;
+pub mod wait;
+
+use undo::Undo;
+use wait::Progress;
 
 /// The field manager kubectl-style tools record on the objects they write.
 pub const FIELD_MANAGER: &str = "kubectl-remote-cluster";
 
 /// `--dry-run`, as kubectl spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DryRun {
     #[default]
@@ -63,6 +67,7 @@ pub enum ApplyError {
 pub async fn apply(
     plan: &Plan,
     client_for: &dyn Fn(&str) -> Option<ContextClient>,
+    es: &EsPool,
     dry_run: DryRun,
     deadline: Instant,
     given: &BTreeMap<String, SecretString>,
@@ -77,7 +82,7 @@ pub async fn apply(
         outputs: given.clone(),
         own_writes: HashMap::new(),
         own_generations: HashMap::new(),
-        es: HashMap::new(),
+        es: es.clone(),
         fresh_key: None,
         key_stored: false,
         writes: 0,
@@ -100,7 +105,7 @@ pub async fn apply(
             run.progress.finish();
             // A conflict re-plans from fresh reads, which sees what is already done.
             if done == 0 || !journaled || matches!(err, ApplyError::Conflict(_)) {
-                run.undo_fresh_key().await;
+                run.undo_fresh_key(client_for).await;
                 return Err(err);
             }
             if run.roll_back(client_for).await {
@@ -109,7 +114,7 @@ pub async fn apply(
                     done,
                 });
             }
-            run.undo_fresh_key().await;
+            run.undo_fresh_key(client_for).await;
             return Err(ApplyError::Partial {
                 cause: Box::new(err),
                 done,
@@ -152,7 +157,7 @@ struct Run {
     own_writes: HashMap<String, (String, String)>,
     /// generation read -> generation after our own writes, per Elasticsearch resource.
     own_generations: HashMap<String, (i64, i64)>,
-    es: HashMap<ClusterId, EsClient>,
+    es: EsPool,
     /// A key this run created, with the cluster it lives on, until the local keystore holds it.
     fresh_key: Option<(ClusterId, String)>,
     key_stored: bool,
@@ -258,7 +263,7 @@ impl Run {
                 let deadline = self.deadline;
                 let es = self.es(step, client).await?;
                 if value.is_some() {
-                    wait_for_alias(es, alias, deadline)
+                    wait_for_alias(&es, alias, deadline)
                         .await
                         .map_err(|e| failed(step, e))?;
                 }
@@ -594,61 +599,59 @@ impl Run {
             return Ok(());
         }
         let services: Api<Service> = Api::namespaced(client.client.clone(), namespace);
-        loop {
-            let found = client
-                .call(services.get_opt(service))
-                .await
-                .map_err(|f| failed(step, f.message))?;
-            if let Some(address) = crate::k8s::eck::load_balancer_host(found.as_ref()) {
+        let mut address = None;
+        self.progress.say(format!(
+            "Waiting for Service {namespace}/{service} to get a LoadBalancer address"
+        ));
+        let waited = crate::k8s::watch::until(client, &services, service, self.deadline, |found| {
+            address = crate::k8s::eck::load_balancer_host(found);
+            address.is_some()
+        })
+        .await;
+        match (waited, address) {
+            (Ok(()), Some(address)) => {
                 self.outputs
                     .insert(output.to_string(), SecretString::from(address));
-                return Ok(());
+                Ok(())
             }
-            self.progress.say(format!(
-                "Waiting for Service {namespace}/{service} to get a LoadBalancer address"
-            ));
-            if Instant::now() >= self.deadline {
-                return Err(failed(
-                    step,
-                    "no LoadBalancer address before the timeout; check the Service's events, or expose it yourself and pass --proxy-address",
-                ));
+            (Err(crate::k8s::watch::WatchError::Failed(failure)), _) => {
+                Err(failed(step, failure.message))
             }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            _ => Err(failed(
+                step,
+                "no LoadBalancer address before the timeout; check the Service's events, or expose it yourself and pass --proxy-address",
+            )),
         }
     }
 
-    async fn es(&mut self, step: &Step, client: &ContextClient) -> Result<&EsClient, ApplyError> {
+    async fn es(
+        &mut self,
+        step: &Step,
+        client: &ContextClient,
+    ) -> Result<Arc<EsClient>, ApplyError> {
         self.es_cluster(&step.cluster, client)
             .await
             .map_err(|e| failed(step, e))
     }
 
-    /// The Elasticsearch of `cluster`, connected once; pods may be restarting after earlier
-    /// writes, so connecting is retried until the deadline.
+    /// The Elasticsearch of `cluster` from the command's pool; pods may be restarting after
+    /// earlier writes, so connecting is retried until the deadline.
     async fn es_cluster(
         &mut self,
         cluster: &ClusterId,
         client: &ContextClient,
-    ) -> anyhow::Result<&EsClient> {
-        if !self.es.contains_key(cluster) {
-            let target = EsTarget {
-                namespace: cluster.namespace.clone(),
-                name: cluster.name.clone(),
-            };
-            let connected = loop {
-                match EsClient::connect(client, target.clone()).await {
-                    Ok(connected) => break connected,
-                    Err(err) if Instant::now() >= self.deadline => return Err(err),
-                    Err(err) => {
-                        self.progress
-                            .say(format!("Waiting to reach Elasticsearch {cluster}: {err}"));
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
+    ) -> anyhow::Result<Arc<EsClient>> {
+        loop {
+            match self.es.client(client, cluster).await {
+                Ok(connected) => return Ok(connected),
+                Err(err) if Instant::now() >= self.deadline => return Err(err),
+                Err(err) => {
+                    self.progress
+                        .say(format!("Waiting to reach Elasticsearch {cluster}: {err}"));
+                    tokio::time::sleep(wait::RETRY).await;
                 }
-            };
-            self.es.insert(cluster.clone(), connected);
+            }
         }
-        Ok(&self.es[cluster])
     }
 
     /// Records how to take back a step just applied, with what only its result tells.
@@ -818,7 +821,7 @@ impl Run {
             } else {
                 None
             };
-            if let Err(err) = undo.run(&client, es).await {
+            if let Err(err) = undo.run(&client, es.as_deref()).await {
                 output::warning(&format!("could not undo a step on {cluster}: {err}"));
                 return false;
             }
@@ -863,14 +866,17 @@ impl Run {
 
     /// A key created by this run that never reached the local keystore is invalidated, so a
     /// failure leaves no orphan key behind.
-    async fn undo_fresh_key(&mut self) {
+    async fn undo_fresh_key(&mut self, client_for: &dyn Fn(&str) -> Option<ContextClient>) {
         let Some((cluster, id)) = self.fresh_key.take() else {
             return;
         };
         if self.key_stored {
             return;
         }
-        let Some(es) = self.es.get(&cluster) else {
+        let Some(client) = client_for(&cluster.context) else {
+            return;
+        };
+        let Ok(es) = self.es.client(&client, &cluster).await else {
             return;
         };
         match es
@@ -902,7 +908,7 @@ async fn wait_for_alias(es: &EsClient, alias: &str, deadline: Instant) -> anyhow
         if Instant::now() >= deadline {
             anyhow::bail!("ECK did not configure remote cluster {alias:?} before the timeout");
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        tokio::time::sleep(wait::POLL_ELASTICSEARCH).await;
     }
 }
 

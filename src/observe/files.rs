@@ -41,8 +41,7 @@ pub fn read_ca_file(path: &Path, now: jiff::Timestamp) -> Result<RemoteCa, UserE
             format!("holds a certificate that expired on {when}; ask for the remote's current CA"),
         ));
     }
-    crate::commands::cross::first_certificate(&pem)
-        .ok_or_else(|| bad(path, "is not a PEM certificate"))
+    super::first_certificate(&pem).ok_or_else(|| bad(path, "is not a PEM certificate"))
 }
 
 /// An encoded cross-cluster API key (`encoded` as Elasticsearch returns it: base64 of
@@ -145,6 +144,24 @@ fn check_subject(pattern: &str) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The node names a restricted trust accepts, when `--trust-file` or `--trust-subject` asks
+/// for one; says which downloaded entries were meant for this side and replaced.
+pub fn restriction_subjects(
+    trust_file: Option<&Path>,
+    trust_subject: &[String],
+) -> Result<Option<TrustSubjects>, UserError> {
+    if trust_file.is_none() && trust_subject.is_empty() {
+        return Ok(None);
+    }
+    let subjects = trust_subjects(trust_file, trust_subject)?;
+    for dropped in &subjects.dropped {
+        crate::output::info(&format!(
+            "Left out {dropped:?} from the trust file: it names the ECK side by its Scope ID and never matches ECK's node names; this cluster's own pattern is written instead."
+        ));
+    }
+    Ok(Some(subjects))
 }
 
 #[cfg(test)]

@@ -1,76 +1,65 @@
-//! What every command that changes clusters shares: reading state, showing the plan, asking,
-//! applying with re-plans on conflict, and waiting for the result.
+//! The workflows: one module per scenario, each observing, planning and applying for the
+//! domain request a command hands it. What they share is here: the session a command works in,
+//! showing the plan, asking, applying with re-plans on conflict, and waiting for the result.
+
+pub mod cross;
+pub mod export;
+pub mod external;
+pub mod request;
+pub mod same_operator;
+pub mod trust;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use crate::apply::DryRun;
-use crate::cli::{GlobalFlags, MutationFlags};
 use crate::error::UserError;
+use crate::es::EsPool;
 use crate::k8s::access;
 use crate::k8s::clients::{ClientPool, ContextClient};
 use crate::k8s::eck;
-use crate::k8s::kubeconfig::{self, LoadedKubeconfig};
+use crate::k8s::kubeconfig;
 use crate::output;
-use crate::plan::{Change, ClusterId, EsState, ObjectKind, Plan};
+use crate::plan::{Change, ClusterId, ObjectKind, Plan};
+
+use request::{MutationOptions, Scope};
 
 /// How many times a plan is re-made after a concurrent edit before giving up.
 pub const MAX_ATTEMPTS: usize = 5;
 
-/// The one context a mutating command works in, with its client.
-pub struct Target {
+/// The one context a mutating command works in: its client, its namespace, the clients of
+/// other contexts it reaches, and one Elasticsearch connection per cluster for the whole command.
+pub struct Session {
+    pub scope: Scope,
     pub pool: ClientPool,
     pub client: ContextClient,
     pub namespace: String,
+    pub es: EsPool,
 }
 
-pub async fn target(
-    global: &GlobalFlags,
-    kubeconfig: std::sync::Arc<LoadedKubeconfig>,
-    command: &'static str,
-) -> anyhow::Result<Target> {
-    if global.contexts.len() > 1 {
-        return Err(UserError::OneContext { command }.into());
-    }
-    let context = kubeconfig
-        .select_contexts(&global.contexts, false)?
-        .remove(0);
-    let timeout = kubeconfig::parse_request_timeout(&global.request_timeout)?;
-    let namespace = global
-        .namespace
-        .clone()
-        .unwrap_or_else(|| kubeconfig.namespace_of(&context));
-    let pool = ClientPool::new(kubeconfig, timeout);
-    let client = pool.client(&context).await?;
-    Ok(Target {
-        pool,
-        client,
-        namespace,
-    })
-}
-
-/// Reads an Elasticsearch resource; a missing one is the user's error (exit 2).
-pub async fn read_es(
-    client: &ContextClient,
-    namespace: &str,
-    name: &str,
-) -> anyhow::Result<EsState> {
-    let object = eck::get_elasticsearch(client, namespace, name).await?;
-    match object {
-        Some(object) => Ok(EsState {
-            id: ClusterId {
-                context: client.context.clone(),
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-            },
-            object,
-        }),
-        None => Err(UserError::ElasticsearchNotFound {
-            context: client.context.clone(),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
+impl Session {
+    pub async fn open(scope: &Scope, command: &'static str) -> anyhow::Result<Session> {
+        if scope.contexts.len() > 1 {
+            return Err(UserError::OneContext { command }.into());
         }
-        .into()),
+        let kubeconfig = scope.kubeconfig.clone();
+        let context = kubeconfig
+            .select_contexts(&scope.contexts, false)?
+            .remove(0);
+        let timeout = kubeconfig::parse_request_timeout(&scope.request_timeout)?;
+        let namespace = scope
+            .namespace
+            .clone()
+            .unwrap_or_else(|| kubeconfig.namespace_of(&context));
+        let pool = ClientPool::new(kubeconfig, timeout);
+        let client = pool.client(&context).await?;
+        Ok(Session {
+            scope: scope.clone(),
+            pool,
+            client,
+            namespace,
+            es: EsPool::new(),
+        })
     }
 }
 
@@ -156,7 +145,8 @@ pub struct Applied<P> {
 /// the client of every context the plan may touch.
 pub async fn plan_and_apply<P, F, Fut>(
     clients: &[&ContextClient],
-    flags: &MutationFlags,
+    es: &EsPool,
+    flags: &MutationOptions,
     make_plan: F,
 ) -> anyhow::Result<Applied<P>>
 where
@@ -164,14 +154,15 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<P>>,
 {
-    plan_and_apply_given(clients, flags, &Default::default(), make_plan).await
+    plan_and_apply_given(clients, es, flags, &Default::default(), make_plan).await
 }
 
 /// [`plan_and_apply`] with values known beforehand (a key the user handed over) that the plan
 /// names as outputs.
 pub async fn plan_and_apply_given<P, F, Fut>(
     clients: &[&ContextClient],
-    flags: &MutationFlags,
+    es: &EsPool,
+    flags: &MutationOptions,
     given: &std::collections::BTreeMap<String, secrecy::SecretString>,
     mut make_plan: F,
 ) -> anyhow::Result<Applied<P>>
@@ -204,7 +195,7 @@ where
             show(plan, flags.dry_run);
             confirm(plan, flags)?;
         }
-        match crate::apply::apply(plan, &client_for, flags.dry_run, deadline, given).await {
+        match crate::apply::apply(plan, &client_for, es, flags.dry_run, deadline, given).await {
             Ok(outcome) => {
                 return Ok(Applied {
                     planned,
@@ -258,7 +249,7 @@ pub fn show(plan: &Plan, dry_run: DryRun) {
 }
 
 /// Asks before a plan that restarts nodes; refuses without a terminal unless `--yes`.
-pub fn confirm(plan: &Plan, flags: &MutationFlags) -> anyhow::Result<()> {
+pub fn confirm(plan: &Plan, flags: &MutationOptions) -> anyhow::Result<()> {
     let restarting: Vec<String> = plan.restarts().iter().map(|c| c.to_string()).collect();
     if restarting.is_empty() || flags.yes || flags.dry_run != DryRun::None {
         return Ok(());
@@ -288,21 +279,19 @@ pub fn parse_wait_timeout(value: &str) -> anyhow::Result<Duration> {
     }
 }
 
-pub use crate::wait::{Progress, wait_for_connection, wait_for_rollout};
+pub use crate::apply::wait::{Progress, wait_for_connection, wait_for_rollout};
 
 /// The client of a remote context, from `--remote-kubeconfig` or the same kubeconfig; `None`
 /// without `--remote-context`.
 pub async fn remote_client(
-    global: &GlobalFlags,
+    session: &Session,
     context: Option<&str>,
     remote_kubeconfig: Option<&std::path::Path>,
-    kubeconfig: &std::sync::Arc<LoadedKubeconfig>,
-    target: &Target,
 ) -> anyhow::Result<Option<ContextClient>> {
     let Some(context) = context else {
         return Ok(None);
     };
-    let client = context_client(global, context, remote_kubeconfig, kubeconfig, target).await?;
+    let client = context_client(session, context, remote_kubeconfig).await?;
     Ok(Some(client?))
 }
 
@@ -310,21 +299,22 @@ pub async fn remote_client(
 /// the target's pool). The outer error is a kubeconfig the user got wrong; the inner one, a
 /// context that cannot be reached.
 pub async fn context_client(
-    global: &GlobalFlags,
+    session: &Session,
     context: &str,
     remote_kubeconfig: Option<&std::path::Path>,
-    kubeconfig: &std::sync::Arc<LoadedKubeconfig>,
-    target: &Target,
 ) -> anyhow::Result<Result<ContextClient, crate::k8s::failure::ContextFailure>> {
     Ok(match remote_kubeconfig {
         None => {
-            kubeconfig.select_contexts(&[context.to_string()], false)?;
-            target.pool.client(context).await
+            session
+                .scope
+                .kubeconfig
+                .select_contexts(&[context.to_string()], false)?;
+            session.pool.client(context).await
         }
         Some(path) => {
             let config = std::sync::Arc::new(kubeconfig::load(Some(path))?);
             config.select_contexts(&[context.to_string()], false)?;
-            let timeout = kubeconfig::parse_request_timeout(&global.request_timeout)?;
+            let timeout = kubeconfig::parse_request_timeout(&session.scope.request_timeout)?;
             ClientPool::new(config, timeout).client(context).await
         }
     })
@@ -339,7 +329,8 @@ pub fn same_server(a: &ContextClient, b: &ContextClient) -> bool {
 /// is connected on `local`, with progress on stderr, and says so. `Some(true)` when it waited.
 pub async fn wait_until_connected(
     client: &ContextClient,
-    flags: &MutationFlags,
+    es: &EsPool,
+    flags: &MutationOptions,
     local: &ClusterId,
     alias: &str,
     rollouts: &[ClusterId],
@@ -352,8 +343,65 @@ pub async fn wait_until_connected(
     for cluster in rollouts {
         wait_for_rollout(client, cluster, deadline, &mut progress).await?;
     }
-    wait_for_connection(client, local, alias, deadline, &mut progress).await?;
+    wait_for_connection(client, es, local, alias, deadline, &mut progress).await?;
     progress.finish();
     output::info(&format!("Remote cluster {alias:?} is connected."));
     Ok(Some(true))
+}
+
+/// `link`: to a cluster outside Kubernetes, across Kubernetes clusters, or within one.
+pub async fn link(scope: &Scope, args: &request::LinkRequest) -> anyhow::Result<request::Outcome> {
+    // A bad --timeout is refused before anything is read or written.
+    parse_wait_timeout(&args.mutation.timeout)?;
+    if args.restriction.given()
+        && (args.external.is_none()
+            || args.security != Some(crate::plan::SecurityModel::Certificate))
+    {
+        return Err(UserError::TrustWithoutCertificate.into());
+    }
+    let session = Session::open(scope, "link").await?;
+    let remote_namespace = args
+        .remote_namespace
+        .clone()
+        .unwrap_or_else(|| session.namespace.clone());
+    if args.external.is_some() {
+        return external::link(&session, args).await;
+    }
+    let remote_client = remote_client(
+        &session,
+        args.remote_context.as_deref(),
+        args.remote_kubeconfig.as_deref(),
+    )
+    .await?;
+    if let Some(remote) = &remote_client
+        && !same_server(&session.client, remote)
+    {
+        let sides = crate::observe::Sides {
+            local: &session.client,
+            local_namespace: &session.namespace,
+            local_name: &args.local,
+            remote,
+            remote_namespace: &remote_namespace,
+            remote_name: args.remote_name(),
+            es: &session.es,
+        };
+        return cross::link(&sides, args).await;
+    }
+    same_operator::link(&session, args, &remote_namespace).await
+}
+
+/// `unlink`: from the plugin's record on the local resource, the workflow that made the link.
+pub async fn unlink(
+    scope: &Scope,
+    args: &request::UnlinkRequest,
+) -> anyhow::Result<request::Outcome> {
+    parse_wait_timeout(&args.mutation.timeout)?;
+    let session = Session::open(scope, "unlink").await?;
+    let local = crate::observe::read_es(&session.client, &session.namespace, &args.local).await?;
+    if let Some(record) = local.plugin_links().get(&args.alias)
+        && record.proxy_address.is_some()
+    {
+        return cross::unlink(&session, args, record.clone()).await;
+    }
+    same_operator::unlink(&session, args).await
 }

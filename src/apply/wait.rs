@@ -1,0 +1,166 @@
+//! Waiting for what ECK and Elasticsearch do after a write, with progress on stderr.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use kube::api::{Api, DynamicObject};
+
+use crate::es::EsPool;
+use crate::k8s::clients::ContextClient;
+use crate::k8s::eck::elasticsearch_resource;
+use crate::k8s::watch::{self, WatchError};
+use crate::output;
+use crate::plan::{ClusterId, EsState};
+
+/// A progress line on stderr: redrawn on a terminal, one line per phase otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last: String,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            bar,
+            last: String::new(),
+        }
+    }
+
+    pub fn say(&mut self, message: String) {
+        if message == self.last {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.set_message(message.clone()),
+            None => output::info(&message),
+        }
+        self.last = message;
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How often Elasticsearch is asked again while a connection is being made: its state has no
+/// watch, and one request over an open port-forward costs a few milliseconds.
+pub const POLL_ELASTICSEARCH: Duration = Duration::from_millis(100);
+
+/// How long to wait before trying again to reach an Elasticsearch that is not reachable yet.
+pub const RETRY: Duration = Duration::from_secs(1);
+
+/// Waits until ECK reports the change rolled out: observedGeneration caught up, phase Ready.
+/// Watches the resource, so the wait ends as soon as ECK's status write lands.
+pub async fn wait_for_rollout(
+    client: &ContextClient,
+    cluster: &ClusterId,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.client.clone(),
+        &cluster.namespace,
+        &elasticsearch_resource(),
+    );
+    let mut last_phase = String::from("unknown");
+    let mut missing = false;
+    let waited = watch::until(client, &api, &cluster.name, deadline, |found| {
+        let Some(object) = found else {
+            missing = true;
+            return true;
+        };
+        let state = EsState {
+            id: cluster.clone(),
+            object: serde_json::to_value(object).unwrap_or_default(),
+        };
+        let rollout = state.rollout();
+        if rollout.done() {
+            return true;
+        }
+        progress.say(format!(
+            "Waiting for ECK to roll out {cluster}: phase {}, generation {}/{}",
+            rollout.phase,
+            rollout.observed_generation.unwrap_or_default(),
+            rollout.generation.unwrap_or_default()
+        ));
+        last_phase = rollout.phase;
+        false
+    })
+    .await;
+    match waited {
+        Ok(()) if missing => {
+            anyhow::bail!("Elasticsearch {cluster} was deleted while waiting for its rollout")
+        }
+        Ok(()) => Ok(()),
+        Err(WatchError::TimedOut) => anyhow::bail!(
+            "timed out waiting for ECK to roll out {cluster} (phase {last_phase}); check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",
+            cluster.name,
+            cluster.namespace
+        ),
+        Err(WatchError::Failed(failure)) => Err(failure.into()),
+    }
+}
+
+/// Waits until `_remote/info` on the local cluster reports the alias connected.
+pub async fn wait_for_connection(
+    client: &ContextClient,
+    es: &EsPool,
+    local: &ClusterId,
+    alias: &str,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    loop {
+        let pause = match es.client(client, local).await {
+            Err(err) => {
+                progress.say(format!("Waiting to reach Elasticsearch {local}: {err}"));
+                RETRY
+            }
+            Ok(connection) => match connection.get("/_remote/info").await {
+                Ok(info)
+                    if info.pointer(&format!("/{alias}/connected")) == Some(&Value::Bool(true)) =>
+                {
+                    return Ok(());
+                }
+                Ok(info) if info.get(alias).is_some() => {
+                    progress.say(format!(
+                        "Waiting for {local} to connect to remote cluster {alias:?}"
+                    ));
+                    POLL_ELASTICSEARCH
+                }
+                Ok(_) => {
+                    progress.say(format!(
+                        "Waiting for ECK to configure remote cluster {alias:?} on {local}"
+                    ));
+                    POLL_ELASTICSEARCH
+                }
+                Err(err) => {
+                    progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
+                    POLL_ELASTICSEARCH
+                }
+            },
+        };
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "timed out waiting for remote cluster {alias:?} to connect on {local}; `kubectl remote-cluster describe {}` tells why",
+                local.name
+            );
+        }
+        tokio::time::sleep(pause).await;
+    }
+}

@@ -1,0 +1,581 @@
+//! Every read the planners need, from Kubernetes and Elasticsearch, into the observed-state
+//! types of `plan`. Independent reads go out together.
+
+pub mod files;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::Api;
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use serde_json::Value;
+
+use crate::error::UserError;
+use crate::es::EsPool;
+use crate::k8s::clients::ContextClient;
+use crate::k8s::eck;
+use crate::output;
+use crate::plan::{self, CrossObserved, CrossRequest, EsState, RemoteCa};
+
+/// An Elasticsearch resource as read; a missing one is the user's error (exit 2).
+pub async fn read_es(
+    client: &ContextClient,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<EsState> {
+    let object = eck::get_elasticsearch(client, namespace, name).await?;
+    match object {
+        Some(object) => Ok(EsState {
+            id: cluster_id(client, namespace, name),
+            object,
+        }),
+        None => Err(UserError::ElasticsearchNotFound {
+            context: client.context.clone(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// Two Elasticsearch resources of one context, read together.
+pub async fn read_pair(
+    client: &ContextClient,
+    first: (&str, &str),
+    second: (&str, &str),
+) -> anyhow::Result<(EsState, EsState)> {
+    tokio::try_join!(
+        read_es(client, first.0, first.1),
+        read_es(client, second.0, second.1)
+    )
+}
+
+/// The id of the Elasticsearch `name` in `namespace` of the client's context.
+pub fn cluster_id(client: &ContextClient, namespace: &str, name: &str) -> plan::ClusterId {
+    plan::ClusterId {
+        context: client.context.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}
+
+/// `cluster.remote.<alias>.skip_unavailable` as the local cluster has it (`None` when unset or
+/// when Elasticsearch cannot be reached yet).
+pub async fn current_skip_unavailable(
+    client: &ContextClient,
+    es: &EsPool,
+    local: &EsState,
+    alias: &str,
+) -> Option<bool> {
+    let connection = es.client(client, &local.id).await.ok()?;
+    let settings = connection
+        .get("/_cluster/settings?flat_settings=true")
+        .await
+        .ok()?;
+    let value = &settings["persistent"][format!("cluster.remote.{alias}.skip_unavailable")];
+    value
+        .as_bool()
+        .or_else(|| value.as_str().and_then(|v| v.parse().ok()))
+}
+
+/// The remote the alias points at (from the plugin's record), and every other cluster of the
+/// context, to tell whether the remote's server is still used.
+pub async fn same_operator_remote_and_others(
+    client: &ContextClient,
+    local: &EsState,
+    alias: &str,
+) -> anyhow::Result<(Option<EsState>, Vec<EsState>)> {
+    let Some(record) = local.plugin_links().get(alias).cloned() else {
+        return Ok((None, Vec::new()));
+    };
+    let remote = eck::get_elasticsearch(client, &record.remote_namespace, &record.remote_name)
+        .await?
+        .map(|object| EsState {
+            id: cluster_id(client, &record.remote_namespace, &record.remote_name),
+            object,
+        });
+    Ok((remote, others_than(client, &local.id).await?))
+}
+
+/// Every Elasticsearch of the client's context but `except`.
+async fn others_than(
+    client: &ContextClient,
+    except: &plan::ClusterId,
+) -> anyhow::Result<Vec<EsState>> {
+    Ok(eck::list_raw(client)
+        .await?
+        .into_iter()
+        .filter_map(|object| {
+            let namespace = object.pointer("/metadata/namespace")?.as_str()?.to_string();
+            let name = object.pointer("/metadata/name")?.as_str()?.to_string();
+            let id = cluster_id(client, &namespace, &name);
+            (&id != except).then_some(EsState { id, object })
+        })
+        .collect())
+}
+
+/// Where each side of a link is, and the command's Elasticsearch connections.
+/// Where each side is.
+pub struct Sides<'a> {
+    pub local: &'a ContextClient,
+    pub local_namespace: &'a str,
+    pub local_name: &'a str,
+    pub remote: &'a ContextClient,
+    pub remote_namespace: &'a str,
+    pub remote_name: &'a str,
+    pub es: &'a EsPool,
+}
+
+/// The local side of an unlink: where the Elasticsearch is and the alias removed.
+pub struct Local<'a> {
+    pub client: &'a ContextClient,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub alias: &'a str,
+    pub es: &'a EsPool,
+}
+
+/// Both resources and both operators' facts, read together.
+async fn read_sides(
+    sides: &Sides<'_>,
+) -> anyhow::Result<(EsState, EsState, plan::Operator, plan::Operator)> {
+    let (local, remote, local_operator, remote_operator) = tokio::join!(
+        read_es(sides.local, sides.local_namespace, sides.local_name),
+        read_es(sides.remote, sides.remote_namespace, sides.remote_name),
+        eck::operator_facts(sides.local),
+        eck::operator_facts(sides.remote),
+    );
+    Ok((local?, remote?, local_operator, remote_operator))
+}
+
+/// Reads everything the cross-environment plan depends on; independent reads go together.
+pub async fn cross_link(
+    sides: &Sides<'_>,
+    request: &CrossRequest,
+) -> anyhow::Result<CrossObserved> {
+    let (local_client, remote_client) = (sides.local, sides.remote);
+    let local_secrets =
+        Api::<Secret>::namespaced(local_client.client.clone(), sides.local_namespace);
+    let local_maps =
+        Api::<ConfigMap>::namespaced(local_client.client.clone(), sides.local_namespace);
+    let local_id = cluster_id(local_client, sides.local_namespace, sides.local_name);
+    let remote_id = cluster_id(remote_client, sides.remote_namespace, sides.remote_name);
+    let (local, remote, local_operator, remote_operator) = read_sides(sides).await?;
+    if local.id == remote.id {
+        return Err(UserError::from(plan::PlanError::SameCluster(local.id)).into());
+    }
+    let credentials_name = plan::credentials_secret_name(&local_id);
+    let bundle_name = plan::ca_bundle_name(&local_id);
+    let (remote_ca, exposure, credentials, bundle) = tokio::join!(
+        read_transport_ca(remote_client, sides.remote_namespace, &remote_id.name),
+        server_exposure(remote_client, &remote_id, &remote_operator),
+        local_client.call(local_secrets.get_opt(&credentials_name)),
+        local_client.call(local_maps.get_opt(&bundle_name)),
+    );
+    let (remote_ca, (exposed_host, exposure_service_exists)) = (remote_ca?, exposure?);
+    let alias = request
+        .alias
+        .clone()
+        .unwrap_or_else(|| remote_id.name.clone());
+    let credentials = credentials?;
+    let stored_key = match credentials
+        .as_ref()
+        .and_then(|secret| stored_key_id(secret, &alias))
+    {
+        Some(key_id) => Some(plan::StoredKey {
+            active: key_is_active(remote_client, sides.es, &remote, &key_id).await?,
+            id: key_id,
+        }),
+        None => None,
+    };
+    let local_alias_settings = alias_settings(local_client, sides.es, &local, &alias).await;
+    Ok(CrossObserved {
+        local,
+        remote,
+        local_operator,
+        remote_operator,
+        remote_ca,
+        exposed_host,
+        exposure_service_exists,
+        credentials_secret: credentials.map(without_values),
+        ca_bundle: bundle?.map(to_value),
+        stored_key,
+        local_alias_settings,
+    })
+}
+
+/// The id of the API key stored for `alias`: the encoded key is base64 of `id:secret`.
+pub fn stored_key_id(secret: &Secret, alias: &str) -> Option<String> {
+    let encoded = secret.data.as_ref()?.get(&plan::credentials_key(alias))?;
+    let decoded =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &encoded.0).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let id = text.split_once(':')?.0;
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// A Secret as planning needs it: its keys and version, never its values.
+pub fn without_values(secret: Secret) -> Value {
+    let mut value = to_value(secret);
+    if let Some(data) = value.get_mut("data").and_then(Value::as_object_mut) {
+        for entry in data.values_mut() {
+            *entry = Value::String(String::new());
+        }
+    }
+    value
+}
+
+/// The transport CA ECK publishes for `name` in `namespace`, when it has.
+pub async fn read_transport_ca(
+    client: &ContextClient,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Option<RemoteCa>> {
+    let secrets = Api::<Secret>::namespaced(client.client.clone(), namespace);
+    Ok(client
+        .call(secrets.get_opt(&plan::transport_ca_secret(name)))
+        .await?
+        .and_then(|s| s.data?.get("ca.crt").map(|b| b.0.clone()))
+        .and_then(|pem| first_certificate(&pem)))
+}
+
+/// How `es`'s remote cluster server is exposed: the LoadBalancer host of ECK's Service (when
+/// the CRD has `remoteClusterServer.service`, ECK 3.3) or of the plugin's own, and whether the
+/// plugin's own Service exists.
+pub async fn server_exposure(
+    client: &ContextClient,
+    es: &plan::ClusterId,
+    operator: &plan::Operator,
+) -> anyhow::Result<(Option<String>, bool)> {
+    let services = Api::<Service>::namespaced(client.client.clone(), &es.namespace);
+    let template = format!("{}-es-remote-cluster", es.name);
+    let own = plan::exposure_service_name(es);
+    let (template, own) = tokio::join!(
+        client.call(services.get_opt(&template)),
+        client.call(services.get_opt(&own)),
+    );
+    let (template, own) = (template?, own?);
+    let exposed = if operator.crd_has_server_service {
+        template.as_ref()
+    } else {
+        own.as_ref()
+    };
+    Ok((eck::load_balancer_host(exposed), own.is_some()))
+}
+
+pub async fn trust_side(client: &ContextClient, es: EsState) -> anyhow::Result<plan::TrustSide> {
+    let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &es.id.namespace);
+    let mut side = plan::TrustSide {
+        es,
+        own_ca: None,
+        ca_configmap: None,
+    };
+    let configmap = side.configmap_name();
+    let (own_ca, map) = tokio::join!(
+        read_transport_ca(client, &side.es.id.namespace, &side.es.id.name),
+        client.call(maps.get_opt(&configmap)),
+    );
+    side.own_ca = own_ca?;
+    side.ca_configmap = map?.map(to_value);
+    Ok(side)
+}
+
+/// What a restricted transport trust needs to know of `side`: the plugin's ConfigMap and the
+/// ECK clusters it already talks to over the transport (from ECK's remote CA copies, the
+/// same-operator references and the plugin's CA blocks).
+pub async fn restricted_side(
+    client: &ContextClient,
+    side: &plan::TrustSide,
+) -> anyhow::Result<plan::RestrictedObserved> {
+    let id = &side.es.id;
+    let secrets = Api::<Secret>::namespaced(client.client.clone(), &id.namespace);
+    let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &id.namespace);
+    let selector = format!(
+        "{}={},{}=remote-ca",
+        eck::LABEL_CLUSTER_NAME,
+        id.name,
+        eck::LABEL_TYPE
+    );
+    let by_label = kube::api::ListParams::default().labels(&selector);
+    let configmap_name = plan::restricted_trust_name(id);
+    let (copies, configmap) = tokio::join!(
+        client.call(secrets.list(&by_label)),
+        client.call(maps.get_opt(&configmap_name)),
+    );
+    let mut peers: Vec<(String, String)> = copies?
+        .items
+        .iter()
+        .filter_map(|secret| {
+            let labels = secret.metadata.labels.as_ref()?;
+            let name = labels.get("elasticsearch.k8s.elastic.co/remote-cluster-name")?;
+            let namespace = labels
+                .get("elasticsearch.k8s.elastic.co/remote-cluster-namespace")
+                .unwrap_or(&id.namespace);
+            Some((namespace.clone(), name.clone()))
+        })
+        .collect();
+    for reference in side
+        .es
+        .object
+        .pointer("/spec/remoteClusters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(name) = reference
+            .pointer("/elasticsearchRef/name")
+            .and_then(Value::as_str)
+        {
+            let namespace = reference
+                .pointer("/elasticsearchRef/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(&id.namespace);
+            peers.push((namespace.to_string(), name.to_string()));
+        }
+    }
+    Ok(plan::RestrictedObserved {
+        configmap: configmap?.map(to_value),
+        eck_peers: plan::eck_transport_peers(side, &peers),
+    })
+}
+
+/// The restricted trust of `side`, read only when `--trust-file` or `--trust-subject` asks for
+/// one.
+pub async fn restricted_when_asked(
+    client: &ContextClient,
+    side: &plan::TrustSide,
+    subjects: Option<&files::TrustSubjects>,
+) -> anyhow::Result<Option<plan::RestrictedObserved>> {
+    match subjects {
+        Some(_) => Ok(Some(restricted_side(client, side).await?)),
+        None => Ok(None),
+    }
+}
+
+/// What the planners take for a restricted trust: what was read and the names asked for.
+pub fn restriction<'a>(
+    observed: Option<&'a plan::RestrictedObserved>,
+    subjects: Option<&'a files::TrustSubjects>,
+) -> Option<plan::Restriction<'a>> {
+    observed
+        .zip(subjects)
+        .map(|(observed, s)| plan::Restriction {
+            observed,
+            subjects: &s.patterns,
+        })
+}
+
+/// When `es` restricts its transport trust by node name, the step that lets `peer`'s nodes in;
+/// reads the restricted trust only then.
+pub async fn restricted_peer_sync(
+    client: &ContextClient,
+    side: &plan::TrustSide,
+    peer: &plan::ClusterId,
+) -> anyhow::Result<Option<plan::Step>> {
+    if !plan::uses_restricted_trust(&side.es) {
+        return Ok(None);
+    }
+    let observed = restricted_side(client, side).await?;
+    Ok(plan::restricted_peer_step(&side.es.id, &observed, peer))
+}
+
+/// [`restricted_peer_sync`] for a cluster whose trust side was not read yet (read only when
+/// it restricts).
+pub async fn restricted_peer_sync_of(
+    client: &ContextClient,
+    es: &EsState,
+    peer: &plan::ClusterId,
+) -> anyhow::Result<Option<plan::Step>> {
+    if !plan::uses_restricted_trust(es) {
+        return Ok(None);
+    }
+    let side = trust_side(client, es.clone()).await?;
+    restricted_peer_sync(client, &side, peer).await
+}
+
+pub async fn certificate_link(
+    sides: &Sides<'_>,
+    alias: Option<&str>,
+) -> anyhow::Result<plan::CertificateObserved> {
+    let (local_client, remote_client) = (sides.local, sides.remote);
+    let (local, remote, local_operator, remote_operator) = read_sides(sides).await?;
+    let alias = alias.map_or_else(|| remote.id.name.clone(), str::to_string);
+    let services = Api::<Service>::namespaced(remote_client.client.clone(), sides.remote_namespace);
+    let transport_service = format!("{}-es-transport", remote.id.name);
+    let (local_side, remote_side, transport, settings) = tokio::join!(
+        trust_side(local_client, local.clone()),
+        trust_side(remote_client, remote),
+        remote_client.call(services.get_opt(&transport_service)),
+        alias_settings(local_client, sides.es, &local, &alias),
+    );
+    Ok(plan::CertificateObserved {
+        local: local_side?,
+        remote: remote_side?,
+        local_operator,
+        remote_operator,
+        exposed_host: eck::load_balancer_host(transport?.as_ref()),
+        local_alias_settings: settings,
+    })
+}
+
+pub fn to_value<T: serde::Serialize>(object: T) -> Value {
+    serde_json::to_value(object).unwrap_or_default()
+}
+
+/// The first certificate of a PEM bundle (ECK's CA comes first) and its SHA-256 fingerprint.
+pub fn first_certificate(pem: &[u8]) -> Option<RemoteCa> {
+    let der: CertificateDer<'static> = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref());
+    let mut body = String::new();
+    for chunk in encoded.as_bytes().chunks(64) {
+        body.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        body.push('\n');
+    }
+    Some(RemoteCa {
+        pem: format!("-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"),
+        fingerprint,
+    })
+}
+
+async fn key_is_active(
+    client: &ContextClient,
+    es: &EsPool,
+    remote: &EsState,
+    key_id: &str,
+) -> anyhow::Result<bool> {
+    let es = es.client(client, &remote.id).await?;
+    match es.get(&format!("/_security/api_key?id={key_id}")).await {
+        Ok(found) => Ok(found["api_keys"]
+            .as_array()
+            .and_then(|keys| keys.first())
+            .is_some_and(|key| key["invalidated"] == Value::Bool(false))),
+        Err(err)
+            if err
+                .downcast_ref::<crate::es::EsError>()
+                .is_some_and(|e| e.status == 404) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// `cluster.remote.<alias>.*` in the local's persistent settings; unreadable counts as none,
+/// with a warning, since Elasticsearch may be restarting.
+pub async fn alias_settings(
+    client: &ContextClient,
+    es: &EsPool,
+    local: &EsState,
+    alias: &str,
+) -> BTreeMap<String, Value> {
+    let prefix = format!("cluster.remote.{alias}.");
+    let read = async {
+        let es = es.client(client, &local.id).await?;
+        es.get("/_cluster/settings?flat_settings=true").await
+    };
+    match read.await {
+        Ok(settings) => settings["persistent"]
+            .as_object()
+            .map(|all| {
+                all.iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(err) => {
+            output::warning(&format!(
+                "could not read the cluster settings of {} ({err}); assuming alias {alias:?} is not set there",
+                local.id
+            ));
+            BTreeMap::new()
+        }
+    }
+}
+
+pub fn unreachable_remote(record: &plan::LinkRecord, reason: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot reach the remote {}/{} (context {}): {reason}; retry when it is reachable, or pass --local-only to clean this side and be told what is left there",
+        record.remote_namespace,
+        record.remote_name,
+        record.remote_context
+    )
+}
+
+pub async fn certificate_unlink(
+    local: &Local<'_>,
+    remote_client: Option<&ContextClient>,
+    record: &plan::LinkRecord,
+) -> anyhow::Result<plan::CertificateUnlinkObserved> {
+    let (local_client, alias, es) = (local.client, local.alias, local.es);
+    let local = read_es(local_client, local.namespace, local.name).await?;
+    let settings = alias_settings(local_client, es, &local, alias).await;
+    let local_side = trust_side(local_client, local).await?;
+    let remote = match remote_client {
+        Some(client) => {
+            let es = read_es(client, &record.remote_namespace, &record.remote_name)
+                .await
+                .map_err(|e| unreachable_remote(record, &e.to_string()))?;
+            Some(trust_side(client, es).await?)
+        }
+        None => None,
+    };
+    let local_restricted = restricted_side(local_client, &local_side).await?;
+    Ok(plan::CertificateUnlinkObserved {
+        local: local_side,
+        remote,
+        record: record.clone(),
+        local_alias_settings: settings,
+        local_restricted,
+    })
+}
+
+pub async fn cross_unlink(
+    local: &Local<'_>,
+    remote_client: Option<&ContextClient>,
+    record: &plan::LinkRecord,
+) -> anyhow::Result<plan::CrossUnlinkObserved> {
+    let (local_client, local_namespace, alias, es) =
+        (local.client, local.namespace, local.alias, local.es);
+    let local = read_es(local_client, local_namespace, local.name).await?;
+    let local_secrets = Api::<Secret>::namespaced(local_client.client.clone(), local_namespace);
+    let local_maps = Api::<ConfigMap>::namespaced(local_client.client.clone(), local_namespace);
+    let credentials_name = plan::credentials_secret_name(&local.id);
+    let bundle_name = plan::ca_bundle_name(&local.id);
+    let (credentials, bundle, settings) = tokio::join!(
+        local_client.call(local_secrets.get_opt(&credentials_name)),
+        local_client.call(local_maps.get_opt(&bundle_name)),
+        alias_settings(local_client, es, &local, alias),
+    );
+    let (remote, remote_others, exposure_service) = match remote_client {
+        None => (None, Vec::new(), None),
+        Some(client) => {
+            let remote = read_es(client, &record.remote_namespace, &record.remote_name)
+                .await
+                .map_err(|e| unreachable_remote(record, &e.to_string()))?;
+            let services =
+                Api::<Service>::namespaced(client.client.clone(), &record.remote_namespace);
+            let service_name = plan::exposure_service_name(&remote.id);
+            let (others, service) = tokio::join!(
+                others_than(client, &remote.id),
+                client.call(services.get_opt(&service_name)),
+            );
+            (Some(remote), others?, service?.map(to_value))
+        }
+    };
+    Ok(plan::CrossUnlinkObserved {
+        local,
+        record: record.clone(),
+        remote,
+        remote_others,
+        credentials_secret: credentials?.map(without_values),
+        ca_bundle: bundle?.map(to_value),
+        local_alias_settings: settings,
+        exposure_service,
+    })
+}

@@ -1,0 +1,200 @@
+//! Links between two ECK clusters in different Kubernetes clusters (or under different
+//! operators): the API-key model with a remote cluster server exposed to the local, or the
+//! certificate model with mutual transport trust.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::error::UserError;
+use crate::observe::{self, Sides, cluster_id};
+use crate::output::{self, API_VERSION};
+use crate::plan::{self, CrossRequest};
+use crate::workflow::request::{LinkRequest, Outcome, UnlinkRequest};
+use crate::workflow::same_operator::LinkResult;
+use crate::workflow::{self, Progress, Session, external};
+
+/// `link` across Kubernetes clusters: reads both sides, plans every step, applies, waits.
+pub async fn link(sides: &Sides<'_>, args: &LinkRequest) -> anyhow::Result<Outcome> {
+    let flags = &args.mutation;
+    let certificate = args.security == Some(plan::SecurityModel::Certificate);
+    // A bad --timeout is refused before anything is read or written.
+    workflow::parse_wait_timeout(&flags.timeout)?;
+    let request = CrossRequest {
+        alias: args.alias.clone(),
+        search_indices: args.search_indices.clone(),
+        replication_indices: args.replication_indices.clone(),
+        expose: args.expose,
+        proxy_address: args.proxy_address.clone(),
+        server_name: args.server_name.clone(),
+        skip_unavailable: args.skip_unavailable,
+    };
+    let applied = workflow::plan_and_apply(&[sides.local, sides.remote], sides.es, flags, || {
+        let request = &request;
+        async move {
+            let planned = if certificate {
+                let observed = observe::certificate_link(sides, args.alias.as_deref()).await?;
+                let mut planned =
+                    plan::plan_certificate_link(&observed, request).map_err(UserError::from)?;
+                let (local, remote) = (&observed.local, &observed.remote);
+                let (local_sync, remote_sync) = tokio::try_join!(
+                    observe::restricted_peer_sync(sides.local, local, &remote.es.id),
+                    observe::restricted_peer_sync(sides.remote, remote, &local.es.id),
+                )?;
+                planned
+                    .plan
+                    .steps
+                    .splice(0..0, local_sync.into_iter().chain(remote_sync));
+                Ok(planned)
+            } else {
+                let observed = observe::cross_link(sides, request).await?;
+                plan::plan_cross_environment_link(&observed, request)
+            };
+            Ok(planned.map_err(UserError::from)?)
+        }
+    })
+    .await?;
+    let planned = applied.planned;
+    let mut result = LinkResult {
+        api_version: API_VERSION,
+        kind: "LinkResult",
+        local: cluster_id(sides.local, sides.local_namespace, &args.local),
+        remote: cluster_id(sides.remote, sides.remote_namespace, args.remote_name()),
+        alias: planned.alias.clone(),
+        security: planned.security,
+        dry_run: flags.dry_run,
+        plan: planned.plan.clone(),
+        writes: applied.writes,
+        connected: None,
+    };
+    if planned.plan.is_empty() {
+        output::info(&format!(
+            "Remote cluster {:?} is already linked from {} to {}: nothing to change.",
+            planned.alias, result.local, result.remote
+        ));
+    } else if flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Linked {} to {} as {:?} ({} security model, proxy mode).",
+            result.local, result.remote, planned.alias, planned.security
+        ));
+    }
+    result.connected = workflow::wait_until_connected(
+        sides.local,
+        sides.es,
+        flags,
+        &result.local,
+        &planned.alias,
+        &[],
+    )
+    .await?;
+    Outcome::document(result)
+}
+
+/// `unlink` of a link made across Kubernetes clusters, from the record on the local resource.
+pub async fn unlink(
+    session: &Session,
+    args: &UnlinkRequest,
+    record: plan::LinkRecord,
+) -> anyhow::Result<Outcome> {
+    let target = session;
+    let flags = &args.mutation;
+    let local_client = &target.client;
+    let remote_client = if args.local_only || plan::is_external(&record) {
+        None
+    } else {
+        let client = workflow::context_client(
+            session,
+            &record.remote_context,
+            args.remote_kubeconfig.as_deref(),
+        )
+        .await?
+        .map_err(|f| observe::unreachable_remote(&record, &f.message))?;
+        Some(client)
+    };
+    let request = plan::CrossUnlinkRequest {
+        alias: args.alias.clone(),
+        disable_server: args.disable_server,
+    };
+    // Reached before any write, so that bad credentials change nothing.
+    let remote_api = match (&record.key_created_at, &args.remote_api.remote_url) {
+        (Some(created_at), Some(url)) if created_at == url => {
+            Some(external::connect_remote_api(&args.remote_api, url).await?)
+        }
+        _ => None,
+    };
+    let mut clients = vec![local_client];
+    clients.extend(remote_client.as_ref());
+    let local = observe::Local {
+        client: local_client,
+        namespace: &target.namespace,
+        name: &args.local,
+        alias: &args.alias,
+        es: &session.es,
+    };
+    let applied = workflow::plan_and_apply(&clients, &session.es, flags, || {
+        let (request, record, remote_client, local) =
+            (&request, &record, remote_client.as_ref(), &local);
+        async move {
+            if record.security == plan::SecurityModel::Certificate {
+                let observed = observe::certificate_unlink(local, remote_client, record).await?;
+                return Ok(plan::plan_certificate_unlink(&observed, &args.alias));
+            }
+            let observed = observe::cross_unlink(local, remote_client, record).await?;
+            Ok(plan::plan_cross_environment_unlink(&observed, request))
+        }
+    })
+    .await?;
+    let planned = applied.planned;
+    if flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Unlinked remote cluster {:?} from {}/{} (context {}).",
+            args.alias, target.namespace, args.local, local_client.context
+        ));
+    }
+    let mut left_on_remote = planned.left_on_remote.clone();
+    // A key the plugin created on a cluster outside Kubernetes: invalidated there when reachable.
+    if let (Some(es), Some(url), Some(id), crate::apply::DryRun::None) = (
+        &remote_api,
+        &record.key_created_at,
+        &record.key_id,
+        flags.dry_run,
+    ) {
+        es.delete("/_security/api_key", &serde_json::json!({"ids": [id]}))
+            .await
+            .with_context(|| format!("invalidating the API key {id} on {url}"))?;
+        output::info(&format!("Invalidated the API key {id} on {url}."));
+        left_on_remote.retain(|l| !l.contains(id.as_str()));
+    }
+    for left in &left_on_remote {
+        output::warning(&format!("left on the remote: {left}"));
+    }
+    if flags.wait && flags.dry_run == crate::apply::DryRun::None {
+        let deadline = Instant::now() + workflow::parse_wait_timeout(&flags.timeout)?;
+        let mut progress = Progress::new();
+        let mut touched: Vec<&plan::ClusterId> = Vec::new();
+        for step in planned.plan.steps.iter().filter(|s| s.restarts_nodes) {
+            if !touched.contains(&&step.cluster) {
+                touched.push(&step.cluster);
+            }
+        }
+        for cluster in touched {
+            let client = if cluster.context == local_client.context {
+                local_client
+            } else {
+                remote_client.as_ref().unwrap_or(local_client)
+            };
+            workflow::wait_for_rollout(client, cluster, deadline, &mut progress).await?;
+        }
+        progress.finish();
+    }
+    Outcome::document(serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": "UnlinkResult",
+        "local": cluster_id(local_client, &target.namespace, &args.local),
+        "alias": args.alias,
+        "dryRun": flags.dry_run,
+        "plan": planned.plan,
+        "leftOnRemote": planned.left_on_remote,
+        "writes": applied.writes,
+    }))
+}

@@ -1,0 +1,484 @@
+//! `kubectl remote-cluster export REMOTE --for ALIAS`: an ECK cluster prepared as the remote of
+//! a cluster outside Kubernetes, and what the other side needs, handed over as files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::api::Api;
+use secrecy::ExposeSecret;
+
+use crate::apply::DryRun;
+use crate::error::UserError;
+use crate::es::EsClient;
+use crate::k8s::eck;
+use crate::observe;
+use crate::output::{self, API_VERSION};
+use crate::plan::{self, Plan, Planned};
+use crate::workflow::request::{ExportRequest, Outcome, Scope, UnexportRequest};
+use crate::workflow::{self, Session, external};
+
+struct ExportPlan(Plan);
+
+impl Planned for ExportPlan {
+    fn plan(&self) -> &Plan {
+        &self.0
+    }
+}
+
+/// `export REMOTE --for ALIAS`.
+pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outcome> {
+    let flags = &args.mutation;
+    let target = Session::open(scope, "export").await?;
+    let client = &target.client;
+    // The local cluster to configure is checked before anything is written here.
+    let apply_to = match &args.apply_to.remote_url {
+        Some(url) => Some(external::connect_remote_api(&args.apply_to, url).await?),
+        None => None,
+    };
+    let out_dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}-export-{}", args.remote, args.alias)));
+    if args.restriction.given() && args.security != plan::SecurityModel::Certificate {
+        return Err(UserError::TrustWithoutCertificate.into());
+    }
+    if args.security == plan::SecurityModel::Certificate {
+        return export_certificate(&target, args, apply_to.as_ref()).await;
+    }
+    let request = plan::ExportRequest {
+        alias: args.alias.clone(),
+        search_indices: args.search_indices.clone(),
+        replication_indices: args.replication_indices.clone(),
+        expose: args.expose,
+        proxy_address: args.proxy_address.clone(),
+    };
+    // What the last planning read, for the handover once the plan is applied.
+    let seen: std::cell::RefCell<(Option<plan::RemoteCa>, Option<String>)> = Default::default();
+    let applied = workflow::plan_and_apply(&[client], &target.es, flags, || {
+        let (request, seen) = (&request, &seen);
+        let namespace = &target.namespace;
+        async move {
+            let (remote, operator) = tokio::join!(
+                observe::read_es(client, namespace, &args.remote),
+                eck::operator_facts(client),
+            );
+            let remote = remote?;
+            let (ca, exposure) = tokio::join!(
+                observe::read_transport_ca(client, namespace, &remote.id.name),
+                observe::server_exposure(client, &remote.id, &operator),
+            );
+            let (ca, (exposed_host, exposure_service_exists)) = (ca?, exposure?);
+            *seen.borrow_mut() = (ca.clone(), exposed_host.clone());
+            let observed = plan::ExportObserved {
+                remote,
+                operator,
+                exposed_host,
+                exposure_service_exists,
+                ca,
+            };
+            Ok(ExportPlan(
+                plan::plan_export(&observed, request).map_err(UserError::from)?,
+            ))
+        }
+    })
+    .await?;
+    if flags.dry_run != DryRun::None {
+        return Ok(Outcome::nothing());
+    }
+    let (observed_ca, observed_host) = seen.into_inner();
+    let address = match (
+        &args.proxy_address,
+        applied.outputs.get(plan::OUTPUT_ADDRESS),
+        &observed_host,
+    ) {
+        (Some(given), _, _) => given.clone(),
+        (None, Some(host), _) => format!("{}:{}", host.expose_secret(), plan::REMOTE_CLUSTER_PORT),
+        (None, None, Some(host)) => format!("{host}:{}", plan::REMOTE_CLUSTER_PORT),
+        (None, None, None) => String::from("(not exposed)"),
+    };
+    let server_name = format!("{}-es-remote-cluster.{}.svc", args.remote, target.namespace);
+    let ca = observed_ca.expect("the plan refuses a remote without a CA");
+    let key = applied.outputs.get(plan::OUTPUT_KEY_ENCODED);
+    write_handover(
+        &out_dir,
+        &args.alias,
+        &address,
+        &server_name,
+        &ca.pem,
+        key.map(|k| k.expose_secret()),
+    )?;
+    let mut summary = format!(
+        "alias: {}\nproxy_address: {address}\nserver_name: {server_name}\nca: {}\n",
+        args.alias,
+        out_dir.join("ca.crt").display()
+    );
+    match key {
+        Some(key) => {
+            summary.push_str(&format!(
+                "api_key_file: {}\n",
+                out_dir.join("api-key").display()
+            ));
+            if args.show_secrets {
+                summary.push_str(&format!("api_key: {}\n", key.expose_secret()));
+            }
+        }
+        None => output::warning(&format!(
+            "{} was exported for {:?} before and its API key handed over then (it is not kept); run `kubectl remote-cluster unexport {} --for {}` first to make a new one",
+            args.remote, args.alias, args.remote, args.alias
+        )),
+    }
+    let outcome = Outcome::document(serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": "ExportResult",
+        "alias": args.alias,
+        "proxyAddress": address,
+        "serverName": server_name,
+        "outputDir": out_dir,
+        "writes": applied.writes,
+    }))?
+    .with_text(Some(summary));
+    output::info(&format!(
+        "Wrote {} (see INSTRUCTIONS.md there for Elastic Cloud Hosted, ECE and self-managed clusters).",
+        out_dir.display()
+    ));
+    if let (Some(local), Some(url)) = (&apply_to, &args.apply_to.remote_url) {
+        apply_remote_settings(
+            local,
+            url,
+            &args.alias,
+            &address,
+            Some(&server_name),
+            "trust ca.crt and add the key to the keystore, steps 1 to 3 of INSTRUCTIONS.md",
+        )
+        .await?;
+    }
+    Ok(outcome)
+}
+
+/// `export --security certificate`: trust the other side's transport CA, expose the transport,
+/// hand over this cluster's transport CA and the address.
+async fn export_certificate(
+    target: &Session,
+    args: &ExportRequest,
+    apply_to: Option<&EsClient>,
+) -> anyhow::Result<Outcome> {
+    let flags = &args.mutation;
+    let client = &target.client;
+    let Some(ca_path) = &args.ca_file else {
+        return Err(UserError::MissingExportCa.into());
+    };
+    let their_ca = crate::observe::files::read_ca_file(ca_path, jiff::Timestamp::now())?;
+    let subjects = crate::observe::files::restriction_subjects(
+        args.restriction.trust_file.as_deref(),
+        &args.restriction.trust_subject,
+    )?;
+    let request = plan::ExportRequest {
+        alias: args.alias.clone(),
+        search_indices: Vec::new(),
+        replication_indices: Vec::new(),
+        expose: args.expose,
+        proxy_address: args.proxy_address.clone(),
+    };
+    // This cluster's transport CA and its transport's address, as the last planning read them.
+    let seen: std::cell::RefCell<(Option<plan::RemoteCa>, Option<String>)> = Default::default();
+    let applied = workflow::plan_and_apply(&[client], &target.es, flags, || {
+        let (request, their_ca, seen, subjects) = (&request, &their_ca, &seen, &subjects);
+        async move {
+            let (remote, operator) = tokio::join!(
+                observe::read_es(client, &target.namespace, &args.remote),
+                eck::operator_facts(client),
+            );
+            let side = observe::trust_side(client, remote?).await?;
+            let restricted =
+                observe::restricted_when_asked(client, &side, subjects.as_ref()).await?;
+            let restriction = observe::restriction(restricted.as_ref(), subjects.as_ref());
+            let services = Api::<Service>::namespaced(client.client.clone(), &target.namespace);
+            let transport = client
+                .call(services.get_opt(&format!("{}-es-transport", args.remote)))
+                .await?;
+            let host = eck::load_balancer_host(transport.as_ref());
+            *seen.borrow_mut() = (side.own_ca.clone(), host.clone());
+            Ok(ExportPlan(
+                plan::plan_export_certificate(
+                    &side,
+                    &operator,
+                    request,
+                    their_ca,
+                    host.as_ref(),
+                    restriction,
+                )
+                .map_err(UserError::from)?,
+            ))
+        }
+    })
+    .await?;
+    if flags.dry_run != DryRun::None {
+        return Ok(Outcome::nothing());
+    }
+    if applied.planned.0.is_empty() {
+        output::info(&format!(
+            "{} is already exported for {:?} with the certificate model: nothing to change; the handover is written again.",
+            args.remote, args.alias
+        ));
+    }
+    let (own_ca, observed_host) = seen.into_inner();
+    let address = match (
+        &args.proxy_address,
+        applied.outputs.get(plan::OUTPUT_ADDRESS),
+        observed_host,
+    ) {
+        (Some(given), _, _) => given.clone(),
+        (None, Some(host), _) => format!("{}:{}", host.expose_secret(), plan::TRANSPORT_PORT),
+        (None, None, Some(host)) => format!("{host}:{}", plan::TRANSPORT_PORT),
+        (None, None, None) => String::from("(not exposed)"),
+    };
+    let own = own_ca.ok_or_else(|| anyhow::anyhow!("{} has no transport CA yet", args.remote))?;
+    let out_dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}-export-{}", args.remote, args.alias)));
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(out_dir.join("ca.crt"), &own.pem)?;
+    std::fs::write(
+        out_dir.join("INSTRUCTIONS.md"),
+        certificate_instructions(&args.alias, &address, &target.namespace),
+    )?;
+    let summary = format!(
+        "alias: {}\nproxy_address: {address}\nca: {}\n",
+        args.alias,
+        out_dir.join("ca.crt").display()
+    );
+    let outcome = Outcome::document(serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": "ExportResult",
+        "alias": args.alias,
+        "security": plan::SecurityModel::Certificate,
+        "proxyAddress": address,
+        "outputDir": out_dir,
+        "writes": applied.writes,
+    }))?
+    .with_text(Some(summary));
+    if let (Some(local), Some(url)) = (apply_to, &args.apply_to.remote_url) {
+        apply_remote_settings(
+            local,
+            url,
+            &args.alias,
+            &address,
+            None,
+            "trust ca.crt, step 1 of INSTRUCTIONS.md",
+        )
+        .await?;
+    }
+    Ok(outcome)
+}
+
+fn certificate_instructions(alias: &str, address: &str, namespace: &str) -> String {
+    format!(
+        "# Connecting to this ECK cluster as remote cluster `{alias}` (certificate model)
+
+The certificate security model is deprecated since Elasticsearch 9.0. This ECK cluster already
+trusts your transport CA. `ca.crt` here is this cluster's transport CA.
+
+## Elastic Cloud Hosted or ECE
+
+1. If not done yet: Security > Remote Connections > Add trusted environment > Self-managed >
+   Certificates; upload `ca.crt`; trust clusters whose Common Name follows the Elastic pattern,
+   with the Scope ID `{namespace}.es.local` (Elastic's ECE guide gives `default.es.local`).
+2. Add the remote cluster `{alias}` in proxy mode with the address `{address}`.
+
+## Self-managed
+
+1. Add `ca.crt` to `xpack.security.transport.ssl.certificate_authorities` on every node, and
+   restart them.
+2. `PUT _cluster/settings` with `cluster.remote.{alias}.mode: proxy` and
+   `cluster.remote.{alias}.proxy_address: {address}`.
+
+## Both
+
+- Create roles with the same names on both clusters: authorization goes by role name.
+- `GET _remote/info` shows `{alias}` connected.
+"
+    )
+}
+
+/// `--apply-to`: the remote cluster set on the other side through its API; what needs its nodes
+/// (`remaining`) is said, not done.
+async fn apply_remote_settings(
+    local: &EsClient,
+    url: &str,
+    alias: &str,
+    address: &str,
+    server_name: Option<&str>,
+    remaining: &str,
+) -> anyhow::Result<()> {
+    let prefix = format!("cluster.remote.{alias}");
+    let mut settings = serde_json::json!({
+        format!("{prefix}.mode"): "proxy",
+        format!("{prefix}.proxy_address"): address,
+    });
+    if let Some(name) = server_name {
+        settings[format!("{prefix}.server_name")] = serde_json::json!(name);
+    }
+    local
+        .put(
+            "/_cluster/settings",
+            &serde_json::json!({ "persistent": settings }),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("setting the remote cluster on {url}: {e}"))?;
+    output::info(&format!(
+        "Set cluster.remote.{alias} on {url}. Still to do on its nodes (they need node access): {remaining}."
+    ));
+    Ok(())
+}
+
+/// The files the other side needs; the key readable by the owner only.
+fn write_handover(
+    dir: &Path,
+    alias: &str,
+    address: &str,
+    server_name: &str,
+    ca_pem: &str,
+    key: Option<&str>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("ca.crt"), ca_pem)?;
+    if let Some(key) = key {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(dir.join("api-key"))?;
+        // The mode above applies only to a new file: a key file left from an earlier export
+        // keeps its permissions unless they are narrowed before the key is written.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        file.write_all(key.as_bytes())?;
+        file.write_all(b"\n")?;
+    }
+    std::fs::write(
+        dir.join("INSTRUCTIONS.md"),
+        instructions(alias, address, server_name),
+    )?;
+    Ok(())
+}
+
+fn instructions(alias: &str, address: &str, server_name: &str) -> String {
+    format!(
+        "# Connecting to this ECK cluster as remote cluster `{alias}`
+
+API-key security model. Files here: `ca.crt` (the CA of the remote cluster server's certificate)
+and `api-key` (the encoded cross-cluster API key; keep it secret, delete it once entered).
+
+Remote cluster settings: mode `proxy`, proxy address `{address}`, server name `{server_name}`.
+
+## Elastic Cloud Hosted or ECE
+
+1. Security > Remote Connections > Add trusted environment > Self-managed > API keys.
+2. The CA is private: upload `ca.crt`.
+3. Add the alias `{alias}` and paste the content of `api-key`; create the trust (no restart is
+   needed from 8.14 on).
+4. Add the remote cluster `{alias}` in proxy mode with the address and server name above.
+
+## Self-managed
+
+1. Copy `ca.crt` to every node, for example to `config/remote-{alias}-ca.crt`, and set in
+   `elasticsearch.yml`:
+
+       xpack.security.remote_cluster_client.ssl.enabled: true
+       xpack.security.remote_cluster_client.ssl.certificate_authorities: [ \"remote-{alias}-ca.crt\" ]
+
+2. On every node: `bin/elasticsearch-keystore add cluster.remote.{alias}.credentials` and paste
+   the content of `api-key`.
+3. Restart the nodes (or, when only the key changed, `POST _nodes/reload_secure_settings`).
+4. Then:
+
+       PUT _cluster/settings
+       {{\"persistent\": {{\"cluster.remote.{alias}.mode\": \"proxy\",
+                         \"cluster.remote.{alias}.proxy_address\": \"{address}\",
+                         \"cluster.remote.{alias}.server_name\": \"{server_name}\"}}}}
+
+5. Check with `GET _remote/info`: `{alias}` shows `connected: true`.
+"
+    )
+}
+
+/// `unexport REMOTE --for ALIAS`.
+pub async fn unexport(scope: &Scope, args: &UnexportRequest) -> anyhow::Result<Outcome> {
+    let flags = &args.mutation;
+    let target = Session::open(scope, "unexport").await?;
+    let client = &target.client;
+    let applied = workflow::plan_and_apply(&[client], &target.es, flags, || {
+        let namespace = &target.namespace;
+        async move {
+            let remote = observe::read_es(client, namespace, &args.remote).await?;
+            let services = Api::<Service>::namespaced(client.client.clone(), namespace);
+            let own = plan::exposure_service_name(&remote.id);
+            let service = client
+                .call(services.get_opt(&own))
+                .await?
+                .map(|s| serde_json::to_value(s).unwrap_or_default());
+            if plan::exported_with_certificate(&remote, &args.alias) {
+                let side = observe::trust_side(client, remote).await?;
+                let restricted = observe::restricted_side(client, &side).await?;
+                return Ok(ExportPlan(
+                    plan::plan_unexport_certificate(&side, &restricted, &args.alias)
+                        .map_err(UserError::from)?,
+                ));
+            }
+            Ok(ExportPlan(
+                plan::plan_unexport(&remote, &args.alias, service.as_ref())
+                    .map_err(UserError::from)?,
+            ))
+        }
+    })
+    .await?;
+    if flags.dry_run == DryRun::None {
+        let invalidated = applied
+            .planned
+            .0
+            .steps
+            .iter()
+            .any(|s| matches!(s.change, plan::Change::InvalidateApiKey { .. }));
+        let what = if invalidated {
+            "Invalidated the API key exported"
+        } else {
+            "Removed the trust set up"
+        };
+        output::info(&format!(
+            "{what} for {:?} and removed what only it used ({} writes).",
+            args.alias, applied.writes
+        ));
+    }
+    Ok(Outcome::nothing())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_key_file_left_readable_by_others_is_narrowed_before_the_key_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("api-key");
+        std::fs::write(&key_file, "old\n").unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_handover(
+            dir.path(),
+            "eck",
+            "lb.example:9443",
+            "products-es-remote-cluster.search.svc",
+            "-----BEGIN CERTIFICATE-----\n",
+            Some("a2V5OnNlY3JldA=="),
+        )
+        .unwrap();
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&key_file).unwrap(),
+            "a2V5OnNlY3JldA==\n"
+        );
+    }
+}
