@@ -665,6 +665,14 @@ pub struct UnlinkArgs {
     #[arg(long)]
     pub local_only: bool,
 
+    /// Across Kubernetes clusters: the remote's context, when yours is named differently
+    ///
+    /// By default the plugin uses the context the link was made with (recorded on LOCAL) or,
+    /// when this kubeconfig has none by that name, the context that reaches the same cluster
+    /// (the recorded cluster UID or server). A context given here must reach that cluster.
+    #[arg(long, value_name = "CONTEXT")]
+    pub remote_context: Option<String>,
+
     /// Across Kubernetes clusters: kubeconfig file holding the remote's context
     ///
     /// The remote's context is the one the link was made with (recorded on LOCAL); default: the
@@ -915,6 +923,7 @@ impl UnlinkArgs {
             alias: self.alias.clone(),
             disable_server: self.disable_server,
             local_only: self.local_only,
+            remote_context: self.remote_context.clone(),
             remote_kubeconfig: self.remote_kubeconfig.clone(),
             remote_api: self.remote_api.request(),
             mutation: self.mutation.options(),

@@ -20,6 +20,16 @@ pub enum UserError {
     #[error("context {name:?} not found in the kubeconfig; contexts that exist: {}", known_list(.known))]
     UnknownContext { name: String, known: Vec<String> },
 
+    #[error(
+        "the link's remote context {context:?} is not in this kubeconfig and no context reaches that cluster ({server}); pass --remote-context NAME or --remote-kubeconfig FILE, or --local-only to clean this side"
+    )]
+    RemoteContextNotFound { context: String, server: String },
+
+    #[error(
+        "context {context:?} does not reach the cluster the link was made with ({server}); pass the remote's context with --remote-context"
+    )]
+    WrongRemoteCluster { context: String, server: String },
+
     #[error("the kubeconfig has no current context and none was given; pass --context NAME or --all-contexts (contexts: {})", known_list(.known))]
     NoCurrentContext { known: Vec<String> },
 

@@ -9,6 +9,7 @@ use tokio::sync::OnceCell;
 
 use super::failure::ContextFailure;
 use super::kubeconfig::LoadedKubeconfig;
+use crate::plan::ClusterIdentity;
 
 /// A client bound to a kubeconfig context.
 #[derive(Clone)]
@@ -18,6 +19,20 @@ pub struct ContextClient {
     pub namespace: String,
     pub client: kube::Client,
     pub request_timeout: Option<Duration>,
+    /// The UID of the `kube-system` namespace, read once (see [`ContextClient::identity`]).
+    cluster_uid: Arc<OnceCell<Option<String>>>,
+}
+
+/// Two identities name one cluster: by UID when both sides have one, else by the normalised
+/// server URL.
+pub fn same_cluster(a: &ClusterIdentity, b: &ClusterIdentity) -> bool {
+    match (&a.uid, &b.uid) {
+        (Some(x), Some(y)) => x == y,
+        _ => {
+            super::kubeconfig::server_identity(&a.server)
+                == super::kubeconfig::server_identity(&b.server)
+        }
+    }
 }
 
 /// Builds clients lazily, at most once per context, and hands out shared copies.
@@ -81,11 +96,41 @@ impl ClientPool {
             server,
             client,
             request_timeout: self.request_timeout,
+            cluster_uid: Arc::default(),
         })
     }
 }
 
 impl ContextClient {
+    /// The cluster's identity; the UID is read once per client and a failed read (no access,
+    /// unreachable) leaves only the server URL.
+    pub async fn identity(&self) -> ClusterIdentity {
+        let uid = self
+            .cluster_uid
+            .get_or_init(|| async {
+                let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+                    kube::Api::all(self.client.clone());
+                match self.call(namespaces.get("kube-system")).await {
+                    Ok(namespace) => namespace.metadata.uid,
+                    Err(failure) => {
+                        tracing::debug!(
+                            target: "remote_cluster",
+                            "context {}: no cluster UID ({}); comparing by server URL",
+                            self.context,
+                            failure.message
+                        );
+                        None
+                    }
+                }
+            })
+            .await
+            .clone();
+        ClusterIdentity {
+            uid,
+            server: self.server.clone(),
+        }
+    }
+
     /// Runs one API call under the request timeout, turning failures into a diagnosis.
     pub async fn call<T>(
         &self,

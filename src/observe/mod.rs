@@ -190,6 +190,7 @@ pub async fn cross_link(
     };
     let local_alias_settings = alias_settings(local_client, sides.es, &local, &alias).await;
     Ok(CrossObserved {
+        remote_cluster: remote_client.identity().await,
         local,
         remote,
         local_operator,
@@ -409,6 +410,7 @@ pub async fn certificate_link(
         alias_settings(local_client, sides.es, &local, &alias),
     );
     Ok(plan::CertificateObserved {
+        remote_cluster: remote_client.identity().await,
         local: local_side?,
         remote: remote_side?,
         local_operator,

@@ -78,6 +78,8 @@ pub enum Expose {
 /// What `link` read on both sides for a cross-environment link.
 #[derive(Debug, Clone)]
 pub struct CrossObserved {
+    /// Who the remote Kubernetes cluster is (recorded with the link).
+    pub remote_cluster: ClusterIdentity,
     pub local: EsState,
     pub remote: EsState,
     pub local_operator: Operator,
@@ -180,6 +182,8 @@ pub fn plan_cross_environment_link(
         ca_fingerprint: Some(ca.fingerprint.clone()),
         proxy_address: Some(address.clone()),
         key_created_at: None,
+        remote_cluster_uid: observed.remote_cluster.uid.clone(),
+        remote_server: Some(observed.remote_cluster.server.clone()),
     };
     if let Some(step) = incoming_record_step(remote, &steps, &local.id, &alias, &key_id) {
         steps.push(step);

@@ -26,8 +26,16 @@ fn operator(service_template: bool) -> Operator {
     }
 }
 
+fn west_identity() -> ClusterIdentity {
+    ClusterIdentity {
+        uid: Some("5f0c3c1e-west".into()),
+        server: "https://west.example:6443".into(),
+    }
+}
+
 fn observed() -> CrossObserved {
     CrossObserved {
+        remote_cluster: west_identity(),
         local: es("east", "search", "catalog", "9.1.0"),
         remote: es("west", "shop", "products", "9.1.0"),
         local_operator: operator(true),
@@ -168,6 +176,11 @@ fn once_linked_the_same_link_plans_nothing() {
     assert_eq!(record.key_id.as_deref(), Some("key-1"));
     assert_eq!(record.proxy_address.as_deref(), Some("lb-1.invalid:9443"));
     assert_eq!(record.ca_fingerprint.as_deref(), Some("ab12"));
+    assert_eq!(
+        record.remote_identity(),
+        Some(west_identity()),
+        "the remote is recorded by who it is, not only by the context's name"
+    );
     let again = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
     assert!(again.plan.is_empty(), "{}", render(&again.plan));
 }
@@ -544,6 +557,7 @@ fn ca(name: &str) -> RemoteCa {
 fn certificate_observed() -> CertificateObserved {
     let base = observed();
     CertificateObserved {
+        remote_cluster: west_identity(),
         local: TrustSide {
             es: base.local,
             own_ca: Some(ca("east-ca")),
@@ -651,6 +665,7 @@ fn certificate_unlink_restores_both_sides_and_keeps_a_users_configmap() {
         "the user's CAs stay first"
     );
     let record = state.local.es.plugin_links()["products"].clone();
+    assert_eq!(record.remote_identity(), Some(west_identity()));
     let unlink = plan_certificate_unlink(
         &CertificateUnlinkObserved {
             local: state.local.clone(),

@@ -168,6 +168,15 @@ pub trait Planned {
     fn plan(&self) -> &Plan;
 }
 
+/// Who a Kubernetes cluster is, whatever a kubeconfig calls it: the UID of its `kube-system`
+/// namespace (created with the cluster, never renamed or deleted), and the API server URL, the
+/// fallback when the UID cannot be read (the caller may not `get namespaces`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterIdentity {
+    pub uid: Option<String>,
+    pub server: String,
+}
+
 /// What the plugin remembers about a link it made (kept in [`LINKS_ANNOTATION`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -189,6 +198,24 @@ pub struct LinkRecord {
     /// it on unlink when given the credentials again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_created_at: Option<String>,
+    /// Across Kubernetes clusters: the remote cluster's `kube-system` UID, so that a kubeconfig
+    /// naming the remote's context differently still finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_cluster_uid: Option<String>,
+    /// Across Kubernetes clusters: the remote's API server URL when the link was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_server: Option<String>,
+}
+
+impl LinkRecord {
+    /// The identity of the remote Kubernetes cluster as recorded (links made before the plugin
+    /// recorded it carry none).
+    pub fn remote_identity(&self) -> Option<ClusterIdentity> {
+        self.remote_server.as_ref().map(|server| ClusterIdentity {
+            uid: self.remote_cluster_uid.clone(),
+            server: server.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -95,6 +95,8 @@ pub fn plan_same_operator_link(
         ca_fingerprint: None,
         proxy_address: None,
         key_created_at: None,
+        remote_cluster_uid: None,
+        remote_server: None,
     };
     if let Some(step) = upsert_entry(local, &alias, existing, desired_entry, record) {
         steps.push(step);

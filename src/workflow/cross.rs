@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::error::UserError;
+use crate::k8s::clients::ContextClient;
 use crate::observe::{self, Sides, cluster_id};
 use crate::output::{self, API_VERSION};
 use crate::plan::{self, CrossRequest};
@@ -102,14 +103,7 @@ pub async fn unlink(
     let remote_client = if args.local_only || plan::is_external(&record) {
         None
     } else {
-        let client = workflow::context_client(
-            session,
-            &record.remote_context,
-            args.remote_kubeconfig.as_deref(),
-        )
-        .await?
-        .map_err(|f| observe::unreachable_remote(&record, &f.message))?;
-        Some(client)
+        Some(recorded_remote(session, args, &record).await?)
     };
     let request = plan::CrossUnlinkRequest {
         alias: args.alias.clone(),
@@ -197,4 +191,91 @@ pub async fn unlink(
         "leftOnRemote": planned.left_on_remote,
         "writes": applied.writes,
     }))
+}
+
+/// The remote of a recorded link: the context given with `--remote-context`, else the recorded
+/// context, else (a kubeconfig naming it differently) the context that reaches the recorded
+/// cluster. Whatever is chosen must be that cluster, when the record says which it is.
+async fn recorded_remote(
+    session: &Session,
+    args: &UnlinkRequest,
+    record: &plan::LinkRecord,
+) -> anyhow::Result<ContextClient> {
+    let recorded = record.remote_identity();
+    let kubeconfig = args.remote_kubeconfig.as_deref();
+    let named = args.remote_context.as_deref();
+    let context = match named {
+        Some(context) => context.to_string(),
+        None if kubeconfig.is_some() || knows_context(session, &record.remote_context) => {
+            record.remote_context.clone()
+        }
+        None => match &recorded {
+            Some(identity) => context_reaching(session, identity).await.ok_or_else(|| {
+                UserError::RemoteContextNotFound {
+                    context: record.remote_context.clone(),
+                    server: identity.server.clone(),
+                }
+            })?,
+            None => record.remote_context.clone(),
+        },
+    };
+    let client = workflow::context_client(session, &context, kubeconfig)
+        .await?
+        .map_err(|f| observe::unreachable_remote(record, &f.message))?;
+    if let Some(identity) = &recorded
+        && !crate::k8s::clients::same_cluster(&client.identity().await, identity)
+    {
+        return Err(UserError::WrongRemoteCluster {
+            context,
+            server: identity.server.clone(),
+        }
+        .into());
+    }
+    if context != record.remote_context {
+        output::info(&format!(
+            "The link was made with context {:?}; using context {context:?}, which reaches the same cluster.",
+            record.remote_context
+        ));
+    }
+    Ok(client)
+}
+
+fn knows_context(session: &Session, context: &str) -> bool {
+    session
+        .scope
+        .kubeconfig
+        .context_names()
+        .iter()
+        .any(|name| name == context)
+}
+
+/// The first context of the session's kubeconfig (in name order) that reaches `identity`:
+/// the contexts on the recorded server URL are tried first, then all the others together.
+async fn context_reaching(session: &Session, identity: &plan::ClusterIdentity) -> Option<String> {
+    let mut names = session.scope.kubeconfig.context_names();
+    names.sort();
+    let server = crate::k8s::kubeconfig::server_identity(&identity.server);
+    let (same_url, others): (Vec<String>, Vec<String>) = names.into_iter().partition(|name| {
+        session
+            .scope
+            .kubeconfig
+            .server_of(name)
+            .is_some_and(|url| crate::k8s::kubeconfig::server_identity(&url) == server)
+    });
+    for group in [same_url, others] {
+        let checks = group.iter().map(|name| async move {
+            let client = session.pool.client(name).await.ok()?;
+            crate::k8s::clients::same_cluster(&client.identity().await, identity)
+                .then(|| name.clone())
+        });
+        if let Some(found) = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .next()
+        {
+            return Some(found);
+        }
+    }
+    None
 }

@@ -320,9 +320,11 @@ pub async fn context_client(
     })
 }
 
-/// Two contexts on one API server are one Kubernetes cluster, whatever their names.
-pub fn same_server(a: &ContextClient, b: &ContextClient) -> bool {
-    kubeconfig::server_identity(&a.server) == kubeconfig::server_identity(&b.server)
+/// Two contexts reaching one Kubernetes cluster, whatever their names or their spelling of the
+/// server URL (compared by the cluster's `kube-system` UID when both can read it).
+pub async fn same_cluster(a: &ContextClient, b: &ContextClient) -> bool {
+    let (a, b) = tokio::join!(a.identity(), b.identity());
+    crate::k8s::clients::same_cluster(&a, &b)
 }
 
 /// With `--wait` (and not a dry run): waits for the rollouts of `rollouts`, then until `alias`
@@ -374,7 +376,7 @@ pub async fn link(scope: &Scope, args: &request::LinkRequest) -> anyhow::Result<
     )
     .await?;
     if let Some(remote) = &remote_client
-        && !same_server(&session.client, remote)
+        && !same_cluster(&session.client, remote).await
     {
         let sides = crate::observe::Sides {
             local: &session.client,

@@ -32,7 +32,11 @@ pub async fn trust(scope: &Scope, args: &TrustRequest) -> anyhow::Result<Outcome
     )
     .await?;
     let local_client = &target.client;
-    let Some(remote_client) = remote.filter(|r| !workflow::same_server(local_client, r)) else {
+    let remote = match remote {
+        Some(remote) if !workflow::same_cluster(local_client, &remote).await => Some(remote),
+        _ => None,
+    };
+    let Some(remote_client) = remote else {
         // Both in one Kubernetes cluster: still check they exist, then say why nothing is due.
         let remote_client = local_client;
         observe::read_es(local_client, &target.namespace, &args.local).await?;

@@ -241,6 +241,8 @@ pub(crate) fn reference_step(
 /// What `link --security certificate` read on both sides.
 #[derive(Debug, Clone)]
 pub struct CertificateObserved {
+    /// Who the remote Kubernetes cluster is (recorded with the link).
+    pub remote_cluster: ClusterIdentity,
     pub local: TrustSide,
     pub remote: TrustSide,
     pub local_operator: Operator,
@@ -349,6 +351,8 @@ pub fn plan_certificate_link(
         ca_fingerprint: Some(remote_ca.fingerprint.clone()),
         proxy_address: Some(address.clone()),
         key_created_at: None,
+        remote_cluster_uid: observed.remote_cluster.uid.clone(),
+        remote_server: Some(observed.remote_cluster.server.clone()),
     };
     let mut links = ours.clone();
     let mut local_annotations: Vec<(&str, Option<String>)> = Vec::new();

@@ -168,6 +168,8 @@ pub fn plan_unexport(
             ca_fingerprint: None,
             proxy_address: None,
             key_created_at: None,
+            remote_cluster_uid: None,
+            remote_server: None,
         },
         remote: Some(remote.clone()),
         remote_others: Vec::new(),

@@ -77,6 +77,8 @@ pub fn plan_external_link(
         ca_fingerprint: request.ca.as_ref().map(|ca| ca.fingerprint.clone()),
         proxy_address: Some(request.proxy_address.clone()),
         key_created_at: request.key_created_at.clone(),
+        remote_cluster_uid: None,
+        remote_server: None,
     };
     let mut steps = local_api_key_steps(&side, &alias, new_key, request.ca.as_ref(), record);
     let server_name = request.server_name.clone().unwrap_or_else(|| {
@@ -169,6 +171,8 @@ pub fn plan_external_certificate_link(
         ca_fingerprint: Some(remote_ca.fingerprint.clone()),
         proxy_address: Some(proxy_address.to_string()),
         key_created_at: None,
+        remote_cluster_uid: None,
+        remote_server: None,
     };
     match restriction {
         Some(r) => steps.extend(restricted_trust_and_record(
