@@ -1,8 +1,8 @@
 //! `kubectl remote-cluster`: links ECK-managed Elasticsearch clusters across kubeconfig contexts.
 
 // Layers, top to bottom (docs/design.md; tests/layers.rs keeps imports pointing down):
-// cli, commands, complete > workflow > observe, apply > k8s, es > error > plan, describe >
-// output, versions.
+// commands, complete > cli > workflow > observe, apply > es > k8s > error, interrupt > describe >
+// plan > output, versions.
 pub mod apply;
 pub mod cli;
 pub mod commands;
@@ -10,6 +10,7 @@ pub mod complete;
 pub mod describe;
 pub mod error;
 pub mod es;
+pub mod interrupt;
 pub mod k8s;
 pub mod observe;
 pub mod output;

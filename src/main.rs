@@ -35,13 +35,14 @@ fn main() -> std::process::ExitCode {
             error::exit_code_for(&err)
         }
     };
+    let code = remote_cluster::interrupt::exit_code().unwrap_or(code as u8);
     tracing::debug!(
         target: "remote_cluster",
         "exit code {} after {:?}",
-        code as u8,
+        code,
         started.elapsed()
     );
-    std::process::ExitCode::from(code as u8)
+    std::process::ExitCode::from(code)
 }
 
 /// What `-v=2` says first: the command and the global settings it runs with (names and paths

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["observe", "apply"],
     &["es"],
     &["k8s"],
-    &["error"],
+    &["error", "interrupt"],
     &["describe"],
     &["plan"],
     &["output", "versions"],

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::es::{EsClient, EsPool};
+use crate::interrupt;
 use crate::k8s::clients::ContextClient;
 use crate::k8s::eck::elasticsearch_resource;
 use crate::k8s::failure::ContextFailure;
@@ -48,6 +49,9 @@ pub enum ApplyError {
     Conflict(String),
     #[error("{step}: {failure}")]
     Failed { step: String, failure: String },
+    /// A signal asked the command to stop (see [`crate::interrupt`]).
+    #[error("{0}")]
+    Interrupted(&'static str),
     /// A step failed after earlier ones were applied: the plan is recorded on the objects, so the
     /// same command, run again, completes it.
     #[error("{cause}; the {done} steps already applied were undone: nothing changed")]
@@ -96,12 +100,12 @@ pub async fn apply(
         })?;
         // A server-side dry run writes nothing, so there is nothing to take back.
         let journaled = dry_run == DryRun::None;
-        let undo = if journaled {
+        let undo = if journaled && !interrupt::requested() {
             run.capture(step, &client).await
         } else {
             None
         };
-        if let Err(err) = run.step(step, &client).await {
+        if let Err(err) = run.step_unless_interrupted(step, &client).await {
             run.progress.finish();
             // A conflict re-plans from fresh reads, which sees what is already done.
             if done == 0 || !journaled || matches!(err, ApplyError::Conflict(_)) {
@@ -109,6 +113,7 @@ pub async fn apply(
                 return Err(err);
             }
             if run.roll_back(client_for).await {
+                interrupt::all_undone();
                 return Err(ApplyError::RolledBack {
                     cause: Box::new(err),
                     done,
@@ -124,6 +129,7 @@ pub async fn apply(
         if journaled {
             run.journal_after(step, undo);
         }
+        interrupt::step_applied(&format!("{} on {}", step.summary, step.cluster));
     }
     run.progress.finish();
     Ok(Outcome {
@@ -175,6 +181,30 @@ fn failed(step: &Step, failure: impl std::fmt::Display) -> ApplyError {
 }
 
 impl Run {
+    /// A step, unless a signal asked to stop before it; a wait (which writes nothing) also
+    /// stops as soon as a signal comes, while a write completes or times out.
+    async fn step_unless_interrupted(
+        &mut self,
+        step: &Step,
+        client: &ContextClient,
+    ) -> Result<(), ApplyError> {
+        if let Some(reason) = interrupt::reason() {
+            return Err(ApplyError::Interrupted(reason));
+        }
+        if !matches!(
+            step.change,
+            Change::WaitForAddress { .. } | Change::WaitForRollout
+        ) {
+            return self.step(step, client).await;
+        }
+        tokio::select! {
+            done = self.step(step, client) => done,
+            () = interrupt::stopped() => {
+                Err(ApplyError::Interrupted(interrupt::reason().unwrap_or("signal")))
+            }
+        }
+    }
+
     async fn step(&mut self, step: &Step, client: &ContextClient) -> Result<(), ApplyError> {
         match &step.change {
             Change::PatchElasticsearch {
@@ -907,6 +937,9 @@ async fn wait_for_alias(es: &EsClient, alias: &str, deadline: Instant) -> anyhow
         }
         if Instant::now() >= deadline {
             anyhow::bail!("ECK did not configure remote cluster {alias:?} before the timeout");
+        }
+        if let Some(reason) = interrupt::reason() {
+            anyhow::bail!("{reason} while waiting for ECK to configure remote cluster {alias:?}");
         }
         tokio::time::sleep(wait::POLL_ELASTICSEARCH).await;
     }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use kube::api::{Api, DynamicObject};
 
 use crate::es::EsPool;
+use crate::interrupt;
 use crate::k8s::clients::ContextClient;
 use crate::k8s::eck::elasticsearch_resource;
 use crate::k8s::watch::{self, WatchError};
@@ -65,8 +66,28 @@ pub const POLL_ELASTICSEARCH: Duration = Duration::from_millis(100);
 pub const RETRY: Duration = Duration::from_secs(1);
 
 /// Waits until ECK reports the change rolled out: observedGeneration caught up, phase Ready.
-/// Watches the resource, so the wait ends as soon as ECK's status write lands.
+/// Watches the resource, so the wait ends as soon as ECK's status write lands, or a signal
+/// asks the command to stop.
 pub async fn wait_for_rollout(
+    client: &ContextClient,
+    cluster: &ClusterId,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        waited = rollout(client, cluster, deadline, progress) => waited,
+        () = interrupt::stopped() => stopped(&format!("the rollout of {cluster}")),
+    }
+}
+
+fn stopped(what: &str) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "{} while waiting for {what}",
+        interrupt::reason().unwrap_or("signal")
+    )
+}
+
+async fn rollout(
     client: &ContextClient,
     cluster: &ClusterId,
     deadline: Instant,
@@ -116,8 +137,23 @@ pub async fn wait_for_rollout(
     }
 }
 
-/// Waits until `_remote/info` on the local cluster reports the alias connected.
+/// Waits until `_remote/info` on the local cluster reports the alias connected (or a signal
+/// asks the command to stop).
 pub async fn wait_for_connection(
+    client: &ContextClient,
+    es: &EsPool,
+    local: &ClusterId,
+    alias: &str,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        waited = connection(client, es, local, alias, deadline, progress) => waited,
+        () = interrupt::stopped() => stopped(&format!("{alias:?} to connect on {local}")),
+    }
+}
+
+async fn connection(
     client: &ContextClient,
     es: &EsPool,
     local: &ClusterId,

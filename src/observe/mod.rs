@@ -189,6 +189,13 @@ pub async fn cross_link(
         None => None,
     };
     let local_alias_settings = alias_settings(local_client, sides.es, &local, &alias).await;
+    let active_link_keys = active_link_keys(
+        remote_client,
+        sides.es,
+        &remote,
+        &plan::api_key_name(&local.id, &alias),
+    )
+    .await?;
     Ok(CrossObserved {
         remote_cluster: remote_client.identity().await,
         local,
@@ -201,6 +208,7 @@ pub async fn cross_link(
         credentials_secret: credentials.map(without_values),
         ca_bundle: bundle?.map(to_value),
         stored_key,
+        active_link_keys,
         local_alias_settings,
     })
 }
@@ -444,6 +452,42 @@ pub fn first_certificate(pem: &[u8]) -> Option<RemoteCa> {
     })
 }
 
+/// The active cross-cluster API keys on `remote` with the name the plugin gives a link's keys
+/// and its `managed-by` metadata, sorted.
+async fn active_link_keys(
+    client: &ContextClient,
+    es: &EsPool,
+    remote: &EsState,
+    name: &str,
+) -> anyhow::Result<Vec<String>> {
+    let es = es.client(client, &remote.id).await?;
+    let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    let found = es
+        .get(&format!("/_security/api_key?name={name}&active_only=true"))
+        .await;
+    let found = match found {
+        Ok(found) => found,
+        Err(err)
+            if err
+                .downcast_ref::<crate::es::EsError>()
+                .is_some_and(|e| e.status == 404) =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(err) => return Err(err),
+    };
+    let mut ids: Vec<String> = found["api_keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|key| key["invalidated"] == Value::Bool(false))
+        .filter(|key| key.pointer("/metadata/managed-by") == Some(&Value::from(plan::MANAGED_BY)))
+        .filter_map(|key| key["id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
 async fn key_is_active(
     client: &ContextClient,
     es: &EsPool,
@@ -554,8 +598,8 @@ pub async fn cross_unlink(
         local_client.call(local_maps.get_opt(&bundle_name)),
         alias_settings(local_client, es, &local, alias),
     );
-    let (remote, remote_others, exposure_service) = match remote_client {
-        None => (None, Vec::new(), None),
+    let (remote, remote_others, exposure_service, active_link_keys) = match remote_client {
+        None => (None, Vec::new(), None, Vec::new()),
         Some(client) => {
             let remote = read_es(client, &record.remote_namespace, &record.remote_name)
                 .await
@@ -567,7 +611,13 @@ pub async fn cross_unlink(
                 others_than(client, &remote.id),
                 client.call(services.get_opt(&service_name)),
             );
-            (Some(remote), others?, service?.map(to_value))
+            let keys = if record.security == plan::SecurityModel::ApiKey {
+                let name = plan::api_key_name(&local.id, alias);
+                active_link_keys(client, es, &remote, &name).await?
+            } else {
+                Vec::new()
+            };
+            (Some(remote), others?, service?.map(to_value), keys)
         }
     };
     Ok(plan::CrossUnlinkObserved {
@@ -579,5 +629,6 @@ pub async fn cross_unlink(
         ca_bundle: bundle?.map(to_value),
         local_alias_settings: settings,
         exposure_service,
+        active_link_keys,
     })
 }

@@ -93,6 +93,9 @@ pub struct CrossObserved {
     pub ca_bundle: Option<Value>,
     /// The API key the local keystore Secret holds for this alias, if any.
     pub stored_key: Option<StoredKey>,
+    /// Active keys on the remote that the plugin created for this link (by name and metadata),
+    /// the one in use among them: a run killed between creating a key and storing it leaves one.
+    pub active_link_keys: Vec<String>,
     /// `cluster.remote.<alias>.*` as currently set on the local (flat names, persistent).
     pub local_alias_settings: BTreeMap<String, Value>,
 }
@@ -216,6 +219,7 @@ pub fn plan_cross_environment_link(
         },
         format!("connect alias {alias:?} in proxy mode"),
     ));
+    steps.extend(leftover_key_steps(observed, &remote.id, &key_id));
     Ok(LinkPlan {
         alias,
         security: SecurityModel::ApiKey,
@@ -237,6 +241,25 @@ fn check_versions(local: &EsState, remote: &EsState) -> Result<(), PlanError> {
         });
     }
     Ok(())
+}
+
+/// Invalidates the link's active keys other than `in_use` (an id, or the placeholder of the key
+/// this plan creates): keys an interrupted run created and never stored. They go last, once
+/// the key in use is stored, so that a failure before then leaves them as they were.
+fn leftover_key_steps(observed: &CrossObserved, remote: &ClusterId, in_use: &str) -> Vec<Step> {
+    observed
+        .active_link_keys
+        .iter()
+        .filter(|id| id.as_str() != in_use)
+        .map(|id| Step {
+            cluster: remote.clone(),
+            summary: format!(
+                "invalidate API key {id}, created for this link by a run that did not finish"
+            ),
+            restarts_nodes: false,
+            change: Change::InvalidateApiKey { id: id.clone() },
+        })
+        .collect()
 }
 
 /// Across Kubernetes clusters the remote must be exposed, by the plugin or by the user.
@@ -426,6 +449,15 @@ pub(crate) fn plan_exposure(
 }
 
 /// The cross-cluster API key; returns its id (or the placeholder for it).
+/// The name of the cross-cluster API key of the link `alias` of `local`; every key the plugin
+/// creates for that link has it (and metadata naming the link), so leftovers can be found.
+pub fn api_key_name(local: &ClusterId, alias: &str) -> String {
+    format!(
+        "{API_KEY_PREFIX}{}-{}-{}-{alias}",
+        local.context, local.namespace, local.name
+    )
+}
+
 fn plan_api_key(
     observed: &CrossObserved,
     request: &CrossRequest,
@@ -436,10 +468,7 @@ fn plan_api_key(
         return id.clone();
     }
     let (local, remote) = (&observed.local.id, &observed.remote.id);
-    let name = format!(
-        "{API_KEY_PREFIX}{}-{}-{}-{alias}",
-        local.context, local.namespace, local.name
-    );
+    let name = api_key_name(local, alias);
     let access = cross_cluster_access(&request.search_indices, &request.replication_indices);
     steps.push(Step {
         cluster: remote.clone(),

@@ -49,6 +49,7 @@ fn observed() -> CrossObserved {
         credentials_secret: None,
         ca_bundle: None,
         stored_key: None,
+        active_link_keys: Vec::new(),
         local_alias_settings: BTreeMap::new(),
     }
 }
@@ -377,6 +378,7 @@ fn unlink_observed(state: &CrossObserved, remote_reachable: bool) -> CrossUnlink
         ca_bundle: state.ca_bundle.clone(),
         local_alias_settings: state.local_alias_settings.clone(),
         exposure_service: None,
+        active_link_keys: Vec::new(),
     }
 }
 
@@ -1117,4 +1119,52 @@ fn a_certificate_link_sets_skip_unavailable_when_asked() {
             .get("cluster.remote.products.server_name")
             .is_none()
     );
+}
+
+fn invalidated_keys(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter_map(|step| match &step.change {
+            Change::InvalidateApiKey { id } => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_key_an_interrupted_run_left_is_invalidated_last_when_linking_again() {
+    let mut state = linked();
+    state.active_link_keys = vec!["key-1".into(), "key-orphan".into()];
+    let again = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
+    assert_eq!(
+        invalidated_keys(&again.plan),
+        ["key-orphan"],
+        "the key in use stays"
+    );
+    assert_eq!(again.plan.steps.len(), 1, "{}", render(&again.plan));
+
+    let mut fresh = observed();
+    fresh.active_link_keys = vec!["key-orphan".into()];
+    let first = plan_cross_environment_link(&fresh, &CrossRequest::default()).unwrap();
+    let last = first.plan.steps.last().unwrap();
+    assert!(
+        matches!(&last.change, Change::InvalidateApiKey { id } if id == "key-orphan"),
+        "invalidated only after the new key is stored: {}",
+        render(&first.plan)
+    );
+}
+
+#[test]
+fn unlink_invalidates_every_active_key_of_the_link() {
+    let state = linked();
+    let mut observed = unlink_observed(&state, true);
+    observed.active_link_keys = vec!["key-1".into(), "key-orphan".into()];
+    let unlink = plan_cross_environment_unlink(
+        &observed,
+        &CrossUnlinkRequest {
+            alias: "products".into(),
+            disable_server: false,
+        },
+    );
+    assert_eq!(invalidated_keys(&unlink.plan), ["key-1", "key-orphan"]);
 }

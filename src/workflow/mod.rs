@@ -39,6 +39,7 @@ pub struct Session {
 
 impl Session {
     pub async fn open(scope: &Scope, command: &'static str) -> anyhow::Result<Session> {
+        crate::interrupt::listen();
         if scope.contexts.len() > 1 {
             return Err(UserError::OneContext { command }.into());
         }
@@ -195,7 +196,12 @@ where
             show(plan, flags.dry_run);
             confirm(plan, flags)?;
         }
-        match crate::apply::apply(plan, &client_for, es, flags.dry_run, deadline, given).await {
+        crate::interrupt::listen();
+        crate::interrupt::applying(true, Some(rerun_command()));
+        let applied =
+            crate::apply::apply(plan, &client_for, es, flags.dry_run, deadline, given).await;
+        crate::interrupt::applying(false, None);
+        match applied {
             Ok(outcome) => {
                 return Ok(Applied {
                     planned,
@@ -342,10 +348,24 @@ pub async fn wait_until_connected(
     }
     let deadline = std::time::Instant::now() + parse_wait_timeout(&flags.timeout)?;
     let mut progress = Progress::new();
-    for cluster in rollouts {
-        wait_for_rollout(client, cluster, deadline, &mut progress).await?;
+    let waited = async {
+        for cluster in rollouts {
+            wait_for_rollout(client, cluster, deadline, &mut progress).await?;
+        }
+        wait_for_connection(client, es, local, alias, deadline, &mut progress).await
     }
-    wait_for_connection(client, es, local, alias, deadline, &mut progress).await?;
+    .await;
+    if let Err(err) = waited {
+        if crate::interrupt::requested() {
+            return Err(anyhow::anyhow!(
+                "{err}: every change is applied and stays; see whether {alias:?} connects with `kubectl remote-cluster describe {} -n {} --context {}`",
+                local.name,
+                local.namespace,
+                local.context
+            ));
+        }
+        return Err(err);
+    }
     progress.finish();
     output::info(&format!("Remote cluster {alias:?} is connected."));
     Ok(Some(true))

@@ -177,6 +177,7 @@ pub fn plan_unexport(
         ca_bundle: None,
         local_alias_settings: BTreeMap::new(),
         exposure_service: exposure_service.cloned(),
+        active_link_keys: Vec::new(),
     };
     Ok(super::unlink::remote_reversal_for(
         &observed,

@@ -21,6 +21,9 @@ pub struct CrossUnlinkObserved {
     pub local_alias_settings: BTreeMap<String, Value>,
     /// The plugin's own Service in front of the remote cluster server, if any.
     pub exposure_service: Option<Value>,
+    /// Active keys on the remote that the plugin created for this link (by name and metadata),
+    /// the recorded one and any an interrupted run left.
+    pub active_link_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -456,6 +459,18 @@ fn remote_reversal(
             restarts_nodes: false,
             change: Change::InvalidateApiKey { id: id.clone() },
         });
+    }
+    for id in &observed.active_link_keys {
+        if observed.record.key_id.as_ref() != Some(id) {
+            steps.push(Step {
+                cluster: remote.id.clone(),
+                summary: format!(
+                    "invalidate API key {id}, created for this link by a run that did not finish"
+                ),
+                restarts_nodes: false,
+                change: Change::InvalidateApiKey { id: id.clone() },
+            });
+        }
     }
     let mut incoming: BTreeMap<String, Value> = remote
         .annotation(INCOMING_ANNOTATION)

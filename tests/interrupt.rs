@@ -1,0 +1,250 @@
+//! Signals sent to the real binary at each step boundary of a link across Kubernetes clusters.
+//! SIGINT and SIGTERM stop at the boundary, undo what the run applied and exit 128 + the signal;
+//! SIGKILL cannot be caught, so the same command run again must complete the link, and `unlink`
+//! must then restore both clusters (Elasticsearch settings and keys included).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Snapshot, World, es};
+use remote_cluster_sandbox::{ClusterConfig, Sandbox};
+use serde_json::Value;
+
+const BOTH: &[&str] = &["east", "west"];
+
+/// east/search/catalog and west/shop/products, every API request 60 ms late so that the test
+/// sees each write land before the next, and ECK taking 300 ms per rollout.
+fn world() -> World {
+    World::settled(
+        Sandbox::builder()
+            .operator_delay(Duration::from_millis(300))
+            .cluster(
+                ClusterConfig::new("east")
+                    .latency(Duration::from_millis(60))
+                    .elasticsearch(es("search", "catalog")),
+            )
+            .cluster(
+                ClusterConfig::new("west")
+                    .latency(Duration::from_millis(60))
+                    .elasticsearch(es("shop", "products")),
+            ),
+    )
+}
+
+fn link_args() -> Vec<&'static str> {
+    common::east_to_west("link", "products", &["--yes", "--timeout", "90s"])
+}
+
+fn unlink_args() -> Vec<&'static str> {
+    vec![
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--disable-server",
+        "--yes",
+        "--timeout",
+        "90s",
+    ]
+}
+
+fn spawn(world: &World, args: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin(BIN))
+        .env_clear()
+        .env("HOME", world.dir.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KUBECONFIG", &world.kubeconfig)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits (up to 60 s) until the plugin has sent `writes` writes to the two clusters.
+fn until_writes(world: &World, child: &mut Child, writes: usize) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if world.plugin_writes(BOTH) >= writes {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+fn finish(child: Child) -> (Option<i32>, String) {
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// What Elasticsearch holds for the link: the local's `cluster.remote.*` settings and the
+/// plugin's active keys on the remote.
+fn elasticsearch_state(world: &World) -> (Value, usize) {
+    let remote_settings: serde_json::Map<String, Value> = world
+        .sandbox
+        .cluster("east")
+        .es_node("search", "catalog", |node| {
+            node.persistent_settings()
+                .iter()
+                .filter(|(key, _)| key.starts_with("cluster.remote."))
+                .map(|(key, value)| (key.clone(), value.to_json()))
+                .collect()
+        })
+        .unwrap();
+    let active = common::api_keys(
+        &world.sandbox.cluster("west"),
+        "shop",
+        "products",
+        "kubectl-rc-",
+    )
+    .iter()
+    .filter(|(_, invalidated)| !invalidated)
+    .count();
+    (Value::Object(remote_settings), active)
+}
+
+struct Before {
+    objects: Snapshot,
+    elasticsearch: (Value, usize),
+}
+
+fn before(world: &World) -> Before {
+    Before {
+        objects: world.snapshot(BOTH),
+        elasticsearch: elasticsearch_state(world),
+    }
+}
+
+fn assert_as_before(world: &World, before: &Before, context: &str) {
+    world.settle(BOTH);
+    world.assert_unchanged(BOTH, &before.objects);
+    assert_eq!(
+        elasticsearch_state(world),
+        before.elasticsearch,
+        "Elasticsearch settings and keys after {context}"
+    );
+}
+
+/// The writes of an uninterrupted link, on a world of its own.
+fn writes_of_a_link() -> usize {
+    let world = world();
+    world.clear_requests(BOTH);
+    world.ok(link_args());
+    world.plugin_writes(BOTH)
+}
+
+#[test]
+fn sigint_and_sigterm_at_each_step_boundary_undo_the_link_or_leave_it_complete() {
+    let total = writes_of_a_link();
+    assert!(total >= 3, "a link across clusters writes several times");
+    let mut undone = 0;
+    for (writes, name, code) in (1..=total)
+        .map(|w| (w, "INT", 130))
+        .chain([(2, "TERM", 143), (1, "HUP", 129)])
+    {
+        let world = world();
+        let before = before(&world);
+        world.clear_requests(BOTH);
+        let mut child = spawn(&world, &link_args());
+        let reached = until_writes(&world, &mut child, writes);
+        assert!(reached, "the link reached {writes} writes");
+        signal(&child, name);
+        let (exit, stderr) = finish(child);
+        let context = format!("SIG{name} after {writes} of {total} writes");
+        assert_eq!(exit, Some(code), "{context}: {stderr}");
+        eprintln!(
+            "{context}: exit {exit:?}, {}",
+            stderr.lines().last().unwrap_or_default()
+        );
+        if stderr.contains("were undone: nothing changed") {
+            undone += 1;
+            assert_as_before(&world, &before, &context);
+        } else {
+            // The signal came after the last step: the link is whole, and says so.
+            assert!(
+                stderr.contains("every change is applied and stays"),
+                "{context}: {stderr}"
+            );
+            world.settle(BOTH);
+            world.clear_requests(BOTH);
+            world.ok(link_args());
+            assert_eq!(
+                world.plugin_writes(BOTH),
+                0,
+                "{context}: nothing left to do"
+            );
+            world.ok(unlink_args());
+            assert_as_before(&world, &before, &format!("{context}, then unlink"));
+        }
+    }
+    assert!(
+        undone >= total - 1,
+        "{undone} of {total} interrupted links were undone"
+    );
+}
+
+#[test]
+fn sigkill_at_each_step_boundary_leaves_a_link_the_same_command_completes() {
+    let total = writes_of_a_link();
+    for writes in 1..total {
+        let world = world();
+        let before = before(&world);
+        world.clear_requests(BOTH);
+        let mut child = spawn(&world, &link_args());
+        assert!(until_writes(&world, &mut child, writes));
+        signal(&child, "KILL");
+        let (exit, _) = finish(child);
+        assert_eq!(exit, None, "killed by the signal");
+        let context = format!("SIGKILL after {writes} of {total} writes");
+        eprintln!("{context}: re-running the same command");
+
+        world.settle(BOTH);
+        let again = world.plugin().args(link_args()).output().unwrap();
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{context}: the same command completes: {}",
+            common::stderr_of(&again)
+        );
+        world.ok(unlink_args());
+        assert_as_before(&world, &before, &format!("{context}, re-run, then unlink"));
+    }
+}
+
+#[test]
+fn a_signal_before_any_write_ends_the_command_at_once() {
+    let world = world();
+    let before = before(&world);
+    // The plan restarts nodes and there is no terminal: `link` without --yes stops there, so
+    // the signal lands while the plugin reads.
+    let child = spawn(&world, &common::east_to_west("link", "products", &[]));
+    std::thread::sleep(Duration::from_millis(150));
+    signal(&child, "INT");
+    let (exit, _) = finish(child);
+    assert!(
+        exit == Some(130) || exit == Some(2),
+        "stopped by the signal, or refused for want of --yes first: {exit:?}"
+    );
+    assert_as_before(&world, &before, "a signal while reading");
+}
