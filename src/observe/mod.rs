@@ -460,7 +460,22 @@ async fn active_link_keys(
     remote: &EsState,
     name: &str,
 ) -> anyhow::Result<Vec<String>> {
-    let es = es.client(client, &remote.id).await?;
+    // Read before any write: a pod that is restarting or a passing API error gets two more
+    // tries, then the command stops with nothing written.
+    let mut attempts = 0;
+    let es = loop {
+        attempts += 1;
+        match es.client(client, &remote.id).await {
+            Ok(connected) => break connected,
+            Err(err) if attempts >= 3 => {
+                return Err(err.context(format!(
+                    "cannot read the link's API keys on {}; retry when it is reachable",
+                    remote.id
+                )));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+        }
+    };
     let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     let found = es
         .get(&format!("/_security/api_key?name={name}&active_only=true"))
