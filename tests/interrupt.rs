@@ -181,9 +181,11 @@ fn sigint_and_sigterm_at_each_step_boundary_undo_the_link_or_leave_it_complete()
             undone += 1;
             assert_as_before(&world, &before, &context);
         } else {
-            // The signal came after the last step: the link is whole, and says so.
+            // The signal came after the last step (during the final wait, or as it ended):
+            // the link is whole, and says so.
             assert!(
-                stderr.contains("every change is applied and stays"),
+                stderr.contains("every change is applied and stays")
+                    || stderr.contains("is connected"),
                 "{context}: {stderr}"
             );
             world.settle(BOTH);
@@ -202,6 +204,45 @@ fn sigint_and_sigterm_at_each_step_boundary_undo_the_link_or_leave_it_complete()
         undone >= total - 1,
         "{undone} of {total} interrupted links were undone"
     );
+}
+
+/// A link killed after `writes` writes, on a world of its own, and the snapshot before it.
+fn killed_link(writes: usize) -> (World, Before) {
+    let world = world();
+    let before = before(&world);
+    world.clear_requests(BOTH);
+    let mut child = spawn(&world, &link_args());
+    assert!(until_writes(&world, &mut child, writes));
+    signal(&child, "KILL");
+    let (exit, _) = finish(child);
+    assert_eq!(exit, None, "killed by the signal");
+    world.settle(BOTH);
+    (world, before)
+}
+
+#[test]
+fn sigkill_at_each_step_boundary_leaves_what_unlink_removes() {
+    let total = writes_of_a_link();
+    for writes in 1..total {
+        let (world, before) = killed_link(writes);
+        let context = format!("SIGKILL after {writes} of {total} writes, then unlink");
+        let unlink = world.plugin().args(unlink_args()).output().unwrap();
+        eprintln!(
+            "{context}: exit {:?}, {}",
+            unlink.status.code(),
+            common::stderr_of(&unlink)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+        assert_eq!(
+            unlink.status.code(),
+            Some(0),
+            "{context}: {}",
+            common::stderr_of(&unlink)
+        );
+        assert_as_before(&world, &before, &context);
+    }
 }
 
 #[test]

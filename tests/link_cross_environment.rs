@@ -295,8 +295,8 @@ fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
     world.ok(link(&[]));
     west.clear_requests();
 
-    let unlink = world.ok(unlink(&["--local-only", "--yes", "--wait=false"]));
-    let stderr = stderr_of(&unlink);
+    let local_only = world.ok(unlink(&["--local-only", "--yes", "--wait=false"]));
+    let stderr = stderr_of(&local_only);
     assert!(
         stderr.contains("left on the remote: the cross-cluster API key"),
         "{stderr}"
@@ -313,8 +313,37 @@ fn local_only_unlink_cleans_this_side_and_says_what_is_left() {
         west.requests().is_empty(),
         "unlink --local-only does not contact the remote"
     );
-    world.assert_unchanged(&["east"], &before);
+    let pending = east
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("search"),
+            "catalog-remote-cluster-products-pending",
+        )
+        .expect("the way back to the remote is kept");
+    assert!(
+        pending["data"]["operation.json"]
+            .as_str()
+            .is_some_and(|text| text.contains("\"operation\":\"unlink\"")),
+        "{pending}"
+    );
     assert_eq!(active_keys(&world), 1, "the key is left, as said");
+
+    // Once the remote is reachable again, unlink (no record left on the local) finishes there.
+    let after = world.ok(unlink(&["--disable-server", "--yes", "--timeout", "90s"]));
+    assert!(
+        stderr_of(&after).contains("has no link record, but an interrupted unlink"),
+        "{}",
+        stderr_of(&after)
+    );
+    world.assert_unchanged(&["east"], &before);
+    assert_eq!(active_keys(&world), 0, "the key is invalidated then");
+    let incoming = world.elasticsearch("west", "shop", "products");
+    assert!(
+        incoming["metadata"]["annotations"]
+            .get("remote-cluster.kubectl-plugin.dev/incoming")
+            .is_none(),
+        "{incoming}"
+    );
 }
 
 #[test]
@@ -543,7 +572,10 @@ fn a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
         (
             "CA bundle",
             "east",
-            Fault::new("POST", "/api/v1/namespaces/search/configmaps").status(500),
+            // The first ConfigMap created is the pending record; the second the CA bundle.
+            Fault::new("POST", "/api/v1/namespaces/search/configmaps")
+                .nth(2)
+                .status(500),
         ),
         (
             "local spec",

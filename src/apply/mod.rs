@@ -454,9 +454,16 @@ impl Run {
         name: &str,
         resource_version: &str,
     ) -> Result<(), ApplyError> {
+        let plural = match object {
+            ObjectKind::Secret => "secrets",
+            ObjectKind::ConfigMap => "configmaps",
+            ObjectKind::Service => "services",
+        };
+        let key = format!("{plural}/{}/{namespace}/{name}", step.cluster.context);
+        let resource_version = self.guard_version(&key, resource_version);
         let mut params = DeleteParams {
             preconditions: Some(Preconditions {
-                resource_version: Some(resource_version.to_string()),
+                resource_version: Some(resource_version),
                 uid: None,
             }),
             ..DeleteParams::default()
@@ -598,8 +605,11 @@ impl Run {
         match result {
             Ok(after) => {
                 self.writes += 1;
-                if let (Some(planned), Some(after)) = (resource_version, after) {
-                    self.own_writes.insert(key, (planned.clone(), after));
+                // An object this run created is known by the empty version, so that a later step
+                // (deleting it) can guard on the version our write produced.
+                if let Some(after) = after {
+                    let planned = resource_version.clone().unwrap_or_default();
+                    self.own_writes.insert(key, (planned, after));
                 }
                 if data
                     .values()

@@ -166,17 +166,19 @@ pub async fn cross_link(
     }
     let credentials_name = plan::credentials_secret_name(&local_id);
     let bundle_name = plan::ca_bundle_name(&local_id);
-    let (remote_ca, exposure, credentials, bundle) = tokio::join!(
-        read_transport_ca(remote_client, sides.remote_namespace, &remote_id.name),
-        server_exposure(remote_client, &remote_id, &remote_operator),
-        local_client.call(local_secrets.get_opt(&credentials_name)),
-        local_client.call(local_maps.get_opt(&bundle_name)),
-    );
-    let (remote_ca, (exposed_host, exposure_service_exists)) = (remote_ca?, exposure?);
     let alias = request
         .alias
         .clone()
         .unwrap_or_else(|| remote_id.name.clone());
+    let pending_name = plan::pending_name(&local_id, &alias);
+    let (remote_ca, exposure, credentials, bundle, pending) = tokio::join!(
+        read_transport_ca(remote_client, sides.remote_namespace, &remote_id.name),
+        server_exposure(remote_client, &remote_id, &remote_operator),
+        local_client.call(local_secrets.get_opt(&credentials_name)),
+        local_client.call(local_maps.get_opt(&bundle_name)),
+        local_client.call(local_maps.get_opt(&pending_name)),
+    );
+    let (remote_ca, (exposed_host, exposure_service_exists)) = (remote_ca?, exposure?);
     let credentials = credentials?;
     let stored_key = match credentials
         .as_ref()
@@ -209,6 +211,7 @@ pub async fn cross_link(
         ca_bundle: bundle?.map(to_value),
         stored_key,
         active_link_keys,
+        pending: pending?.map(to_value),
         local_alias_settings,
     })
 }
@@ -608,10 +611,12 @@ pub async fn cross_unlink(
     let local_maps = Api::<ConfigMap>::namespaced(local_client.client.clone(), local_namespace);
     let credentials_name = plan::credentials_secret_name(&local.id);
     let bundle_name = plan::ca_bundle_name(&local.id);
-    let (credentials, bundle, settings) = tokio::join!(
+    let pending_name = plan::pending_name(&local.id, alias);
+    let (credentials, bundle, settings, pending) = tokio::join!(
         local_client.call(local_secrets.get_opt(&credentials_name)),
         local_client.call(local_maps.get_opt(&bundle_name)),
         alias_settings(local_client, es, &local, alias),
+        local_client.call(local_maps.get_opt(&pending_name)),
     );
     let (remote, remote_others, exposure_service, active_link_keys) = match remote_client {
         None => (None, Vec::new(), None, Vec::new()),
@@ -645,5 +650,22 @@ pub async fn cross_unlink(
         local_alias_settings: settings,
         exposure_service,
         active_link_keys,
+        pending: pending?.map(to_value),
     })
+}
+
+/// The pending record an interrupted link or unlink of `alias` left on the local's namespace.
+pub async fn pending_operation(
+    client: &ContextClient,
+    local: &plan::ClusterId,
+    alias: &str,
+) -> anyhow::Result<Option<plan::PendingOperation>> {
+    let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &local.namespace);
+    let found = client
+        .call(maps.get_opt(&plan::pending_name(local, alias)))
+        .await?;
+    Ok(found
+        .map(to_value)
+        .as_ref()
+        .and_then(plan::PendingOperation::from_object))
 }

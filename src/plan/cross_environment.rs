@@ -42,6 +42,170 @@ pub fn ca_bundle_name(local: &ClusterId) -> String {
     format!("{}-remote-cluster-cas", local.name)
 }
 
+/// The ConfigMap that records a link or unlink of `alias` while it is under way: written
+/// before the first other write, deleted by the last one. Aliases have no '.', so mapping '_'
+/// (not allowed in object names) to '.' keeps names distinct.
+pub fn pending_name(local: &ClusterId, alias: &str) -> String {
+    format!(
+        "{}-remote-cluster-{}-pending",
+        local.name,
+        alias.replace('_', ".")
+    )
+}
+
+/// The data key of [`pending_name`]'s ConfigMap.
+pub const PENDING_KEY: &str = "operation.json";
+
+/// What a pending ConfigMap holds: which operation on which link, and the remote it concerns,
+/// so that `unlink` can find and remove what an interrupted run left even when the link's
+/// record on the local resource was never written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingOperation {
+    /// `link` or `unlink`.
+    pub operation: String,
+    pub alias: String,
+    pub remote_context: String,
+    pub remote_namespace: String,
+    pub remote_name: String,
+    pub security: SecurityModel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_cluster_uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_server: Option<String>,
+}
+
+impl PendingOperation {
+    pub fn new(operation: &str, alias: &str, record: &LinkRecord) -> Self {
+        Self {
+            operation: operation.to_string(),
+            alias: alias.to_string(),
+            remote_context: record.remote_context.clone(),
+            remote_namespace: record.remote_namespace.clone(),
+            remote_name: record.remote_name.clone(),
+            security: record.security,
+            remote_cluster_uid: record.remote_cluster_uid.clone(),
+            remote_server: record.remote_server.clone(),
+        }
+    }
+
+    /// Read from the pending ConfigMap (as the API server returns it).
+    pub fn from_object(object: &Value) -> Option<Self> {
+        let text = object.pointer(&format!("/data/{PENDING_KEY}"))?.as_str()?;
+        serde_json::from_str(text).ok()
+    }
+
+    /// A record of the link, for `unlink` to work from when the local holds none: no key id
+    /// (the link's keys are found by name) and no address.
+    pub fn record(&self) -> LinkRecord {
+        LinkRecord {
+            remote_context: self.remote_context.clone(),
+            remote_namespace: self.remote_namespace.clone(),
+            remote_name: self.remote_name.clone(),
+            security: self.security,
+            key_id: None,
+            ca_fingerprint: None,
+            proxy_address: None,
+            key_created_at: None,
+            remote_cluster_uid: self.remote_cluster_uid.clone(),
+            remote_server: self.remote_server.clone(),
+        }
+    }
+
+    /// The same link: same remote resource and security model.
+    fn same_link(&self, other: &PendingOperation) -> bool {
+        (&self.remote_namespace, &self.remote_name, self.security)
+            == (&other.remote_namespace, &other.remote_name, other.security)
+            && (self.remote_context == other.remote_context
+                || (self.remote_cluster_uid.is_some()
+                    && self.remote_cluster_uid == other.remote_cluster_uid))
+    }
+}
+
+/// A link resumes only an interrupted link of its own: a pending record of an unlink, or of a
+/// link to another remote, is refused, saying what to run. (An unlink takes any.)
+pub fn check_pending(
+    local: &ClusterId,
+    pending: Option<&Value>,
+    intent: &PendingOperation,
+) -> Result<(), PlanError> {
+    match pending.and_then(PendingOperation::from_object) {
+        Some(found) if found.operation != intent.operation || !found.same_link(intent) => {
+            Err(PlanError::PendingOperation {
+                local: Box::new(local.clone()),
+                alias: intent.alias.clone(),
+                operation: found.operation.clone(),
+                remote: format!(
+                    "{}/{}/{}",
+                    found.remote_context, found.remote_namespace, found.remote_name
+                )
+                .into(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Brackets `steps` with the pending record: written first (unless an earlier run left one),
+/// and, when the operation completes here, deleted last. Nothing to do and nothing pending
+/// plans nothing.
+pub fn with_pending_record(
+    steps: Vec<Step>,
+    local: &ClusterId,
+    pending: Option<&Value>,
+    intent: &PendingOperation,
+    completes: bool,
+) -> Vec<Step> {
+    if steps.is_empty() && (pending.is_none() || !completes) {
+        return steps;
+    }
+    let name = pending_name(local, &intent.alias);
+    let mut bracketed = Vec::with_capacity(steps.len() + 2);
+    if pending.is_none() {
+        let text = serde_json::to_string(intent).expect("serializes");
+        bracketed.push(Step {
+            cluster: local.clone(),
+            summary: format!(
+                "record the {} of {:?} as under way in ConfigMap {name}",
+                intent.operation, intent.alias
+            ),
+            restarts_nodes: false,
+            change: Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                namespace: local.namespace.clone(),
+                name: name.clone(),
+                resource_version: None,
+                labels: ours_labels(),
+                data: BTreeMap::from([(PENDING_KEY.to_string(), DataValue::Literal(text))]),
+                remove: Vec::new(),
+                diff: vec![format!(
+                    "+   {PENDING_KEY}: {} {:?}",
+                    intent.operation, intent.alias
+                )],
+            },
+        });
+    }
+    bracketed.extend(steps);
+    if completes {
+        bracketed.push(Step {
+            cluster: local.clone(),
+            summary: format!(
+                "delete ConfigMap {name}: the {} is complete",
+                intent.operation
+            ),
+            restarts_nodes: false,
+            change: Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                namespace: local.namespace.clone(),
+                name,
+                // Empty when this run creates it: guarded by the version that write produced.
+                resource_version: pending.and_then(resource_version_of).unwrap_or_default(),
+            },
+        });
+    }
+    bracketed
+}
+
 pub fn exposure_service_name(remote: &ClusterId) -> String {
     format!("{}-es-remote-cluster-lb", remote.name)
 }
@@ -96,6 +260,8 @@ pub struct CrossObserved {
     /// Active keys on the remote that the plugin created for this link (by name and metadata),
     /// the one in use among them: a run killed between creating a key and storing it leaves one.
     pub active_link_keys: Vec<String>,
+    /// The ConfigMap an interrupted link or unlink of this alias left ([`pending_name`]).
+    pub pending: Option<Value>,
     /// `cluster.remote.<alias>.*` as currently set on the local (flat names, persistent).
     pub local_alias_settings: BTreeMap<String, Value>,
 }
@@ -188,6 +354,7 @@ pub fn plan_cross_environment_link(
         remote_cluster_uid: observed.remote_cluster.uid.clone(),
         remote_server: Some(observed.remote_cluster.server.clone()),
     };
+    let pending = PendingOperation::new("link", &alias, &record);
     if let Some(step) = incoming_record_step(remote, &steps, &local.id, &alias, &key_id) {
         steps.push(step);
     }
@@ -220,6 +387,8 @@ pub fn plan_cross_environment_link(
         format!("connect alias {alias:?} in proxy mode"),
     ));
     steps.extend(leftover_key_steps(observed, &remote.id, &key_id));
+    check_pending(&local.id, observed.pending.as_ref(), &pending)?;
+    let steps = with_pending_record(steps, &local.id, observed.pending.as_ref(), &pending, true);
     Ok(LinkPlan {
         alias,
         security: SecurityModel::ApiKey,

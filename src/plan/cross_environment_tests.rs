@@ -50,6 +50,7 @@ fn observed() -> CrossObserved {
         ca_bundle: None,
         stored_key: None,
         active_link_keys: Vec::new(),
+        pending: None,
         local_alias_settings: BTreeMap::new(),
     }
 }
@@ -67,6 +68,7 @@ fn a_fresh_api_key_link_plans_every_step_in_order() {
     assert_eq!(
         summaries(&planned.plan),
         [
+            "east/catalog: record the link of \"products\" as under way in ConfigMap catalog-remote-cluster-products-pending",
             "west/products: enable the remote cluster server (port 9443) and expose it",
             "west/products: wait for the LoadBalancer address of Service products-es-remote-cluster",
             "west/products: create a cross-cluster API key for the link",
@@ -76,6 +78,7 @@ fn a_fresh_api_key_link_plans_every_step_in_order() {
             "east/catalog: reference the keystore Secret and trust the remote's CA",
             "east/catalog: wait for the rolling restart (the keystore is read at start)",
             "east/catalog: connect alias \"products\" in proxy mode",
+            "east/catalog: delete ConfigMap catalog-remote-cluster-products-pending: the link is complete",
         ]
     );
     insta::assert_snapshot!("cross_link_render", render(&planned.plan));
@@ -133,6 +136,18 @@ fn linked() -> CrossObserved {
                 object: ObjectKind::ConfigMap,
                 data,
                 ..
+            } if data.contains_key(PENDING_KEY) => {
+                let DataValue::Literal(text) = &data[PENDING_KEY] else {
+                    panic!("the pending record is literal")
+                };
+                state.pending = Some(
+                    json!({"metadata": {"resourceVersion": "7"}, "data": {PENDING_KEY: text}}),
+                );
+            }
+            Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                data,
+                ..
             } => {
                 let DataValue::Literal(bundle) = &data["ca.crt"] else {
                     panic!("a CA is public")
@@ -140,6 +155,11 @@ fn linked() -> CrossObserved {
                 state.ca_bundle =
                     Some(json!({"metadata": {"resourceVersion": "1"}, "data": {"ca.crt": bundle}}));
             }
+            Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                name,
+                ..
+            } if name.ends_with("-pending") => state.pending = None,
             Change::WaitForAddress { .. } => state.exposed_host = Some("lb-1.invalid".into()),
             Change::CreateApiKey { .. } => {
                 state.stored_key = Some(StoredKey {
@@ -206,7 +226,11 @@ fn an_invalidated_key_is_replaced_and_the_keystore_rewritten() {
             _ => "other",
         })
         .collect();
-    assert_eq!(kinds, ["key", "patch", "object", "patch", "wait"]);
+    assert_eq!(
+        kinds,
+        ["object", "key", "patch", "object", "patch", "wait", "other"],
+        "bracketed by the pending record (written first, deleted last)"
+    );
 }
 
 #[test]
@@ -379,6 +403,7 @@ fn unlink_observed(state: &CrossObserved, remote_reachable: bool) -> CrossUnlink
         local_alias_settings: state.local_alias_settings.clone(),
         exposure_service: None,
         active_link_keys: Vec::new(),
+        pending: None,
     }
 }
 
@@ -425,6 +450,18 @@ fn unlink_restores_both_clusters_as_they_were() {
                 object: ObjectKind::Secret,
                 ..
             } => state.credentials_secret = None,
+            Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                data,
+                ..
+            } if data.contains_key(PENDING_KEY) => {
+                state.pending = Some(json!({"metadata": {"resourceVersion": "9"}}));
+            }
+            Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                name,
+                ..
+            } if name.ends_with("-pending") => state.pending = None,
             Change::DeleteObject {
                 object: ObjectKind::ConfigMap,
                 ..
@@ -433,6 +470,7 @@ fn unlink_restores_both_clusters_as_they_were() {
             other => panic!("unexpected {other:?}"),
         }
     }
+    assert_eq!(state.pending, None, "the pending record goes with the rest");
     assert_eq!(invalidated, ["key-1"]);
     assert_eq!(state.local.object["spec"], before.local.object["spec"]);
     assert_eq!(
@@ -519,7 +557,7 @@ fn unlinking_one_of_two_links_keeps_the_other() {
                 object: ObjectKind::ConfigMap,
                 data,
                 ..
-            } => Some(data["ca.crt"].clone()),
+            } => data.get("ca.crt").cloned(),
             _ => None,
         })
         .expect("the bundle keeps the other CA");
@@ -527,13 +565,9 @@ fn unlinking_one_of_two_links_keeps_the_other() {
         bundle_step,
         DataValue::Literal(ca_block("other", &other_ca))
     );
-    assert!(
-        !unlink
-            .plan
-            .steps
-            .iter()
-            .any(|s| matches!(s.change, Change::DeleteObject { .. }))
-    );
+    assert!(!unlink.plan.steps.iter().any(
+        |s| matches!(&s.change, Change::DeleteObject { name, .. } if !name.ends_with("-pending"))
+    ));
 }
 
 #[test]
@@ -1141,12 +1175,17 @@ fn a_key_an_interrupted_run_left_is_invalidated_last_when_linking_again() {
         ["key-orphan"],
         "the key in use stays"
     );
-    assert_eq!(again.plan.steps.len(), 1, "{}", render(&again.plan));
+    assert_eq!(
+        again.plan.steps.len(),
+        3,
+        "the invalidation, inside the pending record: {}",
+        render(&again.plan)
+    );
 
     let mut fresh = observed();
     fresh.active_link_keys = vec!["key-orphan".into()];
     let first = plan_cross_environment_link(&fresh, &CrossRequest::default()).unwrap();
-    let last = first.plan.steps.last().unwrap();
+    let last = &first.plan.steps[first.plan.steps.len() - 2];
     assert!(
         matches!(&last.change, Change::InvalidateApiKey { id } if id == "key-orphan"),
         "invalidated only after the new key is stored: {}",
@@ -1167,4 +1206,85 @@ fn unlink_invalidates_every_active_key_of_the_link() {
         },
     );
     assert_eq!(invalidated_keys(&unlink.plan), ["key-1", "key-orphan"]);
+}
+
+#[test]
+fn an_interrupted_link_is_resumed_and_its_pending_record_deleted_last() {
+    let mut state = observed();
+    let first = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
+    let Change::ApplyObject { data, .. } = &first.plan.steps[0].change else {
+        panic!("the pending record comes first")
+    };
+    let DataValue::Literal(text) = &data[PENDING_KEY] else {
+        panic!("literal")
+    };
+    state.pending =
+        Some(json!({"metadata": {"resourceVersion": "5"}, "data": {PENDING_KEY: text}}));
+    let again = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
+    assert_eq!(
+        again.plan.steps.len(),
+        first.plan.steps.len() - 1,
+        "the same steps without writing the record again: {}",
+        render(&again.plan)
+    );
+    assert!(matches!(
+        &again.plan.steps.last().unwrap().change,
+        Change::DeleteObject { resource_version, .. } if resource_version == "5"
+    ));
+}
+
+#[test]
+fn a_pending_record_of_another_link_or_an_unlink_is_refused() {
+    let mut other = observed();
+    let foreign = PendingOperation {
+        operation: "link".into(),
+        alias: "products".into(),
+        remote_context: "west".into(),
+        remote_namespace: "shop".into(),
+        remote_name: "orders".into(),
+        security: SecurityModel::ApiKey,
+        remote_cluster_uid: None,
+        remote_server: None,
+    };
+    for pending in [
+        foreign.clone(),
+        PendingOperation {
+            operation: "unlink".into(),
+            remote_name: "products".into(),
+            ..foreign
+        },
+    ] {
+        other.pending = Some(json!({"metadata": {"resourceVersion": "5"},
+            "data": {PENDING_KEY: serde_json::to_string(&pending).unwrap()}}));
+        let refused = plan_cross_environment_link(&other, &CrossRequest::default()).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("run `kubectl remote-cluster unlink catalog products`"),
+            "{refused}"
+        );
+    }
+}
+
+#[test]
+fn unlink_without_the_remote_keeps_the_pending_record_for_a_later_unlink() {
+    let state = linked();
+    let unlink = plan_cross_environment_unlink(
+        &unlink_observed(&state, false),
+        &CrossUnlinkRequest {
+            alias: "products".into(),
+            disable_server: false,
+        },
+    );
+    assert!(matches!(
+        &unlink.plan.steps[0].change,
+        Change::ApplyObject { data, .. } if data.contains_key(PENDING_KEY)
+    ));
+    assert!(
+        !unlink.plan.steps.iter().any(
+            |s| matches!(&s.change, Change::DeleteObject { name, .. } if name.ends_with("-pending"))
+        ),
+        "{}",
+        render(&unlink.plan)
+    );
 }

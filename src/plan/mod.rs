@@ -432,6 +432,13 @@ pub enum PlanError {
         annotation: &'static str,
         value: String,
     },
+    #[error("an interrupted {operation} of alias {alias:?} on {local} (remote {remote}) is not finished; run `kubectl remote-cluster unlink {name} {alias}` to remove what it left, then try again", name = .local.name)]
+    PendingOperation {
+        local: Box<ClusterId>,
+        alias: String,
+        operation: String,
+        remote: Box<str>,
+    },
     #[error("{local} has no remote cluster with alias {alias:?}; `kubectl remote-cluster describe {name}` lists its links", name = .local.name)]
     NoSuchAlias { local: ClusterId, alias: String },
     #[error(

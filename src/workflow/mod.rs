@@ -420,10 +420,26 @@ pub async fn unlink(
     parse_wait_timeout(&args.mutation.timeout)?;
     let session = Session::open(scope, "unlink").await?;
     let local = crate::observe::read_es(&session.client, &session.namespace, &args.local).await?;
-    if let Some(record) = local.plugin_links().get(&args.alias)
-        && record.proxy_address.is_some()
+    if let Some(record) = local.plugin_links().get(&args.alias) {
+        if record.proxy_address.is_some() {
+            return cross::unlink(&session, args, record.clone()).await;
+        }
+        return same_operator::unlink(&session, args).await;
+    }
+    // No record: a link or unlink across clusters that was interrupted may have left its
+    // pending record, which says which remote to clean.
+    if let Some(pending) =
+        crate::observe::pending_operation(&session.client, &local.id, &args.alias).await?
     {
-        return cross::unlink(&session, args, record.clone()).await;
+        output::info(&format!(
+            "Alias {:?} has no link record, but an interrupted {} to {}/{}/{} left one under way: removing what it left.",
+            args.alias,
+            pending.operation,
+            pending.remote_context,
+            pending.remote_namespace,
+            pending.remote_name
+        ));
+        return cross::unlink(&session, args, pending.record()).await;
     }
     same_operator::unlink(&session, args).await
 }

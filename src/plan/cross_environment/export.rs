@@ -178,6 +178,7 @@ pub fn plan_unexport(
         local_alias_settings: BTreeMap::new(),
         exposure_service: exposure_service.cloned(),
         active_link_keys: Vec::new(),
+        pending: None,
     };
     Ok(super::unlink::remote_reversal_for(
         &observed,

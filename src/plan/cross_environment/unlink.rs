@@ -24,6 +24,8 @@ pub struct CrossUnlinkObserved {
     /// Active keys on the remote that the plugin created for this link (by name and metadata),
     /// the recorded one and any an interrupted run left.
     pub active_link_keys: Vec<String>,
+    /// The ConfigMap an interrupted link or unlink of this alias left ([`pending_name`]).
+    pub pending: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -179,6 +181,21 @@ pub fn plan_cross_environment_unlink(
             }
         }
     }
+    // With the remote out of reach the pending record stays: a later unlink that reaches it
+    // finds the link through it and removes what is left there. (A cluster outside Kubernetes
+    // has no side of this plugin's to come back to.)
+    let steps = if is_external(&observed.record) {
+        steps
+    } else {
+        let intent = PendingOperation::new("unlink", alias, &observed.record);
+        with_pending_record(
+            steps,
+            &local.id,
+            observed.pending.as_ref(),
+            &intent,
+            observed.remote.is_some(),
+        )
+    };
     CrossUnlinkPlan {
         alias: alias.clone(),
         plan: Plan { steps, warnings },
