@@ -178,40 +178,122 @@ where
             .find(|c| c.context == context)
             .map(|c| (*c).clone())
     };
+    // One journal for every attempt: a re-plan after a conflict keeps what earlier attempts
+    // applied, so a final failure takes that back too.
+    let mut journal = crate::apply::Journal::default();
+    // The restarting steps the user confirmed (or that --yes covers).
+    let mut confirmed: Vec<(crate::plan::ClusterId, String)> = Vec::new();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let planned = make_plan().await?;
+        let planned = match make_plan().await {
+            Ok(planned) => planned,
+            Err(err) if journal.is_empty() => return Err(err),
+            Err(err) => return Err(fail(&mut journal, &client_for, es, &err.to_string()).await),
+        };
         let plan = planned.plan();
         if plan.is_empty() {
             return Ok(Applied {
                 planned,
-                writes: 0,
+                writes: journal.writes,
                 outputs: Default::default(),
             });
         }
+        let restarting: Vec<(crate::plan::ClusterId, String)> = plan
+            .steps
+            .iter()
+            .filter(|s| s.restarts_nodes)
+            .map(|s| (s.cluster.clone(), s.summary.clone()))
+            .collect();
         if attempt == 1 {
             check_may_write(&client_for, plan).await?;
             show(plan, flags.dry_run);
             confirm(plan, flags)?;
+        } else if restarting.iter().any(|r| !confirmed.contains(r)) {
+            // The re-made plan restarts nodes the confirmed one did not: ask again.
+            output::warning("the plan changed after a concurrent edit and now restarts other nodes");
+            show(plan, flags.dry_run);
+            if let Err(err) = confirm(plan, flags) {
+                if journal.is_empty() {
+                    return Err(err);
+                }
+                return Err(fail(&mut journal, &client_for, es, &err.to_string()).await);
+            }
         }
-        match crate::apply::apply(plan, &client_for, es, flags.dry_run, deadline, given).await {
+        confirmed.extend(restarting);
+        match crate::apply::apply(
+            plan,
+            &client_for,
+            es,
+            flags.dry_run,
+            deadline,
+            given,
+            &mut journal,
+        )
+        .await
+        {
             Ok(outcome) => {
                 return Ok(Applied {
                     planned,
-                    writes: outcome.writes,
+                    writes: journal.writes,
                     outputs: outcome.outputs,
                 });
             }
             Err(conflict @ crate::apply::ApplyError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                 output::warning(&format!("{conflict}; reading it again and re-planning"));
             }
-            Err(partial @ crate::apply::ApplyError::Partial { .. }) => {
-                return Err(anyhow::anyhow!("{partial}: {}", rerun_command()));
+            Err(err) => {
+                if journal.is_empty() {
+                    return Err(err.into());
+                }
+                return Err(fail(&mut journal, &client_for, es, &err.to_string()).await);
             }
-            Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// A command that stops after writes: takes back what the journal holds and says exactly what
+/// was applied, what was undone and what is left. Never a user error (exit 2 means nothing was
+/// written). Without writes, `cause` as it is.
+async fn fail(
+    journal: &mut crate::apply::Journal,
+    client_for: &dyn Fn(&str) -> Option<ContextClient>,
+    es: &EsPool,
+    cause: &str,
+) -> anyhow::Error {
+    if journal.is_empty() {
+        return anyhow::anyhow!("{cause}");
+    }
+    let report = journal.roll_back(client_for, es).await;
+    anyhow::anyhow!("{}", failure_message(cause, &report, &rerun_command()))
+}
+
+/// The message of a failure after writes, from what the undo verifiably left.
+pub fn failure_message(cause: &str, report: &crate::apply::RollBack, rerun: &str) -> String {
+    let count = report.applied.len();
+    if report.complete() {
+        return format!(
+            "{cause}; the {count} steps already applied were undone: nothing changed (a re-read shows every value they changed back as it was)"
+        );
+    }
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join("; ")
+        }
+    };
+    let remove = match std::env::args().nth(1).as_deref() {
+        Some("link") => ", or remove the link with `kubectl remote-cluster unlink` (same local cluster and alias)",
+        Some("export") => ", or remove it with `kubectl remote-cluster unexport` (same cluster and --for)",
+        _ => "",
+    };
+    format!(
+        "{cause}; {count} steps had been applied ({}); undone: {}; still left: {}; run `{rerun}` to finish{remove}",
+        list(&report.applied),
+        list(&report.undone),
+        list(&report.left),
+    )
 }
 
 /// The command line that was run, as a user would type it again.
