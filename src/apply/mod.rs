@@ -796,8 +796,9 @@ impl Run {
                 }
                 Ok(())
             }
-            // A failed `test` (422) or a name taken meanwhile (409): someone else wrote.
-            Err(failure) if matches!(failure.http_status, Some(409 | 422)) => {
+            // A failed `test` (422), a name taken meanwhile (409) or an object deleted since it
+            // was read (404): someone else wrote.
+            Err(failure) if matches!(failure.http_status, Some(404 | 409 | 422)) => {
                 Err(ApplyError::Conflict(format!("{kind} {namespace}/{name}")))
             }
             Err(failure) => Err(failed(step, failure.message)),

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::es::EsClient;
 use crate::k8s::clients::ContextClient;
 use crate::k8s::eck::elasticsearch_resource;
-use crate::plan::{ClusterId, INCOMING_ANNOTATION, LINKS_ANNOTATION, ObjectKind};
+use crate::plan::{CA_BLOCK_MARKER, ClusterId, INCOMING_ANNOTATION, LINKS_ANNOTATION, ObjectKind};
 
 /// How many times an undo re-reads its object after a conflict before it gives up.
 const UNDO_ATTEMPTS: usize = 5;
@@ -371,28 +371,37 @@ async fn undo_create(
     object: &str,
     data: &serde_json::Map<String, Value>,
 ) -> anyhow::Result<Undone> {
+    let inverses: Vec<Inverse> = data
+        .iter()
+        .map(|(key, value)| Inverse {
+            path: format!("/data/{}", escape(key)),
+            wrote: Some(value.clone()),
+            before: None,
+            positional: false,
+        })
+        .collect();
     for _ in 0..UNDO_ATTEMPTS {
         let Some(current) = read(client, api, name).await? else {
             return Ok(Undone::Done { kept: Vec::new() });
         };
-        let empty = serde_json::Map::new();
-        let now = current
+        let planned = match undo_ops(&current, &inverses, &BTreeSet::new()) {
+            Ok(planned) => planned,
+            Err(moved) => {
+                return Ok(Undone::Left(format!(
+                    "{object}: {moved} was changed by someone else since, so the object is left as it is"
+                )));
+            }
+        };
+        let mut undone = current.clone();
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(planned.ops.clone()))?;
+        json_patch::patch(&mut undone, &patch)?;
+        let foreign: Vec<String> = undone
             .get("data")
             .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let moved: Vec<&String> = data.keys().filter(|k| now.get(*k) != data.get(*k)).collect();
-        if !moved.is_empty() {
-            return Ok(Undone::Left(format!(
-                "{object}: key {} was changed by someone else since, so the object is left as it is",
-                moved
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        let foreign: Vec<&String> = now.keys().filter(|k| !data.contains_key(*k)).collect();
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
         if foreign.is_empty() {
+            // Only what this command wrote is in it: delete it, unless it changed meanwhile.
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
                     resource_version: current["metadata"]["resourceVersion"]
@@ -411,22 +420,12 @@ async fn undo_create(
                 Err(f) => anyhow::bail!("{}", f.message),
             }
         }
-        // Someone else keeps keys in it: take out only this run's.
-        let mut ops = Vec::new();
-        for (key, value) in data {
-            let path = format!("/data/{}", escape(key));
-            ops.push(json!({"op": "test", "path": path, "value": value}));
-            ops.push(json!({"op": "remove", "path": path}));
-        }
-        if guarded_patch(client, api, name, &current, ops).await? {
+        // Someone else keeps keys in it: take out only what this command wrote.
+        if guarded_patch(client, api, name, &current, planned.ops).await? {
             return Ok(Undone::Done {
                 kept: vec![format!(
-                    "{object} is kept: it holds keys someone else added ({}); only this command's keys were removed",
-                    foreign
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "{object} is kept: it holds keys someone else added ({}); only this command's content was removed",
+                    foreign.join(", ")
                 )],
             });
         }
@@ -669,6 +668,16 @@ pub fn undo_ops(
                 }
                 (None, None) => Vec::new(),
             }
+        } else if here != inverse.wrote
+            && let Some(restored) = without_blocks(here.as_ref(), inverse)
+        {
+            // A bundle of marked CA blocks someone else added blocks to: take back this step's.
+            let mut ops = vec![json!({"op": "test", "path": path, "value": here})];
+            match restored {
+                Some(text) => ops.push(json!({"op": "add", "path": path, "value": text})),
+                None => ops.push(json!({"op": "remove", "path": path})),
+            }
+            ops
         } else {
             if here != inverse.wrote {
                 return Err(readable(path));
@@ -700,6 +709,67 @@ pub fn undo_ops(
     Ok(planned)
 }
 
+/// A text of marked CA blocks, by label (the preamble before the first marker under "").
+fn blocks(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(CA_BLOCK_MARKER) {
+            let label = rest.split(' ').next().unwrap_or_default().to_string();
+            out.push((label, String::new()));
+        } else if out.is_empty() {
+            out.push((String::new(), String::new()));
+        }
+        if let Some((_, block)) = out.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    out
+}
+
+/// `here` with the blocks this step changed put back as they were, when `here` still has them
+/// as the step wrote them: `Some(None)` when nothing is left of a value the step created.
+fn without_blocks(here: Option<&Value>, inverse: &Inverse) -> Option<Option<String>> {
+    let text = |v: Option<&Value>| match v {
+        None => Some(String::new()),
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(_) => None,
+    };
+    let (now, wrote, before) = (
+        text(here)?,
+        text(inverse.wrote.as_ref())?,
+        text(inverse.before.as_ref())?,
+    );
+    if !wrote.contains(CA_BLOCK_MARKER) || here.is_none() {
+        return None;
+    }
+    let (now, wrote, before) = (blocks(&now), blocks(&wrote), blocks(&before));
+    let find = |list: &[(String, String)], label: &str| {
+        list.iter().find(|(l, _)| l == label).map(|(_, b)| b.clone())
+    };
+    let mut restored = now.clone();
+    let labels: BTreeSet<&String> = wrote.iter().chain(&before).map(|(l, _)| l).collect();
+    for label in labels {
+        let (w, b) = (find(&wrote, label), find(&before, label));
+        if w == b {
+            continue;
+        }
+        if find(&now, label) != w {
+            return None;
+        }
+        restored.retain(|(l, _)| l != label);
+        if let Some(b) = b {
+            restored.push((label.clone(), b));
+        }
+    }
+    let joined: String = restored.into_iter().map(|(_, b)| b).collect();
+    Some(if joined.is_empty() && inverse.before.is_none() {
+        None
+    } else {
+        Some(joined)
+    })
+}
+
 /// The first field an undo should have put back that a re-read shows is not back.
 fn not_restored(after: &Value, inverses: &[Inverse], kept: &[String]) -> Option<String> {
     for inverse in inverses {
@@ -717,6 +787,29 @@ fn not_restored(after: &Value, inverses: &[Inverse], kept: &[String]) -> Option<
             };
             let changed = wrote.keys().chain(before.keys()).filter(|k| wrote.get(*k) != before.get(*k));
             if changed.into_iter().any(|k| now.get(k) != before.get(k)) {
+                return Some(readable(&inverse.path));
+            }
+        } else if inverse
+            .wrote
+            .as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|w| w.contains(CA_BLOCK_MARKER))
+        {
+            // Blocks others added may remain: only this step's blocks must be as before.
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+            let (now, wrote, before) = (
+                blocks(&text(now)),
+                blocks(&text(inverse.wrote.as_ref())),
+                blocks(&text(inverse.before.as_ref())),
+            );
+            let find = |list: &[(String, String)], label: &str| {
+                list.iter().find(|(l, _)| l == label).map(|(_, b)| b.clone())
+            };
+            let back = wrote.iter().chain(&before).all(|(label, _)| {
+                find(&wrote, label) == find(&before, label)
+                    || find(&now, label) == find(&before, label)
+            });
+            if !back {
                 return Some(readable(&inverse.path));
             }
         } else if now != inverse.before.as_ref() && !overwritten_later(inverses, inverse) {
@@ -752,6 +845,11 @@ fn same_setting(found: Option<&Value>, wrote: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn apply(doc: &mut Value, ops: Vec<Value>) {
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops)).unwrap();
+        json_patch::patch(doc, &patch).unwrap();
+    }
 
     fn es() -> Value {
         json!({
@@ -791,8 +889,7 @@ mod tests {
         let current = json!({"metadata": {"resourceVersion": "3", "annotations": {"a": "1", "b": "2", "theirs": "x"}}});
         let planned = undo_ops(&current, &inverses, &BTreeSet::new()).unwrap();
         let mut doc = current.clone();
-        json_patch::patch(&mut doc, &serde_json::from_value(Value::Array(planned.ops)).unwrap())
-            .unwrap();
+        apply(&mut doc, planned.ops);
         assert_eq!(doc["metadata"]["annotations"], json!({"theirs": "x"}));
     }
 
@@ -804,7 +901,7 @@ mod tests {
         ];
         let inverses = inverse_ops(&es(), &forward).unwrap();
         let mut current = es();
-        json_patch::patch(&mut current, &serde_json::from_value(json!(forward)).unwrap()).unwrap();
+        apply(&mut current, forward.clone());
         // Someone else's later edits: another entry, another annotation.
         current["spec"]["remoteClusters"]
             .as_array_mut()
@@ -813,8 +910,7 @@ mod tests {
         current["metadata"]["annotations"]["theirs"] = json!("y");
         let planned = undo_ops(&current, &inverses, &BTreeSet::new()).unwrap();
         let mut doc = current.clone();
-        json_patch::patch(&mut doc, &serde_json::from_value(Value::Array(planned.ops)).unwrap())
-            .unwrap();
+        apply(&mut doc, planned.ops);
         assert_eq!(doc["spec"]["remoteClusters"], json!([{"name": "a"}, {"name": "c"}]));
         assert_eq!(doc["metadata"]["annotations"], json!({"team": "search", "theirs": "y"}));
     }
@@ -843,8 +939,7 @@ mod tests {
                              "spec": {"secureSettings": [{"secretName": "s"}]}});
         let planned = undo_ops(&current, &inverses, &BTreeSet::new()).unwrap();
         let mut doc = current.clone();
-        json_patch::patch(&mut doc, &serde_json::from_value(Value::Array(planned.ops)).unwrap())
-            .unwrap();
+        apply(&mut doc, planned.ops);
         assert_eq!(doc["metadata"]["annotations"][LINKS_ANNOTATION], r#"{"b":{"n":2}}"#);
         assert_eq!(doc["spec"]["secureSettings"], json!([{"secretName": "s"}]));
         assert_eq!(planned.kept_paths, ["/spec/secureSettings"]);
@@ -853,8 +948,7 @@ mod tests {
                            "spec": {"secureSettings": [{"secretName": "s"}]}});
         let planned = undo_ops(&alone, &inverses, &BTreeSet::new()).unwrap();
         let mut doc = alone.clone();
-        json_patch::patch(&mut doc, &serde_json::from_value(Value::Array(planned.ops)).unwrap())
-            .unwrap();
+        apply(&mut doc, planned.ops);
         assert_eq!(doc, json!({"metadata": {"annotations": {}}, "spec": {}}));
     }
 
@@ -870,8 +964,7 @@ mod tests {
                              "data": {"k1": "bmV3", "k2": "a2V5", "theirs": "eA=="}});
         let planned = undo_ops(&current, &inverses, &BTreeSet::new()).unwrap();
         let mut doc = current.clone();
-        json_patch::patch(&mut doc, &serde_json::from_value(Value::Array(planned.ops)).unwrap())
-            .unwrap();
+        apply(&mut doc, planned.ops);
         assert_eq!(doc["data"], json!({"k1": "b2xk", "theirs": "eA=="}));
         let mut changed = current.clone();
         changed["data"]["k2"] = json!("b3RoZXI=");
@@ -879,6 +972,23 @@ mod tests {
             undo_ops(&changed, &inverses, &BTreeSet::new()).unwrap_err(),
             "key k2"
         );
+    }
+
+    #[test]
+    fn ca_blocks_are_taken_back_one_by_one() {
+        let block = |label: &str| format!("{CA_BLOCK_MARKER}{label} sha256:ab\n-----CERT {label}-----\n");
+        let before = json!({"data": {"ca.crt": block("a")}});
+        let forward = vec![json!({"op": "add", "path": "/data/ca.crt", "value": format!("{}{}", block("a"), block("b"))})];
+        let inverses = inverse_ops(&before, &forward).unwrap();
+        // Another link added its block after this step.
+        let current = json!({"data": {"ca.crt": format!("{}{}{}", block("a"), block("b"), block("c"))}});
+        let planned = undo_ops(&current, &inverses, &BTreeSet::new()).unwrap();
+        let mut doc = current.clone();
+        apply(&mut doc, planned.ops);
+        assert_eq!(doc["data"]["ca.crt"], format!("{}{}", block("a"), block("c")));
+        // This step's block changed since: left.
+        let rotated = json!({"data": {"ca.crt": format!("{}{CA_BLOCK_MARKER}b sha256:cd\nother\n", block("a"))}});
+        assert_eq!(undo_ops(&rotated, &inverses, &BTreeSet::new()).unwrap_err(), "key ca.crt");
     }
 
     #[test]
