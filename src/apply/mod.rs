@@ -97,13 +97,28 @@ pub async fn apply(
         if let Err(err) = run.step(step, &client).await {
             run.progress.finish();
             journal.writes += run.writes;
+            if matches!(err, ApplyError::Conflict(_)) {
+                // The re-made plan cannot see a key no Secret holds yet, and creates another:
+                // this one goes now.
+                journal.drop_unstored_key(client_for, es).await;
+            }
             return Err(err);
         }
         if step.restarts_nodes && !run.pending_rollouts.contains(&step.cluster) {
             run.pending_rollouts.push(step.cluster.clone());
         }
+        if let Change::ApplyObject { data, .. } = &step.change
+            && data
+                .values()
+                .any(|v| *v == DataValue::Output(OUTPUT_KEY_ENCODED.to_string()))
+        {
+            journal.unstored_key = None;
+        }
         if journaled && run.writes > writes {
             let undo = run.journal_after(step, captured);
+            if matches!(undo, Undo::InvalidateKey { .. }) {
+                journal.unstored_key = Some(journal.entries.len());
+            }
             journal.entries.push(Entry {
                 step: format!("{} on {}", step.summary, step.cluster),
                 undo,
@@ -125,6 +140,8 @@ pub struct Journal {
     entries: Vec<Entry>,
     /// Writes sent, across attempts (with `dryRun=All` under `--dry-run=server`).
     pub writes: usize,
+    /// The entry of an API key created but not yet in the local keystore Secret.
+    unstored_key: Option<usize>,
 }
 
 struct Entry {
@@ -140,14 +157,17 @@ pub struct RollBack {
     pub applied: Vec<String>,
     /// Steps taken back, a re-read showing their values back to what they were.
     pub undone: Vec<String>,
-    /// What is still in place, and why.
+    /// Changes of this command still in place, and why.
     pub left: Vec<String>,
+    /// What was kept on purpose: an object that holds someone else's keys too (this command's
+    /// keys taken out of it), a change another link recorded since relies on.
+    pub kept: Vec<String>,
 }
 
 impl RollBack {
-    /// Nothing the command applied is left.
+    /// Everything is back as it was before the command.
     pub fn complete(&self) -> bool {
-        self.left.is_empty()
+        self.left.is_empty() && self.kept.is_empty()
     }
 }
 
@@ -160,6 +180,39 @@ impl Journal {
     /// The steps applied so far.
     pub fn applied(&self) -> Vec<String> {
         self.entries.iter().map(|e| e.step.clone()).collect()
+    }
+
+    /// Invalidates a key created but not stored yet, and forgets it.
+    async fn drop_unstored_key(
+        &mut self,
+        client_for: &dyn Fn(&str) -> Option<ContextClient>,
+        es: &EsPool,
+    ) {
+        let Some(index) = self.unstored_key.take() else {
+            return;
+        };
+        if index >= self.entries.len() {
+            return;
+        }
+        let entry = self.entries.remove(index);
+        let cluster = entry.undo.cluster().clone();
+        let connected = match client_for(&cluster.context) {
+            Some(client) => connect_for_undo(es, &client, &cluster)
+                .await
+                .ok()
+                .map(|c| (client, c)),
+            None => None,
+        };
+        let undone = match &connected {
+            Some((client, connection)) => entry.undo.run(client, Some(connection)).await,
+            None => undo::Undone::Left(String::new()),
+        };
+        if let undo::Undone::Left(why) = undone {
+            crate::output::warning(&format!(
+                "could not invalidate {} ({why}); invalidate it with DELETE /_security/api_key",
+                entry.undo.object()
+            ));
+        }
     }
 
     /// Takes every applied step back, newest first. An object one undo had to leave is left
@@ -214,7 +267,7 @@ impl Journal {
             match undo.run(&client, connection.as_deref()).await {
                 undo::Undone::Done { kept } => {
                     report.undone.push(step);
-                    report.left.extend(kept);
+                    report.kept.extend(kept);
                 }
                 undo::Undone::Left(why) => {
                     report.left.push(format!("{step}: {why}"));

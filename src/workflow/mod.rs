@@ -288,8 +288,19 @@ pub fn failure_message(cause: &str, report: &crate::apply::RollBack, rerun: &str
         Some("export") => ", or remove it with `kubectl remote-cluster unexport` (same cluster and --for)",
         _ => "",
     };
+    let kept = if report.kept.is_empty() {
+        String::new()
+    } else {
+        format!("; kept: {}", list(&report.kept))
+    };
+    if report.left.is_empty() {
+        return format!(
+            "{cause}; the {count} steps already applied were undone ({}){kept}",
+            list(&report.undone)
+        );
+    }
     format!(
-        "{cause}; {count} steps had been applied ({}); undone: {}; still left: {}; run `{rerun}` to finish{remove}",
+        "{cause}; {count} steps had been applied ({}); undone: {}{kept}; still left: {}; run `{rerun}` to finish{remove}",
         list(&report.applied),
         list(&report.undone),
         list(&report.left),
