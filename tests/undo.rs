@@ -74,10 +74,15 @@ fn object(cluster: &ClusterHandle, resource: &ResourceKey, ns: &str, name: &str)
 }
 
 fn active_keys(world: &World, namespace: &str, name: &str) -> usize {
-    common::api_keys(&world.sandbox.cluster("west"), namespace, name, "kubectl-rc-")
-        .iter()
-        .filter(|(_, invalidated)| !invalidated)
-        .count()
+    common::api_keys(
+        &world.sandbox.cluster("west"),
+        namespace,
+        name,
+        "kubectl-rc-",
+    )
+    .iter()
+    .filter(|(_, invalidated)| !invalidated)
+    .count()
 }
 
 /// Polls `done` every 20 ms for up to `limit`.
@@ -97,10 +102,22 @@ fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 fn foreign_writes(world: &World) {
     let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
     let annotate = json!({"metadata": {"annotations": {FOREIGN: "kept"}}});
-    east.merge_patch(&ResourceKey::ELASTICSEARCHES, Some("search"), "catalog", &annotate, Sub::Main)
-        .unwrap();
-    west.merge_patch(&ResourceKey::ELASTICSEARCHES, Some("shop"), "products", &annotate, Sub::Main)
-        .unwrap();
+    east.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("search"),
+        "catalog",
+        &annotate,
+        Sub::Main,
+    )
+    .unwrap();
+    west.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("shop"),
+        "products",
+        &annotate,
+        Sub::Main,
+    )
+    .unwrap();
     let encoded = base64::engine::general_purpose::STANDARD.encode("kept");
     east.merge_patch(
         &ResourceKey::SECRETS,
@@ -170,7 +187,10 @@ fn a_failing_link_racing_a_succeeding_one_takes_back_only_its_own_changes() {
     assert_eq!(second.status.code(), Some(0), "{second_err}");
     assert_eq!(first.status.code(), Some(1), "{first_err}");
     assert_eq!(
-        first_err.lines().filter(|l| l.starts_with("error:")).count(),
+        first_err
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
         1,
         "{first_err}"
     );
@@ -208,7 +228,9 @@ fn a_failing_link_racing_a_succeeding_one_takes_back_only_its_own_changes() {
     assert_eq!(products["spec"], products_before["spec"], "{first_err}");
     assert_eq!(records(&products, INCOMING), json!({}));
     assert!(
-        east.remote_info("search", "catalog").get("products").is_none(),
+        east.remote_info("search", "catalog")
+            .get("products")
+            .is_none(),
         "{first_err}"
     );
 }
@@ -225,7 +247,11 @@ fn foreign_edits_during_a_failing_link_survive_its_undo() {
     // The local spec patch never answers: the Secret and the bundle were written just before,
     // and someone else edits them while the plugin waits for the answer.
     world.sandbox.cluster("east").inject_fault(
-        Fault::new("PATCH", &format!("{ES_PATH}/search/elasticsearches/catalog")).timeout(),
+        Fault::new(
+            "PATCH",
+            &format!("{ES_PATH}/search/elasticsearches/catalog"),
+        )
+        .timeout(),
     );
     let run = spawn(
         &world,
@@ -249,12 +275,20 @@ fn foreign_edits_during_a_failing_link_survive_its_undo() {
     assert_eq!(foreign_writes_lost(&world), 0, "{stderr}");
     let secret = object(&east, &ResourceKey::SECRETS, "search", SECRET);
     assert_eq!(
-        secret["data"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        secret["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["foreign.setting"]
     );
     let bundle = object(&east, &ResourceKey::CONFIGMAPS, "search", BUNDLE);
     assert_eq!(
-        bundle["data"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        bundle["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["foreign.txt"]
     );
     let products = world.elasticsearch("west", "shop", "products");
@@ -364,13 +398,78 @@ fn server_dry_run_of_cross_cluster_links_validates_and_saves_nothing() {
             .flat_map(|c| world.sandbox.cluster(c).requests())
             .filter(|r| r.is_write() && !r.path.ends_with("selfsubjectaccessreviews"))
             .collect();
-        assert!(!writes.is_empty(), "{extra:?}: writes are validated: {stderr}");
+        assert!(
+            !writes.is_empty(),
+            "{extra:?}: writes are validated: {stderr}"
+        );
         assert!(
             writes.iter().all(|w| w.query.contains("dryRun=All")),
             "{extra:?}: {writes:?}"
         );
-        assert!(writes.iter().all(|w| w.status < 300), "{extra:?}: {writes:?}");
+        assert!(
+            writes.iter().all(|w| w.status < 300),
+            "{extra:?}: {writes:?}"
+        );
         world.assert_unchanged(BOTH, &before);
     }
     assert_eq!(active_keys(&world, "shop", "products"), 0);
+}
+
+/// `unlink` deletes the keystore Secret and the CA bundle only once the rollout that stops
+/// using them has finished: when each is deleted, the local resource is rolled out.
+#[test]
+fn unlink_deletes_the_secret_and_bundle_after_the_rollout_that_stops_using_them() {
+    let world = world(Duration::from_millis(500));
+    world.ok(link("products", "shop", &["--timeout", "90s"]));
+    world.settle(BOTH);
+    let generation_linked =
+        world.elasticsearch("east", "search", "catalog")["metadata"]["generation"]
+            .as_i64()
+            .unwrap();
+    let mut events = world.sandbox.cluster("east").subscribe();
+    let output = world.ok([
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--yes",
+        "--timeout",
+        "90s",
+    ]);
+    let stderr = stderr_of(&output);
+    let mut catalog: Option<Value> = None;
+    let mut deleted = Vec::new();
+    loop {
+        let event = match events.try_recv() {
+            Ok(event) => event,
+            // Events missed by a slow reader: read on; an empty channel ends the list.
+            Err(err) if format!("{err:?}").contains("Lagged") => continue,
+            Err(_) => break,
+        };
+        let name = event.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        if event.resource == ResourceKey::ELASTICSEARCHES && name == "catalog" {
+            catalog = Some(event.object.clone());
+        } else if event.event_type == "DELETED" && [SECRET, BUNDLE].contains(&name) {
+            let at = catalog.clone().expect("the resource changed before");
+            let generation = at["metadata"]["generation"].as_i64().unwrap();
+            assert!(
+                generation > generation_linked,
+                "{name}: the spec was reverted first"
+            );
+            assert_eq!(
+                at["status"]["observedGeneration"].as_i64(),
+                Some(generation),
+                "{name} deleted before the rollout: {stderr}"
+            );
+            assert_eq!(at["status"]["phase"], "Ready", "{name}: {stderr}");
+            deleted.push(name.to_string());
+        }
+    }
+    deleted.sort();
+    assert_eq!(deleted, [BUNDLE, SECRET], "{stderr}");
 }

@@ -231,9 +231,9 @@ impl Journal {
         while let Some(Entry { step, undo }) = self.entries.pop() {
             let object = undo.object();
             if stopped.contains(&object) {
-                report
-                    .left
-                    .push(format!("{step}: not undone, since {object} is left as it is"));
+                report.left.push(format!(
+                    "{step}: not undone, since {object} is left as it is"
+                ));
                 continue;
             }
             if matches!(undo, Undo::InvalidateKey { .. }) && !report.left.is_empty() {
@@ -244,9 +244,10 @@ impl Journal {
             }
             let cluster = undo.cluster().clone();
             let Some(client) = client_for(&cluster.context) else {
-                report
-                    .left
-                    .push(format!("{step}: not undone, no client for context {}", cluster.context));
+                report.left.push(format!(
+                    "{step}: not undone, no client for context {}",
+                    cluster.context
+                ));
                 stopped.push(object);
                 continue;
             };
@@ -998,7 +999,10 @@ impl Run {
                 what: format!("the invalidation of API key {id} on {cluster}"),
                 cluster,
             },
-            _ => irreversible(format!("{} (what it changed could not be read)", step.summary)),
+            _ => irreversible(format!(
+                "{} (what it changed could not be read)",
+                step.summary
+            )),
         }
     }
 

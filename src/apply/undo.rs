@@ -297,8 +297,9 @@ async fn guarded_patch(
     current: &Value,
     ops: Vec<Value>,
 ) -> anyhow::Result<bool> {
-    let mut all =
-        vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version(current)})];
+    let mut all = vec![
+        json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version(current)}),
+    ];
     all.extend(ops);
     let patch: json_patch::Patch = serde_json::from_value(Value::Array(all))?;
     match client
@@ -339,12 +340,16 @@ async fn undo_patch(
                 )));
             }
         };
-        if !planned.ops.is_empty() && !guarded_patch(client, api, name, &current, planned.ops).await? {
+        if !planned.ops.is_empty()
+            && !guarded_patch(client, api, name, &current, planned.ops).await?
+        {
             continue;
         }
         // A re-read confirms the values are back to what they were.
         let Some(after) = read(client, api, name).await? else {
-            return Ok(Undone::Left(format!("{object} was deleted while being undone")));
+            return Ok(Undone::Left(format!(
+                "{object} was deleted while being undone"
+            )));
         };
         return Ok(match not_restored(&after, inverses, &planned.kept_paths) {
             None => Undone::Done {
@@ -471,7 +476,10 @@ pub fn inverse_ops(before: &Value, forward: &[Value]) -> Result<Vec<Inverse>, St
         let value = op.get("value").cloned();
         match kind {
             "add" if in_array => {
-                let len = doc.pointer(parent).and_then(Value::as_array).map_or(0, Vec::len);
+                let len = doc
+                    .pointer(parent)
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
                 let index = if last == "-" {
                     len
                 } else {
@@ -745,7 +753,9 @@ fn without_blocks(here: Option<&Value>, inverse: &Inverse) -> Option<Option<Stri
     }
     let (now, wrote, before) = (blocks(&now), blocks(&wrote), blocks(&before));
     let find = |list: &[(String, String)], label: &str| {
-        list.iter().find(|(l, _)| l == label).map(|(_, b)| b.clone())
+        list.iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, b)| b.clone())
     };
     let mut restored = now.clone();
     let labels: BTreeSet<&String> = wrote.iter().chain(&before).map(|(l, _)| l).collect();
@@ -785,7 +795,10 @@ fn not_restored(after: &Value, inverses: &[Inverse], kept: &[String]) -> Option<
             ) else {
                 return Some(readable(&inverse.path));
             };
-            let changed = wrote.keys().chain(before.keys()).filter(|k| wrote.get(*k) != before.get(*k));
+            let changed = wrote
+                .keys()
+                .chain(before.keys())
+                .filter(|k| wrote.get(*k) != before.get(*k));
             if changed.into_iter().any(|k| now.get(k) != before.get(k)) {
                 return Some(readable(&inverse.path));
             }
@@ -796,14 +809,17 @@ fn not_restored(after: &Value, inverses: &[Inverse], kept: &[String]) -> Option<
             .is_some_and(|w| w.contains(CA_BLOCK_MARKER))
         {
             // Blocks others added may remain: only this step's blocks must be as before.
-            let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+            let text =
+                |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
             let (now, wrote, before) = (
                 blocks(&text(now)),
                 blocks(&text(inverse.wrote.as_ref())),
                 blocks(&text(inverse.before.as_ref())),
             );
             let find = |list: &[(String, String)], label: &str| {
-                list.iter().find(|(l, _)| l == label).map(|(_, b)| b.clone())
+                list.iter()
+                    .find(|(l, _)| l == label)
+                    .map(|(_, b)| b.clone())
             };
             let back = wrote.iter().chain(&before).all(|(label, _)| {
                 find(&wrote, label) == find(&before, label)
@@ -870,7 +886,10 @@ mod tests {
         assert_eq!(inverses.len(), 3);
         assert_eq!(inverses[0].path, "/spec/remoteClusters/1");
         assert!(inverses[0].positional);
-        assert_eq!(inverses[1].before, Some(json!({"name": "default", "count": 1})));
+        assert_eq!(
+            inverses[1].before,
+            Some(json!({"name": "default", "count": 1}))
+        );
         assert_eq!(inverses[2].before, None);
         assert_eq!(inverses[2].wrote, Some(json!("1")));
     }
@@ -878,8 +897,9 @@ mod tests {
     #[test]
     fn a_new_annotations_map_is_taken_back_key_by_key() {
         let before = json!({"metadata": {"resourceVersion": "1"}});
-        let forward =
-            vec![json!({"op": "add", "path": "/metadata/annotations", "value": {"a": "1", "b": "2"}})];
+        let forward = vec![
+            json!({"op": "add", "path": "/metadata/annotations", "value": {"a": "1", "b": "2"}}),
+        ];
         let inverses = inverse_ops(&before, &forward).unwrap();
         assert_eq!(
             inverses.iter().map(|i| i.path.as_str()).collect::<Vec<_>>(),
@@ -911,8 +931,14 @@ mod tests {
         let planned = undo_ops(&current, &inverses, &BTreeSet::new()).unwrap();
         let mut doc = current.clone();
         apply(&mut doc, planned.ops);
-        assert_eq!(doc["spec"]["remoteClusters"], json!([{"name": "a"}, {"name": "c"}]));
-        assert_eq!(doc["metadata"]["annotations"], json!({"team": "search", "theirs": "y"}));
+        assert_eq!(
+            doc["spec"]["remoteClusters"],
+            json!([{"name": "a"}, {"name": "c"}])
+        );
+        assert_eq!(
+            doc["metadata"]["annotations"],
+            json!({"team": "search", "theirs": "y"})
+        );
     }
 
     #[test]
@@ -940,7 +966,10 @@ mod tests {
         let planned = undo_ops(&current, &inverses, &BTreeSet::new()).unwrap();
         let mut doc = current.clone();
         apply(&mut doc, planned.ops);
-        assert_eq!(doc["metadata"]["annotations"][LINKS_ANNOTATION], r#"{"b":{"n":2}}"#);
+        assert_eq!(
+            doc["metadata"]["annotations"][LINKS_ANNOTATION],
+            r#"{"b":{"n":2}}"#
+        );
         assert_eq!(doc["spec"]["secureSettings"], json!([{"secretName": "s"}]));
         assert_eq!(planned.kept_paths, ["/spec/secureSettings"]);
         // Without the other link, everything goes.
@@ -976,19 +1005,29 @@ mod tests {
 
     #[test]
     fn ca_blocks_are_taken_back_one_by_one() {
-        let block = |label: &str| format!("{CA_BLOCK_MARKER}{label} sha256:ab\n-----CERT {label}-----\n");
+        let block =
+            |label: &str| format!("{CA_BLOCK_MARKER}{label} sha256:ab\n-----CERT {label}-----\n");
         let before = json!({"data": {"ca.crt": block("a")}});
-        let forward = vec![json!({"op": "add", "path": "/data/ca.crt", "value": format!("{}{}", block("a"), block("b"))})];
+        let forward = vec![
+            json!({"op": "add", "path": "/data/ca.crt", "value": format!("{}{}", block("a"), block("b"))}),
+        ];
         let inverses = inverse_ops(&before, &forward).unwrap();
         // Another link added its block after this step.
-        let current = json!({"data": {"ca.crt": format!("{}{}{}", block("a"), block("b"), block("c"))}});
+        let current =
+            json!({"data": {"ca.crt": format!("{}{}{}", block("a"), block("b"), block("c"))}});
         let planned = undo_ops(&current, &inverses, &BTreeSet::new()).unwrap();
         let mut doc = current.clone();
         apply(&mut doc, planned.ops);
-        assert_eq!(doc["data"]["ca.crt"], format!("{}{}", block("a"), block("c")));
+        assert_eq!(
+            doc["data"]["ca.crt"],
+            format!("{}{}", block("a"), block("c"))
+        );
         // This step's block changed since: left.
         let rotated = json!({"data": {"ca.crt": format!("{}{CA_BLOCK_MARKER}b sha256:cd\nother\n", block("a"))}});
-        assert_eq!(undo_ops(&rotated, &inverses, &BTreeSet::new()).unwrap_err(), "key ca.crt");
+        assert_eq!(
+            undo_ops(&rotated, &inverses, &BTreeSet::new()).unwrap_err(),
+            "key ca.crt"
+        );
     }
 
     #[test]

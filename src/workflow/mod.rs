@@ -211,7 +211,9 @@ where
             confirm(plan, flags)?;
         } else if restarting.iter().any(|r| !confirmed.contains(r)) {
             // The re-made plan restarts nodes the confirmed one did not: ask again.
-            output::warning("the plan changed after a concurrent edit and now restarts other nodes");
+            output::warning(
+                "the plan changed after a concurrent edit and now restarts other nodes",
+            );
             show(plan, flags.dry_run);
             if let Err(err) = confirm(plan, flags) {
                 if journal.is_empty() {
@@ -284,8 +286,12 @@ pub fn failure_message(cause: &str, report: &crate::apply::RollBack, rerun: &str
         }
     };
     let remove = match std::env::args().nth(1).as_deref() {
-        Some("link") => ", or remove the link with `kubectl remote-cluster unlink` (same local cluster and alias)",
-        Some("export") => ", or remove it with `kubectl remote-cluster unexport` (same cluster and --for)",
+        Some("link") => {
+            ", or remove the link with `kubectl remote-cluster unlink` (same local cluster and alias)"
+        }
+        Some("export") => {
+            ", or remove it with `kubectl remote-cluster unexport` (same cluster and --for)"
+        }
         _ => "",
     };
     let kept = if report.kept.is_empty() {
@@ -304,6 +310,28 @@ pub fn failure_message(cause: &str, report: &crate::apply::RollBack, rerun: &str
         list(&report.applied),
         list(&report.undone),
         list(&report.left),
+    )
+}
+
+/// A wait after the plan was applied failed: says what was applied (its steps) and what is
+/// still pending, so the user knows the writes are in place. Exit 1, never a user error.
+pub fn applied_but_pending(err: anyhow::Error, plan: &Plan, pending: &str) -> anyhow::Error {
+    let steps: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.change,
+                Change::WaitForRollout | Change::WaitForAddress { .. }
+            )
+        })
+        .map(|s| format!("{} on {}", s.summary, s.cluster))
+        .collect();
+    anyhow::anyhow!(
+        "{err}; the plan was applied ({} steps: {}), but {pending} is still pending: run `{}` again to wait for it",
+        steps.len(),
+        steps.join("; "),
+        rerun_command()
     )
 }
 
