@@ -473,3 +473,37 @@ fn unlink_deletes_the_secret_and_bundle_after_the_rollout_that_stops_using_them(
     deleted.sort();
     assert_eq!(deleted, [BUNDLE, SECRET], "{stderr}");
 }
+
+/// A plan re-made after a conflict that now restarts nodes (someone added an API-key remote
+/// meanwhile) is not applied unconfirmed: without a terminal and without `--yes` it is refused.
+#[test]
+fn a_re_made_plan_that_restarts_nodes_is_confirmed_again() {
+    let world = World::settled(common::east([
+        es("search", "catalog"),
+        es("search", "products"),
+    ]));
+    let catalog = format!("{ES_PATH}/search/elasticsearches/catalog");
+    world.sandbox.cluster("east").inject_fault(
+        Fault::new("PATCH", &catalog).concurrent_merge_patch(json!({"spec": {"remoteClusters": [
+            {"name": "other", "elasticsearchRef": {"name": "products"}, "apiKey": {"access": {"search": {"names": ["*"]}}}}
+        ]}})),
+    );
+    let output = world
+        .plugin()
+        .args(common::catalog_products(
+            "link",
+            &["--security", "certificate", "--wait=false"],
+        ))
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("re-planning"), "{stderr}");
+    common::assert_refused(&output, "no terminal to confirm it on");
+    let entries =
+        world.elasticsearch("east", "search", "catalog")["spec"]["remoteClusters"].clone();
+    assert_eq!(
+        entries,
+        json!([{"name": "other", "elasticsearchRef": {"name": "products"}, "apiKey": {"access": {"search": {"names": ["*"]}}}}]),
+        "nothing of the re-made plan applied: {stderr}"
+    );
+}
