@@ -161,11 +161,13 @@ fn foreign_writes_lost(world: &World) -> usize {
 /// stay, and the first says so with exit 1.
 #[test]
 fn a_failing_link_racing_a_succeeding_one_takes_back_only_its_own_changes() {
-    let world = world(Duration::from_secs(3));
+    // Rollouts take 4 s: the first link writes the local side after its remote's rollout, at
+    // about 4.5 s, and gives up at 7 s while the local rollout runs.
+    let world = world(Duration::from_secs(4));
     let products_before = world.elasticsearch("west", "shop", "products");
     let east = world.sandbox.cluster("east");
 
-    let first = spawn(&world, &link("products", "shop", &["--timeout", "5s"]));
+    let first = spawn(&world, &link("products", "shop", &["--timeout", "7s"]));
     std::thread::sleep(Duration::from_millis(400));
     let second = spawn(&world, &link("orders", "sales", &["--timeout", "90s"]));
 
