@@ -367,6 +367,25 @@ pub fn show(plan: &Plan, dry_run: DryRun) {
     for line in crate::plan::render(plan).lines() {
         output::info(line);
     }
+    if deletes_after_restart(plan) {
+        output::info(
+            "Secrets and ConfigMaps are deleted only once the rolling restart before them has finished.",
+        );
+    }
+}
+
+/// Whether a Secret or ConfigMap is deleted after a restarting step of the plan: `apply` waits
+/// for that rollout first.
+fn deletes_after_restart(plan: &Plan) -> bool {
+    plan.steps.iter().enumerate().any(|(at, step)| {
+        matches!(
+            step.change,
+            Change::DeleteObject {
+                object: ObjectKind::Secret | ObjectKind::ConfigMap,
+                ..
+            }
+        ) && plan.steps[..at].iter().any(|s| s.restarts_nodes)
+    })
 }
 
 /// Asks before a plan that restarts nodes; refuses without a terminal unless `--yes`.
@@ -525,4 +544,33 @@ pub async fn unlink(
         return cross::unlink(&session, args, record.clone()).await;
     }
     same_operator::unlink(&session, args).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::RollBack;
+
+    #[test]
+    fn nothing_changed_is_said_only_when_everything_is_back() {
+        let mut report = RollBack {
+            applied: vec!["a".into(), "b".into()],
+            undone: vec!["b".into(), "a".into()],
+            ..RollBack::default()
+        };
+        let message = failure_message("boom", &report, "kubectl remote-cluster link x y");
+        assert!(message.contains("the 2 steps already applied were undone: nothing changed"));
+        report.kept = vec!["Secret s is kept: it holds keys someone else added (k)".into()];
+        let message = failure_message("boom", &report, "kubectl remote-cluster link x y");
+        assert!(!message.contains("nothing changed"), "{message}");
+        assert!(message.contains("kept: Secret s"), "{message}");
+        report.undone.pop();
+        report.left = vec!["a: annotation x was changed by someone else since".into()];
+        let message = failure_message("boom", &report, "kubectl remote-cluster link x y");
+        assert!(message.contains("still left: a: annotation x"), "{message}");
+        assert!(
+            message.contains("run `kubectl remote-cluster link x y` to finish"),
+            "{message}"
+        );
+    }
 }
