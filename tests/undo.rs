@@ -509,3 +509,34 @@ fn a_re_made_plan_that_restarts_nodes_is_confirmed_again() {
         "nothing of the re-made plan applied: {stderr}"
     );
 }
+
+/// A final wait that times out after the plan was applied: no "Linked" line, exit 1, and the
+/// message says the plan was applied and what is still pending.
+#[test]
+fn a_wait_that_fails_after_the_writes_says_what_was_applied_and_what_is_pending() {
+    let world = World::settled(
+        common::east([es("search", "catalog"), es("search", "products")])
+            .operator_delay(Duration::from_secs(10)),
+    );
+    let output = world
+        .plugin()
+        .args(common::catalog_products(
+            "link",
+            &["--security", "certificate", "--timeout", "2s"],
+        ))
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("Linked "), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the plan was applied (1 steps: add remote cluster \"products\" to spec.remoteClusters"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is still pending"), "{stderr}");
+    // The writes stay: the link is recorded, and the same command finishes it.
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    assert!(records(&catalog, LINKS).get("products").is_some());
+}
