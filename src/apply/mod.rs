@@ -17,7 +17,6 @@ use crate::interrupt;
 use crate::k8s::clients::ContextClient;
 use crate::k8s::eck::elasticsearch_resource;
 use crate::k8s::failure::ContextFailure;
-use crate::output;
 use crate::plan::{
     self, Change, ClusterId, DataValue, OUTPUT_ADDRESS, OUTPUT_KEY_ENCODED, OUTPUT_KEY_ID,
     ObjectKind, Plan, Step,
@@ -41,7 +40,8 @@ pub enum DryRun {
     Server,
 }
 
-/// How applying a plan ended short of success.
+/// How applying a plan ended short of success. What was applied before stays in the
+/// [`Journal`], for the caller to take back or to carry into a re-planned attempt.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Someone else changed the object since it was read: re-read, re-plan, retry.
@@ -52,22 +52,11 @@ pub enum ApplyError {
     /// A signal asked the command to stop (see [`crate::interrupt`]).
     #[error("{0}")]
     Interrupted(&'static str),
-    /// A step failed after earlier ones were applied: the plan is recorded on the objects, so the
-    /// same command, run again, completes it.
-    #[error("{cause}; the {done} steps already applied were undone: nothing changed")]
-    RolledBack { cause: Box<ApplyError>, done: usize },
-    #[error(
-        "{cause}; {done} of {total} steps were applied and could not all be undone: run the same command again to finish"
-    )]
-    Partial {
-        cause: Box<ApplyError>,
-        done: usize,
-        total: usize,
-    },
 }
 
-/// Applies the steps in order with the clients of their contexts; returns how many writes were
-/// sent. Waits inside the plan give up at `deadline`; `given` are outputs known beforehand.
+/// Applies the steps in order with the clients of their contexts, recording in `journal` how to
+/// take back each step applied. Waits inside the plan give up at `deadline`; `given` are outputs
+/// known beforehand.
 pub async fn apply(
     plan: &Plan,
     client_for: &dyn Fn(&str) -> Option<ContextClient>,
@@ -75,6 +64,7 @@ pub async fn apply(
     dry_run: DryRun,
     deadline: Instant,
     given: &BTreeMap<String, SecretString>,
+    journal: &mut Journal,
 ) -> Result<Outcome, ApplyError> {
     if dry_run == DryRun::Client {
         return Ok(Outcome::default());
@@ -87,55 +77,242 @@ pub async fn apply(
         own_writes: HashMap::new(),
         own_generations: HashMap::new(),
         es: es.clone(),
-        fresh_key: None,
-        key_stored: false,
         writes: 0,
         progress: Progress::new(),
-        journal: Vec::new(),
+        sent: None,
+        dry_patches: HashMap::new(),
+        dry_created: HashMap::new(),
+        pending_rollouts: Vec::new(),
     };
-    for (done, step) in plan.steps.iter().enumerate() {
+    for step in &plan.steps {
         let client = client_for(&step.cluster.context).ok_or_else(|| ApplyError::Failed {
             step: step.summary.clone(),
             failure: format!("no client for context {}", step.cluster.context),
         })?;
         // A server-side dry run writes nothing, so there is nothing to take back.
         let journaled = dry_run == DryRun::None;
-        let undo = if journaled && !interrupt::requested() {
+        let captured = if journaled && !interrupt::requested() {
             run.capture(step, &client).await
         } else {
-            None
+            Captured::Nothing
         };
+        let writes = run.writes;
+        run.sent = None;
         if let Err(err) = run.step_unless_interrupted(step, &client).await {
             run.progress.finish();
-            // A conflict re-plans from fresh reads, which sees what is already done.
-            if done == 0 || !journaled || matches!(err, ApplyError::Conflict(_)) {
-                run.undo_fresh_key(client_for).await;
-                return Err(err);
+            journal.writes += run.writes;
+            if matches!(err, ApplyError::Conflict(_)) {
+                // The re-made plan cannot see a key no Secret holds yet, and creates another:
+                // this one goes now.
+                journal.drop_unstored_key(client_for, es).await;
             }
-            if run.roll_back(client_for).await {
-                interrupt::all_undone();
-                return Err(ApplyError::RolledBack {
-                    cause: Box::new(err),
-                    done,
-                });
-            }
-            run.undo_fresh_key(client_for).await;
-            return Err(ApplyError::Partial {
-                cause: Box::new(err),
-                done,
-                total: plan.steps.len(),
-            });
+            return Err(err);
         }
-        if journaled {
-            run.journal_after(step, undo);
+        if step.restarts_nodes && !run.pending_rollouts.contains(&step.cluster) {
+            run.pending_rollouts.push(step.cluster.clone());
+        }
+        if let Change::ApplyObject { data, .. } = &step.change
+            && data
+                .values()
+                .any(|v| *v == DataValue::Output(OUTPUT_KEY_ENCODED.to_string()))
+        {
+            journal.unstored_key = None;
+        }
+        if journaled && run.writes > writes {
+            let undo = run.journal_after(step, captured);
+            if matches!(undo, Undo::InvalidateKey { .. }) {
+                journal.unstored_key = Some(journal.entries.len());
+            }
+            journal.entries.push(Entry {
+                step: format!("{} on {}", step.summary, step.cluster),
+                undo,
+            });
         }
         interrupt::step_applied(&format!("{} on {}", step.summary, step.cluster));
     }
     run.progress.finish();
+    journal.writes += run.writes;
     Ok(Outcome {
         writes: run.writes,
         outputs: run.outputs,
     })
+}
+
+/// Every step applied by one command, across the attempts a conflict makes, with how to take
+/// each back. Deliberately not `Debug`: Secret data may be in it.
+#[derive(Default)]
+pub struct Journal {
+    entries: Vec<Entry>,
+    /// Writes sent, across attempts (with `dryRun=All` under `--dry-run=server`).
+    pub writes: usize,
+    /// The entry of an API key created but not yet in the local keystore Secret.
+    unstored_key: Option<usize>,
+}
+
+struct Entry {
+    /// The step, as the plan names it, and its cluster.
+    step: String,
+    undo: Undo,
+}
+
+/// What taking a journal back did.
+#[derive(Debug, Default)]
+pub struct RollBack {
+    /// Every step that had been applied.
+    pub applied: Vec<String>,
+    /// Steps taken back, a re-read showing their values back to what they were.
+    pub undone: Vec<String>,
+    /// Changes of this command still in place, and why.
+    pub left: Vec<String>,
+    /// What was kept on purpose: an object that holds someone else's keys too (this command's
+    /// keys taken out of it), a change another link recorded since relies on.
+    pub kept: Vec<String>,
+}
+
+impl RollBack {
+    /// Everything is back as it was before the command.
+    pub fn complete(&self) -> bool {
+        self.left.is_empty() && self.kept.is_empty()
+    }
+}
+
+impl Journal {
+    /// Nothing was written so far.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The steps applied so far.
+    pub fn applied(&self) -> Vec<String> {
+        self.entries.iter().map(|e| e.step.clone()).collect()
+    }
+
+    /// Invalidates a key created but not stored yet, and forgets it.
+    async fn drop_unstored_key(
+        &mut self,
+        client_for: &dyn Fn(&str) -> Option<ContextClient>,
+        es: &EsPool,
+    ) {
+        let Some(index) = self.unstored_key.take() else {
+            return;
+        };
+        if index >= self.entries.len() {
+            return;
+        }
+        let entry = self.entries.remove(index);
+        let cluster = entry.undo.cluster().clone();
+        let connected = match client_for(&cluster.context) {
+            Some(client) => connect_for_undo(es, &client, &cluster)
+                .await
+                .ok()
+                .map(|c| (client, c)),
+            None => None,
+        };
+        let undone = match &connected {
+            Some((client, connection)) => entry.undo.run(client, Some(connection)).await,
+            None => undo::Undone::Left(String::new()),
+        };
+        if let undo::Undone::Left(why) = undone {
+            crate::output::warning(&format!(
+                "could not invalidate {} ({why}); invalidate it with DELETE /_security/api_key",
+                entry.undo.object()
+            ));
+        }
+    }
+
+    /// Takes every applied step back, newest first. An object one undo had to leave is left
+    /// for the older steps too, and a key is not invalidated while something that may hold it
+    /// is left.
+    pub async fn roll_back(
+        &mut self,
+        client_for: &dyn Fn(&str) -> Option<ContextClient>,
+        es: &EsPool,
+    ) -> RollBack {
+        let mut report = RollBack {
+            applied: self.applied(),
+            ..RollBack::default()
+        };
+        let mut stopped: Vec<String> = Vec::new();
+        while let Some(Entry { step, undo }) = self.entries.pop() {
+            let object = undo.object();
+            if stopped.contains(&object) {
+                report.left.push(format!(
+                    "{step}: not undone, since {object} is left as it is"
+                ));
+                continue;
+            }
+            if matches!(undo, Undo::InvalidateKey { .. }) && !report.left.is_empty() {
+                report.left.push(format!(
+                    "{step}: {object} stays active, since what may hold it is left"
+                ));
+                continue;
+            }
+            let cluster = undo.cluster().clone();
+            let Some(client) = client_for(&cluster.context) else {
+                report.left.push(format!(
+                    "{step}: not undone, no client for context {}",
+                    cluster.context
+                ));
+                stopped.push(object);
+                continue;
+            };
+            let connection = if undo.needs_elasticsearch() {
+                match connect_for_undo(es, &client, &cluster).await {
+                    Ok(connection) => Some(connection),
+                    Err(err) => {
+                        report.left.push(format!(
+                            "{step}: not undone, Elasticsearch {cluster} cannot be reached ({err})"
+                        ));
+                        stopped.push(object);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            match undo.run(&client, connection.as_deref()).await {
+                undo::Undone::Done { kept } => {
+                    report.undone.push(step);
+                    report.kept.extend(kept);
+                }
+                undo::Undone::Left(why) => {
+                    report.left.push(format!("{step}: {why}"));
+                    stopped.push(object);
+                }
+            }
+        }
+        report
+    }
+}
+
+/// Pods may be restarting after the writes being undone: connecting is retried for a while.
+async fn connect_for_undo(
+    es: &EsPool,
+    client: &ContextClient,
+    cluster: &ClusterId,
+) -> anyhow::Result<Arc<EsClient>> {
+    let until = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match es.client(client, cluster).await {
+            Ok(connected) => return Ok(connected),
+            Err(err) if Instant::now() >= until => return Err(err),
+            Err(_) => tokio::time::sleep(wait::RETRY).await,
+        }
+    }
+}
+
+/// What a step's undo needs from before the step.
+enum Captured {
+    Nothing,
+    Object(Value),
+    Settings(serde_json::Map<String, Value>),
+}
+
+/// What a step sent, for its undo.
+enum Sent {
+    Patch(Vec<Value>),
+    Created(serde_json::Map<String, Value>),
+    Settings(serde_json::Map<String, Value>),
 }
 
 /// What applying a plan produced.
@@ -164,13 +341,17 @@ struct Run {
     /// generation read -> generation after our own writes, per Elasticsearch resource.
     own_generations: HashMap<String, (i64, i64)>,
     es: EsPool,
-    /// A key this run created, with the cluster it lives on, until the local keystore holds it.
-    fresh_key: Option<(ClusterId, String)>,
-    key_stored: bool,
     writes: usize,
     progress: Progress,
-    /// How to take back each step done so far.
-    journal: Vec<Undo>,
+    /// What the step being applied sent, for its undo.
+    sent: Option<Sent>,
+    /// Under `--dry-run=server`: the operations already validated per Elasticsearch resource,
+    /// sent again ahead of a later patch of it, since the dry run saved none of them.
+    dry_patches: HashMap<String, Vec<Value>>,
+    /// Under `--dry-run=server`: the objects the dry run created (not saved), with their data.
+    dry_created: HashMap<String, Value>,
+    /// Clusters a restarting step was applied to, until a wait for their rollout.
+    pending_rollouts: Vec<ClusterId>,
 }
 
 fn failed(step: &Step, failure: impl std::fmt::Display) -> ApplyError {
@@ -240,6 +421,15 @@ impl Run {
                 name,
                 resource_version,
             } => {
+                // No pod mounts the pending record: its deletion waits for nothing. A server dry
+                // run only pretended to create it, so there is nothing to delete.
+                if crate::plan::is_pending_record(name) {
+                    if self.dry_run == DryRun::Server {
+                        return Ok(());
+                    }
+                } else {
+                    self.wait_before_delete(step, client).await?;
+                }
                 self.delete_object(step, client, *object, namespace, name, resource_version)
                     .await
             }
@@ -284,7 +474,9 @@ impl Run {
                 }
                 wait::wait_for_rollout(client, &step.cluster, self.deadline, &mut self.progress)
                     .await
-                    .map_err(|e| failed(step, e))
+                    .map_err(|e| failed(step, e))?;
+                self.pending_rollouts.retain(|c| *c != step.cluster);
+                Ok(())
             }
             Change::SetSkipUnavailable { alias, value } => {
                 if self.dry_run == DryRun::Server {
@@ -298,6 +490,9 @@ impl Run {
                         .map_err(|e| failed(step, e))?;
                 }
                 let key = format!("cluster.remote.{alias}.skip_unavailable");
+                let mut wrote = serde_json::Map::new();
+                wrote.insert(key.clone(), json!(value));
+                self.sent = Some(Sent::Settings(wrote));
                 es.put(
                     "/_cluster/settings",
                     &json!({ "persistent": { key: value } }),
@@ -312,6 +507,9 @@ impl Run {
                     return Ok(());
                 }
                 let settings = self.substitute(settings);
+                self.sent = Some(Sent::Settings(
+                    settings.as_object().cloned().unwrap_or_default(),
+                ));
                 let es = self.es(step, client).await?;
                 es.put("/_cluster/settings", &json!({ "persistent": settings }))
                     .await
@@ -320,6 +518,31 @@ impl Run {
                 Ok(())
             }
         }
+    }
+
+    /// A Secret or ConfigMap is deleted only once the rollout of a restarting change made
+    /// earlier in this run in its namespace has finished, so no pod starts still mounting it.
+    async fn wait_before_delete(
+        &mut self,
+        step: &Step,
+        client: &ContextClient,
+    ) -> Result<(), ApplyError> {
+        if self.dry_run == DryRun::Server {
+            return Ok(());
+        }
+        let pending: Vec<ClusterId> = self
+            .pending_rollouts
+            .iter()
+            .filter(|c| c.context == step.cluster.context && c.namespace == step.cluster.namespace)
+            .cloned()
+            .collect();
+        for cluster in pending {
+            wait::wait_for_rollout(client, &cluster, self.deadline, &mut self.progress)
+                .await
+                .map_err(|e| failed(step, e))?;
+            self.pending_rollouts.retain(|c| *c != cluster);
+        }
+        Ok(())
     }
 
     fn params(&self) -> PatchParams {
@@ -409,6 +632,19 @@ impl Run {
             .filter(|op| op["op"] == "test")
             .filter_map(|op| Some((op["path"].as_str()?.to_string(), op["value"].clone())))
             .collect();
+        let own: Vec<Value> = operations.as_array().cloned().unwrap_or_default();
+        self.sent = Some(Sent::Patch(own.clone()));
+        let operations = if self.dry_run == DryRun::Server {
+            // Nothing of an earlier dry-run patch of this resource was saved: send its operations
+            // again first, so this one is validated against the state it was planned for.
+            let earlier = self.dry_patches.entry(key.clone()).or_default();
+            let mut all = earlier.clone();
+            all.extend(own.iter().cloned());
+            earlier.extend(own);
+            Value::Array(all)
+        } else {
+            operations
+        };
         let operations: json_patch::Patch =
             serde_json::from_value(operations).map_err(|e| failed(step, e))?;
         let api: Api<DynamicObject> = Api::namespaced_with(
@@ -424,6 +660,11 @@ impl Run {
             ))
             .await;
         match outcome {
+            Ok(_) if self.dry_run == DryRun::Server => {
+                // Nothing saved: the versions read stay the ones to test.
+                self.writes += 1;
+                Ok(())
+            }
             Ok(updated) => {
                 self.writes += 1;
                 let read_generation = patch
@@ -540,12 +781,18 @@ impl Run {
         let key = format!("{plural}/{}/{namespace}/{name}", step.cluster.context);
         let result = match resource_version {
             None => {
+                let encoded: serde_json::Map<String, Value> =
+                    values.iter().map(|(k, v)| (k.clone(), encode(v))).collect();
+                self.sent = Some(Sent::Created(encoded.clone()));
                 let manifest = json!({
                     "apiVersion": "v1",
                     "kind": kind,
                     "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                    "data": values.iter().map(|(k, v)| (k.clone(), encode(v))).collect::<serde_json::Map<_, _>>(),
+                    "data": encoded,
                 });
+                if self.dry_run == DryRun::Server {
+                    self.dry_created.insert(key.clone(), manifest.clone());
+                }
                 match object {
                     ObjectKind::Secret => {
                         let api: Api<Secret> = Api::namespaced(client.client.clone(), namespace);
@@ -567,6 +814,39 @@ impl Run {
                     }
                 }
             }
+            Some(_) if self.dry_created.contains_key(&key) => {
+                // A dry run created it without saving it: validate the creation with this data.
+                let mut manifest = self.dry_created[&key].clone();
+                for (k, v) in &values {
+                    manifest["data"][k] = encode(v);
+                }
+                for k in remove {
+                    if let Some(data) = manifest["data"].as_object_mut() {
+                        data.remove(k);
+                    }
+                }
+                self.dry_created.insert(key.clone(), manifest.clone());
+                match object {
+                    ObjectKind::Secret => {
+                        let api: Api<Secret> = Api::namespaced(client.client.clone(), namespace);
+                        let secret: Secret =
+                            serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
+                        client
+                            .call(api.create(&self.post_params(), &secret))
+                            .await
+                            .map(|_| None)
+                    }
+                    ObjectKind::ConfigMap | ObjectKind::Service => {
+                        let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), namespace);
+                        let map: ConfigMap =
+                            serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
+                        client
+                            .call(api.create(&self.post_params(), &map))
+                            .await
+                            .map(|_| None)
+                    }
+                }
+            }
             Some(planned) => {
                 let version = self.guard_version(&key, planned);
                 let mut operations = vec![
@@ -580,6 +860,7 @@ impl Run {
                 for k in remove {
                     operations.push(json!({"op": "remove", "path": pointer(k)}));
                 }
+                self.sent = Some(Sent::Patch(operations[1..].to_vec()));
                 let operations: json_patch::Patch =
                     serde_json::from_value(Value::Array(operations))
                         .map_err(|e| failed(step, e))?;
@@ -605,22 +886,20 @@ impl Run {
         match result {
             Ok(after) => {
                 self.writes += 1;
+                if self.dry_run == DryRun::Server {
+                    return Ok(());
+                }
                 // An object this run created is known by the empty version, so that a later step
                 // (deleting it) can guard on the version our write produced.
                 if let Some(after) = after {
                     let planned = resource_version.clone().unwrap_or_default();
                     self.own_writes.insert(key, (planned, after));
                 }
-                if data
-                    .values()
-                    .any(|v| *v == DataValue::Output(OUTPUT_KEY_ENCODED.to_string()))
-                {
-                    self.key_stored = true;
-                }
                 Ok(())
             }
-            // A failed `test` (422) or a name taken meanwhile (409): someone else wrote.
-            Err(failure) if matches!(failure.http_status, Some(409 | 422)) => {
+            // A failed `test` (422), a name taken meanwhile (409) or an object deleted since it
+            // was read (404): someone else wrote.
+            Err(failure) if matches!(failure.http_status, Some(404 | 409 | 422)) => {
                 Err(ApplyError::Conflict(format!("{kind} {namespace}/{name}")))
             }
             Err(failure) => Err(failed(step, failure.message)),
@@ -694,48 +973,88 @@ impl Run {
         }
     }
 
-    /// Records how to take back a step just applied, with what only its result tells.
-    fn journal_after(&mut self, step: &Step, undo: Option<Undo>) {
-        match (&step.change, undo) {
-            (Change::CreateApiKey { .. }, _) => {
-                if let Some(id) = self.outputs.get(OUTPUT_KEY_ID) {
-                    self.journal.push(Undo::InvalidateKey {
-                        cluster: step.cluster.clone(),
-                        id: id.expose_secret().to_string(),
-                    });
+    /// How to take back a step just applied, from what was read before it and what it sent.
+    fn journal_after(&mut self, step: &Step, captured: Captured) -> Undo {
+        let cluster = step.cluster.clone();
+        let irreversible = |what: String| Undo::Irreversible {
+            cluster: step.cluster.clone(),
+            what,
+        };
+        match (&step.change, captured, self.sent.take()) {
+            (Change::CreateApiKey { .. }, _, _) => match self.outputs.get(OUTPUT_KEY_ID) {
+                Some(id) => Undo::InvalidateKey {
+                    cluster,
+                    id: id.expose_secret().to_string(),
+                },
+                None => irreversible("the API key created".to_string()),
+            },
+            (
+                Change::PatchElasticsearch { .. },
+                Captured::Object(before),
+                Some(Sent::Patch(ops)),
+            ) => match undo::inverse_ops(&before, &ops) {
+                Ok(inverses) => Undo::Patch {
+                    name: cluster.name.clone(),
+                    cluster,
+                    target: undo::Target::Elasticsearch,
+                    inverses,
+                    records_before: undo::record_keys(&before),
+                },
+                Err(why) => irreversible(format!("the change to Elasticsearch {cluster} ({why})")),
+            },
+            (
+                Change::ApplyObject { object, name, .. },
+                Captured::Object(before),
+                Some(Sent::Patch(ops)),
+            ) => match undo::inverse_ops(&before, &ops) {
+                Ok(inverses) => Undo::Patch {
+                    cluster,
+                    target: undo::Target::Object(*object),
+                    name: name.clone(),
+                    inverses,
+                    records_before: Default::default(),
+                },
+                Err(why) => irreversible(format!("the change to {object:?} {name} ({why})")),
+            },
+            (Change::ApplyObject { object, name, .. }, _, Some(Sent::Created(data))) => {
+                Undo::DeleteCreated {
+                    cluster,
+                    object: *object,
+                    name: name.clone(),
+                    data,
                 }
             }
+            (Change::CreateService { name, .. }, _, _) => Undo::Delete {
+                cluster,
+                object: ObjectKind::Service,
+                name: name.clone(),
+            },
             (
-                _,
-                Some(Undo::Elasticsearch {
-                    cluster,
-                    spec,
-                    annotations,
-                    generation,
-                }),
-            ) => {
-                // The generation this run's writes left (an annotation-only write leaves the one
-                // read): the undo applies only if nobody changed the spec since.
-                let key = format!("es/{cluster}");
-                let generation = self
-                    .own_generations
-                    .get(&key)
-                    .map(|(_, after)| *after)
-                    .or(generation);
-                self.journal.push(Undo::Elasticsearch {
-                    cluster,
-                    spec,
-                    annotations,
-                    generation,
-                });
-            }
-            (_, Some(undo)) => self.journal.push(undo),
-            (_, None) => {}
+                Change::PutClusterSettings { .. } | Change::SetSkipUnavailable { .. },
+                Captured::Settings(previous),
+                Some(Sent::Settings(wrote)),
+            ) => Undo::Settings {
+                cluster,
+                previous,
+                wrote,
+            },
+            (Change::DeleteObject { object, name, .. }, _, _) => Undo::Irreversible {
+                what: format!("the deletion of {object:?} {}/{name}", cluster.namespace),
+                cluster,
+            },
+            (Change::InvalidateApiKey { id }, _, _) => Undo::Irreversible {
+                what: format!("the invalidation of API key {id} on {cluster}"),
+                cluster,
+            },
+            _ => irreversible(format!(
+                "{} (what it changed could not be read)",
+                step.summary
+            )),
         }
     }
 
-    /// How to take `step` back, read just before it is applied.
-    async fn capture(&mut self, step: &Step, client: &ContextClient) -> Option<Undo> {
+    /// What taking `step` back needs, read just before it is applied.
+    async fn capture(&mut self, step: &Step, client: &ContextClient) -> Captured {
         let cluster = step.cluster.clone();
         match &step.change {
             Change::PatchElasticsearch { .. } => {
@@ -744,29 +1063,20 @@ impl Run {
                     &cluster.namespace,
                     &elasticsearch_resource(),
                 );
-                let object = client.call(api.get(&cluster.name)).await.ok()?;
-                let object = serde_json::to_value(object).ok()?;
-                Some(Undo::Elasticsearch {
-                    spec: object.get("spec").cloned().unwrap_or_else(|| json!({})),
-                    annotations: object.pointer("/metadata/annotations").cloned(),
-                    generation: object
-                        .pointer("/metadata/generation")
-                        .and_then(Value::as_i64),
-                    cluster,
-                })
+                match client.call(api.get(&cluster.name)).await {
+                    Ok(object) => serde_json::to_value(object)
+                        .map(Captured::Object)
+                        .unwrap_or(Captured::Nothing),
+                    Err(_) => Captured::Nothing,
+                }
             }
             Change::ApplyObject {
                 object,
                 name,
-                resource_version: None,
+                resource_version: Some(_),
                 ..
-            } => Some(Undo::Delete {
-                cluster,
-                object: *object,
-                name: name.clone(),
-            }),
-            Change::ApplyObject { object, name, .. } => {
-                let data = match object {
+            } => {
+                let object = match object {
                     ObjectKind::Secret => client
                         .call(
                             Api::<Secret>::namespaced(client.client.clone(), &cluster.namespace)
@@ -774,7 +1084,7 @@ impl Run {
                         )
                         .await
                         .ok()
-                        .map(|s| serde_json::to_value(s).unwrap_or_default()),
+                        .and_then(|s| serde_json::to_value(s).ok()),
                     _ => client
                         .call(
                             Api::<ConfigMap>::namespaced(client.client.clone(), &cluster.namespace)
@@ -782,38 +1092,22 @@ impl Run {
                         )
                         .await
                         .ok()
-                        .map(|c| serde_json::to_value(c).unwrap_or_default()),
-                }?;
-                Some(Undo::RestoreData {
-                    cluster,
-                    object: *object,
-                    name: name.clone(),
-                    data: data.get("data").cloned(),
-                })
+                        .and_then(|c| serde_json::to_value(c).ok()),
+                };
+                object.map_or(Captured::Nothing, Captured::Object)
             }
-            Change::CreateService { name, .. } => Some(Undo::Delete {
-                cluster,
-                object: ObjectKind::Service,
-                name: name.clone(),
-            }),
             Change::PutClusterSettings { settings } => {
-                let keys: Vec<String> = settings.as_object()?.keys().cloned().collect();
+                let keys: Vec<String> = settings
+                    .as_object()
+                    .map(|s| s.keys().cloned().collect())
+                    .unwrap_or_default();
                 self.previous_settings(&cluster, client, &keys).await
             }
             Change::SetSkipUnavailable { alias, .. } => {
                 let key = format!("cluster.remote.{alias}.skip_unavailable");
                 self.previous_settings(&cluster, client, &[key]).await
             }
-            Change::DeleteObject { object, name, .. } => Some(Undo::Irreversible {
-                what: format!("the deletion of {object:?} {name}"),
-            }),
-            Change::InvalidateApiKey { id } => Some(Undo::Irreversible {
-                what: format!("the invalidation of API key {id}"),
-            }),
-            // Keys are journaled once created (their id is known then); waits change nothing.
-            Change::CreateApiKey { .. }
-            | Change::WaitForAddress { .. }
-            | Change::WaitForRollout => None,
+            _ => Captured::Nothing,
         }
     }
 
@@ -822,54 +1116,26 @@ impl Run {
         cluster: &ClusterId,
         client: &ContextClient,
         keys: &[String],
-    ) -> Option<Undo> {
-        let es = self.es_cluster(cluster, client).await.ok()?;
-        let settings = es.get("/_cluster/settings?flat_settings=true").await.ok()?;
-        let previous: serde_json::Map<String, Value> = keys
-            .iter()
-            .map(|k| {
-                (
-                    k.clone(),
-                    settings["persistent"]
-                        .get(k)
-                        .cloned()
-                        .unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        Some(Undo::Settings {
-            cluster: cluster.clone(),
-            previous: Value::Object(previous),
-        })
-    }
-
-    /// Undoes the journal in reverse; true when every step done was taken back.
-    async fn roll_back(&mut self, client_for: &dyn Fn(&str) -> Option<ContextClient>) -> bool {
-        while let Some(undo) = self.journal.pop() {
-            let Some(cluster) = undo.cluster().cloned() else {
-                return false;
-            };
-            let Some(client) = client_for(&cluster.context) else {
-                return false;
-            };
-            let needs_es = matches!(undo, Undo::Settings { .. } | Undo::InvalidateKey { .. });
-            let es = if needs_es {
-                match self.es_cluster(&cluster, &client).await {
-                    Ok(es) => Some(es),
-                    Err(_) => return false,
-                }
-            } else {
-                None
-            };
-            if let Err(err) = undo.run(&client, es.as_deref()).await {
-                output::warning(&format!("could not undo a step on {cluster}: {err}"));
-                return false;
-            }
-            if let Undo::InvalidateKey { .. } = undo {
-                self.fresh_key = None;
-            }
-        }
-        true
+    ) -> Captured {
+        let Ok(es) = self.es_cluster(cluster, client).await else {
+            return Captured::Nothing;
+        };
+        let Ok(settings) = es.get("/_cluster/settings?flat_settings=true").await else {
+            return Captured::Nothing;
+        };
+        Captured::Settings(
+            keys.iter()
+                .map(|k| {
+                    (
+                        k.clone(),
+                        settings["persistent"]
+                            .get(k)
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                    )
+                })
+                .collect(),
+        )
     }
 
     async fn create_api_key(
@@ -896,40 +1162,11 @@ impl Run {
             return Err(failed(step, "Elasticsearch answered without an id or key"));
         }
         self.writes += 1;
-        self.fresh_key = Some((step.cluster.clone(), id.clone()));
         self.outputs
             .insert(OUTPUT_KEY_ID.to_string(), SecretString::from(id));
         self.outputs
             .insert(OUTPUT_KEY_ENCODED.to_string(), SecretString::from(encoded));
         Ok(())
-    }
-
-    /// A key created by this run that never reached the local keystore is invalidated, so a
-    /// failure leaves no orphan key behind.
-    async fn undo_fresh_key(&mut self, client_for: &dyn Fn(&str) -> Option<ContextClient>) {
-        let Some((cluster, id)) = self.fresh_key.take() else {
-            return;
-        };
-        if self.key_stored {
-            return;
-        }
-        let Some(client) = client_for(&cluster.context) else {
-            return;
-        };
-        let Ok(es) = self.es.client(&client, &cluster).await else {
-            return;
-        };
-        match es
-            .delete("/_security/api_key", &json!({ "ids": [id] }))
-            .await
-        {
-            Ok(_) => output::warning(&format!(
-                "invalidated the API key {id} created on {cluster}, since the link could not be completed"
-            )),
-            Err(err) => output::warning(&format!(
-                "could not invalidate the API key {id} on {cluster} ({err}); invalidate it with DELETE /_security/api_key {{\"ids\":[\"{id}\"]}}"
-            )),
-        }
     }
 }
 

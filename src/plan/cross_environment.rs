@@ -53,6 +53,11 @@ pub fn pending_name(local: &ClusterId, alias: &str) -> String {
     )
 }
 
+/// Whether an object name is one of [`pending_name`]'s.
+pub fn is_pending_record(name: &str) -> bool {
+    name.ends_with("-pending")
+}
+
 /// The data key of [`pending_name`]'s ConfigMap.
 pub const PENDING_KEY: &str = "operation.json";
 

@@ -73,11 +73,6 @@ pub async fn link(sides: &Sides<'_>, args: &LinkRequest) -> anyhow::Result<Outco
             "Remote cluster {:?} is already linked from {} to {}: nothing to change.",
             planned.alias, result.local, result.remote
         ));
-    } else if flags.dry_run == crate::apply::DryRun::None {
-        output::info(&format!(
-            "Linked {} to {} as {:?} ({} security model, proxy mode).",
-            result.local, result.remote, planned.alias, planned.security
-        ));
     }
     result.connected = workflow::wait_until_connected(
         sides.local,
@@ -87,7 +82,21 @@ pub async fn link(sides: &Sides<'_>, args: &LinkRequest) -> anyhow::Result<Outco
         &planned.alias,
         &[],
     )
-    .await?;
+    .await
+    .map_err(|err| {
+        workflow::applied_but_pending(
+            err,
+            &planned.plan,
+            &format!("the connection of alias {:?}", planned.alias),
+        )
+    })?;
+    // Said once the waits succeeded.
+    if !planned.plan.is_empty() && flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Linked {} to {} as {:?} ({} security model, proxy mode).",
+            result.local, result.remote, planned.alias, planned.security
+        ));
+    }
     Outcome::document(result)
 }
 
@@ -139,12 +148,6 @@ pub async fn unlink(
     })
     .await?;
     let planned = applied.planned;
-    if flags.dry_run == crate::apply::DryRun::None {
-        output::info(&format!(
-            "Unlinked remote cluster {:?} from {}/{} (context {}).",
-            args.alias, target.namespace, args.local, local_client.context
-        ));
-    }
     let mut left_on_remote = planned.left_on_remote.clone();
     // A key the plugin created on a cluster outside Kubernetes: invalidated there when reachable.
     if let (Some(es), Some(url), Some(id), crate::apply::DryRun::None) = (
@@ -177,9 +180,23 @@ pub async fn unlink(
             } else {
                 remote_client.as_ref().unwrap_or(local_client)
             };
-            workflow::wait_for_rollout(client, cluster, deadline, &mut progress).await?;
+            workflow::wait_for_rollout(client, cluster, deadline, &mut progress)
+                .await
+                .map_err(|err| {
+                    workflow::applied_but_pending(
+                        err,
+                        &planned.plan,
+                        &format!("the rolling restart of {cluster}"),
+                    )
+                })?;
         }
         progress.finish();
+    }
+    if flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Unlinked remote cluster {:?} from {}/{} (context {}).",
+            args.alias, target.namespace, args.local, local_client.context
+        ));
     }
     Outcome::document(serde_json::json!({
         "apiVersion": API_VERSION,

@@ -259,9 +259,18 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
         }
     };
     let local_id = observe::cluster_id(client, &target.namespace, &args.local);
-    say_external_linked(&local_id, &alias, &applied.planned, flags);
     let connected =
-        workflow::wait_until_connected(client, &target.es, flags, &local_id, &alias, &[]).await?;
+        workflow::wait_until_connected(client, &target.es, flags, &local_id, &alias, &[])
+            .await
+            .map_err(|err| {
+                workflow::applied_but_pending(
+                    err,
+                    &applied.planned.plan,
+                    &format!("the connection of alias {alias:?}"),
+                )
+            })?;
+    // Said once the waits succeeded.
+    say_external_linked(&local_id, &alias, &applied.planned, flags);
     external_result(&local_id, &alias, &applied, flags, connected)
 }
 

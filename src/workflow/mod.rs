@@ -179,45 +179,167 @@ where
             .find(|c| c.context == context)
             .map(|c| (*c).clone())
     };
+    // One journal for every attempt: a re-plan after a conflict keeps what earlier attempts
+    // applied, so a final failure takes that back too.
+    let mut journal = crate::apply::Journal::default();
+    // The restarting steps the user confirmed (or that --yes covers).
+    let mut confirmed: Vec<(crate::plan::ClusterId, String)> = Vec::new();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let planned = make_plan().await?;
+        let planned = match make_plan().await {
+            Ok(planned) => planned,
+            Err(err) if journal.is_empty() => return Err(err),
+            Err(err) => return Err(fail(&mut journal, &client_for, es, &err.to_string()).await),
+        };
         let plan = planned.plan();
         if plan.is_empty() {
             return Ok(Applied {
                 planned,
-                writes: 0,
+                writes: journal.writes,
                 outputs: Default::default(),
             });
         }
+        let restarting: Vec<(crate::plan::ClusterId, String)> = plan
+            .steps
+            .iter()
+            .filter(|s| s.restarts_nodes)
+            .map(|s| (s.cluster.clone(), s.summary.clone()))
+            .collect();
         if attempt == 1 {
             check_may_write(&client_for, plan).await?;
             show(plan, flags.dry_run);
             confirm(plan, flags)?;
+        } else if restarting.iter().any(|r| !confirmed.contains(r)) {
+            // The re-made plan restarts nodes the confirmed one did not: ask again.
+            output::warning(
+                "the plan changed after a concurrent edit and now restarts other nodes",
+            );
+            show(plan, flags.dry_run);
+            if let Err(err) = confirm(plan, flags) {
+                if journal.is_empty() {
+                    return Err(err);
+                }
+                return Err(fail(&mut journal, &client_for, es, &err.to_string()).await);
+            }
         }
+        confirmed.extend(restarting);
         crate::interrupt::listen();
         crate::interrupt::applying(true, Some(rerun_command()));
-        let applied =
-            crate::apply::apply(plan, &client_for, es, flags.dry_run, deadline, given).await;
+        let applied = crate::apply::apply(
+            plan,
+            &client_for,
+            es,
+            flags.dry_run,
+            deadline,
+            given,
+            &mut journal,
+        )
+        .await;
         crate::interrupt::applying(false, None);
         match applied {
             Ok(outcome) => {
                 return Ok(Applied {
                     planned,
-                    writes: outcome.writes,
+                    writes: journal.writes,
                     outputs: outcome.outputs,
                 });
             }
             Err(conflict @ crate::apply::ApplyError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                 output::warning(&format!("{conflict}; reading it again and re-planning"));
             }
-            Err(partial @ crate::apply::ApplyError::Partial { .. }) => {
-                return Err(anyhow::anyhow!("{partial}: {}", rerun_command()));
+            Err(err) => {
+                if journal.is_empty() {
+                    return Err(err.into());
+                }
+                return Err(fail(&mut journal, &client_for, es, &err.to_string()).await);
             }
-            Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// A command that stops after writes: takes back what the journal holds and says exactly what
+/// was applied, what was undone and what is left. Never a user error (exit 2 means nothing was
+/// written). Without writes, `cause` as it is.
+async fn fail(
+    journal: &mut crate::apply::Journal,
+    client_for: &dyn Fn(&str) -> Option<ContextClient>,
+    es: &EsPool,
+    cause: &str,
+) -> anyhow::Error {
+    if journal.is_empty() {
+        return anyhow::anyhow!("{cause}");
+    }
+    let report = journal.roll_back(client_for, es).await;
+    if report.complete() {
+        crate::interrupt::all_undone();
+    }
+    anyhow::anyhow!("{}", failure_message(cause, &report, &rerun_command()))
+}
+
+/// The message of a failure after writes, from what the undo verifiably left.
+pub fn failure_message(cause: &str, report: &crate::apply::RollBack, rerun: &str) -> String {
+    let count = report.applied.len();
+    if report.complete() {
+        return format!(
+            "{cause}; the {count} steps already applied were undone: nothing changed (a re-read shows every value they changed back as it was)"
+        );
+    }
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join("; ")
+        }
+    };
+    let remove = match std::env::args().nth(1).as_deref() {
+        Some("link") => {
+            ", or remove the link with `kubectl remote-cluster unlink` (same local cluster and alias)"
+        }
+        Some("export") => {
+            ", or remove it with `kubectl remote-cluster unexport` (same cluster and --for)"
+        }
+        _ => "",
+    };
+    let kept = if report.kept.is_empty() {
+        String::new()
+    } else {
+        format!("; kept: {}", list(&report.kept))
+    };
+    if report.left.is_empty() {
+        return format!(
+            "{cause}; the {count} steps already applied were undone ({}){kept}",
+            list(&report.undone)
+        );
+    }
+    format!(
+        "{cause}; {count} steps had been applied ({}); undone: {}{kept}; still left: {}; run `{rerun}` to finish{remove}",
+        list(&report.applied),
+        list(&report.undone),
+        list(&report.left),
+    )
+}
+
+/// A wait after the plan was applied failed: says what was applied (its steps) and what is
+/// still pending, so the user knows the writes are in place. Exit 1, never a user error.
+pub fn applied_but_pending(err: anyhow::Error, plan: &Plan, pending: &str) -> anyhow::Error {
+    let steps: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.change,
+                Change::WaitForRollout | Change::WaitForAddress { .. }
+            )
+        })
+        .map(|s| format!("{} on {}", s.summary, s.cluster))
+        .collect();
+    anyhow::anyhow!(
+        "{err}; the plan was applied ({} steps: {}), but {pending} is still pending: run `{}` again to wait for it",
+        steps.len(),
+        steps.join("; "),
+        rerun_command()
+    )
 }
 
 /// The command line that was run, as a user would type it again.
@@ -252,6 +374,25 @@ pub fn show(plan: &Plan, dry_run: DryRun) {
     for line in crate::plan::render(plan).lines() {
         output::info(line);
     }
+    if deletes_after_restart(plan) {
+        output::info(
+            "Secrets and ConfigMaps are deleted only once the rolling restart before them has finished.",
+        );
+    }
+}
+
+/// Whether a Secret or ConfigMap is deleted after a restarting step of the plan: `apply` waits
+/// for that rollout first.
+fn deletes_after_restart(plan: &Plan) -> bool {
+    plan.steps.iter().enumerate().any(|(at, step)| {
+        matches!(
+            step.change,
+            Change::DeleteObject {
+                object: ObjectKind::Secret | ObjectKind::ConfigMap,
+                ..
+            }
+        ) && plan.steps[..at].iter().any(|s| s.restarts_nodes)
+    })
 }
 
 /// Asks before a plan that restarts nodes; refuses without a terminal unless `--yes`.
@@ -442,4 +583,33 @@ pub async fn unlink(
         return cross::unlink(&session, args, pending.record()).await;
     }
     same_operator::unlink(&session, args).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::RollBack;
+
+    #[test]
+    fn nothing_changed_is_said_only_when_everything_is_back() {
+        let mut report = RollBack {
+            applied: vec!["a".into(), "b".into()],
+            undone: vec!["b".into(), "a".into()],
+            ..RollBack::default()
+        };
+        let message = failure_message("boom", &report, "kubectl remote-cluster link x y");
+        assert!(message.contains("the 2 steps already applied were undone: nothing changed"));
+        report.kept = vec!["Secret s is kept: it holds keys someone else added (k)".into()];
+        let message = failure_message("boom", &report, "kubectl remote-cluster link x y");
+        assert!(!message.contains("nothing changed"), "{message}");
+        assert!(message.contains("kept: Secret s"), "{message}");
+        report.undone.pop();
+        report.left = vec!["a: annotation x was changed by someone else since".into()];
+        let message = failure_message("boom", &report, "kubectl remote-cluster link x y");
+        assert!(message.contains("still left: a: annotation x"), "{message}");
+        assert!(
+            message.contains("run `kubectl remote-cluster link x y` to finish"),
+            "{message}"
+        );
+    }
 }

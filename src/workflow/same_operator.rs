@@ -123,11 +123,6 @@ pub async fn link(
             "Remote cluster {:?} is already linked from {} to {}: nothing to change.",
             planned.alias, result.local, result.remote
         ));
-    } else if flags.dry_run == DryRun::None {
-        output::info(&format!(
-            "Linked {} to {} as {:?} ({} security model).",
-            result.local, result.remote, planned.alias, planned.security
-        ));
     }
 
     let touched: Vec<_> = planned
@@ -138,7 +133,21 @@ pub async fn link(
         .collect();
     result.connected =
         workflow::wait_until_connected(client, es, flags, &result.local, &planned.alias, &touched)
-            .await?;
+            .await
+            .map_err(|err| {
+                workflow::applied_but_pending(
+                    err,
+                    &planned.plan,
+                    &format!("the connection of alias {:?}", planned.alias),
+                )
+            })?;
+    // Said once the waits succeeded.
+    if !planned.plan.is_empty() && flags.dry_run == DryRun::None {
+        output::info(&format!(
+            "Linked {} to {} as {:?} ({} security model).",
+            result.local, result.remote, planned.alias, planned.security
+        ));
+    }
     Outcome::document(result)
 }
 
@@ -173,18 +182,26 @@ pub async fn unlink(session: &Session, args: &UnlinkRequest) -> anyhow::Result<O
     let (planned, writes) = (applied.planned, applied.writes);
     let local_id = cluster_id(client, &session.namespace, &args.local);
     if flags.dry_run == DryRun::None {
-        output::info(&format!(
-            "Unlinked remote cluster {:?} from {local_id}.",
-            args.alias
-        ));
         if flags.wait {
             let deadline = Instant::now() + wait_limit;
             let mut progress = Progress::new();
             for step in &planned.plan.steps {
-                workflow::wait_for_rollout(client, &step.cluster, deadline, &mut progress).await?;
+                workflow::wait_for_rollout(client, &step.cluster, deadline, &mut progress)
+                    .await
+                    .map_err(|err| {
+                        workflow::applied_but_pending(
+                            err,
+                            &planned.plan,
+                            &format!("the rolling restart of {}", step.cluster),
+                        )
+                    })?;
             }
             progress.finish();
         }
+        output::info(&format!(
+            "Unlinked remote cluster {:?} from {local_id}.",
+            args.alias
+        ));
     }
     Outcome::document(UnlinkResult {
         api_version: API_VERSION,
