@@ -489,8 +489,10 @@ pub async fn alias_settings(
             let es = es.client(client, &local.id).await?;
             es.get("/_cluster/settings?flat_settings=true").await
         };
+        // Each attempt gets a part of the time left, so a hanging one is retried too.
         let left = deadline.saturating_duration_since(Instant::now());
-        let outcome = match tokio::time::timeout(left, read).await {
+        let attempt = left.min(Duration::from_secs(5));
+        let outcome = match tokio::time::timeout(attempt, read).await {
             Ok(outcome) => outcome,
             Err(_) => Err(anyhow::anyhow!("no answer")),
         };
