@@ -456,3 +456,81 @@ fn a_users_transport_service_type_is_never_replaced() {
     world.ok(unlink("products"));
     assert_exactly(&world, BOTH, &before);
 }
+
+/// [`world`] plus `cloud`, an Elasticsearch outside Kubernetes, and the files a link to it
+/// needs: its remote cluster CA and a cross-cluster API key made there by its administrator.
+fn world_with_cloud() -> (World, Vec<String>) {
+    let world = World::settled(
+        common::east_and_west([es("search", "catalog")], [es("shop", "products")])
+            .operator_delay(Duration::from_millis(100))
+            .external_elasticsearch("cloud", "9.1.0"),
+    );
+    let cloud = world.sandbox.external("cloud");
+    let response = world.sandbox.external_request(
+        "cloud",
+        &EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .basic("elastic", &cloud.password)
+            .json(&json!({"name": "for-eck", "access": {"search": [{"names": ["logs-*"]}]}})),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let dir = world.dir.path();
+    std::fs::write(dir.join("remote-ca.pem"), &cloud.remote_cluster_ca_pem).unwrap();
+    std::fs::write(
+        dir.join("key.txt"),
+        format!("{}\n", response.body["encoded"].as_str().unwrap()),
+    )
+    .unwrap();
+    let files = vec![
+        "--proxy-address".to_string(),
+        cloud.remote_cluster_address.clone(),
+        "--ca-file".to_string(),
+        dir.join("remote-ca.pem").to_str().unwrap().to_string(),
+        "--api-key-file".to_string(),
+        dir.join("key.txt").to_str().unwrap().to_string(),
+        "--yes".to_string(),
+        "--timeout".to_string(),
+        "60s".to_string(),
+    ];
+    (world, files)
+}
+
+/// `link` of east/search/catalog to the external cluster under `alias`, with `files`.
+fn link_external<'a>(alias: &'a str, files: &'a [String]) -> Vec<&'a str> {
+    let mut args = vec![
+        "link",
+        "catalog",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--external",
+        alias,
+    ];
+    args.extend(files.iter().map(String::as_str));
+    args
+}
+
+#[test]
+fn external_link_and_unlink_return_every_object_exactly_and_keep_their_alias() {
+    let (world, files) = world_with_cloud();
+    let before = exact(&world, BOTH);
+    world.ok(link_external("metrics", &files));
+    // Neither a Kubernetes link nor another external link takes the alias over.
+    world.refused(link_across("products", &["--alias", "metrics"]), USE_FIRST);
+    // The same external cluster with the other security model: the key file is not for it.
+    let mut certificate: Vec<String> = files[..4].to_vec();
+    certificate.extend(["--security", "certificate", "--yes"].map(String::from));
+    world.refused(link_external("metrics", &certificate), USE_FIRST);
+    world.ok(unlink("metrics"));
+    assert_exactly(&world, BOTH, &before);
+}
+
+#[test]
+fn an_external_link_does_not_take_over_a_kubernetes_alias() {
+    let (world, files) = world_with_cloud();
+    let before = exact(&world, BOTH);
+    world.ok(link_across("products", &["--alias", "metrics"]));
+    world.refused(link_external("metrics", &files), USE_FIRST);
+    world.ok(unlink("metrics"));
+    assert_exactly(&world, BOTH, &before);
+}
