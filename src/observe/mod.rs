@@ -511,6 +511,13 @@ pub async fn alias_settings(
             Err(err) => err,
         };
         let left = deadline.saturating_duration_since(Instant::now());
+        if refused_for_good(&err) {
+            // Waiting does not help a missing permission or a rejected password.
+            anyhow::bail!(
+                "cannot read the cluster settings of {} ({err}), so whether alias {alias:?} is set there is unknown and nothing was changed on a guess",
+                local.id
+            );
+        }
         if left.is_zero() {
             anyhow::bail!(
                 "cannot read the cluster settings of {} within --timeout ({err}), so whether alias {alias:?} is set there is unknown and nothing was changed on a guess; retry when its Elasticsearch answers, or give a longer --timeout",
@@ -525,6 +532,16 @@ pub async fn alias_settings(
         tokio::time::sleep(delay.min(left)).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// A failure that retrying cannot cure: the API server forbids the port-forward (its message
+/// starts with `forbidden:`, see `k8s::failure`), or Elasticsearch refuses the credentials.
+fn refused_for_good(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<crate::es::EsError>()
+        .is_some_and(|e| matches!(e.status, 401 | 403))
+        || err
+            .chain()
+            .any(|cause| cause.to_string().starts_with("forbidden:"))
 }
 
 pub fn unreachable_remote(record: &plan::LinkRecord, reason: &str) -> anyhow::Error {
