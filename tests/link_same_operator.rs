@@ -293,6 +293,10 @@ fn unlink_removes_exactly_what_link_added() {
     let before_catalog = es(&world, "search", "catalog");
     let before_products = es(&world, "search", "products");
     world.ok(link(&["--yes", "--wait=false"]));
+    // ECK's annotation lands first: removing the plugin's last annotation tests the whole map,
+    // so an ECK write in between would (rightly) make the command re-plan, and `writes` then
+    // counts only the last attempt's writes.
+    world.settle(&["east"]);
     world.sandbox.cluster("east").clear_requests();
     let doc = world.json(common::catalog_products(
         "unlink",
