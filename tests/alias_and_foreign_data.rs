@@ -534,3 +534,27 @@ fn an_external_link_does_not_take_over_a_kubernetes_alias() {
     world.ok(unlink("metrics"));
     assert_exactly(&world, BOTH, &before);
 }
+
+#[test]
+fn unlink_does_not_guess_the_settings_of_an_unreadable_local_either() {
+    let world = world();
+    world.ok(link_across("products", &["--alias", "metrics"]));
+    world.settle(BOTH);
+    let linked = exact(&world, BOTH);
+    world.sandbox.cluster("east").inject_fault(
+        Fault::new("GET", "/api/v1/namespaces/search/pods/")
+            .times(10_000)
+            .status(503),
+    );
+    let writes = world.plugin_writes(BOTH);
+    let mut args = unlink("metrics");
+    *args.last_mut().unwrap() = "6s";
+    let output = world.run(1, &args);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("whether alias \"metrics\" is set there is unknown"),
+        "{stderr}"
+    );
+    assert_eq!(world.plugin_writes(BOTH), writes, "no write: {stderr}");
+    assert_exactly(&world, BOTH, &linked);
+}
