@@ -4,6 +4,7 @@
 pub mod files;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::Api;
@@ -133,6 +134,8 @@ pub struct Local<'a> {
     pub name: &'a str,
     pub alias: &'a str,
     pub es: &'a EsPool,
+    /// Until when an unreadable Elasticsearch is waited for (the command's `--timeout`).
+    pub deadline: Instant,
 }
 
 /// Both resources and both operators' facts, read together.
@@ -152,6 +155,7 @@ async fn read_sides(
 pub async fn cross_link(
     sides: &Sides<'_>,
     request: &CrossRequest,
+    deadline: Instant,
 ) -> anyhow::Result<CrossObserved> {
     let (local_client, remote_client) = (sides.local, sides.remote);
     let local_secrets =
@@ -190,7 +194,8 @@ pub async fn cross_link(
         }),
         None => None,
     };
-    let local_alias_settings = alias_settings(local_client, sides.es, &local, &alias).await;
+    let local_alias_settings =
+        alias_settings(local_client, sides.es, &local, &alias, deadline).await?;
     let active_link_keys = active_link_keys(
         remote_client,
         sides.es,
@@ -408,6 +413,7 @@ pub async fn restricted_peer_sync_of(
 pub async fn certificate_link(
     sides: &Sides<'_>,
     alias: Option<&str>,
+    deadline: Instant,
 ) -> anyhow::Result<plan::CertificateObserved> {
     let (local_client, remote_client) = (sides.local, sides.remote);
     let (local, remote, local_operator, remote_operator) = read_sides(sides).await?;
@@ -418,7 +424,7 @@ pub async fn certificate_link(
         trust_side(local_client, local.clone()),
         trust_side(remote_client, remote),
         remote_client.call(services.get_opt(&transport_service)),
-        alias_settings(local_client, sides.es, &local, &alias),
+        alias_settings(local_client, sides.es, &local, &alias, deadline),
     );
     Ok(plan::CertificateObserved {
         remote_cluster: remote_client.identity().await,
@@ -427,7 +433,7 @@ pub async fn certificate_link(
         local_operator,
         remote_operator,
         exposed_host: eck::load_balancer_host(transport?.as_ref()),
-        local_alias_settings: settings,
+        local_alias_settings: settings?,
     })
 }
 
@@ -529,37 +535,77 @@ async fn key_is_active(
     }
 }
 
-/// `cluster.remote.<alias>.*` in the local's persistent settings; unreadable counts as none,
-/// with a warning, since Elasticsearch may be restarting.
+/// `cluster.remote.<alias>.*` in the local's persistent settings. Whether the alias is set there
+/// is never assumed: while the settings cannot be read (Elasticsearch restarting, say), the read
+/// is retried with backoff, saying so on stderr, until `deadline` (the command's `--timeout`);
+/// then the command fails before planning, so nothing is written on a guess.
 pub async fn alias_settings(
     client: &ContextClient,
     es: &EsPool,
     local: &EsState,
     alias: &str,
-) -> BTreeMap<String, Value> {
+    deadline: Instant,
+) -> anyhow::Result<BTreeMap<String, Value>> {
     let prefix = format!("cluster.remote.{alias}.");
-    let read = async {
-        let es = es.client(client, &local.id).await?;
-        es.get("/_cluster/settings?flat_settings=true").await
-    };
-    match read.await {
-        Ok(settings) => settings["persistent"]
-            .as_object()
-            .map(|all| {
-                all.iter()
-                    .filter(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Err(err) => {
-            output::warning(&format!(
-                "could not read the cluster settings of {} ({err}); assuming alias {alias:?} is not set there",
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let read = async {
+            let es = es.client(client, &local.id).await?;
+            es.get("/_cluster/settings?flat_settings=true").await
+        };
+        // Each attempt gets a part of the time left, so a hanging one is retried too.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = left.min(Duration::from_secs(5));
+        let outcome = match tokio::time::timeout(attempt, read).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(anyhow::anyhow!("no answer")),
+        };
+        let err = match outcome {
+            Ok(settings) => {
+                return Ok(settings["persistent"]
+                    .as_object()
+                    .map(|all| {
+                        all.iter()
+                            .filter(|(k, _)| k.starts_with(&prefix))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default());
+            }
+            Err(err) => err,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if refused_for_good(&err) {
+            // Waiting does not help a missing permission or a rejected password.
+            anyhow::bail!(
+                "cannot read the cluster settings of {} ({err}), so whether alias {alias:?} is set there is unknown and nothing was changed on a guess",
                 local.id
-            ));
-            BTreeMap::new()
+            );
         }
+        if left.is_zero() {
+            anyhow::bail!(
+                "cannot read the cluster settings of {} within --timeout ({err}), so whether alias {alias:?} is set there is unknown and nothing was changed on a guess; retry when its Elasticsearch answers, or give a longer --timeout",
+                local.id
+            );
+        }
+        output::info(&format!(
+            "Waiting for the cluster settings of {} to check alias {alias:?} ({err}); retrying in {} ms.",
+            local.id,
+            delay.min(left).as_millis()
+        ));
+        tokio::time::sleep(delay.min(left)).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// A failure that retrying cannot cure: the API server forbids the port-forward (its message
+/// starts with `forbidden:`, see `k8s::failure`), or Elasticsearch refuses the credentials.
+fn refused_for_good(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<crate::es::EsError>()
+        .is_some_and(|e| matches!(e.status, 401 | 403))
+        || err
+            .chain()
+            .any(|cause| cause.to_string().starts_with("forbidden:"))
 }
 
 pub fn unreachable_remote(record: &plan::LinkRecord, reason: &str) -> anyhow::Error {
@@ -576,9 +622,9 @@ pub async fn certificate_unlink(
     remote_client: Option<&ContextClient>,
     record: &plan::LinkRecord,
 ) -> anyhow::Result<plan::CertificateUnlinkObserved> {
-    let (local_client, alias, es) = (local.client, local.alias, local.es);
+    let (local_client, alias, es, deadline) = (local.client, local.alias, local.es, local.deadline);
     let local = read_es(local_client, local.namespace, local.name).await?;
-    let settings = alias_settings(local_client, es, &local, alias).await;
+    let settings = alias_settings(local_client, es, &local, alias, deadline).await?;
     let local_side = trust_side(local_client, local).await?;
     let remote = match remote_client {
         Some(client) => {
@@ -604,8 +650,13 @@ pub async fn cross_unlink(
     remote_client: Option<&ContextClient>,
     record: &plan::LinkRecord,
 ) -> anyhow::Result<plan::CrossUnlinkObserved> {
-    let (local_client, local_namespace, alias, es) =
-        (local.client, local.namespace, local.alias, local.es);
+    let (local_client, local_namespace, alias, es, deadline) = (
+        local.client,
+        local.namespace,
+        local.alias,
+        local.es,
+        local.deadline,
+    );
     let local = read_es(local_client, local_namespace, local.name).await?;
     let local_secrets = Api::<Secret>::namespaced(local_client.client.clone(), local_namespace);
     let local_maps = Api::<ConfigMap>::namespaced(local_client.client.clone(), local_namespace);
@@ -615,9 +666,10 @@ pub async fn cross_unlink(
     let (credentials, bundle, settings, pending) = tokio::join!(
         local_client.call(local_secrets.get_opt(&credentials_name)),
         local_client.call(local_maps.get_opt(&bundle_name)),
-        alias_settings(local_client, es, &local, alias),
+        alias_settings(local_client, es, &local, alias, deadline),
         local_client.call(local_maps.get_opt(&pending_name)),
     );
+    let settings = settings?;
     let (remote, remote_others, exposure_service, active_link_keys) = match remote_client {
         None => (None, Vec::new(), None, Vec::new()),
         Some(client) => {

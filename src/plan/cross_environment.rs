@@ -342,9 +342,11 @@ pub fn plan_cross_environment_link(
         .clone()
         .ok_or_else(|| PlanError::no_transport_ca(&remote.id))?;
     let ours = local.plugin_links();
+    check_alias_record(local, &alias, &model_record(remote, SecurityModel::ApiKey))?;
     check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
 
     let mut steps = Vec::new();
+    check_service_type(&observed.remote_side(), request)?;
     let address = plan_exposure(&observed.remote_side(), request, &mut steps);
     let key_id = plan_api_key(observed, request, &alias, &mut steps);
     let record = LinkRecord {
@@ -487,6 +489,32 @@ pub(crate) fn check_alias_free(
         ));
     }
     Ok(())
+}
+
+/// The user's own Service template type is theirs: the plugin sets `type: LoadBalancer` only
+/// where no type is set, and refuses to replace another one (a NodePort or ClusterIP the user
+/// chose). With `--proxy-address` the plugin sets nothing, so any type is accepted and kept.
+pub(crate) fn check_service_type(
+    side: &RemoteSide,
+    request: &CrossRequest,
+) -> Result<(), PlanError> {
+    let wants_lb = request.expose == Expose::Loadbalancer && request.proxy_address.is_none();
+    if !wants_lb || !side.operator.crd_has_server_service {
+        return Ok(());
+    }
+    match side
+        .es
+        .object
+        .pointer("/spec/remoteClusterServer/service/spec/type")
+        .and_then(Value::as_str)
+    {
+        Some(other) if other != "LoadBalancer" => Err(PlanError::ServiceTypeTaken {
+            remote: Box::new(side.es.id.clone()),
+            field: "spec.remoteClusterServer.service.spec.type",
+            service_type: other.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Exposure of the remote cluster server; returns the address the local will connect to.
@@ -835,7 +863,7 @@ pub(crate) fn ca_bundle_step(observed: &LocalSide, alias: &str, ca: &RemoteCa) -
     if current.contains(&block) {
         return None;
     }
-    let bundle = format!("{}{block}", without_block(&current, alias));
+    let bundle = with_block(&without_block(&current, alias), &block);
     let name = ca_bundle_name(local);
     Some(Step {
         cluster: local.clone(),
@@ -857,19 +885,39 @@ pub(crate) fn ca_bundle_step(observed: &LocalSide, alias: &str, ca: &RemoteCa) -
     })
 }
 
-/// The bundle without the marked block of `alias`.
+/// The line put between a user's bundle that did not end with a newline and the newline plus
+/// block the plugin appended: it tells unlink that the newline before it is the plugin's too.
+pub const JOINED_LINE: &str = "# kubectl-remote-cluster joined the line above\n";
+
+/// `bundle` with `block` appended. A bundle without its final newline gets one, followed by
+/// [`JOINED_LINE`], so that removing the block again returns the bundle byte for byte.
+pub fn with_block(bundle: &str, block: &str) -> String {
+    if bundle.is_empty() || bundle.ends_with('\n') {
+        format!("{bundle}{block}")
+    } else {
+        format!("{bundle}\n{JOINED_LINE}{block}")
+    }
+}
+
+/// The bundle without the marked block of `alias`, every other byte as it was (line ends and
+/// a missing final newline included). When no block is left after a [`JOINED_LINE`], the line
+/// and the newline the plugin put before it go too.
 pub fn without_block(bundle: &str, alias: &str) -> String {
     let marker = ca_block_prefix(alias);
     let mut out = String::new();
     let mut skipping = false;
-    for line in bundle.lines() {
+    for line in bundle.split_inclusive('\n') {
         if line.starts_with(CA_BLOCK_MARKER) {
             skipping = line.starts_with(&marker);
         }
         if !skipping {
             out.push_str(line);
-            out.push('\n');
         }
+    }
+    if let Some(before) = out.strip_suffix(JOINED_LINE)
+        && let Some(user) = before.strip_suffix('\n')
+    {
+        return user.to_string();
     }
     out
 }

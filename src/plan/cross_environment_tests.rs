@@ -89,8 +89,12 @@ fn a_fresh_api_key_link_plans_every_step_in_order() {
 
 /// The state once every step has been applied, as the next `link` would read it.
 fn linked() -> CrossObserved {
-    let mut state = observed();
-    let planned = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap();
+    linked_from(observed(), &CrossRequest::default())
+}
+
+/// `state` once every step of the link `request` asks for has been applied.
+fn linked_from(mut state: CrossObserved, request: &CrossRequest) -> CrossObserved {
+    let planned = plan_cross_environment_link(&state, request).unwrap();
     let outputs = [
         ("${remote.address}", "lb-1.invalid"),
         ("${apiKey.id}", "key-1"),
@@ -473,14 +477,15 @@ fn unlink_restores_both_clusters_as_they_were() {
     assert_eq!(state.pending, None, "the pending record goes with the rest");
     assert_eq!(invalidated, ["key-1"]);
     assert_eq!(state.local.object["spec"], before.local.object["spec"]);
+    // Exactly as before the link: no empty annotations map left behind.
     assert_eq!(
         state.local.object["metadata"].get("annotations"),
-        Some(&json!({}))
+        before.local.object["metadata"].get("annotations")
     );
     assert_eq!(state.remote.object["spec"], before.remote.object["spec"]);
     assert_eq!(
         state.remote.object["metadata"].get("annotations"),
-        Some(&json!({}))
+        before.remote.object["metadata"].get("annotations")
     );
     assert!(state.credentials_secret.is_none() && state.ca_bundle.is_none());
     assert!(state.local_alias_settings.is_empty());
@@ -727,7 +732,14 @@ fn certificate_unlink_restores_both_sides_and_keeps_a_users_configmap() {
         "our ConfigMap on the remote is deleted"
     );
     assert!(state.local_alias_settings.is_empty());
-    assert_eq!(state.remote.es.object["metadata"]["annotations"], json!({}));
+    assert_eq!(
+        state.remote.es.object["metadata"].get("annotations"),
+        before.remote.es.object["metadata"].get("annotations")
+    );
+    assert_eq!(
+        state.local.es.object["metadata"].get("annotations"),
+        before.local.es.object["metadata"].get("annotations")
+    );
 }
 
 #[test]
@@ -1153,6 +1165,323 @@ fn a_certificate_link_sets_skip_unavailable_when_asked() {
             .get("cluster.remote.products.server_name")
             .is_none()
     );
+}
+
+/// Runs the cross-environment unlink of `products` on `state`, as the servers would.
+fn unlinked(mut state: CrossObserved) -> CrossObserved {
+    let unlink = plan_cross_environment_unlink(
+        &unlink_observed(&state, true),
+        &CrossUnlinkRequest {
+            alias: "products".into(),
+            disable_server: true,
+        },
+    );
+    for step in &unlink.plan.steps {
+        let target = if step.cluster == state.local.id {
+            &mut state.local
+        } else {
+            &mut state.remote
+        };
+        match &step.change {
+            Change::PatchElasticsearch { patch, .. } => apply_patch(target, patch),
+            Change::PutClusterSettings { settings } => {
+                for key in settings.as_object().unwrap().keys() {
+                    state.local_alias_settings.remove(key);
+                }
+            }
+            Change::DeleteObject {
+                object: ObjectKind::Secret,
+                ..
+            } => state.credentials_secret = None,
+            Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                ..
+            } => state.ca_bundle = None,
+            _ => {}
+        }
+    }
+    state
+}
+
+fn alias_in_use(result: Result<LinkPlan, PlanError>) -> String {
+    match result {
+        Err(err @ PlanError::AliasInUse { .. }) => err.to_string(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_alias_the_plugin_uses_for_another_remote_is_never_re_pointed() {
+    let state = linked();
+    let request = CrossRequest {
+        alias: Some("products".into()),
+        ..CrossRequest::default()
+    };
+    // Another remote under the same alias.
+    let mut other = state.clone();
+    other.remote = es("west", "shop", "reports", "9.1.0");
+    let message = alias_in_use(plan_cross_environment_link(&other, &request));
+    assert!(
+        message.contains(
+            "already links to shop/products (context west) with the api-key security model"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "run `kubectl remote-cluster unlink catalog products -n search --context east` first"
+        ),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1);
+    // The same remote in another Kubernetes cluster is another remote too.
+    let mut elsewhere = state.clone();
+    elsewhere.remote = es("north", "shop", "products", "9.1.0");
+    alias_in_use(plan_cross_environment_link(&elsewhere, &request));
+    // The same remote with the other security model.
+    let certificate = CertificateObserved {
+        local: TrustSide {
+            es: state.local.clone(),
+            own_ca: Some(ca("east-ca")),
+            ca_configmap: None,
+        },
+        remote: TrustSide {
+            es: state.remote.clone(),
+            own_ca: Some(ca("west-ca")),
+            ca_configmap: None,
+        },
+        ..certificate_observed()
+    };
+    let message = alias_in_use(plan_certificate_link(&certificate, &request));
+    assert!(message.contains("api-key security model"), "{message}");
+    // An external remote under an alias a Kubernetes link holds.
+    let external = ExternalObserved {
+        local: state.local.clone(),
+        operator: operator(true),
+        credentials_secret: state.credentials_secret.clone(),
+        ca_bundle: state.ca_bundle.clone(),
+        local_alias_settings: state.local_alias_settings.clone(),
+        stored_key_id: Some("key-1".into()),
+    };
+    let external_request = ExternalRequest {
+        alias: "products".into(),
+        proxy_address: "es.example.com:9443".into(),
+        server_name: None,
+        ca: Some(ca("cloud")),
+        key_id: "key-9".into(),
+        key_created_at: None,
+        skip_unavailable: false,
+    };
+    alias_in_use(plan_external_link(&external, &external_request));
+    let side = TrustSide {
+        es: state.local.clone(),
+        own_ca: Some(ca("east-ca")),
+        ca_configmap: None,
+    };
+    let cloud = ca("cloud");
+    let message = alias_in_use(plan_external_certificate_link(
+        &side,
+        &operator(true),
+        &state.local_alias_settings,
+        ExternalCertificateRequest {
+            alias: "products",
+            proxy_address: "es.example.com:9300",
+            remote_ca: &cloud,
+            skip_unavailable: false,
+            restriction: None,
+        },
+    ));
+    assert!(
+        message.contains("shop/products (context west)"),
+        "{message}"
+    );
+    // The same remote and model again is not a re-pointing.
+    assert!(plan_cross_environment_link(&state, &request).is_ok());
+}
+
+#[test]
+fn an_external_alias_is_not_taken_over_by_a_kubernetes_link() {
+    let state = observed();
+    let external = ExternalObserved {
+        local: state.local.clone(),
+        operator: operator(true),
+        credentials_secret: None,
+        ca_bundle: None,
+        local_alias_settings: BTreeMap::new(),
+        stored_key_id: None,
+    };
+    let request = ExternalRequest {
+        alias: "products".into(),
+        proxy_address: "es.example.com:9443".into(),
+        server_name: None,
+        ca: Some(ca("cloud")),
+        key_id: "key-9".into(),
+        key_created_at: None,
+        skip_unavailable: false,
+    };
+    let planned = plan_external_link(&external, &request).unwrap();
+    let mut local = state.local.clone();
+    for step in &planned.plan.steps {
+        if let Change::PatchElasticsearch { patch, .. } = &step.change {
+            apply_patch(&mut local, patch);
+        }
+    }
+    let mut after = state.clone();
+    after.local = local;
+    let message = alias_in_use(plan_cross_environment_link(
+        &after,
+        &CrossRequest::default(),
+    ));
+    assert!(
+        message.contains("the external cluster at es.example.com:9443"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_users_service_type_is_never_replaced() {
+    for user_type in ["NodePort", "ClusterIP"] {
+        let mut state = observed();
+        state.remote.object["spec"]["remoteClusterServer"] = json!({
+            "enabled": true,
+            "service": {"spec": {"type": user_type}}
+        });
+        // The plugin would need a LoadBalancer: refused, with what to do.
+        let err = plan_cross_environment_link(&state, &CrossRequest::default()).unwrap_err();
+        assert!(
+            matches!(err, PlanError::ServiceTypeTaken { .. }),
+            "{user_type}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "spec.remoteClusterServer.service.spec.type: {user_type}"
+            )) && message.contains("--proxy-address"),
+            "{message}"
+        );
+        // With the address the user exposes it at, the user's Service is used as it is.
+        let request = CrossRequest {
+            proxy_address: Some("rcs.example.com:30443".into()),
+            ..CrossRequest::default()
+        };
+        let before = state.remote.object["spec"].clone();
+        let linked = linked_from(state, &request);
+        assert_eq!(linked.remote.object["spec"], before, "{user_type}");
+        assert_eq!(linked.remote.annotation(EXPOSURE_ANNOTATION), None);
+        let back = unlinked(linked);
+        assert_eq!(back.remote.object["spec"], before, "{user_type}");
+    }
+}
+
+#[test]
+fn the_users_service_template_fields_survive_link_and_unlink() {
+    let mut state = observed();
+    let template = json!({
+        "metadata": {"annotations": {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}},
+        "spec": {"ports": [{"name": "rcs", "port": 9443}], "loadBalancerSourceRanges": ["10.0.0.0/8"]}
+    });
+    state.remote.object["spec"]["remoteClusterServer"] = json!({"service": template});
+    let before = state.clone();
+    let linked = linked_from(state, &CrossRequest::default());
+    let server = &linked.remote.object["spec"]["remoteClusterServer"];
+    assert_eq!(server["service"]["spec"]["type"], "LoadBalancer");
+    assert_eq!(
+        server["service"]["metadata"], template["metadata"],
+        "the user's annotations stay"
+    );
+    assert_eq!(
+        server["service"]["spec"]["ports"],
+        template["spec"]["ports"]
+    );
+    let back = unlinked(linked);
+    assert_eq!(back.remote.object["spec"], before.remote.object["spec"]);
+    assert_eq!(
+        back.remote.object["metadata"].get("annotations"),
+        before.remote.object["metadata"].get("annotations")
+    );
+    assert_eq!(back.local.object["spec"], before.local.object["spec"]);
+    assert_eq!(back.local.object["metadata"].get("annotations"), None);
+}
+
+#[test]
+fn a_users_load_balancer_type_is_kept_by_unlink() {
+    let mut state = observed();
+    state.remote.object["spec"]["remoteClusterServer"] =
+        json!({"enabled": true, "service": {"spec": {"type": "LoadBalancer"}}});
+    let before = state.remote.object["spec"].clone();
+    let linked = linked_from(state, &CrossRequest::default());
+    assert_eq!(linked.remote.object["spec"], before);
+    let back = unlinked(linked);
+    assert_eq!(back.remote.object["spec"], before);
+}
+
+#[test]
+fn removing_a_block_returns_the_bundle_byte_for_byte() {
+    let block = ca_block("a", &ca("a"));
+    for user in [
+        "",
+        "-----BEGIN CERTIFICATE-----\nuser\n-----END CERTIFICATE-----",
+        "-----BEGIN CERTIFICATE-----\nuser\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\r\nuser\r\n-----END CERTIFICATE-----\r\n",
+    ] {
+        let with = with_block(user, &block);
+        assert!(with.contains(&block));
+        assert_eq!(without_block(&with, "a"), user, "{user:?}");
+        // A second block, removed in either order.
+        let both = with_block(&with, &ca_block("b", &ca("b")));
+        assert_eq!(without_block(&without_block(&both, "a"), "b"), user);
+        assert_eq!(without_block(&without_block(&both, "b"), "a"), user);
+    }
+}
+
+#[test]
+fn a_users_ca_configmap_without_a_final_newline_is_restored_exactly() {
+    let mut state = certificate_observed();
+    state.local.es.object["spec"]["transport"] =
+        json!({"tls": {"certificateAuthorities": {"configMapName": "corporate-cas"}}});
+    let corporate = "-----BEGIN CERTIFICATE-----\ncorp\n-----END CERTIFICATE-----";
+    state.local.ca_configmap =
+        Some(json!({"metadata": {"resourceVersion": "1"}, "data": {"ca.crt": corporate}}));
+    let before = state.clone();
+    let planned = plan_certificate_link(&state, &CrossRequest::default()).unwrap();
+    apply_certificate(&mut state, &planned.plan);
+    assert!(state.local.bundle().starts_with(corporate));
+    let record = state.local.es.plugin_links()["products"].clone();
+    let unlink = plan_certificate_unlink(
+        &CertificateUnlinkObserved {
+            local: state.local.clone(),
+            remote: Some(state.remote.clone()),
+            record,
+            local_alias_settings: state.local_alias_settings.clone(),
+            local_restricted: RestrictedObserved::default(),
+        },
+        "products",
+    );
+    apply_certificate(&mut state, &unlink.plan);
+    assert_eq!(state.local.bundle(), corporate, "not one byte added");
+    assert_eq!(
+        state.local.es.object["spec"],
+        before.local.es.object["spec"]
+    );
+}
+
+#[test]
+fn removing_the_last_annotations_removes_the_map_with_a_guard() {
+    let mut es = es("east", "search", "catalog", "9.1.0");
+    es.object["metadata"]["annotations"] = json!({LINKS_ANNOTATION: "{}"});
+    let ops = annotation_ops(&es, &[(LINKS_ANNOTATION, None)]);
+    assert_eq!(
+        ops,
+        [
+            json!({"op": "test", "path": "/metadata/annotations", "value": {LINKS_ANNOTATION: "{}"}}),
+            json!({"op": "remove", "path": "/metadata/annotations"}),
+        ]
+    );
+    // Another annotation stays, and with it the map.
+    es.object["metadata"]["annotations"]["team"] = json!("search");
+    let ops = annotation_ops(&es, &[(LINKS_ANNOTATION, None)]);
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0]["op"], "remove");
 }
 
 fn invalidated_keys(plan: &Plan) -> Vec<String> {

@@ -398,6 +398,23 @@ pub enum PlanError {
         holder: String,
     },
     #[error(
+        "alias {alias:?} on {local} already links to {current}; one alias is one link: run `kubectl remote-cluster unlink {name} {alias} -n {namespace} --context {context}` first, or choose another --alias",
+        name = .local.name, namespace = .local.namespace, context = .local.context
+    )]
+    AliasInUse {
+        alias: String,
+        local: ClusterId,
+        current: String,
+    },
+    #[error(
+        "{remote} already sets {field}: {service_type}, and the plugin will not change it to LoadBalancer; pass --proxy-address HOST:PORT with the address your {service_type} Service is reached at, or change the type yourself"
+    )]
+    ServiceTypeTaken {
+        remote: Box<ClusterId>,
+        field: &'static str,
+        service_type: String,
+    },
+    #[error(
         "{local} runs Elasticsearch {local_version} and {remote} runs {remote_version}: these versions cannot be connected (same major, 7.17 with 8.x, 8.18 with 9.0, 8.19 with 9.x); upgrade one side"
     )]
     IncompatibleVersions {
@@ -491,6 +508,64 @@ pub(crate) fn link_alias(asked: Option<&String>, remote: &ClusterId) -> Result<S
         return Err(PlanError::InvalidAlias(alias));
     }
     Ok(alias)
+}
+
+/// One alias, one link: a link record the plugin keeps for `alias` must describe the same remote
+/// and security model as `wanted`, or the link is refused (never re-pointed silently). A
+/// same remote asked again (other indices, a new key, another address of an external remote)
+/// is an update, not a re-pointing.
+pub(crate) fn check_alias_record(
+    local: &EsState,
+    alias: &str,
+    wanted: &LinkRecord,
+) -> Result<(), PlanError> {
+    let Some(current) = local.plugin_links().get(alias).cloned() else {
+        return Ok(());
+    };
+    let same_cluster = current.remote_context == wanted.remote_context
+        || (current.remote_cluster_uid.is_some()
+            && current.remote_cluster_uid == wanted.remote_cluster_uid);
+    let same_remote = same_cluster
+        && current.remote_namespace == wanted.remote_namespace
+        && current.remote_name == wanted.remote_name;
+    if same_remote && current.security == wanted.security {
+        return Ok(());
+    }
+    let target = if current.remote_context.is_empty() {
+        format!(
+            "the external cluster at {}",
+            current
+                .proxy_address
+                .as_deref()
+                .unwrap_or("an unknown address")
+        )
+    } else {
+        format!(
+            "{}/{} (context {})",
+            current.remote_namespace, current.remote_name, current.remote_context
+        )
+    };
+    Err(PlanError::AliasInUse {
+        alias: alias.to_string(),
+        local: local.id.clone(),
+        current: format!("{target} with the {} security model", current.security),
+    })
+}
+
+/// The bare record of a link to `remote` with `security` (what [`check_alias_record`] compares).
+pub(crate) fn model_record(remote: &EsState, security: SecurityModel) -> LinkRecord {
+    LinkRecord {
+        remote_context: remote.id.context.clone(),
+        remote_namespace: remote.id.namespace.clone(),
+        remote_name: remote.id.name.clone(),
+        security,
+        key_id: None,
+        ca_fingerprint: None,
+        proxy_address: None,
+        key_created_at: None,
+        remote_cluster_uid: None,
+        remote_server: None,
+    }
 }
 
 /// Elasticsearch's rule for remote cluster aliases, as ECK's keystore pattern also expects.
@@ -758,10 +833,7 @@ pub(crate) fn enable_remote_cluster_server(remote: &EsState) -> Step {
 }
 
 pub(crate) fn disable_remote_cluster_server(remote: &EsState) -> Step {
-    let mut patch = vec![
-        spec_guard(remote),
-        json!({"op": "replace", "path": "/spec/remoteClusterServer/enabled", "value": false}),
-    ];
+    let mut patch = vec![spec_guard(remote), server_spec_op(remote, false, true)];
     patch.extend(annotation_ops(remote, &[(SERVER_ANNOTATION, None)]));
     remote_cluster_server_step(
         remote,
@@ -812,6 +884,25 @@ pub(crate) fn annotation_ops_after(
                 if patch.iter().any(|op| op["path"] == "/metadata/annotations"))
     });
     let has_annotations = es.object.pointer("/metadata/annotations").is_some() || created_earlier;
+    if !created_earlier
+        && let Some(current) = es
+            .object
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+        && !current.is_empty()
+        && changes.iter().all(|(_, value)| value.is_none())
+        && current
+            .keys()
+            .all(|key| changes.iter().any(|(removed, _)| removed == key))
+    {
+        // Removing the last annotations: the map goes too, so the object returns to its shape
+        // before the plugin added any (no `annotations: {}` left). The whole map is tested, so
+        // an annotation written meanwhile makes the patch fail instead of being dropped.
+        return vec![
+            json!({"op": "test", "path": "/metadata/annotations", "value": current}),
+            json!({"op": "remove", "path": "/metadata/annotations"}),
+        ];
+    }
     let mut ops = Vec::new();
     let mut created = false;
     for (key, value) in changes {

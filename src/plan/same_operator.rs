@@ -58,6 +58,7 @@ pub fn plan_same_operator_link(
         return Err(PlanError::IndicesWithCertificate);
     }
 
+    check_alias_record(local, &alias, &model_record(remote, security))?;
     let desired_entry = remote_cluster_entry(&alias, local, remote, security, request);
     let entries = local.remote_clusters();
     let existing = entries
@@ -86,18 +87,7 @@ pub fn plan_same_operator_link(
     if security == SecurityModel::ApiKey && !remote.remote_cluster_server_enabled() {
         steps.push(enable_remote_cluster_server(remote));
     }
-    let record = LinkRecord {
-        remote_context: remote.id.context.clone(),
-        remote_namespace: remote.id.namespace.clone(),
-        remote_name: remote.id.name.clone(),
-        security,
-        key_id: None,
-        ca_fingerprint: None,
-        proxy_address: None,
-        key_created_at: None,
-        remote_cluster_uid: None,
-        remote_server: None,
-    };
+    let record = model_record(remote, security);
     if let Some(step) = upsert_entry(local, &alias, existing, desired_entry, record) {
         steps.push(step);
     }

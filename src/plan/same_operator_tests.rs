@@ -270,12 +270,16 @@ fn unlink_reverses_link_exactly() {
         local.object["spec"],
         json!({"version": "9.1.0", "nodeSets": [{"name": "default", "count": 1}]})
     );
-    assert_eq!(local.object["metadata"]["annotations"], json!({}));
+    // Exactly as before the link: no empty annotations map, no `enabled: false`.
     assert_eq!(
-        remote.object["spec"]["remoteClusterServer"],
-        json!({"enabled": false})
+        local.object["metadata"].get("annotations"),
+        original.object["metadata"].get("annotations")
     );
-    assert_eq!(remote.object["metadata"]["annotations"], json!({}));
+    assert_eq!(remote.object["spec"], original_remote.object["spec"]);
+    assert_eq!(
+        remote.object["metadata"].get("annotations"),
+        original_remote.object["metadata"].get("annotations")
+    );
     assert_eq!(
         original.object["spec"]["version"],
         local.object["spec"]["version"]
@@ -347,4 +351,50 @@ fn skip_unavailable_is_set_once_and_cleared_before_the_seeds_go() {
         &clear.change,
         Change::SetSkipUnavailable { value: None, .. }
     ));
+}
+
+#[test]
+fn an_alias_of_the_plugin_is_never_re_pointed() {
+    let (local, _) = linked();
+    let request = LinkRequest {
+        alias: Some("products".into()),
+        ..LinkRequest::default()
+    };
+    // Another remote under the alias the plugin uses for products.
+    let reports = es("search", "reports", "9.1.0");
+    let err = plan_same_operator_link(&local, &reports, &enterprise(), &request).unwrap_err();
+    assert!(matches!(err, PlanError::AliasInUse { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "already links to search/products (context east) with the api-key security model"
+        ) && message.contains(
+            "`kubectl remote-cluster unlink catalog products -n search --context east` first"
+        ),
+        "{message}"
+    );
+    // The same remote with the other security model.
+    let products = es("search", "products", "9.1.0");
+    let certificate = LinkRequest {
+        security: Some(SecurityModel::Certificate),
+        ..request.clone()
+    };
+    let err = plan_same_operator_link(&local, &products, &enterprise(), &certificate).unwrap_err();
+    assert!(matches!(err, PlanError::AliasInUse { .. }), "{err}");
+    // A link across Kubernetes clusters under the alias: a same-operator link does not take it.
+    let mut crossed = es("search", "catalog", "9.1.0");
+    crossed.object["metadata"]["annotations"] = json!({LINKS_ANNOTATION: serde_json::to_string(&json!({
+        "products": {"remoteContext": "west", "remoteNamespace": "shop", "remoteName": "products", "security": "api-key", "proxyAddress": "lb:9443"}
+    })).unwrap()});
+    let err = plan_same_operator_link(&crossed, &products, &enterprise(), &request).unwrap_err();
+    assert!(
+        err.to_string().contains("shop/products (context west)"),
+        "{err}"
+    );
+    // The same remote and model again (other indices) is an update, not a re-pointing.
+    let update = LinkRequest {
+        search_indices: vec!["logs-*".into()],
+        ..request
+    };
+    assert!(plan_same_operator_link(&local, &products, &enterprise(), &update).is_ok());
 }

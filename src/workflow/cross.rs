@@ -20,7 +20,7 @@ pub async fn link(sides: &Sides<'_>, args: &LinkRequest) -> anyhow::Result<Outco
     let flags = &args.mutation;
     let certificate = args.security == Some(plan::SecurityModel::Certificate);
     // A bad --timeout is refused before anything is read or written.
-    workflow::parse_wait_timeout(&flags.timeout)?;
+    let deadline = Instant::now() + workflow::parse_wait_timeout(&flags.timeout)?;
     let request = CrossRequest {
         alias: args.alias.clone(),
         search_indices: args.search_indices.clone(),
@@ -34,7 +34,8 @@ pub async fn link(sides: &Sides<'_>, args: &LinkRequest) -> anyhow::Result<Outco
         let request = &request;
         async move {
             let planned = if certificate {
-                let observed = observe::certificate_link(sides, args.alias.as_deref()).await?;
+                let observed =
+                    observe::certificate_link(sides, args.alias.as_deref(), deadline).await?;
                 let mut planned =
                     plan::plan_certificate_link(&observed, request).map_err(UserError::from)?;
                 let (local, remote) = (&observed.local, &observed.remote);
@@ -48,7 +49,7 @@ pub async fn link(sides: &Sides<'_>, args: &LinkRequest) -> anyhow::Result<Outco
                     .splice(0..0, local_sync.into_iter().chain(remote_sync));
                 Ok(planned)
             } else {
-                let observed = observe::cross_link(sides, request).await?;
+                let observed = observe::cross_link(sides, request, deadline).await?;
                 plan::plan_cross_environment_link(&observed, request)
             };
             Ok(planned.map_err(UserError::from)?)
@@ -133,6 +134,7 @@ pub async fn unlink(
         name: &args.local,
         alias: &args.alias,
         es: &session.es,
+        deadline: Instant::now() + workflow::parse_wait_timeout(&flags.timeout)?,
     };
     let applied = workflow::plan_and_apply(&clients, &session.es, flags, || {
         let (request, record, remote_client, local) =

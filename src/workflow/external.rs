@@ -209,6 +209,7 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
         (None, true) => None,
         (None, false) => return Err(UserError::MissingCa.into()),
     };
+    let deadline = std::time::Instant::now() + workflow::parse_wait_timeout(&flags.timeout)?;
     let source = key_source(target, args, &alias).await?;
     let request = plan::ExternalRequest {
         alias: alias.clone(),
@@ -234,7 +235,7 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
                 eck::operator_facts(client),
                 client.call(secrets.get_opt(&credentials_name)),
                 client.call(maps.get_opt(&bundle_name)),
-                observe::alias_settings(client, &target.es, &local, &request.alias),
+                observe::alias_settings(client, &target.es, &local, &request.alias, deadline),
             );
             let credentials = credentials?;
             let observed = plan::ExternalObserved {
@@ -243,7 +244,7 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
                     .and_then(|s| observe::stored_key_id(s, &request.alias)),
                 credentials_secret: credentials.map(observe::without_values),
                 ca_bundle: bundle?.map(observe::to_value),
-                local_alias_settings: settings,
+                local_alias_settings: settings?,
                 operator,
                 local,
             };
@@ -329,6 +330,7 @@ async fn link_certificate(target: &Session, args: &LinkRequest) -> anyhow::Resul
         &args.restriction.trust_subject,
     )?;
     let proxy_address = args.proxy_address.clone().unwrap_or_default();
+    let deadline = std::time::Instant::now() + workflow::parse_wait_timeout(&flags.timeout)?;
     let client = &target.client;
     // This cluster's transport CA as the planning read it, to hand over once applied.
     let own_ca: std::cell::RefCell<Option<RemoteCa>> = Default::default();
@@ -339,8 +341,9 @@ async fn link_certificate(target: &Session, args: &LinkRequest) -> anyhow::Resul
             let local = observe::read_es(client, &target.namespace, &args.local).await?;
             let (operator, settings) = tokio::join!(
                 eck::operator_facts(client),
-                observe::alias_settings(client, &target.es, &local, alias),
+                observe::alias_settings(client, &target.es, &local, alias, deadline),
             );
+            let settings = settings?;
             let side = observe::trust_side(client, local).await?;
             own_ca.replace(side.own_ca.clone());
             let restricted =

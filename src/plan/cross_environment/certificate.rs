@@ -87,11 +87,7 @@ pub(crate) fn trust_steps(
         ));
         return (None, needs_reference, diff);
     }
-    let mut bundle = without_block(&current, &label);
-    if !bundle.is_empty() && !bundle.ends_with('\n') {
-        bundle.push('\n');
-    }
-    bundle.push_str(&block);
+    let bundle = with_block(&without_block(&current, &label), &block);
     let name = truster.configmap_name();
     let step = Step {
         cluster: truster.es.id.clone(),
@@ -270,6 +266,11 @@ pub fn plan_certificate_link(
     check_address(request.proxy_address.as_ref())?;
     super::check_reachable(local, remote, request)?;
     let ours = local.plugin_links();
+    check_alias_record(
+        local,
+        &alias,
+        &model_record(remote, SecurityModel::Certificate),
+    )?;
     super::check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
     let missing_ca = |side: &TrustSide| PlanError::no_transport_ca(&side.es.id);
     let local_ca = observed
@@ -288,10 +289,22 @@ pub fn plan_certificate_link(
     let (trust_step, remote_reference, mut diff) =
         trust_steps(&observed.remote, &local.id, &local_ca, true, &mut warnings);
     steps.extend(trust_step);
-    let wants_lb = request.expose == Expose::Loadbalancer
-        && request.proxy_address.is_none()
-        && remote.object.pointer("/spec/transport/service/spec/type")
-            != Some(&json!("LoadBalancer"));
+    let transport_type = remote
+        .object
+        .pointer("/spec/transport/service/spec/type")
+        .and_then(Value::as_str);
+    let asks_lb = request.expose == Expose::Loadbalancer && request.proxy_address.is_none();
+    if let (true, Some(other)) = (asks_lb, transport_type)
+        && other != "LoadBalancer"
+    {
+        // The user's type is theirs: never replaced (see check_service_type).
+        return Err(PlanError::ServiceTypeTaken {
+            remote: Box::new(remote.id.clone()),
+            field: "spec.transport.service.spec.type",
+            service_type: other.to_string(),
+        });
+    }
+    let wants_lb = asks_lb && transport_type.is_none();
     let mut remote_annotations: Vec<(&str, Option<String>)> = Vec::new();
     if wants_lb {
         diff.push("  spec.transport.service.spec.type: + LoadBalancer".to_string());
@@ -565,6 +578,15 @@ pub(crate) fn untrust(
             "delete ConfigMap",
         ));
     } else {
+        // A user's ConfigMap that held only our block had no `ca.crt` before: the key goes.
+        let (data, remove) = if remaining.is_empty() {
+            (BTreeMap::new(), vec!["ca.crt".to_string()])
+        } else {
+            (
+                BTreeMap::from([("ca.crt".to_string(), DataValue::Literal(remaining))]),
+                Vec::new(),
+            )
+        };
         before.push(Step {
             cluster: side.es.id.clone(),
             summary: format!("stop trusting the transport CA of {label} (ConfigMap {name})"),
@@ -575,8 +597,8 @@ pub(crate) fn untrust(
                 name,
                 resource_version: resource_version_of(configmap),
                 labels: BTreeMap::new(),
-                data: BTreeMap::from([("ca.crt".to_string(), DataValue::Literal(remaining))]),
-                remove: Vec::new(),
+                data,
+                remove,
                 diff: vec![format!("-   ca.crt: CA of {label}")],
             },
         });

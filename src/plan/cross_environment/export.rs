@@ -79,6 +79,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
         server_name: None,
         skip_unavailable: false,
     };
+    check_service_type(&side, &cross)?;
     plan_exposure(&side, &cross, &mut steps);
     if exported_key_id(remote, &request.alias).is_some() {
         // The key was handed over before; the plugin never kept it, so there is nothing to

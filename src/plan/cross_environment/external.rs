@@ -59,15 +59,6 @@ pub fn plan_external_link(
         });
     }
     let ours = local.plugin_links();
-    check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
-
-    let side = LocalSide {
-        es: local,
-        credentials_secret: observed.credentials_secret.as_ref(),
-        ca_bundle: observed.ca_bundle.as_ref(),
-        alias_settings: &observed.local_alias_settings,
-    };
-    let new_key = observed.stored_key_id.as_deref() != Some(request.key_id.as_str());
     let record = LinkRecord {
         remote_context: String::new(),
         remote_namespace: String::new(),
@@ -80,6 +71,16 @@ pub fn plan_external_link(
         remote_cluster_uid: None,
         remote_server: None,
     };
+    check_alias_record(local, &alias, &record)?;
+    check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
+
+    let side = LocalSide {
+        es: local,
+        credentials_secret: observed.credentials_secret.as_ref(),
+        ca_bundle: observed.ca_bundle.as_ref(),
+        alias_settings: &observed.local_alias_settings,
+    };
+    let new_key = observed.stored_key_id.as_deref() != Some(request.key_id.as_str());
     let mut steps = local_api_key_steps(&side, &alias, new_key, request.ca.as_ref(), record);
     let server_name = request.server_name.clone().unwrap_or_else(|| {
         request
@@ -159,9 +160,6 @@ pub fn plan_external_certificate_link(
     check_managed(es)?;
     check_license(&es.id.context, operator, &mut warnings)?;
     let ours = es.plugin_links();
-    check_alias_free(es, alias, &ours, alias_settings)?;
-    let peer = external_peer(alias);
-    let mut steps = Vec::new();
     let record = LinkRecord {
         remote_context: String::new(),
         remote_namespace: String::new(),
@@ -174,6 +172,10 @@ pub fn plan_external_certificate_link(
         remote_cluster_uid: None,
         remote_server: None,
     };
+    check_alias_record(es, alias, &record)?;
+    check_alias_free(es, alias, &ours, alias_settings)?;
+    let peer = external_peer(alias);
+    let mut steps = Vec::new();
     match restriction {
         Some(r) => steps.extend(restricted_trust_and_record(
             local,

@@ -214,8 +214,7 @@ pub(crate) fn restricted_trust_steps(
     let mut peers = observed.peers();
     peers.insert(label.clone(), subjects.to_vec());
     let current = observed.data("ca.crt");
-    let mut bundle = without_block(&current, &label);
-    bundle.push_str(&ca_block(&label, ca));
+    let bundle = with_block(&without_block(&current, &label), &ca_block(&label, ca));
     let shown = shown_peer(peer);
     let summary = format!(
         "trust the transport CA of {shown}, only for nodes named {} (ConfigMap {})",

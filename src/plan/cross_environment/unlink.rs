@@ -426,8 +426,9 @@ pub fn without_volume(node_set: &mut Value, volume: &str) -> bool {
 }
 
 /// `spec.remoteClusterServer` without what the link added: the LoadBalancer type, then the
-/// `enabled: true`. Parts left empty go too, so a server the plugin set up leaves no trace.
-fn server_spec_op(remote: &EsState, remove_lb_type: bool, disable: bool) -> Value {
+/// `enabled: true` (off is ECK's default, so the field goes rather than becoming `false`).
+/// Parts left empty go too, so a server the plugin set up leaves no trace.
+pub(crate) fn server_spec_op(remote: &EsState, remove_lb_type: bool, disable: bool) -> Value {
     let mut server = remote
         .object
         .pointer("/spec/remoteClusterServer")
@@ -442,9 +443,6 @@ fn server_spec_op(remote: &EsState, remove_lb_type: bool, disable: bool) -> Valu
     if server.as_object().is_some_and(|o| o.is_empty()) {
         json!({"op": "remove", "path": "/spec/remoteClusterServer"})
     } else {
-        if disable {
-            server["enabled"] = json!(false);
-        }
         json!({"op": "replace", "path": "/spec/remoteClusterServer", "value": server})
     }
 }
@@ -499,11 +497,10 @@ fn remote_reversal(
     let mut diff = Vec::new();
     let record_value =
         (!incoming.is_empty()).then(|| serde_json::to_string(&incoming).expect("serializes"));
+    // Every annotation change in one call, so removing the last one removes the map too.
+    let mut annotations: Vec<(&str, Option<String>)> = Vec::new();
     if remote.annotation(INCOMING_ANNOTATION).is_some() {
-        patch.extend(annotation_ops(
-            remote,
-            &[(INCOMING_ANNOTATION, record_value)],
-        ));
+        annotations.push((INCOMING_ANNOTATION, record_value));
         diff.push(format!(
             "  metadata.annotations[{INCOMING_ANNOTATION}]: forgets {entry}"
         ));
@@ -524,11 +521,11 @@ fn remote_reversal(
                         "  spec.remoteClusterServer.service.spec.type: - LoadBalancer".to_string(),
                     );
                 }
-                patch.extend(annotation_ops(remote, &[(EXPOSURE_ANNOTATION, None)]));
+                annotations.push((EXPOSURE_ANNOTATION, None));
             }
             Some("service") => {
                 delete_service = observed.exposure_service.is_some();
-                patch.extend(annotation_ops(remote, &[(EXPOSURE_ANNOTATION, None)]));
+                annotations.push((EXPOSURE_ANNOTATION, None));
             }
             _ => {}
         }
@@ -565,11 +562,12 @@ fn remote_reversal(
             ));
         } else {
             disable = true;
-            patch.extend(annotation_ops(remote, &[(SERVER_ANNOTATION, None)]));
+            annotations.push((SERVER_ANNOTATION, None));
             diff.push("  spec.remoteClusterServer.enabled: true -> false".to_string());
             restarts = true;
         }
     }
+    patch.extend(annotation_ops(remote, &annotations));
     if remove_lb_type || disable {
         patch.push(server_spec_op(remote, remove_lb_type, disable));
     }
