@@ -2,7 +2,7 @@
 
 // Layers, top to bottom (docs/design.md; tests/layers.rs keeps imports pointing down):
 // cli, commands, complete > workflow > observe, apply > k8s, es > error > plan, describe >
-// output, versions.
+// output, versions, input.
 pub mod apply;
 pub mod cli;
 pub mod commands;
@@ -10,6 +10,7 @@ pub mod complete;
 pub mod describe;
 pub mod error;
 pub mod es;
+pub mod input;
 pub mod k8s;
 pub mod observe;
 pub mod output;

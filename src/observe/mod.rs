@@ -425,21 +425,32 @@ pub fn to_value<T: serde::Serialize>(object: T) -> Value {
 /// The first certificate of a PEM bundle (ECK's CA comes first) and its SHA-256 fingerprint.
 pub fn first_certificate(pem: &[u8]) -> Option<RemoteCa> {
     let der: CertificateDer<'static> = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
-    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref())
+    Some(certificate_bundle(&[der.as_ref()]))
+}
+
+/// Certificates (DER) as one PEM bundle, in their order, with the SHA-256 of their DER bytes
+/// one after the other (for one certificate, its usual fingerprint).
+pub fn certificate_bundle(certificates: &[impl AsRef<[u8]>]) -> RemoteCa {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut pem = String::new();
+    for der in certificates {
+        let der = der.as_ref();
+        digest.update(der);
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for chunk in encoded.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    let fingerprint = digest
+        .finish()
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
-    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref());
-    let mut body = String::new();
-    for chunk in encoded.as_bytes().chunks(64) {
-        body.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        body.push('\n');
-    }
-    Some(RemoteCa {
-        pem: format!("-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"),
-        fingerprint,
-    })
+    RemoteCa { pem, fingerprint }
 }
 
 async fn key_is_active(

@@ -269,14 +269,15 @@ pub fn confirm(plan: &Plan, flags: &MutationOptions) -> anyhow::Result<()> {
     }
 }
 
+/// `--timeout`: a Go duration; `0` is no limit.
 pub fn parse_wait_timeout(value: &str) -> anyhow::Result<Duration> {
-    match kubeconfig::parse_request_timeout(value) {
-        Ok(Some(limit)) => Ok(limit),
-        _ => Err(UserError::InvalidWaitTimeout {
+    crate::input::wait_timeout(value).map_err(|reason| {
+        UserError::InvalidWaitTimeout {
             value: value.to_string(),
+            reason,
         }
-        .into()),
-    }
+        .into()
+    })
 }
 
 pub use crate::apply::wait::{Progress, wait_for_connection, wait_for_rollout};
