@@ -184,7 +184,7 @@ fn bad_files_and_addresses_are_refused_without_a_write() {
                 key: good.key.clone(),
             },
             "cloud.external.invalid",
-            "is not HOST:PORT",
+            "not HOST:PORT",
         ),
     ];
     east.clear_requests();
