@@ -223,7 +223,7 @@ fn bad_input_across_clusters_is_refused_without_writes() {
         ),
         (
             common::east_to_west("link", "products", &["--proxy-address", "rcs.example.com"]),
-            "is not HOST:PORT",
+            "not HOST:PORT",
         ),
         (
             vec![
