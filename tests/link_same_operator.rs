@@ -257,7 +257,7 @@ fn pre_write_checks_exit_2_without_writing() {
             vec!["unlink", "catalog", "nothing", "-n", "search"],
             "has no remote cluster with alias \"nothing\"",
         ),
-        (link(&["--timeout", "soon"]), "invalid --timeout"),
+        (link(&["--timeout", "soon"]), "for '--timeout <DURATION>'"),
     ];
     for (args, expected) in cases {
         world.refused(args, expected);
