@@ -102,7 +102,9 @@ pub fn read_api_key(path: &Path) -> Result<(SecretString, String), UserError> {
         .map_err(|_| not_a_key())?;
     let decoded = String::from_utf8(decoded).map_err(|_| not_a_key())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(not_a_key)?;
-    if id.is_empty() || secret.is_empty() || id.contains(char::is_whitespace) {
+    // Elasticsearch's key ids are URL-safe base64; the id goes into a query string.
+    let id_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if id.is_empty() || secret.is_empty() || !id.chars().all(id_ok) {
         return Err(not_a_key());
     }
     Ok((SecretString::from(encoded.to_string()), id.to_string()))
