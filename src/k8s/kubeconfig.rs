@@ -88,7 +88,7 @@ pub fn read_file(path: &Path) -> Result<Kubeconfig, UserError> {
 /// The text of a kubeconfig: UTF-8, with or without a byte-order mark, or UTF-16 after one.
 pub fn decode(bytes: &[u8]) -> Result<String, &'static str> {
     let utf16 = |body: &[u8], from: fn([u8; 2]) -> u16| {
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err(
                 "it starts with a UTF-16 byte-order mark but has an odd number of bytes; save it as UTF-8",
             );
