@@ -88,7 +88,7 @@ pub struct GlobalFlags {
     ///
     /// Overrides KUBECONFIG, which may list several files (merged as kubectl merges them);
     /// without either, ~/.kube/config.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", value_parser = non_empty_path)]
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context to use (default: the current context)
@@ -377,7 +377,8 @@ pub struct LinkArgs {
         long,
         value_name = "FILE",
         requires = "external",
-        conflicts_with = "public_ca"
+        conflicts_with = "public_ca",
+        value_parser = non_empty_path
     )]
     pub ca_file: Option<std::path::PathBuf>,
 
@@ -394,7 +395,8 @@ pub struct LinkArgs {
         long,
         value_name = "FILE",
         requires = "external",
-        conflicts_with = "remote_url"
+        conflicts_with = "remote_url",
+        value_parser = non_empty_path
     )]
     pub api_key_file: Option<std::path::PathBuf>,
 
@@ -413,7 +415,7 @@ pub struct LinkArgs {
     pub remote_context: Option<String>,
 
     /// Kubeconfig file holding --remote-context (default: the same kubeconfig)
-    #[arg(long, value_name = "FILE", requires = "remote_context")]
+    #[arg(long, value_name = "FILE", requires = "remote_context", value_parser = non_empty_path)]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
     /// Across Kubernetes clusters: how REMOTE's remote cluster server is exposed
@@ -472,7 +474,7 @@ pub struct TrustRestrictionFlags {
     ///
     /// Downloaded there after adding this cluster as a trusted environment; it names the nodes
     /// of the peer to accept, since its CA signs every deployment of the region or installation.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     pub trust_file: Option<std::path::PathBuf>,
 
     /// With --security certificate: node-name pattern of the other side to accept
@@ -509,11 +511,11 @@ pub struct RemoteApiFlags {
     pub remote_user: String,
 
     /// With --remote-url: file holding that user's password
-    #[arg(long, value_name = "FILE", requires = "remote_url")]
+    #[arg(long, value_name = "FILE", requires = "remote_url", value_parser = non_empty_path)]
     pub remote_password_file: Option<std::path::PathBuf>,
 
     /// With --remote-url: PEM file of the CA of its HTTPS certificate (default: public CAs)
-    #[arg(long, value_name = "FILE", requires = "remote_url")]
+    #[arg(long, value_name = "FILE", requires = "remote_url", value_parser = non_empty_path)]
     pub remote_ca_file: Option<std::path::PathBuf>,
 }
 
@@ -536,7 +538,7 @@ pub struct TrustArgs {
     pub remote_context: Option<String>,
 
     /// Kubeconfig file holding --remote-context (default: the same kubeconfig)
-    #[arg(long, value_name = "FILE", requires = "remote_context")]
+    #[arg(long, value_name = "FILE", requires = "remote_context", value_parser = non_empty_path)]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
     /// Only LOCAL trusts REMOTE's CA (default: both ways)
@@ -595,7 +597,7 @@ pub struct ExportArgs {
     pub security: Security,
 
     /// With --security certificate: PEM file of the other side's transport CA, to trust here
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     pub ca_file: Option<std::path::PathBuf>,
 
     #[command(flatten)]
@@ -605,7 +607,7 @@ pub struct ExportArgs {
     ///
     /// The API key file is readable only by you (mode 0600); INSTRUCTIONS.md says what to enter
     /// on the other side.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
     pub output_dir: Option<std::path::PathBuf>,
 
     /// Also print the API key on stdout
@@ -631,11 +633,11 @@ pub struct ExportArgs {
     pub apply_user: String,
 
     /// With --apply-to: file holding that user's password
-    #[arg(long, value_name = "FILE", requires = "apply_to")]
+    #[arg(long, value_name = "FILE", requires = "apply_to", value_parser = non_empty_path)]
     pub apply_password_file: Option<std::path::PathBuf>,
 
     /// With --apply-to: PEM file of the CA of its HTTPS certificate (default: the public web PKI)
-    #[arg(long, value_name = "FILE", requires = "apply_to")]
+    #[arg(long, value_name = "FILE", requires = "apply_to", value_parser = non_empty_path)]
     pub apply_ca_file: Option<std::path::PathBuf>,
 
     #[command(flatten)]
@@ -681,7 +683,7 @@ pub struct UnlinkArgs {
     ///
     /// The remote's context is the one the link was made with (recorded on LOCAL); default: the
     /// same kubeconfig.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
     // A link to a cluster outside Kubernetes whose key the plugin created: --remote-url and its
@@ -846,8 +848,17 @@ pub struct CompletionArgs {
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Write kubectl-remote_cluster.1 and one page per command into DIR instead of printing
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
     pub out_dir: Option<PathBuf>,
+}
+
+/// A file or directory path: not empty (which would name nothing, or the current directory).
+fn non_empty_path(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        Err("empty path: give the path of a file or directory".to_string())
+    } else {
+        Ok(PathBuf::from(value))
+    }
 }
 
 /// `--request-timeout`, checked as kubectl reads it and kept as given.

@@ -121,6 +121,10 @@ const ROWS: &[Row] = &[
     (&["export", "products", "-n", "search", "--for", "cloud", "--yes", "--output-dir", "{dir}/ca.pem"], "is not a directory"),
     (&["export", "products", "-n", "search", "--for", "cloud", "--yes", "--security", "certificate", "--ca-file", "/dev/zero"], NOT_FILE),
     (&["export", "products", "-n", "search", "--for", "cloud", "--yes", "--security", "certificate", "--ca-file", "{dir}/leaf.pem"], "is not a CA"),
+    (&["export", "products", "-n", "search", "--for", "cloud", "--yes", "--output-dir", ""], "empty path"),
+    (&["export", "products", "-n", "search", "--for", "cloud", "--yes", "--security", "certificate", "--ca-file", "{dir}/ca.pem", "--trust-file", "/dev/zero"], NOT_FILE),
+    (&["export", "products", "-n", "search", "--for", "cloud", "--yes", "--apply-to", "https://127.0.0.1:1", "--apply-password-file", "{dir}/fifo"], NOT_FILE),
+    (&["export", "products", "-n", "search", "--for", "cloud", "--yes", "--apply-to", "not a url", "--apply-password-file", "{dir}/key.txt"], "URL"),
     // unexport
     (&["unexport", "products#x", "-n", "search", "--for", "cloud"], NAME),
     (&["unexport", "products", "-n", "search", "--for", "Cloud"], ALIAS),
@@ -139,6 +143,9 @@ const ROWS: &[Row] = &[
     (&["list", "--kubeconfig", "{dir}/fifo"], NOT_FILE),
     (&["list", "--kubeconfig", "{dir}"], "is a directory"),
     (&["list", "--kubeconfig", "{dir}/odd-bom"], "odd number of bytes"),
+    (&["list", "--kubeconfig", ""], "empty path"),
+    (&["trust", "catalog", "products", "-n", "search", "--remote-context", "west", "--remote-kubeconfig", "/dev/zero"], NOT_FILE),
+    (&["trust", "catalog", "products", "-n", "search", "--remote-context", "west", "--remote-kubeconfig", "{dir}/odd-bom"], "odd number of bytes"),
     (&["describe", "catalog", "-n", "search", "--kubeconfig", "{dir}/bad-utf16"], "not valid UTF-16"),
     // clap's own refusals are one line too.
     (&["link", "catalog", "products", "--expose", "bogus"], "possible values"),

@@ -457,5 +457,9 @@ fn every_certificate_of_a_ca_bundle_reaches_the_local_cluster() {
         )
         .expect("the CA bundle ConfigMap");
     let text = bundle["data"]["ca.crt"].as_str().unwrap();
-    assert_eq!(text.matches("-----BEGIN CERTIFICATE-----").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("-----BEGIN CERTIFICATE-----").count(),
+        2,
+        "{text}"
+    );
 }
