@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::input;
 use crate::k8s::kubeconfig::LoadedKubeconfig;
 use crate::workflow::request::{
     ExportRequest, LinkRequest, MutationOptions, RemoteApi, Scope, TrustRequest, TrustRestriction,
@@ -87,7 +88,7 @@ pub struct GlobalFlags {
     ///
     /// Overrides KUBECONFIG, which may list several files (merged as kubectl merges them);
     /// without either, ~/.kube/config.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", value_parser = non_empty_path)]
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context to use (default: the current context)
@@ -98,20 +99,22 @@ pub struct GlobalFlags {
         long = "context",
         global = true,
         value_name = "NAME",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = input::context
     )]
     pub contexts: Vec<String>,
 
     /// Namespace (default: the context's namespace, then "default")
     ///
     /// list looks in all namespaces unless -n is given.
-    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE", value_parser = input::namespace)]
     pub namespace: Option<String>,
 
     /// Time to wait for each request to the API server (0: no limit)
     ///
-    /// 0 (no limit), or a number with a unit: 30s, 2m.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0")]
+    /// 0 (no limit), a whole number of seconds, or a duration as kubectl takes it: 30s, 2m,
+    /// 1h30m, 1.5h; 24h at most.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = request_timeout)]
     pub request_timeout: String,
 
     /// Diagnostics on stderr: -v error causes, -v=2 debug, -v=3 and up API requests
@@ -283,7 +286,7 @@ step) always happen, within --timeout.";
 const TIMEOUT_PLAN: &str = "How long the plan's own waits may take (90s, 10m)";
 const TIMEOUT_PLAN_LONG: &str = "\
 How long the waits the plan needs may take, all together: a LoadBalancer address, a rollout \
-before a later step. A number with a unit: 90s, 10m.";
+before a later step. A duration as kubectl takes it: 90s, 10m, 1h30m (0: no limit).";
 
 /// Flags shared by the commands that change clusters.
 #[derive(Debug, Args, Clone)]
@@ -330,8 +333,9 @@ pub struct MutationFlags {
     /// How long the plan's own waits may take, and again how long --wait waits (90s, 10m)
     ///
     /// The waits the plan needs (a LoadBalancer address, a rollout before a later step) may take
-    /// this long all together; --wait then may take this long again. A number with a unit.
-    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    /// this long all together; --wait then may take this long again. A duration as kubectl takes
+    /// it (90s, 10m, 1h30m, 1.5h; 168h at most); 0 means no limit.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = wait_timeout)]
     pub timeout: String,
 
     /// Print the result as a document on stdout
@@ -345,10 +349,11 @@ pub struct MutationFlags {
 #[derive(Debug, Args)]
 pub struct LinkArgs {
     /// The Elasticsearch that sends searches and follows indices (the local cluster)
+    #[arg(value_parser = input::elasticsearch_name)]
     pub local: String,
 
     /// The Elasticsearch that is searched or replicated from (the remote cluster)
-    #[arg(required_unless_present = "external")]
+    #[arg(required_unless_present = "external", value_parser = input::elasticsearch_name)]
     pub remote: Option<String>,
 
     /// A remote outside Kubernetes, under this alias (instead of REMOTE)
@@ -360,7 +365,8 @@ pub struct LinkArgs {
         long,
         value_name = "ALIAS",
         conflicts_with_all = ["remote", "remote_context", "alias"],
-        requires = "proxy_address"
+        requires = "proxy_address",
+        value_parser = input::alias
     )]
     pub external: Option<String>,
 
@@ -371,7 +377,8 @@ pub struct LinkArgs {
         long,
         value_name = "FILE",
         requires = "external",
-        conflicts_with = "public_ca"
+        conflicts_with = "public_ca",
+        value_parser = non_empty_path
     )]
     pub ca_file: Option<std::path::PathBuf>,
 
@@ -388,7 +395,8 @@ pub struct LinkArgs {
         long,
         value_name = "FILE",
         requires = "external",
-        conflicts_with = "remote_url"
+        conflicts_with = "remote_url",
+        value_parser = non_empty_path
     )]
     pub api_key_file: Option<std::path::PathBuf>,
 
@@ -399,15 +407,15 @@ pub struct LinkArgs {
     pub restriction: TrustRestrictionFlags,
 
     /// Namespace of REMOTE (default: the namespace of LOCAL)
-    #[arg(long, value_name = "NAMESPACE")]
+    #[arg(long, value_name = "NAMESPACE", value_parser = input::namespace)]
     pub remote_namespace: Option<String>,
 
     /// Kubeconfig context of REMOTE, when it runs in another Kubernetes cluster
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = input::context)]
     pub remote_context: Option<String>,
 
     /// Kubeconfig file holding --remote-context (default: the same kubeconfig)
-    #[arg(long, value_name = "FILE", requires = "remote_context")]
+    #[arg(long, value_name = "FILE", requires = "remote_context", value_parser = non_empty_path)]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
     /// Across Kubernetes clusters: how REMOTE's remote cluster server is exposed
@@ -421,17 +429,17 @@ pub struct LinkArgs {
     ///
     /// Across Kubernetes clusters with --expose none, and with --external (the remote's remote
     /// cluster endpoint).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = input::proxy_address)]
     pub proxy_address: Option<String>,
 
     /// Across Kubernetes clusters: the TLS server name LOCAL checks
     ///
     /// Default: REMOTE-es-remote-cluster.NAMESPACE.svc, a name in the certificate ECK issues.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = input::server_name)]
     pub server_name: Option<String>,
 
     /// Name LOCAL uses for REMOTE (default: REMOTE's name)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = input::alias)]
     pub alias: Option<String>,
 
     /// Security model (default: api-key when both sides run 8.14 or later, else certificate)
@@ -443,11 +451,11 @@ pub struct LinkArgs {
     pub security: Option<Security>,
 
     /// Index patterns LOCAL may search on REMOTE (API-key model; default: all)
-    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',', value_parser = input::index_pattern)]
     pub search_indices: Vec<String>,
 
     /// Index patterns LOCAL may replicate from REMOTE (API-key model; default: none)
-    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',', value_parser = input::index_pattern)]
     pub replication_indices: Vec<String>,
 
     /// Searches across clusters skip REMOTE when it cannot be reached instead of failing
@@ -466,7 +474,7 @@ pub struct TrustRestrictionFlags {
     ///
     /// Downloaded there after adding this cluster as a trusted environment; it names the nodes
     /// of the peer to accept, since its CA signs every deployment of the region or installation.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     pub trust_file: Option<std::path::PathBuf>,
 
     /// With --security certificate: node-name pattern of the other side to accept
@@ -503,32 +511,34 @@ pub struct RemoteApiFlags {
     pub remote_user: String,
 
     /// With --remote-url: file holding that user's password
-    #[arg(long, value_name = "FILE", requires = "remote_url")]
+    #[arg(long, value_name = "FILE", requires = "remote_url", value_parser = non_empty_path)]
     pub remote_password_file: Option<std::path::PathBuf>,
 
     /// With --remote-url: PEM file of the CA of its HTTPS certificate (default: public CAs)
-    #[arg(long, value_name = "FILE", requires = "remote_url")]
+    #[arg(long, value_name = "FILE", requires = "remote_url", value_parser = non_empty_path)]
     pub remote_ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct TrustArgs {
     /// The Elasticsearch in the current context (or --context)
+    #[arg(value_parser = input::elasticsearch_name)]
     pub local: String,
 
     /// The Elasticsearch in --remote-context
+    #[arg(value_parser = input::elasticsearch_name)]
     pub remote: String,
 
     /// Namespace of REMOTE (default: the namespace of LOCAL)
-    #[arg(long, value_name = "NAMESPACE")]
+    #[arg(long, value_name = "NAMESPACE", value_parser = input::namespace)]
     pub remote_namespace: Option<String>,
 
     /// Kubeconfig context of REMOTE
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = input::context)]
     pub remote_context: Option<String>,
 
     /// Kubeconfig file holding --remote-context (default: the same kubeconfig)
-    #[arg(long, value_name = "FILE", requires = "remote_context")]
+    #[arg(long, value_name = "FILE", requires = "remote_context", value_parser = non_empty_path)]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
     /// Only LOCAL trusts REMOTE's CA (default: both ways)
@@ -555,18 +565,19 @@ impl LinkArgs {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The Elasticsearch that becomes the remote cluster
+    #[arg(value_parser = input::elasticsearch_name)]
     pub remote: String,
 
     /// The alias the other side will use for it
-    #[arg(long = "for", value_name = "ALIAS")]
+    #[arg(long = "for", value_name = "ALIAS", value_parser = input::alias)]
     pub alias: String,
 
     /// Index patterns the other side may search (default: all)
-    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',', value_parser = input::index_pattern)]
     pub search_indices: Vec<String>,
 
     /// Index patterns the other side may replicate
-    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',', value_parser = input::index_pattern)]
     pub replication_indices: Vec<String>,
 
     /// How REMOTE is exposed to the other side
@@ -578,7 +589,7 @@ pub struct ExportArgs {
     pub expose: ExposeMode,
 
     /// The HOST:PORT the other side dials, when you expose REMOTE yourself
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = input::proxy_address)]
     pub proxy_address: Option<String>,
 
     /// Security model: api-key (a key for the other side) or certificate (mutual transport trust)
@@ -586,7 +597,7 @@ pub struct ExportArgs {
     pub security: Security,
 
     /// With --security certificate: PEM file of the other side's transport CA, to trust here
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     pub ca_file: Option<std::path::PathBuf>,
 
     #[command(flatten)]
@@ -596,7 +607,7 @@ pub struct ExportArgs {
     ///
     /// The API key file is readable only by you (mode 0600); INSTRUCTIONS.md says what to enter
     /// on the other side.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
     pub output_dir: Option<std::path::PathBuf>,
 
     /// Also print the API key on stdout
@@ -622,11 +633,11 @@ pub struct ExportArgs {
     pub apply_user: String,
 
     /// With --apply-to: file holding that user's password
-    #[arg(long, value_name = "FILE", requires = "apply_to")]
+    #[arg(long, value_name = "FILE", requires = "apply_to", value_parser = non_empty_path)]
     pub apply_password_file: Option<std::path::PathBuf>,
 
     /// With --apply-to: PEM file of the CA of its HTTPS certificate (default: the public web PKI)
-    #[arg(long, value_name = "FILE", requires = "apply_to")]
+    #[arg(long, value_name = "FILE", requires = "apply_to", value_parser = non_empty_path)]
     pub apply_ca_file: Option<std::path::PathBuf>,
 
     #[command(flatten)]
@@ -636,10 +647,11 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct UnexportArgs {
     /// The Elasticsearch that was exported
+    #[arg(value_parser = input::elasticsearch_name)]
     pub remote: String,
 
     /// The alias it was exported for
-    #[arg(long = "for", value_name = "ALIAS")]
+    #[arg(long = "for", value_name = "ALIAS", value_parser = input::alias)]
     pub alias: String,
 
     #[command(flatten)]
@@ -649,9 +661,11 @@ pub struct UnexportArgs {
 #[derive(Debug, Args)]
 pub struct UnlinkArgs {
     /// The Elasticsearch whose link is removed
+    #[arg(value_parser = input::elasticsearch_name)]
     pub local: String,
 
     /// The alias of the remote cluster to remove
+    #[arg(value_parser = input::alias)]
     pub alias: String,
 
     /// Also turn off the remote's remote cluster server when no other cluster uses it
@@ -677,7 +691,7 @@ pub struct UnlinkArgs {
     ///
     /// The remote's context is the one the link was made with (recorded on LOCAL); default: the
     /// same kubeconfig.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     pub remote_kubeconfig: Option<std::path::PathBuf>,
 
     // A link to a cluster outside Kubernetes whose key the plugin created: --remote-url and its
@@ -721,6 +735,7 @@ Exit code 3 means a configured link is not connected; the PROBLEM column says wh
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
     /// The Elasticsearch to describe (in the first --context)
+    #[arg(value_parser = input::elasticsearch_name)]
     pub name: String,
 
     /// Also look for links to it in every other context
@@ -841,8 +856,27 @@ pub struct CompletionArgs {
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Write kubectl-remote_cluster.1 and one page per command into DIR instead of printing
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = non_empty_path)]
     pub out_dir: Option<PathBuf>,
+}
+
+/// A file or directory path: not empty (which would name nothing, or the current directory).
+fn non_empty_path(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        Err("empty path: give the path of a file or directory".to_string())
+    } else {
+        Ok(PathBuf::from(value))
+    }
+}
+
+/// `--request-timeout`, checked as kubectl reads it and kept as given.
+fn request_timeout(value: &str) -> Result<String, String> {
+    input::request_timeout(value).map(|_| value.to_string())
+}
+
+/// `--timeout`, checked as kubectl reads its duration flags and kept as given.
+fn wait_timeout(value: &str) -> Result<String, String> {
+    input::wait_timeout(value).map(|_| value.to_string())
 }
 
 // What the flags ask for, in the workflows' terms.

@@ -51,12 +51,12 @@ pub enum UserError {
     InvalidContext { context: String, reason: String },
 
     #[error(
-        "invalid --request-timeout {value:?}: use a number with a unit, such as 30s, 2m or 1h (0 means no timeout)"
+        "invalid --request-timeout {value:?}: {reason} (0 means no timeout, a bare number is seconds)"
     )]
-    InvalidTimeout { value: String },
+    InvalidTimeout { value: String, reason: String },
 
-    #[error("invalid --timeout {value:?}: use a number with a unit, such as 90s or 10m")]
-    InvalidWaitTimeout { value: String },
+    #[error("invalid --timeout {value:?}: {reason} (0 means no limit)")]
+    InvalidWaitTimeout { value: String, reason: String },
 
     #[error("{command} works on one context; pass a single --context")]
     OneContext { command: &'static str },

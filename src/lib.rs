@@ -2,7 +2,7 @@
 
 // Layers, top to bottom (docs/design.md; tests/layers.rs keeps imports pointing down):
 // commands, complete > cli > workflow > observe, apply > es > k8s > error, interrupt > describe >
-// plan > output, versions.
+// plan > output, versions, input.
 pub mod apply;
 pub mod cli;
 pub mod commands;
@@ -10,6 +10,7 @@ pub mod complete;
 pub mod describe;
 pub mod error;
 pub mod es;
+pub mod input;
 pub mod interrupt;
 pub mod k8s;
 pub mod observe;

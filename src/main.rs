@@ -8,14 +8,14 @@ fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            // --help and --version go to stdout with 0; usage errors to stderr with 2.
-            let _ = err.print();
-            let code = if err.use_stderr() {
-                ExitCode::Usage
-            } else {
-                ExitCode::Ok
-            };
-            return std::process::ExitCode::from(code as u8);
+            // --help and --version go to stdout with 0; usage errors to stderr with 2, as one
+            // line like every other error.
+            if !err.use_stderr() {
+                let _ = err.print();
+                return std::process::ExitCode::from(ExitCode::Ok as u8);
+            }
+            output::error(&one_line_usage_error(&err.render().to_string()));
+            return std::process::ExitCode::from(ExitCode::Usage as u8);
         }
     };
     init_diagnostics(cli.global.verbosity);
@@ -43,6 +43,25 @@ fn main() -> std::process::ExitCode {
         started.elapsed()
     );
     std::process::ExitCode::from(code)
+}
+
+/// clap's usage error in one line: its message, the details it lists (missing arguments,
+/// possible values, a suggestion), and where to read more; the usage synopsis is left out.
+fn one_line_usage_error(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        let line = line.strip_prefix("tip: ").unwrap_or(line);
+        let line = line.trim_start_matches('[').trim_end_matches(']');
+        parts.push(line.to_string());
+    }
+    let mut text = parts.join("; ");
+    text = text.replace(":; ", ": ");
+    text.push_str("; see --help");
+    text
 }
 
 /// What `-v=2` says first: the command and the global settings it runs with (names and paths

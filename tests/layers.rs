@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["error", "interrupt"],
     &["describe"],
     &["plan"],
-    &["output", "versions"],
+    &["output", "versions", "input"],
 ];
 
 /// Modules allowed to name clap: the command line and what renders it.

@@ -184,7 +184,7 @@ fn bad_files_and_addresses_are_refused_without_a_write() {
                 key: good.key.clone(),
             },
             "cloud.external.invalid",
-            "is not HOST:PORT",
+            "not HOST:PORT",
         ),
     ];
     east.clear_requests();
@@ -430,4 +430,36 @@ fn certificate_model_to_an_external_cluster_connects_once_it_trusts_our_ca() {
     assert_eq!(after["spec"], before["spec"]);
     assert!(east.remote_info("search", "catalog").get("cloud").is_none());
     world.assert_unchanged(&["east"], &objects);
+}
+
+#[test]
+fn every_certificate_of_a_ca_bundle_reaches_the_local_cluster() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    let key = key_made_on_the_remote(&world);
+    let files = files(&world, &key);
+    // A rotation bundle: the CA the remote moves to, then the one it uses now.
+    let next_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let next = params.self_signed(&next_key).unwrap();
+    let current = std::fs::read_to_string(&files.ca).unwrap();
+    std::fs::write(&files.ca, format!("{}{current}", next.pem())).unwrap();
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    let mut args = link_args(&address, &files);
+    args.push("--wait=false");
+    world.ok(args);
+    let bundle = east
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("search"),
+            "catalog-remote-cluster-cas",
+        )
+        .expect("the CA bundle ConfigMap");
+    let text = bundle["data"]["ca.crt"].as_str().unwrap();
+    assert_eq!(
+        text.matches("-----BEGIN CERTIFICATE-----").count(),
+        2,
+        "{text}"
+    );
 }

@@ -228,7 +228,10 @@ fn pre_write_checks_exit_2_without_writing() {
             vec!["link", "catalog", "products", "-n", "nowhere"],
             "not found in namespace \"nowhere\"",
         ),
-        (link(&["--alias", "Bad.Alias"]), "is not valid"),
+        (
+            link(&["--alias", "Bad.Alias"]),
+            "not a remote cluster alias",
+        ),
         (
             vec!["link", "hand", "products", "-n", "search"],
             "alias \"products\" is already used on search/hand (context east) by a link to search/orders",
@@ -257,7 +260,7 @@ fn pre_write_checks_exit_2_without_writing() {
             vec!["unlink", "catalog", "nothing", "-n", "search"],
             "has no remote cluster with alias \"nothing\"",
         ),
-        (link(&["--timeout", "soon"]), "invalid --timeout"),
+        (link(&["--timeout", "soon"]), "for '--timeout <DURATION>'"),
     ];
     for (args, expected) in cases {
         world.refused(args, expected);

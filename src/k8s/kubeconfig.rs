@@ -48,7 +48,7 @@ pub fn load(flag: Option<&Path>) -> Result<LoadedKubeconfig, UserError> {
     let files = kubeconfig_paths(flag)?;
     let mut merged: Option<Kubeconfig> = None;
     for file in &files {
-        let one = Kubeconfig::read_from(file).map_err(|err| file_error(file, err))?;
+        let one = read_file(file)?;
         merged = Some(match merged {
             None => one,
             Some(so_far) => so_far.merge(one).map_err(|err| file_error(file, err))?,
@@ -58,6 +58,92 @@ pub fn load(flag: Option<&Path>) -> Result<LoadedKubeconfig, UserError> {
         config: merged.unwrap_or_default(),
         files,
     })
+}
+
+/// One kubeconfig file, read as kube's `Kubeconfig::read_from` reads it (UTF-8, or UTF-16 or
+/// UTF-8 after a byte-order mark; relative file paths taken from the file's directory), but only
+/// when it is a regular file of at most 16 MiB, and refusing a malformed encoding instead of
+/// panicking on it.
+pub fn read_file(path: &Path) -> Result<Kubeconfig, UserError> {
+    let bytes = crate::input::read_regular_file(path, crate::input::MAX_KUBECONFIG_FILE).map_err(
+        |reason| UserError::UnreadableKubeconfig {
+            path: path.to_path_buf(),
+            reason: reason
+                .strip_prefix("cannot be read: ")
+                .unwrap_or(&reason)
+                .to_string(),
+        },
+    )?;
+    let text = decode(&bytes).map_err(|reason| UserError::MalformedKubeconfig {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    })?;
+    let mut config = Kubeconfig::from_yaml(&text).map_err(|err| file_error(path, err))?;
+    if let Some(dir) = path.parent() {
+        absolute_paths(&mut config, dir);
+    }
+    Ok(config)
+}
+
+/// The text of a kubeconfig: UTF-8, with or without a byte-order mark, or UTF-16 after one.
+pub fn decode(bytes: &[u8]) -> Result<String, &'static str> {
+    let utf16 = |body: &[u8], from: fn([u8; 2]) -> u16| {
+        if !body.len().is_multiple_of(2) {
+            return Err(
+                "it starts with a UTF-16 byte-order mark but has an odd number of bytes; save it as UTF-8",
+            );
+        }
+        let units: Vec<u16> = body.chunks_exact(2).map(|c| from([c[0], c[1]])).collect();
+        String::from_utf16(&units).map_err(|_| "it is not valid UTF-16; save it as UTF-8")
+    };
+    match bytes {
+        [0xFF, 0xFE, body @ ..] => utf16(body, u16::from_le_bytes),
+        [0xFE, 0xFF, body @ ..] => utf16(body, u16::from_be_bytes),
+        [0xEF, 0xBB, 0xBF, body @ ..] => {
+            String::from_utf8(body.to_vec()).map_err(|_| "it is not valid UTF-8")
+        }
+        _ => String::from_utf8(bytes.to_vec()).map_err(|_| "it is not valid UTF-8"),
+    }
+}
+
+/// Relative paths in a kubeconfig are relative to its file, as client-go reads them.
+fn absolute_paths(config: &mut Kubeconfig, dir: &Path) {
+    let absolute = |path: &mut String| {
+        if Path::new(path.as_str()).is_relative()
+            && let Some(joined) = dir.join(path.as_str()).to_str()
+        {
+            *path = joined.to_string();
+        }
+    };
+    for named in &mut config.clusters {
+        if let Some(cluster) = &mut named.cluster
+            && let Some(path) = &mut cluster.certificate_authority
+        {
+            absolute(path);
+        }
+    }
+    for named in &mut config.auth_infos {
+        let Some(auth) = &mut named.auth_info else {
+            continue;
+        };
+        for path in [
+            &mut auth.client_certificate,
+            &mut auth.client_key,
+            &mut auth.token_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            absolute(path);
+        }
+        // Exec commands only when they name a path, so bare PATH lookups stay as they are.
+        if let Some(exec) = &mut auth.exec
+            && let Some(command) = &mut exec.command
+            && command.contains(std::path::MAIN_SEPARATOR)
+        {
+            absolute(command);
+        }
+    }
 }
 
 fn file_error(path: &Path, err: KubeconfigError) -> UserError {
@@ -119,7 +205,13 @@ impl LoadedKubeconfig {
             return Ok(vec![current.to_string()]);
         }
         let mut chosen: Vec<String> = Vec::new();
-        for name in named.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        for name in named {
+            if let Err(reason) = crate::input::context(name) {
+                return Err(UserError::InvalidContext {
+                    context: name.clone(),
+                    reason,
+                });
+            }
             self.check_context(name)?;
             if !chosen.iter().any(|c| c == name) {
                 chosen.push(name.to_string());
@@ -205,31 +297,12 @@ pub fn server_identity(url: &str) -> String {
     }
 }
 
-/// kubectl's `--request-timeout`: `0` for none, a bare number of seconds, or a number with a unit.
+/// kubectl's `--request-timeout`: `0` for none, a whole number of seconds, or a Go duration.
 pub fn parse_request_timeout(value: &str) -> Result<Option<std::time::Duration>, UserError> {
-    let invalid = || UserError::InvalidTimeout {
+    crate::input::request_timeout(value).map_err(|reason| UserError::InvalidTimeout {
         value: value.to_string(),
-    };
-    let text = value.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let amount: f64 = number.parse().map_err(|_| invalid())?;
-    let seconds = match unit {
-        "" | "s" => amount,
-        "ms" => amount / 1000.0,
-        "m" => amount * 60.0,
-        "h" => amount * 3600.0,
-        _ => return Err(invalid()),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(invalid());
-    }
-    if seconds == 0.0 {
-        return Ok(None);
-    }
-    Ok(Some(std::time::Duration::from_secs_f64(seconds)))
+        reason,
+    })
 }
 
 #[cfg(test)]

@@ -16,39 +16,80 @@ fn bad(path: &Path, reason: impl Into<String>) -> UserError {
     }
 }
 
-/// The CA of the remote's remote cluster server: a PEM certificate that has not expired.
+/// A file the user named: a regular file of at most 1 MiB.
+pub fn read_input_file(path: &Path) -> Result<Vec<u8>, UserError> {
+    crate::input::read_regular_file(path, crate::input::MAX_INPUT_FILE).map_err(|r| bad(path, r))
+}
+
+/// The CA of the remote's remote cluster server: PEM certificates, each a CA (basicConstraints
+/// CA:TRUE, and keyCertSign when it lists key usages) that has not expired. Every certificate
+/// of a bundle is kept, so a bundle that holds the old and the new CA of a rotation stays whole.
 pub fn read_ca_file(path: &Path, now: jiff::Timestamp) -> Result<RemoteCa, UserError> {
-    let pem = std::fs::read(path).map_err(|e| bad(path, format!("cannot be read: {e}")))?;
-    let (_, block) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| {
+    let pem = read_input_file(path)?;
+    let not_pem = || {
         bad(
             path,
             "is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)",
         )
-    })?;
-    let certificate = block.parse_x509().map_err(|e| {
-        bad(
-            path,
-            format!("holds a PEM block that is not an X.509 certificate: {e}"),
-        )
-    })?;
-    let not_after = certificate.validity().not_after.timestamp();
-    if not_after < now.as_second() {
-        let when = jiff::Timestamp::from_second(not_after)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        return Err(bad(
-            path,
-            format!("holds a certificate that expired on {when}; ask for the remote's current CA"),
-        ));
+    };
+    let mut certificates: Vec<Vec<u8>> = Vec::new();
+    for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
+        let block = block.map_err(|_| not_pem())?;
+        let n = certificates.len() + 1;
+        if block.label != "CERTIFICATE" {
+            return Err(bad(
+                path,
+                format!(
+                    "holds a PEM block {:?} that is not a certificate; give only the CA certificate(s), never a key",
+                    block.label
+                ),
+            ));
+        }
+        let certificate = block.parse_x509().map_err(|e| {
+            bad(
+                path,
+                format!("holds a PEM block that is not an X.509 certificate: {e}"),
+            )
+        })?;
+        let not_after = certificate.validity().not_after.timestamp();
+        if not_after < now.as_second() {
+            let when = jiff::Timestamp::from_second(not_after)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            return Err(bad(
+                path,
+                format!(
+                    "holds a certificate (number {n}) that expired on {when}; ask for the remote's current CA"
+                ),
+            ));
+        }
+        let is_ca = matches!(certificate.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+        let signs = match certificate.key_usage() {
+            Ok(Some(usage)) => usage.value.key_cert_sign(),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        if !is_ca || !signs {
+            return Err(bad(
+                path,
+                format!(
+                    "holds a certificate (number {n}, {}) that is not a CA (no basicConstraints CA:TRUE with keyCertSign); give the CA that signed the remote's certificate, not the certificate itself",
+                    certificate.subject()
+                ),
+            ));
+        }
+        certificates.push(block.contents);
     }
-    super::first_certificate(&pem).ok_or_else(|| bad(path, "is not a PEM certificate"))
+    if certificates.is_empty() {
+        return Err(not_pem());
+    }
+    Ok(super::certificate_bundle(&certificates))
 }
 
 /// An encoded cross-cluster API key (`encoded` as Elasticsearch returns it: base64 of
 /// `id:secret`); returns it with its id.
 pub fn read_api_key(path: &Path) -> Result<(SecretString, String), UserError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot be read: {e}")))?;
+    let text = String::from_utf8(read_input_file(path)?).unwrap_or_default();
     let encoded = text.trim();
     let not_a_key = || {
         bad(
@@ -61,7 +102,9 @@ pub fn read_api_key(path: &Path) -> Result<(SecretString, String), UserError> {
         .map_err(|_| not_a_key())?;
     let decoded = String::from_utf8(decoded).map_err(|_| not_a_key())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(not_a_key)?;
-    if id.is_empty() || secret.is_empty() || id.contains(char::is_whitespace) {
+    // Elasticsearch's key ids are URL-safe base64; the id goes into a query string.
+    let id_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if id.is_empty() || secret.is_empty() || !id.chars().all(id_ok) {
         return Err(not_a_key());
     }
     Ok((SecretString::from(encoded.to_string()), id.to_string()))
@@ -84,8 +127,8 @@ pub struct TrustSubjects {
 pub fn trust_subjects(file: Option<&Path>, given: &[String]) -> Result<TrustSubjects, UserError> {
     let mut subjects = TrustSubjects::default();
     if let Some(path) = file {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot be read: {e}")))?;
+        let text = String::from_utf8(read_input_file(path)?)
+            .map_err(|_| bad(path, "is not UTF-8 text; give the trust.yml as downloaded"))?;
         for pattern in subjects_of_trust_yml(&text).map_err(|reason| bad(path, reason))? {
             if pattern.ends_with(".es.local.account") {
                 subjects.dropped.push(pattern);

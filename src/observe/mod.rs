@@ -420,11 +420,12 @@ pub async fn certificate_link(
     let alias = alias.map_or_else(|| remote.id.name.clone(), str::to_string);
     let services = Api::<Service>::namespaced(remote_client.client.clone(), sides.remote_namespace);
     let transport_service = format!("{}-es-transport", remote.id.name);
-    let (local_side, remote_side, transport, settings) = tokio::join!(
+    let (local_side, remote_side, transport, settings, pending) = tokio::join!(
         trust_side(local_client, local.clone()),
         trust_side(remote_client, remote),
         remote_client.call(services.get_opt(&transport_service)),
         alias_settings(local_client, sides.es, &local, &alias, deadline),
+        read_pending(local_client, &local.id, &alias),
     );
     Ok(plan::CertificateObserved {
         remote_cluster: remote_client.identity().await,
@@ -434,6 +435,7 @@ pub async fn certificate_link(
         remote_operator,
         exposed_host: eck::load_balancer_host(transport?.as_ref()),
         local_alias_settings: settings?,
+        pending: pending?,
     })
 }
 
@@ -444,21 +446,32 @@ pub fn to_value<T: serde::Serialize>(object: T) -> Value {
 /// The first certificate of a PEM bundle (ECK's CA comes first) and its SHA-256 fingerprint.
 pub fn first_certificate(pem: &[u8]) -> Option<RemoteCa> {
     let der: CertificateDer<'static> = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
-    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref())
+    Some(certificate_bundle(&[der.as_ref()]))
+}
+
+/// Certificates (DER) as one PEM bundle, in their order, with the SHA-256 of their DER bytes
+/// one after the other (for one certificate, its usual fingerprint).
+pub fn certificate_bundle(certificates: &[impl AsRef<[u8]>]) -> RemoteCa {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut pem = String::new();
+    for der in certificates {
+        let der = der.as_ref();
+        digest.update(der);
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for chunk in encoded.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    let fingerprint = digest
+        .finish()
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
-    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref());
-    let mut body = String::new();
-    for chunk in encoded.as_bytes().chunks(64) {
-        body.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        body.push('\n');
-    }
-    Some(RemoteCa {
-        pem: format!("-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"),
-        fingerprint,
-    })
+    RemoteCa { pem, fingerprint }
 }
 
 /// The active cross-cluster API keys on `remote` with the name the plugin gives a link's keys
@@ -636,12 +649,14 @@ pub async fn certificate_unlink(
         None => None,
     };
     let local_restricted = restricted_side(local_client, &local_side).await?;
+    let pending = read_pending(local_client, &local_side.es.id, alias).await?;
     Ok(plan::CertificateUnlinkObserved {
         local: local_side,
         remote,
         record: record.clone(),
         local_alias_settings: settings,
         local_restricted,
+        pending,
     })
 }
 
@@ -706,18 +721,27 @@ pub async fn cross_unlink(
     })
 }
 
+/// The pending record's ConfigMap of `alias` on `local`'s namespace, as the API server returns it.
+async fn read_pending(
+    client: &ContextClient,
+    local: &plan::ClusterId,
+    alias: &str,
+) -> anyhow::Result<Option<Value>> {
+    let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &local.namespace);
+    let found = client
+        .call(maps.get_opt(&plan::pending_name(local, alias)))
+        .await?;
+    Ok(found.map(to_value))
+}
+
 /// The pending record an interrupted link or unlink of `alias` left on the local's namespace.
 pub async fn pending_operation(
     client: &ContextClient,
     local: &plan::ClusterId,
     alias: &str,
 ) -> anyhow::Result<Option<plan::PendingOperation>> {
-    let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &local.namespace);
-    let found = client
-        .call(maps.get_opt(&plan::pending_name(local, alias)))
-        .await?;
-    Ok(found
-        .map(to_value)
+    Ok(read_pending(client, local, alias)
+        .await?
         .as_ref()
         .and_then(plan::PendingOperation::from_object))
 }

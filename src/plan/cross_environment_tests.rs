@@ -613,6 +613,7 @@ fn certificate_observed() -> CertificateObserved {
         remote_operator: operator(true),
         exposed_host: None,
         local_alias_settings: BTreeMap::new(),
+        pending: None,
     }
 }
 
@@ -636,6 +637,18 @@ fn apply_certificate(state: &mut CertificateObserved, plan: &Plan) {
                 object: ObjectKind::ConfigMap,
                 data,
                 ..
+            } if data.contains_key(PENDING_KEY) => {
+                let DataValue::Literal(text) = &data[PENDING_KEY] else {
+                    panic!("the pending record is literal")
+                };
+                state.pending = Some(
+                    json!({"metadata": {"resourceVersion": "8"}, "data": {PENDING_KEY: text}}),
+                );
+            }
+            Change::ApplyObject {
+                object: ObjectKind::ConfigMap,
+                data,
+                ..
             } => {
                 let DataValue::Literal(bundle) = &data["ca.crt"] else {
                     panic!("CAs are public")
@@ -643,6 +656,11 @@ fn apply_certificate(state: &mut CertificateObserved, plan: &Plan) {
                 side.ca_configmap =
                     Some(json!({"metadata": {"resourceVersion": "3"}, "data": {"ca.crt": bundle}}));
             }
+            Change::DeleteObject {
+                object: ObjectKind::ConfigMap,
+                name,
+                ..
+            } if is_pending_record(name) => state.pending = None,
             Change::DeleteObject {
                 object: ObjectKind::ConfigMap,
                 ..
@@ -714,6 +732,7 @@ fn certificate_unlink_restores_both_sides_and_keeps_a_users_configmap() {
             record,
             local_alias_settings: state.local_alias_settings.clone(),
             local_restricted: RestrictedObserved::default(),
+            pending: None,
         },
         "products",
     );
@@ -1055,6 +1074,7 @@ fn a_restricted_external_link_is_undone_by_unlink() {
         record,
         local_alias_settings: BTreeMap::new(),
         local_restricted: state.restricted.clone(),
+        pending: None,
     };
     let undo = plan_certificate_unlink(&observed, "ech");
     apply_restricted(&mut state, &undo.plan);
@@ -1454,6 +1474,7 @@ fn a_users_ca_configmap_without_a_final_newline_is_restored_exactly() {
             record,
             local_alias_settings: state.local_alias_settings.clone(),
             local_restricted: RestrictedObserved::default(),
+            pending: None,
         },
         "products",
     );

@@ -40,6 +40,8 @@ pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outco
         .output_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}-export-{}", args.remote, args.alias)));
+    // Refused before anything is written to the cluster: the handover could not be written.
+    check_output_dir(&out_dir)?;
     if args.restriction.given() && args.security != plan::SecurityModel::Certificate {
         return Err(UserError::TrustWithoutCertificate.into());
     }
@@ -238,11 +240,13 @@ async fn export_certificate(
         .output_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}-export-{}", args.remote, args.alias)));
-    std::fs::create_dir_all(&out_dir)?;
-    std::fs::write(out_dir.join("ca.crt"), &own.pem)?;
-    std::fs::write(
-        out_dir.join("INSTRUCTIONS.md"),
-        certificate_instructions(&args.alias, &address, &target.namespace),
+    create_output_dir(&out_dir)?;
+    replace_file(&out_dir, "ca.crt", own.pem.as_bytes(), 0o644)?;
+    replace_file(
+        &out_dir,
+        "INSTRUCTIONS.md",
+        certificate_instructions(&args.alias, &address, &target.namespace).as_bytes(),
+        0o644,
     )?;
     let summary = format!(
         "alias: {}\nproxy_address: {address}\nca: {}\n",
@@ -333,6 +337,102 @@ async fn apply_remote_settings(
     Ok(())
 }
 
+/// The files an export writes into its output directory.
+const HANDOVER_FILES: [&str; 3] = ["ca.crt", "api-key", "INSTRUCTIONS.md"];
+
+/// The output directory is usable: absent (it is created), or a directory that is not a
+/// symbolic link, where each handover file is absent or a regular file (not a link) that an
+/// earlier export left and that is replaced.
+fn check_output_dir(dir: &Path) -> Result<(), UserError> {
+    let refuse = |path: &Path, reason: &str| UserError::BadInputFile {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(refuse(dir, &format!("cannot be used as --output-dir: {e}")));
+        }
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(refuse(
+                dir,
+                "is a symbolic link; give a real directory as --output-dir (or a new path)",
+            ));
+        }
+        Ok(meta) if !meta.is_dir() => {
+            return Err(refuse(
+                dir,
+                "is not a directory; give a directory as --output-dir (or a new path)",
+            ));
+        }
+        Ok(_) => {}
+    }
+    for name in HANDOVER_FILES {
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(refuse(
+                    &path,
+                    "is a symbolic link, which the export will not write through; remove it or give another --output-dir",
+                ));
+            }
+            Ok(meta) if !meta.is_file() => {
+                return Err(refuse(
+                    &path,
+                    "is not a regular file; remove it or give another --output-dir",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Creates the output directory (owner only, when new) and checks it is not a link.
+fn create_output_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
+    }
+    check_output_dir(dir)?;
+    Ok(())
+}
+
+/// Writes `name` in `dir` without ever following a link: the content goes into a new file
+/// (exclusive create, no-follow, `mode` from the start), which is then renamed over `name`;
+/// the rename replaces a file left there (or a link planted since the check) instead of
+/// writing through it.
+fn replace_file(dir: &Path, name: &str, content: &[u8], mode: u32) -> anyhow::Result<()> {
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode).custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options
+        .open(&temporary)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", temporary.display()))?;
+    let written = file
+        .write_all(content)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, dir.join(name)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(anyhow::anyhow!(
+            "cannot write {}: {e}",
+            dir.join(name).display()
+        ));
+    }
+    Ok(())
+}
+
 /// The files the other side needs; the key readable by the owner only.
 fn write_handover(
     dir: &Path,
@@ -342,24 +442,16 @@ fn write_handover(
     ca_pem: &str,
     key: Option<&str>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("ca.crt"), ca_pem)?;
+    create_output_dir(dir)?;
+    replace_file(dir, "ca.crt", ca_pem.as_bytes(), 0o644)?;
     if let Some(key) = key {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(dir.join("api-key"))?;
-        // The mode above applies only to a new file: a key file left from an earlier export
-        // keeps its permissions unless they are narrowed before the key is written.
-        #[cfg(unix)]
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        file.write_all(key.as_bytes())?;
-        file.write_all(b"\n")?;
+        replace_file(dir, "api-key", format!("{key}\n").as_bytes(), 0o600)?;
     }
-    std::fs::write(
-        dir.join("INSTRUCTIONS.md"),
-        instructions(alias, address, server_name),
+    replace_file(
+        dir,
+        "INSTRUCTIONS.md",
+        instructions(alias, address, server_name).as_bytes(),
+        0o644,
     )?;
     Ok(())
 }
@@ -458,6 +550,32 @@ pub async fn unexport(scope: &Scope, args: &UnexportRequest) -> anyhow::Result<O
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_planted_link_is_refused_and_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "precious\n").unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&target, out.join("api-key")).unwrap();
+        let err = check_output_dir(&out).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        // Planted after the check: the rename replaces the link, the target keeps its content.
+        replace_file(&out, "api-key", b"key\n", 0o600).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+        assert!(
+            !std::fs::symlink_metadata(out.join("api-key"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let linked_dir = dir.path().join("linked");
+        std::os::unix::fs::symlink(&out, &linked_dir).unwrap();
+        assert!(check_output_dir(&linked_dir).is_err());
+        assert!(check_output_dir(&target).is_err());
+        assert!(check_output_dir(&dir.path().join("new")).is_ok());
+    }
 
     #[test]
     fn a_key_file_left_readable_by_others_is_narrowed_before_the_key_is_written() {

@@ -155,16 +155,15 @@ pub async fn connect_remote_api(remote: &RemoteApi, url: &str) -> anyhow::Result
         .remote_password_file
         .as_deref()
         .ok_or(UserError::MissingRemotePassword)?;
-    let password = std::fs::read_to_string(password_file).map_err(|e| UserError::BadInputFile {
-        path: password_file.to_path_buf(),
-        reason: format!("cannot be read: {e}"),
+    let password = String::from_utf8(files::read_input_file(password_file)?).map_err(|_| {
+        UserError::BadInputFile {
+            path: password_file.to_path_buf(),
+            reason: "is not UTF-8 text; put the password alone in the file".to_string(),
+        }
     })?;
     let password = secrecy::SecretString::from(password.trim_end_matches(['\n', '\r']).to_string());
     let ca = match &remote.remote_ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|e| UserError::BadInputFile {
-            path: path.clone(),
-            reason: format!("cannot be read: {e}"),
-        })?),
+        Some(path) => Some(files::read_input_file(path)?),
         None => None,
     };
     let es = EsClient::connect_url(

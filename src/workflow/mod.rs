@@ -334,11 +334,16 @@ pub fn applied_but_pending(err: anyhow::Error, plan: &Plan, pending: &str) -> an
         })
         .map(|s| format!("{} on {}", s.summary, s.cluster))
         .collect();
+    // An unlink run again has nothing left to do (its record is gone), so it cannot wait.
+    let next = if std::env::args().nth(1).as_deref() == Some("unlink") {
+        "ECK finishes it on its own; `kubectl get elasticsearch --watch` shows when".to_string()
+    } else {
+        format!("run `{}` again to wait for it", rerun_command())
+    };
     anyhow::anyhow!(
-        "{err}; the plan was applied ({} steps: {}), but {pending} is still pending: run `{}` again to wait for it",
+        "{err}; the plan was applied ({} steps: {}), but {pending} is still pending: {next}",
         steps.len(),
         steps.join("; "),
-        rerun_command()
     )
 }
 
@@ -416,14 +421,15 @@ pub fn confirm(plan: &Plan, flags: &MutationOptions) -> anyhow::Result<()> {
     }
 }
 
+/// `--timeout`: a Go duration; `0` is no limit.
 pub fn parse_wait_timeout(value: &str) -> anyhow::Result<Duration> {
-    match kubeconfig::parse_request_timeout(value) {
-        Ok(Some(limit)) => Ok(limit),
-        _ => Err(UserError::InvalidWaitTimeout {
+    crate::input::wait_timeout(value).map_err(|reason| {
+        UserError::InvalidWaitTimeout {
             value: value.to_string(),
+            reason,
         }
-        .into()),
-    }
+        .into()
+    })
 }
 
 pub use crate::apply::wait::{Progress, wait_for_connection, wait_for_rollout};

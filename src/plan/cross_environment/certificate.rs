@@ -246,6 +246,8 @@ pub struct CertificateObserved {
     /// The LoadBalancer host of `<remote>-es-transport`, if it has one.
     pub exposed_host: Option<String>,
     pub local_alias_settings: BTreeMap<String, Value>,
+    /// The ConfigMap an interrupted link or unlink of this alias left ([`pending_name`]).
+    pub pending: Option<Value>,
 }
 
 pub fn plan_certificate_link(
@@ -367,6 +369,8 @@ pub fn plan_certificate_link(
         remote_cluster_uid: observed.remote_cluster.uid.clone(),
         remote_server: Some(observed.remote_cluster.server.clone()),
     };
+    let pending = PendingOperation::new("link", &alias, &record);
+    check_pending(&local.id, observed.pending.as_ref(), &pending)?;
     let mut links = ours.clone();
     let mut local_annotations: Vec<(&str, Option<String>)> = Vec::new();
     let mut diff = diff;
@@ -403,6 +407,7 @@ pub fn plan_certificate_link(
         },
         format!("connect alias {alias:?} in proxy mode (transport, port 9300)"),
     ));
+    let steps = with_pending_record(steps, &local.id, observed.pending.as_ref(), &pending, true);
     Ok(LinkPlan {
         alias,
         security: SecurityModel::Certificate,
@@ -420,6 +425,8 @@ pub struct CertificateUnlinkObserved {
     pub local_alias_settings: BTreeMap<String, Value>,
     /// The local's restricted transport trust (for a remote on Elastic Cloud Hosted or ECE).
     pub local_restricted: RestrictedObserved,
+    /// The ConfigMap an interrupted link or unlink of this alias left ([`pending_name`]).
+    pub pending: Option<Value>,
 }
 
 pub fn plan_certificate_unlink(
@@ -538,6 +545,18 @@ pub fn plan_certificate_unlink(
         restarts.then_some("every node restarts without the restricted trust"),
     ));
     steps.extend(after);
+    let steps = if is_external(&observed.record) {
+        steps
+    } else {
+        let intent = PendingOperation::new("unlink", alias, &observed.record);
+        with_pending_record(
+            steps,
+            &local.id,
+            observed.pending.as_ref(),
+            &intent,
+            observed.remote.is_some(),
+        )
+    };
     CrossUnlinkPlan {
         alias: alias.to_string(),
         plan: Plan {
@@ -562,12 +581,15 @@ pub(crate) fn untrust(
         return (before, false, after);
     }
     let remaining = without_block(&current, &label);
-    let ours = side.es.annotation(TRANSPORT_CAS_ANNOTATION).is_some()
-        && side.configmap_name() == transport_cas_name(&side.es.id);
     let name = side.configmap_name();
     let Some(configmap) = &side.ca_configmap else {
         return (before, false, after);
     };
+    // The plugin's own ConfigMap: referenced as ours, or (a link stopped before referencing
+    // it) created with the plugin's label under the plugin's name.
+    let labelled_ours = configmap["metadata"]["labels"][MANAGED_BY_LABEL] == json!(MANAGED_BY);
+    let ours = name == transport_cas_name(&side.es.id)
+        && (side.es.annotation(TRANSPORT_CAS_ANNOTATION).is_some() || labelled_ours);
     let drop_ours = ours && remaining.trim().is_empty();
     if drop_ours {
         after.push(super::unlink::delete_step(
