@@ -137,6 +137,8 @@ pub struct Observed<'a> {
     pub incoming_elsewhere: &'a [IncomingLink],
     /// The restricted transport trust, when the resource uses it.
     pub restricted: Option<&'a crate::plan::RestrictedObserved>,
+    /// Links and unlinks of this cluster that were interrupted (their pending records).
+    pub pending: &'a [crate::plan::PendingOperation],
 }
 
 pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
@@ -329,6 +331,10 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
         );
     }
 
+    for operation in observed.pending {
+        notes.push(pending_note(&es.id, operation));
+    }
+
     Report {
         api_version,
         kind: "RemoteClusterReport",
@@ -344,6 +350,29 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
             .and_then(|r| trust_restriction(&es.id, r)),
         live: observed.remote_info.is_some(),
         notes,
+    }
+}
+
+/// What an interrupted link or unlink left, and the commands that finish or remove it.
+fn pending_note(local: &ClusterId, operation: &crate::plan::PendingOperation) -> String {
+    let unlink = format!(
+        "kubectl remote-cluster unlink {} {} -n {} --context {}",
+        local.name, operation.alias, local.namespace, local.context
+    );
+    let remote = format!(
+        "{}/{} (context {})",
+        operation.remote_namespace, operation.remote_name, operation.remote_context
+    );
+    if operation.operation == "link" {
+        format!(
+            "a link of alias {:?} to {remote} was interrupted and is not finished: run the same `link` again to complete it, or `{unlink}` to remove what it left",
+            operation.alias
+        )
+    } else {
+        format!(
+            "an unlink of alias {:?} from {remote} was interrupted or left the remote side: `{unlink}` finishes it",
+            operation.alias
+        )
     }
 }
 
@@ -477,6 +506,7 @@ mod tests {
         let others = [products, legacy, fan];
         let report = build(
             &Observed {
+                pending: &[],
                 es: &local,
                 others: &others,
                 remote_info: Some(&info),
@@ -492,6 +522,40 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_link_is_named_with_the_commands_that_finish_it() {
+        let local = es("search", "catalog", json!({"version": "9.1.0"}));
+        let pending = [crate::plan::PendingOperation {
+            operation: "link".into(),
+            alias: "products".into(),
+            remote_context: "west".into(),
+            remote_namespace: "shop".into(),
+            remote_name: "products".into(),
+            security: SecurityModel::ApiKey,
+            remote_cluster_uid: None,
+            remote_server: None,
+        }];
+        let report = build(
+            &Observed {
+                pending: &pending,
+                es: &local,
+                others: &[],
+                remote_info: Some(&json!({})),
+                license_level: None,
+                remote_cas: &BTreeMap::new(),
+                incoming_elsewhere: &[],
+                restricted: None,
+            },
+            "v",
+        );
+        assert_eq!(
+            report.notes,
+            [
+                "a link of alias \"products\" to shop/products (context west) was interrupted and is not finished: run the same `link` again to complete it, or `kubectl remote-cluster unlink catalog products -n search --context east` to remove what it left"
+            ]
+        );
+    }
+
+    #[test]
     fn without_elasticsearch_access_states_are_unknown() {
         let local = es(
             "search",
@@ -502,6 +566,7 @@ mod tests {
         );
         let report = build(
             &Observed {
+                pending: &[],
                 es: &local,
                 others: &[],
                 remote_info: None,

@@ -231,6 +231,18 @@ fn sigkill_at_each_step_boundary_leaves_what_unlink_removes() {
     for writes in 1..total {
         let (world, before) = killed_link(writes);
         let context = format!("SIGKILL after {writes} of {total} writes, then unlink");
+        let describe = world
+            .plugin()
+            .args(["describe", "catalog", "-n", "search", "--context", "east"])
+            .output()
+            .unwrap();
+        assert!(
+            common::stdout_of(&describe).contains(
+                "a link of alias \"products\" to shop/products (context west) was interrupted"
+            ),
+            "{context}: describe tells: {}",
+            common::stdout_of(&describe)
+        );
         let unlink = world.plugin().args(unlink_args()).output().unwrap();
         eprintln!(
             "{context}: exit {:?}, {}",

@@ -337,6 +337,8 @@ fn a_failure_after_a_conflict_undoes_the_earlier_attempts_writes() {
         catalog_now["spec"]["updateStrategy"]["changeBudget"]["maxUnavailable"],
         1
     );
+    // Take the concurrent edit back once the operator is idle (it may still be rolling out).
+    world.settle(BOTH);
     east.merge_patch(
         &ResourceKey::ELASTICSEARCHES,
         Some("search"),
@@ -344,7 +346,7 @@ fn a_failure_after_a_conflict_undoes_the_earlier_attempts_writes() {
         &json!({"spec": {"updateStrategy": null}}),
         Sub::Main,
     )
-    .unwrap();
+    .unwrap_or_else(|err| panic!("taking the concurrent edit back: {err}"));
     world.assert_unchanged(BOTH, &before);
 }
 

@@ -65,8 +65,18 @@ pub async fn run(
     } else {
         None
     };
+    let pending = crate::observe::pending_operations(client, &es.id)
+        .await
+        .unwrap_or_else(|err| {
+            output::warning(&format!(
+                "cannot list ConfigMaps in {} to find interrupted links: {err}",
+                es.id.namespace
+            ));
+            Vec::new()
+        });
     let report = describe::build(
         &Observed {
+            pending: &pending,
             es: &es,
             others: &others,
             remote_info: remote_info.as_ref(),

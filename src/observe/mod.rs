@@ -745,3 +745,25 @@ pub async fn pending_operation(
         .as_ref()
         .and_then(plan::PendingOperation::from_object))
 }
+
+/// Every pending record of `local`'s links and unlinks (by the plugin's label and name).
+pub async fn pending_operations(
+    client: &ContextClient,
+    local: &plan::ClusterId,
+) -> anyhow::Result<Vec<plan::PendingOperation>> {
+    let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &local.namespace);
+    let selector = format!("{}={}", plan::MANAGED_BY_LABEL, plan::MANAGED_BY);
+    let found = client
+        .call(maps.list(&kube::api::ListParams::default().labels(&selector)))
+        .await?;
+    Ok(found
+        .items
+        .into_iter()
+        .filter_map(|map| {
+            let name = map.metadata.name.clone()?;
+            let operation = plan::PendingOperation::from_object(&to_value(map))?;
+            // Only this cluster's: the record's name derives from the local and the alias.
+            (name == plan::pending_name(local, &operation.alias)).then_some(operation)
+        })
+        .collect())
+}
