@@ -28,81 +28,6 @@ fn world() -> World {
     )
 }
 
-/// Every object of `clusters` as a map by name, keeping every byte a user could have written:
-/// unlike [`World::snapshot`], an empty `annotations: {}` is kept, so a leftover one shows.
-/// Only what the servers and the operator maintain on their own is left out.
-fn exact(world: &World, clusters: &[&str]) -> Vec<(String, Value)> {
-    let mut objects = Vec::new();
-    for cluster in clusters {
-        let handle = world.sandbox.cluster(cluster);
-        for resource in [
-            ResourceKey::ELASTICSEARCHES,
-            ResourceKey::SECRETS,
-            ResourceKey::CONFIGMAPS,
-            ResourceKey::SERVICES,
-        ] {
-            for mut object in handle.list(&resource, None) {
-                let name = format!(
-                    "{cluster}/{}/{}/{}",
-                    resource.plural,
-                    object["metadata"]["namespace"].as_str().unwrap_or_default(),
-                    object["metadata"]["name"].as_str().unwrap_or_default()
-                );
-                if name.contains("elastic-licensing")
-                    || object["metadata"]["labels"]["common.k8s.elastic.co/type"] == "remote-ca"
-                {
-                    continue;
-                }
-                let metadata = object["metadata"].as_object_mut().unwrap();
-                for key in [
-                    "resourceVersion",
-                    "generation",
-                    "managedFields",
-                    "uid",
-                    "creationTimestamp",
-                ] {
-                    metadata.remove(key);
-                }
-                if let Some(annotations) = metadata
-                    .get_mut("annotations")
-                    .and_then(Value::as_object_mut)
-                {
-                    // ECK's own record of the aliases it configured, not the plugin's.
-                    annotations.remove("elasticsearch.k8s.elastic.co/managed-remote-clusters");
-                }
-                object.as_object_mut().unwrap().remove("status");
-                objects.push((name, object));
-            }
-        }
-    }
-    objects.sort_by(|a, b| a.0.cmp(&b.0));
-    objects
-}
-
-/// Settles, then requires the objects of `clusters` to be exactly `before`.
-fn assert_exactly(world: &World, clusters: &[&str], before: &[(String, Value)]) {
-    world.settle(clusters);
-    common::assert_same_objects(before, &exact(world, clusters));
-}
-
-/// [`assert_exactly`] after a same-operator link, where the simulated ECK removes its own
-/// `managed-remote-clusters` annotation after the plugin's unlink and so may leave an empty map
-/// (a real API server never returns one: `ObjectMeta` omits empty maps). Only that is forgiven.
-fn assert_exactly_but_ecks_empty_map(world: &World, clusters: &[&str], before: &[(String, Value)]) {
-    world.settle(clusters);
-    let mut after = exact(world, clusters);
-    for (_, object) in &mut after {
-        let metadata = object["metadata"].as_object_mut().unwrap();
-        if metadata
-            .get("annotations")
-            .is_some_and(|a| a.as_object().is_some_and(|a| a.is_empty()))
-        {
-            metadata.remove("annotations");
-        }
-    }
-    common::assert_same_objects(before, &after);
-}
-
 /// Same-operator `link` of search/catalog to search/`remote`, then `extra`.
 fn link_here<'a>(remote: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     [
@@ -155,7 +80,7 @@ const USE_FIRST: &str =
 #[test]
 fn a_same_operator_alias_is_never_re_pointed() {
     let world = world();
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     world.ok(link_here("products", &["--alias", "metrics"]));
     // Another remote under the alias.
     world.refused(link_here("reports", &["--alias", "metrics"]), USE_FIRST);
@@ -171,13 +96,13 @@ fn a_same_operator_alias_is_never_re_pointed() {
     world.refused(link_across("products", &["--alias", "metrics"]), USE_FIRST);
     // The link is untouched: unlink takes it all away.
     world.ok(unlink("metrics"));
-    assert_exactly_but_ecks_empty_map(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 #[test]
 fn a_cross_cluster_alias_is_never_re_pointed_nor_switched_to_another_model() {
     let world = world();
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     world.ok(link_across("products", &["--alias", "metrics"]));
     world.refused(link_across("reports", &["--alias", "metrics"]), USE_FIRST);
     world.refused(
@@ -190,7 +115,7 @@ fn a_cross_cluster_alias_is_never_re_pointed_nor_switched_to_another_model() {
     world.refused(link_here("products", &["--alias", "metrics"]), USE_FIRST);
     // Nothing of the first link became unreachable: unlink removes its key, exposure, records.
     world.ok(unlink("metrics"));
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
     let keys = common::api_keys(
         &world.sandbox.cluster("west"),
         "shop",
@@ -224,7 +149,7 @@ fn when_the_local_settings_cannot_be_read_link_waits_then_refuses_without_writin
     let world = world();
     // Hand-made settings of the alias, which the plugin must not take over.
     hand_made_settings(&world);
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     // The local Elasticsearch cannot be reached (restarting) for longer than --timeout.
     world.sandbox.cluster("east").inject_fault(
         Fault::new("GET", "/api/v1/namespaces/search/pods/")
@@ -250,7 +175,7 @@ fn when_the_local_settings_cannot_be_read_link_waits_then_refuses_without_writin
     );
     assert!(!stderr.contains("assuming"), "{stderr}");
     assert_eq!(world.plugin_writes(BOTH), writes, "no write: {stderr}");
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 #[test]
@@ -258,7 +183,7 @@ fn when_the_local_settings_come_back_the_hand_made_alias_is_refused() {
     let world = world();
     let east = world.sandbox.cluster("east");
     hand_made_settings(&world);
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     // Unreachable for a moment only: the read is retried, then finds the settings.
     east.inject_fault(
         Fault::new("GET", "/api/v1/namespaces/search/pods/")
@@ -273,7 +198,7 @@ fn when_the_local_settings_come_back_the_hand_made_alias_is_refused() {
         ),
         "cluster settings kubectl remote-cluster did not make",
     );
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 /// Sets `spec.remoteClusterServer` of west/shop/products as its user would.
@@ -303,7 +228,7 @@ fn a_users_node_port_or_cluster_ip_is_refused_for_a_load_balancer_and_kept_with_
                 "spec": {"type": user_type}
             }}),
         );
-        let before = exact(&world, BOTH);
+        let before = world.snapshot(BOTH);
         world.refused(
             link_across("products", &[]),
             &format!("already sets spec.remoteClusterServer.service.spec.type: {user_type}"),
@@ -324,7 +249,7 @@ fn a_users_node_port_or_cluster_ip_is_refused_for_a_load_balancer_and_kept_with_
             "{user_type}"
         );
         world.ok(unlink("products"));
-        assert_exactly(&world, BOTH, &before);
+        world.assert_unchanged(BOTH, &before);
     }
 }
 
@@ -338,7 +263,7 @@ fn the_users_service_template_fields_are_kept_through_link_and_unlink() {
             "spec": {"loadBalancerSourceRanges": ["10.0.0.0/8"]}
         }}),
     );
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     world.ok(link_across("products", &[]));
     let server =
         world.elasticsearch("west", "shop", "products")["spec"]["remoteClusterServer"].clone();
@@ -352,27 +277,27 @@ fn the_users_service_template_fields_are_kept_through_link_and_unlink() {
         json!(["10.0.0.0/8"])
     );
     world.ok(unlink("products"));
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 #[test]
 fn same_operator_link_and_unlink_return_every_object_exactly() {
     for security in ["api-key", "certificate"] {
         let world = world();
-        let before = exact(&world, BOTH);
+        let before = world.snapshot(BOTH);
         world.ok(link_here("products", &["--security", security]));
         world.ok(unlink("products"));
-        assert_exactly_but_ecks_empty_map(&world, BOTH, &before);
+        world.assert_unchanged(BOTH, &before);
     }
 }
 
 #[test]
 fn cross_cluster_api_key_link_and_unlink_return_every_object_exactly() {
     let world = world();
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     world.ok(link_across("products", &[]));
     world.ok(unlink("products"));
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 #[test]
@@ -400,7 +325,7 @@ fn a_users_transport_ca_configmap_is_byte_identical_after_certificate_link_and_u
     )
     .unwrap();
     world.settle(BOTH);
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     world.ok(link_across("products", &["--security", "certificate"]));
     let during = east
         .get(&ResourceKey::CONFIGMAPS, Some("search"), "corporate-cas")
@@ -416,7 +341,7 @@ fn a_users_transport_ca_configmap_is_byte_identical_after_certificate_link_and_u
         .get(&ResourceKey::CONFIGMAPS, Some("search"), "corporate-cas")
         .unwrap();
     assert_eq!(after["data"]["ca.crt"], corporate, "not one byte added");
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 #[test]
@@ -434,7 +359,7 @@ fn a_users_transport_service_type_is_never_replaced() {
         )
         .unwrap();
     world.settle(BOTH);
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     world.refused(
         link_across("products", &["--security", "certificate"]),
         "already sets spec.transport.service.spec.type: NodePort",
@@ -454,7 +379,7 @@ fn a_users_transport_service_type_is_never_replaced() {
         json!({"spec": {"type": "NodePort"}})
     );
     world.ok(unlink("products"));
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 /// [`world`] plus `cloud`, an Elasticsearch outside Kubernetes, and the files a link to it
@@ -513,7 +438,7 @@ fn link_external<'a>(alias: &'a str, files: &'a [String]) -> Vec<&'a str> {
 #[test]
 fn external_link_and_unlink_return_every_object_exactly_and_keep_their_alias() {
     let (world, files) = world_with_cloud();
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     world.ok(link_external("metrics", &files));
     // Neither a Kubernetes link nor another external link takes the alias over.
     world.refused(link_across("products", &["--alias", "metrics"]), USE_FIRST);
@@ -522,17 +447,17 @@ fn external_link_and_unlink_return_every_object_exactly_and_keep_their_alias() {
     certificate.extend(["--security", "certificate", "--yes"].map(String::from));
     world.refused(link_external("metrics", &certificate), USE_FIRST);
     world.ok(unlink("metrics"));
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 #[test]
 fn an_external_link_does_not_take_over_a_kubernetes_alias() {
     let (world, files) = world_with_cloud();
-    let before = exact(&world, BOTH);
+    let before = world.snapshot(BOTH);
     world.ok(link_across("products", &["--alias", "metrics"]));
     world.refused(link_external("metrics", &files), USE_FIRST);
     world.ok(unlink("metrics"));
-    assert_exactly(&world, BOTH, &before);
+    world.assert_unchanged(BOTH, &before);
 }
 
 #[test]
@@ -540,7 +465,7 @@ fn unlink_does_not_guess_the_settings_of_an_unreadable_local_either() {
     let world = world();
     world.ok(link_across("products", &["--alias", "metrics"]));
     world.settle(BOTH);
-    let linked = exact(&world, BOTH);
+    let linked = world.snapshot(BOTH);
     world.sandbox.cluster("east").inject_fault(
         Fault::new("GET", "/api/v1/namespaces/search/pods/")
             .times(10_000)
@@ -556,5 +481,5 @@ fn unlink_does_not_guess_the_settings_of_an_unreadable_local_either() {
         "{stderr}"
     );
     assert_eq!(world.plugin_writes(BOTH), writes, "no write: {stderr}");
-    assert_exactly(&world, BOTH, &linked);
+    world.assert_unchanged(BOTH, &linked);
 }

@@ -1103,6 +1103,16 @@ impl ClusterState {
                         dropped.push(format!("metadata.{k}"));
                     }
                 }
+                // ObjectMeta's labels and annotations are `omitempty` maps
+                // (k8s.io/apimachinery/pkg/apis/meta/v1/types.go): an empty one is not stored.
+                for k in ["labels", "annotations"] {
+                    if m.get(k)
+                        .and_then(Value::as_object)
+                        .is_some_and(|o| o.is_empty())
+                    {
+                        m.remove(k);
+                    }
+                }
             }
         }
         check_metadata(key, body)?;

@@ -1053,3 +1053,21 @@ async fn self_subject_access_reviews_answer_from_rbac() {
         .json();
     assert_eq!(groups["resources"][0]["name"], "selfsubjectaccessreviews");
 }
+
+/// `ObjectMeta.labels` and `.annotations` are `omitempty`: a write that empties either map
+/// leaves no empty map behind, as the real API server's JSON never holds one.
+#[tokio::test]
+async fn an_emptied_annotations_map_is_not_stored() {
+    let sb = sandbox();
+    let east = sb.cluster("east");
+    let c = admin(&east);
+    let path = format!("{ES_PATH}/products");
+    let add = json!([{"op": "add", "path": "/metadata/annotations", "value": {"a": "1"}}]);
+    assert_eq!(c.patch(&path, JSON_PATCH, &add).await.unwrap().status, 200);
+    let empty = json!([{"op": "remove", "path": "/metadata/annotations/a"}]);
+    assert_eq!(c.patch(&path, JSON_PATCH, &empty).await.unwrap().status, 200);
+    let stored = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
+        .unwrap();
+    assert_eq!(stored["metadata"].get("annotations"), None, "{stored}");
+}

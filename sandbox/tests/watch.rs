@@ -40,6 +40,15 @@ fn admin(c: &ClusterHandle) -> ApiClient {
     c.client("admin", false).unwrap()
 }
 
+/// A sandbox of `c` whose operator has settled, its cluster `east`, and an admin client of it.
+fn idle(c: ClusterConfig) -> (Sandbox, ClusterHandle, ApiClient) {
+    let sb = sandbox_with(c);
+    let east = sb.cluster("east");
+    east.wait_idle(WAIT).unwrap();
+    let c = admin(&east);
+    (sb, east, c)
+}
+
 /// `metadata.resourceVersion` of a list (or object) answer.
 async fn list_rv(c: &ApiClient, path: &str) -> String {
     let r = c.get(path).await.unwrap();
@@ -96,10 +105,7 @@ fn rv(obj: &Value) -> u64 {
 
 #[tokio::test]
 async fn watch_from_a_list_resource_version_sees_the_patch_and_the_delete() {
-    let sb = sandbox_with(cluster());
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, _east, c) = idle(cluster());
     let from = list_rv(&c, ES_PATH).await;
     let mut s = watch(
         &c,
@@ -146,10 +152,7 @@ async fn watch_from_a_list_resource_version_sees_the_patch_and_the_delete() {
 
 #[tokio::test]
 async fn watch_without_or_at_zero_resource_version_starts_with_the_current_objects() {
-    let sb = sandbox_with(cluster());
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, _east, c) = idle(cluster());
     // A core Event, so that the events watch has something to show.
     let r = c
         .post(
@@ -215,10 +218,7 @@ async fn watch_without_or_at_zero_resource_version_starts_with_the_current_objec
 
 #[tokio::test]
 async fn a_resource_version_older_than_the_history_is_a_410_error_event() {
-    let sb = sandbox_with(cluster().watch_history(5));
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, _east, c) = idle(cluster().watch_history(5));
     let old = list_rv(&c, ES_PATH).await;
     for i in 0..6 {
         let r = c
@@ -277,10 +277,7 @@ async fn a_resource_version_older_than_the_history_is_a_410_error_event() {
 
 #[tokio::test]
 async fn field_and_label_selectors_filter_the_events() {
-    let sb = sandbox_with(cluster());
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, _east, c) = idle(cluster());
     let from = list_rv(&c, ES_ALL).await;
     let paths = [
         // kube-runtime's watch_object: the collection with a metadata.name field selector.
@@ -344,10 +341,7 @@ async fn field_and_label_selectors_filter_the_events() {
 
 #[tokio::test]
 async fn timeout_seconds_ends_the_stream_and_bookmarks_come_before_it() {
-    let sb = sandbox_with(cluster());
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, _east, c) = idle(cluster());
     let from = list_rv(&c, ES_PATH).await;
     let started = Instant::now();
     let mut s = watch(
@@ -399,10 +393,7 @@ async fn timeout_seconds_ends_the_stream_and_bookmarks_come_before_it() {
 
 #[tokio::test]
 async fn send_initial_events_ends_with_an_annotated_bookmark() {
-    let sb = sandbox_with(cluster());
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, _east, c) = idle(cluster());
     let now = list_rv(&c, ES_PATH).await;
     let mut s = watch(&c, &format!("{ES_PATH}?watch=true&timeoutSeconds=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0")).await;
     let events = rest(&mut s).await;
@@ -466,10 +457,7 @@ async fn send_initial_events_ends_with_an_annotated_bookmark() {
 
 #[tokio::test]
 async fn the_operators_rollout_is_seen_as_modified_events() {
-    let sb = sandbox_with(cluster());
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, _east, c) = idle(cluster());
     let from = list_rv(&c, ES_PATH).await;
     let mut s = watch(
         &c,
@@ -509,10 +497,7 @@ async fn the_operators_rollout_is_seen_as_modified_events() {
 
 #[tokio::test]
 async fn watches_are_authorized_logged_and_hit_by_faults() {
-    let sb = sandbox_with(cluster());
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, east, c) = idle(cluster());
     east.clear_requests();
     east.inject_fault(Fault::new("GET", ES_PATH).status(503));
     let r = c
@@ -563,10 +548,7 @@ async fn watches_are_authorized_logged_and_hit_by_faults() {
 
 #[tokio::test]
 async fn a_deleted_namespace_and_seeded_objects_are_watch_events() {
-    let sb = sandbox_with(cluster());
-    let east = sb.cluster("east");
-    east.wait_idle(WAIT).unwrap();
-    let c = admin(&east);
+    let (_sb, east, c) = idle(cluster());
     // Seeded namespaces went through the same commit path: a watch from resourceVersion 1
     // replays them.
     let mut s = watch(
