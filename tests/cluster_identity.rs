@@ -162,15 +162,7 @@ fn unlink_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn active_keys(world: &World) -> usize {
-    common::api_keys(
-        &world.sandbox.cluster("west"),
-        "shop",
-        "products",
-        "kubectl-rc-",
-    )
-    .iter()
-    .filter(|(_, invalidated)| !invalidated)
-    .count()
+    world.active_plugin_keys("west", "shop", "products")
 }
 
 #[test]

@@ -112,15 +112,7 @@ fn elasticsearch_state(world: &World) -> (Value, usize) {
                 .collect()
         })
         .unwrap();
-    let active = common::api_keys(
-        &world.sandbox.cluster("west"),
-        "shop",
-        "products",
-        "kubectl-rc-",
-    )
-    .iter()
-    .filter(|(_, invalidated)| !invalidated)
-    .count();
+    let active = world.active_plugin_keys("west", "shop", "products");
     (Value::Object(remote_settings), active)
 }
 
@@ -294,16 +286,24 @@ fn sigkill_at_each_step_boundary_leaves_a_link_the_same_command_completes() {
 fn a_signal_before_any_write_ends_the_command_at_once() {
     let world = world();
     let before = before(&world);
-    // The plan restarts nodes and there is no terminal: `link` without --yes stops there, so
-    // the signal lands while the plugin reads.
-    let child = spawn(&world, &common::east_to_west("link", "products", &[]));
-    std::thread::sleep(Duration::from_millis(150));
+    world.clear_requests(BOTH);
+    let mut child = spawn(&world, &link_args());
+    // The first request answered: the plugin is reading (each read takes 60 ms), long before
+    // its first write.
+    let started = Instant::now();
+    while world.request_count("east") + world.request_count("west") == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the link ended before reading"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30), "no request");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     signal(&child, "INT");
-    let (exit, _) = finish(child);
-    assert!(
-        exit == Some(130) || exit == Some(2),
-        "stopped by the signal, or refused for want of --yes first: {exit:?}"
-    );
+    let (exit, stderr) = finish(child);
+    assert_eq!(exit, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped before any write"), "{stderr}");
+    assert_eq!(world.plugin_writes(BOTH), 0, "{stderr}");
     assert_as_before(&world, &before, "a signal while reading");
 }
 

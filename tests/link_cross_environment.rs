@@ -613,15 +613,7 @@ fn a_failure_at_any_step_is_undone_and_the_same_command_then_links() {
 
 /// Active keys of the plugin's on the remote.
 fn active_keys(world: &World) -> usize {
-    common::api_keys(
-        &world.sandbox.cluster("west"),
-        "shop",
-        "products",
-        "kubectl-rc-",
-    )
-    .iter()
-    .filter(|(_, invalidated)| !invalidated)
-    .count()
+    world.active_plugin_keys("west", "shop", "products")
 }
 
 /// The certificate model, each write failed once: what was done is undone, and the same command

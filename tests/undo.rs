@@ -74,15 +74,7 @@ fn object(cluster: &ClusterHandle, resource: &ResourceKey, ns: &str, name: &str)
 }
 
 fn active_keys(world: &World, namespace: &str, name: &str) -> usize {
-    common::api_keys(
-        &world.sandbox.cluster("west"),
-        namespace,
-        name,
-        "kubectl-rc-",
-    )
-    .iter()
-    .filter(|(_, invalidated)| !invalidated)
-    .count()
+    world.active_plugin_keys("west", namespace, name)
 }
 
 /// Polls `done` every 20 ms for up to `limit`.

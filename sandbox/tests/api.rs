@@ -1065,7 +1065,10 @@ async fn an_emptied_annotations_map_is_not_stored() {
     let add = json!([{"op": "add", "path": "/metadata/annotations", "value": {"a": "1"}}]);
     assert_eq!(c.patch(&path, JSON_PATCH, &add).await.unwrap().status, 200);
     let empty = json!([{"op": "remove", "path": "/metadata/annotations/a"}]);
-    assert_eq!(c.patch(&path, JSON_PATCH, &empty).await.unwrap().status, 200);
+    assert_eq!(
+        c.patch(&path, JSON_PATCH, &empty).await.unwrap().status,
+        200
+    );
     let stored = east
         .get(&ResourceKey::ELASTICSEARCHES, Some("search"), "products")
         .unwrap();

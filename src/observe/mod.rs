@@ -174,13 +174,12 @@ pub async fn cross_link(
         .alias
         .clone()
         .unwrap_or_else(|| remote_id.name.clone());
-    let pending_name = plan::pending_name(&local_id, &alias);
     let (remote_ca, exposure, credentials, bundle, pending) = tokio::join!(
         read_transport_ca(remote_client, sides.remote_namespace, &remote_id.name),
         server_exposure(remote_client, &remote_id, &remote_operator),
         local_client.call(local_secrets.get_opt(&credentials_name)),
         local_client.call(local_maps.get_opt(&bundle_name)),
-        local_client.call(local_maps.get_opt(&pending_name)),
+        read_pending(local_client, &local_id, &alias),
     );
     let (remote_ca, (exposed_host, exposure_service_exists)) = (remote_ca?, exposure?);
     let credentials = credentials?;
@@ -216,7 +215,7 @@ pub async fn cross_link(
         ca_bundle: bundle?.map(to_value),
         stored_key,
         active_link_keys,
-        pending: pending?.map(to_value),
+        pending: pending?,
         local_alias_settings,
     })
 }
@@ -677,12 +676,11 @@ pub async fn cross_unlink(
     let local_maps = Api::<ConfigMap>::namespaced(local_client.client.clone(), local_namespace);
     let credentials_name = plan::credentials_secret_name(&local.id);
     let bundle_name = plan::ca_bundle_name(&local.id);
-    let pending_name = plan::pending_name(&local.id, alias);
     let (credentials, bundle, settings, pending) = tokio::join!(
         local_client.call(local_secrets.get_opt(&credentials_name)),
         local_client.call(local_maps.get_opt(&bundle_name)),
         alias_settings(local_client, es, &local, alias, deadline),
-        local_client.call(local_maps.get_opt(&pending_name)),
+        read_pending(local_client, &local.id, alias),
     );
     let settings = settings?;
     let (remote, remote_others, exposure_service, active_link_keys) = match remote_client {
@@ -717,7 +715,7 @@ pub async fn cross_unlink(
         local_alias_settings: settings,
         exposure_service,
         active_link_keys,
-        pending: pending?.map(to_value),
+        pending: pending?,
     })
 }
 

@@ -151,6 +151,24 @@ pub fn check_pending(
     }
 }
 
+/// The steps of an unlink, bracketed by its pending record. With the remote out of reach the
+/// record stays: a later unlink that reaches the remote finds the link through it and removes
+/// what is left there. A cluster outside Kubernetes has no side of the plugin's to come back to.
+pub(crate) fn unlink_with_pending_record(
+    steps: Vec<Step>,
+    local: &ClusterId,
+    alias: &str,
+    record: &LinkRecord,
+    pending: Option<&Value>,
+    remote_reached: bool,
+) -> Vec<Step> {
+    if is_external(record) {
+        return steps;
+    }
+    let intent = PendingOperation::new("unlink", alias, record);
+    with_pending_record(steps, local, pending, &intent, remote_reached)
+}
+
 /// Brackets `steps` with the pending record: written first (unless an earlier run left one),
 /// and, when the operation completes here, deleted last. Nothing to do and nothing pending
 /// plans nothing.

@@ -245,6 +245,20 @@ impl World {
         objects
     }
 
+    /// The plugin's cross-cluster API keys on Elasticsearch `namespace/name` of `cluster` that
+    /// are still active.
+    pub fn active_plugin_keys(&self, cluster: &str, namespace: &str, name: &str) -> usize {
+        api_keys(
+            &self.sandbox.cluster(cluster),
+            namespace,
+            name,
+            "kubectl-rc-",
+        )
+        .iter()
+        .filter(|(_, invalidated)| !invalidated)
+        .count()
+    }
+
     /// Settles the clusters and requires their objects to be those of `before`.
     pub fn assert_unchanged(&self, clusters: &[&str], before: &[(String, Value)]) {
         self.settle(clusters);

@@ -545,18 +545,14 @@ pub fn plan_certificate_unlink(
         restarts.then_some("every node restarts without the restricted trust"),
     ));
     steps.extend(after);
-    let steps = if is_external(&observed.record) {
-        steps
-    } else {
-        let intent = PendingOperation::new("unlink", alias, &observed.record);
-        with_pending_record(
-            steps,
-            &local.id,
-            observed.pending.as_ref(),
-            &intent,
-            observed.remote.is_some(),
-        )
-    };
+    let steps = unlink_with_pending_record(
+        steps,
+        &local.id,
+        alias,
+        &observed.record,
+        observed.pending.as_ref(),
+        observed.remote.is_some(),
+    );
     CrossUnlinkPlan {
         alias: alias.to_string(),
         plan: Plan {

@@ -181,21 +181,14 @@ pub fn plan_cross_environment_unlink(
             }
         }
     }
-    // With the remote out of reach the pending record stays: a later unlink that reaches it
-    // finds the link through it and removes what is left there. (A cluster outside Kubernetes
-    // has no side of this plugin's to come back to.)
-    let steps = if is_external(&observed.record) {
-        steps
-    } else {
-        let intent = PendingOperation::new("unlink", alias, &observed.record);
-        with_pending_record(
-            steps,
-            &local.id,
-            observed.pending.as_ref(),
-            &intent,
-            observed.remote.is_some(),
-        )
-    };
+    let steps = unlink_with_pending_record(
+        steps,
+        &local.id,
+        alias,
+        &observed.record,
+        observed.pending.as_ref(),
+        observed.remote.is_some(),
+    );
     CrossUnlinkPlan {
         alias: alias.clone(),
         plan: Plan { steps, warnings },
