@@ -686,6 +686,37 @@ impl Run {
         }
     }
 
+    /// Creates the Secret or ConfigMap `manifest`; the answer's resourceVersion, or the failure.
+    async fn create_data_object(
+        &self,
+        step: &Step,
+        client: &ContextClient,
+        object: ObjectKind,
+        namespace: &str,
+        manifest: Value,
+    ) -> Result<Result<Option<String>, ContextFailure>, ApplyError> {
+        Ok(match object {
+            ObjectKind::Secret => {
+                let api: Api<Secret> = Api::namespaced(client.client.clone(), namespace);
+                let secret: Secret =
+                    serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
+                client
+                    .call(api.create(&self.post_params(), &secret))
+                    .await
+                    .map(|s| s.metadata.resource_version)
+            }
+            ObjectKind::ConfigMap | ObjectKind::Service => {
+                let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), namespace);
+                let map: ConfigMap =
+                    serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
+                client
+                    .call(api.create(&self.post_params(), &map))
+                    .await
+                    .map(|c| c.metadata.resource_version)
+            }
+        })
+    }
+
     async fn delete_object(
         &mut self,
         step: &Step,
@@ -793,26 +824,8 @@ impl Run {
                 if self.dry_run == DryRun::Server {
                     self.dry_created.insert(key.clone(), manifest.clone());
                 }
-                match object {
-                    ObjectKind::Secret => {
-                        let api: Api<Secret> = Api::namespaced(client.client.clone(), namespace);
-                        let secret: Secret =
-                            serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
-                        client
-                            .call(api.create(&self.post_params(), &secret))
-                            .await
-                            .map(|s| s.metadata.resource_version)
-                    }
-                    ObjectKind::ConfigMap | ObjectKind::Service => {
-                        let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), namespace);
-                        let map: ConfigMap =
-                            serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
-                        client
-                            .call(api.create(&self.post_params(), &map))
-                            .await
-                            .map(|c| c.metadata.resource_version)
-                    }
-                }
+                self.create_data_object(step, client, object, namespace, manifest)
+                    .await?
             }
             Some(_) if self.dry_created.contains_key(&key) => {
                 // A dry run created it without saving it: validate the creation with this data.
@@ -826,26 +839,9 @@ impl Run {
                     }
                 }
                 self.dry_created.insert(key.clone(), manifest.clone());
-                match object {
-                    ObjectKind::Secret => {
-                        let api: Api<Secret> = Api::namespaced(client.client.clone(), namespace);
-                        let secret: Secret =
-                            serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
-                        client
-                            .call(api.create(&self.post_params(), &secret))
-                            .await
-                            .map(|_| None)
-                    }
-                    ObjectKind::ConfigMap | ObjectKind::Service => {
-                        let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), namespace);
-                        let map: ConfigMap =
-                            serde_json::from_value(manifest).map_err(|e| failed(step, e))?;
-                        client
-                            .call(api.create(&self.post_params(), &map))
-                            .await
-                            .map(|_| None)
-                    }
-                }
+                self.create_data_object(step, client, object, namespace, manifest)
+                    .await?
+                    .map(|_| None)
             }
             Some(planned) => {
                 let version = self.guard_version(&key, planned);
