@@ -68,11 +68,17 @@ fn spawn(world: &World, args: &[&str]) -> Child {
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let number = match name {
+        "INT" => libc::SIGINT,
+        "TERM" => libc::SIGTERM,
+        "HUP" => libc::SIGHUP,
+        "KILL" => libc::SIGKILL,
+        other => panic!("no signal {other}"),
+    };
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: sends a signal to a child this test spawned and has not yet waited for.
+    let sent = unsafe { libc::kill(pid, number) };
+    assert_eq!(sent, 0, "kill -{name} {pid}");
 }
 
 /// Waits (up to 60 s) until the plugin has sent `writes` writes to the two clusters.
