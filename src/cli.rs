@@ -654,6 +654,10 @@ pub struct UnexportArgs {
     #[arg(long = "for", value_name = "ALIAS", value_parser = input::alias)]
     pub alias: String,
 
+    /// Also turn off the remote cluster server the export turned on, when nothing else uses it
+    #[arg(long)]
+    pub disable_server: bool,
+
     #[command(flatten)]
     pub mutation: MutationFlags,
 }
@@ -1010,6 +1014,7 @@ impl UnexportArgs {
         UnexportRequest {
             remote: self.remote.clone(),
             alias: self.alias.clone(),
+            disable_server: self.disable_server,
             mutation: self.mutation.options(),
         }
     }

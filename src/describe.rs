@@ -359,10 +359,14 @@ fn pending_note(local: &ClusterId, operation: &crate::plan::PendingOperation) ->
         "kubectl remote-cluster unlink {} {} -n {} --context {}",
         local.name, operation.alias, local.namespace, local.context
     );
-    let remote = format!(
-        "{}/{} (context {})",
-        operation.remote_namespace, operation.remote_name, operation.remote_context
-    );
+    let remote = if operation.remote_context.is_empty() {
+        format!("the external cluster {:?}", operation.remote_name)
+    } else {
+        format!(
+            "{}/{} (context {})",
+            operation.remote_namespace, operation.remote_name, operation.remote_context
+        )
+    };
     if operation.operation == "link" {
         format!(
             "a link of alias {:?} to {remote} was interrupted and is not finished: run the same `link` again to complete it, or `{unlink}` to remove what it left",

@@ -30,6 +30,16 @@ pub enum UserError {
     )]
     WrongRemoteCluster { context: String, server: String },
 
+    #[error(
+        "the plugin's record of alias {alias:?} on {object} cannot be used: {reason}; it was edited by hand: restore it or remove the alias's entry from annotation {annotation}"
+    )]
+    BadRecord {
+        alias: String,
+        object: String,
+        reason: String,
+        annotation: String,
+    },
+
     #[error("the kubeconfig has no current context and none was given; pass --context NAME or --all-contexts (contexts: {})", known_list(.known))]
     NoCurrentContext { known: Vec<String> },
 

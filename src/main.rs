@@ -23,7 +23,14 @@ fn main() -> std::process::ExitCode {
     debug_invocation(&cli);
     let started = std::time::Instant::now();
     let code = match remote_cluster::run(cli) {
-        Ok(code) => code,
+        Ok(code) => {
+            if let Some(reason) = remote_cluster::interrupt::reason() {
+                output::warning(&format!(
+                    "interrupted ({reason}) after its last change: the command completed, every change is applied"
+                ));
+            }
+            code
+        }
         Err(err) if error::is_broken_pipe(&err) => ExitCode::Ok,
         Err(err) => {
             output::error(&err.to_string());

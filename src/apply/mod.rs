@@ -233,8 +233,18 @@ impl Journal {
             ..RollBack::default()
         };
         let mut stopped: Vec<String> = Vec::new();
+        // A step that cannot be taken back (a deletion) may rest on every older one (an unlink
+        // deletes a Secret once nothing mounts it): those stay, and the same command finishes.
+        let mut past_irreversible = false;
         while let Some(Entry { step, undo }) = self.entries.pop() {
             let object = undo.object();
+            if past_irreversible {
+                report.left.push(format!(
+                    "{step}: not undone, since a later step that cannot be taken back rests on it"
+                ));
+                continue;
+            }
+            past_irreversible = matches!(undo, Undo::Irreversible { .. });
             if stopped.contains(&object) {
                 report.left.push(format!(
                     "{step}: not undone, since {object} is left as it is"
@@ -537,9 +547,15 @@ impl Run {
             .cloned()
             .collect();
         for cluster in pending {
-            wait::wait_for_rollout(client, &cluster, self.deadline, &mut self.progress)
-                .await
-                .map_err(|e| failed(step, e))?;
+            // A wait, so a signal stops it at once (the deletion has not been sent).
+            tokio::select! {
+                waited = wait::wait_for_rollout(client, &cluster, self.deadline, &mut self.progress) => {
+                    waited.map_err(|e| failed(step, e))?;
+                }
+                () = interrupt::stopped() => {
+                    return Err(ApplyError::Interrupted(interrupt::reason().unwrap_or("signal")));
+                }
+            }
             self.pending_rollouts.retain(|c| *c != cluster);
         }
         Ok(())

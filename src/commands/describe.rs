@@ -109,7 +109,7 @@ async fn remote_cas(
     let links: Vec<(String, crate::plan::LinkRecord)> = es
         .plugin_links()
         .into_iter()
-        .filter(|(_, r)| r.proxy_address.is_some())
+        .filter(|(_, r)| r.proxy_address.is_some() && r.problem().is_none())
         .collect();
     let reads = links.iter().map(|(alias, record)| async move {
         let client = pool.client(&record.remote_context).await.ok()?;

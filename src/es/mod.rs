@@ -351,3 +351,9 @@ async fn elastic_password(kube: &ContextClient, target: &EsTarget) -> anyhow::Re
         .map_err(|_| anyhow!("the password in Secret {secret} is not UTF-8"))?;
     Ok(SecretString::from(password))
 }
+
+/// `value` percent-encoded for a query string or a path segment: a value read from a cluster
+/// (a key id, a key name) never changes what a request addresses.
+pub fn query_value(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -99,7 +99,7 @@ pub async fn same_operator_remote_and_others(
 }
 
 /// Every Elasticsearch of the client's context but `except`.
-async fn others_than(
+pub async fn others_than(
     client: &ContextClient,
     except: &plan::ClusterId,
 ) -> anyhow::Result<Vec<EsState>> {
@@ -497,9 +497,20 @@ async fn active_link_keys(
             Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
         }
     };
-    let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    plugin_keys_named(&es, name).await
+}
+
+/// The active cross-cluster API keys on the cluster behind `es` named `name` and carrying the
+/// plugin's `managed-by` metadata, sorted: also those of a run killed before it stored its key.
+pub async fn plugin_keys_named(
+    es: &crate::es::EsClient,
+    name: &str,
+) -> anyhow::Result<Vec<String>> {
     let found = es
-        .get(&format!("/_security/api_key?name={name}&active_only=true"))
+        .get(&format!(
+            "/_security/api_key?name={}&active_only=true",
+            crate::es::query_value(name)
+        ))
         .await;
     let found = match found {
         Ok(found) => found,
@@ -531,7 +542,13 @@ async fn key_is_active(
     key_id: &str,
 ) -> anyhow::Result<bool> {
     let es = es.client(client, &remote.id).await?;
-    match es.get(&format!("/_security/api_key?id={key_id}")).await {
+    match es
+        .get(&format!(
+            "/_security/api_key?id={}",
+            crate::es::query_value(key_id)
+        ))
+        .await
+    {
         Ok(found) => Ok(found["api_keys"]
             .as_array()
             .and_then(|keys| keys.first())
@@ -720,7 +737,7 @@ pub async fn cross_unlink(
 }
 
 /// The pending record's ConfigMap of `alias` on `local`'s namespace, as the API server returns it.
-async fn read_pending(
+pub async fn read_pending(
     client: &ContextClient,
     local: &plan::ClusterId,
     alias: &str,

@@ -153,7 +153,7 @@ pub fn check_pending(
 
 /// The steps of an unlink, bracketed by its pending record. With the remote out of reach the
 /// record stays: a later unlink that reaches the remote finds the link through it and removes
-/// what is left there. A cluster outside Kubernetes has no side of the plugin's to come back to.
+/// what is left there.
 pub(crate) fn unlink_with_pending_record(
     steps: Vec<Step>,
     local: &ClusterId,
@@ -162,11 +162,10 @@ pub(crate) fn unlink_with_pending_record(
     pending: Option<&Value>,
     remote_reached: bool,
 ) -> Vec<Step> {
-    if is_external(record) {
-        return steps;
-    }
+    // A cluster outside Kubernetes has no side of the plugin's to come back to.
+    let completes = remote_reached || is_external(record);
     let intent = PendingOperation::new("unlink", alias, record);
-    with_pending_record(steps, local, pending, &intent, remote_reached)
+    with_pending_record(steps, local, pending, &intent, completes)
 }
 
 /// Brackets `steps` with the pending record: written first (unless an earlier run left one),

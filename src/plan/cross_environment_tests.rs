@@ -1282,6 +1282,7 @@ fn an_alias_the_plugin_uses_for_another_remote_is_never_re_pointed() {
         ca_bundle: state.ca_bundle.clone(),
         local_alias_settings: state.local_alias_settings.clone(),
         stored_key_id: Some("key-1".into()),
+        pending: None,
     };
     let external_request = ExternalRequest {
         alias: "products".into(),
@@ -1329,6 +1330,7 @@ fn an_external_alias_is_not_taken_over_by_a_kubernetes_link() {
         ca_bundle: None,
         local_alias_settings: BTreeMap::new(),
         stored_key_id: None,
+        pending: None,
     };
     let request = ExternalRequest {
         alias: "products".into(),

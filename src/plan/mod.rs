@@ -208,6 +208,42 @@ pub struct LinkRecord {
 }
 
 impl LinkRecord {
+    /// Why this record cannot be acted on, when a hand edit (or another tool) left names in it
+    /// that the API server or Elasticsearch would never have given: they would reach request
+    /// paths (`?`, `#`, `/` in a name) and address something else.
+    pub fn problem(&self) -> Option<String> {
+        // A cluster outside Kubernetes is recorded by its alias alone.
+        let named = if self.remote_context.is_empty() && self.remote_namespace.is_empty() {
+            vec![("remoteName", crate::input::alias(&self.remote_name))]
+        } else {
+            vec![
+                ("remoteContext", crate::input::context(&self.remote_context)),
+                (
+                    "remoteNamespace",
+                    crate::input::namespace(&self.remote_namespace),
+                ),
+                (
+                    "remoteName",
+                    crate::input::elasticsearch_name(&self.remote_name),
+                ),
+            ]
+        };
+        if let Some((field, Err(reason))) = named.into_iter().find(|(_, r)| r.is_err()) {
+            return Some(format!("its {field} is {reason}"));
+        }
+        let key_id_ok = |id: &String| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if self.key_id.as_ref().is_some_and(|id| !key_id_ok(id)) {
+            return Some("its keyId is not an API key id".to_string());
+        }
+        None
+    }
+
     /// The identity of the remote Kubernetes cluster as recorded (links made before the plugin
     /// recorded it carry none).
     pub fn remote_identity(&self) -> Option<ClusterIdentity> {

@@ -83,13 +83,16 @@ pub fn plan_same_operator_link(
         });
     }
 
+    // The local's entry and record first: a run stopped after it leaves a link `unlink` can
+    // find and remove; the other way round it would leave the remote's server on with nothing
+    // on the local naming it. ECK connects once the server is on.
     let mut steps = Vec::new();
-    if security == SecurityModel::ApiKey && !remote.remote_cluster_server_enabled() {
-        steps.push(enable_remote_cluster_server(remote));
-    }
     let record = model_record(remote, security);
     if let Some(step) = upsert_entry(local, &alias, existing, desired_entry, record) {
         steps.push(step);
+    }
+    if security == SecurityModel::ApiKey && !remote.remote_cluster_server_enabled() {
+        steps.push(enable_remote_cluster_server(remote));
     }
     Ok(LinkPlan {
         alias,

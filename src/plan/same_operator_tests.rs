@@ -44,7 +44,7 @@ fn apply_all(plan: &Plan, states: &mut [&mut EsState]) {
 }
 
 #[test]
-fn api_key_link_enables_the_server_then_adds_the_entry() {
+fn api_key_link_adds_the_entry_then_enables_the_server() {
     let local = es("search", "catalog", "9.1.0");
     let remote = es("search", "products", "9.1.0");
     let planned =
@@ -52,7 +52,10 @@ fn api_key_link_enables_the_server_then_adds_the_entry() {
     assert_eq!(planned.alias, "products");
     assert_eq!(planned.security, SecurityModel::ApiKey);
     assert_eq!(planned.plan.steps.len(), 2);
-    assert_eq!(planned.plan.steps[0].cluster, remote.id);
+    // The local's record first, so that a run stopped between the two leaves a link `unlink`
+    // finds.
+    assert_eq!(planned.plan.steps[0].cluster, local.id);
+    assert_eq!(planned.plan.steps[1].cluster, remote.id);
     assert!(planned.plan.steps.iter().all(|s| s.restarts_nodes));
     insta::assert_snapshot!("api_key_link_render", render(&planned.plan));
     insta::assert_json_snapshot!("api_key_link_plan", planned.plan);

@@ -120,9 +120,15 @@ pub async fn unlink(
         disable_server: args.disable_server,
     };
     // Reached before any write, so that bad credentials change nothing.
+    // (With no key recorded, an interrupted link may still have created one there.)
     let remote_api = match (&record.key_created_at, &args.remote_api.remote_url) {
-        (Some(created_at), Some(url)) if created_at == url => {
-            Some(external::connect_remote_api(&args.remote_api, url).await?)
+        (created_at, Some(url))
+            if plan::is_external(&record) && created_at.as_ref().is_none_or(|at| at == url) =>
+        {
+            Some((
+                external::connect_remote_api(&args.remote_api, url).await?,
+                url,
+            ))
         }
         _ => None,
     };
@@ -152,17 +158,16 @@ pub async fn unlink(
     let planned = applied.planned;
     let mut left_on_remote = planned.left_on_remote.clone();
     // A key the plugin created on a cluster outside Kubernetes: invalidated there when reachable.
-    if let (Some(es), Some(url), Some(id), crate::apply::DryRun::None) = (
-        &remote_api,
-        &record.key_created_at,
-        &record.key_id,
-        flags.dry_run,
-    ) {
-        es.delete("/_security/api_key", &serde_json::json!({"ids": [id]}))
-            .await
-            .with_context(|| format!("invalidating the API key {id} on {url}"))?;
-        output::info(&format!("Invalidated the API key {id} on {url}."));
-        left_on_remote.retain(|l| !l.contains(id.as_str()));
+    if let (Some((es, url)), crate::apply::DryRun::None) = (&remote_api, flags.dry_run) {
+        if let (Some(id), Some(_)) = (&record.key_id, &record.key_created_at) {
+            es.delete("/_security/api_key", &serde_json::json!({"ids": [id]}))
+                .await
+                .with_context(|| format!("invalidating the API key {id} on {url}"))?;
+            output::info(&format!("Invalidated the API key {id} on {url}."));
+            left_on_remote.retain(|l| !l.contains(id.as_str()));
+        }
+        let local_id = cluster_id(local_client, &target.namespace, &args.local);
+        external::invalidate_link_keys(es, &plan::api_key_name(&local_id, &args.alias), None).await;
     }
     for left in &left_on_remote {
         output::warning(&format!("left on the remote: {left}"));

@@ -66,9 +66,11 @@ pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outco
                 eck::operator_facts(client),
             );
             let remote = remote?;
-            let (ca, exposure) = tokio::join!(
+            let pending_alias = plan::export_pending_alias(&request.alias);
+            let (ca, exposure, pending) = tokio::join!(
                 observe::read_transport_ca(client, namespace, &remote.id.name),
                 observe::server_exposure(client, &remote.id, &operator),
+                observe::read_pending(client, &remote.id, &pending_alias),
             );
             let (ca, (exposed_host, exposure_service_exists)) = (ca?, exposure?);
             *seen.borrow_mut() = (ca.clone(), exposed_host.clone());
@@ -78,6 +80,7 @@ pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outco
                 exposed_host,
                 exposure_service_exists,
                 ca,
+                pending: pending?,
             };
             Ok(ExportPlan(
                 plan::plan_export(&observed, request).map_err(UserError::from)?,
@@ -502,7 +505,7 @@ pub async fn unexport(scope: &Scope, args: &UnexportRequest) -> anyhow::Result<O
     let target = Session::open(scope, "unexport").await?;
     let client = &target.client;
     let applied = workflow::plan_and_apply(&[client], &target.es, flags, || {
-        let namespace = &target.namespace;
+        let (namespace, target) = (&target.namespace, &target);
         async move {
             let remote = observe::read_es(client, namespace, &args.remote).await?;
             let services = Api::<Service>::namespaced(client.client.clone(), namespace);
@@ -519,8 +522,18 @@ pub async fn unexport(scope: &Scope, args: &UnexportRequest) -> anyhow::Result<O
                         .map_err(UserError::from)?,
                 ));
             }
+            let others = if args.disable_server {
+                observe::others_than(client, &remote.id).await?
+            } else {
+                Vec::new()
+            };
+            let request = plan::CrossUnlinkRequest {
+                alias: args.alias.clone(),
+                disable_server: args.disable_server,
+            };
+            let interrupted = interrupted_export(target, &remote, &args.alias).await?;
             Ok(ExportPlan(
-                plan::plan_unexport(&remote, &args.alias, service.as_ref())
+                plan::plan_unexport(&remote, &request, service.as_ref(), others, interrupted)
                     .map_err(UserError::from)?,
             ))
         }
@@ -544,6 +557,32 @@ pub async fn unexport(scope: &Scope, args: &UnexportRequest) -> anyhow::Result<O
         ));
     }
     Ok(Outcome::nothing())
+}
+
+/// What an interrupted export of `alias` left: its pending record and the keys named for it.
+/// `None` when it left nothing.
+async fn interrupted_export(
+    target: &Session,
+    remote: &plan::EsState,
+    alias: &str,
+) -> anyhow::Result<Option<plan::InterruptedExport>> {
+    let client = &target.client;
+    let pending =
+        observe::read_pending(client, &remote.id, &plan::export_pending_alias(alias)).await?;
+    let es = target
+        .es
+        .client(client, &remote.id)
+        .await
+        .map_err(|e| e.context(format!("cannot read the exported keys on {}", remote.id)))?;
+    let active_keys =
+        observe::plugin_keys_named(&es, &plan::export_key_name(&remote.id, alias)).await?;
+    if pending.is_none() && active_keys.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(plan::InterruptedExport {
+        pending,
+        active_keys,
+    }))
 }
 
 #[cfg(test)]

@@ -33,8 +33,11 @@ struct KeySource {
     id: String,
     /// The remote's URL when the plugin created (or earlier created) the key there.
     created_at: Option<String>,
-    /// A key created by this run, with the client that made it, until the keystore holds it.
-    fresh: Option<EsClient>,
+    /// Whether this run created the key (until the keystore holds it, a failure invalidates it).
+    fresh: bool,
+    /// The remote's API, when given: after the link, it invalidates the keys of this link
+    /// that an interrupted earlier run created but never stored.
+    remote: Option<(EsClient, String)>,
 }
 
 async fn key_source(
@@ -48,7 +51,8 @@ async fn key_source(
             encoded,
             id,
             created_at: None,
-            fresh: None,
+            fresh: false,
+            remote: None,
         });
     }
     let remote = &args.remote_api;
@@ -56,8 +60,12 @@ async fn key_source(
         return Err(UserError::MissingKeySource.into());
     };
     let es = connect_remote_api(remote, url).await?;
-    // A key the keystore already holds and the remote still accepts is kept.
     let client = &target.client;
+    let name = plan::api_key_name(
+        &observe::cluster_id(client, &target.namespace, &args.local),
+        alias,
+    );
+    // A key the keystore already holds and the remote still accepts is kept.
     let secrets = Api::<Secret>::namespaced(client.client.clone(), &target.namespace);
     let secret_name = format!("{}-remote-cluster-credentials", args.local);
     if let Ok(Some(secret)) = client.call(secrets.get_opt(&secret_name)).await
@@ -73,16 +81,10 @@ async fn key_source(
             encoded,
             id,
             created_at: Some(url.clone()),
-            fresh: None,
+            fresh: false,
+            remote: Some((es, name)),
         });
     }
-    let name = format!(
-        "{}{}-{}-{}-{alias}",
-        plan::API_KEY_PREFIX,
-        client.context,
-        target.namespace,
-        args.local
-    );
     let access = plan::cross_cluster_access(&args.search_indices, &args.replication_indices);
     let created = es
         .post(
@@ -105,15 +107,25 @@ async fn key_source(
         encoded: secrecy::SecretString::from(encoded),
         id,
         created_at: Some(url.clone()),
-        fresh: Some(es),
+        fresh: true,
+        remote: Some((es, name)),
     })
 }
 
 impl KeySource {
+    /// Once the keystore holds this key: the other active keys of the link on the remote
+    /// (made by a run killed before it stored its key) are invalidated.
+    async fn invalidate_leftovers(&self) {
+        let Some((es, name)) = &self.remote else {
+            return;
+        };
+        invalidate_link_keys(es, name, Some(&self.id)).await;
+    }
+
     /// After a failed run: a key this run created that the keystore does not hold is
     /// invalidated, so no orphan key is left on the remote.
     async fn undo_if_unused(&self, target: &Session, args: &LinkRequest) {
-        let Some(es) = &self.fresh else {
+        let Some((es, _)) = self.remote.as_ref().filter(|_| self.fresh) else {
             return;
         };
         let client = &target.client;
@@ -185,12 +197,50 @@ pub async fn connect_remote_api(remote: &RemoteApi, url: &str) -> anyhow::Result
     Ok(es)
 }
 
-async fn remote_key_active(es: &EsClient, id: &str) -> bool {
-    es.get(&format!("/_security/api_key?id={id}"))
+/// Invalidates the active keys named `name` the plugin made on the remote behind `es`, but
+/// `keep`; says what it did, and warns (naming the ids) when it could not.
+pub async fn invalidate_link_keys(es: &EsClient, name: &str, keep: Option<&str>) -> Vec<String> {
+    let ids: Vec<String> = match observe::plugin_keys_named(es, name).await {
+        Ok(ids) => ids
+            .into_iter()
+            .filter(|id| Some(id.as_str()) != keep)
+            .collect(),
+        Err(err) => {
+            output::warning(&format!(
+                "could not list the link's API keys named {name} on the remote ({err:#}); check there for keys left active"
+            ));
+            return Vec::new();
+        }
+    };
+    if ids.is_empty() {
+        return ids;
+    }
+    match es
+        .delete("/_security/api_key", &serde_json::json!({"ids": ids}))
         .await
-        .ok()
-        .and_then(|found| found["api_keys"].as_array()?.first().cloned())
-        .is_some_and(|key| key["invalidated"] == serde_json::Value::Bool(false))
+    {
+        Ok(_) => output::info(&format!(
+            "Invalidated {} API key(s) of this link on the remote that an interrupted run left: {}.",
+            ids.len(),
+            ids.join(", ")
+        )),
+        Err(err) => output::warning(&format!(
+            "could not invalidate the link's API keys {} on the remote ({err}); invalidate them there",
+            ids.join(", ")
+        )),
+    }
+    ids
+}
+
+async fn remote_key_active(es: &EsClient, id: &str) -> bool {
+    es.get(&format!(
+        "/_security/api_key?id={}",
+        crate::es::query_value(id)
+    ))
+    .await
+    .ok()
+    .and_then(|found| found["api_keys"].as_array()?.first().cloned())
+    .is_some_and(|key| key["invalidated"] == serde_json::Value::Bool(false))
 }
 
 /// `link LOCAL --external ALIAS`: the local half of an API-key link to a cluster outside every
@@ -230,11 +280,12 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
             let maps = Api::<ConfigMap>::namespaced(client.client.clone(), &target.namespace);
             let credentials_name = plan::credentials_secret_name(&local.id);
             let bundle_name = plan::ca_bundle_name(&local.id);
-            let (operator, credentials, bundle, settings) = tokio::join!(
+            let (operator, credentials, bundle, settings, pending) = tokio::join!(
                 eck::operator_facts(client),
                 client.call(secrets.get_opt(&credentials_name)),
                 client.call(maps.get_opt(&bundle_name)),
                 observe::alias_settings(client, &target.es, &local, &request.alias, deadline),
+                observe::read_pending(client, &local.id, &request.alias),
             );
             let credentials = credentials?;
             let observed = plan::ExternalObserved {
@@ -244,6 +295,7 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
                 credentials_secret: credentials.map(observe::without_values),
                 ca_bundle: bundle?.map(observe::to_value),
                 local_alias_settings: settings?,
+                pending: pending?,
                 operator,
                 local,
             };
@@ -258,6 +310,9 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
             return Err(err);
         }
     };
+    if flags.dry_run == crate::apply::DryRun::None {
+        source.invalidate_leftovers().await;
+    }
     let local_id = observe::cluster_id(client, &target.namespace, &args.local);
     let connected =
         workflow::wait_until_connected(client, &target.es, flags, &local_id, &alias, &[])

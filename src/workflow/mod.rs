@@ -568,6 +568,12 @@ pub async fn unlink(
     let session = Session::open(scope, "unlink").await?;
     let local = crate::observe::read_es(&session.client, &session.namespace, &args.local).await?;
     if let Some(record) = local.plugin_links().get(&args.alias) {
+        usable_record(
+            record,
+            &args.alias,
+            &local.id.to_string(),
+            crate::plan::LINKS_ANNOTATION,
+        )?;
         if record.proxy_address.is_some() {
             return cross::unlink(&session, args, record.clone()).await;
         }
@@ -586,9 +592,38 @@ pub async fn unlink(
             pending.remote_namespace,
             pending.remote_name
         ));
-        return cross::unlink(&session, args, pending.record()).await;
+        let record = pending.record();
+        usable_record(
+            &record,
+            &args.alias,
+            &format!(
+                "ConfigMap {}",
+                crate::plan::pending_name(&local.id, &args.alias)
+            ),
+            crate::plan::PENDING_KEY,
+        )?;
+        return cross::unlink(&session, args, record).await;
     }
     same_operator::unlink(&session, args).await
+}
+
+/// Refuses a record whose names a hand edit made unusable, before they reach a request.
+fn usable_record(
+    record: &crate::plan::LinkRecord,
+    alias: &str,
+    object: &str,
+    annotation: &str,
+) -> anyhow::Result<()> {
+    match record.problem() {
+        None => Ok(()),
+        Some(reason) => Err(UserError::BadRecord {
+            alias: alias.to_string(),
+            object: object.to_string(),
+            reason,
+            annotation: annotation.to_string(),
+        }
+        .into()),
+    }
 }
 
 #[cfg(test)]

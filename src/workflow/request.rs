@@ -135,6 +135,7 @@ pub struct ExportRequest {
 pub struct UnexportRequest {
     pub remote: String,
     pub alias: String,
+    pub disable_server: bool,
     pub mutation: MutationOptions,
 }
 

@@ -14,6 +14,36 @@ pub struct ExportObserved {
     pub exposed_host: Option<String>,
     pub exposure_service_exists: bool,
     pub ca: Option<RemoteCa>,
+    /// The pending record of an export of the alias that was interrupted, as read.
+    pub pending: Option<Value>,
+}
+
+/// The pending record of an export is named as that of a link of alias `<alias>.export`
+/// (aliases have no '.', so it cannot be a link's).
+pub fn export_pending_alias(alias: &str) -> String {
+    format!("{alias}.export")
+}
+
+/// What an export records as under way: the operation and the alias, on the exported cluster.
+pub fn export_intent(remote: &EsState, alias: &str) -> PendingOperation {
+    PendingOperation {
+        operation: "export".to_string(),
+        alias: export_pending_alias(alias),
+        remote_context: remote.id.context.clone(),
+        remote_namespace: remote.id.namespace.clone(),
+        remote_name: remote.id.name.clone(),
+        security: SecurityModel::ApiKey,
+        remote_cluster_uid: None,
+        remote_server: None,
+    }
+}
+
+/// The name the plugin gives the key it exports for `alias`.
+pub fn export_key_name(remote: &ClusterId, alias: &str) -> String {
+    format!(
+        "{API_KEY_PREFIX}export-{}-{}-{alias}",
+        remote.namespace, remote.name
+    )
 }
 
 #[derive(Debug, Clone, Default)]
@@ -80,16 +110,17 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
         skip_unavailable: false,
     };
     check_service_type(&side, &cross)?;
+    let intent = export_intent(remote, &request.alias);
+    check_pending(&remote.id, observed.pending.as_ref(), &intent)?;
     plan_exposure(&side, &cross, &mut steps);
     if exported_key_id(remote, &request.alias).is_some() {
         // The key was handed over before; the plugin never kept it, so there is nothing to
         // write again. `unexport` invalidates it; a new export then makes a new one.
+        let steps =
+            with_pending_record(steps, &remote.id, observed.pending.as_ref(), &intent, true);
         return Ok(Plan { steps, warnings });
     }
-    let name = format!(
-        "{API_KEY_PREFIX}export-{}-{}-{}",
-        remote.id.namespace, remote.id.name, request.alias
-    );
+    let name = export_key_name(&remote.id, &request.alias);
     let access = cross_cluster_access(&request.search_indices, &request.replication_indices);
     steps.push(Step {
         cluster: remote.id.clone(),
@@ -142,6 +173,9 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
             )],
         },
     });
+    // A run stopped before the record leaves an exposure (and maybe a key) `unexport` finds
+    // through the pending record.
+    let steps = with_pending_record(steps, &remote.id, observed.pending.as_ref(), &intent, true);
     Ok(Plan { steps, warnings })
 }
 
@@ -149,15 +183,23 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
 /// other link uses it.
 pub fn plan_unexport(
     remote: &EsState,
-    alias: &str,
+    request: &CrossUnlinkRequest,
     exposure_service: Option<&Value>,
+    remote_others: Vec<EsState>,
+    interrupted: Option<InterruptedExport>,
 ) -> Result<Plan, PlanError> {
-    let Some(key_id) = exported_key_id(remote, alias) else {
+    let alias = request.alias.as_str();
+    let key_id = exported_key_id(remote, alias);
+    if key_id.is_none() && interrupted.is_none() {
         return Err(PlanError::NoSuchAlias {
             local: remote.id.clone(),
             alias: alias.to_string(),
         });
-    };
+    }
+    let InterruptedExport {
+        pending,
+        active_keys,
+    } = interrupted.unwrap_or_default();
     let observed = CrossUnlinkObserved {
         local: remote.clone(),
         record: LinkRecord {
@@ -165,7 +207,7 @@ pub fn plan_unexport(
             remote_namespace: remote.id.namespace.clone(),
             remote_name: remote.id.name.clone(),
             security: SecurityModel::ApiKey,
-            key_id: Some(key_id),
+            key_id,
             ca_fingerprint: None,
             proxy_address: None,
             key_created_at: None,
@@ -173,19 +215,34 @@ pub fn plan_unexport(
             remote_server: None,
         },
         remote: Some(remote.clone()),
-        remote_others: Vec::new(),
+        remote_others,
         credentials_secret: None,
         ca_bundle: None,
         local_alias_settings: BTreeMap::new(),
         exposure_service: exposure_service.cloned(),
-        active_link_keys: Vec::new(),
+        active_link_keys: active_keys,
         pending: None,
     };
-    Ok(super::unlink::remote_reversal_for(
-        &observed,
-        remote,
-        &export_key(alias),
-    ))
+    let mut plan =
+        super::unlink::remote_reversal_for(&observed, remote, request, &export_key(alias));
+    if let Some(pending) = &pending {
+        plan.steps = with_pending_record(
+            plan.steps,
+            &remote.id,
+            Some(pending),
+            &export_intent(remote, alias),
+            true,
+        );
+    }
+    Ok(plan)
+}
+
+/// What an interrupted export left for `unexport` to find: its pending record, and the keys
+/// named for the export (one may have been created before the record was written).
+#[derive(Debug, Clone, Default)]
+pub struct InterruptedExport {
+    pub pending: Option<Value>,
+    pub active_keys: Vec<String>,
 }
 
 /// For a peer on Elastic Cloud Hosted or ECE: its CA is trusted only for nodes named as

@@ -17,6 +17,8 @@ pub struct ExternalObserved {
     pub local_alias_settings: BTreeMap<String, Value>,
     /// Id of the key the keystore Secret holds for the alias, if any.
     pub stored_key_id: Option<String>,
+    /// The pending record of the alias (an interrupted link or unlink), as read.
+    pub pending: Option<Value>,
 }
 
 /// The external remote as the user described it.
@@ -73,6 +75,8 @@ pub fn plan_external_link(
     };
     check_alias_record(local, &alias, &record)?;
     check_alias_free(local, &alias, &ours, &observed.local_alias_settings)?;
+    let intent = PendingOperation::new("link", &alias, &record);
+    check_pending(&local.id, observed.pending.as_ref(), &intent)?;
 
     let side = LocalSide {
         es: local,
@@ -100,6 +104,9 @@ pub fn plan_external_link(
         },
         format!("connect alias {alias:?} in proxy mode"),
     ));
+    // A run killed before the link record is written leaves a key in the keystore (and maybe
+    // the CA): the pending record lets `unlink` find them.
+    let steps = with_pending_record(steps, &local.id, observed.pending.as_ref(), &intent, true);
     Ok(LinkPlan {
         alias,
         security: SecurityModel::ApiKey,

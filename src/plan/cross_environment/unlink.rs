@@ -444,11 +444,11 @@ pub(crate) fn server_spec_op(remote: &EsState, remove_lb_type: bool, disable: bo
 pub(crate) fn remote_reversal_for(
     observed: &CrossUnlinkObserved,
     remote: &EsState,
+    request: &CrossUnlinkRequest,
     entry: &str,
 ) -> Plan {
     let mut warnings = Vec::new();
-    let request = CrossUnlinkRequest::default();
-    let steps = remote_reversal(observed, remote, &request, entry, &mut warnings);
+    let steps = remote_reversal(observed, remote, request, entry, &mut warnings);
     Plan { steps, warnings }
 }
 
