@@ -680,8 +680,18 @@ pub struct UnlinkArgs {
     ///
     /// For a remote that cannot be reached; the remote's API key, certificates and exposure
     /// stay and are listed as warnings.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "remote_only")]
     pub local_only: bool,
+
+    /// Across Kubernetes clusters, API-key model: clean the remote's side only, found through
+    /// its record of the incoming link
+    ///
+    /// For a local cluster that is gone or out of reach (or was cleaned with --local-only):
+    /// LOCAL, ALIAS, --context and -n name the local side as the link was made (never
+    /// contacted); --remote-context names the remote's context. Invalidates the link's API
+    /// keys, forgets the incoming link and removes the exposure nothing else uses.
+    #[arg(long, requires = "remote_context")]
+    pub remote_only: bool,
 
     /// Across Kubernetes clusters: the remote's context, when yours is named differently
     ///
@@ -961,6 +971,7 @@ impl UnlinkArgs {
             alias: self.alias.clone(),
             disable_server: self.disable_server,
             local_only: self.local_only,
+            remote_only: self.remote_only,
             remote_context: self.remote_context.clone(),
             remote_kubeconfig: self.remote_kubeconfig.clone(),
             remote_api: self.remote_api.request(),

@@ -31,6 +31,16 @@ pub enum UserError {
     WrongRemoteCluster { context: String, server: String },
 
     #[error(
+        "--remote-only needs --remote-context: the context of the remote cluster whose side of the link is removed"
+    )]
+    RemoteOnlyNeedsRemoteContext,
+
+    #[error(
+        "no Elasticsearch in context {context:?} records an incoming link {entry:?}; check LOCAL, ALIAS, --context and -n name the link's local side as it was made (`kubectl remote-cluster describe` on the remote lists its incoming links)"
+    )]
+    NoIncomingLink { entry: String, context: String },
+
+    #[error(
         "the plugin's record of alias {alias:?} on {object} cannot be used: {reason}; it was edited by hand: restore it or remove the alias's entry from annotation {annotation}"
     )]
     BadRecord {

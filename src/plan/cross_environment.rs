@@ -722,10 +722,7 @@ fn incoming_record_step(
         .annotation(INCOMING_ANNOTATION)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
-    let key = format!(
-        "{}/{}/{}:{alias}",
-        local.context, local.namespace, local.name
-    );
+    let key = incoming_key(local, alias);
     let entry = json!({"keyId": key_id});
     if incoming.get(&key) == Some(&entry) {
         return None;

@@ -303,3 +303,109 @@ async fn context_reaching(session: &Session, identity: &plan::ClusterIdentity) -
     }
     None
 }
+
+/// `unlink --remote-only`: the remote's half of an API-key link, found through the remote's
+/// record of the incoming link, for a local that is gone or out of reach (or was cleaned with
+/// `--local-only`). The local side is only named (`--context`, `-n`, LOCAL); it is never
+/// contacted.
+pub async fn unlink_remote_only(
+    scope: &workflow::Scope,
+    args: &UnlinkRequest,
+) -> anyhow::Result<Outcome> {
+    let Some(remote_context) = args.remote_context.as_deref() else {
+        return Err(UserError::RemoteOnlyNeedsRemoteContext.into());
+    };
+    let kubeconfig = &scope.kubeconfig;
+    let local_context = kubeconfig
+        .select_contexts(&scope.contexts, false)?
+        .remove(0);
+    let local = plan::ClusterId {
+        namespace: scope
+            .namespace
+            .clone()
+            .unwrap_or_else(|| kubeconfig.namespace_of(&local_context)),
+        context: local_context,
+        name: args.local.clone(),
+    };
+    let remote_scope = workflow::Scope {
+        contexts: vec![remote_context.to_string()],
+        namespace: None,
+        ..scope.clone()
+    };
+    let session = match &args.remote_kubeconfig {
+        None => Session::open(&remote_scope, "unlink").await?,
+        Some(path) => {
+            let loaded = crate::k8s::kubeconfig::load(Some(path))?;
+            let remote_scope = workflow::Scope {
+                kubeconfig: std::sync::Arc::new(loaded),
+                ..remote_scope
+            };
+            Session::open(&remote_scope, "unlink").await?
+        }
+    };
+    let entry = plan::incoming_key(&local, &args.alias);
+    let key_name = plan::api_key_name(&local, &args.alias);
+    let client = &session.client;
+    let remote = observe::others_than(client, &local)
+        .await?
+        .into_iter()
+        .find(|es| plan::incoming_key_id(es, &entry).is_some())
+        .ok_or_else(|| UserError::NoIncomingLink {
+            entry: entry.clone(),
+            context: remote_context.to_string(),
+        })?;
+    let flags = &args.mutation;
+    let request = plan::CrossUnlinkRequest {
+        alias: args.alias.clone(),
+        disable_server: args.disable_server,
+    };
+    let remote_id = remote.id.clone();
+    let applied = workflow::plan_and_apply(&[client], &session.es, flags, || {
+        let (request, local, remote_id, key_name, session) =
+            (&request, &local, &remote_id, &key_name, &session);
+        async move {
+            let remote = observe::read_es(client, &remote_id.namespace, &remote_id.name).await?;
+            let services = kube::api::Api::<k8s_openapi::api::core::v1::Service>::namespaced(
+                client.client.clone(),
+                &remote_id.namespace,
+            );
+            let service_name = plan::exposure_service_name(remote_id);
+            let (others, service, es) = tokio::join!(
+                observe::others_than(client, remote_id),
+                client.call(services.get_opt(&service_name)),
+                session.es.client(client, remote_id),
+            );
+            let es = es.map_err(|e| {
+                e.context(format!("cannot read the link's API keys on {remote_id}"))
+            })?;
+            let observed = plan::RemoteOnlyObserved {
+                local: local.clone(),
+                remote,
+                remote_others: others?,
+                exposure_service: service?.map(|s| serde_json::to_value(s).unwrap_or_default()),
+                active_link_keys: observe::plugin_keys_named(&es, key_name).await?,
+            };
+            Ok(workflow::PlanOnly(
+                plan::plan_remote_only_unlink(&observed, request).map_err(UserError::from)?,
+            ))
+        }
+    })
+    .await?;
+    if flags.dry_run == crate::apply::DryRun::None {
+        output::info(&format!(
+            "Removed the remote side of alias {:?} of {local} from {remote_id}; the local side was not contacted.",
+            args.alias
+        ));
+    }
+    Outcome::document(serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": "UnlinkResult",
+        "local": local,
+        "remote": remote_id,
+        "alias": args.alias,
+        "remoteOnly": true,
+        "dryRun": flags.dry_run,
+        "plan": applied.planned.0,
+        "writes": applied.writes,
+    }))
+}

@@ -14,17 +14,9 @@ use crate::es::EsClient;
 use crate::k8s::eck;
 use crate::observe;
 use crate::output::{self, API_VERSION};
-use crate::plan::{self, Plan, Planned};
+use crate::plan;
 use crate::workflow::request::{ExportRequest, Outcome, Scope, UnexportRequest};
-use crate::workflow::{self, Session, external};
-
-struct ExportPlan(Plan);
-
-impl Planned for ExportPlan {
-    fn plan(&self) -> &Plan {
-        &self.0
-    }
-}
+use crate::workflow::{self, PlanOnly, Session, external};
 
 /// `export REMOTE --for ALIAS`.
 pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outcome> {
@@ -82,7 +74,7 @@ pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outco
                 ca,
                 pending: pending?,
             };
-            Ok(ExportPlan(
+            Ok(PlanOnly(
                 plan::plan_export(&observed, request).map_err(UserError::from)?,
             ))
         }
@@ -204,7 +196,7 @@ async fn export_certificate(
                 .await?;
             let host = eck::load_balancer_host(transport.as_ref());
             *seen.borrow_mut() = (side.own_ca.clone(), host.clone());
-            Ok(ExportPlan(
+            Ok(PlanOnly(
                 plan::plan_export_certificate(
                     &side,
                     &operator,
@@ -517,7 +509,7 @@ pub async fn unexport(scope: &Scope, args: &UnexportRequest) -> anyhow::Result<O
             if plan::exported_with_certificate(&remote, &args.alias) {
                 let side = observe::trust_side(client, remote).await?;
                 let restricted = observe::restricted_side(client, &side).await?;
-                return Ok(ExportPlan(
+                return Ok(PlanOnly(
                     plan::plan_unexport_certificate(&side, &restricted, &args.alias)
                         .map_err(UserError::from)?,
                 ));
@@ -532,7 +524,7 @@ pub async fn unexport(scope: &Scope, args: &UnexportRequest) -> anyhow::Result<O
                 disable_server: args.disable_server,
             };
             let interrupted = interrupted_export(target, &remote, &args.alias).await?;
-            Ok(ExportPlan(
+            Ok(PlanOnly(
                 plan::plan_unexport(&remote, &request, service.as_ref(), others, interrupted)
                     .map_err(UserError::from)?,
             ))

@@ -64,6 +64,15 @@ impl Session {
     }
 }
 
+/// A plan with nothing decided along the way.
+pub struct PlanOnly(pub Plan);
+
+impl crate::plan::Planned for PlanOnly {
+    fn plan(&self) -> &Plan {
+        &self.0
+    }
+}
+
 /// The API resource of a kind of object the plugin writes.
 fn object_resource(object: ObjectKind) -> &'static str {
     match object {
@@ -565,6 +574,9 @@ pub async fn unlink(
     args: &request::UnlinkRequest,
 ) -> anyhow::Result<request::Outcome> {
     parse_wait_timeout(&args.mutation.timeout)?;
+    if args.remote_only {
+        return cross::unlink_remote_only(scope, args).await;
+    }
     let session = Session::open(scope, "unlink").await?;
     let local = crate::observe::read_es(&session.client, &session.namespace, &args.local).await?;
     if let Some(record) = local.plugin_links().get(&args.alias) {

@@ -91,6 +91,7 @@ pub struct UnlinkRequest {
     pub alias: String,
     pub disable_server: bool,
     pub local_only: bool,
+    pub remote_only: bool,
     /// The remote's context when it is not the recorded one (checked against the record).
     pub remote_context: Option<String>,
     pub remote_kubeconfig: Option<PathBuf>,

@@ -587,3 +587,78 @@ fn remote_reversal(
     }
     steps
 }
+
+/// The key in [`INCOMING_ANNOTATION`] of a link made from `local` as `alias`.
+pub fn incoming_key(local: &ClusterId, alias: &str) -> String {
+    format!(
+        "{}/{}/{}:{alias}",
+        local.context, local.namespace, local.name
+    )
+}
+
+/// The id of the key recorded for the incoming link `entry` on `remote`, if any.
+pub fn incoming_key_id(remote: &EsState, entry: &str) -> Option<String> {
+    let incoming: BTreeMap<String, Value> = remote
+        .annotation(INCOMING_ANNOTATION)
+        .and_then(|t| serde_json::from_str(t).ok())?;
+    incoming
+        .get(entry)?
+        .get("keyId")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// What `unlink --remote-only` read on the remote of an API-key link whose local side is out
+/// of reach (or was cleaned with `--local-only`).
+#[derive(Debug, Clone)]
+pub struct RemoteOnlyObserved {
+    /// The link's local side, as named in the remote's incoming record.
+    pub local: ClusterId,
+    pub remote: EsState,
+    /// Every other Elasticsearch of the remote's Kubernetes cluster.
+    pub remote_others: Vec<EsState>,
+    pub exposure_service: Option<Value>,
+    /// Active keys named for this link on the remote.
+    pub active_link_keys: Vec<String>,
+}
+
+/// `unlink --remote-only`: the remote's half of an unlink (key, incoming record, exposure,
+/// and with `--disable-server` the server), from the remote's own record of the link.
+pub fn plan_remote_only_unlink(
+    observed: &RemoteOnlyObserved,
+    request: &CrossUnlinkRequest,
+) -> Result<Plan, PlanError> {
+    let remote = &observed.remote;
+    let entry = incoming_key(&observed.local, &request.alias);
+    let key_id = incoming_key_id(remote, &entry);
+    if key_id.is_none() && observed.active_link_keys.is_empty() {
+        return Err(PlanError::NoSuchAlias {
+            local: observed.local.clone(),
+            alias: request.alias.clone(),
+        });
+    }
+    let as_unlink = CrossUnlinkObserved {
+        local: remote.clone(),
+        record: LinkRecord {
+            remote_context: remote.id.context.clone(),
+            remote_namespace: remote.id.namespace.clone(),
+            remote_name: remote.id.name.clone(),
+            security: SecurityModel::ApiKey,
+            key_id,
+            ca_fingerprint: None,
+            proxy_address: None,
+            key_created_at: None,
+            remote_cluster_uid: None,
+            remote_server: None,
+        },
+        remote: Some(remote.clone()),
+        remote_others: observed.remote_others.clone(),
+        credentials_secret: None,
+        ca_bundle: None,
+        local_alias_settings: BTreeMap::new(),
+        exposure_service: observed.exposure_service.clone(),
+        active_link_keys: observed.active_link_keys.clone(),
+        pending: None,
+    };
+    Ok(remote_reversal_for(&as_unlink, remote, request, &entry))
+}
