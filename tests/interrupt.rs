@@ -420,3 +420,44 @@ fn an_unlink_interrupted_at_each_boundary_is_finished_by_unlink_again() {
         }
     }
 }
+
+/// An `unlink` started while a `link` of the same alias is under way (its pending record
+/// written, its writes in flight): whichever wins, nothing is orphaned, and a final `unlink`
+/// brings both clusters back exactly (no active plugin key left).
+#[test]
+fn an_unlink_racing_a_link_in_flight_leaves_nothing_behind() {
+    let total = writes_of_a_link();
+    for writes in [1, total / 2, total - 1] {
+        let world = world();
+        let before = before(&world);
+        world.clear_requests(BOTH);
+        let mut link = spawn(&world, &link_args());
+        assert!(until_writes(&world, &mut link, writes), "the link writes");
+        let unlink = world.plugin().args(unlink_args()).output().unwrap();
+        let (link_exit, link_stderr) = finish(link);
+        let context = format!("unlink after {writes} of {total} writes of a link");
+        eprintln!(
+            "{context}: link exit {link_exit:?} ({}), unlink exit {:?} ({})",
+            link_stderr.lines().last().unwrap_or_default(),
+            unlink.status.code(),
+            common::stderr_of(&unlink)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+        assert!(
+            matches!(unlink.status.code(), Some(0 | 1 | 2)),
+            "{context}: {}",
+            common::stderr_of(&unlink)
+        );
+        world.settle(BOTH);
+        let last = world.plugin().args(unlink_args()).output().unwrap();
+        let said = common::stderr_of(&last);
+        assert!(
+            last.status.code() == Some(0)
+                || (last.status.code() == Some(2) && said.contains("has no remote cluster")),
+            "{context}, then unlink: {said}"
+        );
+        assert_as_before(&world, &before, &format!("{context}, then unlink"));
+    }
+}

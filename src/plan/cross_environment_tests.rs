@@ -843,6 +843,9 @@ fn apply_restricted(state: &mut RestrictedState, plan: &Plan) {
                 state.restricted.configmap = None
             }
             Change::WaitForRollout | Change::WaitForAddress { .. } => {}
+            // An unlink's pending record: written first, deleted last.
+            Change::ApplyObject { name, .. } | Change::DeleteObject { name, .. }
+                if is_pending_record(name) => {}
             other => panic!("a restricted export does not {other:?}"),
         }
     }
