@@ -355,6 +355,16 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
 
 /// What an interrupted link or unlink left, and the commands that finish or remove it.
 fn pending_note(local: &ClusterId, operation: &crate::plan::PendingOperation) -> String {
+    if operation.operation == "export" {
+        let alias = operation
+            .alias
+            .strip_suffix(".export")
+            .unwrap_or(&operation.alias);
+        return format!(
+            "an export for alias {alias:?} was interrupted and is not finished: run the same `export` again to complete it, or `kubectl remote-cluster unexport {} --for {alias} -n {} --context {}` to remove what it left",
+            local.name, local.namespace, local.context
+        );
+    }
     let unlink = format!(
         "kubectl remote-cluster unlink {} {} -n {} --context {}",
         local.name, operation.alias, local.namespace, local.context
@@ -464,6 +474,42 @@ fn likely_reason(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pending_notes_name_the_command_that_finishes_each_operation() {
+        let local = ClusterId {
+            context: "east".into(),
+            namespace: "search".into(),
+            name: "products".into(),
+        };
+        let operation = |kind: &str, alias: &str, context: &str| crate::plan::PendingOperation {
+            operation: kind.into(),
+            alias: alias.into(),
+            remote_context: context.into(),
+            remote_namespace: if context.is_empty() { "" } else { "shop" }.into(),
+            remote_name: "orders".into(),
+            security: crate::plan::SecurityModel::ApiKey,
+            remote_cluster_uid: None,
+            remote_server: None,
+        };
+        let export = pending_note(&local, &operation("export", "cloud.export", "east"));
+        assert!(
+            export.contains("an export for alias \"cloud\" was interrupted")
+                && export.contains("unexport products --for cloud -n search --context east"),
+            "{export}"
+        );
+        let external = pending_note(&local, &operation("link", "cloud", ""));
+        assert!(
+            external.contains("to the external cluster \"orders\"")
+                && external.contains("unlink products cloud -n search --context east"),
+            "{external}"
+        );
+        let unlink = pending_note(&local, &operation("unlink", "orders", "west"));
+        assert!(
+            unlink.contains("from shop/orders (context west)"),
+            "{unlink}"
+        );
+    }
 
     fn es(namespace: &str, name: &str, spec: Value) -> EsState {
         EsState {

@@ -105,6 +105,9 @@ const ROWS: &[Row] = &[
     (&["unlink", "catalog", "products?x=1", "-n", "search"], ALIAS),
     (&["unlink", "catalog", "products", "-n", "search", "--context", ""], CONTEXT),
     (&["unlink", "catalog", "products", "-n", "search", "--timeout", "99999999999999999999h"], TOO_LONG),
+    (&["unlink", "catalog", "products", "-n", "search", "--remote-only"], "--remote-context"),
+    (&["unlink", "catalog", "products", "-n", "search", "--remote-only", "--remote-context", "west", "--local-only"], "cannot be used with"),
+    (&["unlink", "catalog", "products", "-n", "search", "--remote-only", "--remote-context", ""], CONTEXT),
     // trust
     (&["trust", "catalog", "products?x", "-n", "search", "--remote-context", "west"], NAME),
     (&["trust", "catalog", "products", "-n", "search", "--remote-context", ""], CONTEXT),
