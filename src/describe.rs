@@ -238,7 +238,7 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
             outgoing.push(OutgoingLink {
                 alias: alias.clone(),
                 remote: match record {
-                    Some(r) => format!("{}/{}/{} via {address}", r.remote_context, r.remote_namespace, r.remote_name),
+                    Some(r) => format!("{} via {address}", recorded_remote(r)),
                     None => address,
                 },
                 security: Some(if live.get("cluster_credentials").is_some() {
@@ -261,7 +261,7 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
             if !info.contains_key(alias) {
                 outgoing.push(OutgoingLink {
                     alias: alias.clone(),
-                    remote: format!("{}/{}/{}", record.remote_context, record.remote_namespace, record.remote_name),
+                    remote: recorded_remote(record),
                     security: Some(record.security),
                     mode: None,
                     managed_by: Manager::Plugin,
@@ -350,6 +350,19 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
             .and_then(|r| trust_restriction(&es.id, r)),
         live: observed.remote_info.is_some(),
         notes,
+    }
+}
+
+/// The remote of a plugin link as a reader knows it: `context/namespace/name`, or for a
+/// cluster outside Kubernetes `external <alias>` (it has neither context nor namespace).
+fn recorded_remote(record: &crate::plan::LinkRecord) -> String {
+    if crate::plan::is_external(record) {
+        format!("external {}", record.remote_name)
+    } else {
+        format!(
+            "{}/{}/{}",
+            record.remote_context, record.remote_namespace, record.remote_name
+        )
     }
 }
 
@@ -474,6 +487,27 @@ fn likely_reason(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_external_remote_is_named_by_its_alias_not_as_an_empty_path() {
+        let record = |context: &str, namespace: &str| crate::plan::LinkRecord {
+            remote_context: context.into(),
+            remote_namespace: namespace.into(),
+            remote_name: "cloud-logs".into(),
+            security: SecurityModel::ApiKey,
+            key_id: None,
+            ca_fingerprint: None,
+            proxy_address: Some("logs.example.com:9443".into()),
+            key_created_at: None,
+            remote_cluster_uid: None,
+            remote_server: None,
+        };
+        assert_eq!(recorded_remote(&record("", "")), "external cloud-logs");
+        assert_eq!(
+            recorded_remote(&record("west", "shop")),
+            "west/shop/cloud-logs"
+        );
+    }
 
     #[test]
     fn pending_notes_name_the_command_that_finishes_each_operation() {

@@ -491,3 +491,37 @@ fn usage_errors_exit_2() {
     let missing = plugin(home.path()).args(["list"]).output().unwrap();
     common::assert_refused(&missing, "no kubeconfig found");
 }
+
+#[test]
+fn links_the_plugin_made_across_kubernetes_clusters_are_counted_and_named() {
+    let world = World::settled(common::east_and_west(
+        [common::es("search", "catalog")],
+        [common::es("shop", "products")],
+    ));
+    world.ok(common::east_to_west(
+        "link",
+        "products",
+        &["--yes", "--wait=false"],
+    ));
+    let doc = world.json(["list", "--context", "east", "-o", "json"]);
+    let catalog = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "catalog")
+        .unwrap()
+        .clone();
+    assert_eq!(catalog["remoteClusterCount"], 1, "{catalog}");
+    let link = &catalog["remoteClusters"][0];
+    assert_eq!(link["alias"], "products");
+    assert_eq!(link["remote"], "west/shop/products");
+    assert_eq!(link["securityModel"], "api-key");
+    assert!(link["proxyAddress"].as_str().is_some(), "{link}");
+    let table = world.ok(["list", "--context", "east", "-o", "wide"]);
+    let rows = table_rows(&stdout_of(&table));
+    let header = &rows[0];
+    let row = rows.iter().find(|r| r[2] == "catalog").unwrap();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(row[column("REMOTES")], "1");
+    assert_eq!(row[column("ALIASES")], "products");
+}

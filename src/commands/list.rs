@@ -94,6 +94,13 @@ pub struct RemoteSummary {
     /// `namespace/name` of the referenced Elasticsearch, when the entry has one.
     pub elasticsearch_ref: Option<String>,
     pub security_model: SecurityModel,
+    /// A link the plugin made outside `spec.remoteClusters` (across Kubernetes clusters or to
+    /// a cluster outside Kubernetes): the remote (`context/namespace/name`, or `external`) and
+    /// the address the local connects to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -155,8 +162,12 @@ pub fn summarize(es: &Elasticsearch, group: &ServerGroup) -> ClusterSummary {
             } else {
                 SecurityModel::Certificate
             },
+            remote: None,
+            proxy_address: None,
         })
         .collect();
+    let mut remote_clusters = remote_clusters;
+    remote_clusters.extend(plugin_links_outside_the_spec(es));
     let eck_managed_aliases = crate::plan::split_aliases(
         es.annotations
             .get(ECK_MANAGED_REMOTES_ANNOTATION)
@@ -184,6 +195,37 @@ pub fn summarize(es: &Elasticsearch, group: &ServerGroup) -> ClusterSummary {
         eck_managed_aliases,
         creation_timestamp: es.creation_timestamp.clone(),
     }
+}
+
+/// The plugin's links that live in the cluster settings rather than `spec.remoteClusters`
+/// (across Kubernetes clusters, to clusters outside Kubernetes), from its record.
+fn plugin_links_outside_the_spec(es: &Elasticsearch) -> Vec<RemoteSummary> {
+    let records: std::collections::BTreeMap<String, crate::plan::LinkRecord> = es
+        .annotations
+        .get(crate::plan::LINKS_ANNOTATION)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    records
+        .into_iter()
+        .filter(|(_, record)| record.proxy_address.is_some())
+        .map(|(alias, record)| RemoteSummary {
+            alias,
+            elasticsearch_ref: None,
+            security_model: match record.security {
+                crate::plan::SecurityModel::ApiKey => SecurityModel::ApiKey,
+                crate::plan::SecurityModel::Certificate => SecurityModel::Certificate,
+            },
+            remote: Some(if crate::plan::is_external(&record) {
+                "external".to_string()
+            } else {
+                format!(
+                    "{}/{}/{}",
+                    record.remote_context, record.remote_namespace, record.remote_name
+                )
+            }),
+            proxy_address: record.proxy_address,
+        })
+        .collect()
 }
 
 fn or_dash(value: &Option<String>) -> String {
