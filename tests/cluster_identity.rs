@@ -257,3 +257,36 @@ fn unlink_without_any_context_for_the_remote_says_what_to_pass() {
     assert_eq!(world.plugin_writes(BOTH), 0);
     assert_eq!(active_keys(&world), 1);
 }
+
+#[test]
+fn describe_reads_the_remote_when_the_kubeconfig_names_its_context_differently() {
+    let world = linked_across();
+    kubectl(
+        &world.kubeconfig,
+        &["config", "rename-context", "west", "prod-west"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(
+        &world
+            .plugin()
+            .args([
+                "describe",
+                "catalog",
+                "-n",
+                "search",
+                "--context",
+                "east",
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let trust = &report["outgoing"][0]["trust"];
+    assert!(
+        trust["currentFingerprint"].as_str().is_some(),
+        "the remote's CA is read through the context that reaches it: {report}"
+    );
+    assert_eq!(trust["currentFingerprint"], trust["trustedFingerprint"]);
+}

@@ -52,7 +52,7 @@ pub async fn run(
             None
         }
     };
-    let remote_cas = remote_cas(&target.pool, &es).await;
+    let remote_cas = remote_cas(&target, &es).await;
     let peers: Vec<String> = if args.all_contexts {
         kubeconfig.context_names()
     } else {
@@ -102,17 +102,15 @@ pub async fn run(
 
 /// For each link the plugin made to another Kubernetes cluster, the remote's CA as it is now
 /// (read in the remote's context from the same kubeconfig), to tell a stale copy.
-async fn remote_cas(
-    pool: &crate::k8s::clients::ClientPool,
-    es: &EsState,
-) -> BTreeMap<String, CurrentCa> {
+async fn remote_cas(session: &Session, es: &EsState) -> BTreeMap<String, CurrentCa> {
     let links: Vec<(String, crate::plan::LinkRecord)> = es
         .plugin_links()
         .into_iter()
         .filter(|(_, r)| r.proxy_address.is_some() && r.problem().is_none())
         .collect();
     let reads = links.iter().map(|(alias, record)| async move {
-        let client = pool.client(&record.remote_context).await.ok()?;
+        let context = crate::workflow::cross::context_of_record(session, record).await?;
+        let client = session.pool.client(&context).await.ok()?;
         let ca = crate::observe::read_transport_ca(
             &client,
             &record.remote_namespace,

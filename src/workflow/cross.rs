@@ -264,6 +264,15 @@ async fn recorded_remote(
     Ok(client)
 }
 
+/// The context of this kubeconfig that reaches the remote of `record`: the recorded one when the
+/// kubeconfig has it, else the one that reaches the recorded cluster (by identity).
+pub async fn context_of_record(session: &Session, record: &plan::LinkRecord) -> Option<String> {
+    if knows_context(session, &record.remote_context) {
+        return Some(record.remote_context.clone());
+    }
+    context_reaching(session, &record.remote_identity()?).await
+}
+
 fn knows_context(session: &Session, context: &str) -> bool {
     session
         .scope
