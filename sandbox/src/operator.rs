@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::cluster::{ClusterState, PatchType, Sub, WriteOpts, now_rfc3339};
 use crate::elasticsearch::{
-    ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion, eck_transport_node_name,
+    ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion, eck_transport_node_name_with_suffix,
     now_millis, sha256_fingerprint, subject_name_matches,
 };
 use crate::resources::ResourceKey;
@@ -873,7 +873,7 @@ impl Operator {
                 if xi == yi {
                     continue;
                 }
-                let cert = eck_transport_node_name(ypod, &id.name, &id.namespace);
+                let cert = transport_node_name(es, ypod);
                 if !patterns.iter().any(|p| subject_name_matches(p, &cert)) {
                     return ClusterFormation::NoMaster {
                         reason: format!(
@@ -902,6 +902,8 @@ impl Operator {
             if n.node_names != names {
                 n.set_nodes(&names);
             }
+            // ECK reissues the transport certificates when `otherNameSuffix` changes.
+            n.transport_node_names = names.iter().map(|p| transport_node_name(es, p)).collect();
             // ECK: remote_cluster.publish_host = <pod>.<headless>.<ns>.svc; transport publishes
             // the pod IP (filled in by `pods`).
             n.publish_addresses.remote_cluster = if rcs {
@@ -1552,6 +1554,17 @@ struct PodOf {
 }
 
 /// The pods of every nodeSet, in order.
+/// The otherName commonName of `pod`'s transport certificate, from
+/// `spec.transport.tls.otherNameSuffix` (ECK `buildCertificateCommonName`).
+fn transport_node_name(es: &Value, pod: &str) -> String {
+    eck_transport_node_name_with_suffix(
+        pod,
+        s(es, "/metadata/name"),
+        s(es, "/metadata/namespace"),
+        s(es, "/spec/transport/tls/otherNameSuffix"),
+    )
+}
+
 fn pods_of(es: &Value) -> Vec<PodOf> {
     let name = s(es, "/metadata/name");
     node_sets(es)

@@ -715,3 +715,67 @@ fn a_self_managed_external_restricts_only_once_it_names_patterns() {
             .is_err()
     );
 }
+
+#[test]
+fn other_name_suffix_names_the_transport_certificates_that_restrictions_must_match() {
+    const SUFFIX: &str = "products.transport.example.org";
+    let sb = sandbox(2);
+    let (east, ech) = east_and_ech(&sb);
+    east.merge_patch(
+        &ES,
+        Some(NS),
+        NAME,
+        &json!({"spec": {"transport": {"tls": {"otherNameSuffix": SUFFIX}}}}),
+        Sub::Main,
+    )
+    .unwrap();
+    east.wait_idle(IDLE).unwrap();
+    assert_green(&east);
+    assert_eq!(
+        east.es_node(NS, NAME, |n| n.transport_node_names.clone())
+            .unwrap(),
+        [
+            format!("products-es-default-0.{SUFFIX}"),
+            format!("products-es-default-1.{SUFFIX}"),
+        ],
+        "ECK names the certificates <pod>.<otherNameSuffix>"
+    );
+
+    // The documented restriction names the default pattern, which these nodes no longer carry.
+    roll_out_trust(
+        &east,
+        &ech,
+        &corrected_trust_yml(&sb),
+        vec![node_set("default", 2, TRUST)],
+    );
+    let formation = assert_not_formed(&east);
+    assert!(
+        matches!(&formation, ClusterFormation::NoMaster { reason }
+            if reason.contains(&format!("products-es-default-1.{SUFFIX}"))),
+        "{formation:?}"
+    );
+
+    // The pattern derived from the suffix lets them form.
+    let own = format!("*.{SUFFIX}");
+    let fixed = corrected_trust_yml(&sb).replace(ECK_PATTERN, &own);
+    let sets = vec![restarted(node_set("default", 2, TRUST), "fix", "1")];
+    roll_out_trust(&east, &ech, &fixed, sets);
+    assert_green(&east);
+
+    // A peer matches its restrictions against the suffixed names too.
+    let lb = transport_lb(&east);
+    external_remote(&sb, "ech", &lb);
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    assert_eq!(
+        sb.external_diagnose("ech", "eck"),
+        Err(NotConnectedReason::TrustRestricted {
+            address: lb.clone(),
+            rejected_by: ech.id.clone(),
+            node_name: format!("products-es-default-0.{SUFFIX}"),
+        })
+    );
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[&own])
+        .unwrap();
+    assert_eq!(external_connected(&sb, "ech"), true);
+}
