@@ -811,6 +811,7 @@ fn restricted_state() -> RestrictedState {
         restricted: RestrictedObserved {
             configmap: None,
             eck_peers: vec![("search".into(), "orders".into())],
+            node_patterns: BTreeMap::new(),
         },
     }
 }
@@ -1092,7 +1093,11 @@ fn trust_yml_lists_each_name_once_this_cluster_first() {
             "*.node.a.cluster.1.account".to_string(),
         ],
     )]);
-    let rendered = render_trust_yml(&id, &[("search".into(), "orders".into())], &peers);
+    let observed = RestrictedObserved {
+        eck_peers: vec![("search".into(), "orders".into())],
+        ..RestrictedObserved::default()
+    };
+    let rendered = render_trust_yml(&id, &observed, &peers);
     let parsed: Value = serde_saphyr::from_str(&rendered).unwrap();
     assert_eq!(
         parsed["trust.subject_name"],
@@ -1103,6 +1108,33 @@ fn trust_yml_lists_each_name_once_this_cluster_first() {
         ]),
         "{rendered}"
     );
+}
+
+#[test]
+fn trust_yml_names_clusters_with_an_other_name_suffix_by_it() {
+    let id = es("west", "search", "products", "9.1.0").id;
+    let observed = RestrictedObserved {
+        eck_peers: vec![
+            ("search".into(), "orders".into()),
+            ("search".into(), "users".into()),
+        ],
+        node_patterns: BTreeMap::from([
+            (("search".into(), "products".into()), "*.p.example".into()),
+            (("search".into(), "orders".into()), "*.o.example".into()),
+        ]),
+        ..RestrictedObserved::default()
+    };
+    let rendered = render_trust_yml(&id, &observed, &BTreeMap::new());
+    let parsed: Value = serde_saphyr::from_str(&rendered).unwrap();
+    assert_eq!(
+        parsed["trust.subject_name"],
+        json!(["*.p.example", "*.o.example", "*.node.users.search.es.local"]),
+        "{rendered}"
+    );
+    let mut suffixed = es("west", "search", "orders", "9.1.0");
+    assert_eq!(eck_node_pattern(&suffixed), "*.node.orders.search.es.local");
+    suffixed.object["spec"]["transport"] = json!({"tls": {"otherNameSuffix": "o.example"}});
+    assert_eq!(eck_node_pattern(&suffixed), "*.o.example");
 }
 
 #[test]
