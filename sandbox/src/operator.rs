@@ -854,6 +854,9 @@ impl Operator {
     /// node must accept the transport certificate of every other node (each connection is
     /// mutual TLS). A node does not connect to itself, so a single node always forms.
     fn formation(&self, id: &EsId, es: &Value) -> ClusterFormation {
+        if let Some(reason) = self.world.node_set_start_failure(id) {
+            return ClusterFormation::NodesNotStarted { reason };
+        }
         let restrictions = self.world.node_set_restrictions(id);
         for (set, r) in &restrictions {
             if let Some(Err(e)) = r {

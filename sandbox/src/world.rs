@@ -591,6 +591,65 @@ impl World {
         }
     }
 
+    /// Why the nodes of a nodeSet of an ECK Elasticsearch do not start, for the first nodeSet
+    /// that cannot: a `podTemplate` volume whose ConfigMap or Secret does not exist (and is not
+    /// `optional`) keeps the pod from starting (the kubelet's `MountVolume.SetUp failed`), and
+    /// a file of the nodeSet's `xpack.security.{transport,remote_cluster_client}.ssl.certificate_authorities`
+    /// that is missing or holds no PEM certificate stops Elasticsearch at start
+    /// (`PemTrustConfig.readCertificates`, `SslConfigException`).
+    pub(crate) fn node_set_start_failure(&self, id: &EsId) -> Option<String> {
+        let (c, es) = self.es_object(id)?;
+        let ns = id.namespace.as_str();
+        for (i, set) in node_sets(&es).iter().enumerate() {
+            let set_name = set.get("name").and_then(Value::as_str).unwrap_or("");
+            for volume in set
+                .pointer("/podTemplate/spec/volumes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let vname = volume.get("name").and_then(Value::as_str).unwrap_or("");
+                let source = [
+                    ("configMap", "name", ResourceKey::CONFIGMAPS, "configmap"),
+                    ("secret", "secretName", ResourceKey::SECRETS, "secret"),
+                ]
+                .into_iter()
+                .find_map(|(field, key, kind, what)| {
+                    let src = volume.get(field)?;
+                    let optional = src.get("optional").and_then(Value::as_bool) == Some(true);
+                    let name = src.get(key).and_then(Value::as_str)?;
+                    (!optional && c.get(&kind, Some(ns), name).is_err())
+                        .then(|| format!("{what} \"{name}\" not found"))
+                });
+                if let Some(missing) = source {
+                    return Some(format!(
+                        "nodeSet [{set_name}]: MountVolume.SetUp failed for volume \"{vname}\" : {missing}"
+                    ));
+                }
+            }
+            for setting in [TRANSPORT_CAS, CLIENT_CAS] {
+                let prefix = setting.trim_end_matches(".certificate_authorities");
+                for file in config_list(set.get("config"), setting) {
+                    let reason = match self.read_es_file(&c, &es, &file, Some(i)) {
+                        None => Some(format!(
+                            "cannot read configured PEM certificate_authorities [{file}] because the file does not exist"
+                        )),
+                        Some(pem) if pem_fingerprints(&pem).is_empty() => {
+                            Some(format!("failed to parse any certificates from [{file}]"))
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(reason) = reason {
+                        return Some(format!(
+                            "nodeSet [{set_name}]: failed to load SSL configuration [{prefix}] - {reason}"
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// The trust restrictions of every nodeSet of an ECK Elasticsearch, in order, as its nodes
     /// load them: the file named by `xpack.security.transport.ssl.trust_restrictions.path` in
     /// that nodeSet's config, read through that nodeSet's mounts, YAML with
