@@ -386,9 +386,13 @@ fn connected_needs_every_ingredient() {
     // ConfigMap mounted in the pods and named by remote_cluster_client.ssl.certificate_authorities.
     east.create(&ResourceKey::SECRETS, json!({"metadata": {"name": "l-remote-credentials", "namespace": "a"}, "stringData": {"cluster.remote.west.credentials": key["encoded"]}}))
         .unwrap();
+    // A CA file must hold a certificate or the node does not start: at first, east's own CA.
+    let east_ca = east
+        .secret_text("a", "l-es-transport-certs-public", "ca.crt")
+        .unwrap();
     east.create(
         &ResourceKey::CONFIGMAPS,
-        json!({"metadata": {"name": "l-remote-cas", "namespace": "a"}, "data": {"ca.crt": ""}}),
+        json!({"metadata": {"name": "l-remote-cas", "namespace": "a"}, "data": {"ca.crt": east_ca}}),
     )
     .unwrap();
     east.merge_patch(&ES, Some("a"), "l", &json!({"spec": {
