@@ -38,6 +38,11 @@ pub enum UserError {
     )]
     NoContexts,
 
+    /// A spec write that would name a volume or file that is not there (checked before any
+    /// write).
+    #[error("{0}")]
+    BrokenReference(String),
+
     #[error("cannot read kubeconfig {}: {reason}", .path.display())]
     UnreadableKubeconfig { path: PathBuf, reason: String },
 

@@ -463,3 +463,55 @@ fn every_certificate_of_a_ca_bundle_reaches_the_local_cluster() {
         "{text}"
     );
 }
+
+#[test]
+fn a_spec_write_that_would_name_a_missing_or_empty_ca_file_is_refused_without_a_write() {
+    let world = World::settled(
+        common::east([es("search", "catalog"), es("search", "products")])
+            .external_elasticsearch("cloud", "9.1.0"),
+    );
+    let east = world.sandbox.cluster("east");
+    let key = key_made_on_the_remote(&world);
+    let files = files(&world, &key);
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    world.ok(link_args(&address, &files));
+    world.settle(&["east"]);
+    let cas = "catalog-remote-cluster-cas";
+    let same_operator_link = [
+        "link", "catalog", "products", "-n", "search", "--yes", "--timeout", "60s",
+    ];
+
+    // Someone empties the bundle the nodes mount: a restart would stop them.
+    east.merge_patch(
+        &ResourceKey::CONFIGMAPS,
+        Some("search"),
+        cas,
+        &json!({"data": {"ca.crt": ""}}),
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    let refused = world.refused(same_operator_link, "holds no certificate");
+    let stderr = stderr_of(&refused);
+    let message = stderr.trim().lines().last().unwrap();
+    assert!(
+        message.starts_with("error: Elasticsearch search/catalog: ")
+            && message.contains(cas)
+            && message.contains("then re-run"),
+        "one line that says what to do: {stderr}"
+    );
+    // (`refused` checks that the plugin wrote nothing.)
+
+    // Someone deletes it: the pods would not even start.
+    east.delete(&ResourceKey::CONFIGMAPS, Some("search"), cas)
+        .unwrap();
+    world.refused(same_operator_link, "which does not exist");
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    assert_eq!(catalog["status"]["phase"], "Ready", "{}", catalog["status"]);
+
+    // Unlinking takes the reference out, so it goes through.
+    world.ok(UNLINK);
+    world.settle(&["east"]);
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    assert_eq!(catalog["status"]["phase"], "Ready", "{}", catalog["status"]);
+    world.ok(same_operator_link);
+}
