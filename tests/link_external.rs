@@ -515,3 +515,46 @@ fn a_spec_write_that_would_name_a_missing_or_empty_ca_file_is_refused_without_a_
     assert_eq!(catalog["status"]["phase"], "Ready", "{}", catalog["status"]);
     world.ok(same_operator_link);
 }
+
+/// The undo of an unlink would mount the CA bundle again, but someone deleted it meanwhile: the
+/// undo leaves the spec as it is (and says so) rather than keep the pods from starting.
+#[test]
+fn an_undo_that_would_mount_a_deleted_bundle_is_left_undone() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    let key = key_made_on_the_remote(&world);
+    let files = files(&world, &key);
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    world.ok(link_args(&address, &files));
+    world.settle(&["east"]);
+    east.delete(
+        &ResourceKey::CONFIGMAPS,
+        Some("search"),
+        "catalog-remote-cluster-cas",
+    )
+    .unwrap();
+    east.inject_fault(
+        remote_cluster_sandbox::Fault::new(
+            "DELETE",
+            "/api/v1/namespaces/search/secrets/catalog-remote-cluster-credentials",
+        )
+        .status(500),
+    );
+    let output = world.plugin().args(UNLINK).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not taken back")
+            && stderr.contains("\"catalog-remote-cluster-cas\"")
+            && stderr.contains("which does not exist"),
+        "{stderr}"
+    );
+    world.settle(&["east"]);
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    assert!(
+        catalog["spec"]["nodeSets"][0].get("podTemplate").is_none(),
+        "the bundle is not mounted again: {}",
+        catalog["spec"]
+    );
+    assert_eq!(catalog["status"]["phase"], "Ready", "{}", catalog["status"]);
+}
