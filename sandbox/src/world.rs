@@ -206,8 +206,15 @@ impl World {
         id: &EsId,
         hosted: bool,
         own_pattern: &str,
+        rcs_ca: Option<String>,
     ) -> Result<ExternalCas> {
-        let (rcs_ca_pem, rcs_fingerprint) = transport_ca(&id.name)?;
+        let (rcs_ca_pem, rcs_fingerprint) = match rcs_ca {
+            Some(pem) => {
+                let fingerprint = pem_fingerprints(&pem).into_iter().next().unwrap_or_default();
+                (pem, fingerprint)
+            }
+            None => transport_ca(&id.name)?,
+        };
         let (transport_ca_pem, transport_fingerprint) = if hosted {
             self.regional_ca()?
         } else {
@@ -573,20 +580,25 @@ impl World {
                 };
                 let first = sets.first().and_then(|s| s.get("config"));
                 files.extend(config_list(first, CLIENT_CAS));
-                let mut out = fingerprints(&files, None);
-                // With client SSL on, the JVM's default trust store applies too: publicly
-                // trusted CAs.
-                let ssl_on = first
+                // `ssl.enabled` defaults to true (`XPackSettings.REMOTE_CLUSTER_CLIENT_SSL_ENABLED`);
+                // without TLS nothing of a remote cluster server is trusted.
+                let ssl_off = first
                     .map(flatten_config)
                     .and_then(|flat| {
                         flat.get("xpack.security.remote_cluster_client.ssl.enabled")
                             .cloned()
                     })
-                    .is_some_and(|v| v == Value::Bool(true) || v == Value::String("true".into()));
-                if ssl_on {
-                    out.extend(self.public_cas.lock().expect("public CAs").iter().cloned());
+                    .is_some_and(|v| v == Value::Bool(false) || v == Value::String("false".into()));
+                if ssl_off {
+                    return Vec::new();
                 }
-                out.into_iter().collect()
+                // A configured `certificate_authorities` list (ECK's for API-key remotes, and the
+                // user's, appended) is the whole trust; the JVM's default trust store (publicly
+                // trusted CAs) applies only without one (`SslConfigurationLoader.buildTrustConfig`).
+                if files.is_empty() {
+                    return self.public_cas.lock().expect("public CAs").clone();
+                }
+                fingerprints(&files, None).into_iter().collect()
             }
         }
     }
