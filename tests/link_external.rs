@@ -325,60 +325,118 @@ fn an_unreachable_remote_url_is_refused_without_a_write() {
     assert!(plugin_keys(&world).is_empty());
 }
 
+/// `--public-ca` (Elastic Cloud Hosted): Elasticsearch trusts public CAs on the remote cluster
+/// client only while no CA list is set there, so the remote's root goes into the plugin's
+/// bundle, read from the verified TLS handshake of `--remote-url`; a later private-CA link
+/// then keeps it trusted.
 #[test]
-fn a_publicly_trusted_remote_needs_no_ca_file() {
+fn a_publicly_trusted_remote_gets_its_root_into_the_bundle() {
     let world = World::settled(
         common::east([es("search", "catalog")])
-            .external_elasticsearch_with_public_ca("cloud", "9.1.0"),
+            .external_elasticsearch_with_public_ca("cloud", "9.1.0")
+            .external_elasticsearch("private", "9.1.0"),
     );
     let east = world.sandbox.cluster("east");
     let before = world.elasticsearch("east", "search", "catalog");
     let objects = world.snapshot(&["east"]);
+    let cloud = world.sandbox.external("cloud");
     let key = key_made_on_the_remote(&world);
     let key_file = world.dir.path().join("key.txt");
     std::fs::write(&key_file, &key).unwrap();
-    let address = world.sandbox.external("cloud").remote_cluster_address;
-    let link = |extra: &[&'static str]| {
-        [
-            &LINK[..],
-            extra,
-            &[
-                "--proxy-address",
-                &address,
-                "--yes",
-                "--api-key-file",
-                path(&key_file),
-            ],
-        ]
-        .concat()
-    };
-    world.ok(link(&["--public-ca", "--timeout", "60s"]));
+    let address = cloud.remote_cluster_address.clone();
+    let base: Vec<String> = [
+        &LINK[..],
+        &["--proxy-address", &address, "--yes", "--timeout", "60s", "--public-ca"],
+    ]
+    .concat()
+    .into_iter()
+    .map(String::from)
+    .collect();
+
+    // Nothing to read the root from: refused, with the reason and what to pass.
+    let mut alone = base.clone();
+    alone.extend(["--api-key-file".into(), path(&key_file).into()]);
+    world.refused(&alone, "pass the remote's root CA with --ca-file, or --remote-url");
+
+    // With --remote-url, the CA above its certificate in the verified handshake.
+    let mut with_url = base.clone();
+    with_url.extend(remote_api(&world));
+    let link = world.ok(&with_url);
+    let stderr = stderr_of(&link);
+    assert!(stderr.contains("Trusting the CA sha256:"), "{stderr}");
+    let bundle = east
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("search"),
+            "catalog-remote-cluster-cas",
+        )
+        .expect("the CA bundle");
+    let body = |pem: &str| pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
+    assert!(
+        body(bundle["data"]["ca.crt"].as_str().unwrap()).contains(&body(&cloud.remote_cluster_ca_pem)),
+        "{bundle}"
+    );
     assert_eq!(
         east.remote_info("search", "catalog")["cloud"]["connected"],
         true
     );
-    assert!(
-        east.get(
-            &ResourceKey::CONFIGMAPS,
-            Some("search"),
-            "catalog-remote-cluster-cas"
-        )
-        .is_none(),
-        "nothing to mount for a public CA"
-    );
-    let catalog = world.elasticsearch("east", "search", "catalog");
-    assert_eq!(
-        catalog["spec"]["nodeSets"][0]["config"]["xpack.security.remote_cluster_client.ssl.enabled"],
-        true
-    );
-    assert!(catalog["spec"]["nodeSets"][0].get("podTemplate").is_none());
 
-    world.ok(UNLINK);
+    // A private-CA link after it: both stay trusted.
+    let private = world.sandbox.external("private");
+    let created = world.sandbox.external_request(
+        "private",
+        &EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .basic("elastic", &private.password)
+            .json(&json!({"name": "for-eck", "access": {"search": [{"names": ["*"]}]}})),
+    );
+    let private_key = world.dir.path().join("private-key.txt");
+    std::fs::write(&private_key, created.body["encoded"].as_str().unwrap()).unwrap();
+    let private_ca = world.dir.path().join("private-ca.pem");
+    std::fs::write(&private_ca, &private.remote_cluster_ca_pem).unwrap();
+    let linked = world.ok([
+        "link",
+        "catalog",
+        "-n",
+        "search",
+        "--external",
+        "private",
+        "--proxy-address",
+        &private.remote_cluster_address,
+        "--yes",
+        "--timeout",
+        "60s",
+        "--ca-file",
+        path(&private_ca),
+        "--api-key-file",
+        path(&private_key),
+    ]);
+    assert!(
+        !stderr_of(&linked).contains("stops trusting"),
+        "nothing is cut off: {}",
+        stderr_of(&linked)
+    );
+    world.settle(&["east"]);
+    let info = east.remote_info("search", "catalog");
+    assert_eq!(info["cloud"]["connected"], true, "{info}");
+    assert_eq!(info["private"]["connected"], true, "{info}");
+
+    for alias in ["private", "cloud"] {
+        world.ok([
+            "unlink", "catalog", alias, "-n", "search", "--yes", "--timeout", "60s",
+        ]);
+    }
     let after = world.elasticsearch("east", "search", "catalog");
     assert_eq!(after["spec"], before["spec"]);
     world.assert_unchanged(&["east"], &objects);
 
-    world.refused(link(&[]), "--public-ca");
+    world.refused(
+        [
+            &LINK[..],
+            &["--proxy-address", &address, "--yes", "--api-key-file", path(&key_file)],
+        ]
+        .concat(),
+        "--public-ca",
+    );
 }
 
 #[test]

@@ -1391,6 +1391,47 @@ fn an_external_alias_is_not_taken_over_by_a_kubernetes_link() {
 }
 
 #[test]
+fn a_bundle_mounted_after_a_public_ca_link_without_one_is_warned_about() {
+    let state = observed();
+    let external = |local: EsState| ExternalObserved {
+        local,
+        operator: operator(true),
+        credentials_secret: None,
+        ca_bundle: None,
+        local_alias_settings: BTreeMap::new(),
+        stored_key_id: None,
+    };
+    let request = |alias: &str, ca: Option<RemoteCa>| ExternalRequest {
+        alias: alias.into(),
+        proxy_address: "es.example.com:9443".into(),
+        server_name: None,
+        ca,
+        key_id: "key-9".into(),
+        key_created_at: None,
+        skip_unavailable: false,
+    };
+    // A link made while public CAs were trusted without a bundle (an earlier plugin version).
+    let planned = plan_external_link(&external(state.local.clone()), &request("ech", None)).unwrap();
+    let mut local = state.local.clone();
+    for step in &planned.plan.steps {
+        if let Change::PatchElasticsearch { patch, .. } = &step.change {
+            apply_patch(&mut local, patch);
+        }
+    }
+    assert!(trusts_public_cas(&local));
+    let with_bundle =
+        plan_external_link(&external(local.clone()), &request("private", Some(ca("p")))).unwrap();
+    let warnings = with_bundle.plan.warnings.join("\n");
+    assert!(
+        warnings.contains("\"ech\"") && warnings.contains("--public-ca --remote-url"),
+        "{warnings}"
+    );
+    // Without a bundle nothing is cut off.
+    let without = plan_external_link(&external(local), &request("other", None)).unwrap();
+    assert!(without.plan.warnings.iter().all(|w| !w.contains("\"ech\"")));
+}
+
+#[test]
 fn a_users_service_type_is_never_replaced() {
     for user_type in ["NodePort", "ClusterIP"] {
         let mut state = observed();
