@@ -109,8 +109,9 @@ fn export_writes_the_handover_and_unexport_undoes_it() {
     );
     let instructions = std::fs::read_to_string(dir.join("INSTRUCTIONS.md")).unwrap();
     assert!(
-        instructions
-            .contains("elasticsearch-keystore add-file cluster.remote.eck-products.credentials api-key"),
+        instructions.contains(
+            "elasticsearch-keystore add-file cluster.remote.eck-products.credentials api-key"
+        ),
         "{instructions}"
     );
     assert!(

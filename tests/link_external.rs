@@ -346,7 +346,14 @@ fn a_publicly_trusted_remote_gets_its_root_into_the_bundle() {
     let address = cloud.remote_cluster_address.clone();
     let base: Vec<String> = [
         &LINK[..],
-        &["--proxy-address", &address, "--yes", "--timeout", "60s", "--public-ca"],
+        &[
+            "--proxy-address",
+            &address,
+            "--yes",
+            "--timeout",
+            "60s",
+            "--public-ca",
+        ],
     ]
     .concat()
     .into_iter()
@@ -356,7 +363,10 @@ fn a_publicly_trusted_remote_gets_its_root_into_the_bundle() {
     // Nothing to read the root from: refused, with the reason and what to pass.
     let mut alone = base.clone();
     alone.extend(["--api-key-file".into(), path(&key_file).into()]);
-    world.refused(&alone, "pass the remote's root CA with --ca-file, or --remote-url");
+    world.refused(
+        &alone,
+        "pass the remote's root CA with --ca-file, or --remote-url",
+    );
 
     // With --remote-url, the CA above its certificate in the verified handshake.
     let mut with_url = base.clone();
@@ -371,9 +381,14 @@ fn a_publicly_trusted_remote_gets_its_root_into_the_bundle() {
             "catalog-remote-cluster-cas",
         )
         .expect("the CA bundle");
-    let body = |pem: &str| pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
+    let body = |pem: &str| {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
     assert!(
-        body(bundle["data"]["ca.crt"].as_str().unwrap()).contains(&body(&cloud.remote_cluster_ca_pem)),
+        body(bundle["data"]["ca.crt"].as_str().unwrap())
+            .contains(&body(&cloud.remote_cluster_ca_pem)),
         "{bundle}"
     );
     assert_eq!(
@@ -422,7 +437,14 @@ fn a_publicly_trusted_remote_gets_its_root_into_the_bundle() {
 
     for alias in ["private", "cloud"] {
         world.ok([
-            "unlink", "catalog", alias, "-n", "search", "--yes", "--timeout", "60s",
+            "unlink",
+            "catalog",
+            alias,
+            "-n",
+            "search",
+            "--yes",
+            "--timeout",
+            "60s",
         ]);
     }
     let after = world.elasticsearch("east", "search", "catalog");
@@ -432,7 +454,13 @@ fn a_publicly_trusted_remote_gets_its_root_into_the_bundle() {
     world.refused(
         [
             &LINK[..],
-            &["--proxy-address", &address, "--yes", "--api-key-file", path(&key_file)],
+            &[
+                "--proxy-address",
+                &address,
+                "--yes",
+                "--api-key-file",
+                path(&key_file),
+            ],
         ]
         .concat(),
         "--public-ca",
@@ -536,7 +564,14 @@ fn a_spec_write_that_would_name_a_missing_or_empty_ca_file_is_refused_without_a_
     world.settle(&["east"]);
     let cas = "catalog-remote-cluster-cas";
     let same_operator_link = [
-        "link", "catalog", "products", "-n", "search", "--yes", "--timeout", "60s",
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
     ];
 
     // Someone empties the bundle the nodes mount: a restart would stop them.

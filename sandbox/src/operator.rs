@@ -29,8 +29,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::cluster::{ClusterState, PatchType, Sub, WriteOpts, now_rfc3339};
 use crate::elasticsearch::{
-    ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion, eck_transport_node_name_with_suffix,
-    now_millis, sha256_fingerprint, subject_name_matches,
+    ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion,
+    eck_transport_node_name_with_suffix, now_millis, sha256_fingerprint, subject_name_matches,
 };
 use crate::resources::ResourceKey;
 use crate::status::ApiError;

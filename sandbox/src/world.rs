@@ -210,7 +210,10 @@ impl World {
     ) -> Result<ExternalCas> {
         let (rcs_ca_pem, rcs_fingerprint) = match rcs_ca {
             Some(pem) => {
-                let fingerprint = pem_fingerprints(&pem).into_iter().next().unwrap_or_default();
+                let fingerprint = pem_fingerprints(&pem)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
                 (pem, fingerprint)
             }
             None => transport_ca(&id.name)?,

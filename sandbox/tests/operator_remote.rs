@@ -630,9 +630,12 @@ fn public_cas_are_trusted_only_without_a_client_ca_list() {
             .json(&json!({"name": "for-eck", "access": {"search": [{"names": ["*"]}]}})),
     );
     assert_eq!(created.status, 200, "{}", created.body);
-    east.create(&ResourceKey::SECRETS, json!({"metadata": {"name": "l-keys", "namespace": "a"},
-        "stringData": {"cluster.remote.cloud.credentials": created.body["encoded"]}}))
-        .unwrap();
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"metadata": {"name": "l-keys", "namespace": "a"},
+        "stringData": {"cluster.remote.cloud.credentials": created.body["encoded"]}}),
+    )
+    .unwrap();
     let own_ca = east
         .secret_text("a", "l-es-transport-certs-public", "ca.crt")
         .unwrap();

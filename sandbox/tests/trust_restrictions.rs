@@ -814,7 +814,11 @@ fn a_missing_or_empty_ca_file_or_a_missing_volume_source_keeps_the_nodes_from_st
 
     // A CA file without a certificate.
     trust_config_map(&east, "", "");
-    let sets = vec![restarted(node_set("default", 2, Some(("ca.crt", ""))), "try", "2")];
+    let sets = vec![restarted(
+        node_set("default", 2, Some(("ca.crt", ""))),
+        "try",
+        "2",
+    )];
     apply_node_sets(&east, sets);
     not_started(&east, "failed to parse any certificates from");
 
@@ -830,7 +834,11 @@ fn a_missing_or_empty_ca_file_or_a_missing_volume_source_keeps_the_nodes_from_st
     );
 
     // A mounted file with a certificate, and another rollout: the nodes start.
-    let sets = vec![restarted(node_set("default", 2, Some(("ca.crt", ""))), "try", "4")];
+    let sets = vec![restarted(
+        node_set("default", 2, Some(("ca.crt", ""))),
+        "try",
+        "4",
+    )];
     apply_node_sets(&east, sets);
     assert_green(&east);
 }

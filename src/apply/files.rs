@@ -64,7 +64,9 @@ impl Overlay {
                 let key = (context, namespace.clone(), kind, name.clone());
                 let mut now = match self.objects.get(&key) {
                     Some(known) => known.clone().unwrap_or_default(),
-                    None => read(client, namespace, kind, name).await?.unwrap_or_default(),
+                    None => read(client, namespace, kind, name)
+                        .await?
+                        .unwrap_or_default(),
                 };
                 for (k, v) in data {
                     let value = match v {
@@ -239,15 +241,18 @@ pub fn volume_refs(es: &Value) -> Vec<VolumeRef> {
             .into_iter()
             .flatten()
         {
-            let source = [("configMap", "name", "ConfigMap"), ("secret", "secretName", "Secret")]
-                .into_iter()
-                .find_map(|(field, key, kind)| {
-                    let src = volume.get(field)?;
-                    if src.get("optional").and_then(Value::as_bool) == Some(true) {
-                        return None;
-                    }
-                    Some((kind, src.get(key)?.as_str()?.to_string()))
-                });
+            let source = [
+                ("configMap", "name", "ConfigMap"),
+                ("secret", "secretName", "Secret"),
+            ]
+            .into_iter()
+            .find_map(|(field, key, kind)| {
+                let src = volume.get(field)?;
+                if src.get("optional").and_then(Value::as_bool) == Some(true) {
+                    return None;
+                }
+                Some((kind, src.get(key)?.as_str()?.to_string()))
+            });
             if let Some((kind, name)) = source {
                 out.push(VolumeRef {
                     node_set: node_set_name(set),
@@ -373,7 +378,11 @@ pub async fn broken_reference(
         .unwrap_or_default();
     let what = format!("Elasticsearch {namespace}/{name}");
     for v in volume_refs(es) {
-        if overlay.data(client, namespace, v.kind, &v.name).await?.is_none() {
+        if overlay
+            .data(client, namespace, v.kind, &v.name)
+            .await?
+            .is_none()
+        {
             return Ok(Some(format!(
                 "{what}: nodeSet {:?} mounts {} {:?} (volume {:?}), which does not exist, so its pods would not start; create it again or remove the volume, then re-run",
                 v.node_set, v.kind, v.name, v.volume
@@ -391,7 +400,9 @@ pub async fn broken_reference(
             // Known only once applied (an output): nothing to check.
             Some(None) => None,
             Some(Some(text)) if f.setting != RESTRICTIONS_SETTING && !has_certificate(text) => {
-                Some(format!("{kind} {object:?} key {key:?} holds no certificate"))
+                Some(format!(
+                    "{kind} {object:?} key {key:?} holds no certificate"
+                ))
             }
             Some(Some(_)) => None,
         };
@@ -464,7 +475,11 @@ mod tests {
             Some(("Secret", "l-r".to_string(), "t.yml".to_string()))
         );
         let volumes: Vec<String> = volume_refs(&es()).into_iter().map(|v| v.name).collect();
-        assert_eq!(volumes, ["l-remote-cluster-cas", "l-r"], "optional left out");
+        assert_eq!(
+            volumes,
+            ["l-remote-cluster-cas", "l-r"],
+            "optional left out"
+        );
     }
 
     #[test]

@@ -1061,8 +1061,10 @@ pub fn trusts_public_cas(es: &EsState) -> bool {
         .any(|set| {
             set.pointer("/config").is_some_and(|c| {
                 c.get(list).is_some()
-                    || c.pointer("/xpack/security/remote_cluster_client/ssl/certificate_authorities")
-                        .is_some()
+                    || c.pointer(
+                        "/xpack/security/remote_cluster_client/ssl/certificate_authorities",
+                    )
+                    .is_some()
             })
         });
     !eck_list && !own_list

@@ -1411,7 +1411,8 @@ fn a_bundle_mounted_after_a_public_ca_link_without_one_is_warned_about() {
         skip_unavailable: false,
     };
     // A link made while public CAs were trusted without a bundle (an earlier plugin version).
-    let planned = plan_external_link(&external(state.local.clone()), &request("ech", None)).unwrap();
+    let planned =
+        plan_external_link(&external(state.local.clone()), &request("ech", None)).unwrap();
     let mut local = state.local.clone();
     for step in &planned.plan.steps {
         if let Change::PatchElasticsearch { patch, .. } = &step.change {

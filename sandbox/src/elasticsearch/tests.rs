@@ -291,8 +291,10 @@ fn a_server_name_the_certificate_lacks_falls_back_to_the_address_host() {
         &world,
         "PUT",
         "/_cluster/settings",
-        Some(json!({"persistent":{"cluster.remote.r1.proxy_address":format!("{RCS_NAME}:9443"),
-            "cluster.remote.r1.server_name":"lb.example.com"}})),
+        Some(
+            json!({"persistent":{"cluster.remote.r1.proxy_address":format!("{RCS_NAME}:9443"),
+            "cluster.remote.r1.server_name":"lb.example.com"}}),
+        ),
     );
     assert!(
         local.diagnose("r1", &world).is_ok(),
@@ -305,9 +307,10 @@ fn a_server_name_the_certificate_lacks_falls_back_to_the_address_host() {
 fn keystore_credentials_are_used_verbatim() {
     let (mut local, world) = api_key_setup();
     let encoded = local.keystore["cluster.remote.r1.credentials"].clone();
-    local
-        .keystore
-        .insert("cluster.remote.r1.credentials".into(), format!("{encoded}\n"));
+    local.keystore.insert(
+        "cluster.remote.r1.credentials".into(),
+        format!("{encoded}\n"),
+    );
     assert!(matches!(
         local.diagnose("r1", &world),
         Err(NotConnectedReason::MalformedCredentials { .. })

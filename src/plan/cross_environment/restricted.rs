@@ -204,8 +204,8 @@ fn configmap_step(
         .iter()
         .map(|((ns, name), p)| (format!("{ns}/{name}"), p))
         .collect();
-    let node_patterns_json =
-        (!node_patterns.is_empty()).then(|| serde_json::to_string(&node_patterns).expect("serializes"));
+    let node_patterns_json = (!node_patterns.is_empty())
+        .then(|| serde_json::to_string(&node_patterns).expect("serializes"));
     if observed.configmap.is_some()
         && observed.data("ca.crt") == bundle
         && observed.data("trust.yml") == trust_yml
@@ -562,7 +562,9 @@ pub fn restricted_peer_step(
     with_peer.eck_peers.sort();
     with_peer.eck_peers.dedup();
     if other_name_suffix(&peer_es.object).is_some() {
-        with_peer.node_patterns.insert(key, eck_node_pattern(peer_es));
+        with_peer
+            .node_patterns
+            .insert(key, eck_node_pattern(peer_es));
     } else {
         with_peer.node_patterns.remove(&key);
     }
