@@ -599,7 +599,8 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert_eq!(
             std::fs::read_to_string(&key_file).unwrap(),
-            "a2V5OnNlY3JldA==\n"
+            "a2V5OnNlY3JldA==",
+            "the key alone, no newline"
         );
     }
 }
