@@ -372,19 +372,22 @@ pub struct LinkArgs {
 
     /// With --external: PEM file of the CA of the remote's remote cluster server
     ///
-    /// Mounted into LOCAL's nodes so that they trust the remote's certificate.
+    /// Mounted into LOCAL's nodes so that they trust the remote's certificate (with
+    /// --public-ca: the public root CA).
     #[arg(
         long,
         value_name = "FILE",
         requires = "external",
-        conflicts_with = "public_ca",
         value_parser = non_empty_path
     )]
     pub ca_file: Option<std::path::PathBuf>,
 
     /// With --external: the remote's certificate is signed by a public CA
     ///
-    /// As on Elastic Cloud Hosted: no CA file to mount, only client SSL switched on.
+    /// As on Elastic Cloud Hosted. Elasticsearch stops trusting public CAs on the remote cluster
+    /// client once any CA list is set there (ECK sets one for API-key remotes), so the CA is
+    /// mounted like --ca-file: give the root with --ca-file, or --remote-url and the plugin
+    /// reads it from the remote's verified TLS handshake.
     #[arg(long, requires = "external")]
     pub public_ca: bool,
 

@@ -58,6 +58,11 @@ pub enum UserError {
     )]
     NoContexts,
 
+    /// A spec write that would name a volume or file that is not there (checked before any
+    /// write).
+    #[error("{0}")]
+    BrokenReference(String),
+
     #[error("cannot read kubeconfig {}: {reason}", .path.display())]
     UnreadableKubeconfig { path: PathBuf, reason: String },
 
@@ -136,6 +141,16 @@ pub enum UserError {
         "--external needs the remote's CA: --ca-file PEM, or --public-ca when its certificate comes from a publicly trusted CA"
     )]
     MissingCa,
+
+    #[error(
+        "--public-ca alone cannot keep the link trusted: Elasticsearch trusts the JVM's public CAs on the remote cluster client only while no certificate_authorities list is set there, and ECK sets one with any API-key remote, the plugin with any CA it mounts; pass the remote's root CA with --ca-file, or --remote-url so the plugin reads it from the remote's verified TLS handshake"
+    )]
+    PublicCaNeedsRoot,
+
+    #[error(
+        "--public-ca: {url} presented no CA certificate above its own in the TLS handshake; pass the remote's root CA with --ca-file"
+    )]
+    NoIssuerInHandshake { url: String },
 
     #[error(
         "export --security certificate needs the other side's transport CA: --ca-file PEM (on Elastic Cloud Hosted or ECE, the CA certificate offered with trust.yml)"

@@ -99,8 +99,9 @@ fn export_writes_the_handover_and_unexport_undoes_it() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600, "the key file is readable by its owner only");
-    assert!(!key.trim().is_empty());
-    assert!(!stdout.contains(key.trim()) && !stderr_of(&output).contains(key.trim()));
+    assert!(!key.is_empty());
+    assert_eq!(key, key.trim(), "the key file is the key alone, no newline");
+    assert!(!stdout.contains(&key) && !stderr_of(&output).contains(&key));
     assert!(
         std::fs::read_to_string(dir.join("ca.crt"))
             .unwrap()
@@ -108,7 +109,9 @@ fn export_writes_the_handover_and_unexport_undoes_it() {
     );
     let instructions = std::fs::read_to_string(dir.join("INSTRUCTIONS.md")).unwrap();
     assert!(
-        instructions.contains("elasticsearch-keystore add cluster.remote.eck-products.credentials"),
+        instructions.contains(
+            "elasticsearch-keystore add-file cluster.remote.eck-products.credentials api-key"
+        ),
         "{instructions}"
     );
     assert!(
@@ -217,7 +220,8 @@ fn an_external_cluster_connects_once_the_handover_is_entered() {
         "not yet: no key, no trust"
     );
 
-    // The steps that need node access, as the instructions describe them.
+    // The steps that need node access, as the instructions describe them: the key file goes
+    // into the keystore byte for byte (`elasticsearch-keystore add-file`).
     let ca = std::fs::read_to_string(handover.join("ca.crt")).unwrap();
     let key = std::fs::read_to_string(handover.join("api-key")).unwrap();
     world
@@ -225,7 +229,7 @@ fn an_external_cluster_connects_once_the_handover_is_entered() {
         .external_admin(
             "selfmanaged",
             Some(&ca),
-            &[("cluster.remote.eck.credentials", key.trim())],
+            &[("cluster.remote.eck.credentials", &key)],
         )
         .unwrap();
     let after = external_remote_info(&world);

@@ -403,3 +403,81 @@ fn a_certificate_link_made_after_the_restriction_lets_the_new_peer_in() {
         stderr_of(&again)
     );
 }
+
+/// Sets `spec.transport.tls.otherNameSuffix` of `search/<name>`, then settles.
+fn set_other_name_suffix(world: &World, name: &str, suffix: &str) {
+    let east = world.sandbox.cluster("east");
+    east.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("search"),
+        name,
+        &json!({"spec": {"transport": {"tls": {"otherNameSuffix": suffix}}}}),
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    world.settle(&["east"]);
+    east.clear_requests();
+}
+
+#[test]
+fn restricted_trust_follows_the_other_name_suffix_of_the_cluster_and_its_eck_peers() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    set_other_name_suffix(&world, "products", "products.transport.example.org");
+    set_other_name_suffix(&world, "orders", "orders.transport.example.org");
+    let (ca, trust) = downloads(&world);
+    let output = world.ok(export_args(&world, &ca, &trust));
+    let address = stdout_of(&output)
+        .lines()
+        .find_map(|l| l.strip_prefix("proxy_address: "))
+        .unwrap()
+        .to_string();
+    world.settle(&["east"]);
+
+    // Its two nodes accept each other's certificates, named after the suffix.
+    let es = products(&world);
+    assert_eq!(es["status"]["phase"], "Ready", "{}", es["status"]);
+    assert_eq!(es["status"]["health"], "green", "{}", es["status"]);
+    let trust_yml = trust_yml(&world);
+    assert!(
+        trust_yml.contains("\"*.products.transport.example.org\""),
+        "{trust_yml}"
+    );
+    assert!(!trust_yml.contains(ECK_PATTERN), "{trust_yml}");
+
+    // The hosted side trusts the suffixed names.
+    let eck_ca = std::fs::read_to_string(world.dir.path().join("handover/ca.crt")).unwrap();
+    world
+        .sandbox
+        .external_admin_trust_transport("ech", &eck_ca, &["*.products.transport.example.org"])
+        .unwrap();
+    let info = connect_from(&world, "ech", &eck_ca, &address);
+    assert_eq!(info["eck-products"]["connected"], true, "{info}");
+
+    // An ECK peer with a suffix of its own is let in under its own names.
+    world.ok([
+        "link",
+        "orders",
+        "products",
+        "-n",
+        "search",
+        "--security",
+        "certificate",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
+    world.settle(&["east"]);
+    let trust_yml = self::trust_yml(&world);
+    assert!(
+        trust_yml.contains("\"*.orders.transport.example.org\""),
+        "{trust_yml}"
+    );
+    assert!(
+        !trust_yml.contains("*.node.orders.search.es.local"),
+        "{trust_yml}"
+    );
+    let info = east.remote_info("search", "orders");
+    assert_eq!(info["products"]["connected"], true, "{info}");
+    assert_eq!(products(&world)["status"]["phase"], "Ready");
+}

@@ -325,23 +325,135 @@ fn an_unreachable_remote_url_is_refused_without_a_write() {
     assert!(plugin_keys(&world).is_empty());
 }
 
+/// `--public-ca` (Elastic Cloud Hosted): Elasticsearch trusts public CAs on the remote cluster
+/// client only while no CA list is set there, so the remote's root goes into the plugin's
+/// bundle, read from the verified TLS handshake of `--remote-url`; a later private-CA link
+/// then keeps it trusted.
 #[test]
-fn a_publicly_trusted_remote_needs_no_ca_file() {
+fn a_publicly_trusted_remote_gets_its_root_into_the_bundle() {
     let world = World::settled(
         common::east([es("search", "catalog")])
-            .external_elasticsearch_with_public_ca("cloud", "9.1.0"),
+            .external_elasticsearch_with_public_ca("cloud", "9.1.0")
+            .external_elasticsearch("private", "9.1.0"),
     );
     let east = world.sandbox.cluster("east");
     let before = world.elasticsearch("east", "search", "catalog");
     let objects = world.snapshot(&["east"]);
+    let cloud = world.sandbox.external("cloud");
     let key = key_made_on_the_remote(&world);
     let key_file = world.dir.path().join("key.txt");
     std::fs::write(&key_file, &key).unwrap();
-    let address = world.sandbox.external("cloud").remote_cluster_address;
-    let link = |extra: &[&'static str]| {
+    let address = cloud.remote_cluster_address.clone();
+    let base: Vec<String> = [
+        &LINK[..],
+        &[
+            "--proxy-address",
+            &address,
+            "--yes",
+            "--timeout",
+            "60s",
+            "--public-ca",
+        ],
+    ]
+    .concat()
+    .into_iter()
+    .map(String::from)
+    .collect();
+
+    // Nothing to read the root from: refused, with the reason and what to pass.
+    let mut alone = base.clone();
+    alone.extend(["--api-key-file".into(), path(&key_file).into()]);
+    world.refused(
+        &alone,
+        "pass the remote's root CA with --ca-file, or --remote-url",
+    );
+
+    // With --remote-url, the CA above its certificate in the verified handshake.
+    let mut with_url = base.clone();
+    with_url.extend(remote_api(&world));
+    let link = world.ok(&with_url);
+    let stderr = stderr_of(&link);
+    assert!(stderr.contains("Trusting the CA sha256:"), "{stderr}");
+    let bundle = east
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("search"),
+            "catalog-remote-cluster-cas",
+        )
+        .expect("the CA bundle");
+    let body = |pem: &str| {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    assert!(
+        body(bundle["data"]["ca.crt"].as_str().unwrap())
+            .contains(&body(&cloud.remote_cluster_ca_pem)),
+        "{bundle}"
+    );
+    assert_eq!(
+        east.remote_info("search", "catalog")["cloud"]["connected"],
+        true
+    );
+
+    // A private-CA link after it: both stay trusted.
+    let private = world.sandbox.external("private");
+    let created = world.sandbox.external_request(
+        "private",
+        &EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .basic("elastic", &private.password)
+            .json(&json!({"name": "for-eck", "access": {"search": [{"names": ["*"]}]}})),
+    );
+    let private_key = world.dir.path().join("private-key.txt");
+    std::fs::write(&private_key, created.body["encoded"].as_str().unwrap()).unwrap();
+    let private_ca = world.dir.path().join("private-ca.pem");
+    std::fs::write(&private_ca, &private.remote_cluster_ca_pem).unwrap();
+    let linked = world.ok([
+        "link",
+        "catalog",
+        "-n",
+        "search",
+        "--external",
+        "private",
+        "--proxy-address",
+        &private.remote_cluster_address,
+        "--yes",
+        "--timeout",
+        "60s",
+        "--ca-file",
+        path(&private_ca),
+        "--api-key-file",
+        path(&private_key),
+    ]);
+    assert!(
+        !stderr_of(&linked).contains("stops trusting"),
+        "nothing is cut off: {}",
+        stderr_of(&linked)
+    );
+    world.settle(&["east"]);
+    let info = east.remote_info("search", "catalog");
+    assert_eq!(info["cloud"]["connected"], true, "{info}");
+    assert_eq!(info["private"]["connected"], true, "{info}");
+
+    for alias in ["private", "cloud"] {
+        world.ok([
+            "unlink",
+            "catalog",
+            alias,
+            "-n",
+            "search",
+            "--yes",
+            "--timeout",
+            "60s",
+        ]);
+    }
+    let after = world.elasticsearch("east", "search", "catalog");
+    assert_eq!(after["spec"], before["spec"]);
+    world.assert_unchanged(&["east"], &objects);
+
+    world.refused(
         [
             &LINK[..],
-            extra,
             &[
                 "--proxy-address",
                 &address,
@@ -350,35 +462,9 @@ fn a_publicly_trusted_remote_needs_no_ca_file() {
                 path(&key_file),
             ],
         ]
-        .concat()
-    };
-    world.ok(link(&["--public-ca", "--timeout", "60s"]));
-    assert_eq!(
-        east.remote_info("search", "catalog")["cloud"]["connected"],
-        true
+        .concat(),
+        "--public-ca",
     );
-    assert!(
-        east.get(
-            &ResourceKey::CONFIGMAPS,
-            Some("search"),
-            "catalog-remote-cluster-cas"
-        )
-        .is_none(),
-        "nothing to mount for a public CA"
-    );
-    let catalog = world.elasticsearch("east", "search", "catalog");
-    assert_eq!(
-        catalog["spec"]["nodeSets"][0]["config"]["xpack.security.remote_cluster_client.ssl.enabled"],
-        true
-    );
-    assert!(catalog["spec"]["nodeSets"][0].get("podTemplate").is_none());
-
-    world.ok(UNLINK);
-    let after = world.elasticsearch("east", "search", "catalog");
-    assert_eq!(after["spec"], before["spec"]);
-    world.assert_unchanged(&["east"], &objects);
-
-    world.refused(link(&[]), "--public-ca");
 }
 
 #[test]
@@ -462,4 +548,106 @@ fn every_certificate_of_a_ca_bundle_reaches_the_local_cluster() {
         2,
         "{text}"
     );
+}
+
+#[test]
+fn a_spec_write_that_would_name_a_missing_or_empty_ca_file_is_refused_without_a_write() {
+    let world = World::settled(
+        common::east([es("search", "catalog"), es("search", "products")])
+            .external_elasticsearch("cloud", "9.1.0"),
+    );
+    let east = world.sandbox.cluster("east");
+    let key = key_made_on_the_remote(&world);
+    let files = files(&world, &key);
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    world.ok(link_args(&address, &files));
+    world.settle(&["east"]);
+    let cas = "catalog-remote-cluster-cas";
+    let same_operator_link = [
+        "link",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
+    ];
+
+    // Someone empties the bundle the nodes mount: a restart would stop them.
+    east.merge_patch(
+        &ResourceKey::CONFIGMAPS,
+        Some("search"),
+        cas,
+        &json!({"data": {"ca.crt": ""}}),
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    let refused = world.refused(same_operator_link, "holds no certificate");
+    let stderr = stderr_of(&refused);
+    let message = stderr.trim().lines().last().unwrap();
+    assert!(
+        message.starts_with("error: Elasticsearch search/catalog: ")
+            && message.contains(cas)
+            && message.contains("then re-run"),
+        "one line that says what to do: {stderr}"
+    );
+    // (`refused` checks that the plugin wrote nothing.)
+
+    // Someone deletes it: the pods would not even start.
+    east.delete(&ResourceKey::CONFIGMAPS, Some("search"), cas)
+        .unwrap();
+    world.refused(same_operator_link, "which does not exist");
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    assert_eq!(catalog["status"]["phase"], "Ready", "{}", catalog["status"]);
+
+    // Unlinking takes the reference out, so it goes through.
+    world.ok(UNLINK);
+    world.settle(&["east"]);
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    assert_eq!(catalog["status"]["phase"], "Ready", "{}", catalog["status"]);
+    world.ok(same_operator_link);
+}
+
+/// The undo of an unlink would mount the CA bundle again, but someone deleted it meanwhile: the
+/// undo leaves the spec as it is (and says so) rather than keep the pods from starting.
+#[test]
+fn an_undo_that_would_mount_a_deleted_bundle_is_left_undone() {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    let key = key_made_on_the_remote(&world);
+    let files = files(&world, &key);
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    world.ok(link_args(&address, &files));
+    world.settle(&["east"]);
+    east.delete(
+        &ResourceKey::CONFIGMAPS,
+        Some("search"),
+        "catalog-remote-cluster-cas",
+    )
+    .unwrap();
+    east.inject_fault(
+        remote_cluster_sandbox::Fault::new(
+            "DELETE",
+            "/api/v1/namespaces/search/secrets/catalog-remote-cluster-credentials",
+        )
+        .status(500),
+    );
+    let output = world.plugin().args(UNLINK).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not taken back")
+            && stderr.contains("\"catalog-remote-cluster-cas\"")
+            && stderr.contains("which does not exist"),
+        "{stderr}"
+    );
+    world.settle(&["east"]);
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    assert!(
+        catalog["spec"]["nodeSets"][0].get("podTemplate").is_none(),
+        "the bundle is not mounted again: {}",
+        catalog["spec"]
+    );
+    assert_eq!(catalog["status"]["phase"], "Ready", "{}", catalog["status"]);
 }

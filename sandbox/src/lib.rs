@@ -349,8 +349,9 @@ impl SandboxBuilder {
                 ExternalKind::Hosted { organization_id } => Some(organization_id.as_str()),
                 _ => None,
             };
-            let (ext, listener, tls) = external_es(&world, name, version, org)?;
-            if *kind == ExternalKind::PublicCa {
+            let public = *kind == ExternalKind::PublicCa;
+            let (ext, listener, tls) = external_es(&world, name, version, org, public)?;
+            if public {
                 let host = ext.remote_cluster_address.trim_end_matches(":9443");
                 world.make_public(host);
             }
@@ -1053,6 +1054,7 @@ fn external_es(
     name: &str,
     version: &str,
     hosted_org: Option<&str>,
+    public: bool,
 ) -> Result<(
     ExternalElasticsearch,
     StdListener,
@@ -1060,7 +1062,14 @@ fn external_es(
 )> {
     let ca = Ca::new(&format!("{name}-http-ca"))?;
     let cert = ca.server_cert()?;
-    let tls = pki::http1_server_config(&[&cert.cert_der], &cert.key_der)?;
+    // A publicly trusted deployment (Elastic Cloud Hosted) serves its REST API and its remote
+    // cluster server under one certificate from a public CA, and sends the chain above its own
+    // certificate; a private one sends its certificate alone.
+    let tls = if public {
+        pki::http1_server_config(&[&cert.cert_der, &ca.cert.cert_der], &cert.key_der)?
+    } else {
+        pki::http1_server_config(&[&cert.cert_der], &cert.key_der)?
+    };
     let listener = StdListener::bind("127.0.0.1:0").context("binding a local port")?;
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
@@ -1089,7 +1098,8 @@ fn external_es(
     node.transport_node_names = transport_node_names.clone();
     world.insert_node(node);
     let rcs_host = format!("{name}.external.invalid");
-    let cas = world.add_external_server(&rcs_host, &id, hosted_org.is_some(), &pattern)?;
+    let rcs_ca = public.then(|| ca.cert.cert_pem.clone());
+    let cas = world.add_external_server(&rcs_host, &id, hosted_org.is_some(), &pattern, rcs_ca)?;
     let transport_ca = world::pem_fingerprints(&cas.transport_ca_pem);
     world.with_node_mut(&id, |node| {
         node.transport_ca_fingerprint = transport_ca.into_iter().next().unwrap_or_default();

@@ -29,8 +29,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::cluster::{ClusterState, PatchType, Sub, WriteOpts, now_rfc3339};
 use crate::elasticsearch::{
-    ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion, eck_transport_node_name,
-    now_millis, sha256_fingerprint, subject_name_matches,
+    ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion,
+    eck_transport_node_name_with_suffix, now_millis, sha256_fingerprint, subject_name_matches,
 };
 use crate::resources::ResourceKey;
 use crate::status::ApiError;
@@ -854,6 +854,9 @@ impl Operator {
     /// node must accept the transport certificate of every other node (each connection is
     /// mutual TLS). A node does not connect to itself, so a single node always forms.
     fn formation(&self, id: &EsId, es: &Value) -> ClusterFormation {
+        if let Some(reason) = self.world.node_set_start_failure(id) {
+            return ClusterFormation::NodesNotStarted { reason };
+        }
         let restrictions = self.world.node_set_restrictions(id);
         for (set, r) in &restrictions {
             if let Some(Err(e)) = r {
@@ -873,7 +876,7 @@ impl Operator {
                 if xi == yi {
                     continue;
                 }
-                let cert = eck_transport_node_name(ypod, &id.name, &id.namespace);
+                let cert = transport_node_name(es, ypod);
                 if !patterns.iter().any(|p| subject_name_matches(p, &cert)) {
                     return ClusterFormation::NoMaster {
                         reason: format!(
@@ -902,6 +905,8 @@ impl Operator {
             if n.node_names != names {
                 n.set_nodes(&names);
             }
+            // ECK reissues the transport certificates when `otherNameSuffix` changes.
+            n.transport_node_names = names.iter().map(|p| transport_node_name(es, p)).collect();
             // ECK: remote_cluster.publish_host = <pod>.<headless>.<ns>.svc; transport publishes
             // the pod IP (filled in by `pods`).
             n.publish_addresses.remote_cluster = if rcs {
@@ -1552,6 +1557,17 @@ struct PodOf {
 }
 
 /// The pods of every nodeSet, in order.
+/// The otherName commonName of `pod`'s transport certificate, from
+/// `spec.transport.tls.otherNameSuffix` (ECK `buildCertificateCommonName`).
+fn transport_node_name(es: &Value, pod: &str) -> String {
+    eck_transport_node_name_with_suffix(
+        pod,
+        s(es, "/metadata/name"),
+        s(es, "/metadata/namespace"),
+        s(es, "/spec/transport/tls/otherNameSuffix"),
+    )
+}
+
 fn pods_of(es: &Value) -> Vec<PodOf> {
     let name = s(es, "/metadata/name");
     node_sets(es)

@@ -206,8 +206,18 @@ impl World {
         id: &EsId,
         hosted: bool,
         own_pattern: &str,
+        rcs_ca: Option<String>,
     ) -> Result<ExternalCas> {
-        let (rcs_ca_pem, rcs_fingerprint) = transport_ca(&id.name)?;
+        let (rcs_ca_pem, rcs_fingerprint) = match rcs_ca {
+            Some(pem) => {
+                let fingerprint = pem_fingerprints(&pem)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                (pem, fingerprint)
+            }
+            None => transport_ca(&id.name)?,
+        };
         let (transport_ca_pem, transport_fingerprint) = if hosted {
             self.regional_ca()?
         } else {
@@ -573,22 +583,86 @@ impl World {
                 };
                 let first = sets.first().and_then(|s| s.get("config"));
                 files.extend(config_list(first, CLIENT_CAS));
-                let mut out = fingerprints(&files, None);
-                // With client SSL on, the JVM's default trust store applies too: publicly
-                // trusted CAs.
-                let ssl_on = first
+                // `ssl.enabled` defaults to true (`XPackSettings.REMOTE_CLUSTER_CLIENT_SSL_ENABLED`);
+                // without TLS nothing of a remote cluster server is trusted.
+                let ssl_off = first
                     .map(flatten_config)
                     .and_then(|flat| {
                         flat.get("xpack.security.remote_cluster_client.ssl.enabled")
                             .cloned()
                     })
-                    .is_some_and(|v| v == Value::Bool(true) || v == Value::String("true".into()));
-                if ssl_on {
-                    out.extend(self.public_cas.lock().expect("public CAs").iter().cloned());
+                    .is_some_and(|v| v == Value::Bool(false) || v == Value::String("false".into()));
+                if ssl_off {
+                    return Vec::new();
                 }
-                out.into_iter().collect()
+                // A configured `certificate_authorities` list (ECK's for API-key remotes, and the
+                // user's, appended) is the whole trust; the JVM's default trust store (publicly
+                // trusted CAs) applies only without one (`SslConfigurationLoader.buildTrustConfig`).
+                if files.is_empty() {
+                    return self.public_cas.lock().expect("public CAs").clone();
+                }
+                fingerprints(&files, None).into_iter().collect()
             }
         }
+    }
+
+    /// Why the nodes of a nodeSet of an ECK Elasticsearch do not start, for the first nodeSet
+    /// that cannot: a `podTemplate` volume whose ConfigMap or Secret does not exist (and is not
+    /// `optional`) keeps the pod from starting (the kubelet's `MountVolume.SetUp failed`), and
+    /// a file of the nodeSet's `xpack.security.{transport,remote_cluster_client}.ssl.certificate_authorities`
+    /// that is missing or holds no PEM certificate stops Elasticsearch at start
+    /// (`PemTrustConfig.readCertificates`, `SslConfigException`).
+    pub(crate) fn node_set_start_failure(&self, id: &EsId) -> Option<String> {
+        let (c, es) = self.es_object(id)?;
+        let ns = id.namespace.as_str();
+        for (i, set) in node_sets(&es).iter().enumerate() {
+            let set_name = set.get("name").and_then(Value::as_str).unwrap_or("");
+            for volume in set
+                .pointer("/podTemplate/spec/volumes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let vname = volume.get("name").and_then(Value::as_str).unwrap_or("");
+                let source = [
+                    ("configMap", "name", ResourceKey::CONFIGMAPS, "configmap"),
+                    ("secret", "secretName", ResourceKey::SECRETS, "secret"),
+                ]
+                .into_iter()
+                .find_map(|(field, key, kind, what)| {
+                    let src = volume.get(field)?;
+                    let optional = src.get("optional").and_then(Value::as_bool) == Some(true);
+                    let name = src.get(key).and_then(Value::as_str)?;
+                    (!optional && c.get(&kind, Some(ns), name).is_err())
+                        .then(|| format!("{what} \"{name}\" not found"))
+                });
+                if let Some(missing) = source {
+                    return Some(format!(
+                        "nodeSet [{set_name}]: MountVolume.SetUp failed for volume \"{vname}\" : {missing}"
+                    ));
+                }
+            }
+            for setting in [TRANSPORT_CAS, CLIENT_CAS] {
+                let prefix = setting.trim_end_matches(".certificate_authorities");
+                for file in config_list(set.get("config"), setting) {
+                    let reason = match self.read_es_file(&c, &es, &file, Some(i)) {
+                        None => Some(format!(
+                            "cannot read configured PEM certificate_authorities [{file}] because the file does not exist"
+                        )),
+                        Some(pem) if pem_fingerprints(&pem).is_empty() => {
+                            Some(format!("failed to parse any certificates from [{file}]"))
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(reason) = reason {
+                        return Some(format!(
+                            "nodeSet [{set_name}]: failed to load SSL configuration [{prefix}] - {reason}"
+                        ));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// The trust restrictions of every nodeSet of an ECK Elasticsearch, in order, as its nodes

@@ -386,9 +386,13 @@ fn connected_needs_every_ingredient() {
     // ConfigMap mounted in the pods and named by remote_cluster_client.ssl.certificate_authorities.
     east.create(&ResourceKey::SECRETS, json!({"metadata": {"name": "l-remote-credentials", "namespace": "a"}, "stringData": {"cluster.remote.west.credentials": key["encoded"]}}))
         .unwrap();
+    // A CA file must hold a certificate or the node does not start: at first, east's own CA.
+    let east_ca = east
+        .secret_text("a", "l-es-transport-certs-public", "ca.crt")
+        .unwrap();
     east.create(
         &ResourceKey::CONFIGMAPS,
-        json!({"metadata": {"name": "l-remote-cas", "namespace": "a"}, "data": {"ca.crt": ""}}),
+        json!({"metadata": {"name": "l-remote-cas", "namespace": "a"}, "data": {"ca.crt": east_ca}}),
     )
     .unwrap();
     east.merge_patch(&ES, Some("a"), "l", &json!({"spec": {
@@ -599,4 +603,101 @@ fn certificate_model_needs_mutual_trust() {
         json!({"cluster.remote.w.mode": null, "cluster.remote.w.proxy_address": null, "cluster.remote.w.seeds": [format!("{lb}:9300")]}),
     );
     assert_refused!(diag(), NotConnectedReason::PublishAddressUnreachable { .. });
+}
+
+/// An ECK cluster to a remote whose certificate comes from a public CA (Elastic Cloud Hosted):
+/// the JVM's public CAs are trusted on the remote cluster client only while no
+/// `certificate_authorities` list is set there (`ssl.enabled` defaults to true).
+#[test]
+fn public_cas_are_trusted_only_without_a_client_ca_list() {
+    let sb = Sandbox::builder()
+        .operator_delay(Duration::from_millis(50))
+        .cluster(
+            ClusterConfig::new("east")
+                .elasticsearch(EsSeed::new("a", "l", "9.1.0").nodes(1))
+                .elasticsearch(EsSeed::new("a", "other", "9.1.0").nodes(1)),
+        )
+        .external_elasticsearch_with_public_ca("cloud", "9.1.0")
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let cloud = sb.external("cloud");
+    let created = sb.external_request(
+        "cloud",
+        &EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .basic("elastic", &cloud.password)
+            .json(&json!({"name": "for-eck", "access": {"search": [{"names": ["*"]}]}})),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"metadata": {"name": "l-keys", "namespace": "a"},
+        "stringData": {"cluster.remote.cloud.credentials": created.body["encoded"]}}),
+    )
+    .unwrap();
+    let own_ca = east
+        .secret_text("a", "l-es-transport-certs-public", "ca.crt")
+        .unwrap();
+    east.create(
+        &ResourceKey::CONFIGMAPS,
+        json!({"metadata": {"name": "cas", "namespace": "a"},
+            "data": {"own.crt": own_ca, "public.crt": cloud.remote_cluster_ca_pem}}),
+    )
+    .unwrap();
+    let spec = |config: Value, remotes: Value| {
+        json!({"spec": {
+            "secureSettings": [{"secretName": "l-keys"}],
+            "remoteClusters": remotes,
+            "nodeSets": [{"name": "default", "count": 1, "config": config,
+                "podTemplate": {"spec": {
+                    "volumes": [{"name": "cas", "configMap": {"name": "cas"}}],
+                    "containers": [{"name": "elasticsearch", "volumeMounts": [
+                        {"name": "cas", "mountPath": "/usr/share/elasticsearch/config/cas"}]}]}}}]}})
+    };
+    let roll = |config: Value, remotes: Value| {
+        east.merge_patch(&ES, Some("a"), "l", &spec(config, remotes), Sub::Main)
+            .unwrap();
+        east.wait_idle(IDLE).unwrap();
+    };
+    let diag = || east.diagnose("a", "l", "cloud");
+
+    // Nothing configured: ssl.enabled defaults to true and the JVM's trust store applies.
+    roll(json!({"node.store.allow_mmap": false}), json!(null));
+    put_settings(
+        &east,
+        "a",
+        "l",
+        json!({"cluster.remote.cloud": {"mode": "proxy", "proxy_address": cloud.remote_cluster_address}}),
+    );
+    assert!(diag().is_ok(), "{:?}", diag());
+
+    // A CA list of the user's (another CA): the public CAs are no longer trusted.
+    roll(
+        json!({"xpack.security.remote_cluster_client.ssl.enabled": true,
+            "xpack.security.remote_cluster_client.ssl.certificate_authorities": ["cas/own.crt"]}),
+        json!(null),
+    );
+    assert_refused!(diag(), NotConnectedReason::UntrustedCertificate { .. });
+
+    // ECK's own list, set for any API-key remote, has the same effect.
+    roll(
+        json!({"node.store.allow_mmap": false}),
+        json!([{"name": "o", "elasticsearchRef": {"name": "other"}, "apiKey": {"access": {"search": {"names": ["*"]}}}}]),
+    );
+    assert_refused!(diag(), NotConnectedReason::UntrustedCertificate { .. });
+
+    // The public root in the list: trusted again.
+    roll(
+        json!({"xpack.security.remote_cluster_client.ssl.certificate_authorities": ["cas/public.crt"]}),
+        json!([{"name": "o", "elasticsearchRef": {"name": "other"}, "apiKey": {"access": {"search": {"names": ["*"]}}}}]),
+    );
+    assert!(diag().is_ok(), "{:?}", diag());
+
+    // Client SSL off: a remote cluster server cannot be reached at all.
+    roll(
+        json!({"xpack.security.remote_cluster_client.ssl.enabled": false}),
+        json!(null),
+    );
+    assert_refused!(diag(), NotConnectedReason::UntrustedCertificate { .. });
 }

@@ -715,3 +715,141 @@ fn a_self_managed_external_restricts_only_once_it_names_patterns() {
             .is_err()
     );
 }
+
+#[test]
+fn other_name_suffix_names_the_transport_certificates_that_restrictions_must_match() {
+    const SUFFIX: &str = "products.transport.example.org";
+    let sb = sandbox(2);
+    let (east, ech) = east_and_ech(&sb);
+    east.merge_patch(
+        &ES,
+        Some(NS),
+        NAME,
+        &json!({"spec": {"transport": {"tls": {"otherNameSuffix": SUFFIX}}}}),
+        Sub::Main,
+    )
+    .unwrap();
+    east.wait_idle(IDLE).unwrap();
+    assert_green(&east);
+    assert_eq!(
+        east.es_node(NS, NAME, |n| n.transport_node_names.clone())
+            .unwrap(),
+        [
+            format!("products-es-default-0.{SUFFIX}"),
+            format!("products-es-default-1.{SUFFIX}"),
+        ],
+        "ECK names the certificates <pod>.<otherNameSuffix>"
+    );
+
+    // The documented restriction names the default pattern, which these nodes no longer carry.
+    roll_out_trust(
+        &east,
+        &ech,
+        &corrected_trust_yml(&sb),
+        vec![node_set("default", 2, TRUST)],
+    );
+    let formation = assert_not_formed(&east);
+    assert!(
+        matches!(&formation, ClusterFormation::NoMaster { reason }
+            if reason.contains(&format!("products-es-default-1.{SUFFIX}"))),
+        "{formation:?}"
+    );
+
+    // The pattern derived from the suffix lets them form.
+    let own = format!("*.{SUFFIX}");
+    let fixed = corrected_trust_yml(&sb).replace(ECK_PATTERN, &own);
+    let sets = vec![restarted(node_set("default", 2, TRUST), "fix", "1")];
+    roll_out_trust(&east, &ech, &fixed, sets);
+    assert_green(&east);
+
+    // A peer matches its restrictions against the suffixed names too.
+    let lb = transport_lb(&east);
+    external_remote(&sb, "ech", &lb);
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[ECK_PATTERN])
+        .unwrap();
+    assert_eq!(
+        sb.external_diagnose("ech", "eck"),
+        Err(NotConnectedReason::TrustRestricted {
+            address: lb.clone(),
+            rejected_by: ech.id.clone(),
+            node_name: format!("products-es-default-0.{SUFFIX}"),
+        })
+    );
+    sb.external_admin_trust_transport("ech", &eck_ca(&east), &[&own])
+        .unwrap();
+    assert_eq!(external_connected(&sb, "ech"), true);
+}
+
+#[test]
+fn a_missing_or_empty_ca_file_or_a_missing_volume_source_keeps_the_nodes_from_starting() {
+    let sb = sandbox(2);
+    let (east, ech) = east_and_ech(&sb);
+    let not_started = |east: &ClusterHandle, needle: &str| {
+        let formation = assert_not_formed(east);
+        assert!(
+            matches!(&formation, ClusterFormation::NodesNotStarted { reason } if reason.contains(needle)),
+            "{formation:?}"
+        );
+    };
+
+    // The volume's ConfigMap does not exist: the pods never start.
+    apply_node_sets(&east, vec![node_set("default", 2, Some(("ca.crt", "")))]);
+    not_started(
+        &east,
+        "MountVolume.SetUp failed for volume \"ech-trust\" : configmap \"ech-trust\" not found",
+    );
+
+    // A transport CA file that is not in the ConfigMap.
+    trust_config_map(&east, &ech.transport_ca_pem, "");
+    let sets = vec![restarted(
+        node_set("default", 2, Some(("missing.crt", ""))),
+        "try",
+        "1",
+    )];
+    apply_node_sets(&east, sets);
+    not_started(
+        &east,
+        "[xpack.security.transport.ssl] - cannot read configured PEM certificate_authorities [/usr/share/elasticsearch/config/ech-trust/missing.crt] because the file does not exist",
+    );
+
+    // A CA file without a certificate.
+    trust_config_map(&east, "", "");
+    let sets = vec![restarted(
+        node_set("default", 2, Some(("ca.crt", ""))),
+        "try",
+        "2",
+    )];
+    apply_node_sets(&east, sets);
+    not_started(&east, "failed to parse any certificates from");
+
+    // The same for the remote cluster client's list.
+    trust_config_map(&east, &ech.transport_ca_pem, "");
+    let mut set = restarted(node_set("default", 2, None), "try", "3");
+    set["config"]["xpack.security.remote_cluster_client.ssl.certificate_authorities"] =
+        json!(["ech-trust/ca.crt"]);
+    apply_node_sets(&east, vec![set]);
+    not_started(
+        &east,
+        "[xpack.security.remote_cluster_client.ssl] - cannot read configured PEM certificate_authorities [ech-trust/ca.crt]",
+    );
+
+    // A mounted file with a certificate, and another rollout: the nodes start.
+    let sets = vec![restarted(
+        node_set("default", 2, Some(("ca.crt", ""))),
+        "try",
+        "4",
+    )];
+    apply_node_sets(&east, sets);
+    assert_green(&east);
+}
+
+#[test]
+fn an_optional_volume_source_may_be_missing() {
+    let sb = sandbox(1);
+    let (east, _) = east_and_ech(&sb);
+    let mut set = node_set("default", 1, None);
+    set["podTemplate"] = json!({"spec": {"volumes": [
+        {"name": "extra", "secret": {"secretName": "nowhere", "optional": true}}]}});
+    apply_node_sets(&east, vec![set]);
+    assert_green(&east);
+}

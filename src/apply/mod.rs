@@ -21,6 +21,7 @@ use crate::plan::{
     self, Change, ClusterId, DataValue, OUTPUT_ADDRESS, OUTPUT_KEY_ENCODED, OUTPUT_KEY_ID,
     ObjectKind, Plan, Step,
 };
+pub mod files;
 pub mod undo;
 pub mod wait;
 
@@ -52,6 +53,65 @@ pub enum ApplyError {
     /// A signal asked the command to stop (see [`crate::interrupt`]).
     #[error("{0}")]
     Interrupted(&'static str),
+    /// Checked before any write: a spec write would name a file or volume that is not there
+    /// (see [`files`]).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Before any write: every Elasticsearch spec the plan writes, as it will be after each patch,
+/// names only volumes and files that will be there when it is written (what earlier steps
+/// create, patch or delete counted in).
+async fn preflight(
+    plan: &Plan,
+    client_for: &dyn Fn(&str) -> Option<ContextClient>,
+) -> Result<(), ApplyError> {
+    let mut overlay = files::Overlay::default();
+    let mut specs: HashMap<String, Value> = HashMap::new();
+    let failed = |step: &Step, e: anyhow::Error| ApplyError::Failed {
+        step: step.summary.clone(),
+        failure: e.to_string(),
+    };
+    for step in &plan.steps {
+        let Some(client) = client_for(&step.cluster.context) else {
+            continue;
+        };
+        match &step.change {
+            Change::PatchElasticsearch { patch, .. } => {
+                let key = format!("es/{}", step.cluster);
+                let current = match specs.get(&key) {
+                    Some(spec) => spec.clone(),
+                    None => {
+                        let api: Api<DynamicObject> = Api::namespaced_with(
+                            client.client.clone(),
+                            &step.cluster.namespace,
+                            &elasticsearch_resource(),
+                        );
+                        match client.call(api.get_opt(&step.cluster.name)).await {
+                            Ok(Some(object)) => serde_json::to_value(object).unwrap_or_default(),
+                            // Missing or unreadable: the write itself will say so.
+                            _ => continue,
+                        }
+                    }
+                };
+                let Some(after) = files::patched(&current, patch) else {
+                    continue;
+                };
+                if let Some(why) = files::broken_reference(&client, &overlay, &after)
+                    .await
+                    .map_err(|e| failed(step, e))?
+                {
+                    return Err(ApplyError::Refused(why));
+                }
+                specs.insert(key, after);
+            }
+            _ => overlay
+                .record(step, &client)
+                .await
+                .map_err(|e| failed(step, e))?,
+        }
+    }
+    Ok(())
 }
 
 /// Applies the steps in order with the clients of their contexts, recording in `journal` how to
@@ -69,6 +129,7 @@ pub async fn apply(
     if dry_run == DryRun::Client {
         return Ok(Outcome::default());
     }
+    preflight(plan, client_for).await?;
     let mut run = Run {
         dry_run,
         deadline,
@@ -650,6 +711,27 @@ impl Run {
             .collect();
         let own: Vec<Value> = operations.as_array().cloned().unwrap_or_default();
         self.sent = Some(Sent::Patch(own.clone()));
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.client.clone(),
+            &step.cluster.namespace,
+            &elasticsearch_resource(),
+        );
+        if self.dry_run == DryRun::None {
+            // What earlier steps wrote is in the cluster now; someone may have removed it since.
+            let current = client
+                .call(api.get(&step.cluster.name))
+                .await
+                .ok()
+                .and_then(|o| serde_json::to_value(o).ok());
+            if let Some(after) = current.and_then(|c| files::patched(&c, &own)) {
+                let broken = files::broken_reference(client, &files::Overlay::default(), &after)
+                    .await
+                    .map_err(|e| failed(step, e))?;
+                if let Some(why) = broken {
+                    return Err(failed(step, why));
+                }
+            }
+        }
         let operations = if self.dry_run == DryRun::Server {
             // Nothing of an earlier dry-run patch of this resource was saved: send its operations
             // again first, so this one is validated against the state it was planned for.
@@ -663,11 +745,6 @@ impl Run {
         };
         let operations: json_patch::Patch =
             serde_json::from_value(operations).map_err(|e| failed(step, e))?;
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            client.client.clone(),
-            &step.cluster.namespace,
-            &elasticsearch_resource(),
-        );
         let outcome = client
             .call(api.patch(
                 &step.cluster.name,

@@ -163,7 +163,15 @@ impl Undo {
                 records_before,
             } => {
                 let api = dynamic_api(client, cluster, *target);
-                undo_patch(client, &api, name, &self.object(), inverses, records_before).await
+                let check_files = matches!(target, Target::Elasticsearch);
+                let object = self.object();
+                let undo = UndoPatch {
+                    object: &object,
+                    inverses,
+                    records_before,
+                    check_files,
+                };
+                undo_patch(client, &api, name, undo).await
             }
             Undo::DeleteCreated {
                 cluster,
@@ -318,14 +326,27 @@ async fn guarded_patch(
     }
 }
 
+/// What [`undo_patch`] takes back, on which object.
+struct UndoPatch<'a> {
+    object: &'a str,
+    inverses: &'a [Inverse],
+    records_before: &'a BTreeSet<String>,
+    /// An Elasticsearch spec: the spec taken back must name only volumes and files that exist.
+    check_files: bool,
+}
+
 async fn undo_patch(
     client: &ContextClient,
     api: &Api<DynamicObject>,
     name: &str,
-    object: &str,
-    inverses: &[Inverse],
-    records_before: &BTreeSet<String>,
+    undo: UndoPatch<'_>,
 ) -> anyhow::Result<Undone> {
+    let UndoPatch {
+        object,
+        inverses,
+        records_before,
+        check_files,
+    } = undo;
     for _ in 0..UNDO_ATTEMPTS {
         let Some(current) = read(client, api, name).await? else {
             return Ok(Undone::Left(format!(
@@ -340,6 +361,17 @@ async fn undo_patch(
                 )));
             }
         };
+        if check_files
+            && !planned.ops.is_empty()
+            && let Some(after) = super::files::patched(&current, &planned.ops)
+            && let Some(why) =
+                super::files::broken_reference(client, &super::files::Overlay::default(), &after)
+                    .await?
+        {
+            return Ok(Undone::Left(format!(
+                "{object}: not taken back, the spec it would restore is refused: {why}"
+            )));
+        }
         if !planned.ops.is_empty()
             && !guarded_patch(client, api, name, &current, planned.ops).await?
         {

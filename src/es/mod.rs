@@ -81,6 +81,8 @@ pub struct EsClient {
     pod: String,
     authorization: SecretString,
     sender: Mutex<http1::SendRequest<Full<Bytes>>>,
+    /// The certificates the server presented (DER, leaf first) on a connection by URL.
+    peer_chain: Vec<Vec<u8>>,
 }
 
 /// An Elasticsearch answer that was not a success.
@@ -149,6 +151,7 @@ impl EsClient {
             pod,
             authorization,
             sender: Mutex::new(sender),
+            peer_chain: Vec::new(),
         })
     }
 
@@ -195,6 +198,14 @@ impl EsClient {
             .connect(ServerName::try_from(host.clone())?, tcp)
             .await
             .with_context(|| format!("TLS with {url} failed (certificate problem?)"))?;
+        let peer_chain: Vec<Vec<u8>> = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.as_ref().to_vec())
+            .collect();
         let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -209,7 +220,14 @@ impl EsClient {
             pod: String::new(),
             authorization: SecretString::from(format!("Basic {credentials}")),
             sender: Mutex::new(sender),
+            peer_chain,
         })
+    }
+
+    /// The certificates the server presented in the verified TLS handshake of
+    /// [`EsClient::connect_url`] (DER, leaf first); empty for a port-forward.
+    pub fn peer_chain(&self) -> &[Vec<u8>] {
+        &self.peer_chain
     }
 
     /// False once the connection ended: its pod went away, or the port-forward closed.

@@ -86,6 +86,16 @@ pub fn read_ca_file(path: &Path, now: jiff::Timestamp) -> Result<RemoteCa, UserE
     Ok(super::certificate_bundle(&certificates))
 }
 
+/// The topmost CA certificate a server presented above its own (`chain`: DER, leaf first, as
+/// read from a verified TLS handshake), as a bundle to trust; `None` when it sent only its own.
+pub fn issuer_of_chain(chain: &[Vec<u8>]) -> Option<RemoteCa> {
+    let issuer = chain.iter().skip(1).rfind(|der| {
+        x509_parser::parse_x509_certificate(der)
+            .is_ok_and(|(_, cert)| matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca))
+    })?;
+    Some(super::certificate_bundle(&[issuer]))
+}
+
 /// An encoded cross-cluster API key (`encoded` as Elasticsearch returns it: base64 of
 /// `id:secret`); returns it with its id.
 pub fn read_api_key(path: &Path) -> Result<(SecretString, String), UserError> {

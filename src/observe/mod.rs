@@ -349,10 +349,35 @@ pub async fn restricted_side(
             peers.push((namespace.to_string(), name.to_string()));
         }
     }
-    Ok(plan::RestrictedObserved {
+    let mut observed = plan::RestrictedObserved {
         configmap: configmap?.map(to_value),
         eck_peers: plan::eck_transport_peers(side, &peers),
-    })
+        node_patterns: BTreeMap::new(),
+    };
+    // Node-name patterns (otherNameSuffix): recorded ones for peers this context cannot read,
+    // replaced by what the specs of this cluster and its same-cluster peers say now.
+    let mut patterns = observed.recorded_node_patterns();
+    let mut readable = vec![side.es.clone()];
+    peers.sort();
+    peers.dedup();
+    for (namespace, name) in &peers {
+        if let Some(object) = eck::get_elasticsearch(client, namespace, name).await? {
+            readable.push(EsState {
+                id: cluster_id(client, namespace, name),
+                object,
+            });
+        }
+    }
+    for es in &readable {
+        let key = (es.id.namespace.clone(), es.id.name.clone());
+        if plan::other_name_suffix(&es.object).is_some() {
+            patterns.insert(key, plan::eck_node_pattern(es));
+        } else {
+            patterns.remove(&key);
+        }
+    }
+    observed.node_patterns = patterns;
+    Ok(observed)
 }
 
 /// The restricted trust of `side`, read only when `--trust-file` or `--trust-subject` asks for
@@ -386,7 +411,7 @@ pub fn restriction<'a>(
 pub async fn restricted_peer_sync(
     client: &ContextClient,
     side: &plan::TrustSide,
-    peer: &plan::ClusterId,
+    peer: &EsState,
 ) -> anyhow::Result<Option<plan::Step>> {
     if !plan::uses_restricted_trust(&side.es) {
         return Ok(None);
@@ -400,7 +425,7 @@ pub async fn restricted_peer_sync(
 pub async fn restricted_peer_sync_of(
     client: &ContextClient,
     es: &EsState,
-    peer: &plan::ClusterId,
+    peer: &EsState,
 ) -> anyhow::Result<Option<plan::Step>> {
     if !plan::uses_restricted_trust(es) {
         return Ok(None);

@@ -386,6 +386,7 @@ pub fn plan_cross_environment_link(
         .iter()
         .any(|s| matches!(s.change, Change::CreateApiKey { .. }));
     let local_side = observed.local_side();
+    warnings.extend(public_ca_cutoff_warnings(local, &alias));
     steps.extend(local_api_key_steps(
         &local_side,
         &alias,
@@ -1034,6 +1035,60 @@ pub(crate) fn local_spec_step(
             diff,
         },
     })
+}
+
+/// Whether Elasticsearch still trusts the JVM's public CAs on `es`'s remote cluster client:
+/// only while no `certificate_authorities` list is set there, by the user or the plugin in a
+/// nodeSet's config, or by ECK for any `spec.remoteClusters[].apiKey`
+/// (`SslConfigurationLoader.buildTrustConfig`; ECK `merged_config.go`).
+pub fn trusts_public_cas(es: &EsState) -> bool {
+    let list = "xpack.security.remote_cluster_client.ssl.certificate_authorities";
+    let eck_list = es
+        .object
+        .pointer("/spec/remoteClusters")
+        .and_then(Value::as_array)
+        .is_some_and(|l| l.iter().any(|r| r.get("apiKey").is_some()));
+    let own_list = es
+        .object
+        .pointer("/spec/nodeSets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|set| {
+            set.pointer("/config").is_some_and(|c| {
+                c.get(list).is_some()
+                    || c.pointer(
+                        "/xpack/security/remote_cluster_client/ssl/certificate_authorities",
+                    )
+                    .is_some()
+            })
+        });
+    !eck_list && !own_list
+}
+
+/// Warnings for a plan that mounts the plugin's CA bundle on `local` (which sets a CA list on
+/// its remote cluster client): the links the plugin recorded for remotes outside Kubernetes
+/// with a publicly trusted CA and no CA of theirs in the bundle stop being trusted.
+pub fn public_ca_cutoff_warnings(local: &EsState, alias: &str) -> Vec<String> {
+    if !trusts_public_cas(local) {
+        return Vec::new();
+    }
+    local
+        .plugin_links()
+        .iter()
+        .filter(|(other, r)| {
+            other.as_str() != alias
+                && r.remote_context.is_empty()
+                && r.security == SecurityModel::ApiKey
+                && r.ca_fingerprint.is_none()
+        })
+        .map(|(other, _)| {
+            format!(
+                "{} trusts the publicly signed certificate of {other:?} through the JVM's public CAs, which Elasticsearch stops trusting once this link sets a CA list on the remote cluster client: link {other:?} again with --public-ca --remote-url URL (or --ca-file ROOT) so its CA joins the bundle",
+                local.id
+            )
+        })
+        .collect()
 }
 
 /// Switches client SSL on for a remote whose CA is publicly trusted (nothing to mount).

@@ -811,6 +811,7 @@ fn restricted_state() -> RestrictedState {
         restricted: RestrictedObserved {
             configmap: None,
             eck_peers: vec![("search".into(), "orders".into())],
+            node_patterns: BTreeMap::new(),
         },
     }
 }
@@ -1095,7 +1096,11 @@ fn trust_yml_lists_each_name_once_this_cluster_first() {
             "*.node.a.cluster.1.account".to_string(),
         ],
     )]);
-    let rendered = render_trust_yml(&id, &[("search".into(), "orders".into())], &peers);
+    let observed = RestrictedObserved {
+        eck_peers: vec![("search".into(), "orders".into())],
+        ..RestrictedObserved::default()
+    };
+    let rendered = render_trust_yml(&id, &observed, &peers);
     let parsed: Value = serde_saphyr::from_str(&rendered).unwrap();
     assert_eq!(
         parsed["trust.subject_name"],
@@ -1106,6 +1111,33 @@ fn trust_yml_lists_each_name_once_this_cluster_first() {
         ]),
         "{rendered}"
     );
+}
+
+#[test]
+fn trust_yml_names_clusters_with_an_other_name_suffix_by_it() {
+    let id = es("west", "search", "products", "9.1.0").id;
+    let observed = RestrictedObserved {
+        eck_peers: vec![
+            ("search".into(), "orders".into()),
+            ("search".into(), "users".into()),
+        ],
+        node_patterns: BTreeMap::from([
+            (("search".into(), "products".into()), "*.p.example".into()),
+            (("search".into(), "orders".into()), "*.o.example".into()),
+        ]),
+        ..RestrictedObserved::default()
+    };
+    let rendered = render_trust_yml(&id, &observed, &BTreeMap::new());
+    let parsed: Value = serde_saphyr::from_str(&rendered).unwrap();
+    assert_eq!(
+        parsed["trust.subject_name"],
+        json!(["*.p.example", "*.o.example", "*.node.users.search.es.local"]),
+        "{rendered}"
+    );
+    let mut suffixed = es("west", "search", "orders", "9.1.0");
+    assert_eq!(eck_node_pattern(&suffixed), "*.node.orders.search.es.local");
+    suffixed.object["spec"]["transport"] = json!({"tls": {"otherNameSuffix": "o.example"}});
+    assert_eq!(eck_node_pattern(&suffixed), "*.o.example");
 }
 
 #[test]
@@ -1361,6 +1393,48 @@ fn an_external_alias_is_not_taken_over_by_a_kubernetes_link() {
         message.contains("the external cluster at es.example.com:9443"),
         "{message}"
     );
+}
+
+#[test]
+fn a_bundle_mounted_after_a_public_ca_link_without_one_is_warned_about() {
+    let state = observed();
+    let external = |local: EsState| ExternalObserved {
+        local,
+        operator: operator(true),
+        credentials_secret: None,
+        ca_bundle: None,
+        local_alias_settings: BTreeMap::new(),
+        stored_key_id: None,
+    };
+    let request = |alias: &str, ca: Option<RemoteCa>| ExternalRequest {
+        alias: alias.into(),
+        proxy_address: "es.example.com:9443".into(),
+        server_name: None,
+        ca,
+        key_id: "key-9".into(),
+        key_created_at: None,
+        skip_unavailable: false,
+    };
+    // A link made while public CAs were trusted without a bundle (an earlier plugin version).
+    let planned =
+        plan_external_link(&external(state.local.clone()), &request("ech", None)).unwrap();
+    let mut local = state.local.clone();
+    for step in &planned.plan.steps {
+        if let Change::PatchElasticsearch { patch, .. } = &step.change {
+            apply_patch(&mut local, patch);
+        }
+    }
+    assert!(trusts_public_cas(&local));
+    let with_bundle =
+        plan_external_link(&external(local.clone()), &request("private", Some(ca("p")))).unwrap();
+    let warnings = with_bundle.plan.warnings.join("\n");
+    assert!(
+        warnings.contains("\"ech\"") && warnings.contains("--public-ca --remote-url"),
+        "{warnings}"
+    );
+    // Without a bundle nothing is cut off.
+    let without = plan_external_link(&external(local), &request("other", None)).unwrap();
+    assert!(without.plan.warnings.iter().all(|w| !w.contains("\"ech\"")));
 }
 
 #[test]

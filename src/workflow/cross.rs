@@ -40,8 +40,8 @@ pub async fn link(sides: &Sides<'_>, args: &LinkRequest) -> anyhow::Result<Outco
                     plan::plan_certificate_link(&observed, request).map_err(UserError::from)?;
                 let (local, remote) = (&observed.local, &observed.remote);
                 let (local_sync, remote_sync) = tokio::try_join!(
-                    observe::restricted_peer_sync(sides.local, local, &remote.es.id),
-                    observe::restricted_peer_sync(sides.remote, remote, &local.es.id),
+                    observe::restricted_peer_sync(sides.local, local, &remote.es),
+                    observe::restricted_peer_sync(sides.remote, remote, &local.es),
                 )?;
                 planned
                     .plan

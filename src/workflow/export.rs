@@ -440,7 +440,10 @@ fn write_handover(
     create_output_dir(dir)?;
     replace_file(dir, "ca.crt", ca_pem.as_bytes(), 0o644)?;
     if let Some(key) = key {
-        replace_file(dir, "api-key", format!("{key}\n").as_bytes(), 0o600)?;
+        // No final newline: Elasticsearch stores a keystore value byte for byte (`add-file`,
+        // ECK's keystore init container, `kubectl create secret --from-file`), and a newline
+        // after the key makes it undecodable on the remote.
+        replace_file(dir, "api-key", key.as_bytes(), 0o600)?;
     }
     replace_file(
         dir,
@@ -476,8 +479,8 @@ Remote cluster settings: mode `proxy`, proxy address `{address}`, server name `{
        xpack.security.remote_cluster_client.ssl.enabled: true
        xpack.security.remote_cluster_client.ssl.certificate_authorities: [ \"remote-{alias}-ca.crt\" ]
 
-2. On every node: `bin/elasticsearch-keystore add cluster.remote.{alias}.credentials` and paste
-   the content of `api-key`.
+2. On every node: `bin/elasticsearch-keystore add-file cluster.remote.{alias}.credentials api-key`
+   (the file holds the key without a final newline; a newline would break it).
 3. Restart the nodes (or, when only the key changed, `POST _nodes/reload_secure_settings`).
 4. Then:
 
@@ -627,7 +630,8 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert_eq!(
             std::fs::read_to_string(&key_file).unwrap(),
-            "a2V5OnNlY3JldA==\n"
+            "a2V5OnNlY3JldA==",
+            "the key alone, no newline"
         );
     }
 }

@@ -156,6 +156,26 @@ impl KeySource {
     }
 }
 
+/// `--public-ca` without `--ca-file`: the CA above the remote's own certificate, read from the
+/// verified TLS handshake of `--remote-url` (on Elastic Cloud Hosted one publicly trusted
+/// certificate serves the REST API and the remote cluster server alike). It goes into the
+/// plugin's CA bundle like a `--ca-file`: Elasticsearch trusts the JVM's public CAs on the
+/// remote cluster client only while no `certificate_authorities` list is set there
+/// (`SslConfigurationLoader.buildTrustConfig`), and ECK sets one with any API-key remote.
+async fn public_root(args: &LinkRequest) -> anyhow::Result<RemoteCa> {
+    let Some(url) = &args.remote_api.remote_url else {
+        return Err(UserError::PublicCaNeedsRoot.into());
+    };
+    let es = connect_remote_api(&args.remote_api, url).await?;
+    let ca = files::issuer_of_chain(es.peer_chain())
+        .ok_or_else(|| UserError::NoIssuerInHandshake { url: url.clone() })?;
+    output::info(&format!(
+        "Trusting the CA sha256:{} that {url} presented above its certificate (--public-ca).",
+        ca.fingerprint
+    ));
+    Ok(ca)
+}
+
 /// The remote's HTTPS API with the credentials given; a remote that cannot be reached is the
 /// user's input to fix (exit 2), before anything is written.
 pub async fn connect_remote_api(remote: &RemoteApi, url: &str) -> anyhow::Result<EsClient> {
@@ -255,7 +275,7 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
     let ca_path = args.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
     let ca = match (&args.ca_file, args.public_ca) {
         (Some(_), _) => Some(files::read_ca_file(ca_path, jiff::Timestamp::now())?),
-        (None, true) => None,
+        (None, true) => Some(public_root(args).await?),
         (None, false) => return Err(UserError::MissingCa.into()),
     };
     let deadline = std::time::Instant::now() + workflow::parse_wait_timeout(&flags.timeout)?;

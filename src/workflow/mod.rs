@@ -257,6 +257,9 @@ where
             Err(conflict @ crate::apply::ApplyError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                 output::warning(&format!("{conflict}; reading it again and re-planning"));
             }
+            Err(crate::apply::ApplyError::Refused(why)) if journal.is_empty() => {
+                return Err(UserError::BrokenReference(why).into());
+            }
             Err(err) => {
                 if journal.is_empty() {
                     return Err(err.into());

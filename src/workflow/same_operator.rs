@@ -82,8 +82,8 @@ pub async fn link(
                 .map_err(UserError::from)?;
             if planned.security == plan::SecurityModel::Certificate && !planned.plan.is_empty() {
                 let (local_sync, remote_sync) = tokio::try_join!(
-                    observe::restricted_peer_sync_of(client, &local, &remote.id),
-                    observe::restricted_peer_sync_of(client, &remote, &local.id),
+                    observe::restricted_peer_sync_of(client, &local, &remote),
+                    observe::restricted_peer_sync_of(client, &remote, &local),
                 )?;
                 planned
                     .plan

@@ -62,8 +62,8 @@ pub async fn trust(scope: &Scope, args: &TrustRequest) -> anyhow::Result<Outcome
                 let mut plan = plan::plan_trust(&a, &b, args.one_way, args.refresh)
                     .map_err(UserError::from)?;
                 let (a_sync, b_sync) = tokio::try_join!(
-                    observe::restricted_peer_sync(local_client, &a, &b.es.id),
-                    observe::restricted_peer_sync(remote_client, &b, &a.es.id),
+                    observe::restricted_peer_sync(local_client, &a, &b.es),
+                    observe::restricted_peer_sync(remote_client, &b, &a.es),
                 )?;
                 plan.steps.splice(0..0, a_sync.into_iter().chain(b_sync));
                 Ok(TrustPlan(plan))

@@ -135,9 +135,11 @@ impl ApiKey {
     }
 }
 
-/// Decode `base64(id:secret)`.
+/// Decode `base64(id:secret)`, verbatim: a keystore value is stored byte for byte
+/// (`elasticsearch-keystore add-file`), and Java's basic Base64 decoder refuses any character
+/// outside the alphabet, a trailing newline included.
 pub fn decode_credentials(encoded: &str) -> Option<(String, String)> {
-    let bytes = STANDARD.decode(encoded.trim()).ok()?;
+    let bytes = STANDARD.decode(encoded).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))

@@ -273,6 +273,22 @@ pub fn eck_transport_node_name(pod: &str, es: &str, namespace: &str) -> String {
     format!("{pod}.node.{es}.{namespace}.es.local")
 }
 
+/// The name ECK puts in a node's transport certificate given the Elasticsearch's
+/// `spec.transport.tls.otherNameSuffix`: `<pod>.<suffix>` when it is set, else
+/// [`eck_transport_node_name`] (ECK `certificates/transport/csr.go`, `buildCertificateCommonName`).
+pub fn eck_transport_node_name_with_suffix(
+    pod: &str,
+    es: &str,
+    namespace: &str,
+    other_name_suffix: &str,
+) -> String {
+    if other_name_suffix.is_empty() {
+        eck_transport_node_name(pod, es, namespace)
+    } else {
+        format!("{pod}.{other_name_suffix}")
+    }
+}
+
 /// Whether the nodes of a cluster found each other and elected a master.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ClusterFormation {

@@ -502,10 +502,13 @@ impl ElasticsearchNode {
     }
 
     /// The TLS-level checks for one hop: interface, CA trust, hostname (API-key model only).
+    /// `verify_names` are tried in order, as JSSE's `X509TrustManagerImpl.checkIdentity` does:
+    /// the SNI name (`server_name`) first, then the address host; the certificate passes when
+    /// it carries one of them. The error names the first.
     fn check_endpoint(
         &self,
         address: &str,
-        verify_name: Option<&str>,
+        verify_names: &[String],
         expected: Interface,
         world: &dyn RemoteWorld,
     ) -> Result<Endpoint, NotConnectedReason> {
@@ -531,12 +534,14 @@ impl ElasticsearchNode {
                 ca_fingerprint: ep.ca_fingerprint.clone(),
             });
         }
-        if let Some(name) = verify_name
-            && !ep.tls_names.iter().any(|n| n == name)
+        if let Some(name) = verify_names.first()
+            && !verify_names
+                .iter()
+                .any(|v| ep.tls_names.iter().any(|n| n == v))
         {
             return Err(NotConnectedReason::HostnameMismatch {
                 address: address.to_string(),
-                name: name.to_string(),
+                name: name.clone(),
                 cert_names: ep.tls_names.clone(),
             });
         }
@@ -560,14 +565,18 @@ impl ElasticsearchNode {
             Interface::Transport
         };
         // remote_cluster_client uses verification_mode full; ECK's transport uses certificate.
-        let verify_name = if !api_key_model {
-            None
-        } else if cfg.mode == Mode::Proxy && !cfg.server_name.is_empty() {
-            Some(cfg.server_name.clone())
+        // Elasticsearch sends `server_name` as SNI and the address host as the peer host
+        // (`SecurityNetty4Transport.ClientSslHandlerInitializer.connect`); the JDK checks the SNI
+        // name first and fails over to the peer host (`X509TrustManagerImpl.checkIdentity`).
+        let verify_names = if !api_key_model {
+            Vec::new()
+        } else if cfg.mode == Mode::Proxy && !cfg.server_name.is_empty() && cfg.server_name != host
+        {
+            vec![cfg.server_name.clone(), host]
         } else {
-            Some(host)
+            vec![host]
         };
-        let ep = self.check_endpoint(address, verify_name.as_deref(), expected, world)?;
+        let ep = self.check_endpoint(address, &verify_names, expected, world)?;
 
         let mut outcome: Option<Result<Connection, NotConnectedReason>> = None;
         let mut check = |remote: &ElasticsearchNode| {
@@ -656,8 +665,11 @@ impl ElasticsearchNode {
                 let mut reached = 0;
                 let mut first_err = None;
                 for pa in publish {
-                    let name = credentials.and_then(|_| parse_host_port(pa).ok().map(|(h, _)| h));
-                    match self.check_endpoint(pa, name.as_deref(), ep.interface, world) {
+                    let names: Vec<String> = credentials
+                        .and_then(|_| parse_host_port(pa).ok().map(|(h, _)| h))
+                        .into_iter()
+                        .collect();
+                    match self.check_endpoint(pa, &names, ep.interface, world) {
                         Ok(e) if e.target == ep.target => reached += 1,
                         Ok(_) => {
                             first_err.get_or_insert(

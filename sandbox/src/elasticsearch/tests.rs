@@ -276,6 +276,52 @@ fn api_key_model_checks_server_name_against_the_certificate() {
 }
 
 #[test]
+fn a_server_name_the_certificate_lacks_falls_back_to_the_address_host() {
+    let (mut local, mut world) = api_key_setup();
+    // The address host is one of the certificate's names; server_name is not.
+    let ep = world
+        .endpoints
+        .remove(&("k1".to_string(), "203.0.113.7:9443".to_string()))
+        .unwrap();
+    world
+        .endpoints
+        .insert(("k1".into(), format!("{RCS_NAME}:9443")), ep);
+    call(
+        &mut local,
+        &world,
+        "PUT",
+        "/_cluster/settings",
+        Some(
+            json!({"persistent":{"cluster.remote.r1.proxy_address":format!("{RCS_NAME}:9443"),
+            "cluster.remote.r1.server_name":"lb.example.com"}}),
+        ),
+    );
+    assert!(
+        local.diagnose("r1", &world).is_ok(),
+        "the JDK checks the SNI name, then the peer host: {:?}",
+        local.diagnose("r1", &world).err()
+    );
+}
+
+#[test]
+fn keystore_credentials_are_used_verbatim() {
+    let (mut local, world) = api_key_setup();
+    let encoded = local.keystore["cluster.remote.r1.credentials"].clone();
+    local.keystore.insert(
+        "cluster.remote.r1.credentials".into(),
+        format!("{encoded}\n"),
+    );
+    assert!(matches!(
+        local.diagnose("r1", &world),
+        Err(NotConnectedReason::MalformedCredentials { .. })
+    ));
+    local
+        .keystore
+        .insert("cluster.remote.r1.credentials".into(), encoded);
+    assert!(local.diagnose("r1", &world).is_ok());
+}
+
+#[test]
 fn api_key_model_needs_an_active_cross_cluster_key() {
     let (local, mut world) = api_key_setup();
     let id = remote_mut(&mut world).api_keys()[0].id.clone();

@@ -85,6 +85,9 @@ pub fn plan_external_link(
         alias_settings: &observed.local_alias_settings,
     };
     let new_key = observed.stored_key_id.as_deref() != Some(request.key_id.as_str());
+    if request.ca.is_some() {
+        warnings.extend(public_ca_cutoff_warnings(local, &alias));
+    }
     let mut steps = local_api_key_steps(&side, &alias, new_key, request.ca.as_ref(), record);
     let server_name = request.server_name.clone().unwrap_or_else(|| {
         request

@@ -20,6 +20,11 @@ pub const TRANSPORT_CAS_SETTING: &str = "xpack.security.transport.ssl.certificat
 pub const TRUST_RESTRICTIONS_SETTING: &str = "xpack.security.transport.ssl.trust_restrictions.path";
 /// Key of the restricted-trust ConfigMap that records each peer's node-name patterns.
 const PEERS_KEY: &str = "peers.json";
+/// Key of the restricted-trust ConfigMap that records the node-name patterns of ECK clusters
+/// whose certificates carry an `otherNameSuffix` (`{"<namespace>/<name>": "*.<suffix>"}`), so a
+/// later change keeps the pattern of a peer in another Kubernetes cluster it cannot read.
+/// Written only when such a cluster is trusted.
+const NODE_PATTERNS_KEY: &str = "node-patterns.json";
 
 pub fn restricted_trust_name(es: &ClusterId) -> String {
     format!("{}-remote-cluster-restricted-trust", es.name)
@@ -34,9 +39,25 @@ fn restrictions_path() -> String {
 }
 
 /// The name pattern of an ECK cluster's nodes: ECK's transport certificates carry
-/// `<pod>.node.<es>.<namespace>.es.local`.
+/// `<pod>.node.<es>.<namespace>.es.local`, or `<pod>.<suffix>` when
+/// `spec.transport.tls.otherNameSuffix` is set (ECK `certificates/transport/csr.go`).
 pub fn eck_subject_pattern(name: &str, namespace: &str) -> String {
     format!("*.node.{name}.{namespace}.es.local")
+}
+
+/// `spec.transport.tls.otherNameSuffix` of an Elasticsearch object, when set.
+pub fn other_name_suffix(es: &Value) -> Option<&str> {
+    es.pointer("/spec/transport/tls/otherNameSuffix")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// The node-name pattern of the ECK cluster `es`, from its spec.
+pub fn eck_node_pattern(es: &EsState) -> String {
+    match other_name_suffix(&es.object) {
+        Some(suffix) => format!("*.{suffix}"),
+        None => eck_subject_pattern(&es.id.name, &es.id.namespace),
+    }
 }
 
 /// What the restricted trust of one ECK cluster needs beyond its [`TrustSide`].
@@ -47,6 +68,10 @@ pub struct RestrictedObserved {
     /// ECK clusters this one talks to over the transport with their own certificates, as
     /// `(namespace, name)`: ECK's remote CA copies and the plugin's CA blocks name them.
     pub eck_peers: Vec<(String, String)>,
+    /// Node-name patterns of ECK clusters (this one and its peers, by `(namespace, name)`) that
+    /// differ from the default because of an `otherNameSuffix`: read from their specs where
+    /// they can be read, else as the ConfigMap recorded them.
+    pub node_patterns: BTreeMap<(String, String), String>,
 }
 
 impl RestrictedObserved {
@@ -62,6 +87,27 @@ impl RestrictedObserved {
     /// Each peer's node-name patterns, by peer label.
     pub fn peers(&self) -> BTreeMap<String, Vec<String>> {
         serde_json::from_str(&self.data(PEERS_KEY)).unwrap_or_default()
+    }
+
+    /// The node-name patterns the ConfigMap recorded, by `(namespace, name)`.
+    pub fn recorded_node_patterns(&self) -> BTreeMap<(String, String), String> {
+        let recorded: BTreeMap<String, String> =
+            serde_json::from_str(&self.data(NODE_PATTERNS_KEY)).unwrap_or_default();
+        recorded
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let (ns, name) = k.split_once('/')?;
+                Some(((ns.to_string(), name.to_string()), v))
+            })
+            .collect()
+    }
+
+    /// The node-name pattern of the ECK cluster `(namespace, name)`.
+    fn pattern_of(&self, namespace: &str, name: &str) -> String {
+        self.node_patterns
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+            .unwrap_or_else(|| eck_subject_pattern(name, namespace))
     }
 }
 
@@ -107,25 +153,27 @@ fn unrestricted_external_peers(side: &TrustSide) -> Vec<String> {
 
 /// `trust.yml` as Elasticsearch reads it: this cluster first, then its ECK peers, then each
 /// restricted peer under a comment naming it.
+/// ECK clusters' node names follow `observed.node_patterns` (their `otherNameSuffix`).
 pub fn render_trust_yml(
     es: &ClusterId,
-    eck_peers: &[(String, String)],
+    observed: &RestrictedObserved,
     peers: &BTreeMap<String, Vec<String>>,
 ) -> String {
     let mut out = String::from(
         "# Written by kubectl-remote-cluster: node names accepted on the transport.\ntrust.subject_name:\n",
     );
-    out.push_str(&format!(
-        "  # this cluster\n  - \"{}\"\n",
-        eck_subject_pattern(&es.name, &es.namespace)
-    ));
+    let own_pattern = observed.pattern_of(&es.namespace, &es.name);
+    out.push_str(&format!("  # this cluster\n  - \"{own_pattern}\"\n"));
     let own = (es.namespace.clone(), es.name.clone());
-    let others: Vec<_> = eck_peers.iter().filter(|p| **p != own).collect();
-    let mut listed = vec![eck_subject_pattern(&es.name, &es.namespace)];
+    let others: Vec<_> = observed.eck_peers.iter().filter(|p| **p != own).collect();
+    let mut listed = vec![own_pattern];
     if !others.is_empty() {
         out.push_str("  # ECK clusters trusted on the transport\n");
         for (namespace, name) in others {
-            let pattern = eck_subject_pattern(name, namespace);
+            let pattern = observed.pattern_of(namespace, name);
+            if listed.contains(&pattern) {
+                continue;
+            }
             out.push_str(&format!("  - \"{pattern}\"\n"));
             listed.push(pattern);
         }
@@ -149,14 +197,37 @@ fn configmap_step(
     summary: String,
     diff: Vec<String>,
 ) -> Option<Step> {
-    let trust_yml = render_trust_yml(es, &observed.eck_peers, peers);
+    let trust_yml = render_trust_yml(es, observed, peers);
     let peers_json = serde_json::to_string(peers).expect("serializes");
+    let node_patterns: BTreeMap<String, &String> = observed
+        .node_patterns
+        .iter()
+        .map(|((ns, name), p)| (format!("{ns}/{name}"), p))
+        .collect();
+    let node_patterns_json = (!node_patterns.is_empty())
+        .then(|| serde_json::to_string(&node_patterns).expect("serializes"));
     if observed.configmap.is_some()
         && observed.data("ca.crt") == bundle
         && observed.data("trust.yml") == trust_yml
         && observed.data(PEERS_KEY) == peers_json
+        && observed.data(NODE_PATTERNS_KEY) == node_patterns_json.clone().unwrap_or_default()
     {
         return None;
+    }
+    let mut data = BTreeMap::from([
+        ("ca.crt".to_string(), DataValue::Literal(bundle)),
+        ("trust.yml".to_string(), DataValue::Literal(trust_yml)),
+        (PEERS_KEY.to_string(), DataValue::Literal(peers_json)),
+    ]);
+    let mut remove = Vec::new();
+    match node_patterns_json {
+        Some(json) => {
+            data.insert(NODE_PATTERNS_KEY.to_string(), DataValue::Literal(json));
+        }
+        None if !observed.data(NODE_PATTERNS_KEY).is_empty() => {
+            remove.push(NODE_PATTERNS_KEY.to_string());
+        }
+        None => {}
     }
     Some(Step {
         cluster: es.clone(),
@@ -172,12 +243,8 @@ fn configmap_step(
             } else {
                 BTreeMap::new()
             },
-            data: BTreeMap::from([
-                ("ca.crt".to_string(), DataValue::Literal(bundle)),
-                ("trust.yml".to_string(), DataValue::Literal(trust_yml)),
-                (PEERS_KEY.to_string(), DataValue::Literal(peers_json)),
-            ]),
-            remove: Vec::new(),
+            data,
+            remove,
             diff,
         },
     })
@@ -485,15 +552,22 @@ pub fn uses_restricted_trust(es: &EsState) -> bool {
 pub fn restricted_peer_step(
     es: &ClusterId,
     observed: &RestrictedObserved,
-    peer: &ClusterId,
+    peer_es: &EsState,
 ) -> Option<Step> {
     observed.configmap.as_ref()?;
+    let peer = &peer_es.id;
     let mut with_peer = observed.clone();
-    with_peer
-        .eck_peers
-        .push((peer.namespace.clone(), peer.name.clone()));
+    let key = (peer.namespace.clone(), peer.name.clone());
+    with_peer.eck_peers.push(key.clone());
     with_peer.eck_peers.sort();
     with_peer.eck_peers.dedup();
+    if other_name_suffix(&peer_es.object).is_some() {
+        with_peer
+            .node_patterns
+            .insert(key, eck_node_pattern(peer_es));
+    } else {
+        with_peer.node_patterns.remove(&key);
+    }
     configmap_step(
         es,
         &with_peer,
@@ -504,9 +578,6 @@ pub fn restricted_peer_step(
             peer_label(peer),
             restricted_trust_name(es)
         ),
-        vec![format!(
-            "+   trust.yml: {}",
-            eck_subject_pattern(&peer.name, &peer.namespace)
-        )],
+        vec![format!("+   trust.yml: {}", eck_node_pattern(peer_es))],
     )
 }
