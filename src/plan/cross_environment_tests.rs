@@ -1405,6 +1405,7 @@ fn a_bundle_mounted_after_a_public_ca_link_without_one_is_warned_about() {
         ca_bundle: None,
         local_alias_settings: BTreeMap::new(),
         stored_key_id: None,
+        pending: None,
     };
     let request = |alias: &str, ca: Option<RemoteCa>| ExternalRequest {
         alias: alias.into(),
