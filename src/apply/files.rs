@@ -231,6 +231,32 @@ fn list(value: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// Whether the spec of `es` names the Secret or ConfigMap `name` (a volume, optional or not,
+/// or a secure-settings Secret): deleting it would keep pods from starting or lose settings.
+pub fn references(es: &Value, kind: ObjectKind, name: &str) -> bool {
+    let Some(kind) = kind_name(kind) else {
+        return false;
+    };
+    let mounted = node_sets(es).iter().any(|set| {
+        set.pointer("/podTemplate/spec/volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|volume| match kind {
+                "ConfigMap" => volume.pointer("/configMap/name") == Some(&Value::from(name)),
+                _ => volume.pointer("/secret/secretName") == Some(&Value::from(name)),
+            })
+    });
+    let secure = kind == "Secret"
+        && es
+            .pointer("/spec/secureSettings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|s| s.get("secretName") == Some(&Value::from(name)));
+    mounted || secure
+}
+
 /// The ConfigMap and Secret volumes of every nodeSet (`optional` ones left out).
 pub fn volume_refs(es: &Value) -> Vec<VolumeRef> {
     let mut out = Vec::new();
@@ -434,6 +460,35 @@ pub fn patched(es: &Value, operations: &[Value]) -> Option<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_mounted_or_secure_settings_object_is_referenced() {
+        let es = json!({"spec": {
+            "secureSettings": [{"secretName": "catalog-remote-cluster-credentials"}],
+            "nodeSets": [{"name": "default", "podTemplate": {"spec": {"volumes": [
+                {"name": "cas", "configMap": {"name": "catalog-remote-cluster-cas"}},
+                {"name": "extra", "secret": {"secretName": "extra", "optional": true}},
+            ]}}}],
+        }});
+        let credentials = "catalog-remote-cluster-credentials";
+        assert!(references(&es, ObjectKind::Secret, credentials));
+        assert!(!references(&es, ObjectKind::ConfigMap, credentials));
+        assert!(references(
+            &es,
+            ObjectKind::ConfigMap,
+            "catalog-remote-cluster-cas"
+        ));
+        assert!(
+            references(&es, ObjectKind::Secret, "extra"),
+            "optional mounts count"
+        );
+        assert!(!references(&es, ObjectKind::Secret, "other"));
+        assert!(!references(
+            &es,
+            ObjectKind::Service,
+            "catalog-remote-cluster-cas"
+        ));
+    }
 
     fn es() -> Value {
         json!({"metadata": {"name": "l", "namespace": "a"}, "spec": {"nodeSets": [{

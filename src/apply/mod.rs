@@ -432,6 +432,31 @@ fn failed(step: &Step, failure: impl std::fmt::Display) -> ApplyError {
     }
 }
 
+/// The first Elasticsearch of `namespace` whose spec names the Secret or ConfigMap `name`. A
+/// list that fails counts as a reference: the object is kept rather than risked.
+async fn referencing_elasticsearch(
+    client: &ContextClient,
+    object: ObjectKind,
+    namespace: &str,
+    name: &str,
+) -> Option<String> {
+    match crate::k8s::eck::list_raw_in(client, namespace).await {
+        Ok(items) => items
+            .iter()
+            .find(|es| files::references(es, object, name))
+            .map(|es| {
+                es.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            }),
+        Err(failure) => Some(format!(
+            "(unknown: the Elasticsearch resources could not be listed: {})",
+            failure.message
+        )),
+    }
+}
+
 impl Run {
     /// A step, unless a signal asked to stop before it; a wait (which writes nothing) also
     /// stops as soon as a signal comes, while a write completes or times out.
@@ -824,6 +849,17 @@ impl Run {
             ObjectKind::ConfigMap => "configmaps",
             ObjectKind::Service => "services",
         };
+        // The plan read no reference to it, but another command (a link of the same alias run
+        // meanwhile) may have added one since: deleting it would keep the pods from starting.
+        if object != ObjectKind::Service
+            && self.dry_run == DryRun::None
+            && let Some(user) = referencing_elasticsearch(client, object, namespace, name).await
+        {
+            crate::output::warning(&format!(
+                "kept {object:?} {namespace}/{name}: Elasticsearch {user} now uses it (changed since the plan was made)"
+            ));
+            return Ok(());
+        }
         let key = format!("{plural}/{}/{namespace}/{name}", step.cluster.context);
         let resource_version = self.guard_version(&key, resource_version);
         let mut params = DeleteParams {

@@ -201,6 +201,21 @@ pub async fn get_elasticsearch(
     }
 }
 
+/// The Elasticsearch resources of one namespace, as raw objects.
+pub async fn list_raw_in(
+    client: &ContextClient,
+    namespace: &str,
+) -> Result<Vec<serde_json::Value>, ContextFailure> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.client.clone(), namespace, &elasticsearch_resource());
+    let list = client.call(api.list(&ListParams::default())).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| serde_json::to_value(o).unwrap_or_default())
+        .collect())
+}
+
 /// Every Elasticsearch resource of the context as raw objects (namespace-wide when denied).
 pub async fn list_raw(client: &ContextClient) -> Result<Vec<serde_json::Value>, ContextFailure> {
     let resource = elasticsearch_resource();
