@@ -558,83 +558,60 @@ impl Operator {
         self.rollout(es, &id, keystore, hash);
     }
 
+    /// ECK's Services of `es`. The HTTP, transport and remote cluster server Services start from
+    /// the user's template (`spec.<http|transport|remoteClusterServer>.service`: metadata and the
+    /// whole spec, as `NewTransportService`/`NewRemoteClusterService` copy it); ECK fills in only
+    /// what the template leaves unset (`defaults.SetServiceDefaults`: ports and selector when
+    /// nil, labels and annotations by key), makes an untyped transport or RCS Service headless,
+    /// and sets `publishNotReadyAddresses: true` on both whatever their type. The per-nodeSet
+    /// headless Services carry the HTTP port and, with the RCS on, `rcs` (`nodespec.HeadlessService`).
     fn services(&self, es: &Value, ns: &str, name: &str) {
         let selector = es_labels(name, &[]);
         let lbl = selector.clone();
-        let svc = |svc_name: &str, ty: Option<&str>, ports: Value, sel: Value, headless: bool| {
-            let ty = ty.unwrap_or("ClusterIP");
-            let mut spec = json!({"type": ty, "ports": ports, "selector": sel});
-            let existing = self
-                .state
-                .get(&ResourceKey::SERVICES, Some(ns), svc_name)
-                .ok();
-            let want_none = headless && ty == "ClusterIP";
-            if let Some(ex) = &existing {
-                let is_none = s(ex, "/spec/clusterIP") == "None";
-                if is_none != want_none {
-                    // clusterIP is immutable: ECK recreates the Service.
-                    self.delete(&ResourceKey::SERVICES, ns, svc_name);
-                }
-            }
-            if want_none {
-                spec["clusterIP"] = json!("None");
-                spec["publishNotReadyAddresses"] = json!(true);
-            }
-            let status = if ty == "LoadBalancer" {
-                json!({"loadBalancer": {"ingress": [{"hostname": format!("{svc_name}-{ns}.{}.lb.invalid", self.state.name)}]}})
-            } else {
-                json!({"loadBalancer": {}})
-            };
-            self.apply(
-                &ResourceKey::SERVICES,
-                json!({
-                    "apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": svc_name, "namespace": ns, "labels": lbl},
-                    "spec": spec,
-                    "status": status,
-                }),
-            );
-        };
         let port = |pname: &str, p: u16| json!({"name": pname, "port": p, "protocol": "TCP", "targetPort": p});
-        let http_type = es
-            .pointer("/spec/http/service/spec/type")
-            .and_then(Value::as_str);
-        svc(
-            &format!("{name}-es-http"),
-            http_type,
-            json!([port("https", 9200)]),
-            selector.clone(),
-            false,
-        );
-        svc(
-            &format!("{name}-es-internal-http"),
-            None,
-            json!([port("https", 9200)]),
-            selector.clone(),
-            false,
-        );
-        let transport_type = es
-            .pointer("/spec/transport/service/spec/type")
-            .and_then(Value::as_str);
-        svc(
-            &format!("{name}-es-transport"),
-            transport_type,
-            json!([port("tls-transport", 9300)]),
-            selector.clone(),
-            transport_type.is_none(),
-        );
+        let template = |ptr: &str| es.pointer(ptr).cloned().unwrap_or(Value::Null);
+        let http = ServiceOf {
+            name: format!("{name}-es-http"),
+            template: template("/spec/http/service"),
+            ports: json!([port("https", 9200)]),
+            selector: selector.clone(),
+            headless_when_untyped: false,
+            publish_not_ready: false,
+        };
+        let internal = ServiceOf {
+            name: format!("{name}-es-internal-http"),
+            // Not from the user's template (`NewInternalService`).
+            template: Value::Null,
+            ports: json!([port("https", 9200)]),
+            selector: selector.clone(),
+            headless_when_untyped: false,
+            publish_not_ready: false,
+        };
+        let transport = ServiceOf {
+            name: format!("{name}-es-transport"),
+            template: template("/spec/transport/service"),
+            ports: json!([port("tls-transport", 9300)]),
+            selector: selector.clone(),
+            headless_when_untyped: true,
+            publish_not_ready: true,
+        };
+        for svc in [http, internal, transport] {
+            self.service(ns, &lbl, svc);
+        }
         let rcs = rcs_enabled(es);
         let rcs_name = format!("{name}-es-remote-cluster");
         if rcs {
-            let ty = es
-                .pointer("/spec/remoteClusterServer/service/spec/type")
-                .and_then(Value::as_str);
-            svc(
-                &rcs_name,
-                ty,
-                json!([port("rcs", 9443)]),
-                selector.clone(),
-                ty.is_none(),
+            self.service(
+                ns,
+                &lbl,
+                ServiceOf {
+                    name: rcs_name.clone(),
+                    template: template("/spec/remoteClusterServer/service"),
+                    ports: json!([port("rcs", 9443)]),
+                    selector: selector.clone(),
+                    headless_when_untyped: true,
+                    publish_not_ready: true,
+                },
             );
         } else {
             self.delete(&ResourceKey::SERVICES, ns, &rcs_name);
@@ -643,16 +620,22 @@ impl Operator {
         for (set, _, _) in node_sets(es) {
             let sts = format!("{name}-es-{set}");
             wanted_sets.insert(sts.clone());
-            let mut ports = vec![port("https", 9200), port("transport", 9300)];
+            let mut ports = vec![port("https", 9200)];
             if rcs {
                 ports.push(port("rcs", 9443));
             }
-            svc(
-                &sts,
-                None,
-                Value::Array(ports),
-                labels_of(&[(LABEL_CLUSTER_NAME, name), (LABEL_STATEFULSET, &sts)]),
-                true,
+            let sel = labels_of(&[(LABEL_CLUSTER_NAME, name), (LABEL_STATEFULSET, &sts)]);
+            self.service(
+                ns,
+                &lbl,
+                ServiceOf {
+                    name: sts,
+                    template: Value::Null,
+                    ports: Value::Array(ports),
+                    selector: sel,
+                    headless_when_untyped: true,
+                    publish_not_ready: true,
+                },
             );
         }
         // Headless Services of removed nodeSets.
@@ -669,6 +652,91 @@ impl Operator {
                 self.delete(&ResourceKey::SERVICES, ns, &n);
             }
         }
+    }
+
+    /// Creates or updates one Service as ECK's `ReconcileService` does: the expected spec
+    /// replaces the stored one (fields the template no longer sets go), except what the API
+    /// server assigned (`clusterIP`, `clusterIPs`); a change between headless and not is a
+    /// re-creation (`clusterIP` is immutable).
+    fn service(&self, ns: &str, default_labels: &Value, svc: ServiceOf) {
+        let ServiceOf {
+            name,
+            template,
+            ports,
+            selector,
+            headless_when_untyped,
+            publish_not_ready,
+        } = svc;
+        let mut spec = match template.get("spec") {
+            Some(Value::Object(m)) => Value::Object(m.clone()),
+            _ => json!({}),
+        };
+        let untyped = spec
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if untyped {
+            spec["type"] = json!("ClusterIP");
+        }
+        let headless = untyped && headless_when_untyped;
+        if headless {
+            spec["clusterIP"] = json!("None");
+        }
+        if publish_not_ready {
+            spec["publishNotReadyAddresses"] = json!(true);
+        }
+        // Go's nil: an absent or null field; an empty list or map is the user's.
+        if spec.get("ports").is_none_or(Value::is_null) {
+            spec["ports"] = ports;
+        }
+        if spec.get("selector").is_none_or(Value::is_null) {
+            spec["selector"] = selector;
+        }
+        let ty = s(&spec, "/type").to_string();
+        let merged = |key: &str, defaults: &Value| {
+            // The template's keys win (`MergePreservingExistingKeys`).
+            let mut m = defaults.as_object().cloned().unwrap_or_default();
+            if let Some(user) = template
+                .pointer(&format!("/metadata/{key}"))
+                .and_then(Value::as_object)
+            {
+                m.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Value::Object(m)
+        };
+        let labels = merged("labels", default_labels);
+        let annotations = merged("annotations", &json!({}));
+        let existing = self.state.get(&ResourceKey::SERVICES, Some(ns), &name).ok();
+        let existing = existing.filter(|ex| {
+            let is_none = s(ex, "/spec/clusterIP") == "None";
+            if is_none != headless {
+                self.delete(&ResourceKey::SERVICES, ns, &name);
+                return false;
+            }
+            true
+        });
+        let status = if ty == "LoadBalancer" {
+            json!({"loadBalancer": {"ingress": [{"hostname": format!("{name}-{ns}.{}.lb.invalid", self.state.name)}]}})
+        } else {
+            json!({"loadBalancer": {}})
+        };
+        let mut metadata = json!({"name": name, "namespace": ns, "labels": labels});
+        if annotations.as_object().is_some_and(|a| !a.is_empty()) {
+            metadata["annotations"] = annotations;
+        }
+        let mut obj = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": metadata,
+            "spec": spec,
+            "status": status,
+        });
+        if let Some(ex) = existing {
+            // What the stored spec has and the expected one does not goes (nested maps such
+            // as the selector too); the API server's assignments stay.
+            let old_spec = ex.get("spec").cloned().unwrap_or(Value::Null);
+            removals(&old_spec, &mut obj["spec"], &["clusterIP", "clusterIPs"]);
+        }
+        self.apply(&ResourceKey::SERVICES, obj);
     }
 
     /// Union of the `spec.secureSettings` Secrets and `<es>-es-remote-api-keys`
@@ -1538,6 +1606,39 @@ impl Operator {
                 "lastTimestamp": now,
             }),
         );
+    }
+}
+
+/// A Service ECK reconciles: its name, the user's template (`{metadata, spec}`, `Null` when
+/// none) and ECK's defaults.
+struct ServiceOf {
+    name: String,
+    template: Value,
+    ports: Value,
+    selector: Value,
+    /// `clusterIP: None` when the template sets no type (transport, RCS).
+    headless_when_untyped: bool,
+    /// `publishNotReadyAddresses: true` whatever the template says.
+    publish_not_ready: bool,
+}
+
+/// Adds to the merge patch `new` a `null` for every key of `old` that `new` lacks (recursing
+/// into maps present in both), so that applying it leaves `new`; `keep` keys are left alone.
+fn removals(old: &Value, new: &mut Value, keep: &[&str]) {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object_mut()) else {
+        return;
+    };
+    for (k, v) in old {
+        if keep.contains(&k.as_str()) {
+            continue;
+        }
+        match new.get_mut(k) {
+            None => {
+                new.insert(k.clone(), Value::Null);
+            }
+            Some(n) if v.is_object() && n.is_object() => removals(v, n, &[]),
+            Some(_) => {}
+        }
     }
 }
 
