@@ -707,3 +707,73 @@ fn describe_finds_incoming_links_in_other_contexts() {
     );
     assert_eq!(world.write_count(BOTH), 0, "describe never writes");
 }
+
+/// ECK keeps the ports of a user's Service template: the remote cluster server behind port 443
+/// and the transport behind 9400 are linked on those ports, read from the Services, not on
+/// ECK's defaults (9443, 9300), which nothing answers on.
+#[test]
+fn links_use_the_ports_of_the_users_service_templates() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    west.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("shop"),
+        "products",
+        &serde_json::json!({"spec": {
+            "remoteClusterServer": {"enabled": true, "service": {"spec": {
+                "type": "LoadBalancer",
+                "ports": [{"name": "rcs", "port": 443, "targetPort": 9443, "protocol": "TCP"}]}}},
+            "transport": {"service": {"spec": {
+                "type": "LoadBalancer",
+                "ports": [{"name": "tls-transport", "port": 9400, "targetPort": 9300, "protocol": "TCP"}]}}},
+        }}),
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    world.settle(BOTH);
+    let lb = |service: &str| {
+        west.get(&ResourceKey::SERVICES, Some("shop"), service)
+            .unwrap()["status"]["loadBalancer"]["ingress"][0]["hostname"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let proxy_address = |alias: &str| {
+        east.remote_info("search", "catalog")[alias]["proxy_address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    let linked = world.ok(link(&[]));
+    assert!(
+        stderr_of(&linked).contains("Remote cluster \"products\" is connected."),
+        "{}",
+        stderr_of(&linked)
+    );
+    assert_eq!(
+        proxy_address("products"),
+        format!("{}:443", lb("products-es-remote-cluster"))
+    );
+    assert_eq!(connected(&world), true);
+
+    let linked = world.ok(link(&[
+        "--security",
+        "certificate",
+        "--alias",
+        "products-t",
+    ]));
+    assert!(
+        stderr_of(&linked).contains("Remote cluster \"products-t\" is connected."),
+        "{}",
+        stderr_of(&linked)
+    );
+    assert_eq!(
+        proxy_address("products-t"),
+        format!("{}:9400", lb("products-es-transport"))
+    );
+    assert_eq!(
+        east.remote_info("search", "catalog")["products-t"]["connected"],
+        true
+    );
+}

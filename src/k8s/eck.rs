@@ -220,9 +220,15 @@ pub async fn list_raw(client: &ContextClient) -> Result<Vec<serde_json::Value>, 
         .collect())
 }
 
-/// The address a LoadBalancer Service got (host name, else IP), once it has one.
-pub fn load_balancer_host(service: Option<&k8s_openapi::api::core::v1::Service>) -> Option<String> {
-    let ingress = service?
+/// The address a LoadBalancer Service got, once it has one, as `HOST:PORT`: the host name (else
+/// IP) of its first ingress, and the Service's port `port` names (ECK keeps the ports of a
+/// user's Service template, so `rcs` may be 443).
+pub fn load_balancer_address(
+    service: Option<&k8s_openapi::api::core::v1::Service>,
+    port: &crate::plan::ServicePort,
+) -> Option<String> {
+    let service = service?;
+    let ingress = service
         .status
         .as_ref()?
         .load_balancer
@@ -230,7 +236,16 @@ pub fn load_balancer_host(service: Option<&k8s_openapi::api::core::v1::Service>)
         .ingress
         .as_ref()?
         .first()?;
-    ingress.hostname.clone().or_else(|| ingress.ip.clone())
+    let host = ingress.hostname.clone().or_else(|| ingress.ip.clone())?;
+    let ports: Vec<(Option<&str>, i32)> = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|p| (p.name.as_deref(), p.port))
+        .collect();
+    Some(crate::plan::host_port(&host, port.of(&ports)))
 }
 
 pub const CRD_NAME: &str = "elasticsearches.elasticsearch.k8s.elastic.co";

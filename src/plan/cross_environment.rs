@@ -273,7 +273,7 @@ pub struct CrossObserved {
     pub remote_operator: Operator,
     pub remote_ca: Option<RemoteCa>,
     /// The host of the LoadBalancer in front of the remote cluster server, if it has one yet.
-    pub exposed_host: Option<String>,
+    pub exposed_address: Option<String>,
     /// Our Service in front of the remote cluster server exists (older ECK).
     pub exposure_service_exists: bool,
     pub credentials_secret: Option<Value>,
@@ -301,7 +301,7 @@ pub struct LocalSide<'a> {
 pub struct RemoteSide<'a> {
     pub es: &'a EsState,
     pub operator: &'a Operator,
-    pub exposed_host: Option<&'a String>,
+    pub exposed_address: Option<&'a String>,
     pub exposure_service_exists: bool,
 }
 
@@ -310,7 +310,7 @@ impl CrossObserved {
         RemoteSide {
             es: &self.remote,
             operator: &self.remote_operator,
-            exposed_host: self.exposed_host.as_ref(),
+            exposed_address: self.exposed_address.as_ref(),
             exposure_service_exists: self.exposure_service_exists,
         }
     }
@@ -653,15 +653,16 @@ pub(crate) fn plan_exposure(
     if let Some(address) = &request.proxy_address {
         return address.clone();
     }
-    match &observed.exposed_host {
-        Some(host) => format!("{host}:{REMOTE_CLUSTER_PORT}"),
+    match &observed.exposed_address {
+        Some(address) => (*address).clone(),
         None => {
             let service = if use_template {
                 format!("{}-es-remote-cluster", remote.id.name)
             } else {
                 exposure_service_name(&remote.id)
             };
-            let (step, address) = address_wait_step(&remote.id, service, REMOTE_CLUSTER_PORT);
+            let (step, address) =
+                address_wait_step(&remote.id, service, ServicePort::remote_cluster_server());
             steps.push(step);
             address
         }

@@ -334,11 +334,13 @@ pub enum Change {
         name: String,
         manifest: Value,
     },
-    /// Waits for a LoadBalancer Service's address; its host becomes the output `output`.
+    /// Waits for a LoadBalancer Service's address; its host and the Service's `port` become
+    /// the output `output` (`HOST:PORT`).
     #[serde(rename_all = "camelCase")]
     WaitForAddress {
         namespace: String,
         service: String,
+        port: ServicePort,
         output: String,
     },
     /// Creates a cross-cluster API key on this step's cluster; outputs `apiKey.id` and
@@ -631,7 +633,11 @@ pub(crate) fn rollout_wait_step(cluster: &ClusterId, why: &str) -> Step {
 
 /// A step that waits for the LoadBalancer address of a Service of `cluster`; the host becomes
 /// the output [`OUTPUT_ADDRESS`], and the returned address names it with `port`.
-pub(crate) fn address_wait_step(cluster: &ClusterId, service: String, port: u16) -> (Step, String) {
+pub(crate) fn address_wait_step(
+    cluster: &ClusterId,
+    service: String,
+    port: ServicePort,
+) -> (Step, String) {
     let step = Step {
         cluster: cluster.clone(),
         summary: format!("wait for the LoadBalancer address of Service {service}"),
@@ -639,13 +645,60 @@ pub(crate) fn address_wait_step(cluster: &ClusterId, service: String, port: u16)
         change: Change::WaitForAddress {
             namespace: cluster.namespace.clone(),
             service,
+            port,
             output: OUTPUT_ADDRESS.to_string(),
         },
     };
-    (
-        step,
-        format!("{}:{port}", output_placeholder(OUTPUT_ADDRESS)),
-    )
+    (step, output_placeholder(OUTPUT_ADDRESS))
+}
+
+/// The port of a Service that reaches a listener of Elasticsearch: the one named `name`, else
+/// the Service's only port, else `default` (ECK's port, when the Service has none yet).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    pub name: String,
+    pub default: u16,
+}
+
+impl ServicePort {
+    /// ECK's remote cluster server port, `rcs` (9443).
+    pub fn remote_cluster_server() -> Self {
+        Self {
+            name: "rcs".to_string(),
+            default: REMOTE_CLUSTER_PORT,
+        }
+    }
+
+    /// ECK's transport port, `tls-transport` (9300).
+    pub fn transport() -> Self {
+        Self {
+            name: "tls-transport".to_string(),
+            default: TRANSPORT_PORT,
+        }
+    }
+
+    /// The port among a Service's `(name, port)`s.
+    pub fn of(&self, ports: &[(Option<&str>, i32)]) -> u16 {
+        let named = ports.iter().find(|(n, _)| *n == Some(self.name.as_str()));
+        let only = match ports {
+            [one] => Some(one),
+            _ => None,
+        };
+        named
+            .or(only)
+            .and_then(|(_, p)| u16::try_from(*p).ok())
+            .unwrap_or(self.default)
+    }
+}
+
+/// `HOST:PORT`, an IPv6 address in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// Removes every `cluster.remote.<alias>.*` setting read, by setting it to `null`.
@@ -956,9 +1009,11 @@ fn step_details(change: &Change) -> Vec<String> {
                 "  DELETE /_security/api_key {{\"ids\": [\"{id}\"]}}"
             )]
         }
-        Change::WaitForAddress { service, .. } => {
+        Change::WaitForAddress { service, port, .. } => {
             vec![format!(
-                "  until Service {service} has a LoadBalancer address"
+                "  until Service {service} has a LoadBalancer address; {} is its host and port {:?}",
+                output_placeholder(OUTPUT_ADDRESS),
+                port.name
             )]
         }
         Change::CreateApiKey { name, body } => {
@@ -1001,4 +1056,24 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod service_port_tests {
+    use super::{ServicePort, host_port};
+
+    #[test]
+    fn the_named_port_else_the_only_one_else_ecks_default() {
+        let rcs = ServicePort::remote_cluster_server();
+        assert_eq!(rcs.of(&[(Some("https"), 9200), (Some("rcs"), 443)]), 443);
+        assert_eq!(rcs.of(&[(None, 8443)]), 8443);
+        assert_eq!(rcs.of(&[(Some("a"), 1), (Some("b"), 2)]), 9443);
+        assert_eq!(rcs.of(&[]), 9443);
+        assert_eq!(
+            ServicePort::transport().of(&[(Some("tls-transport"), 9400)]),
+            9400
+        );
+        assert_eq!(host_port("lb.example", 443), "lb.example:443");
+        assert_eq!(host_port("2001:db8::7", 443), "[2001:db8::7]:443");
+    }
 }

@@ -11,7 +11,7 @@ use super::*;
 pub struct ExportObserved {
     pub remote: EsState,
     pub operator: Operator,
-    pub exposed_host: Option<String>,
+    pub exposed_address: Option<String>,
     pub exposure_service_exists: bool,
     pub ca: Option<RemoteCa>,
 }
@@ -67,7 +67,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
     let side = RemoteSide {
         es: remote,
         operator: &observed.operator,
-        exposed_host: observed.exposed_host.as_ref(),
+        exposed_address: observed.exposed_address.as_ref(),
         exposure_service_exists: observed.exposure_service_exists,
     };
     let cross = CrossRequest {
@@ -204,7 +204,7 @@ pub fn plan_export_certificate(
     operator: &Operator,
     request: &ExportRequest,
     their_ca: &RemoteCa,
-    exposed_host: Option<&String>,
+    exposed_address: Option<&String>,
     restriction: Option<Restriction>,
 ) -> Result<Plan, PlanError> {
     let es = &remote.es;
@@ -288,11 +288,11 @@ pub fn plan_export_certificate(
         ));
     }
     if request.proxy_address.is_none()
-        && exposed_host.is_none()
+        && exposed_address.is_none()
         && request.expose == Expose::Loadbalancer
     {
         let service = format!("{}-es-transport", es.id.name);
-        steps.push(address_wait_step(&es.id, service, TRANSPORT_PORT).0);
+        steps.push(address_wait_step(&es.id, service, ServicePort::transport()).0);
     }
     Ok(Plan { steps, warnings })
 }
