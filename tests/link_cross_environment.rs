@@ -777,3 +777,60 @@ fn links_use_the_ports_of_the_users_service_templates() {
         true
     );
 }
+
+/// Elasticsearch refuses API-key names over 256 characters; a link from a context with a long
+/// name (an EKS ARN) gets a key whose name is cut to the limit with a hash, and later commands
+/// find that key by the same name.
+#[test]
+fn a_long_context_name_gives_a_key_name_elasticsearch_accepts() {
+    let arn = format!(
+        "arn:aws:eks:eu-west-1:123456789012:cluster/{}",
+        "platform-".repeat(24)
+    );
+    let world = World::settled(
+        common::east_and_west([es("search", "catalog")], [es("shop", "products")])
+            .operator_delay(Duration::from_millis(100))
+            .context(remote_cluster_sandbox::ContextConfig::new(
+                &arn, "east", "admin",
+            )),
+    );
+    let west = world.sandbox.cluster("west");
+    let sides = [
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        arn.as_str(),
+        "--remote-context",
+        "west",
+        "--remote-namespace",
+        "shop",
+        "--yes",
+        "--timeout",
+        "90s",
+    ];
+    let full = format!("kubectl-rc-{arn}-search-catalog-products");
+    assert!(full.len() > 256, "the test needs a name over the limit");
+
+    let linked = world.ok([&["link"][..], &sides].concat());
+    assert!(
+        stderr_of(&linked).contains("Remote cluster \"products\" is connected."),
+        "{}",
+        stderr_of(&linked)
+    );
+    let names: Vec<String> = west
+        .es_node("shop", "products", |n| {
+            n.api_keys().iter().map(|k| k.name.clone()).collect()
+        })
+        .unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let name = &names[0];
+    assert_eq!(name.len(), 256, "{name}");
+    assert!(full.starts_with(&name[..239]), "{name}");
+    assert!(name[240..].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+
+    world.again(BOTH, [&["link"][..], &sides].concat(), "already linked");
+    world.ok([&["unlink"][..], &sides[..8], &sides[10..]].concat());
+    assert_eq!(world.active_plugin_keys("west", "shop", "products"), 0);
+}

@@ -1644,3 +1644,40 @@ fn unlink_without_the_remote_keeps_the_pending_record_for_a_later_unlink() {
         render(&unlink.plan)
     );
 }
+
+#[test]
+fn api_key_names_stay_within_elasticsearchs_limit_and_keep_the_names_that_fit() {
+    let id = |context: &str| ClusterId {
+        context: context.to_string(),
+        namespace: "search".to_string(),
+        name: "catalog".to_string(),
+    };
+    // A name that fits is the one every earlier version gave, so its keys are still found.
+    assert_eq!(
+        api_key_name(&id("east"), "products"),
+        "kubectl-rc-east-search-catalog-products"
+    );
+    let fits = "c".repeat(API_KEY_NAME_MAX - "kubectl-rc--search-catalog-p".len());
+    assert_eq!(
+        api_key_name(&id(&fits), "p"),
+        format!("kubectl-rc-{fits}-search-catalog-p")
+    );
+    // Longer: cut to the limit, ending with a hash of the whole name, different per link.
+    let arn = format!(
+        "arn:aws:eks:eu-west-1:123456789012:cluster/{}",
+        "x".repeat(240)
+    );
+    let long = api_key_name(&id(&arn), "products");
+    assert_eq!(long.encode_utf16().count(), API_KEY_NAME_MAX);
+    assert!(
+        long.starts_with("kubectl-rc-arn:aws:eks:eu-west-1:"),
+        "{long}"
+    );
+    let other = api_key_name(&id(&arn), "products-2");
+    assert_ne!(long, other);
+    assert_eq!(long[..240], other[..240]);
+    assert_eq!(long, api_key_name(&id(&arn), "products"), "stable");
+    // Counted as Elasticsearch counts (UTF-16 units), never cut inside a character.
+    let wide = api_key_name(&id(&"🦀".repeat(200)), "p");
+    assert!(wide.encode_utf16().count() <= API_KEY_NAME_MAX, "{wide}");
+}

@@ -76,13 +76,13 @@ async fn key_source(
             fresh: None,
         });
     }
-    let name = format!(
+    let name = plan::bounded_key_name(format!(
         "{}{}-{}-{}-{alias}",
         plan::API_KEY_PREFIX,
         client.context,
         target.namespace,
         args.local
-    );
+    ));
     let access = plan::cross_cluster_access(&args.search_indices, &args.replication_indices);
     let created = es
         .post(

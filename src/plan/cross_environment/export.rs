@@ -86,10 +86,10 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
         // write again. `unexport` invalidates it; a new export then makes a new one.
         return Ok(Plan { steps, warnings });
     }
-    let name = format!(
+    let name = bounded_key_name(format!(
         "{API_KEY_PREFIX}export-{}-{}-{}",
         remote.id.namespace, remote.id.name, request.alias
-    );
+    ));
     let access = cross_cluster_access(&request.search_indices, &request.replication_indices);
     steps.push(Step {
         cluster: remote.id.clone(),
