@@ -92,6 +92,9 @@ pub(crate) struct Operator {
     next_ip: u32,
     cluster_index: usize,
     pub(crate) status: Arc<OperatorStatus>,
+    /// Errors of the Elasticsearch being reconciled (ECK's `reconciler.Results`): when any,
+    /// its status says phase `ApplyingChanges` and `ReconciliationComplete=False` with them.
+    errors: Vec<String>,
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -238,6 +241,7 @@ impl Operator {
             next_ip: 0,
             cluster_index,
             status: Arc::new(OperatorStatus::default()),
+            errors: Vec::new(),
         }
     }
 
@@ -503,16 +507,47 @@ impl Operator {
             es_labels(&name, &[]),
             &certs.http.public_secret_data(),
         );
+        self.errors.clear();
+        // ECK reconciles the Services before the transport certificates.
+        self.services(es, &ns, &name);
         let mut transport_bundle = certs.transport_ca_pem.clone();
         if let Some(cm) = es
             .pointer("/spec/transport/tls/certificateAuthorities/configMapName")
             .and_then(Value::as_str)
-            && let Some(extra) = configmap_key(&self.state, &ns, cm, "ca.crt")
         {
-            if !transport_bundle.ends_with('\n') {
-                transport_bundle.push('\n');
+            // `transport.ReconcileAdditionalCAs`: a missing ConfigMap or one without `ca.crt`
+            // stops this reconcile (`certificates.ReconcileTransport` emits the Warning event,
+            // `driver/shared/reconcile.go` returns before the license, remote settings and
+            // node specs).
+            let configmap = self.state.get(&ResourceKey::CONFIGMAPS, Some(&ns), cm).ok();
+            let extra = configmap
+                .as_ref()
+                .map(|c| c.pointer("/data/ca.crt").and_then(Value::as_str));
+            let failure = match extra {
+                None => Some(format!(
+                    "could not retrieve config map {ns}/{cm} specified in spec.transport.tls.certificateAuthorities: configmaps \"{cm}\" not found"
+                )),
+                Some(None) => Some(format!(
+                    "config map {ns}/{cm} specified in spec.transport.tls.certificateAuthorities must contain ca.crt file"
+                )),
+                Some(Some(extra)) => {
+                    if !transport_bundle.ends_with('\n') {
+                        transport_bundle.push('\n');
+                    }
+                    transport_bundle.push_str(extra);
+                    None
+                }
+            };
+            if let Some(failure) = failure {
+                self.warning_event(es, "Unexpected", "GetSecret", &failure);
+                self.errors.push(failure);
+                if enterprise {
+                    // The remotecluster controller is another controller: it goes on.
+                    self.remote_server(es, all);
+                }
+                self.error_status(es);
+                return;
             }
-            transport_bundle.push_str(&extra);
         }
         self.secret(
             &ns,
@@ -535,8 +570,6 @@ impl Operator {
             });
         }
 
-        self.services(es, &ns, &name);
-
         // Remote clusters (remotecluster controller, this ES as the server), licence-gated.
         if enterprise {
             self.remote_server(es, all);
@@ -552,8 +585,16 @@ impl Operator {
             self.license_event(es);
         }
 
-        // Rollout.
-        let keystore = self.keystore(es);
+        // Rollout, once the secure settings could be read (`reconcileSecureSettings` returns
+        // before the node specs otherwise).
+        let keystore = match self.keystore(es) {
+            Ok(keystore) => keystore,
+            Err(failure) => {
+                self.errors.push(failure);
+                self.error_status(es);
+                return;
+            }
+        };
         let hash = sha256_fingerprint(&serde_json::to_vec(&keystore).unwrap_or_default());
         self.rollout(es, &id, keystore, hash);
     }
@@ -741,7 +782,10 @@ impl Operator {
 
     /// Union of the `spec.secureSettings` Secrets and `<es>-es-remote-api-keys`
     /// (`<es>-es-secure-settings`).
-    fn keystore(&self, es: &Value) -> BTreeMap<String, String> {
+    /// ECK's `retrieveUserSecrets` (`common/keystore/user_secret.go`): a missing Secret is a
+    /// Warning event and is skipped; `entries: []`, an entry without key and a key the Secret
+    /// lacks are errors.
+    fn keystore(&self, es: &Value) -> Result<BTreeMap<String, String>, String> {
         let ns = s(es, "/metadata/namespace");
         let name = s(es, "/metadata/name");
         let mut out = BTreeMap::new();
@@ -751,28 +795,50 @@ impl Operator {
             .into_iter()
             .flatten()
         {
-            let Some(data) = self.secret_data(ns, s(src, "/secretName")) else {
+            let secret_name = s(src, "/secretName");
+            let Some(data) = self.secret_data(ns, secret_name) else {
+                self.warning_event(
+                    es,
+                    "Unexpected",
+                    "GetSecret",
+                    &format!("Secure settings secret not found: {ns}/{secret_name}"),
+                );
                 continue;
             };
-            match src.get("entries").and_then(Value::as_array) {
-                Some(entries) if !entries.is_empty() => {
+            match src.get("entries") {
+                None | Some(Value::Null) => out.extend(data),
+                Some(entries) => {
+                    let entries = entries.as_array().map(Vec::as_slice).unwrap_or_default();
+                    if entries.is_empty() {
+                        return Err(format!(
+                            "set is empty in secure settings secret {secret_name}"
+                        ));
+                    }
                     for e in entries {
-                        if let Some(v) = data.get(s(e, "/key")) {
-                            let path = match s(e, "/path") {
-                                "" => s(e, "/key"),
-                                p => p,
-                            };
-                            out.insert(path.to_string(), v.clone());
+                        let key = s(e, "/key");
+                        if key.is_empty() {
+                            return Err(format!(
+                                "key is empty in secure settings secret {secret_name}"
+                            ));
                         }
+                        let Some(v) = data.get(key) else {
+                            return Err(format!(
+                                "key {key} not found in secure settings secret {secret_name}"
+                            ));
+                        };
+                        let path = match s(e, "/path") {
+                            "" => key,
+                            p => p,
+                        };
+                        out.insert(path.to_string(), v.clone());
                     }
                 }
-                _ => out.extend(data),
             }
         }
         if let Some(data) = self.secret_data(ns, &format!("{name}-es-remote-api-keys")) {
             out.extend(data);
         }
-        out
+        Ok(out)
     }
 
     fn rollout(&mut self, es: &Value, id: &EsId, keystore: BTreeMap<String, String>, hash: String) {
@@ -895,6 +961,46 @@ impl Operator {
             self.not_formed_status(es, None, &shown_version);
         } else {
             self.pods(es, PodsReady::All);
+            if !self.errors.is_empty() || reported_error(es) {
+                self.steady_status(es, total, "Ready");
+            }
+        }
+    }
+
+    /// The status of a reconcile that stopped on an error: what it said, with the error.
+    fn error_status(&mut self, es: &Value) {
+        let available = es
+            .pointer("/status/availableNodes")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let phase = match s(es, "/status/phase") {
+            "" => "ApplyingChanges",
+            p => p,
+        }
+        .to_string();
+        self.steady_status(es, available, &phase);
+    }
+
+    /// Writes the status as it stands (health, version) with `phase`, the errors of this
+    /// reconcile and, as ECK at every status update, the generation observed.
+    fn steady_status(&mut self, es: &Value, available: u64, phase: &str) {
+        let health = match s(es, "/status/health") {
+            "" => "unknown",
+            h => h,
+        }
+        .to_string();
+        let version = s(es, "/status/version").to_string();
+        let generation = es.pointer("/metadata/generation").and_then(Value::as_i64);
+        self.write_status(es, phase, &health, available, generation, &version);
+    }
+
+    /// ECK's aggregate of this reconcile's errors (`k8s.io/apimachinery` `NewAggregate`): one
+    /// error as it is, several as `[a, b]`.
+    fn errors_message(&self) -> Option<String> {
+        match self.errors.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            many => Some(format!("[{}]", many.join(", "))),
         }
     }
 
@@ -1012,14 +1118,25 @@ impl Operator {
             };
             json!({"type": ty, "status": st, "lastTransitionTime": ltt})
         };
+        // An error of this reconcile: not reconciled, whatever the rollout says
+        // (`elasticsearch_controller.go`, `results.IsReconciled()`).
+        let phase = if self.errors.is_empty() {
+            phase
+        } else {
+            "ApplyingChanges"
+        };
         let ready = phase == "Ready";
         let spec_version = s(es, "/spec/version");
+        let mut reconciled = cond("ReconciliationComplete", ready);
+        if let Some(message) = self.errors_message() {
+            reconciled["message"] = json!(message);
+        }
         let mut st = json!({
             "availableNodes": available,
             "health": health,
             "phase": phase,
             "conditions": [
-                cond("ReconciliationComplete", ready),
+                reconciled,
                 cond("RunningDesiredVersion", version == spec_version),
                 cond("ElasticsearchIsReachable", available > 0),
             ],
@@ -1430,7 +1547,7 @@ impl Operator {
 
     /// The ES controller's settings step for `client` (section 3.2), plus pruning of its
     /// remote API keys Secret.
-    fn remote_settings(&self, client: &Value) {
+    fn remote_settings(&mut self, client: &Value) {
         let ns = s(client, "/metadata/namespace");
         let name = s(client, "/metadata/name");
         let id = EsId::new(&self.state.name, ns, name);
@@ -1512,10 +1629,15 @@ impl Operator {
                 .json(&json!({"persistent": {"cluster": {"remote": remote}}}));
             let resp = self.world.handle(&id, &req);
             if resp.status != 200 {
-                eprintln!(
-                    "sandbox operator: remote cluster settings of {id}: {} {}",
-                    resp.status, resp.body
+                // `driver/shared/reconcile.go`: a Warning event, and the error keeps the
+                // reconcile from completing; the rest of it goes on.
+                self.warning_event(
+                    client,
+                    "Unexpected",
+                    "RemoteClusterConfiguration",
+                    "Could not update remote clusters in Elasticsearch settings, re-queuing",
                 );
+                self.errors.push(es_api_error(resp.status, &resp.body));
             }
         }
         let mut aliases: Vec<String> = refs.iter().map(|r| r.alias.clone()).collect();
@@ -1571,13 +1693,22 @@ impl Operator {
 
     /// The Warning Event ECK emits when the licence does not allow remote clusters.
     fn license_event(&self, es: &Value) {
+        self.warning_event(es, "AssociationError", "LicenseCheck", LICENSE_MESSAGE);
+    }
+
+    /// A Warning Event of the elasticsearch-controller on `es`, created once per reason,
+    /// action and message (the recorder's later `count`/`lastTimestamp` updates are not
+    /// simulated).
+    fn warning_event(&self, es: &Value, reason: &str, action: &str, message: &str) {
         let ns = s(es, "/metadata/namespace");
         let name = s(es, "/metadata/name");
         let uid = s(es, "/metadata/uid");
-        let ev_name = format!(
-            "{name}.{}",
-            &sha256_fingerprint(format!("{uid}/AssociationError").as_bytes())[..16]
-        );
+        let key = if reason == "AssociationError" {
+            format!("{uid}/AssociationError")
+        } else {
+            format!("{uid}/{reason}/{action}/{message}")
+        };
+        let ev_name = format!("{name}.{}", &sha256_fingerprint(key.as_bytes())[..16]);
         if self
             .state
             .get(&ResourceKey::EVENTS, Some(ns), &ev_name)
@@ -1596,9 +1727,9 @@ impl Operator {
                     "namespace": ns, "name": name, "uid": uid,
                 },
                 "type": "Warning",
-                "reason": "AssociationError",
-                "action": "LicenseCheck",
-                "message": LICENSE_MESSAGE,
+                "reason": reason,
+                "action": action,
+                "message": message,
                 "source": {"component": "elasticsearch-controller"},
                 "reportingComponent": "elasticsearch-controller",
                 "count": 1,
@@ -1606,6 +1737,55 @@ impl Operator {
                 "lastTimestamp": now,
             }),
         );
+    }
+}
+
+/// Whether the status of `es` reports an error of ECK's (`ReconciliationComplete` False with a
+/// message), which a reconcile without errors clears.
+fn reported_error(es: &Value) -> bool {
+    es.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            s(c, "/type") == "ReconciliationComplete"
+                && s(c, "/status") == "False"
+                && !s(c, "/message").is_empty()
+        })
+}
+
+/// ECK's `esclient.APIError` text for an Elasticsearch error answer: the HTTP status line and
+/// the parsed `ErrorResponse` as Go's `%+v` prints it.
+fn es_api_error(status: u16, body: &Value) -> String {
+    let text = http_status_text(status);
+    let e = |p: &str| s(body, p).to_string();
+    let root: Vec<String> = body
+        .pointer("/error/root_cause")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| format!("{{Reason:{} Type:{}}}", s(r, "/reason"), s(r, "/type")))
+        .collect();
+    format!(
+        "{status} {text}: {{Status:{status} Error:{{CausedBy:{{Reason:{} Type:{}}} Reason:{} Type:{} StackTrace: RootCause:[{}]}}}}",
+        e("/error/caused_by/reason"),
+        e("/error/caused_by/type"),
+        e("/error/reason"),
+        e("/error/type"),
+        root.join(" ")
+    )
+}
+
+fn http_status_text(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
     }
 }
 
