@@ -834,3 +834,82 @@ fn a_long_context_name_gives_a_key_name_elasticsearch_accepts() {
     world.ok([&["unlink"][..], &sides[..8], &sides[10..]].concat());
     assert_eq!(world.active_plugin_keys("west", "shop", "products"), 0);
 }
+
+/// A link whose wait meets an error ECK keeps reporting for the local (`patch` on
+/// east/search/catalog, plus `objects`): the wait shows ECK's error (and `event`, a Warning
+/// event of ECK's) and stops with it, long before --timeout, and the link's writes are taken
+/// back.
+fn assert_link_stops_on_ecks_error(
+    objects: &[Value],
+    patch: Value,
+    error: &str,
+    event: Option<&str>,
+) {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    for object in objects {
+        east.create(&ResourceKey::SECRETS, object.clone()).unwrap();
+    }
+    east.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("search"),
+        "catalog",
+        &patch,
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    world.settle(BOTH);
+    let before = world.snapshot(BOTH);
+
+    let started = std::time::Instant::now();
+    let failed = world.run(1, link(&[]));
+    let elapsed = started.elapsed();
+    let stderr = stderr_of(&failed);
+    assert!(
+        elapsed < Duration::from_secs(45),
+        "stopped long before the 90s timeout: {elapsed:?}\n{stderr}"
+    );
+    let cluster = "search/catalog (context east)";
+    assert!(
+        stderr.contains(&format!("ECK reports on {cluster}: {error}")),
+        "{stderr}"
+    );
+    if let Some(event) = event {
+        assert!(
+            stderr.contains(&format!("ECK event on {cluster}: {event}")),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains(&format!("ECK cannot roll out {cluster}: {error}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("timed out"), "{stderr}");
+    world.assert_unchanged(BOTH, &before);
+}
+
+/// A secure-settings entry of the user's that names a key its Secret lacks: ECK stops before
+/// the rollout (no event, only the condition).
+#[test]
+fn an_eck_error_that_lasts_ends_the_wait_with_ecks_message() {
+    assert_link_stops_on_ecks_error(
+        &[
+            serde_json::json!({"metadata": {"name": "tokens", "namespace": "search"}, "stringData": {"a": "1"}}),
+        ],
+        serde_json::json!({"spec": {"secureSettings": [{"secretName": "tokens", "entries": [{"key": "b"}]}]}}),
+        "key b not found in secure settings secret tokens",
+        None,
+    );
+}
+
+/// A `certificateAuthorities` ConfigMap that does not exist: ECK's Warning event is shown too.
+#[test]
+fn a_missing_transport_ca_configmap_ends_the_wait_with_ecks_event() {
+    let error = "could not retrieve config map search/user-cas specified in spec.transport.tls.certificateAuthorities: configmaps \"user-cas\" not found";
+    assert_link_stops_on_ecks_error(
+        &[],
+        serde_json::json!({"spec": {"transport": {"tls": {"certificateAuthorities": {"configMapName": "user-cas"}}}}}),
+        error,
+        Some(&format!("Unexpected (GetSecret): {error}")),
+    );
+}

@@ -98,6 +98,16 @@ impl EsState {
                 .and_then(Value::as_str)
                 .unwrap_or("unknown")
                 .to_string(),
+            error: self
+                .object
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "ReconciliationComplete" && c["status"] == "False")
+                .and_then(|c| c["message"].as_str())
+                .filter(|m| !m.trim().is_empty())
+                .map(str::to_string),
         }
     }
 
@@ -138,9 +148,17 @@ pub struct Rollout {
     pub generation: Option<i64>,
     pub observed_generation: Option<i64>,
     pub phase: String,
+    /// The message of `ReconciliationComplete=False`: the errors of ECK's last reconcile
+    /// (`elasticsearch_controller.go` reports them there, with phase `ApplyingChanges`).
+    pub error: Option<String>,
 }
 
 impl Rollout {
+    /// ECK's error about the current spec: reported by a reconcile that saw this generation.
+    pub fn eck_error(&self) -> Option<&str> {
+        self.error.as_deref().filter(|_| self.caught_up())
+    }
+
     pub fn caught_up(&self) -> bool {
         self.generation.is_some() && self.observed_generation >= self.generation
     }
@@ -148,6 +166,21 @@ impl Rollout {
     pub fn done(&self) -> bool {
         self.caught_up() && self.phase == "Ready"
     }
+}
+
+/// Whether an error ECK reports stays until someone changes something (real-behaviour.md
+/// section 4): the `certificateAuthorities` ConfigMap missing or without `ca.crt`
+/// (`transport.ReconcileAdditionalCAs`), secure-settings entries that cannot be read
+/// (`keystore.retrieveUserSecrets`), and Elasticsearch refusing ECK's request (a 4xx answer,
+/// such as its remote-cluster settings update). Others (Elasticsearch not reachable yet, a
+/// conflict) clear when ECK retries.
+pub fn eck_error_is_lasting(message: &str) -> bool {
+    message.contains("specified in spec.transport.tls.certificateAuthorities")
+        || message.contains("in secure settings secret")
+        || ["400 ", "401 ", "403 ", "404 "].iter().any(|status| {
+            message.trim_start_matches('[').starts_with(status)
+                || message.contains(&format!(", {status}"))
+        })
 }
 
 /// The aliases of ECK's comma-separated `managed-remote-clusters` annotation.
@@ -1056,6 +1089,32 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod eck_error_tests {
+    use super::eck_error_is_lasting;
+
+    #[test]
+    fn lasting_errors_are_those_a_retry_does_not_clear() {
+        for lasting in [
+            "could not retrieve config map s/cas specified in spec.transport.tls.certificateAuthorities: configmaps \"cas\" not found",
+            "config map s/cas specified in spec.transport.tls.certificateAuthorities must contain ca.crt file",
+            "set is empty in secure settings secret k",
+            "key b not found in secure settings secret k",
+            "400 Bad Request: {Status:400 Error:{Reason:x}}",
+            "[Get \"https://x\": dial tcp: refused, 400 Bad Request: {Status:400}]",
+        ] {
+            assert!(eck_error_is_lasting(lasting), "{lasting}");
+        }
+        for passing in [
+            "503 Service Unavailable: {Status:503}",
+            "Get \"https://l-es-internal-http.s.svc:9200/_cluster/settings\": dial tcp: connection refused",
+            "Operation cannot be fulfilled on elasticsearches: the object has been modified",
+        ] {
+            assert!(!eck_error_is_lasting(passing), "{passing}");
+        }
+    }
 }
 
 #[cfg(test)]
