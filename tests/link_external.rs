@@ -463,3 +463,40 @@ fn every_certificate_of_a_ca_bundle_reaches_the_local_cluster() {
         "{text}"
     );
 }
+
+/// The connection wait asks `_resolve/cluster`, which makes Elasticsearch attempt the
+/// connection and names a security error: a key the remote invalidated ends the wait at
+/// --timeout with Elasticsearch's reason, and the progress shows it while waiting.
+#[test]
+fn the_connection_wait_reports_the_error_resolve_cluster_gives() {
+    let world = world();
+    let key = key_made_on_the_remote(&world);
+    let cloud = world.sandbox.external("cloud");
+    let invalidated = world.sandbox.external_request(
+        "cloud",
+        &EsRequest::new("DELETE", "/_security/api_key")
+            .basic("elastic", &cloud.password)
+            .json(&json!({"name": "for-eck"})),
+    );
+    assert_eq!(invalidated.status, 200, "{}", invalidated.body);
+    let files = files(&world, &key);
+    let address = cloud.remote_cluster_address.clone();
+    let mut args = link_args(&address, &files);
+    let at = args.iter().position(|a| *a == "60s").unwrap();
+    args[at] = "8s";
+
+    let failed = world.run(1, &args);
+    let stderr = stderr_of(&failed);
+    assert!(
+        stderr.contains("timed out waiting for remote cluster \"cloud\" to connect on search/catalog (context east) (Elasticsearch reports: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalidated"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Waiting for search/catalog (context east) to connect to remote cluster \"cloud\": "
+        ),
+        "{stderr}"
+    );
+    common::assert_not_shown(&key, &[&failed]);
+}

@@ -62,6 +62,10 @@ impl Default for Progress {
 /// watch, and one request over an open port-forward costs a few milliseconds.
 pub const POLL_ELASTICSEARCH: Duration = Duration::from_millis(100);
 
+/// How often `_resolve/cluster` is asked again: each call makes Elasticsearch attempt a
+/// connection to the remote.
+pub const POLL_RESOLVE: Duration = Duration::from_millis(500);
+
 /// How long to wait before trying again to reach an Elasticsearch that is not reachable yet.
 pub const RETRY: Duration = Duration::from_secs(1);
 
@@ -231,8 +235,9 @@ async fn rollout(
     }
 }
 
-/// Waits until `_remote/info` on the local cluster reports the alias connected (or a signal
-/// asks the command to stop).
+/// Waits until the local cluster reports the alias connected: `_resolve/cluster` (8.13+), which
+/// makes it attempt the connection and names a security error, else `_remote/info` (or a
+/// signal asks the command to stop).
 pub async fn wait_for_connection(
     client: &ContextClient,
     es: &EsPool,
@@ -255,39 +260,96 @@ async fn connection(
     deadline: Instant,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
+    // The local's version, read once: `_resolve/cluster` from 8.13, `_remote/info` before.
+    let mut version: Option<Option<crate::versions::EsVersion>> = None;
+    let mut last_error: Option<String> = None;
     loop {
         let pause = match es.client(client, local).await {
             Err(err) => {
                 progress.say(format!("Waiting to reach Elasticsearch {local}: {err}"));
                 RETRY
             }
-            Ok(connection) => match connection.get("/_remote/info").await {
-                Ok(info)
-                    if info.pointer(&format!("/{alias}/connected")) == Some(&Value::Bool(true)) =>
-                {
-                    return Ok(());
+            Ok(connection) => {
+                if version.is_none() {
+                    version = Some(connection.get("/").await.ok().and_then(|root| {
+                        root.pointer("/version/number")
+                            .and_then(Value::as_str)
+                            .and_then(crate::versions::EsVersion::parse)
+                    }));
                 }
-                Ok(info) if info.get(alias).is_some() => {
-                    progress.say(format!(
-                        "Waiting for {local} to connect to remote cluster {alias:?}"
-                    ));
-                    POLL_ELASTICSEARCH
+                let path = crate::plan::resolve_cluster_path(version.flatten().as_ref(), alias);
+                match path {
+                    Some(path) => {
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        let answer = tokio::time::timeout(remaining, connection.get(&path)).await;
+                        match answer {
+                            Err(_) => POLL_ELASTICSEARCH,
+                            Ok(Ok(answer)) => match crate::plan::resolved(&answer, alias) {
+                                crate::plan::Resolved::Connected => return Ok(()),
+                                crate::plan::Resolved::Error(error) => {
+                                    progress.say(format!(
+                                        "Waiting for {local} to connect to remote cluster {alias:?}: {error}"
+                                    ));
+                                    last_error = Some(error);
+                                    POLL_RESOLVE
+                                }
+                                _ => {
+                                    progress.say(format!(
+                                        "Waiting for {local} to connect to remote cluster {alias:?}"
+                                    ));
+                                    POLL_RESOLVE
+                                }
+                            },
+                            // An alias not configured yet: no such remote cluster.
+                            Ok(Err(err))
+                                if err
+                                    .downcast_ref::<crate::es::EsError>()
+                                    .is_some_and(|e| e.status == 404) =>
+                            {
+                                progress.say(format!(
+                                    "Waiting for ECK to configure remote cluster {alias:?} on {local}"
+                                ));
+                                POLL_ELASTICSEARCH
+                            }
+                            Ok(Err(err)) => {
+                                progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
+                                POLL_ELASTICSEARCH
+                            }
+                        }
+                    }
+                    None => match connection.get("/_remote/info").await {
+                        Ok(info)
+                            if info.pointer(&format!("/{alias}/connected"))
+                                == Some(&Value::Bool(true)) =>
+                        {
+                            return Ok(());
+                        }
+                        Ok(info) if info.get(alias).is_some() => {
+                            progress.say(format!(
+                                "Waiting for {local} to connect to remote cluster {alias:?}"
+                            ));
+                            POLL_ELASTICSEARCH
+                        }
+                        Ok(_) => {
+                            progress.say(format!(
+                                "Waiting for ECK to configure remote cluster {alias:?} on {local}"
+                            ));
+                            POLL_ELASTICSEARCH
+                        }
+                        Err(err) => {
+                            progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
+                            POLL_ELASTICSEARCH
+                        }
+                    },
                 }
-                Ok(_) => {
-                    progress.say(format!(
-                        "Waiting for ECK to configure remote cluster {alias:?} on {local}"
-                    ));
-                    POLL_ELASTICSEARCH
-                }
-                Err(err) => {
-                    progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
-                    POLL_ELASTICSEARCH
-                }
-            },
+            }
         };
         if Instant::now() >= deadline {
+            let reported = last_error
+                .map(|e| format!(" (Elasticsearch reports: {e})"))
+                .unwrap_or_default();
             anyhow::bail!(
-                "timed out waiting for remote cluster {alias:?} to connect on {local}; `kubectl remote-cluster describe {}` tells why",
+                "timed out waiting for remote cluster {alias:?} to connect on {local}{reported}; `kubectl remote-cluster describe {}` tells why",
                 local.name
             );
         }

@@ -183,6 +183,46 @@ pub fn eck_error_is_lasting(message: &str) -> bool {
         })
 }
 
+/// How a cluster running `version` is asked whether `alias` connects: `_resolve/cluster`, which
+/// attempts a connection (Elasticsearch does not reconnect by itself after a failed attempt, so
+/// `_remote/info` can say `connected: false` for good) and reports security errors, from 8.13
+/// (bounded by `timeout` from 8.18); `None`: only `_remote/info` answers.
+pub fn resolve_cluster_path(version: Option<&EsVersion>, alias: &str) -> Option<String> {
+    let version = version?;
+    if *version < versions::RESOLVE_CLUSTER {
+        return None;
+    }
+    let timeout = if *version >= versions::RESOLVE_CLUSTER_TIMEOUT {
+        "?timeout=5s"
+    } else {
+        ""
+    };
+    Some(format!("/_resolve/cluster/{alias}:*{timeout}"))
+}
+
+/// What `_resolve/cluster` says of `alias`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Connected, no error.
+    Connected,
+    /// Its `error` (a security error comes with `connected: true`).
+    Error(String),
+    NotConnected,
+    /// The alias is not in the answer.
+    Unknown,
+}
+
+pub fn resolved(answer: &Value, alias: &str) -> Resolved {
+    let Some(entry) = answer.get(alias) else {
+        return Resolved::Unknown;
+    };
+    match (entry["connected"].as_bool(), entry["error"].as_str()) {
+        (_, Some(error)) => Resolved::Error(error.to_string()),
+        (Some(true), None) => Resolved::Connected,
+        _ => Resolved::NotConnected,
+    }
+}
+
 /// The aliases of ECK's comma-separated `managed-remote-clusters` annotation.
 pub fn split_aliases(annotation: Option<&str>) -> Vec<String> {
     annotation
@@ -1089,6 +1129,38 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod resolve_cluster_tests {
+    use super::{Resolved, resolve_cluster_path, resolved};
+    use crate::versions::EsVersion;
+    use serde_json::json;
+
+    #[test]
+    fn resolve_cluster_from_8_13_with_a_timeout_from_8_18() {
+        let v = |s: &str| EsVersion::parse(s).unwrap();
+        assert_eq!(resolve_cluster_path(Some(&v("8.12.2")), "a"), None);
+        assert_eq!(resolve_cluster_path(None, "a"), None);
+        assert_eq!(
+            resolve_cluster_path(Some(&v("8.13.0")), "a").as_deref(),
+            Some("/_resolve/cluster/a:*")
+        );
+        assert_eq!(
+            resolve_cluster_path(Some(&v("9.1.0")), "a").as_deref(),
+            Some("/_resolve/cluster/a:*?timeout=5s")
+        );
+        let answer = json!({"a": {"connected": true, "skip_unavailable": true},
+                            "b": {"connected": true, "skip_unavailable": true, "error": "unable to authenticate"},
+                            "c": {"connected": false, "skip_unavailable": false}});
+        assert_eq!(resolved(&answer, "a"), Resolved::Connected);
+        assert_eq!(
+            resolved(&answer, "b"),
+            Resolved::Error("unable to authenticate".into())
+        );
+        assert_eq!(resolved(&answer, "c"), Resolved::NotConnected);
+        assert_eq!(resolved(&answer, "d"), Resolved::Unknown);
+    }
 }
 
 #[cfg(test)]
