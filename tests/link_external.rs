@@ -498,5 +498,22 @@ fn the_connection_wait_reports_the_error_resolve_cluster_gives() {
         ),
         "{stderr}"
     );
-    common::assert_not_shown(&key, &[&failed]);
+
+    // `describe` asks `_resolve/cluster` too: the link is broken, with Elasticsearch's reason.
+    let described = world
+        .plugin()
+        .args(["describe", "catalog", "-n", "search", "-o", "json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    let link = &report["outgoing"][0];
+    assert_eq!(link["alias"], "cloud", "{report}");
+    assert_eq!(link["connected"], false, "{report}");
+    let problem = link["problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("Elasticsearch reports: ") && problem.contains("invalidated"),
+        "{problem}"
+    );
+    assert_ne!(described.status.code(), Some(0));
+    common::assert_not_shown(&key, &[&failed, &described]);
 }
