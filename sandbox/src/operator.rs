@@ -4,8 +4,11 @@
 //! What it does, with ECK's names (`eck-remote-clusters.md` in the shared docs, sections 2, 3):
 //! - Services `<es>-es-http`, `-es-internal-http`, `-es-transport` (headless unless
 //!   `spec.transport.service.spec.type`), one headless `<es>-es-<nodeSet>` per nodeSet, and
-//!   `<es>-es-remote-cluster` only while `spec.remoteClusterServer.enabled` (deleted otherwise).
+//!   `<es>-es-remote-cluster` only while `spec.remoteClusterServer.enabled` (deleted otherwise),
+//!   from the user's Service templates (ports and selector defaulted only when unset).
 //!   LoadBalancer Services get `status.loadBalancer.ingress[0].hostname` under `.invalid`.
+//! - ECK's errors (transport CA ConfigMap, secure-settings entries, a refused remote-settings
+//!   update): Warning events, phase `ApplyingChanges`, `ReconciliationComplete=False` with them.
 //! - Secrets `<es>-es-elastic-user`, `-es-http-certs-public`, `-es-transport-certs-public`
 //!   (ECK CA + the PEMs of `spec.transport.tls.certificateAuthorities`), `-es-remote-ca`.
 //! - Pods `<es>-es-<nodeSet>-<i>` with ECK's labels and a Ready condition the rollout sets.
