@@ -127,7 +127,8 @@ pub struct Observed<'a> {
     pub es: &'a EsState,
     /// Every other Elasticsearch of the same context.
     pub others: &'a [EsState],
-    /// `GET /_remote/info`, when Elasticsearch could be reached.
+    /// `GET /_remote/info`, when Elasticsearch could be reached, with what `_resolve/cluster`
+    /// said of each alias (8.13+) merged in: its `connected`, and its `error` when it gave one.
     pub remote_info: Option<&'a Value>,
     /// The licence level of the operator, when readable.
     pub license_level: Option<&'a str>,
@@ -179,13 +180,16 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
                 .find(|o| o.id.name == name && o.id.namespace == remote_namespace)
         });
         let live = observed.remote_info.and_then(|info| info.get(&alias));
+        let error = live.and_then(reported_error);
         let connected = observed.remote_info.map(|_| {
             live.and_then(|l| l.get("connected"))
                 .and_then(Value::as_bool)
                 == Some(true)
+                && error.is_none()
         });
-        let problem = match connected {
-            Some(false) => Some(likely_reason(
+        let problem = match (connected, error) {
+            (Some(false), Some(error)) => Some(format!("Elasticsearch reports: {error}")),
+            (Some(false), None) => Some(likely_reason(
                 es,
                 remote_name,
                 peer,
@@ -219,7 +223,11 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
             if outgoing.iter().any(|l| &l.alias == alias) {
                 continue;
             }
-            let connected = live.get("connected").and_then(Value::as_bool);
+            let error = reported_error(live);
+            let connected = live
+                .get("connected")
+                .and_then(Value::as_bool)
+                .map(|c| c && error.is_none());
             let record = ours.get(alias).filter(|r| r.proxy_address.is_some());
             let trust = record.and_then(|r| trust_of(r, observed.remote_cas.get(alias)));
             let address = live
@@ -250,6 +258,8 @@ pub fn build(observed: &Observed<'_>, api_version: &'static str) -> Report {
                 managed_by: if record.is_some() { Manager::Plugin } else { Manager::Unknown },
                 connected,
                 problem: (connected == Some(false)).then(|| match (record, trust.as_ref()) {
+                    (Some(_), _) if let Some(error) = error => format!("Elasticsearch reports: {error}; run `kubectl remote-cluster link` again to repair it"),
+                    (None, _) if let Some(error) = error => format!("Elasticsearch reports: {error}"),
                     (Some(_), Some(t)) if t.stale => "the remote's CA changed (rotation) and the local still trusts the old one: run the same `kubectl remote-cluster link` again to refresh it".to_string(),
                     (Some(_), _) => "the remote does not answer or does not accept the key: run `kubectl remote-cluster link` again to repair it, and check the remote's exposure".to_string(),
                     (None, _) => "set in the cluster settings by someone else; check the address and the trust on both sides".to_string(),
@@ -441,6 +451,14 @@ fn trust_of(record: &crate::plan::LinkRecord, current: Option<&CurrentCa>) -> Op
     })
 }
 
+/// The `error` `_resolve/cluster` reported for an alias (merged into its `_remote/info` entry):
+/// a security error leaves `connected: true` there, yet the link does not work.
+fn reported_error(live: &Value) -> Option<&str> {
+    live.get("error")
+        .and_then(Value::as_str)
+        .filter(|e| !e.is_empty())
+}
+
 /// The most likely reason, in order of what must be in place first.
 fn likely_reason(
     es: &EsState,
@@ -603,6 +621,61 @@ mod tests {
         );
         insta::assert_json_snapshot!(report);
         assert!(report.has_broken_link());
+    }
+
+    #[test]
+    fn an_error_resolve_cluster_reports_breaks_a_link_that_says_connected() {
+        let local = es(
+            "search",
+            "catalog",
+            json!({"version": "9.1.0", "remoteClusters": [
+                {"name": "products", "elasticsearchRef": {"name": "products"}, "apiKey": {"access": {}}}
+            ]}),
+        );
+        let products = es(
+            "search",
+            "products",
+            json!({"version": "9.1.0", "remoteClusterServer": {"enabled": true}}),
+        );
+        let info = json!({
+            "products": {"connected": true, "mode": "sniff", "error": "unable to authenticate with the API key"},
+            "manual": {"connected": true, "mode": "proxy", "proxy_address": "lb.example:9443", "error": "key invalidated"}
+        });
+        let others = [products];
+        let report = build(
+            &Observed {
+                pending: &[],
+                es: &local,
+                others: &others,
+                remote_info: Some(&info),
+                license_level: Some("enterprise"),
+                remote_cas: &BTreeMap::new(),
+                incoming_elsewhere: &[],
+                restricted: None,
+            },
+            "v",
+        );
+        assert!(report.has_broken_link());
+        let problems: Vec<(&str, Option<bool>, Option<&str>)> = report
+            .outgoing
+            .iter()
+            .map(|l| (l.alias.as_str(), l.connected, l.problem.as_deref()))
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                (
+                    "products",
+                    Some(false),
+                    Some("Elasticsearch reports: unable to authenticate with the API key")
+                ),
+                (
+                    "manual",
+                    Some(false),
+                    Some("Elasticsearch reports: key invalidated")
+                ),
+            ]
+        );
     }
 
     #[test]

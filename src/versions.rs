@@ -35,6 +35,11 @@ impl fmt::Display for EsVersion {
     }
 }
 
+/// `GET /_resolve/cluster/<expression>`, which attempts a connection (Elasticsearch 8.13).
+pub const RESOLVE_CLUSTER: EsVersion = EsVersion::new(8, 13, 0);
+/// Its `timeout` parameter (8.18).
+pub const RESOLVE_CLUSTER_TIMEOUT: EsVersion = EsVersion::new(8, 18, 0);
+
 /// ECK's admission webhook minimum for `remoteClusterServer` and `apiKey`
 /// (`RemoteClusterAPIKeysMinVersion`).
 pub const API_KEY_MIN: EsVersion = EsVersion::new(8, 10, 0);

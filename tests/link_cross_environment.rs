@@ -707,3 +707,209 @@ fn describe_finds_incoming_links_in_other_contexts() {
     );
     assert_eq!(world.write_count(BOTH), 0, "describe never writes");
 }
+
+/// ECK keeps the ports of a user's Service template: the remote cluster server behind port 443
+/// and the transport behind 9400 are linked on those ports, read from the Services, not on
+/// ECK's defaults (9443, 9300), which nothing answers on.
+#[test]
+fn links_use_the_ports_of_the_users_service_templates() {
+    let world = world();
+    let (east, west) = (world.sandbox.cluster("east"), world.sandbox.cluster("west"));
+    west.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("shop"),
+        "products",
+        &serde_json::json!({"spec": {
+            "remoteClusterServer": {"enabled": true, "service": {"spec": {
+                "type": "LoadBalancer",
+                "ports": [{"name": "rcs", "port": 443, "targetPort": 9443, "protocol": "TCP"}]}}},
+            "transport": {"service": {"spec": {
+                "type": "LoadBalancer",
+                "ports": [{"name": "tls-transport", "port": 9400, "targetPort": 9300, "protocol": "TCP"}]}}},
+        }}),
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    world.settle(BOTH);
+    let lb = |service: &str| {
+        west.get(&ResourceKey::SERVICES, Some("shop"), service)
+            .unwrap()["status"]["loadBalancer"]["ingress"][0]["hostname"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let proxy_address = |alias: &str| {
+        east.remote_info("search", "catalog")[alias]["proxy_address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    let linked = world.ok(link(&[]));
+    assert!(
+        stderr_of(&linked).contains("Remote cluster \"products\" is connected."),
+        "{}",
+        stderr_of(&linked)
+    );
+    assert_eq!(
+        proxy_address("products"),
+        format!("{}:443", lb("products-es-remote-cluster"))
+    );
+    assert_eq!(connected(&world), true);
+
+    let linked = world.ok(link(&[
+        "--security",
+        "certificate",
+        "--alias",
+        "products-t",
+    ]));
+    assert!(
+        stderr_of(&linked).contains("Remote cluster \"products-t\" is connected."),
+        "{}",
+        stderr_of(&linked)
+    );
+    assert_eq!(
+        proxy_address("products-t"),
+        format!("{}:9400", lb("products-es-transport"))
+    );
+    assert_eq!(
+        east.remote_info("search", "catalog")["products-t"]["connected"],
+        true
+    );
+}
+
+/// Elasticsearch refuses API-key names over 256 characters; a link from a context with a long
+/// name (an EKS ARN) gets a key whose name is cut to the limit with a hash, and later commands
+/// find that key by the same name.
+#[test]
+fn a_long_context_name_gives_a_key_name_elasticsearch_accepts() {
+    let arn = format!(
+        "arn:aws:eks:eu-west-1:123456789012:cluster/{}",
+        "platform-".repeat(24)
+    );
+    let world = World::settled(
+        common::east_and_west([es("search", "catalog")], [es("shop", "products")])
+            .operator_delay(Duration::from_millis(100))
+            .context(remote_cluster_sandbox::ContextConfig::new(
+                &arn, "east", "admin",
+            )),
+    );
+    let west = world.sandbox.cluster("west");
+    let sides = [
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        arn.as_str(),
+        "--remote-context",
+        "west",
+        "--remote-namespace",
+        "shop",
+        "--yes",
+        "--timeout",
+        "90s",
+    ];
+    let full = format!("kubectl-rc-{arn}-search-catalog-products");
+    assert!(full.len() > 256, "the test needs a name over the limit");
+
+    let linked = world.ok([&["link"][..], &sides].concat());
+    assert!(
+        stderr_of(&linked).contains("Remote cluster \"products\" is connected."),
+        "{}",
+        stderr_of(&linked)
+    );
+    let names: Vec<String> = west
+        .es_node("shop", "products", |n| {
+            n.api_keys().iter().map(|k| k.name.clone()).collect()
+        })
+        .unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let name = &names[0];
+    assert_eq!(name.len(), 256, "{name}");
+    assert!(full.starts_with(&name[..239]), "{name}");
+    assert!(name[240..].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+
+    world.again(BOTH, [&["link"][..], &sides].concat(), "already linked");
+    world.ok([&["unlink"][..], &sides[..8], &sides[10..]].concat());
+    assert_eq!(world.active_plugin_keys("west", "shop", "products"), 0);
+}
+
+/// A link whose wait meets an error ECK keeps reporting for the local (`patch` on
+/// east/search/catalog, plus `objects`): the wait shows ECK's error (and `event`, a Warning
+/// event of ECK's) and stops with it, long before --timeout, and the link's writes are taken
+/// back.
+fn assert_link_stops_on_ecks_error(
+    objects: &[Value],
+    patch: Value,
+    error: &str,
+    event: Option<&str>,
+) {
+    let world = world();
+    let east = world.sandbox.cluster("east");
+    for object in objects {
+        east.create(&ResourceKey::SECRETS, object.clone()).unwrap();
+    }
+    east.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("search"),
+        "catalog",
+        &patch,
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    world.settle(BOTH);
+    let before = world.snapshot(BOTH);
+
+    let started = std::time::Instant::now();
+    let failed = world.run(1, link(&[]));
+    let elapsed = started.elapsed();
+    let stderr = stderr_of(&failed);
+    assert!(
+        elapsed < Duration::from_secs(45),
+        "stopped long before the 90s timeout: {elapsed:?}\n{stderr}"
+    );
+    let cluster = "search/catalog (context east)";
+    assert!(
+        stderr.contains(&format!("ECK reports on {cluster}: {error}")),
+        "{stderr}"
+    );
+    if let Some(event) = event {
+        assert!(
+            stderr.contains(&format!("ECK event on {cluster}: {event}")),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains(&format!("ECK cannot roll out {cluster}: {error}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("timed out"), "{stderr}");
+    world.assert_unchanged(BOTH, &before);
+}
+
+/// A secure-settings entry of the user's that names a key its Secret lacks: ECK stops before
+/// the rollout (no event, only the condition).
+#[test]
+fn an_eck_error_that_lasts_ends_the_wait_with_ecks_message() {
+    assert_link_stops_on_ecks_error(
+        &[
+            serde_json::json!({"metadata": {"name": "tokens", "namespace": "search"}, "stringData": {"a": "1"}}),
+        ],
+        serde_json::json!({"spec": {"secureSettings": [{"secretName": "tokens", "entries": [{"key": "b"}]}]}}),
+        "key b not found in secure settings secret tokens",
+        None,
+    );
+}
+
+/// A `certificateAuthorities` ConfigMap that does not exist: ECK's Warning event is shown too.
+#[test]
+fn a_missing_transport_ca_configmap_ends_the_wait_with_ecks_event() {
+    let error = "could not retrieve config map search/user-cas specified in spec.transport.tls.certificateAuthorities: configmaps \"user-cas\" not found";
+    assert_link_stops_on_ecks_error(
+        &[],
+        serde_json::json!({"spec": {"transport": {"tls": {"certificateAuthorities": {"configMapName": "user-cas"}}}}}),
+        error,
+        Some(&format!("Unexpected (GetSecret): {error}")),
+    );
+}

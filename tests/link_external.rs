@@ -651,3 +651,57 @@ fn an_undo_that_would_mount_a_deleted_bundle_is_left_undone() {
     );
     assert_eq!(catalog["status"]["phase"], "Ready", "{}", catalog["status"]);
 }
+
+/// The connection wait asks `_resolve/cluster`, which makes Elasticsearch attempt the
+/// connection and names a security error: a key the remote invalidated ends the wait at
+/// --timeout with Elasticsearch's reason, and the progress shows it while waiting.
+#[test]
+fn the_connection_wait_reports_the_error_resolve_cluster_gives() {
+    let world = world();
+    let key = key_made_on_the_remote(&world);
+    let cloud = world.sandbox.external("cloud");
+    let invalidated = world.sandbox.external_request(
+        "cloud",
+        &EsRequest::new("DELETE", "/_security/api_key")
+            .basic("elastic", &cloud.password)
+            .json(&json!({"name": "for-eck"})),
+    );
+    assert_eq!(invalidated.status, 200, "{}", invalidated.body);
+    let files = files(&world, &key);
+    let address = cloud.remote_cluster_address.clone();
+    let mut args = link_args(&address, &files);
+    let at = args.iter().position(|a| *a == "60s").unwrap();
+    args[at] = "8s";
+
+    let failed = world.run(1, &args);
+    let stderr = stderr_of(&failed);
+    assert!(
+        stderr.contains("timed out waiting for remote cluster \"cloud\" to connect on search/catalog (context east) (Elasticsearch reports: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalidated"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Waiting for search/catalog (context east) to connect to remote cluster \"cloud\": "
+        ),
+        "{stderr}"
+    );
+
+    // `describe` asks `_resolve/cluster` too: the link is broken, with Elasticsearch's reason.
+    let described = world
+        .plugin()
+        .args(["describe", "catalog", "-n", "search", "-o", "json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    let link = &report["outgoing"][0];
+    assert_eq!(link["alias"], "cloud", "{report}");
+    assert_eq!(link["connected"], false, "{report}");
+    let problem = link["problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("Elasticsearch reports: ") && problem.contains("invalidated"),
+        "{problem}"
+    );
+    assert_ne!(described.status.code(), Some(0));
+    common::assert_not_shown(&key, &[&failed, &described]);
+}

@@ -4,8 +4,11 @@
 //! What it does, with ECK's names (`eck-remote-clusters.md` in the shared docs, sections 2, 3):
 //! - Services `<es>-es-http`, `-es-internal-http`, `-es-transport` (headless unless
 //!   `spec.transport.service.spec.type`), one headless `<es>-es-<nodeSet>` per nodeSet, and
-//!   `<es>-es-remote-cluster` only while `spec.remoteClusterServer.enabled` (deleted otherwise).
+//!   `<es>-es-remote-cluster` only while `spec.remoteClusterServer.enabled` (deleted otherwise),
+//!   from the user's Service templates (ports and selector defaulted only when unset).
 //!   LoadBalancer Services get `status.loadBalancer.ingress[0].hostname` under `.invalid`.
+//! - ECK's errors (transport CA ConfigMap, secure-settings entries, a refused remote-settings
+//!   update): Warning events, phase `ApplyingChanges`, `ReconciliationComplete=False` with them.
 //! - Secrets `<es>-es-elastic-user`, `-es-http-certs-public`, `-es-transport-certs-public`
 //!   (ECK CA + the PEMs of `spec.transport.tls.certificateAuthorities`), `-es-remote-ca`.
 //! - Pods `<es>-es-<nodeSet>-<i>` with ECK's labels and a Ready condition the rollout sets.
@@ -92,6 +95,9 @@ pub(crate) struct Operator {
     next_ip: u32,
     cluster_index: usize,
     pub(crate) status: Arc<OperatorStatus>,
+    /// Errors of the Elasticsearch being reconciled (ECK's `reconciler.Results`): when any,
+    /// its status says phase `ApplyingChanges` and `ReconciliationComplete=False` with them.
+    errors: Vec<String>,
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -238,6 +244,7 @@ impl Operator {
             next_ip: 0,
             cluster_index,
             status: Arc::new(OperatorStatus::default()),
+            errors: Vec::new(),
         }
     }
 
@@ -503,16 +510,47 @@ impl Operator {
             es_labels(&name, &[]),
             &certs.http.public_secret_data(),
         );
+        self.errors.clear();
+        // ECK reconciles the Services before the transport certificates.
+        self.services(es, &ns, &name);
         let mut transport_bundle = certs.transport_ca_pem.clone();
         if let Some(cm) = es
             .pointer("/spec/transport/tls/certificateAuthorities/configMapName")
             .and_then(Value::as_str)
-            && let Some(extra) = configmap_key(&self.state, &ns, cm, "ca.crt")
         {
-            if !transport_bundle.ends_with('\n') {
-                transport_bundle.push('\n');
+            // `transport.ReconcileAdditionalCAs`: a missing ConfigMap or one without `ca.crt`
+            // stops this reconcile (`certificates.ReconcileTransport` emits the Warning event,
+            // `driver/shared/reconcile.go` returns before the license, remote settings and
+            // node specs).
+            let configmap = self.state.get(&ResourceKey::CONFIGMAPS, Some(&ns), cm).ok();
+            let extra = configmap
+                .as_ref()
+                .map(|c| c.pointer("/data/ca.crt").and_then(Value::as_str));
+            let failure = match extra {
+                None => Some(format!(
+                    "could not retrieve config map {ns}/{cm} specified in spec.transport.tls.certificateAuthorities: configmaps \"{cm}\" not found"
+                )),
+                Some(None) => Some(format!(
+                    "config map {ns}/{cm} specified in spec.transport.tls.certificateAuthorities must contain ca.crt file"
+                )),
+                Some(Some(extra)) => {
+                    if !transport_bundle.ends_with('\n') {
+                        transport_bundle.push('\n');
+                    }
+                    transport_bundle.push_str(extra);
+                    None
+                }
+            };
+            if let Some(failure) = failure {
+                self.warning_event(es, "Unexpected", "GetSecret", &failure);
+                self.errors.push(failure);
+                if enterprise {
+                    // The remotecluster controller is another controller: it goes on.
+                    self.remote_server(es, all);
+                }
+                self.error_status(es);
+                return;
             }
-            transport_bundle.push_str(&extra);
         }
         self.secret(
             &ns,
@@ -535,8 +573,6 @@ impl Operator {
             });
         }
 
-        self.services(es, &ns, &name);
-
         // Remote clusters (remotecluster controller, this ES as the server), licence-gated.
         if enterprise {
             self.remote_server(es, all);
@@ -552,89 +588,74 @@ impl Operator {
             self.license_event(es);
         }
 
-        // Rollout.
-        let keystore = self.keystore(es);
+        // Rollout, once the secure settings could be read (`reconcileSecureSettings` returns
+        // before the node specs otherwise).
+        let keystore = match self.keystore(es) {
+            Ok(keystore) => keystore,
+            Err(failure) => {
+                self.errors.push(failure);
+                self.error_status(es);
+                return;
+            }
+        };
         let hash = sha256_fingerprint(&serde_json::to_vec(&keystore).unwrap_or_default());
         self.rollout(es, &id, keystore, hash);
     }
 
+    /// ECK's Services of `es`. The HTTP, transport and remote cluster server Services start from
+    /// the user's template (`spec.<http|transport|remoteClusterServer>.service`: metadata and the
+    /// whole spec, as `NewTransportService`/`NewRemoteClusterService` copy it); ECK fills in only
+    /// what the template leaves unset (`defaults.SetServiceDefaults`: ports and selector when
+    /// nil, labels and annotations by key), makes an untyped transport or RCS Service headless,
+    /// and sets `publishNotReadyAddresses: true` on both whatever their type. The per-nodeSet
+    /// headless Services carry the HTTP port and, with the RCS on, `rcs` (`nodespec.HeadlessService`).
     fn services(&self, es: &Value, ns: &str, name: &str) {
         let selector = es_labels(name, &[]);
         let lbl = selector.clone();
-        let svc = |svc_name: &str, ty: Option<&str>, ports: Value, sel: Value, headless: bool| {
-            let ty = ty.unwrap_or("ClusterIP");
-            let mut spec = json!({"type": ty, "ports": ports, "selector": sel});
-            let existing = self
-                .state
-                .get(&ResourceKey::SERVICES, Some(ns), svc_name)
-                .ok();
-            let want_none = headless && ty == "ClusterIP";
-            if let Some(ex) = &existing {
-                let is_none = s(ex, "/spec/clusterIP") == "None";
-                if is_none != want_none {
-                    // clusterIP is immutable: ECK recreates the Service.
-                    self.delete(&ResourceKey::SERVICES, ns, svc_name);
-                }
-            }
-            if want_none {
-                spec["clusterIP"] = json!("None");
-                spec["publishNotReadyAddresses"] = json!(true);
-            }
-            let status = if ty == "LoadBalancer" {
-                json!({"loadBalancer": {"ingress": [{"hostname": format!("{svc_name}-{ns}.{}.lb.invalid", self.state.name)}]}})
-            } else {
-                json!({"loadBalancer": {}})
-            };
-            self.apply(
-                &ResourceKey::SERVICES,
-                json!({
-                    "apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": svc_name, "namespace": ns, "labels": lbl},
-                    "spec": spec,
-                    "status": status,
-                }),
-            );
-        };
         let port = |pname: &str, p: u16| json!({"name": pname, "port": p, "protocol": "TCP", "targetPort": p});
-        let http_type = es
-            .pointer("/spec/http/service/spec/type")
-            .and_then(Value::as_str);
-        svc(
-            &format!("{name}-es-http"),
-            http_type,
-            json!([port("https", 9200)]),
-            selector.clone(),
-            false,
-        );
-        svc(
-            &format!("{name}-es-internal-http"),
-            None,
-            json!([port("https", 9200)]),
-            selector.clone(),
-            false,
-        );
-        let transport_type = es
-            .pointer("/spec/transport/service/spec/type")
-            .and_then(Value::as_str);
-        svc(
-            &format!("{name}-es-transport"),
-            transport_type,
-            json!([port("tls-transport", 9300)]),
-            selector.clone(),
-            transport_type.is_none(),
-        );
+        let template = |ptr: &str| es.pointer(ptr).cloned().unwrap_or(Value::Null);
+        let http = ServiceOf {
+            name: format!("{name}-es-http"),
+            template: template("/spec/http/service"),
+            ports: json!([port("https", 9200)]),
+            selector: selector.clone(),
+            headless_when_untyped: false,
+            publish_not_ready: false,
+        };
+        let internal = ServiceOf {
+            name: format!("{name}-es-internal-http"),
+            // Not from the user's template (`NewInternalService`).
+            template: Value::Null,
+            ports: json!([port("https", 9200)]),
+            selector: selector.clone(),
+            headless_when_untyped: false,
+            publish_not_ready: false,
+        };
+        let transport = ServiceOf {
+            name: format!("{name}-es-transport"),
+            template: template("/spec/transport/service"),
+            ports: json!([port("tls-transport", 9300)]),
+            selector: selector.clone(),
+            headless_when_untyped: true,
+            publish_not_ready: true,
+        };
+        for svc in [http, internal, transport] {
+            self.service(ns, &lbl, svc);
+        }
         let rcs = rcs_enabled(es);
         let rcs_name = format!("{name}-es-remote-cluster");
         if rcs {
-            let ty = es
-                .pointer("/spec/remoteClusterServer/service/spec/type")
-                .and_then(Value::as_str);
-            svc(
-                &rcs_name,
-                ty,
-                json!([port("rcs", 9443)]),
-                selector.clone(),
-                ty.is_none(),
+            self.service(
+                ns,
+                &lbl,
+                ServiceOf {
+                    name: rcs_name.clone(),
+                    template: template("/spec/remoteClusterServer/service"),
+                    ports: json!([port("rcs", 9443)]),
+                    selector: selector.clone(),
+                    headless_when_untyped: true,
+                    publish_not_ready: true,
+                },
             );
         } else {
             self.delete(&ResourceKey::SERVICES, ns, &rcs_name);
@@ -643,16 +664,22 @@ impl Operator {
         for (set, _, _) in node_sets(es) {
             let sts = format!("{name}-es-{set}");
             wanted_sets.insert(sts.clone());
-            let mut ports = vec![port("https", 9200), port("transport", 9300)];
+            let mut ports = vec![port("https", 9200)];
             if rcs {
                 ports.push(port("rcs", 9443));
             }
-            svc(
-                &sts,
-                None,
-                Value::Array(ports),
-                labels_of(&[(LABEL_CLUSTER_NAME, name), (LABEL_STATEFULSET, &sts)]),
-                true,
+            let sel = labels_of(&[(LABEL_CLUSTER_NAME, name), (LABEL_STATEFULSET, &sts)]);
+            self.service(
+                ns,
+                &lbl,
+                ServiceOf {
+                    name: sts,
+                    template: Value::Null,
+                    ports: Value::Array(ports),
+                    selector: sel,
+                    headless_when_untyped: true,
+                    publish_not_ready: true,
+                },
             );
         }
         // Headless Services of removed nodeSets.
@@ -671,9 +698,97 @@ impl Operator {
         }
     }
 
+    /// Creates or updates one Service as ECK's `ReconcileService` does: the expected spec
+    /// replaces the stored one (fields the template no longer sets go), except what the API
+    /// server assigned (`clusterIP`, `clusterIPs`); a change between headless and not is a
+    /// re-creation (`clusterIP` is immutable).
+    fn service(&self, ns: &str, default_labels: &Value, svc: ServiceOf) {
+        let ServiceOf {
+            name,
+            template,
+            ports,
+            selector,
+            headless_when_untyped,
+            publish_not_ready,
+        } = svc;
+        let mut spec = match template.get("spec") {
+            Some(Value::Object(m)) => Value::Object(m.clone()),
+            _ => json!({}),
+        };
+        let untyped = spec
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if untyped {
+            spec["type"] = json!("ClusterIP");
+        }
+        let headless = untyped && headless_when_untyped;
+        if headless {
+            spec["clusterIP"] = json!("None");
+        }
+        if publish_not_ready {
+            spec["publishNotReadyAddresses"] = json!(true);
+        }
+        // Go's nil: an absent or null field; an empty list or map is the user's.
+        if spec.get("ports").is_none_or(Value::is_null) {
+            spec["ports"] = ports;
+        }
+        if spec.get("selector").is_none_or(Value::is_null) {
+            spec["selector"] = selector;
+        }
+        let ty = s(&spec, "/type").to_string();
+        let merged = |key: &str, defaults: &Value| {
+            // The template's keys win (`MergePreservingExistingKeys`).
+            let mut m = defaults.as_object().cloned().unwrap_or_default();
+            if let Some(user) = template
+                .pointer(&format!("/metadata/{key}"))
+                .and_then(Value::as_object)
+            {
+                m.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Value::Object(m)
+        };
+        let labels = merged("labels", default_labels);
+        let annotations = merged("annotations", &json!({}));
+        let existing = self.state.get(&ResourceKey::SERVICES, Some(ns), &name).ok();
+        let existing = existing.filter(|ex| {
+            let is_none = s(ex, "/spec/clusterIP") == "None";
+            if is_none != headless {
+                self.delete(&ResourceKey::SERVICES, ns, &name);
+                return false;
+            }
+            true
+        });
+        let status = if ty == "LoadBalancer" {
+            json!({"loadBalancer": {"ingress": [{"hostname": format!("{name}-{ns}.{}.lb.invalid", self.state.name)}]}})
+        } else {
+            json!({"loadBalancer": {}})
+        };
+        let mut metadata = json!({"name": name, "namespace": ns, "labels": labels});
+        if annotations.as_object().is_some_and(|a| !a.is_empty()) {
+            metadata["annotations"] = annotations;
+        }
+        let mut obj = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": metadata,
+            "spec": spec,
+            "status": status,
+        });
+        if let Some(ex) = existing {
+            // What the stored spec has and the expected one does not goes (nested maps such
+            // as the selector too); the API server's assignments stay.
+            let old_spec = ex.get("spec").cloned().unwrap_or(Value::Null);
+            removals(&old_spec, &mut obj["spec"], &["clusterIP", "clusterIPs"]);
+        }
+        self.apply(&ResourceKey::SERVICES, obj);
+    }
+
     /// Union of the `spec.secureSettings` Secrets and `<es>-es-remote-api-keys`
     /// (`<es>-es-secure-settings`).
-    fn keystore(&self, es: &Value) -> BTreeMap<String, String> {
+    /// ECK's `retrieveUserSecrets` (`common/keystore/user_secret.go`): a missing Secret is a
+    /// Warning event and is skipped; `entries: []`, an entry without key and a key the Secret
+    /// lacks are errors.
+    fn keystore(&self, es: &Value) -> Result<BTreeMap<String, String>, String> {
         let ns = s(es, "/metadata/namespace");
         let name = s(es, "/metadata/name");
         let mut out = BTreeMap::new();
@@ -683,28 +798,50 @@ impl Operator {
             .into_iter()
             .flatten()
         {
-            let Some(data) = self.secret_data(ns, s(src, "/secretName")) else {
+            let secret_name = s(src, "/secretName");
+            let Some(data) = self.secret_data(ns, secret_name) else {
+                self.warning_event(
+                    es,
+                    "Unexpected",
+                    "GetSecret",
+                    &format!("Secure settings secret not found: {ns}/{secret_name}"),
+                );
                 continue;
             };
-            match src.get("entries").and_then(Value::as_array) {
-                Some(entries) if !entries.is_empty() => {
+            match src.get("entries") {
+                None | Some(Value::Null) => out.extend(data),
+                Some(entries) => {
+                    let entries = entries.as_array().map(Vec::as_slice).unwrap_or_default();
+                    if entries.is_empty() {
+                        return Err(format!(
+                            "set is empty in secure settings secret {secret_name}"
+                        ));
+                    }
                     for e in entries {
-                        if let Some(v) = data.get(s(e, "/key")) {
-                            let path = match s(e, "/path") {
-                                "" => s(e, "/key"),
-                                p => p,
-                            };
-                            out.insert(path.to_string(), v.clone());
+                        let key = s(e, "/key");
+                        if key.is_empty() {
+                            return Err(format!(
+                                "key is empty in secure settings secret {secret_name}"
+                            ));
                         }
+                        let Some(v) = data.get(key) else {
+                            return Err(format!(
+                                "key {key} not found in secure settings secret {secret_name}"
+                            ));
+                        };
+                        let path = match s(e, "/path") {
+                            "" => key,
+                            p => p,
+                        };
+                        out.insert(path.to_string(), v.clone());
                     }
                 }
-                _ => out.extend(data),
             }
         }
         if let Some(data) = self.secret_data(ns, &format!("{name}-es-remote-api-keys")) {
             out.extend(data);
         }
-        out
+        Ok(out)
     }
 
     fn rollout(&mut self, es: &Value, id: &EsId, keystore: BTreeMap<String, String>, hash: String) {
@@ -827,6 +964,46 @@ impl Operator {
             self.not_formed_status(es, None, &shown_version);
         } else {
             self.pods(es, PodsReady::All);
+            if !self.errors.is_empty() || reported_error(es) {
+                self.steady_status(es, total, "Ready");
+            }
+        }
+    }
+
+    /// The status of a reconcile that stopped on an error: what it said, with the error.
+    fn error_status(&mut self, es: &Value) {
+        let available = es
+            .pointer("/status/availableNodes")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let phase = match s(es, "/status/phase") {
+            "" => "ApplyingChanges",
+            p => p,
+        }
+        .to_string();
+        self.steady_status(es, available, &phase);
+    }
+
+    /// Writes the status as it stands (health, version) with `phase`, the errors of this
+    /// reconcile and, as ECK at every status update, the generation observed.
+    fn steady_status(&mut self, es: &Value, available: u64, phase: &str) {
+        let health = match s(es, "/status/health") {
+            "" => "unknown",
+            h => h,
+        }
+        .to_string();
+        let version = s(es, "/status/version").to_string();
+        let generation = es.pointer("/metadata/generation").and_then(Value::as_i64);
+        self.write_status(es, phase, &health, available, generation, &version);
+    }
+
+    /// ECK's aggregate of this reconcile's errors (`k8s.io/apimachinery` `NewAggregate`): one
+    /// error as it is, several as `[a, b]`.
+    fn errors_message(&self) -> Option<String> {
+        match self.errors.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            many => Some(format!("[{}]", many.join(", "))),
         }
     }
 
@@ -949,14 +1126,25 @@ impl Operator {
             };
             json!({"type": ty, "status": st, "lastTransitionTime": ltt})
         };
+        // An error of this reconcile: not reconciled, whatever the rollout says
+        // (`elasticsearch_controller.go`, `results.IsReconciled()`).
+        let phase = if self.errors.is_empty() {
+            phase
+        } else {
+            "ApplyingChanges"
+        };
         let ready = phase == "Ready";
         let spec_version = s(es, "/spec/version");
+        let mut reconciled = cond("ReconciliationComplete", ready);
+        if let Some(message) = self.errors_message() {
+            reconciled["message"] = json!(message);
+        }
         let mut st = json!({
             "availableNodes": available,
             "health": health,
             "phase": phase,
             "conditions": [
-                cond("ReconciliationComplete", ready),
+                reconciled,
                 cond("RunningDesiredVersion", version == spec_version),
                 cond("ElasticsearchIsReachable", available > 0),
             ],
@@ -1367,7 +1555,7 @@ impl Operator {
 
     /// The ES controller's settings step for `client` (section 3.2), plus pruning of its
     /// remote API keys Secret.
-    fn remote_settings(&self, client: &Value) {
+    fn remote_settings(&mut self, client: &Value) {
         let ns = s(client, "/metadata/namespace");
         let name = s(client, "/metadata/name");
         let id = EsId::new(&self.state.name, ns, name);
@@ -1449,10 +1637,15 @@ impl Operator {
                 .json(&json!({"persistent": {"cluster": {"remote": remote}}}));
             let resp = self.world.handle(&id, &req);
             if resp.status != 200 {
-                eprintln!(
-                    "sandbox operator: remote cluster settings of {id}: {} {}",
-                    resp.status, resp.body
+                // `driver/shared/reconcile.go`: a Warning event, and the error keeps the
+                // reconcile from completing; the rest of it goes on.
+                self.warning_event(
+                    client,
+                    "Unexpected",
+                    "RemoteClusterConfiguration",
+                    "Could not update remote clusters in Elasticsearch settings, re-queuing",
                 );
+                self.errors.push(es_api_error(resp.status, &resp.body));
             }
         }
         let mut aliases: Vec<String> = refs.iter().map(|r| r.alias.clone()).collect();
@@ -1508,13 +1701,22 @@ impl Operator {
 
     /// The Warning Event ECK emits when the licence does not allow remote clusters.
     fn license_event(&self, es: &Value) {
+        self.warning_event(es, "AssociationError", "LicenseCheck", LICENSE_MESSAGE);
+    }
+
+    /// A Warning Event of the elasticsearch-controller on `es`, created once per reason,
+    /// action and message (the recorder's later `count`/`lastTimestamp` updates are not
+    /// simulated).
+    fn warning_event(&self, es: &Value, reason: &str, action: &str, message: &str) {
         let ns = s(es, "/metadata/namespace");
         let name = s(es, "/metadata/name");
         let uid = s(es, "/metadata/uid");
-        let ev_name = format!(
-            "{name}.{}",
-            &sha256_fingerprint(format!("{uid}/AssociationError").as_bytes())[..16]
-        );
+        let key = if reason == "AssociationError" {
+            format!("{uid}/AssociationError")
+        } else {
+            format!("{uid}/{reason}/{action}/{message}")
+        };
+        let ev_name = format!("{name}.{}", &sha256_fingerprint(key.as_bytes())[..16]);
         if self
             .state
             .get(&ResourceKey::EVENTS, Some(ns), &ev_name)
@@ -1533,9 +1735,9 @@ impl Operator {
                     "namespace": ns, "name": name, "uid": uid,
                 },
                 "type": "Warning",
-                "reason": "AssociationError",
-                "action": "LicenseCheck",
-                "message": LICENSE_MESSAGE,
+                "reason": reason,
+                "action": action,
+                "message": message,
                 "source": {"component": "elasticsearch-controller"},
                 "reportingComponent": "elasticsearch-controller",
                 "count": 1,
@@ -1543,6 +1745,88 @@ impl Operator {
                 "lastTimestamp": now,
             }),
         );
+    }
+}
+
+/// Whether the status of `es` reports an error of ECK's (`ReconciliationComplete` False with a
+/// message), which a reconcile without errors clears.
+fn reported_error(es: &Value) -> bool {
+    es.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            s(c, "/type") == "ReconciliationComplete"
+                && s(c, "/status") == "False"
+                && !s(c, "/message").is_empty()
+        })
+}
+
+/// ECK's `esclient.APIError` text for an Elasticsearch error answer: the HTTP status line and
+/// the parsed `ErrorResponse` as Go's `%+v` prints it.
+fn es_api_error(status: u16, body: &Value) -> String {
+    let text = http_status_text(status);
+    let e = |p: &str| s(body, p).to_string();
+    let root: Vec<String> = body
+        .pointer("/error/root_cause")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| format!("{{Reason:{} Type:{}}}", s(r, "/reason"), s(r, "/type")))
+        .collect();
+    format!(
+        "{status} {text}: {{Status:{status} Error:{{CausedBy:{{Reason:{} Type:{}}} Reason:{} Type:{} StackTrace: RootCause:[{}]}}}}",
+        e("/error/caused_by/reason"),
+        e("/error/caused_by/type"),
+        e("/error/reason"),
+        e("/error/type"),
+        root.join(" ")
+    )
+}
+
+fn http_status_text(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// A Service ECK reconciles: its name, the user's template (`{metadata, spec}`, `Null` when
+/// none) and ECK's defaults.
+struct ServiceOf {
+    name: String,
+    template: Value,
+    ports: Value,
+    selector: Value,
+    /// `clusterIP: None` when the template sets no type (transport, RCS).
+    headless_when_untyped: bool,
+    /// `publishNotReadyAddresses: true` whatever the template says.
+    publish_not_ready: bool,
+}
+
+/// Adds to the merge patch `new` a `null` for every key of `old` that `new` lacks (recursing
+/// into maps present in both), so that applying it leaves `new`; `keep` keys are left alone.
+fn removals(old: &Value, new: &mut Value, keep: &[&str]) {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object_mut()) else {
+        return;
+    };
+    for (k, v) in old {
+        if keep.contains(&k.as_str()) {
+            continue;
+        }
+        match new.get_mut(k) {
+            None => {
+                new.insert(k.clone(), Value::Null);
+            }
+            Some(n) if v.is_object() && n.is_object() => removals(v, n, &[]),
+            Some(_) => {}
+        }
     }
 }
 

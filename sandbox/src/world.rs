@@ -775,10 +775,6 @@ impl World {
             .as_array()?
             .iter()
             .find(|p| p.get("port").and_then(Value::as_u64) == Some(port as u64))?;
-        let target = p
-            .get("targetPort")
-            .and_then(Value::as_u64)
-            .unwrap_or(port as u64) as u16;
         let selector = svc.pointer("/spec/selector")?.as_object()?;
         if selector.is_empty() {
             return None;
@@ -791,6 +787,24 @@ impl World {
                     .is_some_and(|x| x == v)
             })
         })?;
+        // `targetPort`: a number, the name of a container port of the pod, or unset (= port).
+        let target = match p.get("targetPort") {
+            Some(Value::Number(n)) => n.as_u64()? as u16,
+            Some(Value::String(named)) => pod
+                .pointer("/spec/containers")?
+                .as_array()?
+                .iter()
+                .flat_map(|c| {
+                    c.get("ports")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                })
+                .find(|cp| cp.get("name").and_then(Value::as_str) == Some(named))?
+                .get("containerPort")?
+                .as_u64()? as u16,
+            _ => port,
+        };
         self.endpoint(c, ns, es_of_pod(pod)?, target)
     }
 

@@ -376,3 +376,121 @@ fn ca_bundle_content_changes_do_not_restart() {
     assert!(bundle.ends_with(&other.cert.cert_pem), "re-exported");
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
 }
+
+/// ECK's `NewTransportService`/`NewRemoteClusterService` start from the user's template and
+/// default only what it leaves unset; both Services publish not-ready addresses whatever their
+/// type; the per-nodeSet headless Services carry no transport port (`nodespec.HeadlessService`).
+#[test]
+fn service_templates_keep_user_ports_and_selectors() {
+    let (_sb, east) = one_es(Duration::ZERO, "r", 2);
+    let svc = |name: &str| east.get(&ResourceKey::SERVICES, Some("s"), name).unwrap();
+    // Defaults: headless, ECK's port and selector, published while not ready.
+    let transport = svc("r-es-transport");
+    assert_eq!(transport["spec"]["publishNotReadyAddresses"], true);
+    assert_eq!(
+        transport["spec"]["selector"],
+        json!({"common.k8s.elastic.co/type": "elasticsearch", "elasticsearch.k8s.elastic.co/cluster-name": "r"})
+    );
+    let headless = svc("r-es-default");
+    let ports: Vec<&str> = headless["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["https"], "no transport port on {headless}");
+
+    // User templates: LoadBalancers with their own ports (443 to the RCS's 9443 by number,
+    // 9400 to the transport by the pods' port name) and, on the transport, its own selector.
+    let user_selector = json!({"elasticsearch.k8s.elastic.co/cluster-name": "r", "elasticsearch.k8s.elastic.co/node-master": "true"});
+    patch(
+        &east,
+        &ES,
+        "r",
+        json!({"spec": {
+            "remoteClusterServer": {"enabled": true, "service": {
+                "metadata": {"labels": {"team": "search"}},
+                "spec": {"type": "LoadBalancer", "ports": [{"name": "rcs", "port": 443, "targetPort": 9443, "protocol": "TCP"}]}}},
+            "transport": {"service": {"spec": {
+                "type": "LoadBalancer",
+                "selector": user_selector,
+                "ports": [{"name": "tls-transport", "port": 9400, "targetPort": "transport", "protocol": "TCP"}]}}},
+        }}),
+    );
+    east.wait_idle(IDLE).unwrap();
+    let rcs = svc("r-es-remote-cluster");
+    assert_eq!(
+        rcs["spec"]["ports"],
+        json!([{"name": "rcs", "port": 443, "targetPort": 9443, "protocol": "TCP"}])
+    );
+    assert_eq!(rcs["spec"]["publishNotReadyAddresses"], true);
+    assert_eq!(rcs["metadata"]["labels"]["team"], "search");
+    assert_eq!(
+        rcs["metadata"]["labels"]["elasticsearch.k8s.elastic.co/cluster-name"],
+        "r"
+    );
+    let transport = svc("r-es-transport");
+    assert_eq!(transport["spec"]["type"], "LoadBalancer");
+    assert_eq!(transport["spec"]["ports"][0]["port"], 9400);
+    assert_eq!(transport["spec"]["selector"], user_selector);
+    assert_eq!(transport["spec"]["publishNotReadyAddresses"], true);
+    assert_ne!(transport["spec"]["clusterIP"], "None");
+
+    // The LoadBalancers answer on the template's ports, and only there.
+    let pw = east
+        .secret_text("s", "r-es-elastic-user", "elastic")
+        .unwrap();
+    let lb = |svc_name: &str| {
+        svc(svc_name)["status"]["loadBalancer"]["ingress"][0]["hostname"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (rcs_lb, transport_lb) = (lb("r-es-remote-cluster"), lb("r-es-transport"));
+    let put = |alias: &str, address: String| {
+        let r = east.es_request(
+            "s",
+            "r",
+            &EsRequest::new("PUT", "/_cluster/settings")
+                .basic("elastic", &pw)
+                .json(&json!({"persistent": {"cluster": {"remote": {alias: {"mode": "proxy", "proxy_address": address}}}}})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    use remote_cluster_sandbox::elasticsearch::{Interface, NotConnectedReason as R};
+    // Without credentials the alias is a certificate-model link: the transport connects (the
+    // cluster trusts its own CA), the remote cluster server is the wrong listener.
+    let reached = |alias: &str| match east.diagnose("s", "r", alias) {
+        Ok(_) => Some(Interface::Transport),
+        Err(R::Unresolvable { .. }) => None,
+        Err(R::WrongInterface { found, .. }) => Some(found),
+        other => panic!("{alias}: {other:?}"),
+    };
+    put("rcs443", format!("{rcs_lb}:443"));
+    put("rcs9443", format!("{rcs_lb}:9443"));
+    put("t9400", format!("{transport_lb}:9400"));
+    put("t9300", format!("{transport_lb}:9300"));
+    assert_eq!(reached("rcs443"), Some(Interface::RemoteClusterServer));
+    assert_eq!(reached("rcs9443"), None);
+    assert_eq!(reached("t9400"), Some(Interface::Transport));
+    assert_eq!(reached("t9300"), None);
+
+    // Ports taken out of the template: ECK's defaults come back, the user's selector goes.
+    patch(
+        &east,
+        &ES,
+        "r",
+        json!({"spec": {
+            "remoteClusterServer": {"service": {"spec": {"ports": null}}},
+            "transport": {"service": {"spec": {"selector": null, "ports": null}}},
+        }}),
+    );
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(svc("r-es-remote-cluster")["spec"]["ports"][0]["port"], 9443);
+    let transport = svc("r-es-transport");
+    assert_eq!(transport["spec"]["ports"][0]["port"], 9300);
+    assert_eq!(
+        transport["spec"]["selector"],
+        json!({"common.k8s.elastic.co/type": "elasticsearch", "elasticsearch.k8s.elastic.co/cluster-name": "r"})
+    );
+}

@@ -558,9 +558,10 @@ impl Run {
             Change::WaitForAddress {
                 namespace,
                 service,
+                port,
                 output,
             } => {
-                self.wait_for_address(step, client, namespace, service, output)
+                self.wait_for_address(step, client, (namespace, service), port, output)
                     .await
             }
             Change::CreateApiKey { body, .. } => self.create_api_key(step, client, body).await,
@@ -1035,8 +1036,8 @@ impl Run {
         &mut self,
         step: &Step,
         client: &ContextClient,
-        namespace: &str,
-        service: &str,
+        (namespace, service): (&str, &str),
+        port: &crate::plan::ServicePort,
         output: &str,
     ) -> Result<(), ApplyError> {
         if self.dry_run == DryRun::Server {
@@ -1048,7 +1049,7 @@ impl Run {
             "Waiting for Service {namespace}/{service} to get a LoadBalancer address"
         ));
         let waited = crate::k8s::watch::until(client, &services, service, self.deadline, |found| {
-            address = crate::k8s::eck::load_balancer_host(found);
+            address = crate::k8s::eck::load_balancer_address(found, port);
             address.is_some()
         })
         .await;

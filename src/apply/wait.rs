@@ -62,6 +62,10 @@ impl Default for Progress {
 /// watch, and one request over an open port-forward costs a few milliseconds.
 pub const POLL_ELASTICSEARCH: Duration = Duration::from_millis(100);
 
+/// How often `_resolve/cluster` is asked again: each call makes Elasticsearch attempt a
+/// connection to the remote.
+pub const POLL_RESOLVE: Duration = Duration::from_millis(500);
+
 /// How long to wait before trying again to reach an Elasticsearch that is not reachable yet.
 pub const RETRY: Duration = Duration::from_secs(1);
 
@@ -87,6 +91,67 @@ fn stopped(what: &str) -> anyhow::Result<()> {
     )
 }
 
+/// How long ECK must keep reporting the same lasting error before a wait gives up on it: the
+/// status may still show the error of a reconcile from before the plugin's own write.
+pub const ECK_ERROR_GRACE: Duration = Duration::from_secs(5);
+
+/// How far back a Warning event still counts as news when a wait shows ECK's events.
+const RECENT_EVENTS: Duration = Duration::from_secs(600);
+
+/// What ECK reported during a wait: its error, since when, and the events already shown.
+#[derive(Default)]
+struct EckReport {
+    error: Option<(String, Instant)>,
+    shown: std::collections::BTreeSet<(String, String)>,
+}
+
+impl EckReport {
+    /// Takes the error of a status in; whether it is new (to be shown).
+    fn observe(&mut self, error: Option<&str>) -> bool {
+        match (error, &self.error) {
+            (Some(now), Some((before, _))) if now == before => false,
+            (Some(now), _) => {
+                self.error = Some((now.to_string(), Instant::now()));
+                true
+            }
+            (None, _) => {
+                self.error = None;
+                false
+            }
+        }
+    }
+
+    /// The lasting error and when its grace ends.
+    fn lasting(&self) -> Option<(&str, Instant)> {
+        self.error
+            .as_ref()
+            .filter(|(m, _)| crate::plan::eck_error_is_lasting(m))
+            .map(|(m, since)| (m.as_str(), *since + ECK_ERROR_GRACE))
+    }
+
+    /// Prints ECK's error and the recent Warning events of `cluster` not shown yet.
+    async fn show(&mut self, client: &ContextClient, cluster: &ClusterId) {
+        if let Some((error, _)) = &self.error {
+            output::warning(&format!("ECK reports on {cluster}: {error}"));
+        }
+        let since = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::try_from(RECENT_EVENTS).unwrap_or_default())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        for event in
+            crate::k8s::eck::warning_events(client, &cluster.namespace, &cluster.name, since).await
+        {
+            let key = (event.reason.clone(), event.message.clone());
+            if self.shown.insert(key) {
+                let action = event.action.map(|a| format!(" ({a})")).unwrap_or_default();
+                output::warning(&format!(
+                    "ECK event on {cluster}: {}{action}: {}",
+                    event.reason, event.message
+                ));
+            }
+        }
+    }
+}
+
 async fn rollout(
     client: &ContextClient,
     cluster: &ClusterId,
@@ -99,46 +164,80 @@ async fn rollout(
         &elasticsearch_resource(),
     );
     let mut last_phase = String::from("unknown");
-    let mut missing = false;
-    let waited = watch::until(client, &api, &cluster.name, deadline, |found| {
-        let Some(object) = found else {
-            missing = true;
-            return true;
-        };
-        let state = EsState {
-            id: cluster.clone(),
-            object: serde_json::to_value(object).unwrap_or_default(),
-        };
-        let rollout = state.rollout();
-        if rollout.done() {
-            return true;
+    let mut report = EckReport::default();
+    loop {
+        // A lasting error ends the wait once its grace is over, unless the status moves on.
+        let until = report
+            .lasting()
+            .map_or(deadline, |(_, end)| end.min(deadline));
+        let mut missing = false;
+        let mut done = false;
+        let mut news = false;
+        let waited = watch::until(client, &api, &cluster.name, until, |found| {
+            let Some(object) = found else {
+                missing = true;
+                return true;
+            };
+            let state = EsState {
+                id: cluster.clone(),
+                object: serde_json::to_value(object).unwrap_or_default(),
+            };
+            let rollout = state.rollout();
+            if rollout.done() {
+                done = true;
+                return true;
+            }
+            progress.say(format!(
+                "Waiting for ECK to roll out {cluster}: phase {}, generation {}/{}",
+                rollout.phase,
+                rollout.observed_generation.unwrap_or_default(),
+                rollout.generation.unwrap_or_default()
+            ));
+            last_phase = rollout.phase.clone();
+            news = report.observe(rollout.eck_error());
+            // Back to the loop to show it and, when it lasts, to time its grace.
+            news
+        })
+        .await;
+        if news {
+            report.show(client, cluster).await;
         }
-        progress.say(format!(
-            "Waiting for ECK to roll out {cluster}: phase {}, generation {}/{}",
-            rollout.phase,
-            rollout.observed_generation.unwrap_or_default(),
-            rollout.generation.unwrap_or_default()
-        ));
-        last_phase = rollout.phase;
-        false
-    })
-    .await;
-    match waited {
-        Ok(()) if missing => {
-            anyhow::bail!("Elasticsearch {cluster} was deleted while waiting for its rollout")
+        match waited {
+            Ok(()) if missing => {
+                anyhow::bail!("Elasticsearch {cluster} was deleted while waiting for its rollout")
+            }
+            Ok(()) if done => return Ok(()),
+            Ok(()) => continue,
+            Err(WatchError::TimedOut) if Instant::now() < deadline => {
+                if let Some((error, _)) = report.lasting() {
+                    anyhow::bail!(
+                        "ECK cannot roll out {cluster}: {error} (its ReconciliationComplete condition, for {}s); fix that and run the command again, `kubectl describe es {} -n {}` shows ECK's events",
+                        ECK_ERROR_GRACE.as_secs(),
+                        cluster.name,
+                        cluster.namespace
+                    );
+                }
+            }
+            Err(WatchError::TimedOut) => {
+                let reported = report
+                    .error
+                    .as_ref()
+                    .map(|(m, _)| format!("; ECK reports: {m}"))
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "timed out waiting for ECK to roll out {cluster} (phase {last_phase}){reported}; check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",
+                    cluster.name,
+                    cluster.namespace
+                )
+            }
+            Err(WatchError::Failed(failure)) => return Err(failure.into()),
         }
-        Ok(()) => Ok(()),
-        Err(WatchError::TimedOut) => anyhow::bail!(
-            "timed out waiting for ECK to roll out {cluster} (phase {last_phase}); check `kubectl get es {} -n {}` and the operator's events, or raise --timeout",
-            cluster.name,
-            cluster.namespace
-        ),
-        Err(WatchError::Failed(failure)) => Err(failure.into()),
     }
 }
 
-/// Waits until `_remote/info` on the local cluster reports the alias connected (or a signal
-/// asks the command to stop).
+/// Waits until the local cluster reports the alias connected: `_resolve/cluster` (8.13+), which
+/// makes it attempt the connection and names a security error, else `_remote/info` (or a
+/// signal asks the command to stop).
 pub async fn wait_for_connection(
     client: &ContextClient,
     es: &EsPool,
@@ -161,39 +260,96 @@ async fn connection(
     deadline: Instant,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
+    // The local's version, read once: `_resolve/cluster` from 8.13, `_remote/info` before.
+    let mut version: Option<Option<crate::versions::EsVersion>> = None;
+    let mut last_error: Option<String> = None;
     loop {
         let pause = match es.client(client, local).await {
             Err(err) => {
                 progress.say(format!("Waiting to reach Elasticsearch {local}: {err}"));
                 RETRY
             }
-            Ok(connection) => match connection.get("/_remote/info").await {
-                Ok(info)
-                    if info.pointer(&format!("/{alias}/connected")) == Some(&Value::Bool(true)) =>
-                {
-                    return Ok(());
+            Ok(connection) => {
+                if version.is_none() {
+                    version = Some(connection.get("/").await.ok().and_then(|root| {
+                        root.pointer("/version/number")
+                            .and_then(Value::as_str)
+                            .and_then(crate::versions::EsVersion::parse)
+                    }));
                 }
-                Ok(info) if info.get(alias).is_some() => {
-                    progress.say(format!(
-                        "Waiting for {local} to connect to remote cluster {alias:?}"
-                    ));
-                    POLL_ELASTICSEARCH
+                let path = crate::plan::resolve_cluster_path(version.flatten().as_ref(), alias);
+                match path {
+                    Some(path) => {
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        let answer = tokio::time::timeout(remaining, connection.get(&path)).await;
+                        match answer {
+                            Err(_) => POLL_ELASTICSEARCH,
+                            Ok(Ok(answer)) => match crate::plan::resolved(&answer, alias) {
+                                crate::plan::Resolved::Connected => return Ok(()),
+                                crate::plan::Resolved::Error(error) => {
+                                    progress.say(format!(
+                                        "Waiting for {local} to connect to remote cluster {alias:?}: {error}"
+                                    ));
+                                    last_error = Some(error);
+                                    POLL_RESOLVE
+                                }
+                                _ => {
+                                    progress.say(format!(
+                                        "Waiting for {local} to connect to remote cluster {alias:?}"
+                                    ));
+                                    POLL_RESOLVE
+                                }
+                            },
+                            // An alias not configured yet: no such remote cluster.
+                            Ok(Err(err))
+                                if err
+                                    .downcast_ref::<crate::es::EsError>()
+                                    .is_some_and(|e| e.status == 404) =>
+                            {
+                                progress.say(format!(
+                                    "Waiting for ECK to configure remote cluster {alias:?} on {local}"
+                                ));
+                                POLL_ELASTICSEARCH
+                            }
+                            Ok(Err(err)) => {
+                                progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
+                                POLL_ELASTICSEARCH
+                            }
+                        }
+                    }
+                    None => match connection.get("/_remote/info").await {
+                        Ok(info)
+                            if info.pointer(&format!("/{alias}/connected"))
+                                == Some(&Value::Bool(true)) =>
+                        {
+                            return Ok(());
+                        }
+                        Ok(info) if info.get(alias).is_some() => {
+                            progress.say(format!(
+                                "Waiting for {local} to connect to remote cluster {alias:?}"
+                            ));
+                            POLL_ELASTICSEARCH
+                        }
+                        Ok(_) => {
+                            progress.say(format!(
+                                "Waiting for ECK to configure remote cluster {alias:?} on {local}"
+                            ));
+                            POLL_ELASTICSEARCH
+                        }
+                        Err(err) => {
+                            progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
+                            POLL_ELASTICSEARCH
+                        }
+                    },
                 }
-                Ok(_) => {
-                    progress.say(format!(
-                        "Waiting for ECK to configure remote cluster {alias:?} on {local}"
-                    ));
-                    POLL_ELASTICSEARCH
-                }
-                Err(err) => {
-                    progress.say(format!("Waiting for Elasticsearch {local}: {err}"));
-                    POLL_ELASTICSEARCH
-                }
-            },
+            }
         };
         if Instant::now() >= deadline {
+            let reported = last_error
+                .map(|e| format!(" (Elasticsearch reports: {e})"))
+                .unwrap_or_default();
             anyhow::bail!(
-                "timed out waiting for remote cluster {alias:?} to connect on {local}; `kubectl remote-cluster describe {}` tells why",
+                "timed out waiting for remote cluster {alias:?} to connect on {local}{reported}; `kubectl remote-cluster describe {}` tells why",
                 local.name
             );
         }

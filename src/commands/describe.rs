@@ -41,7 +41,7 @@ pub async fn run(
     let operator = eck::operator_facts(client).await;
     let remote_info = match target.es.client(client, &es.id).await {
         Ok(es_client) => match es_client.get("/_remote/info").await {
-            Ok(info) => Some(info),
+            Ok(info) => Some(with_resolved(&es_client, &es, info).await),
             Err(err) => {
                 output::warning(&format!("cannot read _remote/info: {err}"));
                 None
@@ -335,4 +335,44 @@ pub fn render(report: &Report) -> String {
         out.push_str(&format!("\nNote: {note}\n"));
     }
     out
+}
+
+/// `_remote/info` with what `_resolve/cluster` (8.13+) says of each alias merged in: it makes
+/// Elasticsearch attempt the connection (a failed attempt is not retried by itself, so
+/// `_remote/info` alone can be stale) and names security errors, which leave `connected: true`.
+async fn with_resolved(
+    es_client: &crate::es::EsClient,
+    es: &EsState,
+    mut info: serde_json::Value,
+) -> serde_json::Value {
+    let version = es
+        .object
+        .pointer("/status/version")
+        .and_then(serde_json::Value::as_str)
+        .and_then(crate::versions::EsVersion::parse);
+    let aliases: Vec<String> = info
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for alias in aliases {
+        let Some(path) = crate::plan::resolve_cluster_path(version.as_ref(), &alias) else {
+            break;
+        };
+        let Ok(answer) = es_client.get(&path).await else {
+            continue;
+        };
+        if let Some(resolved) = answer.get(&alias)
+            && let Some(entry) = info
+                .get_mut(&alias)
+                .and_then(serde_json::Value::as_object_mut)
+        {
+            if let Some(connected) = resolved.get("connected") {
+                entry.insert("connected".into(), connected.clone());
+            }
+            if let Some(error) = resolved.get("error") {
+                entry.insert("error".into(), error.clone());
+            }
+        }
+    }
+    info
 }

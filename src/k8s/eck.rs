@@ -235,9 +235,69 @@ pub async fn list_raw(client: &ContextClient) -> Result<Vec<serde_json::Value>, 
         .collect())
 }
 
-/// The address a LoadBalancer Service got (host name, else IP), once it has one.
-pub fn load_balancer_host(service: Option<&k8s_openapi::api::core::v1::Service>) -> Option<String> {
-    let ingress = service?
+/// A Warning event about an Elasticsearch resource, as `kubectl get events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarningEvent {
+    pub reason: String,
+    pub action: Option<String>,
+    pub message: String,
+}
+
+/// The Warning events of Elasticsearch `namespace/name` that last happened (`lastTimestamp`, else
+/// `eventTime`, else `firstTimestamp`) at `since` or later
+/// (a list with field selectors, as `kubectl get events --field-selector` sends), oldest first.
+/// Events that cannot be read (RBAC) are none.
+pub async fn warning_events(
+    client: &ContextClient,
+    namespace: &str,
+    name: &str,
+    since: jiff::Timestamp,
+) -> Vec<WarningEvent> {
+    use k8s_openapi::api::core::v1::Event;
+
+    let events: Api<Event> = Api::namespaced(client.client.clone(), namespace);
+    let selector = format!("involvedObject.kind={KIND},involvedObject.name={name},type=Warning");
+    let Ok(list) = client
+        .call(events.list(&ListParams::default().fields(&selector)))
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut found: Vec<(jiff::Timestamp, WarningEvent)> = list
+        .items
+        .into_iter()
+        .filter_map(|e| {
+            let at: jiff::Timestamp = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0))
+                .or_else(|| e.first_timestamp.as_ref().map(|t| t.0))?;
+            (at >= since).then(|| {
+                (
+                    at,
+                    WarningEvent {
+                        reason: e.reason.unwrap_or_default(),
+                        action: e.action.filter(|a| !a.is_empty()),
+                        message: e.message.unwrap_or_default(),
+                    },
+                )
+            })
+        })
+        .collect();
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, e)| e).collect()
+}
+
+/// The address a LoadBalancer Service got, once it has one, as `HOST:PORT`: the host name (else
+/// IP) of its first ingress, and the Service's port `port` names (ECK keeps the ports of a
+/// user's Service template, so `rcs` may be 443).
+pub fn load_balancer_address(
+    service: Option<&k8s_openapi::api::core::v1::Service>,
+    port: &crate::plan::ServicePort,
+) -> Option<String> {
+    let service = service?;
+    let ingress = service
         .status
         .as_ref()?
         .load_balancer
@@ -245,7 +305,16 @@ pub fn load_balancer_host(service: Option<&k8s_openapi::api::core::v1::Service>)
         .ingress
         .as_ref()?
         .first()?;
-    ingress.hostname.clone().or_else(|| ingress.ip.clone())
+    let host = ingress.hostname.clone().or_else(|| ingress.ip.clone())?;
+    let ports: Vec<(Option<&str>, i32)> = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|p| (p.name.as_deref(), p.port))
+        .collect();
+    Some(crate::plan::host_port(&host, port.of(&ports)))
 }
 
 pub const CRD_NAME: &str = "elasticsearches.elasticsearch.k8s.elastic.co";

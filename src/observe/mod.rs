@@ -181,7 +181,7 @@ pub async fn cross_link(
         local_client.call(local_maps.get_opt(&bundle_name)),
         read_pending(local_client, &local_id, &alias),
     );
-    let (remote_ca, (exposed_host, exposure_service_exists)) = (remote_ca?, exposure?);
+    let (remote_ca, (exposed_address, exposure_service_exists)) = (remote_ca?, exposure?);
     let credentials = credentials?;
     let stored_key = match credentials
         .as_ref()
@@ -209,7 +209,7 @@ pub async fn cross_link(
         local_operator,
         remote_operator,
         remote_ca,
-        exposed_host,
+        exposed_address,
         exposure_service_exists,
         credentials_secret: credentials.map(without_values),
         ca_bundle: bundle?.map(to_value),
@@ -276,7 +276,8 @@ pub async fn server_exposure(
     } else {
         own.as_ref()
     };
-    Ok((eck::load_balancer_host(exposed), own.is_some()))
+    let port = plan::ServicePort::remote_cluster_server();
+    Ok((eck::load_balancer_address(exposed, &port), own.is_some()))
 }
 
 pub async fn trust_side(client: &ContextClient, es: EsState) -> anyhow::Result<plan::TrustSide> {
@@ -457,7 +458,10 @@ pub async fn certificate_link(
         remote: remote_side?,
         local_operator,
         remote_operator,
-        exposed_host: eck::load_balancer_host(transport?.as_ref()),
+        exposed_address: eck::load_balancer_address(
+            transport?.as_ref(),
+            &plan::ServicePort::transport(),
+        ),
         local_alias_settings: settings?,
         pending: pending?,
     })

@@ -272,7 +272,7 @@ pub struct CrossObserved {
     pub remote_operator: Operator,
     pub remote_ca: Option<RemoteCa>,
     /// The host of the LoadBalancer in front of the remote cluster server, if it has one yet.
-    pub exposed_host: Option<String>,
+    pub exposed_address: Option<String>,
     /// Our Service in front of the remote cluster server exists (older ECK).
     pub exposure_service_exists: bool,
     pub credentials_secret: Option<Value>,
@@ -300,7 +300,7 @@ pub struct LocalSide<'a> {
 pub struct RemoteSide<'a> {
     pub es: &'a EsState,
     pub operator: &'a Operator,
-    pub exposed_host: Option<&'a String>,
+    pub exposed_address: Option<&'a String>,
     pub exposure_service_exists: bool,
 }
 
@@ -309,7 +309,7 @@ impl CrossObserved {
         RemoteSide {
             es: &self.remote,
             operator: &self.remote_operator,
-            exposed_host: self.exposed_host.as_ref(),
+            exposed_address: self.exposed_address.as_ref(),
             exposure_service_exists: self.exposure_service_exists,
         }
     }
@@ -653,15 +653,16 @@ pub(crate) fn plan_exposure(
     if let Some(address) = &request.proxy_address {
         return address.clone();
     }
-    match &observed.exposed_host {
-        Some(host) => format!("{host}:{REMOTE_CLUSTER_PORT}"),
+    match &observed.exposed_address {
+        Some(address) => (*address).clone(),
         None => {
             let service = if use_template {
                 format!("{}-es-remote-cluster", remote.id.name)
             } else {
                 exposure_service_name(&remote.id)
             };
-            let (step, address) = address_wait_step(&remote.id, service, REMOTE_CLUSTER_PORT);
+            let (step, address) =
+                address_wait_step(&remote.id, service, ServicePort::remote_cluster_server());
             steps.push(step);
             address
         }
@@ -672,10 +673,41 @@ pub(crate) fn plan_exposure(
 /// The name of the cross-cluster API key of the link `alias` of `local`; every key the plugin
 /// creates for that link has it (and metadata naming the link), so leftovers can be found.
 pub fn api_key_name(local: &ClusterId, alias: &str) -> String {
-    format!(
+    bounded_key_name(format!(
         "{API_KEY_PREFIX}{}-{}-{}-{alias}",
         local.context, local.namespace, local.name
-    )
+    ))
+}
+
+/// The longest API-key name Elasticsearch accepts, in UTF-16 code units (Java's
+/// `String.length()`): `AbstractCreateApiKeyRequest.validate()` refuses a longer one with "api
+/// key name may not be more than 256 characters long".
+pub const API_KEY_NAME_MAX: usize = 256;
+
+/// `name` when Elasticsearch accepts it, as every name the plugin gave before (so keys made
+/// earlier are still found by it); a longer one (a long context name, such as an EKS ARN, or
+/// alias) is cut and ends with `-` and 16 hex digits of the SHA-256 of the whole name, so two
+/// links never share a name.
+pub fn bounded_key_name(name: String) -> String {
+    if name.encode_utf16().count() <= API_KEY_NAME_MAX {
+        return name;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let hash: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let room = API_KEY_NAME_MAX - 1 - hash.len();
+    let mut used = 0;
+    let mut cut = String::new();
+    for c in name.chars() {
+        used += c.len_utf16();
+        if used > room {
+            break;
+        }
+        cut.push(c);
+    }
+    format!("{cut}-{hash}")
 }
 
 fn plan_api_key(

@@ -44,7 +44,7 @@ fn observed() -> CrossObserved {
             pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
             fingerprint: "ab12".into(),
         }),
-        exposed_host: None,
+        exposed_address: None,
         exposure_service_exists: false,
         credentials_secret: None,
         ca_bundle: None,
@@ -84,7 +84,8 @@ fn a_fresh_api_key_link_plans_every_step_in_order() {
     insta::assert_snapshot!("cross_link_render", render(&planned.plan));
     let json = serde_json::to_string(&planned.plan).unwrap();
     assert!(json.contains(r#"{"output":"apiKey.encoded"}"#), "{json}");
-    assert!(json.contains("${remote.address}:9443"));
+    assert!(json.contains(r#""cluster.remote.products.proxy_address":"${remote.address}""#));
+    assert!(json.contains(r#""port":{"name":"rcs","default":9443}"#));
 }
 
 /// The state once every step has been applied, as the next `link` would read it.
@@ -96,7 +97,7 @@ fn linked() -> CrossObserved {
 fn linked_from(mut state: CrossObserved, request: &CrossRequest) -> CrossObserved {
     let planned = plan_cross_environment_link(&state, request).unwrap();
     let outputs = [
-        ("${remote.address}", "lb-1.invalid"),
+        ("${remote.address}", "lb-1.invalid:9443"),
         ("${apiKey.id}", "key-1"),
     ];
     let substitute = |value: &Value| {
@@ -164,7 +165,9 @@ fn linked_from(mut state: CrossObserved, request: &CrossRequest) -> CrossObserve
                 name,
                 ..
             } if name.ends_with("-pending") => state.pending = None,
-            Change::WaitForAddress { .. } => state.exposed_host = Some("lb-1.invalid".into()),
+            Change::WaitForAddress { .. } => {
+                state.exposed_address = Some("lb-1.invalid:9443".into())
+            }
             Change::CreateApiKey { .. } => {
                 state.stored_key = Some(StoredKey {
                     id: "key-1".into(),
@@ -611,7 +614,7 @@ fn certificate_observed() -> CertificateObserved {
         },
         local_operator: operator(true),
         remote_operator: operator(true),
-        exposed_host: None,
+        exposed_address: None,
         local_alias_settings: BTreeMap::new(),
         pending: None,
     }
@@ -629,7 +632,7 @@ fn apply_certificate(state: &mut CertificateObserved, plan: &Plan) {
             Change::PatchElasticsearch { patch, .. } => {
                 let text = Value::Array(patch.clone())
                     .to_string()
-                    .replace("${remote.address}", "lb-t.invalid");
+                    .replace("${remote.address}", "lb-t.invalid:9300");
                 let patch: Vec<Value> = serde_json::from_str(&text).unwrap();
                 apply_patch(&mut side.es, &patch);
             }
@@ -665,12 +668,15 @@ fn apply_certificate(state: &mut CertificateObserved, plan: &Plan) {
                 object: ObjectKind::ConfigMap,
                 ..
             } => side.ca_configmap = None,
-            Change::WaitForAddress { .. } => state.exposed_host = Some("lb-t.invalid".into()),
+            Change::WaitForAddress { .. } => {
+                state.exposed_address = Some("lb-t.invalid:9300".into())
+            }
             Change::WaitForRollout => {}
             Change::PutClusterSettings { settings } => {
                 for (k, v) in settings.as_object().unwrap() {
                     let v: Value = serde_json::from_str(
-                        &v.to_string().replace("${remote.address}", "lb-t.invalid"),
+                        &v.to_string()
+                            .replace("${remote.address}", "lb-t.invalid:9300"),
                     )
                     .unwrap();
                     if v.is_null() {
@@ -936,7 +942,7 @@ fn a_restricted_export_mounts_the_trust_on_every_node_set_and_unexport_restores_
         &operator(true),
         &ech_request(),
         &ca("ech-region-ca"),
-        Some(&"lb-t.invalid".to_string()),
+        Some(&"lb-t.invalid:9300".to_string()),
         Some(restriction),
     )
     .unwrap();
@@ -1717,4 +1723,41 @@ fn unlink_without_the_remote_keeps_the_pending_record_for_a_later_unlink() {
         "{}",
         render(&unlink.plan)
     );
+}
+
+#[test]
+fn api_key_names_stay_within_elasticsearchs_limit_and_keep_the_names_that_fit() {
+    let id = |context: &str| ClusterId {
+        context: context.to_string(),
+        namespace: "search".to_string(),
+        name: "catalog".to_string(),
+    };
+    // A name that fits is the one every earlier version gave, so its keys are still found.
+    assert_eq!(
+        api_key_name(&id("east"), "products"),
+        "kubectl-rc-east-search-catalog-products"
+    );
+    let fits = "c".repeat(API_KEY_NAME_MAX - "kubectl-rc--search-catalog-p".len());
+    assert_eq!(
+        api_key_name(&id(&fits), "p"),
+        format!("kubectl-rc-{fits}-search-catalog-p")
+    );
+    // Longer: cut to the limit, ending with a hash of the whole name, different per link.
+    let arn = format!(
+        "arn:aws:eks:eu-west-1:123456789012:cluster/{}",
+        "x".repeat(240)
+    );
+    let long = api_key_name(&id(&arn), "products");
+    assert_eq!(long.encode_utf16().count(), API_KEY_NAME_MAX);
+    assert!(
+        long.starts_with("kubectl-rc-arn:aws:eks:eu-west-1:"),
+        "{long}"
+    );
+    let other = api_key_name(&id(&arn), "products-2");
+    assert_ne!(long, other);
+    assert_eq!(long[..240], other[..240]);
+    assert_eq!(long, api_key_name(&id(&arn), "products"), "stable");
+    // Counted as Elasticsearch counts (UTF-16 units), never cut inside a character.
+    let wide = api_key_name(&id(&"🦀".repeat(200)), "p");
+    assert!(wide.encode_utf16().count() <= API_KEY_NAME_MAX, "{wide}");
 }

@@ -98,6 +98,16 @@ impl EsState {
                 .and_then(Value::as_str)
                 .unwrap_or("unknown")
                 .to_string(),
+            error: self
+                .object
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "ReconciliationComplete" && c["status"] == "False")
+                .and_then(|c| c["message"].as_str())
+                .filter(|m| !m.trim().is_empty())
+                .map(str::to_string),
         }
     }
 
@@ -138,15 +148,78 @@ pub struct Rollout {
     pub generation: Option<i64>,
     pub observed_generation: Option<i64>,
     pub phase: String,
+    /// The message of `ReconciliationComplete=False`: the errors of ECK's last reconcile
+    /// (`elasticsearch_controller.go` reports them there, with phase `ApplyingChanges`).
+    pub error: Option<String>,
 }
 
 impl Rollout {
+    /// ECK's error about the current spec: reported by a reconcile that saw this generation.
+    pub fn eck_error(&self) -> Option<&str> {
+        self.error.as_deref().filter(|_| self.caught_up())
+    }
+
     pub fn caught_up(&self) -> bool {
         self.generation.is_some() && self.observed_generation >= self.generation
     }
 
     pub fn done(&self) -> bool {
         self.caught_up() && self.phase == "Ready"
+    }
+}
+
+/// Whether an error ECK reports stays until someone changes something (real-behaviour.md
+/// section 4): the `certificateAuthorities` ConfigMap missing or without `ca.crt`
+/// (`transport.ReconcileAdditionalCAs`), secure-settings entries that cannot be read
+/// (`keystore.retrieveUserSecrets`), and Elasticsearch refusing ECK's request (a 4xx answer,
+/// such as its remote-cluster settings update). Others (Elasticsearch not reachable yet, a
+/// conflict) clear when ECK retries.
+pub fn eck_error_is_lasting(message: &str) -> bool {
+    message.contains("specified in spec.transport.tls.certificateAuthorities")
+        || message.contains("in secure settings secret")
+        || ["400 ", "401 ", "403 ", "404 "].iter().any(|status| {
+            message.trim_start_matches('[').starts_with(status)
+                || message.contains(&format!(", {status}"))
+        })
+}
+
+/// How a cluster running `version` is asked whether `alias` connects: `_resolve/cluster`, which
+/// attempts a connection (Elasticsearch does not reconnect by itself after a failed attempt, so
+/// `_remote/info` can say `connected: false` for good) and reports security errors, from 8.13
+/// (bounded by `timeout` from 8.18); `None`: only `_remote/info` answers.
+pub fn resolve_cluster_path(version: Option<&EsVersion>, alias: &str) -> Option<String> {
+    let version = version?;
+    if *version < versions::RESOLVE_CLUSTER {
+        return None;
+    }
+    let timeout = if *version >= versions::RESOLVE_CLUSTER_TIMEOUT {
+        "?timeout=5s"
+    } else {
+        ""
+    };
+    Some(format!("/_resolve/cluster/{alias}:*{timeout}"))
+}
+
+/// What `_resolve/cluster` says of `alias`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Connected, no error.
+    Connected,
+    /// Its `error` (a security error comes with `connected: true`).
+    Error(String),
+    NotConnected,
+    /// The alias is not in the answer.
+    Unknown,
+}
+
+pub fn resolved(answer: &Value, alias: &str) -> Resolved {
+    let Some(entry) = answer.get(alias) else {
+        return Resolved::Unknown;
+    };
+    match (entry["connected"].as_bool(), entry["error"].as_str()) {
+        (_, Some(error)) => Resolved::Error(error.to_string()),
+        (Some(true), None) => Resolved::Connected,
+        _ => Resolved::NotConnected,
     }
 }
 
@@ -370,11 +443,13 @@ pub enum Change {
         name: String,
         manifest: Value,
     },
-    /// Waits for a LoadBalancer Service's address; its host becomes the output `output`.
+    /// Waits for a LoadBalancer Service's address; its host and the Service's `port` become
+    /// the output `output` (`HOST:PORT`).
     #[serde(rename_all = "camelCase")]
     WaitForAddress {
         namespace: String,
         service: String,
+        port: ServicePort,
         output: String,
     },
     /// Creates a cross-cluster API key on this step's cluster; outputs `apiKey.id` and
@@ -667,7 +742,11 @@ pub(crate) fn rollout_wait_step(cluster: &ClusterId, why: &str) -> Step {
 
 /// A step that waits for the LoadBalancer address of a Service of `cluster`; the host becomes
 /// the output [`OUTPUT_ADDRESS`], and the returned address names it with `port`.
-pub(crate) fn address_wait_step(cluster: &ClusterId, service: String, port: u16) -> (Step, String) {
+pub(crate) fn address_wait_step(
+    cluster: &ClusterId,
+    service: String,
+    port: ServicePort,
+) -> (Step, String) {
     let step = Step {
         cluster: cluster.clone(),
         summary: format!("wait for the LoadBalancer address of Service {service}"),
@@ -675,13 +754,60 @@ pub(crate) fn address_wait_step(cluster: &ClusterId, service: String, port: u16)
         change: Change::WaitForAddress {
             namespace: cluster.namespace.clone(),
             service,
+            port,
             output: OUTPUT_ADDRESS.to_string(),
         },
     };
-    (
-        step,
-        format!("{}:{port}", output_placeholder(OUTPUT_ADDRESS)),
-    )
+    (step, output_placeholder(OUTPUT_ADDRESS))
+}
+
+/// The port of a Service that reaches a listener of Elasticsearch: the one named `name`, else
+/// the Service's only port, else `default` (ECK's port, when the Service has none yet).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    pub name: String,
+    pub default: u16,
+}
+
+impl ServicePort {
+    /// ECK's remote cluster server port, `rcs` (9443).
+    pub fn remote_cluster_server() -> Self {
+        Self {
+            name: "rcs".to_string(),
+            default: REMOTE_CLUSTER_PORT,
+        }
+    }
+
+    /// ECK's transport port, `tls-transport` (9300).
+    pub fn transport() -> Self {
+        Self {
+            name: "tls-transport".to_string(),
+            default: TRANSPORT_PORT,
+        }
+    }
+
+    /// The port among a Service's `(name, port)`s.
+    pub fn of(&self, ports: &[(Option<&str>, i32)]) -> u16 {
+        let named = ports.iter().find(|(n, _)| *n == Some(self.name.as_str()));
+        let only = match ports {
+            [one] => Some(one),
+            _ => None,
+        };
+        named
+            .or(only)
+            .and_then(|(_, p)| u16::try_from(*p).ok())
+            .unwrap_or(self.default)
+    }
+}
+
+/// `HOST:PORT`, an IPv6 address in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// Removes every `cluster.remote.<alias>.*` setting read, by setting it to `null`.
@@ -992,9 +1118,11 @@ fn step_details(change: &Change) -> Vec<String> {
                 "  DELETE /_security/api_key {{\"ids\": [\"{id}\"]}}"
             )]
         }
-        Change::WaitForAddress { service, .. } => {
+        Change::WaitForAddress { service, port, .. } => {
             vec![format!(
-                "  until Service {service} has a LoadBalancer address"
+                "  until Service {service} has a LoadBalancer address; {} is its host and port {:?}",
+                output_placeholder(OUTPUT_ADDRESS),
+                port.name
             )]
         }
         Change::CreateApiKey { name, body } => {
@@ -1037,4 +1165,82 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod resolve_cluster_tests {
+    use super::{Resolved, resolve_cluster_path, resolved};
+    use crate::versions::EsVersion;
+    use serde_json::json;
+
+    #[test]
+    fn resolve_cluster_from_8_13_with_a_timeout_from_8_18() {
+        let v = |s: &str| EsVersion::parse(s).unwrap();
+        assert_eq!(resolve_cluster_path(Some(&v("8.12.2")), "a"), None);
+        assert_eq!(resolve_cluster_path(None, "a"), None);
+        assert_eq!(
+            resolve_cluster_path(Some(&v("8.13.0")), "a").as_deref(),
+            Some("/_resolve/cluster/a:*")
+        );
+        assert_eq!(
+            resolve_cluster_path(Some(&v("9.1.0")), "a").as_deref(),
+            Some("/_resolve/cluster/a:*?timeout=5s")
+        );
+        let answer = json!({"a": {"connected": true, "skip_unavailable": true},
+                            "b": {"connected": true, "skip_unavailable": true, "error": "unable to authenticate"},
+                            "c": {"connected": false, "skip_unavailable": false}});
+        assert_eq!(resolved(&answer, "a"), Resolved::Connected);
+        assert_eq!(
+            resolved(&answer, "b"),
+            Resolved::Error("unable to authenticate".into())
+        );
+        assert_eq!(resolved(&answer, "c"), Resolved::NotConnected);
+        assert_eq!(resolved(&answer, "d"), Resolved::Unknown);
+    }
+}
+
+#[cfg(test)]
+mod eck_error_tests {
+    use super::eck_error_is_lasting;
+
+    #[test]
+    fn lasting_errors_are_those_a_retry_does_not_clear() {
+        for lasting in [
+            "could not retrieve config map s/cas specified in spec.transport.tls.certificateAuthorities: configmaps \"cas\" not found",
+            "config map s/cas specified in spec.transport.tls.certificateAuthorities must contain ca.crt file",
+            "set is empty in secure settings secret k",
+            "key b not found in secure settings secret k",
+            "400 Bad Request: {Status:400 Error:{Reason:x}}",
+            "[Get \"https://x\": dial tcp: refused, 400 Bad Request: {Status:400}]",
+        ] {
+            assert!(eck_error_is_lasting(lasting), "{lasting}");
+        }
+        for passing in [
+            "503 Service Unavailable: {Status:503}",
+            "Get \"https://l-es-internal-http.s.svc:9200/_cluster/settings\": dial tcp: connection refused",
+            "Operation cannot be fulfilled on elasticsearches: the object has been modified",
+        ] {
+            assert!(!eck_error_is_lasting(passing), "{passing}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod service_port_tests {
+    use super::{ServicePort, host_port};
+
+    #[test]
+    fn the_named_port_else_the_only_one_else_ecks_default() {
+        let rcs = ServicePort::remote_cluster_server();
+        assert_eq!(rcs.of(&[(Some("https"), 9200), (Some("rcs"), 443)]), 443);
+        assert_eq!(rcs.of(&[(None, 8443)]), 8443);
+        assert_eq!(rcs.of(&[(Some("a"), 1), (Some("b"), 2)]), 9443);
+        assert_eq!(rcs.of(&[]), 9443);
+        assert_eq!(
+            ServicePort::transport().of(&[(Some("tls-transport"), 9400)]),
+            9400
+        );
+        assert_eq!(host_port("lb.example", 443), "lb.example:443");
+        assert_eq!(host_port("2001:db8::7", 443), "[2001:db8::7]:443");
+    }
 }

@@ -64,12 +64,12 @@ pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outco
                 observe::server_exposure(client, &remote.id, &operator),
                 observe::read_pending(client, &remote.id, &pending_alias),
             );
-            let (ca, (exposed_host, exposure_service_exists)) = (ca?, exposure?);
-            *seen.borrow_mut() = (ca.clone(), exposed_host.clone());
+            let (ca, (exposed_address, exposure_service_exists)) = (ca?, exposure?);
+            *seen.borrow_mut() = (ca.clone(), exposed_address.clone());
             let observed = plan::ExportObserved {
                 remote,
                 operator,
-                exposed_host,
+                exposed_address,
                 exposure_service_exists,
                 ca,
                 pending: pending?,
@@ -83,15 +83,15 @@ pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outco
     if flags.dry_run != DryRun::None {
         return Ok(Outcome::nothing());
     }
-    let (observed_ca, observed_host) = seen.into_inner();
+    let (observed_ca, observed_address) = seen.into_inner();
     let address = match (
         &args.proxy_address,
         applied.outputs.get(plan::OUTPUT_ADDRESS),
-        &observed_host,
+        &observed_address,
     ) {
         (Some(given), _, _) => given.clone(),
-        (None, Some(host), _) => format!("{}:{}", host.expose_secret(), plan::REMOTE_CLUSTER_PORT),
-        (None, None, Some(host)) => format!("{host}:{}", plan::REMOTE_CLUSTER_PORT),
+        (None, Some(waited), _) => waited.expose_secret().to_string(),
+        (None, None, Some(observed)) => observed.clone(),
         (None, None, None) => String::from("(not exposed)"),
     };
     let server_name = format!("{}-es-remote-cluster.{}.svc", args.remote, target.namespace);
@@ -194,15 +194,16 @@ async fn export_certificate(
             let transport = client
                 .call(services.get_opt(&format!("{}-es-transport", args.remote)))
                 .await?;
-            let host = eck::load_balancer_host(transport.as_ref());
-            *seen.borrow_mut() = (side.own_ca.clone(), host.clone());
+            let address =
+                eck::load_balancer_address(transport.as_ref(), &plan::ServicePort::transport());
+            *seen.borrow_mut() = (side.own_ca.clone(), address.clone());
             Ok(PlanOnly(
                 plan::plan_export_certificate(
                     &side,
                     &operator,
                     request,
                     their_ca,
-                    host.as_ref(),
+                    address.as_ref(),
                     restriction,
                 )
                 .map_err(UserError::from)?,
@@ -219,15 +220,15 @@ async fn export_certificate(
             args.remote, args.alias
         ));
     }
-    let (own_ca, observed_host) = seen.into_inner();
+    let (own_ca, observed_address) = seen.into_inner();
     let address = match (
         &args.proxy_address,
         applied.outputs.get(plan::OUTPUT_ADDRESS),
-        observed_host,
+        observed_address,
     ) {
         (Some(given), _, _) => given.clone(),
-        (None, Some(host), _) => format!("{}:{}", host.expose_secret(), plan::TRANSPORT_PORT),
-        (None, None, Some(host)) => format!("{host}:{}", plan::TRANSPORT_PORT),
+        (None, Some(waited), _) => waited.expose_secret().to_string(),
+        (None, None, Some(observed)) => observed,
         (None, None, None) => String::from("(not exposed)"),
     };
     let own = own_ca.ok_or_else(|| anyhow::anyhow!("{} has no transport CA yet", args.remote))?;

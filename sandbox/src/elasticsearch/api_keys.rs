@@ -257,21 +257,32 @@ fn parse_expiration(v: Option<&Value>, now: i64) -> Result<Option<i64>, EsError>
     }
 }
 
+/// The longest name Elasticsearch accepts, in UTF-16 code units (Java's `String.length()`).
+pub const API_KEY_NAME_MAX: usize = 256;
+
+/// The name checks of `AbstractCreateApiKeyRequest.validate()` (elastic/elasticsearch
+/// `x-pack/plugin/core/.../action/apikey/AbstractCreateApiKeyRequest.java`, commit 0f97306a):
+/// every failed check is listed, in its order.
 fn validate_name(name: &str) -> Result<(), EsError> {
-    let msg = if name.is_empty() {
-        Some("api key name is required")
-    } else if name.chars().count() > 1024 {
-        Some("api key name may not be more than [1024] characters long")
-    } else if name != name.trim() {
-        Some("api key name may not begin or end with whitespace")
-    } else if name.starts_with('_') {
-        Some("api key name may not begin with an underscore")
+    let mut messages = Vec::new();
+    if name.is_empty() {
+        messages.push("api key name is required");
     } else {
-        None
-    };
-    match msg {
-        Some(m) => Err(EsError::validation(&[m.to_string()])),
-        None => Ok(()),
+        if name.encode_utf16().count() > API_KEY_NAME_MAX {
+            messages.push("api key name may not be more than 256 characters long");
+        }
+        if name != name.trim() {
+            messages.push("api key name may not begin or end with whitespace");
+        }
+        if name.starts_with('_') {
+            messages.push("api key name may not begin with an underscore");
+        }
+    }
+    if messages.is_empty() {
+        Ok(())
+    } else {
+        let messages: Vec<String> = messages.into_iter().map(str::to_string).collect();
+        Err(EsError::validation(&messages))
     }
 }
 
@@ -1214,6 +1225,24 @@ mod tests {
         assert_eq!(
             e.reason,
             "Validation Failed: 1: api key name may not begin with an underscore;"
+        );
+        // 256 UTF-16 units at most, as Java counts them; every failed check is listed.
+        let body = |name: String| json!({"name": name, "access": {"search": [{"names": ["x"]}]}});
+        create(&mut s, body("k".repeat(256))).unwrap();
+        create(&mut s, body("é".repeat(256))).unwrap();
+        let e = create(&mut s, body("k".repeat(257))).unwrap_err();
+        assert_eq!(
+            (e.status, e.kind.as_str()),
+            (400, "action_request_validation_exception")
+        );
+        assert_eq!(
+            e.reason,
+            "Validation Failed: 1: api key name may not be more than 256 characters long;"
+        );
+        let e = create(&mut s, body(format!("{} ", "🦀".repeat(128)))).unwrap_err();
+        assert_eq!(
+            e.reason,
+            "Validation Failed: 1: api key name may not be more than 256 characters long;2: api key name may not begin or end with whitespace;"
         );
     }
 }

@@ -77,7 +77,7 @@ impl EsVersion {
         self.at_least(8, 15, 0)
     }
 
-    fn wire_compat(self) -> &'static str {
+    pub(crate) fn wire_compat(self) -> &'static str {
         match self.major {
             9.. => "8.18.0",
             8 => "7.17.0",
@@ -85,7 +85,7 @@ impl EsVersion {
         }
     }
 
-    fn index_compat(self) -> &'static str {
+    pub(crate) fn index_compat(self) -> &'static str {
         match self.major {
             9.. => "8.0.0",
             8 => "7.0.0",
@@ -444,6 +444,28 @@ impl ElasticsearchNode {
             ));
         }
         let params = req.params();
+        if let Route::ResolveCluster(_) = route {
+            // `RestResolveClusterAction` arrived in 8.13, its `timeout` in 8.18.
+            if !self.version.at_least(8, 13, 0) {
+                return Err(EsError::plain(
+                    400,
+                    format!(
+                        "no handler found for uri [{}] and method [{}]",
+                        req.uri(),
+                        method
+                    ),
+                ));
+            }
+            if !self.version.at_least(8, 18, 0) {
+                let allowed: Vec<&str> = route
+                    .params(&method)
+                    .iter()
+                    .copied()
+                    .filter(|p| *p != "timeout")
+                    .collect();
+                check_params(req, &params, &allowed)?;
+            }
+        }
         check_params(req, &params, route.params(&method))?;
         let caller = self.authenticate(req, world.now_millis())?;
         if !self.is_formed() && route != Route::Root {
@@ -466,6 +488,9 @@ impl ElasticsearchNode {
                 Ok(EsResponse::ok(Value::Object(answer)))
             }
             (Route::RemoteInfo, _) => Ok(EsResponse::ok(self.remote_info(world))),
+            (Route::ResolveCluster(expression), _) => {
+                self.resolve_cluster(expression, world).map(EsResponse::ok)
+            }
             (Route::ReloadSecureSettings(filter), _) => {
                 Ok(EsResponse::ok(self.reload_secure_settings(filter, world)))
             }
@@ -767,6 +792,8 @@ enum Route<'a> {
     Root,
     ClusterSettings,
     RemoteInfo,
+    /// `GET /_resolve/cluster/<expression>` (8.13+).
+    ResolveCluster(&'a str),
     ReloadSecureSettings(Option<&'a str>),
     CrossClusterApiKey,
     CrossClusterApiKeyId(&'a str),
@@ -781,6 +808,7 @@ impl<'a> Route<'a> {
             [] => (Route::Root, &["GET"]),
             ["_cluster", "settings"] => (Route::ClusterSettings, &["GET", "PUT"]),
             ["_remote", "info"] => (Route::RemoteInfo, &["GET"]),
+            ["_resolve", "cluster", expression] => (Route::ResolveCluster(expression), &["GET"]),
             ["_nodes", "reload_secure_settings"] => (Route::ReloadSecureSettings(None), &["POST"]),
             ["_nodes", n, "reload_secure_settings"] => {
                 (Route::ReloadSecureSettings(Some(n)), &["POST"])
@@ -807,6 +835,14 @@ impl<'a> Route<'a> {
             ],
             (Route::ClusterSettings, _) => &["flat_settings", "master_timeout", "timeout"],
             (Route::ReloadSecureSettings(_), _) => &["timeout"],
+            // `timeout` only from 8.18 (checked where the version is known).
+            (Route::ResolveCluster(_), _) => &[
+                "ignore_unavailable",
+                "allow_no_indices",
+                "expand_wildcards",
+                "ignore_throttled",
+                "timeout",
+            ],
             (Route::CrossClusterApiKey | Route::CrossClusterApiKeyId(_), _) => &["refresh"],
             (Route::ApiKey, "GET") => &[
                 "id",

@@ -1,6 +1,7 @@
 //! Remote-cluster connectivity: the [`RemoteWorld`] the sandbox implements, the computation of
 //! `connected` (never stored) with the reason when it is false, and `GET /_remote/info`.
 
+use crate::elasticsearch::EsError;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -307,6 +308,20 @@ pub enum NotConnectedReason {
         rejected_by: EsId,
         node_name: String,
     },
+}
+
+impl NotConnectedReason {
+    /// The remote answered and refused the credentials: the transport connection is up.
+    pub fn is_security_error(&self) -> bool {
+        matches!(
+            self,
+            NotConnectedReason::MalformedCredentials { .. }
+                | NotConnectedReason::UnknownApiKey { .. }
+                | NotConnectedReason::NotCrossClusterKey { .. }
+                | NotConnectedReason::ApiKeyInvalidated { .. }
+                | NotConnectedReason::ApiKeyExpired { .. }
+        )
+    }
 }
 
 impl fmt::Display for NotConnectedReason {
@@ -698,6 +713,74 @@ impl ElasticsearchNode {
             target: ep.target.clone(),
             remote_nodes,
         })
+    }
+
+    /// `GET /_resolve/cluster/<expression>` body (`TransportResolveClusterAction`): for each
+    /// `alias:pattern` a connection attempt now, `connected` and `skip_unavailable`, the remote's
+    /// `version` when it answered (8.13+), and `error` when it answered but refused the
+    /// credentials (a security error leaves `connected: true`); a transport failure is
+    /// `connected: false` without `error`. A part without `:` is the local cluster, `(local)`.
+    /// Indices are not simulated: `matching_indices` is left out. An alias that is not
+    /// configured is 404 `no_such_remote_cluster_exception` (the audit marks it unconfirmed).
+    pub fn resolve_cluster(
+        &self,
+        expression: &str,
+        world: &dyn RemoteWorld,
+    ) -> Result<Value, EsError> {
+        let merged = self.settings.merged();
+        let version_of = |v: EsVersion| {
+            json!({
+                "number": v.to_string(),
+                "build_flavor": "default",
+                "minimum_wire_compatibility_version": v.wire_compat(),
+                "minimum_index_compatibility_version": v.index_compat(),
+            })
+        };
+        let mut out = Map::new();
+        for part in expression.split(',').filter(|p| !p.is_empty()) {
+            let Some((alias, _)) = part.split_once(':') else {
+                out.insert(
+                    "(local)".into(),
+                    json!({"connected": true, "skip_unavailable": false, "version": version_of(self.version)}),
+                );
+                continue;
+            };
+            if !connection_enabled(&merged, alias) {
+                return Err(EsError::new(
+                    404,
+                    "no_such_remote_cluster_exception",
+                    format!("no such remote cluster: [{alias}]"),
+                ));
+            }
+            let cfg = RemoteConfig::from_settings(
+                &merged,
+                alias,
+                self.version.default_skip_unavailable(),
+            );
+            let mut m = Map::new();
+            match self.diagnose(alias, world) {
+                Ok(connection) => {
+                    m.insert("connected".into(), json!(true));
+                    m.insert("skip_unavailable".into(), json!(cfg.skip_unavailable));
+                    let mut version = None;
+                    world.with_node(&connection.target, &mut |n| version = Some(n.version));
+                    if let Some(v) = version.filter(|v| v.at_least(8, 13, 0)) {
+                        m.insert("version".into(), version_of(v));
+                    }
+                }
+                Err(reason) if reason.is_security_error() => {
+                    m.insert("connected".into(), json!(true));
+                    m.insert("skip_unavailable".into(), json!(cfg.skip_unavailable));
+                    m.insert("error".into(), json!(reason.to_string()));
+                }
+                Err(_) => {
+                    m.insert("connected".into(), json!(false));
+                    m.insert("skip_unavailable".into(), json!(cfg.skip_unavailable));
+                }
+            }
+            out.insert(alias.to_string(), Value::Object(m));
+        }
+        Ok(Value::Object(out))
     }
 
     /// `GET /_remote/info` body.

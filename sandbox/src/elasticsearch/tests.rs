@@ -1056,3 +1056,76 @@ fn versions() {
     assert!(!versions_compatible(v("8.19.0"), v("10.0.0")));
     assert_eq!(v("9.1.0-SNAPSHOT").to_string(), "9.1.0");
 }
+
+/// `GET /_resolve/cluster/<alias>:*` (8.13+, `timeout` from 8.18): a connection attempt now;
+/// a refused credential is `connected: true` with `error`, a transport failure
+/// `connected: false` without; the remote's version when it answered.
+#[test]
+fn resolve_cluster_reports_connection_version_and_security_errors() {
+    let (mut local, mut world) = api_key_setup();
+    local.version = EsVersion::parse("8.18.0").unwrap();
+    let r = call(
+        &mut local,
+        &world,
+        "GET",
+        "/_resolve/cluster/r1:*?timeout=5s",
+        None,
+    );
+    assert_eq!(
+        (r.status, r.body),
+        (
+            200,
+            json!({"r1": {"connected": true, "skip_unavailable": true, "version": {
+                "number": "8.15.0", "build_flavor": "default",
+                "minimum_wire_compatibility_version": "7.17.0",
+                "minimum_index_compatibility_version": "7.0.0"}}})
+        )
+    );
+    let r = call(&mut local, &world, "GET", "/_resolve/cluster/nope:*", None);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["error"]["type"], "no_such_remote_cluster_exception");
+    assert_eq!(r.body["error"]["reason"], "no such remote cluster: [nope]");
+    // A security error: the transport connection is up.
+    let id = remote_mut(&mut world).api_keys()[0].id.clone();
+    call(
+        remote_mut(&mut world),
+        &NoRemotes,
+        "DELETE",
+        "/_security/api_key",
+        Some(json!({"ids": [id]})),
+    );
+    let r = call(&mut local, &world, "GET", "/_resolve/cluster/r1:*", None);
+    assert_eq!(r.body["r1"]["connected"], true);
+    let error = r.body["r1"]["error"].as_str().unwrap();
+    assert!(error.contains(&id), "{error}");
+    // Nothing answers: not connected, no error.
+    world.endpoints.clear();
+    let r = call(&mut local, &world, "GET", "/_resolve/cluster/r1:*", None);
+    assert_eq!(
+        r.body,
+        json!({"r1": {"connected": false, "skip_unavailable": true}})
+    );
+    // Versions: no endpoint before 8.13, no `timeout` before 8.18.
+    local.version = EsVersion::parse("8.17.0").unwrap();
+    let r = call(
+        &mut local,
+        &world,
+        "GET",
+        "/_resolve/cluster/r1:*?timeout=5s",
+        None,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["error"]["reason"],
+        "request [/_resolve/cluster/r1:*] contains unrecognized parameter: [timeout]"
+    );
+    local.version = EsVersion::parse("8.12.2").unwrap();
+    let r = call(&mut local, &world, "GET", "/_resolve/cluster/r1:*", None);
+    assert_eq!(
+        (r.status, r.body),
+        (
+            400,
+            json!({"error": "no handler found for uri [/_resolve/cluster/r1:*] and method [GET]", "status": 400})
+        )
+    );
+}

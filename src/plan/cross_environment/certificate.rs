@@ -1,6 +1,7 @@
 //! The certificate security model across Kubernetes clusters (ECK scenario 2b), and `trust`:
 //! each side trusts the other's transport CA through `spec.transport.tls.certificateAuthorities`,
-//! the remote's transport is exposed, and the local connects in proxy mode to port 9300.
+//! the remote's transport is exposed, and the local connects in proxy mode to its port (9300
+//! unless the Service template names another).
 
 use std::collections::BTreeMap;
 
@@ -244,7 +245,8 @@ pub struct CertificateObserved {
     pub local_operator: Operator,
     pub remote_operator: Operator,
     /// The LoadBalancer host of `<remote>-es-transport`, if it has one.
-    pub exposed_host: Option<String>,
+    /// `HOST:PORT` of the remote's transport LoadBalancer, once it has an address.
+    pub exposed_address: Option<String>,
     pub local_alias_settings: BTreeMap<String, Value>,
     /// The ConfigMap an interrupted link or unlink of this alias left ([`pending_name`]).
     pub pending: Option<Value>,
@@ -342,12 +344,12 @@ pub fn plan_certificate_link(
         step.summary = "trust the local's CA, expose the transport and record the link".to_string();
         steps.push(step);
     }
-    let address = match (&request.proxy_address, &observed.exposed_host) {
+    let address = match (&request.proxy_address, &observed.exposed_address) {
         (Some(address), _) => address.clone(),
-        (None, Some(host)) => format!("{host}:{TRANSPORT_PORT}"),
+        (None, Some(exposed)) => exposed.clone(),
         (None, None) => {
             let service = format!("{}-es-transport", remote.id.name);
-            let (step, address) = address_wait_step(&remote.id, service, TRANSPORT_PORT);
+            let (step, address) = address_wait_step(&remote.id, service, ServicePort::transport());
             steps.push(step);
             address
         }
@@ -405,7 +407,7 @@ pub fn plan_certificate_link(
             server_name: None,
             skip_unavailable: request.skip_unavailable,
         },
-        format!("connect alias {alias:?} in proxy mode (transport, port 9300)"),
+        format!("connect alias {alias:?} in proxy mode (transport)"),
     ));
     let steps = with_pending_record(steps, &local.id, observed.pending.as_ref(), &pending, true);
     Ok(LinkPlan {

@@ -11,7 +11,7 @@ use super::*;
 pub struct ExportObserved {
     pub remote: EsState,
     pub operator: Operator,
-    pub exposed_host: Option<String>,
+    pub exposed_address: Option<String>,
     pub exposure_service_exists: bool,
     pub ca: Option<RemoteCa>,
     /// The pending record of an export of the alias that was interrupted, as read.
@@ -40,10 +40,10 @@ pub fn export_intent(remote: &EsState, alias: &str) -> PendingOperation {
 
 /// The name the plugin gives the key it exports for `alias`.
 pub fn export_key_name(remote: &ClusterId, alias: &str) -> String {
-    format!(
+    bounded_key_name(format!(
         "{API_KEY_PREFIX}export-{}-{}-{alias}",
         remote.namespace, remote.name
-    )
+    ))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,7 +97,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
     let side = RemoteSide {
         es: remote,
         operator: &observed.operator,
-        exposed_host: observed.exposed_host.as_ref(),
+        exposed_address: observed.exposed_address.as_ref(),
         exposure_service_exists: observed.exposure_service_exists,
     };
     let cross = CrossRequest {
@@ -261,7 +261,7 @@ pub fn plan_export_certificate(
     operator: &Operator,
     request: &ExportRequest,
     their_ca: &RemoteCa,
-    exposed_host: Option<&String>,
+    exposed_address: Option<&String>,
     restriction: Option<Restriction>,
 ) -> Result<Plan, PlanError> {
     let es = &remote.es;
@@ -345,11 +345,11 @@ pub fn plan_export_certificate(
         ));
     }
     if request.proxy_address.is_none()
-        && exposed_host.is_none()
+        && exposed_address.is_none()
         && request.expose == Expose::Loadbalancer
     {
         let service = format!("{}-es-transport", es.id.name);
-        steps.push(address_wait_step(&es.id, service, TRANSPORT_PORT).0);
+        steps.push(address_wait_step(&es.id, service, ServicePort::transport()).0);
     }
     Ok(Plan { steps, warnings })
 }
