@@ -526,7 +526,9 @@ fn sigint_at_each_boundary(path: &Path, total: usize) -> (usize, usize) {
             assert_as_before(path, &prepared, &context);
         } else {
             // Interrupted in its final wait: every change is applied.
-            let complete = stderr.contains("the plan was applied")
+            // (Or the command ended before the signal came.)
+            let complete = finished_first
+                || stderr.contains("the plan was applied")
                 || stderr.contains("the command completed, every change is applied");
             complete_then_take_back(path, &prepared, &context, complete);
         }
