@@ -302,3 +302,27 @@ fn skip_unavailable_is_set_after_eck_configures_the_alias_and_cleared_on_unlink(
     );
     assert_eq!(skip(), None, "cleared");
 }
+
+/// "Unlinked" is said once ECK has dropped the alias: when the command returns, neither ECK's
+/// `managed-remote-clusters` annotation nor Elasticsearch's settings know it any more.
+#[test]
+fn unlink_returns_once_eck_has_dropped_the_alias() {
+    let world = world("enterprise");
+    let east = world.sandbox.cluster("east");
+    world.ok(link(&["--yes", "--timeout", "60s"]));
+    let unlinked = world.ok(unlink(&["--yes", "--timeout", "60s"]));
+    let info = east.remote_info("search", "catalog");
+    assert!(info.get("products").is_none(), "{info}");
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    let managed =
+        catalog["metadata"]["annotations"]["elasticsearch.k8s.elastic.co/managed-remote-clusters"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+    assert!(!managed.contains("products"), "{managed}");
+    assert!(
+        stderr_of(&unlinked).contains("Unlinked remote cluster \"products\""),
+        "{}",
+        stderr_of(&unlinked)
+    );
+}

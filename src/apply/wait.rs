@@ -356,3 +356,69 @@ async fn connection(
         tokio::time::sleep(pause).await;
     }
 }
+
+/// After a same-operator unlink: waits until ECK has dropped `alias`, i.e. its
+/// `managed-remote-clusters` annotation on the local no longer names it and Elasticsearch no
+/// longer knows it (`_remote/info`), or a signal asks the command to stop.
+pub async fn wait_until_alias_dropped(
+    client: &ContextClient,
+    es: &EsPool,
+    local: &ClusterId,
+    alias: &str,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        waited = alias_dropped(client, es, local, alias, deadline, progress) => waited,
+        () = interrupt::stopped() => stopped(&format!("ECK to drop {alias:?} from {local}")),
+    }
+}
+
+async fn alias_dropped(
+    client: &ContextClient,
+    es: &EsPool,
+    local: &ClusterId,
+    alias: &str,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    loop {
+        let annotation_names_it =
+            match crate::k8s::eck::get_elasticsearch(client, &local.namespace, &local.name).await {
+                Ok(Some(object)) => crate::plan::split_aliases(
+                    object
+                        .pointer("/metadata/annotations")
+                        .and_then(|a| a.get(crate::k8s::eck::ECK_MANAGED_REMOTES_ANNOTATION))
+                        .and_then(Value::as_str),
+                )
+                .iter()
+                .any(|a| a == alias),
+                Ok(None) => false,
+                Err(_) => true,
+            };
+        let known = match es.client(client, local).await {
+            Ok(connection) => match connection.get("/_remote/info").await {
+                Ok(info) => info.get(alias).is_some(),
+                Err(_) => true,
+            },
+            Err(_) => true,
+        };
+        if !annotation_names_it && !known {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "timed out waiting for ECK to drop remote cluster {alias:?} from {local} ({})",
+                if annotation_names_it {
+                    "its managed-remote-clusters annotation still names it"
+                } else {
+                    "Elasticsearch still has its settings"
+                }
+            );
+        }
+        progress.say(format!(
+            "Waiting for ECK to drop remote cluster {alias:?} from {local}"
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -196,6 +196,24 @@ pub async fn unlink(session: &Session, args: &UnlinkRequest) -> anyhow::Result<O
                         )
                     })?;
             }
+            // "Unlinked" only once ECK has really dropped the alias: it keeps it while
+            // Elasticsearch still has its settings (a refused removal loops).
+            crate::apply::wait::wait_until_alias_dropped(
+                client,
+                es,
+                &local_id,
+                &args.alias,
+                deadline,
+                &mut progress,
+            )
+            .await
+            .map_err(|err| {
+                workflow::applied_but_pending(
+                    err,
+                    &planned.plan,
+                    &format!("ECK's removal of {:?}", args.alias),
+                )
+            })?;
             progress.finish();
         }
         output::info(&format!(
