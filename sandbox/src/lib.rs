@@ -20,6 +20,7 @@ pub mod client;
 mod cluster;
 mod config;
 mod discovery;
+mod http_tls;
 pub mod elasticsearch;
 mod kubeconfig;
 mod openapi;
@@ -984,10 +985,14 @@ fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> Su
                 return None;
             }
             let certs = world.certs(&id).ok()?;
-            Some(elasticsearch::connect_https(
-                certs.http_tls,
-                world::World::backend(&world, id),
-            ))
+            let es = state
+                .get(&ResourceKey::ELASTICSEARCHES, Some(&ns), &id.name)
+                .ok()?;
+            let backend = world::World::backend(&world, id);
+            Some(match http_tls::serving(&state, &ns, &es, certs.http_tls)? {
+                http_tls::HttpServing::Https(tls) => elasticsearch::connect_https(tls, backend),
+                http_tls::HttpServing::Plain => elasticsearch::connect_http(backend),
+            })
         });
         Box::pin(async move {
             use http_body_util::BodyExt;

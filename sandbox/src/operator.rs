@@ -501,7 +501,7 @@ impl Operator {
             &ns,
             &format!("{name}-es-http-certs-public"),
             es_labels(&name, &[]),
-            &certs.http.public_secret_data(),
+            &crate::http_tls::public_secret_data(&self.state, &ns, es, &certs.http),
         );
         let mut transport_bundle = certs.transport_ca_pem.clone();
         if let Some(cm) = es
@@ -1028,7 +1028,7 @@ impl Operator {
                 ),
                 (
                     "elasticsearch.k8s.elastic.co/http-scheme".into(),
-                    "https".into(),
+                    crate::http_tls::scheme(es).into(),
                 ),
             ];
             for role in [
