@@ -97,11 +97,19 @@ pub struct EsError {
 }
 
 impl EsClient {
-    /// Opens the port-forward, verifies TLS against `<name>-es-http-certs-public` with the name
-    /// `<name>-es-http.<namespace>.svc`, and authenticates as `elastic`.
+    /// Opens the port-forward and authenticates as `elastic`. Over HTTPS (ECK's default) TLS is
+    /// verified against `<name>-es-http-certs-public`: its `ca.crt` (the system's public roots
+    /// when it has none, as with a user's certificate without its CA), with the name
+    /// `<name>-es-http.<namespace>.svc` when the certificate carries it, otherwise a name it
+    /// carries. A pod labelled `elasticsearch.k8s.elastic.co/http-scheme: http` (HTTP TLS
+    /// disabled) is spoken to in clear text inside the port-forward, which the API server
+    /// connection encrypts; nothing is sent in clear text outside it.
     pub async fn connect(kube: &ContextClient, target: EsTarget) -> anyhow::Result<EsClient> {
-        let pod = ready_pod(kube, &target).await?;
-        let roots = http_ca(kube, &target).await?;
+        let (pod, scheme) = ready_pod(kube, &target).await?;
+        let trust = match scheme {
+            HttpScheme::Https => Some(http_trust(kube, &target).await?),
+            HttpScheme::Http => None,
+        };
         let password = elastic_password(kube, &target).await?;
         let credentials = base64::engine::general_purpose::STANDARD
             .encode(format!("elastic:{}", password.expose_secret()));
@@ -121,30 +129,48 @@ impl EsClient {
             .take_stream(HTTP_PORT)
             .ok_or_else(|| anyhow!("the port-forward to pod {pod} gave no stream"))?;
 
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let server_name =
-            ServerName::try_from(format!("{}-es-http.{}.svc", target.name, target.namespace))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(server_name, stream)
-            .await
-            .with_context(|| {
-                format!(
-                    "TLS with Elasticsearch {}/{} failed (verified against {}-es-http-certs-public)",
-                    target.namespace, target.name, target.name
-                )
-            })?;
-        let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("Elasticsearch connection ended: {err}");
+        let sender = match trust {
+            Some(trust) => {
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(trust.roots)
+                .with_no_client_auth();
+                let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+                    .connect(trust.server_name.clone(), stream)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "TLS with Elasticsearch {}/{} failed (verified {} as {})",
+                            target.namespace,
+                            target.name,
+                            trust.against,
+                            trust.server_name.to_str()
+                        )
+                    })?;
+                let (sender, connection) =
+                    http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!("Elasticsearch connection ended: {err}");
+                    }
+                    drop(forwarder);
+                });
+                sender
             }
-            drop(forwarder);
-        });
+            None => {
+                let (sender, connection) =
+                    http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!("Elasticsearch connection ended: {err}");
+                    }
+                    drop(forwarder);
+                });
+                sender
+            }
+        };
         Ok(EsClient {
             name: format!("{}/{}", target.namespace, target.name),
             host: format!("{}-es-http", target.name),
@@ -302,8 +328,16 @@ impl EsClient {
     }
 }
 
-/// A pod of the cluster whose Ready condition is true, chosen by ECK's labels.
-async fn ready_pod(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<String> {
+/// What a pod's `elasticsearch.k8s.elastic.co/http-scheme` label says its port 9200 speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HttpScheme {
+    Https,
+    Http,
+}
+
+/// A pod of the cluster whose Ready condition is true, chosen by ECK's labels, and the scheme
+/// its label announces (HTTPS without the label, as ECK before the label).
+async fn ready_pod(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<(String, HttpScheme)> {
     let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &target.namespace);
     let selector = format!(
         "common.k8s.elastic.co/type=elasticsearch,elasticsearch.k8s.elastic.co/cluster-name={}",
@@ -324,7 +358,19 @@ async fn ready_pod(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<St
             })
     });
     match ready {
-        Some(pod) => Ok(pod.metadata.name.clone().unwrap_or_default()),
+        Some(pod) => {
+            let scheme = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("elasticsearch.k8s.elastic.co/http-scheme"))
+                .map(String::as_str);
+            let scheme = match scheme {
+                Some("http") => HttpScheme::Http,
+                _ => HttpScheme::Https,
+            };
+            Ok((pod.metadata.name.clone().unwrap_or_default(), scheme))
+        }
         None => bail!(
             "Elasticsearch {}/{} has no ready pod to reach its API through ({} pods found)",
             target.namespace,
@@ -352,14 +398,108 @@ async fn secret_value(
         .ok_or_else(|| anyhow!("Secret {namespace}/{name} has no {} key", keys.join(" or ")))
 }
 
-async fn http_ca(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<rustls::RootCertStore> {
+/// How to verify an Elasticsearch's HTTPS: the roots, the name, and what they came from (for
+/// error messages).
+struct HttpTrust {
+    roots: rustls::RootCertStore,
+    server_name: ServerName<'static>,
+    against: String,
+}
+
+/// Trust for `<name>-es-http-certs-public`: its `ca.crt`, or the system's public roots when it
+/// has none (a user's certificate given without its CA); the name
+/// `<name>-es-http.<namespace>.svc` when the certificate in `tls.crt` carries it (ECK's own
+/// always does), otherwise the first name it carries (DNS, then IP).
+async fn http_trust(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<HttpTrust> {
     let secret = format!("{}-es-http-certs-public", target.name);
-    let pem = secret_value(kube, &target.namespace, &secret, &["ca.crt", "tls.crt"]).await?;
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &target.namespace);
+    let read = kube.call(secrets.get(&secret)).await.map_err(|f| {
+        anyhow!(
+            "cannot read Secret {}/{secret}: {}",
+            target.namespace,
+            f.message
+        )
+    })?;
+    let data = read.data.unwrap_or_default();
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.with_context(|| format!("Secret {secret} holds an invalid PEM"))?)?;
+    let against = match data.get("ca.crt") {
+        Some(ca) => {
+            for cert in CertificateDer::pem_slice_iter(&ca.0) {
+                roots.add(cert.with_context(|| format!("Secret {secret} holds an invalid PEM"))?)?;
+            }
+            format!("against the ca.crt of Secret {secret}")
+        }
+        None => {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            format!("against the public root CAs, Secret {secret} having no ca.crt")
+        }
+    };
+    let service = format!("{}-es-http.{}.svc", target.name, target.namespace);
+    let leaf = data
+        .get("tls.crt")
+        .and_then(|pem| CertificateDer::pem_slice_iter(&pem.0).next())
+        .and_then(Result::ok);
+    let server_name = match leaf {
+        Some(leaf) => certificate_name(leaf.as_ref(), &service).with_context(|| {
+            format!(
+                "the certificate in Secret {}/{secret} names no host (no DNS or IP subjectAltName) to verify Elasticsearch {}/{} with",
+                target.namespace, target.namespace, target.name
+            )
+        })?,
+        None if data.contains_key("ca.crt") => ServerName::try_from(service)?,
+        None => bail!(
+            "Secret {}/{secret} has neither ca.crt nor tls.crt: nothing to verify Elasticsearch {}/{} with",
+            target.namespace,
+            target.namespace,
+            target.name
+        ),
+    };
+    Ok(HttpTrust {
+        roots,
+        server_name,
+        against,
+    })
+}
+
+/// The name to verify a server certificate (DER) with: `preferred` when the certificate's
+/// subjectAltNames cover it, otherwise its first DNS name (a wildcard's `*` standing for
+/// `elasticsearch`), otherwise its first IP address.
+fn certificate_name(der: &[u8], preferred: &str) -> Option<ServerName<'static>> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok().flatten()?;
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    for name in &san.value.general_names {
+        match name {
+            GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => ips.push(std::net::IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?)),
+                16 => ips.push(std::net::IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?)),
+                _ => {}
+            },
+            _ => {}
+        }
     }
-    Ok(roots)
+    let covers = |pattern: &str| match pattern.strip_prefix("*.") {
+        Some(suffix) => preferred
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => pattern == preferred,
+    };
+    if dns.iter().any(|d| covers(d)) {
+        return ServerName::try_from(preferred.to_string()).ok();
+    }
+    for d in &dns {
+        let name = match d.strip_prefix("*.") {
+            Some(suffix) => format!("elasticsearch.{suffix}"),
+            None => d.clone(),
+        };
+        if let Ok(name) = ServerName::try_from(name) {
+            return Some(name);
+        }
+    }
+    ips.first().map(|ip| ServerName::IpAddress((*ip).into()))
 }
 
 async fn elastic_password(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<SecretString> {
