@@ -85,7 +85,9 @@ pub(crate) fn serving(
         Some(secret) => {
             let chain = secret_key(state, ns, secret, "tls.crt")?;
             let key = secret_key(state, ns, secret, "tls.key")?;
-            custom_server_config(&chain, &key).ok().map(HttpServing::Https)
+            custom_server_config(&chain, &key)
+                .ok()
+                .map(HttpServing::Https)
         }
     }
 }

@@ -343,6 +343,34 @@ impl Operator {
         );
     }
 
+    /// [`Self::secret`], and the keys outside `data` removed: ECK replaces the data of the
+    /// Secrets it reconciles (`reconciler.ReconcileSecret`), where a merge keeps old keys.
+    fn secret_replacing(
+        &self,
+        ns: &str,
+        name: &str,
+        labels: Value,
+        data: &BTreeMap<String, String>,
+    ) {
+        self.secret(ns, name, labels, data);
+        let stale: serde_json::Map<String, Value> = self
+            .secret_data(ns, name)
+            .unwrap_or_default()
+            .into_keys()
+            .filter(|k| !data.contains_key(k))
+            .map(|k| (k, Value::Null))
+            .collect();
+        if !stale.is_empty() {
+            self.merge_patch(
+                &ResourceKey::SECRETS,
+                ns,
+                name,
+                &json!({ "data": stale }),
+                Sub::Main,
+            );
+        }
+    }
+
     /// Secret data, decoded.
     fn secret_data(&self, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
         let sec = self.state.get(&ResourceKey::SECRETS, Some(ns), name).ok()?;
@@ -497,7 +525,7 @@ impl Operator {
             );
             Some(pw)
         };
-        self.secret(
+        self.secret_replacing(
             &ns,
             &format!("{name}-es-http-certs-public"),
             es_labels(&name, &[]),

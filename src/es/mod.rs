@@ -337,7 +337,10 @@ enum HttpScheme {
 
 /// A pod of the cluster whose Ready condition is true, chosen by ECK's labels, and the scheme
 /// its label announces (HTTPS without the label, as ECK before the label).
-async fn ready_pod(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<(String, HttpScheme)> {
+async fn ready_pod(
+    kube: &ContextClient,
+    target: &EsTarget,
+) -> anyhow::Result<(String, HttpScheme)> {
     let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &target.namespace);
     let selector = format!(
         "common.k8s.elastic.co/type=elasticsearch,elasticsearch.k8s.elastic.co/cluster-name={}",
@@ -425,7 +428,8 @@ async fn http_trust(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<H
     let against = match data.get("ca.crt") {
         Some(ca) => {
             for cert in CertificateDer::pem_slice_iter(&ca.0) {
-                roots.add(cert.with_context(|| format!("Secret {secret} holds an invalid PEM"))?)?;
+                roots
+                    .add(cert.with_context(|| format!("Secret {secret} holds an invalid PEM"))?)?;
             }
             format!("against the ca.crt of Secret {secret}")
         }
