@@ -142,11 +142,11 @@ impl EsClient {
                     .await
                     .with_context(|| {
                         format!(
-                            "TLS with Elasticsearch {}/{} failed (verified {} as {})",
+                            "TLS with Elasticsearch {}/{} failed (verified as {} against {})",
                             target.namespace,
                             target.name,
-                            trust.against,
-                            trust.server_name.to_str()
+                            trust.server_name.to_str(),
+                            trust.against
                         )
                     })?;
                 let (sender, connection) =
@@ -431,11 +431,11 @@ async fn http_trust(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<H
                 roots
                     .add(cert.with_context(|| format!("Secret {secret} holds an invalid PEM"))?)?;
             }
-            format!("against the ca.crt of Secret {secret}")
+            format!("the ca.crt of Secret {secret}")
         }
         None => {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            format!("against the public root CAs, Secret {secret} having no ca.crt")
+            format!("the public root CAs: Secret {secret} has no ca.crt")
         }
     };
     let service = format!("{}-es-http.{}.svc", target.name, target.namespace);
