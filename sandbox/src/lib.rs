@@ -989,10 +989,12 @@ fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> Su
                 .get(&ResourceKey::ELASTICSEARCHES, Some(&ns), &id.name)
                 .ok()?;
             let backend = world::World::backend(&world, id);
-            Some(match http_tls::serving(&state, &ns, &es, certs.http_tls)? {
-                http_tls::HttpServing::Https(tls) => elasticsearch::connect_https(tls, backend),
-                http_tls::HttpServing::Plain => elasticsearch::connect_http(backend),
-            })
+            Some(
+                match http_tls::serving(&state, &ns, &es, &certs.http, certs.http_tls)? {
+                    http_tls::HttpServing::Https(tls) => elasticsearch::connect_https(tls, backend),
+                    http_tls::HttpServing::Plain => elasticsearch::connect_http(backend),
+                },
+            )
         });
         Box::pin(async move {
             use http_body_util::BodyExt;

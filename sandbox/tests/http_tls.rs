@@ -160,3 +160,170 @@ async fn a_disabled_self_signed_certificate_serves_plain_http_and_labels_the_pod
     assert_eq!(status, 200, "{body}");
     assert!(body["version"]["number"].is_string(), "{body}");
 }
+
+/// A self-signed client certificate (as ECK makes them: CN, `clientAuth`): PEM certificate and
+/// the rustls identity to present it.
+fn client_certificate(
+    cn: &str,
+) -> (
+    String,
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.self_signed(&key).unwrap();
+    (
+        cert.pem(),
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+}
+
+/// TLS then `GET /` over port 9200 of `pod`, presenting `identity` when given: the status, or
+/// the error of the handshake or of the request.
+async fn get_root(
+    client: &kube::Client,
+    pod: &str,
+    ca_pem: &str,
+    server_name: &str,
+    identity: Option<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )>,
+    password: &str,
+) -> Result<u16, String> {
+    use http_body_util::Full;
+    let (_pf, stream) = forward(client, pod).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    use rustls::pki_types::pem::PemObject;
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap(),
+            stream,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut es, conn): (common::Es, _) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("elastic:{password}"));
+    let req = http::Request::builder()
+        .uri("/")
+        .header("host", "products-es-http")
+        .header("authorization", format!("Basic {auth}"))
+        .body(Full::new(bytes::Bytes::new()))
+        .unwrap();
+    es.ready().await.map_err(|e| e.to_string())?;
+    let resp = es.send_request(req).await.map_err(|e| e.to_string())?;
+    Ok(resp.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_authentication_requires_a_certificate_from_a_labelled_eck_owned_secret() {
+    let sb = sandbox();
+    let east = sb.cluster("east");
+    east.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some("shop"),
+        "products",
+        &json!({"spec": {"http": {"tls": {"client": {"authentication": true}}}}}),
+        Sub::Main,
+    )
+    .unwrap();
+    tokio::task::block_in_place(|| east.wait_idle(IDLE)).unwrap();
+    let client = kube_client(&sb).await;
+    let ca = east
+        .secret_text("shop", "products-es-http-certs-public", "ca.crt")
+        .unwrap();
+    let password = east
+        .secret_text("shop", "products-es-elastic-user", "elastic")
+        .unwrap();
+    let pod = "products-es-default-0";
+    let name = "products-es-http.shop.svc";
+
+    // No client certificate: refused.
+    let refused = get_root(&client, pod, &ca, name, None, &password).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    let (pem, chain, key) = client_certificate("kubectl-remote-cluster");
+    let labels = json!({
+        "eck.k8s.elastic.co/client-certificate": "true",
+        "eck.k8s.elastic.co/owner-name": "products",
+        "eck.k8s.elastic.co/owner-namespace": "shop",
+        "eck.k8s.elastic.co/owner-kind": "Elasticsearch",
+    });
+    // Labelled but owned by no ECK resource: ECK leaves it out of the trust bundle.
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "unowned-client", "namespace": "shop", "labels": labels},
+               "stringData": {"tls.crt": pem}}),
+    )
+    .unwrap();
+    let refused = get_root(
+        &client,
+        pod,
+        &ca,
+        name,
+        Some((chain.clone(), key.clone_key())),
+        &password,
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // Owned by the Elasticsearch (its UID): trusted.
+    let uid = east
+        .get(&ResourceKey::ELASTICSEARCHES, Some("shop"), "products")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "owned-client", "namespace": "shop", "labels": labels,
+                            "ownerReferences": [{"apiVersion": "elasticsearch.k8s.elastic.co/v1",
+                                                 "kind": "Elasticsearch", "name": "products",
+                                                 "uid": uid}]},
+               "stringData": {"tls.crt": pem}}),
+    )
+    .unwrap();
+    let ok = get_root(&client, pod, &ca, name, Some((chain, key)), &password).await;
+    assert_eq!(ok, Ok(200));
+
+    // Another Elasticsearch without client authentication needs none.
+    let ca = east
+        .secret_text("shop", "orders-es-http-certs-public", "ca.crt")
+        .unwrap();
+    let password = east
+        .secret_text("shop", "orders-es-elastic-user", "elastic")
+        .unwrap();
+    let ok = get_root(
+        &client,
+        "orders-es-default-0",
+        &ca,
+        "orders-es-http.shop.svc",
+        None,
+        &password,
+    )
+    .await;
+    assert_eq!(ok, Ok(200));
+}
