@@ -135,3 +135,107 @@ fn a_user_certificate_without_its_ca_is_verified_against_public_roots_and_refuse
     assert_eq!(world.plugin_writes(BOTH), 0, "nothing is written");
     world.assert_unchanged(BOTH, &before);
 }
+
+/// A Secret `search/<secret>` with a self-signed client certificate and its key, labelled as
+/// ECK trusts client certificates of `search/catalog`, and owned by it when `owned`.
+fn client_certificate(world: &World, secret: &str, owned: bool) {
+    let east = world.sandbox.cluster("east");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "kubectl-remote-cluster");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.self_signed(&key).unwrap();
+    let mut metadata = json!({"name": secret, "namespace": "search", "labels": {
+        "eck.k8s.elastic.co/client-certificate": "true",
+        "eck.k8s.elastic.co/owner-name": "catalog",
+        "eck.k8s.elastic.co/owner-namespace": "search",
+        "eck.k8s.elastic.co/owner-kind": "Elasticsearch",
+    }});
+    if owned {
+        let uid = world.elasticsearch("east", "search", "catalog")["metadata"]["uid"].clone();
+        metadata["ownerReferences"] = json!([{"apiVersion": "elasticsearch.k8s.elastic.co/v1",
+            "kind": "Elasticsearch", "name": "catalog", "uid": uid}]);
+    }
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": metadata,
+               "stringData": {"tls.crt": cert.pem(), "tls.key": key.serialize_pem()}}),
+    )
+    .unwrap();
+}
+
+fn name_client_certificate(world: &World, secret: &str) {
+    world
+        .sandbox
+        .cluster("east")
+        .merge_patch(
+            &ResourceKey::ELASTICSEARCHES,
+            Some("search"),
+            "catalog",
+            &json!({"metadata": {"annotations": {
+                "remote-cluster.kubectl-plugin.dev/http-client-certificate": secret}}}),
+            Sub::Main,
+        )
+        .unwrap();
+}
+
+#[test]
+fn client_authentication_needs_a_named_trusted_client_certificate() {
+    let world = world();
+    patch_http(
+        &world,
+        "east",
+        "search",
+        "catalog",
+        json!({"tls": {"client": {"authentication": true}}}),
+    );
+    world.settle(BOTH);
+    let before = world.snapshot(BOTH);
+    world.clear_requests(BOTH);
+
+    // None named: refused at once (no waiting for --timeout), saying what to do.
+    let started = std::time::Instant::now();
+    let output = world.run(1, link());
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains(
+            "Elasticsearch search/catalog requires a client certificate on HTTP (spec.http.tls.client.authentication)"
+        ) && stderr.contains(
+            "kubectl annotate elasticsearch catalog -n search remote-cluster.kubectl-plugin.dev/http-client-certificate=SECRET"
+        ),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "not retried");
+    assert_eq!(world.plugin_writes(BOTH), 0);
+    world.assert_unchanged(BOTH, &before);
+
+    // One that Elasticsearch does not trust (labelled, but owned by no ECK resource).
+    client_certificate(&world, "stray-client", false);
+    name_client_certificate(&world, "stray-client");
+    let output = world.run(1, link());
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains(
+            "Elasticsearch search/catalog refused the client certificate of Secret search/stray-client"
+        ),
+        "{stderr}"
+    );
+
+    // A trusted one: the link is made, and the key never shows.
+    client_certificate(&world, "plugin-client", true);
+    name_client_certificate(&world, "plugin-client");
+    let output = world.ok(link());
+    assert!(
+        stderr_of(&output).contains("Remote cluster \"products\" is connected."),
+        "{}",
+        stderr_of(&output)
+    );
+    let key = world
+        .sandbox
+        .cluster("east")
+        .secret_text("search", "plugin-client", "tls.key")
+        .unwrap();
+    common::assert_not_shown(&key, &[&output]);
+}

@@ -24,6 +24,18 @@ use crate::plan::ClusterId;
 
 pub const HTTP_PORT: u16 = 9200;
 
+/// The annotation on an Elasticsearch that names the Secret (`tls.crt`, `tls.key`) of the
+/// client certificate to present when it requires one on HTTP
+/// (`spec.http.tls.client.authentication`, ECK 3.4+).
+pub const CLIENT_CERTIFICATE_ANNOTATION: &str =
+    "remote-cluster.kubectl-plugin.dev/http-client-certificate";
+
+/// Elasticsearch requires a client certificate on HTTP and the plugin has none it trusts:
+/// waiting does not help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientCertificateError(pub String);
+
 /// One connection per Elasticsearch for the whole command: reads, apply steps and waits share
 /// it. A connection that closed (its pod went away in a rolling restart) is opened again, on a
 /// pod that is ready then.
@@ -110,6 +122,10 @@ impl EsClient {
             HttpScheme::Https => Some(http_trust(kube, &target).await?),
             HttpScheme::Http => None,
         };
+        let identity = match scheme {
+            HttpScheme::Https => client_identity(kube, &target).await?,
+            HttpScheme::Http => None,
+        };
         let password = elastic_password(kube, &target).await?;
         let credentials = base64::engine::general_purpose::STANDARD
             .encode(format!("elastic:{}", password.expose_secret()));
@@ -135,8 +151,21 @@ impl EsClient {
                     rustls::crypto::ring::default_provider(),
                 ))
                 .with_safe_default_protocol_versions()?
-                .with_root_certificates(trust.roots)
-                .with_no_client_auth();
+                .with_root_certificates(trust.roots);
+                let config = match &identity {
+                    Some(identity) => config
+                        .with_client_auth_cert(
+                            identity.chain.clone(),
+                            identity.key.clone_key(),
+                        )
+                        .map_err(|e| {
+                            ClientCertificateError(format!(
+                                "the client certificate in Secret {}/{} cannot be used ({e}); put a certificate and its private key (PEM) in tls.crt and tls.key",
+                                target.namespace, identity.secret
+                            ))
+                        })?,
+                    None => config.with_no_client_auth(),
+                };
                 let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
                     .connect(trust.server_name.clone(), stream)
                     .await
@@ -157,6 +186,12 @@ impl EsClient {
                     }
                     drop(forwarder);
                 });
+                let mut sender = sender;
+                if let Some(identity) = &identity {
+                    // Over TLS 1.3 the server judges the client certificate after the client's
+                    // handshake ends: the first request tells.
+                    probe(&mut sender, &target, &identity.secret).await?;
+                }
                 sender
             }
             None => {
@@ -325,6 +360,109 @@ impl EsClient {
             reason,
         }
         .into())
+    }
+}
+
+/// A client certificate to present on HTTP, and the Secret it came from.
+struct ClientIdentity {
+    secret: String,
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+/// The client certificate to present when the Elasticsearch requires one
+/// (`spec.http.tls.client.authentication: true`): the Secret its annotation
+/// [`CLIENT_CERTIFICATE_ANNOTATION`] names. `None` when it requires none.
+async fn client_identity(
+    kube: &ContextClient,
+    target: &EsTarget,
+) -> anyhow::Result<Option<ClientIdentity>> {
+    let es = crate::k8s::eck::get_elasticsearch(kube, &target.namespace, &target.name)
+        .await
+        .map_err(|f| anyhow!("{}", f.message))?
+        .unwrap_or_default();
+    let required = es
+        .pointer("/spec/http/tls/client/authentication")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !required {
+        return Ok(None);
+    }
+    let named = es
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(CLIENT_CERTIFICATE_ANNOTATION))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let Some(secret) = named else {
+        return Err(ClientCertificateError(format!(
+            "Elasticsearch {ns}/{name} requires a client certificate on HTTP (spec.http.tls.client.authentication); create a Secret in namespace {ns} with tls.crt and tls.key that it trusts (labelled eck.k8s.elastic.co/client-certificate=true with ECK's owner labels and an owner reference to the Elasticsearch), then name it with `kubectl annotate elasticsearch {name} -n {ns} {CLIENT_CERTIFICATE_ANNOTATION}=SECRET`",
+            ns = target.namespace,
+            name = target.name
+        ))
+        .into());
+    };
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &target.namespace);
+    let read = kube.call(secrets.get_opt(secret)).await.map_err(|f| {
+        anyhow!(
+            "cannot read Secret {}/{secret}: {}",
+            target.namespace,
+            f.message
+        )
+    })?;
+    let data = read.and_then(|s| s.data).unwrap_or_default();
+    let missing = |what: &str| {
+        ClientCertificateError(format!(
+            "Secret {}/{secret}, named by annotation {CLIENT_CERTIFICATE_ANNOTATION} of Elasticsearch {}/{}, has no {what}; put the client certificate and its private key (PEM) in tls.crt and tls.key",
+            target.namespace, target.namespace, target.name
+        ))
+    };
+    let chain: Vec<CertificateDer<'static>> = data
+        .get("tls.crt")
+        .map(|pem| {
+            CertificateDer::pem_slice_iter(&pem.0)
+                .filter_map(Result::ok)
+                .collect()
+        })
+        .unwrap_or_default();
+    if chain.is_empty() {
+        return Err(missing("certificate in tls.crt").into());
+    }
+    let key = data
+        .get("tls.key")
+        .and_then(|pem| rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem.0).ok())
+        .ok_or_else(|| missing("private key in tls.key"))?;
+    Ok(Some(ClientIdentity {
+        secret: secret.to_string(),
+        chain,
+        key,
+    }))
+}
+
+/// `HEAD /` on a new connection that presented a client certificate: a refused certificate
+/// closes the connection, which this tells as [`ClientCertificateError`].
+async fn probe(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    target: &EsTarget,
+    secret: &str,
+) -> anyhow::Result<()> {
+    let request = http::Request::builder()
+        .method("HEAD")
+        .uri("/")
+        .header(http::header::HOST, format!("{}-es-http", target.name))
+        .body(Full::new(Bytes::new()))?;
+    let sent = async {
+        sender.ready().await?;
+        sender.send_request(request).await
+    }
+    .await;
+    match sent {
+        Ok(_) => Ok(()),
+        Err(err) => Err(ClientCertificateError(format!(
+            "Elasticsearch {ns}/{name} refused the client certificate of Secret {ns}/{secret} ({err}); it trusts the certificates of Secrets labelled eck.k8s.elastic.co/client-certificate=true, eck.k8s.elastic.co/owner-name={name}, eck.k8s.elastic.co/owner-namespace={ns}, eck.k8s.elastic.co/owner-kind=Elasticsearch and owned by an ECK resource of the namespace",
+            ns = target.namespace,
+            name = target.name
+        ))
+        .into()),
     }
 }
 
