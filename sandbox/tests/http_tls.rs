@@ -117,10 +117,10 @@ async fn a_user_certificate_is_served_and_published_with_its_ca_only_when_given(
 
     // ECK's own certificate is no longer what the pod presents.
     let (_pf, stream) = forward(&client, "products-es-default-0").await;
-    let err = common::https(stream, &user_ca.cert.cert_pem, "products-es-http.shop.svc")
-        .await
-        .err()
-        .expect("the user's certificate does not carry the Service name");
+    let Err(err) = common::https(stream, &user_ca.cert.cert_pem, "products-es-http.shop.svc").await
+    else {
+        panic!("the user's certificate does not carry the Service name");
+    };
     assert!(err.to_string().contains("certificate"), "{err}");
 }
 
