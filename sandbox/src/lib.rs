@@ -948,7 +948,7 @@ impl ClusterHandle {
 }
 
 /// `pods/{name}/portforward`: port 9200 of a running, ready Elasticsearch pod reaches that
-/// Elasticsearch's HTTPS server; every other port (and a pod that is restarting) is refused
+/// Elasticsearch's HTTP server, served as its `spec.http.tls` says (`http_tls`); every other port (and a pod that is restarting) is refused
 /// as the kubelet refuses a port nothing listens on. Transport (9300) and remote cluster
 /// server (9443) ports speak Elasticsearch's binary protocol, which is not simulated.
 fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> SubresourceHandler {
