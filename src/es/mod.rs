@@ -657,3 +657,48 @@ async fn elastic_password(kube: &ContextClient, target: &EsTarget) -> anyhow::Re
 pub fn query_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::certificate_name;
+
+    fn der(dns: &[&str], ip: Option<std::net::IpAddr>) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if let Some(ip) = ip {
+            params.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
+        }
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn name(der: &[u8]) -> Option<String> {
+        certificate_name(der, "logs-es-http.prod.svc").map(|n| n.to_str().into_owned())
+    }
+
+    #[test]
+    fn the_service_name_when_covered_else_a_name_the_certificate_carries() {
+        assert_eq!(
+            name(&der(&["es.example.com", "logs-es-http.prod.svc"], None)).as_deref(),
+            Some("logs-es-http.prod.svc")
+        );
+        assert_eq!(
+            name(&der(&["*.prod.svc"], None)).as_deref(),
+            Some("logs-es-http.prod.svc")
+        );
+        assert_eq!(
+            name(&der(&["es.example.com", "other.example.com"], None)).as_deref(),
+            Some("es.example.com")
+        );
+        assert_eq!(
+            name(&der(&["*.example.com"], None)).as_deref(),
+            Some("elasticsearch.example.com")
+        );
+        assert_eq!(
+            name(&der(&[], Some("10.0.0.7".parse().unwrap()))).as_deref(),
+            Some("10.0.0.7")
+        );
+        assert_eq!(name(&der(&[], None)), None);
+    }
+}
