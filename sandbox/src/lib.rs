@@ -21,6 +21,7 @@ mod cluster;
 mod config;
 mod discovery;
 pub mod elasticsearch;
+mod http_tls;
 mod kubeconfig;
 mod openapi;
 mod operator;
@@ -947,7 +948,7 @@ impl ClusterHandle {
 }
 
 /// `pods/{name}/portforward`: port 9200 of a running, ready Elasticsearch pod reaches that
-/// Elasticsearch's HTTPS server; every other port (and a pod that is restarting) is refused
+/// Elasticsearch's HTTP server, served as its `spec.http.tls` says (`http_tls`); every other port (and a pod that is restarting) is refused
 /// as the kubelet refuses a port nothing listens on. Transport (9300) and remote cluster
 /// server (9443) ports speak Elasticsearch's binary protocol, which is not simulated.
 fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> SubresourceHandler {
@@ -984,10 +985,16 @@ fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> Su
                 return None;
             }
             let certs = world.certs(&id).ok()?;
-            Some(elasticsearch::connect_https(
-                certs.http_tls,
-                world::World::backend(&world, id),
-            ))
+            let es = state
+                .get(&ResourceKey::ELASTICSEARCHES, Some(&ns), &id.name)
+                .ok()?;
+            let backend = world::World::backend(&world, id);
+            Some(
+                match http_tls::serving(&state, &ns, &es, &certs.http, certs.http_tls)? {
+                    http_tls::HttpServing::Https(tls) => elasticsearch::connect_https(tls, backend),
+                    http_tls::HttpServing::Plain => elasticsearch::connect_http(backend),
+                },
+            )
         });
         Box::pin(async move {
             use http_body_util::BodyExt;

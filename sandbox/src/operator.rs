@@ -350,6 +350,34 @@ impl Operator {
         );
     }
 
+    /// [`Self::secret`], and the keys outside `data` removed: ECK replaces the data of the
+    /// Secrets it reconciles (`reconciler.ReconcileSecret`), where a merge keeps old keys.
+    fn secret_replacing(
+        &self,
+        ns: &str,
+        name: &str,
+        labels: Value,
+        data: &BTreeMap<String, String>,
+    ) {
+        self.secret(ns, name, labels, data);
+        let stale: serde_json::Map<String, Value> = self
+            .secret_data(ns, name)
+            .unwrap_or_default()
+            .into_keys()
+            .filter(|k| !data.contains_key(k))
+            .map(|k| (k, Value::Null))
+            .collect();
+        if !stale.is_empty() {
+            self.merge_patch(
+                &ResourceKey::SECRETS,
+                ns,
+                name,
+                &json!({ "data": stale }),
+                Sub::Main,
+            );
+        }
+    }
+
     /// Secret data, decoded.
     fn secret_data(&self, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
         let sec = self.state.get(&ResourceKey::SECRETS, Some(ns), name).ok()?;
@@ -504,11 +532,11 @@ impl Operator {
             );
             Some(pw)
         };
-        self.secret(
+        self.secret_replacing(
             &ns,
             &format!("{name}-es-http-certs-public"),
             es_labels(&name, &[]),
-            &certs.http.public_secret_data(),
+            &crate::http_tls::public_secret_data(&self.state, &ns, es, &certs.http),
         );
         self.errors.clear();
         // ECK reconciles the Services before the transport certificates.
@@ -1216,7 +1244,7 @@ impl Operator {
                 ),
                 (
                     "elasticsearch.k8s.elastic.co/http-scheme".into(),
-                    "https".into(),
+                    crate::http_tls::scheme(es).into(),
                 ),
             ];
             for role in [

@@ -24,6 +24,18 @@ use crate::plan::ClusterId;
 
 pub const HTTP_PORT: u16 = 9200;
 
+/// The annotation on an Elasticsearch that names the Secret (`tls.crt`, `tls.key`) of the
+/// client certificate to present when it requires one on HTTP
+/// (`spec.http.tls.client.authentication`, ECK 3.4+).
+pub const CLIENT_CERTIFICATE_ANNOTATION: &str =
+    "remote-cluster.kubectl-plugin.dev/http-client-certificate";
+
+/// Elasticsearch requires a client certificate on HTTP and the plugin has none it trusts:
+/// waiting does not help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientCertificateError(pub String);
+
 /// One connection per Elasticsearch for the whole command: reads, apply steps and waits share
 /// it. A connection that closed (its pod went away in a rolling restart) is opened again, on a
 /// pod that is ready then.
@@ -97,11 +109,23 @@ pub struct EsError {
 }
 
 impl EsClient {
-    /// Opens the port-forward, verifies TLS against `<name>-es-http-certs-public` with the name
-    /// `<name>-es-http.<namespace>.svc`, and authenticates as `elastic`.
+    /// Opens the port-forward and authenticates as `elastic`. Over HTTPS (ECK's default) TLS is
+    /// verified against `<name>-es-http-certs-public`: its `ca.crt` (the system's public roots
+    /// when it has none, as with a user's certificate without its CA), with the name
+    /// `<name>-es-http.<namespace>.svc` when the certificate carries it, otherwise a name it
+    /// carries. A pod labelled `elasticsearch.k8s.elastic.co/http-scheme: http` (HTTP TLS
+    /// disabled) is spoken to in clear text inside the port-forward, which the API server
+    /// connection encrypts; nothing is sent in clear text outside it.
     pub async fn connect(kube: &ContextClient, target: EsTarget) -> anyhow::Result<EsClient> {
-        let pod = ready_pod(kube, &target).await?;
-        let roots = http_ca(kube, &target).await?;
+        let (pod, scheme) = ready_pod(kube, &target).await?;
+        let trust = match scheme {
+            HttpScheme::Https => Some(http_trust(kube, &target).await?),
+            HttpScheme::Http => None,
+        };
+        let identity = match scheme {
+            HttpScheme::Https => client_identity(kube, &target).await?,
+            HttpScheme::Http => None,
+        };
         let password = elastic_password(kube, &target).await?;
         let credentials = base64::engine::general_purpose::STANDARD
             .encode(format!("elastic:{}", password.expose_secret()));
@@ -121,30 +145,67 @@ impl EsClient {
             .take_stream(HTTP_PORT)
             .ok_or_else(|| anyhow!("the port-forward to pod {pod} gave no stream"))?;
 
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let server_name =
-            ServerName::try_from(format!("{}-es-http.{}.svc", target.name, target.namespace))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(server_name, stream)
-            .await
-            .with_context(|| {
-                format!(
-                    "TLS with Elasticsearch {}/{} failed (verified against {}-es-http-certs-public)",
-                    target.namespace, target.name, target.name
-                )
-            })?;
-        let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("Elasticsearch connection ended: {err}");
+        let sender = match trust {
+            Some(trust) => {
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(trust.roots);
+                let config = match &identity {
+                    Some(identity) => config
+                        .with_client_auth_cert(
+                            identity.chain.clone(),
+                            identity.key.clone_key(),
+                        )
+                        .map_err(|e| {
+                            ClientCertificateError(format!(
+                                "the client certificate in Secret {}/{} cannot be used ({e}); put a certificate and its private key (PEM) in tls.crt and tls.key",
+                                target.namespace, identity.secret
+                            ))
+                        })?,
+                    None => config.with_no_client_auth(),
+                };
+                let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+                    .connect(trust.server_name.clone(), stream)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "TLS with Elasticsearch {}/{} failed (verified as {} against {})",
+                            target.namespace,
+                            target.name,
+                            trust.server_name.to_str(),
+                            trust.against
+                        )
+                    })?;
+                let (sender, connection) =
+                    http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!("Elasticsearch connection ended: {err}");
+                    }
+                    drop(forwarder);
+                });
+                let mut sender = sender;
+                if let Some(identity) = &identity {
+                    // Over TLS 1.3 the server judges the client certificate after the client's
+                    // handshake ends: the first request tells.
+                    probe(&mut sender, &target, &identity.secret).await?;
+                }
+                sender
             }
-            drop(forwarder);
-        });
+            None => {
+                let (sender, connection) =
+                    http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!("Elasticsearch connection ended: {err}");
+                    }
+                    drop(forwarder);
+                });
+                sender
+            }
+        };
         Ok(EsClient {
             name: format!("{}/{}", target.namespace, target.name),
             host: format!("{}-es-http", target.name),
@@ -302,8 +363,122 @@ impl EsClient {
     }
 }
 
-/// A pod of the cluster whose Ready condition is true, chosen by ECK's labels.
-async fn ready_pod(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<String> {
+/// A client certificate to present on HTTP, and the Secret it came from.
+struct ClientIdentity {
+    secret: String,
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+/// The client certificate to present when the Elasticsearch requires one
+/// (`spec.http.tls.client.authentication: true`): the Secret its annotation
+/// [`CLIENT_CERTIFICATE_ANNOTATION`] names. `None` when it requires none.
+async fn client_identity(
+    kube: &ContextClient,
+    target: &EsTarget,
+) -> anyhow::Result<Option<ClientIdentity>> {
+    let es = crate::k8s::eck::get_elasticsearch(kube, &target.namespace, &target.name)
+        .await
+        .map_err(|f| anyhow!("{}", f.message))?
+        .unwrap_or_default();
+    let required = es
+        .pointer("/spec/http/tls/client/authentication")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !required {
+        return Ok(None);
+    }
+    let named = es
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(CLIENT_CERTIFICATE_ANNOTATION))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let Some(secret) = named else {
+        return Err(ClientCertificateError(format!(
+            "Elasticsearch {ns}/{name} requires a client certificate on HTTP (spec.http.tls.client.authentication); create a Secret in namespace {ns} with tls.crt and tls.key that it trusts (labelled eck.k8s.elastic.co/client-certificate=true with ECK's owner labels and an owner reference to the Elasticsearch), then name it with `kubectl annotate elasticsearch {name} -n {ns} {CLIENT_CERTIFICATE_ANNOTATION}=SECRET`",
+            ns = target.namespace,
+            name = target.name
+        ))
+        .into());
+    };
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &target.namespace);
+    let read = kube.call(secrets.get_opt(secret)).await.map_err(|f| {
+        anyhow!(
+            "cannot read Secret {}/{secret}: {}",
+            target.namespace,
+            f.message
+        )
+    })?;
+    let data = read.and_then(|s| s.data).unwrap_or_default();
+    let missing = |what: &str| {
+        ClientCertificateError(format!(
+            "Secret {}/{secret}, named by annotation {CLIENT_CERTIFICATE_ANNOTATION} of Elasticsearch {}/{}, has no {what}; put the client certificate and its private key (PEM) in tls.crt and tls.key",
+            target.namespace, target.namespace, target.name
+        ))
+    };
+    let chain: Vec<CertificateDer<'static>> = data
+        .get("tls.crt")
+        .map(|pem| {
+            CertificateDer::pem_slice_iter(&pem.0)
+                .filter_map(Result::ok)
+                .collect()
+        })
+        .unwrap_or_default();
+    if chain.is_empty() {
+        return Err(missing("certificate in tls.crt").into());
+    }
+    let key = data
+        .get("tls.key")
+        .and_then(|pem| rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem.0).ok())
+        .ok_or_else(|| missing("private key in tls.key"))?;
+    Ok(Some(ClientIdentity {
+        secret: secret.to_string(),
+        chain,
+        key,
+    }))
+}
+
+/// `HEAD /` on a new connection that presented a client certificate: a refused certificate
+/// closes the connection, which this tells as [`ClientCertificateError`].
+async fn probe(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    target: &EsTarget,
+    secret: &str,
+) -> anyhow::Result<()> {
+    let request = http::Request::builder()
+        .method("HEAD")
+        .uri("/")
+        .header(http::header::HOST, format!("{}-es-http", target.name))
+        .body(Full::new(Bytes::new()))?;
+    let sent = async {
+        sender.ready().await?;
+        sender.send_request(request).await
+    }
+    .await;
+    match sent {
+        Ok(_) => Ok(()),
+        Err(err) => Err(ClientCertificateError(format!(
+            "Elasticsearch {ns}/{name} refused the client certificate of Secret {ns}/{secret} ({err}); it trusts the certificates of Secrets labelled eck.k8s.elastic.co/client-certificate=true, eck.k8s.elastic.co/owner-name={name}, eck.k8s.elastic.co/owner-namespace={ns}, eck.k8s.elastic.co/owner-kind=Elasticsearch and owned by an ECK resource of the namespace",
+            ns = target.namespace,
+            name = target.name
+        ))
+        .into()),
+    }
+}
+
+/// What a pod's `elasticsearch.k8s.elastic.co/http-scheme` label says its port 9200 speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HttpScheme {
+    Https,
+    Http,
+}
+
+/// A pod of the cluster whose Ready condition is true, chosen by ECK's labels, and the scheme
+/// its label announces (HTTPS without the label, as ECK before the label).
+async fn ready_pod(
+    kube: &ContextClient,
+    target: &EsTarget,
+) -> anyhow::Result<(String, HttpScheme)> {
     let pods: Api<Pod> = Api::namespaced(kube.client.clone(), &target.namespace);
     let selector = format!(
         "common.k8s.elastic.co/type=elasticsearch,elasticsearch.k8s.elastic.co/cluster-name={}",
@@ -324,7 +499,19 @@ async fn ready_pod(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<St
             })
     });
     match ready {
-        Some(pod) => Ok(pod.metadata.name.clone().unwrap_or_default()),
+        Some(pod) => {
+            let scheme = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("elasticsearch.k8s.elastic.co/http-scheme"))
+                .map(String::as_str);
+            let scheme = match scheme {
+                Some("http") => HttpScheme::Http,
+                _ => HttpScheme::Https,
+            };
+            Ok((pod.metadata.name.clone().unwrap_or_default(), scheme))
+        }
         None => bail!(
             "Elasticsearch {}/{} has no ready pod to reach its API through ({} pods found)",
             target.namespace,
@@ -352,14 +539,109 @@ async fn secret_value(
         .ok_or_else(|| anyhow!("Secret {namespace}/{name} has no {} key", keys.join(" or ")))
 }
 
-async fn http_ca(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<rustls::RootCertStore> {
+/// How to verify an Elasticsearch's HTTPS: the roots, the name, and what they came from (for
+/// error messages).
+struct HttpTrust {
+    roots: rustls::RootCertStore,
+    server_name: ServerName<'static>,
+    against: String,
+}
+
+/// Trust for `<name>-es-http-certs-public`: its `ca.crt`, or the system's public roots when it
+/// has none (a user's certificate given without its CA); the name
+/// `<name>-es-http.<namespace>.svc` when the certificate in `tls.crt` carries it (ECK's own
+/// always does), otherwise the first name it carries (DNS, then IP).
+async fn http_trust(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<HttpTrust> {
     let secret = format!("{}-es-http-certs-public", target.name);
-    let pem = secret_value(kube, &target.namespace, &secret, &["ca.crt", "tls.crt"]).await?;
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &target.namespace);
+    let read = kube.call(secrets.get(&secret)).await.map_err(|f| {
+        anyhow!(
+            "cannot read Secret {}/{secret}: {}",
+            target.namespace,
+            f.message
+        )
+    })?;
+    let data = read.data.unwrap_or_default();
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.with_context(|| format!("Secret {secret} holds an invalid PEM"))?)?;
+    let against = match data.get("ca.crt") {
+        Some(ca) => {
+            for cert in CertificateDer::pem_slice_iter(&ca.0) {
+                roots
+                    .add(cert.with_context(|| format!("Secret {secret} holds an invalid PEM"))?)?;
+            }
+            format!("the ca.crt of Secret {secret}")
+        }
+        None => {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            format!("the public root CAs: Secret {secret} has no ca.crt")
+        }
+    };
+    let service = format!("{}-es-http.{}.svc", target.name, target.namespace);
+    let leaf = data
+        .get("tls.crt")
+        .and_then(|pem| CertificateDer::pem_slice_iter(&pem.0).next())
+        .and_then(Result::ok);
+    let server_name = match leaf {
+        Some(leaf) => certificate_name(leaf.as_ref(), &service).with_context(|| {
+            format!(
+                "the certificate in Secret {}/{secret} names no host (no DNS or IP subjectAltName) to verify Elasticsearch {}/{} with",
+                target.namespace, target.namespace, target.name
+            )
+        })?,
+        None if data.contains_key("ca.crt") => ServerName::try_from(service)?,
+        None => bail!(
+            "Secret {}/{secret} has neither ca.crt nor tls.crt: nothing to verify Elasticsearch {}/{} with",
+            target.namespace,
+            target.namespace,
+            target.name
+        ),
+    };
+    Ok(HttpTrust {
+        roots,
+        server_name,
+        against,
+    })
+}
+
+/// The name to verify a server certificate (DER) with: `preferred` when the certificate's
+/// subjectAltNames cover it, otherwise its first DNS name (a wildcard's `*` standing for
+/// `elasticsearch`), otherwise its first IP address.
+fn certificate_name(der: &[u8], preferred: &str) -> Option<ServerName<'static>> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok().flatten()?;
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    for name in &san.value.general_names {
+        match name {
+            GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => ips.push(std::net::IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?)),
+                16 => ips.push(std::net::IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?)),
+                _ => {}
+            },
+            _ => {}
+        }
     }
-    Ok(roots)
+    let covers = |pattern: &str| match pattern.strip_prefix("*.") {
+        Some(suffix) => preferred
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => pattern == preferred,
+    };
+    if dns.iter().any(|d| covers(d)) {
+        return ServerName::try_from(preferred.to_string()).ok();
+    }
+    for d in &dns {
+        let name = match d.strip_prefix("*.") {
+            Some(suffix) => format!("elasticsearch.{suffix}"),
+            None => d.clone(),
+        };
+        if let Ok(name) = ServerName::try_from(name) {
+            return Some(name);
+        }
+    }
+    ips.first().map(|ip| ServerName::IpAddress((*ip).into()))
 }
 
 async fn elastic_password(kube: &ContextClient, target: &EsTarget) -> anyhow::Result<SecretString> {
@@ -374,4 +656,49 @@ async fn elastic_password(kube: &ContextClient, target: &EsTarget) -> anyhow::Re
 /// (a key id, a key name) never changes what a request addresses.
 pub fn query_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::certificate_name;
+
+    fn der(dns: &[&str], ip: Option<std::net::IpAddr>) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if let Some(ip) = ip {
+            params.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
+        }
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn name(der: &[u8]) -> Option<String> {
+        certificate_name(der, "logs-es-http.prod.svc").map(|n| n.to_str().into_owned())
+    }
+
+    #[test]
+    fn the_service_name_when_covered_else_a_name_the_certificate_carries() {
+        assert_eq!(
+            name(&der(&["es.example.com", "logs-es-http.prod.svc"], None)).as_deref(),
+            Some("logs-es-http.prod.svc")
+        );
+        assert_eq!(
+            name(&der(&["*.prod.svc"], None)).as_deref(),
+            Some("logs-es-http.prod.svc")
+        );
+        assert_eq!(
+            name(&der(&["es.example.com", "other.example.com"], None)).as_deref(),
+            Some("es.example.com")
+        );
+        assert_eq!(
+            name(&der(&["*.example.com"], None)).as_deref(),
+            Some("elasticsearch.example.com")
+        );
+        assert_eq!(
+            name(&der(&[], Some("10.0.0.7".parse().unwrap()))).as_deref(),
+            Some("10.0.0.7")
+        );
+        assert_eq!(name(&der(&[], None)), None);
+    }
 }

@@ -657,10 +657,14 @@ pub async fn alias_settings(
 }
 
 /// A failure that retrying cannot cure: the API server forbids the port-forward (its message
-/// starts with `forbidden:`, see `k8s::failure`), or Elasticsearch refuses the credentials.
+/// starts with `forbidden:`, see `k8s::failure`), Elasticsearch refuses the credentials, or it
+/// requires a client certificate the plugin has not got.
 fn refused_for_good(err: &anyhow::Error) -> bool {
     err.downcast_ref::<crate::es::EsError>()
         .is_some_and(|e| matches!(e.status, 401 | 403))
+        || err
+            .downcast_ref::<crate::es::ClientCertificateError>()
+            .is_some()
         || err
             .chain()
             .any(|cause| cause.to_string().starts_with("forbidden:"))

@@ -128,6 +128,29 @@ where
     Ok(())
 }
 
+/// Serve HTTP/1.1 requests in clear text on `stream` with `backend` (an Elasticsearch whose HTTP
+/// TLS is disabled) until the client closes.
+pub async fn serve_http<S>(stream: S, backend: Arc<dyn EsBackend>) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| answer(req, backend.clone()));
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await?;
+    Ok(())
+}
+
+/// A new in-memory connection to an Elasticsearch that serves plain HTTP (see
+/// [`connect_https`]).
+pub fn connect_http(backend: Arc<dyn EsBackend>) -> DuplexStream {
+    let (client, server) = tokio::io::duplex(256 * 1024);
+    tokio::spawn(async move {
+        let _ = serve_http(server, backend).await;
+    });
+    client
+}
+
 /// A new in-memory connection to an HTTPS Elasticsearch: returns the client end and serves the
 /// other end on a spawned task. Must be called inside a Tokio runtime. This is what a
 /// port-forward `connect(9200)` hands back.

@@ -38,7 +38,7 @@ use api_keys::KeyRefusal;
 pub use api_keys::{ApiKey, ApiKeyStore, ApiKeyType, Caller, decode_credentials, name_matches};
 pub use certs::{EsHttpCerts, sha256_fingerprint};
 pub use error::{EsError, EsErrorMore};
-pub use https::{EsBackend, SharedNode, connect_https, serve_https};
+pub use https::{EsBackend, SharedNode, connect_http, connect_https, serve_http, serve_https};
 pub use remote::{
     Connection, Endpoint, EsId, Interface, NoRemotes, NodeLocation, NotConnectedReason,
     RemoteConfig, RemoteWorld, TrustRestrictions, now_millis, subject_name_matches,
