@@ -163,10 +163,11 @@ fn handover(world: &World) -> (String, String) {
     )
 }
 
-fn external_link_with_files(world: &World) -> Vec<OsString> {
-    let (ca, key) = handover(world);
+/// `link` of east/search/catalog to `cloud` with its remote cluster server's CA, then `extra`.
+fn external_link(world: &World, extra: &[&str]) -> Vec<OsString> {
+    let (ca, _) = handover(world);
     let address = world.sandbox.external("cloud").remote_cluster_address;
-    args(&[
+    let base = [
         "link",
         "catalog",
         "-n",
@@ -177,12 +178,16 @@ fn external_link_with_files(world: &World) -> Vec<OsString> {
         &address,
         "--ca-file",
         &ca,
-        "--api-key-file",
-        &key,
         "--yes",
         "--timeout",
         "90s",
-    ])
+    ];
+    args(&[&base[..], extra].concat())
+}
+
+fn external_link_with_files(world: &World) -> Vec<OsString> {
+    let (_, key) = handover(world);
+    external_link(world, &["--api-key-file", &key])
 }
 
 /// The flags that let the plugin use `cloud`'s REST API (files written once per world).
@@ -202,25 +207,9 @@ fn remote_api(world: &World) -> Vec<String> {
 }
 
 fn external_link_through_url(world: &World) -> Vec<OsString> {
-    let (ca, _) = handover(world);
-    let address = world.sandbox.external("cloud").remote_cluster_address;
-    let mut list = args(&[
-        "link",
-        "catalog",
-        "-n",
-        "search",
-        "--external",
-        "cloud",
-        "--proxy-address",
-        &address,
-        "--ca-file",
-        &ca,
-        "--yes",
-        "--timeout",
-        "90s",
-    ]);
-    list.extend(remote_api(world).into_iter().map(OsString::from));
-    list
+    let remote_api = remote_api(world);
+    let remote_api: Vec<&str> = remote_api.iter().map(String::as_str).collect();
+    external_link(world, &remote_api)
 }
 
 fn external_unlink(_: &World) -> Vec<OsString> {

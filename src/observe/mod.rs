@@ -98,11 +98,9 @@ pub async fn same_operator_remote_and_others(
     Ok((remote, others_than(client, &local.id).await?))
 }
 
-/// Every Elasticsearch of the client's context but `except`.
-pub async fn others_than(
-    client: &ContextClient,
-    except: &plan::ClusterId,
-) -> anyhow::Result<Vec<EsState>> {
+/// Every Elasticsearch of the client's context (the context's namespace when listing all is
+/// denied).
+pub async fn all_elasticsearches(client: &ContextClient) -> anyhow::Result<Vec<EsState>> {
     Ok(eck::list_raw(client)
         .await?
         .into_iter()
@@ -110,9 +108,19 @@ pub async fn others_than(
             let namespace = object.pointer("/metadata/namespace")?.as_str()?.to_string();
             let name = object.pointer("/metadata/name")?.as_str()?.to_string();
             let id = cluster_id(client, &namespace, &name);
-            (&id != except).then_some(EsState { id, object })
+            Some(EsState { id, object })
         })
         .collect())
+}
+
+/// Every Elasticsearch of the client's context but `except`.
+pub async fn others_than(
+    client: &ContextClient,
+    except: &plan::ClusterId,
+) -> anyhow::Result<Vec<EsState>> {
+    let mut all = all_elasticsearches(client).await?;
+    all.retain(|es| &es.id != except);
+    Ok(all)
 }
 
 /// Where each side of a link is, and the command's Elasticsearch connections.

@@ -355,7 +355,7 @@ pub async fn unlink_remote_only(
     let entry = plan::incoming_key(&local, &args.alias);
     let key_name = plan::api_key_name(&local, &args.alias);
     let client = &session.client;
-    let remote = observe::others_than(client, &local)
+    let remote = observe::all_elasticsearches(client)
         .await?
         .into_iter()
         .find(|es| plan::incoming_key_id(es, &entry).is_some())

@@ -200,31 +200,14 @@ pub fn plan_unexport(
         pending,
         active_keys,
     } = interrupted.unwrap_or_default();
-    let observed = CrossUnlinkObserved {
-        local: remote.clone(),
-        record: LinkRecord {
-            remote_context: remote.id.context.clone(),
-            remote_namespace: remote.id.namespace.clone(),
-            remote_name: remote.id.name.clone(),
-            security: SecurityModel::ApiKey,
-            key_id,
-            ca_fingerprint: None,
-            proxy_address: None,
-            key_created_at: None,
-            remote_cluster_uid: None,
-            remote_server: None,
-        },
-        remote: Some(remote.clone()),
+    let half = super::unlink::RemoteHalf {
+        remote,
+        key_id,
         remote_others,
-        credentials_secret: None,
-        ca_bundle: None,
-        local_alias_settings: BTreeMap::new(),
         exposure_service: exposure_service.cloned(),
         active_link_keys: active_keys,
-        pending: None,
     };
-    let mut plan =
-        super::unlink::remote_reversal_for(&observed, remote, request, &export_key(alias));
+    let mut plan = super::unlink::remote_reversal_for(half, request, &export_key(alias));
     if let Some(pending) = &pending {
         plan.steps = with_pending_record(
             plan.steps,

@@ -440,15 +440,51 @@ pub(crate) fn server_spec_op(remote: &EsState, remove_lb_type: bool, disable: bo
     }
 }
 
+/// What the remote half of an unlink reads on the remote alone (`unexport`, `unlink
+/// --remote-only`).
+pub(crate) struct RemoteHalf<'a> {
+    pub remote: &'a EsState,
+    /// The key recorded for the link, if any.
+    pub key_id: Option<String>,
+    pub remote_others: Vec<EsState>,
+    pub exposure_service: Option<Value>,
+    /// Active keys named for the link (an interrupted run's included).
+    pub active_link_keys: Vec<String>,
+}
+
 /// The remote half of an unlink of the incoming link recorded under `entry` (or an export).
 pub(crate) fn remote_reversal_for(
-    observed: &CrossUnlinkObserved,
-    remote: &EsState,
+    half: RemoteHalf,
     request: &CrossUnlinkRequest,
     entry: &str,
 ) -> Plan {
+    let remote = half.remote;
+    // The remote is its own "local" here: nothing on another side is read or planned.
+    let observed = CrossUnlinkObserved {
+        local: remote.clone(),
+        record: LinkRecord {
+            remote_context: remote.id.context.clone(),
+            remote_namespace: remote.id.namespace.clone(),
+            remote_name: remote.id.name.clone(),
+            security: SecurityModel::ApiKey,
+            key_id: half.key_id,
+            ca_fingerprint: None,
+            proxy_address: None,
+            key_created_at: None,
+            remote_cluster_uid: None,
+            remote_server: None,
+        },
+        remote: Some(remote.clone()),
+        remote_others: half.remote_others,
+        credentials_secret: None,
+        ca_bundle: None,
+        local_alias_settings: BTreeMap::new(),
+        exposure_service: half.exposure_service,
+        active_link_keys: half.active_link_keys,
+        pending: None,
+    };
     let mut warnings = Vec::new();
-    let steps = remote_reversal(observed, remote, request, entry, &mut warnings);
+    let steps = remote_reversal(&observed, remote, request, entry, &mut warnings);
     Plan { steps, warnings }
 }
 
@@ -637,28 +673,12 @@ pub fn plan_remote_only_unlink(
             alias: request.alias.clone(),
         });
     }
-    let as_unlink = CrossUnlinkObserved {
-        local: remote.clone(),
-        record: LinkRecord {
-            remote_context: remote.id.context.clone(),
-            remote_namespace: remote.id.namespace.clone(),
-            remote_name: remote.id.name.clone(),
-            security: SecurityModel::ApiKey,
-            key_id,
-            ca_fingerprint: None,
-            proxy_address: None,
-            key_created_at: None,
-            remote_cluster_uid: None,
-            remote_server: None,
-        },
-        remote: Some(remote.clone()),
+    let half = RemoteHalf {
+        remote,
+        key_id,
         remote_others: observed.remote_others.clone(),
-        credentials_secret: None,
-        ca_bundle: None,
-        local_alias_settings: BTreeMap::new(),
         exposure_service: observed.exposure_service.clone(),
         active_link_keys: observed.active_link_keys.clone(),
-        pending: None,
     };
-    Ok(remote_reversal_for(&as_unlink, remote, request, &entry))
+    Ok(remote_reversal_for(half, request, &entry))
 }
