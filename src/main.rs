@@ -26,7 +26,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => {
             if let Some(reason) = remote_cluster::interrupt::reason() {
                 output::warning(&format!(
-                    "interrupted ({reason}) after its last change: the command completed, every change is applied"
+                    "{reason} after its last change: the command completed, every change is applied"
                 ));
             }
             code

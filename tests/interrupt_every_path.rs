@@ -28,6 +28,9 @@ struct Path {
     forward: fn(&World) -> Vec<OsString>,
     /// Takes `forward` back; `None` when there is no such command (`trust`).
     inverse: Option<fn(&World) -> Vec<OsString>>,
+    /// `forward` takes the setup back (an unlink): once complete, everything is as before the
+    /// setup, and running it again has nothing to act on.
+    undoes_setup: bool,
     elasticsearch: fn(&World) -> Value,
 }
 
@@ -261,6 +264,52 @@ fn export_state(world: &World) -> Value {
     json!({"keys": active_keys_on_east(world, "products")})
 }
 
+/// Links east/search/catalog to west/shop/products, then returns `unlink --local-only`: the
+/// remote keeps its half, for `unlink --remote-only` to remove.
+fn linked_then_local_only(world: &World) -> Vec<OsString> {
+    world.ok(common::east_to_west(
+        "link",
+        "products",
+        &["--yes", "--timeout", "90s"],
+    ));
+    args(&[
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--local-only",
+        "--yes",
+        "--timeout",
+        "90s",
+    ])
+}
+
+fn remote_only_unlink(_: &World) -> Vec<OsString> {
+    args(&[
+        "unlink",
+        "catalog",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "--remote-only",
+        "--remote-context",
+        "west",
+        "--disable-server",
+        "--yes",
+        "--timeout",
+        "90s",
+    ])
+}
+
+fn west_keys(world: &World) -> Value {
+    json!({"keys": world.active_plugin_keys("west", "shop", "products")})
+}
+
 fn trust(_: &World) -> Vec<OsString> {
     args(&common::east_to_west(
         "trust",
@@ -282,6 +331,7 @@ fn paths() -> Vec<Path> {
             setup: no_setup,
             forward: same_operator_link,
             inverse: Some(same_operator_unlink),
+            undoes_setup: false,
             elasticsearch: same_operator_state,
         },
         Path {
@@ -291,6 +341,7 @@ fn paths() -> Vec<Path> {
             setup: same_operator_link,
             forward: same_operator_unlink,
             inverse: None,
+            undoes_setup: true,
             elasticsearch: same_operator_state,
         },
         Path {
@@ -300,6 +351,7 @@ fn paths() -> Vec<Path> {
             setup: no_setup,
             forward: external_link_with_files,
             inverse: Some(external_unlink),
+            undoes_setup: false,
             elasticsearch: external_state,
         },
         Path {
@@ -309,6 +361,7 @@ fn paths() -> Vec<Path> {
             setup: no_setup,
             forward: external_link_through_url,
             inverse: Some(external_unlink_through_url),
+            undoes_setup: false,
             elasticsearch: external_state,
         },
         Path {
@@ -318,6 +371,7 @@ fn paths() -> Vec<Path> {
             setup: external_link_through_url,
             forward: external_unlink_through_url,
             inverse: None,
+            undoes_setup: true,
             elasticsearch: external_state,
         },
         Path {
@@ -327,6 +381,7 @@ fn paths() -> Vec<Path> {
             setup: no_setup,
             forward: export,
             inverse: Some(unexport),
+            undoes_setup: false,
             elasticsearch: export_state,
         },
         Path {
@@ -336,7 +391,18 @@ fn paths() -> Vec<Path> {
             setup: export,
             forward: unexport,
             inverse: None,
+            undoes_setup: true,
             elasticsearch: export_state,
+        },
+        Path {
+            name: "unlink --remote-only after unlink --local-only",
+            world: two_clusters,
+            clusters: &["west"],
+            setup: linked_then_local_only,
+            forward: remote_only_unlink,
+            inverse: None,
+            undoes_setup: true,
+            elasticsearch: west_keys,
         },
         Path {
             name: "trust",
@@ -345,6 +411,7 @@ fn paths() -> Vec<Path> {
             setup: no_setup,
             forward: trust,
             inverse: None,
+            undoes_setup: false,
             elasticsearch: no_elasticsearch_state,
         },
     ]
@@ -440,12 +507,6 @@ fn interrupted(
     )
 }
 
-/// Whether `forward` takes its setup back (an unlink): once complete, everything is as before
-/// the setup, and running it again has nothing to act on.
-fn takes_back_setup(path: &Path, world: &World) -> bool {
-    path.inverse.is_none() && !(path.setup)(world).is_empty()
-}
-
 /// Unless `complete` already, the same command again completes the work; a link-like command
 /// run a third time has nothing left to do, and the inverse command then brings back the state
 /// before; an unlink-like one leaves the state before its setup.
@@ -462,7 +523,7 @@ fn complete_then_take_back(path: &Path, prepared: &Prepared, context: &str, comp
         );
         world.settle(path.clusters);
     }
-    if takes_back_setup(path, world) {
+    if path.undoes_setup {
         world.assert_unchanged(path.clusters, &prepared.baseline.0);
         assert_eq!(
             (path.elasticsearch)(world),
@@ -615,4 +676,9 @@ fn an_unexport() {
 #[test]
 fn a_trust() {
     check("trust");
+}
+
+#[test]
+fn an_unlink_of_the_remote_side_only() {
+    check("unlink --remote-only after unlink --local-only");
 }
