@@ -391,6 +391,29 @@ impl Operator {
         )
     }
 
+    /// Elasticsearch's file-based settings (operator mode): the `settings.json` of Secret
+    /// `<es>-es-file-settings`, which ECK's StackConfigPolicy controller writes and every node
+    /// mounts, applies without a restart; its cluster settings become reserved. The sandbox has
+    /// no StackConfigPolicy controller: tests write that Secret as the controller would.
+    fn file_settings(&self, id: &EsId) {
+        let name = format!("{}-es-file-settings", id.name);
+        let Some(data) = self.secret_data(&id.namespace, &name) else {
+            return;
+        };
+        let Some(file) = data
+            .get("settings.json")
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        else {
+            return;
+        };
+        let cluster_settings = file
+            .pointer("/state/cluster_settings")
+            .cloned()
+            .unwrap_or(Value::Null);
+        self.world
+            .with_node_mut(id, |n| n.apply_file_settings(&cluster_settings));
+    }
+
     // ------------------------------------------------------------------ the loop
 
     /// One reconciliation of every Elasticsearch; records in [`OperatorStatus`] whether it
@@ -601,6 +624,7 @@ impl Operator {
             });
         }
 
+        self.file_settings(&id);
         // Remote clusters (remotecluster controller, this ES as the server), licence-gated.
         if enterprise {
             self.remote_server(es, all);

@@ -732,6 +732,13 @@ fn answer(
         let t = table::to_table(info, &body, is_list, include);
         return Ok(json_response(code, &t, warnings));
     }
+    if wants_metadata_only(ctx.accept) {
+        return Ok(json_response(
+            code,
+            &metadata_only(&body, is_list),
+            warnings,
+        ));
+    }
     if !accepts_json(ctx.accept) {
         return Err(ApiError::new(
             406,
@@ -1008,6 +1015,41 @@ fn wants_table(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let p = part.replace(' ', "");
         p.starts_with("application/json") && p.contains("as=Table") && p.contains("g=meta.k8s.io")
+    })
+}
+
+/// `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1` (kube's
+/// `get_metadata`, `kubectl get -o name` on lists): objects reduced to their metadata.
+fn wants_metadata_only(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let p = part.replace(' ', "");
+        p.starts_with("application/json")
+            && (p.contains("as=PartialObjectMetadata;") || p.ends_with("as=PartialObjectMetadata"))
+            && p.contains("g=meta.k8s.io")
+    })
+}
+
+fn metadata_only(body: &Value, is_list: bool) -> Value {
+    let partial = |object: &Value| {
+        serde_json::json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": object.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+        })
+    };
+    if !is_list {
+        return partial(body);
+    }
+    let items: Vec<Value> = body
+        .get("items")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().map(partial).collect())
+        .unwrap_or_default();
+    serde_json::json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": body.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+        "items": items,
     })
 }
 

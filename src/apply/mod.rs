@@ -22,6 +22,7 @@ use crate::plan::{
     ObjectKind, Plan, Step,
 };
 pub mod files;
+pub mod reserved;
 pub mod undo;
 pub mod wait;
 
@@ -62,11 +63,14 @@ pub enum ApplyError {
 /// Before any write: every Elasticsearch spec the plan writes, as it will be after each patch,
 /// names only volumes and files that will be there when it is written (what earlier steps
 /// create, patch or delete counted in).
+/// No step writes a cluster setting that file-based settings own (see [`reserved`]).
 async fn preflight(
     plan: &Plan,
     client_for: &dyn Fn(&str) -> Option<ContextClient>,
+    es: &EsPool,
 ) -> Result<(), ApplyError> {
     let mut overlay = files::Overlay::default();
+    let mut reserved = reserved::Reserved::default();
     let mut specs: HashMap<String, Value> = HashMap::new();
     let failed = |step: &Step, e: anyhow::Error| ApplyError::Failed {
         step: step.summary.clone(),
@@ -97,6 +101,10 @@ async fn preflight(
                 let Some(after) = files::patched(&current, patch) else {
                     continue;
                 };
+                let written = reserved::settings_written(step, Some(&current), Some(&after));
+                if let Some(why) = reserved.check(step, &written, &client, es).await {
+                    return Err(ApplyError::Refused(why));
+                }
                 if let Some(why) = files::broken_reference(&client, &overlay, &after)
                     .await
                     .map_err(|e| failed(step, e))?
@@ -105,10 +113,16 @@ async fn preflight(
                 }
                 specs.insert(key, after);
             }
-            _ => overlay
-                .record(step, &client)
-                .await
-                .map_err(|e| failed(step, e))?,
+            _ => {
+                let written = reserved::settings_written(step, None, None);
+                if let Some(why) = reserved.check(step, &written, &client, es).await {
+                    return Err(ApplyError::Refused(why));
+                }
+                overlay
+                    .record(step, &client)
+                    .await
+                    .map_err(|e| failed(step, e))?
+            }
         }
     }
     Ok(())
@@ -129,7 +143,7 @@ pub async fn apply(
     if dry_run == DryRun::Client {
         return Ok(Outcome::default());
     }
-    preflight(plan, client_for).await?;
+    preflight(plan, client_for, es).await?;
     let mut run = Run {
         dry_run,
         deadline,

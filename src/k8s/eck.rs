@@ -235,6 +235,51 @@ pub async fn list_raw(client: &ContextClient) -> Result<Vec<serde_json::Value>, 
         .collect())
 }
 
+/// ECK's soft-owner labels and annotation on a Secret it derives from other resources
+/// (`reconciler.SetSingleSoftOwner` / `SetMultipleSoftOwners`).
+const SOFT_OWNER_KIND: &str = "eck.k8s.elastic.co/owner-kind";
+const SOFT_OWNER_NAMESPACE: &str = "eck.k8s.elastic.co/owner-namespace";
+const SOFT_OWNER_NAME: &str = "eck.k8s.elastic.co/owner-name";
+const SOFT_OWNER_REFS: &str = "eck.k8s.elastic.co/owner-refs";
+
+/// What sets the file-based settings of Elasticsearch `namespace/name`: the StackConfigPolicies
+/// ECK names as soft owners of its `<name>-es-file-settings` Secret, as `StackConfigPolicy
+/// ns/name`. Read as metadata only: the Secret's content never reaches the plugin. Nothing
+/// when the Secret cannot be read.
+pub async fn file_settings_owners(
+    client: &ContextClient,
+    namespace: &str,
+    name: &str,
+) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Secret;
+
+    let api: Api<Secret> = Api::namespaced(client.client.clone(), namespace);
+    let secret = format!("{name}-es-file-settings");
+    let Ok(Some(meta)) = client.call(api.get_metadata_opt(&secret)).await else {
+        return Vec::new();
+    };
+    let labels = meta.metadata.labels.unwrap_or_default();
+    let Some(kind) = labels.get(SOFT_OWNER_KIND) else {
+        return Vec::new();
+    };
+    if let (Some(ns), Some(owner)) = (
+        labels.get(SOFT_OWNER_NAMESPACE),
+        labels.get(SOFT_OWNER_NAME),
+    ) {
+        return vec![format!("{kind} {ns}/{owner}")];
+    }
+    let refs = meta
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .remove(SOFT_OWNER_REFS)
+        .and_then(|json| serde_json::from_str::<Vec<String>>(&json).ok())
+        .unwrap_or_default();
+    refs.into_iter()
+        .map(|owner| format!("{kind} {owner}"))
+        .collect()
+}
+
 /// A Warning event about an Elasticsearch resource, as `kubectl get events` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WarningEvent {

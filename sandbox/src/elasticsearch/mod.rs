@@ -332,6 +332,8 @@ pub struct ElasticsearchNode {
     /// Whether the cluster formed; see [`ClusterFormation`].
     pub formation: ClusterFormation,
     settings: ClusterSettings,
+    /// Bumped each time the file-based settings change what they reserve.
+    reserved_state_version: u64,
     api_keys: ApiKeyStore,
 }
 
@@ -359,6 +361,7 @@ impl ElasticsearchNode {
             transport_node_names: vec![transport_name],
             formation: ClusterFormation::Formed,
             settings: ClusterSettings::default(),
+            reserved_state_version: 0,
             api_keys: ApiKeyStore::default(),
             id,
         }
@@ -386,6 +389,51 @@ impl ElasticsearchNode {
 
     pub fn persistent_settings(&self) -> &FlatSettings {
         &self.settings.persistent
+    }
+
+    /// What the file-based settings file (`state.cluster_settings` of ECK's
+    /// `<es>-es-file-settings` Secret) sets: applied at once, without a restart, as the file
+    /// watcher of Elasticsearch's operator mode does. Null values are left out.
+    pub fn apply_file_settings(&mut self, cluster_settings: &Value) {
+        let Ok(flat) = settings::flatten(cluster_settings) else {
+            return;
+        };
+        let settings: FlatSettings = flat
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, value?)))
+            .collect();
+        if settings.keys().ne(self.settings.reserved().iter()) {
+            self.reserved_state_version += 1;
+        }
+        self.settings.apply_file_settings(settings);
+    }
+
+    /// `metadata.reserved_state` as `GET _cluster/state/metadata` shows it (empty before any
+    /// file-based settings were applied).
+    fn reserved_state(&self) -> Value {
+        if self.reserved_state_version == 0 {
+            return json!({});
+        }
+        json!({ settings::FILE_SETTINGS_NAMESPACE: {
+            "version": self.reserved_state_version,
+            "handlers": { "cluster_settings": { "keys": self.settings.reserved() } },
+            "errors": null
+        }})
+    }
+
+    /// `GET _cluster/state/metadata`: the cluster uuid and the reserved state (the rest of the
+    /// real metadata, templates and indices, has nothing the sandbox models).
+    fn cluster_state_metadata(&self) -> Value {
+        json!({
+            "cluster_name": self.cluster_name,
+            "metadata": {
+                "cluster_uuid": self.cluster_uuid,
+                "cluster_uuid_committed": true,
+                "templates": {},
+                "indices": {},
+                "reserved_state": self.reserved_state()
+            }
+        })
     }
 
     /// All API keys, in creation order.
@@ -487,6 +535,10 @@ impl ElasticsearchNode {
                 answer.extend(applied.render(flat));
                 Ok(EsResponse::ok(Value::Object(answer)))
             }
+            (Route::ClusterStateMetadata, _) => Ok(EsResponse::ok(filter_path(
+                self.cluster_state_metadata(),
+                param(&params, "filter_path"),
+            ))),
             (Route::RemoteInfo, _) => Ok(EsResponse::ok(self.remote_info(world))),
             (Route::ResolveCluster(expression), _) => {
                 self.resolve_cluster(expression, world).map(EsResponse::ok)
@@ -787,10 +839,46 @@ fn parse_body(req: &EsRequest) -> Result<Option<Value>, EsError> {
     })
 }
 
+/// The response filter of every REST API (`filter_path=a.b,c`): only the named paths are kept,
+/// `*` matching any one name; nothing kept is `{}`.
+fn filter_path(value: Value, filter: Option<&str>) -> Value {
+    let Some(filter) = filter else {
+        return value;
+    };
+    let paths: Vec<Vec<&str>> = filter.split(',').map(|p| p.split('.').collect()).collect();
+    keep_paths(&value, &paths).unwrap_or_else(|| json!({}))
+}
+
+fn keep_paths(value: &Value, paths: &[Vec<&str>]) -> Option<Value> {
+    if paths.iter().any(|p| p.is_empty()) {
+        return Some(value.clone());
+    }
+    let Value::Object(map) = value else {
+        return None;
+    };
+    let kept: serde_json::Map<String, Value> = map
+        .iter()
+        .filter_map(|(name, child)| {
+            let rest: Vec<Vec<&str>> = paths
+                .iter()
+                .filter(|p| p[0] == "*" || p[0] == name)
+                .map(|p| p[1..].to_vec())
+                .collect();
+            if rest.is_empty() {
+                return None;
+            }
+            Some((name.clone(), keep_paths(child, &rest)?))
+        })
+        .collect();
+    (!kept.is_empty()).then_some(Value::Object(kept))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route<'a> {
     Root,
     ClusterSettings,
+    /// `GET /_cluster/state/metadata`.
+    ClusterStateMetadata,
     RemoteInfo,
     /// `GET /_resolve/cluster/<expression>` (8.13+).
     ResolveCluster(&'a str),
@@ -807,6 +895,7 @@ impl<'a> Route<'a> {
         Some(match seg {
             [] => (Route::Root, &["GET"]),
             ["_cluster", "settings"] => (Route::ClusterSettings, &["GET", "PUT"]),
+            ["_cluster", "state", "metadata"] => (Route::ClusterStateMetadata, &["GET"]),
             ["_remote", "info"] => (Route::RemoteInfo, &["GET"]),
             ["_resolve", "cluster", expression] => (Route::ResolveCluster(expression), &["GET"]),
             ["_nodes", "reload_secure_settings"] => (Route::ReloadSecureSettings(None), &["POST"]),
@@ -834,6 +923,7 @@ impl<'a> Route<'a> {
                 "local",
             ],
             (Route::ClusterSettings, _) => &["flat_settings", "master_timeout", "timeout"],
+            (Route::ClusterStateMetadata, _) => &["local", "master_timeout", "flat_settings"],
             (Route::ReloadSecureSettings(_), _) => &["timeout"],
             // `timeout` only from 8.18 (checked where the version is known).
             (Route::ResolveCluster(_), _) => &[

@@ -2,7 +2,7 @@
 //! Elasticsearch's `AbstractScopedSettings`, `SettingsUpdater` and the `cluster.remote.*` affix
 //! settings (`RemoteClusterSettings`, `RemoteConnectionStrategy`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -611,7 +611,13 @@ fn validate_final(settings: &FlatSettings) -> Result<(), EsError> {
 pub struct ClusterSettings {
     pub persistent: FlatSettings,
     pub transient: FlatSettings,
+    /// Keys set through file-based settings (ECK's StackConfigPolicy): the API cannot change
+    /// them (`ReservedClusterSettingsAction`, reserved-state namespace `file_settings`).
+    reserved: BTreeSet<String>,
 }
+
+/// The reserved-state namespace of file-based settings (`FileSettingsService.NAMESPACE`).
+pub const FILE_SETTINGS_NAMESPACE: &str = "file_settings";
 
 impl ClusterSettings {
     /// Effective value of a key: transient wins over persistent.
@@ -654,6 +660,7 @@ impl ClusterSettings {
         if transient_req.is_empty() && persistent_req.is_empty() {
             return Err(EsError::validation(&["no settings to update".to_string()]));
         }
+        self.refuse_reserved(transient_req.keys().chain(persistent_req.keys()))?;
         let mut transient = self.transient.clone();
         let mut persistent = self.persistent.clone();
         let t_updates = apply_scope(Scope::Transient, &transient_req, &mut transient)?;
@@ -665,7 +672,45 @@ impl ClusterSettings {
         Ok(ClusterSettings {
             persistent: p_updates,
             transient: t_updates,
+            reserved: BTreeSet::new(),
         })
+    }
+}
+
+impl ClusterSettings {
+    /// Keys set through file-based settings, which the API cannot change.
+    pub fn reserved(&self) -> &BTreeSet<String> {
+        &self.reserved
+    }
+
+    /// Applies the `cluster_settings` of a file-based settings file: its keys become persistent
+    /// and reserved; keys it reserved before and no longer sets are removed
+    /// (`ReservedClusterSettingsAction.transform`).
+    pub fn apply_file_settings(&mut self, settings: FlatSettings) {
+        for dropped in self
+            .reserved
+            .difference(&settings.keys().cloned().collect())
+        {
+            self.persistent.remove(dropped);
+        }
+        self.reserved = settings.keys().cloned().collect();
+        self.persistent.extend(settings);
+    }
+
+    /// `TransportMasterNodeAction.validateForReservedState`: a request touching a reserved key
+    /// fails as a whole, naming every such key (`diagnostics.md`, row 16).
+    fn refuse_reserved<'a>(&self, keys: impl Iterator<Item = &'a String>) -> Result<(), EsError> {
+        let conflicts: BTreeSet<&String> = keys.filter(|k| self.reserved.contains(*k)).collect();
+        if conflicts.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = conflicts.iter().map(|k| k.as_str()).collect();
+        Err(EsError::illegal_argument(format!(
+            "Failed to process request \
+             [org.elasticsearch.action.admin.cluster.settings.ClusterUpdateSettingsRequest/unset] \
+             with errors: [[{}] set as read-only by [{FILE_SETTINGS_NAMESPACE}]]",
+            names.join(", ")
+        )))
     }
 }
 

@@ -1129,3 +1129,86 @@ fn resolve_cluster_reports_connection_version_and_security_errors() {
         )
     );
 }
+
+#[test]
+fn file_based_settings_are_reserved_and_refuse_api_writes() {
+    let world = FakeWorld::default();
+    let mut es = node(local_id());
+    let before = call(
+        &mut es,
+        &world,
+        "GET",
+        "/_cluster/state/metadata?filter_path=metadata.reserved_state",
+        None,
+    );
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(before.body, json!({"metadata": {"reserved_state": {}}}));
+
+    es.apply_file_settings(&json!({"cluster.remote.fleet.mode": "proxy",
+        "cluster": {"remote": {"fleet": {"proxy_address": "fleet.example:9443"}}}}));
+    let reserved = call(
+        &mut es,
+        &world,
+        "GET",
+        "/_cluster/state/metadata?filter_path=metadata.reserved_state",
+        None,
+    );
+    assert_eq!(
+        reserved.body,
+        json!({"metadata": {"reserved_state": {"file_settings": {"version": 1,
+            "handlers": {"cluster_settings": {"keys": [
+                "cluster.remote.fleet.mode", "cluster.remote.fleet.proxy_address"]}},
+            "errors": null}}}})
+    );
+
+    let refused = call(
+        &mut es,
+        &world,
+        "PUT",
+        "/_cluster/settings",
+        Some(
+            json!({"persistent": {"cluster.remote.fleet.proxy_address": null,
+            "cluster.remote.fleet.mode": null, "cluster.remote.other.mode": "proxy"}}),
+        ),
+    );
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body["error"]["type"], "illegal_argument_exception");
+    assert_eq!(
+        refused.body["error"]["reason"],
+        "Failed to process request \
+         [org.elasticsearch.action.admin.cluster.settings.ClusterUpdateSettingsRequest/unset] \
+         with errors: [[cluster.remote.fleet.mode, cluster.remote.fleet.proxy_address] \
+         set as read-only by [file_settings]]"
+    );
+    assert!(
+        !es.persistent_settings()
+            .contains_key("cluster.remote.other.mode"),
+        "a refused request changes nothing"
+    );
+
+    let other = call(
+        &mut es,
+        &world,
+        "PUT",
+        "/_cluster/settings",
+        Some(json!({"persistent": {"cluster.remote.other.mode": "proxy",
+            "cluster.remote.other.proxy_address": "other.example:9443"}})),
+    );
+    assert_eq!(
+        other.status, 200,
+        "keys the file does not set stay writable: {}",
+        other.body
+    );
+
+    es.apply_file_settings(&json!({"cluster.remote.fleet.mode": "proxy"}));
+    assert!(
+        !es.persistent_settings()
+            .contains_key("cluster.remote.fleet.proxy_address"),
+        "a key the file stops setting is removed"
+    );
+    let after = call(&mut es, &world, "GET", "/_cluster/state/metadata", None);
+    assert_eq!(
+        after.body["metadata"]["reserved_state"]["file_settings"]["handlers"]["cluster_settings"]["keys"],
+        json!(["cluster.remote.fleet.mode"])
+    );
+}
