@@ -23,6 +23,7 @@ mod discovery;
 pub mod elasticsearch;
 mod http_tls;
 mod kubeconfig;
+mod licence;
 mod openapi;
 mod operator;
 pub mod pki;

@@ -15,7 +15,7 @@
 //! - Rollouts: a generation change or a change of the secure settings (the `spec.secureSettings`
 //!   Secrets and `<es>-es-remote-api-keys`) is a rolling restart lasting the operator delay;
 //!   the node's keystore, version and remote cluster server listener change when it completes.
-//! - With an Enterprise licence (ConfigMap `elastic-system/elastic-licensing`), same-operator
+//! - With an Enterprise licence (a licence Secret, see `licence.rs`), same-operator
 //!   remote clusters (section 3): CA copies, `eck-*` cross-cluster API keys, the remote API keys
 //!   Secret, seeds and the `managed-remote-clusters` annotation, and cleanup. Without it, a
 //!   Warning Event `AssociationError` on each Elasticsearch that has `remoteClusters`.
@@ -35,14 +35,12 @@ use crate::elasticsearch::{
     ClusterFormation, ElasticsearchNode, EsId, EsRequest, EsVersion,
     eck_transport_node_name_with_suffix, now_millis, sha256_fingerprint, subject_name_matches,
 };
+use crate::licence;
 use crate::resources::ResourceKey;
 use crate::status::ApiError;
-use crate::world::{
-    LABEL_CLUSTER_NAME, LABEL_STATEFULSET, LABEL_TYPE, World, configmap_key, list, secret_key,
-};
+use crate::world::{LABEL_CLUSTER_NAME, LABEL_STATEFULSET, LABEL_TYPE, World, list, secret_key};
 
-pub(crate) const OPERATOR_NS: &str = "elastic-system";
-pub(crate) const LICENSING_CM: &str = "elastic-licensing";
+pub(crate) use crate::licence::{LICENSING_CM, OPERATOR_NS};
 const LABEL_REMOTE_NAME: &str = "elasticsearch.k8s.elastic.co/remote-cluster-name";
 const LABEL_REMOTE_NAMESPACE: &str = "elasticsearch.k8s.elastic.co/remote-cluster-namespace";
 const ANN_MANAGED_REMOTES: &str = "elasticsearch.k8s.elastic.co/managed-remote-clusters";
@@ -95,6 +93,8 @@ pub(crate) struct Operator {
     next_ip: u32,
     cluster_index: usize,
     pub(crate) status: Arc<OperatorStatus>,
+    /// ECK's resource reporter, which rewrites the `elastic-licensing` ConfigMap.
+    licence_report: licence::Reporter,
     /// Errors of the Elasticsearch being reconciled (ECK's `reconciler.Results`): when any,
     /// its status says phase `ApplyingChanges` and `ReconciliationComplete=False` with them.
     errors: Vec<String>,
@@ -244,41 +244,19 @@ impl Operator {
             next_ip: 0,
             cluster_index,
             status: Arc::new(OperatorStatus::default()),
+            licence_report: licence::Reporter::new(licence::REPORT_INTERVAL),
             errors: Vec::new(),
         }
     }
 
-    /// Creates the licensing ConfigMap (once, at start).
-    pub(crate) fn install(&self, license: &str) {
-        self.state.ensure_namespace(OPERATOR_NS);
-        let cm = json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": LICENSING_CM,
-                "namespace": OPERATOR_NS,
-                "labels": {"common.k8s.elastic.co/type": "elastic-usage", "eck.k8s.elastic.co/watched": "true"},
-            },
-            "data": {"eck_license_level": license, "timestamp": now_rfc3339()},
-        });
-        if let Err(e) = self.state.create(
-            &ResourceKey::CONFIGMAPS,
-            Some(OPERATOR_NS),
-            cm,
-            WriteOpts::default(),
-        ) {
-            eprintln!(
-                "sandbox operator {}: licensing ConfigMap: {e}",
-                self.state.name
-            );
-        }
+    /// Installs the licence of `level` (see [`crate::licence`]) and writes the first report.
+    pub(crate) fn install(&mut self, level: &str) {
+        licence::install(&self.state, level);
+        self.licence_report.tick(&self.state);
     }
 
     fn enterprise(&self) -> bool {
-        matches!(
-            configmap_key(&self.state, OPERATOR_NS, LICENSING_CM, "eck_license_level").as_deref(),
-            Some("enterprise" | "enterprise_trial" | "enterprise-trial")
-        )
+        licence::enterprise_enabled(&self.state)
     }
 
     // ------------------------------------------------------------------ store writes
@@ -419,6 +397,7 @@ impl Operator {
     /// One reconciliation of every Elasticsearch; records in [`OperatorStatus`] whether it
     /// changed the store and how many rollouts run.
     pub(crate) fn pass(&mut self) {
+        self.licence_report.tick(&self.state);
         let rv_before = self.state.resource_version();
         let all = list(&self.state, &ResourceKey::ELASTICSEARCHES, None, None);
         let enterprise = self.enterprise();

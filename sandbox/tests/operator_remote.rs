@@ -351,6 +351,44 @@ async fn basic_license_gives_only_a_warning_event() {
     assert_eq!(managed_remotes(&east, "search", "catalog"), None);
 }
 
+/// The licence Secret is what ECK checks; `elastic-licensing` only reports it, every two
+/// minutes: deleting the Secret stops the automation at once while the report still says
+/// `enterprise`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_licence_secret_gates_and_the_configmap_only_reports_it() {
+    let sb = two_es("enterprise");
+    let east = sb.cluster("east");
+    let licences = east.list(&ResourceKey::SECRETS, Some("elastic-system"));
+    let names: Vec<&str> = licences
+        .iter()
+        .filter(|s| s["metadata"]["labels"]["license.k8s.elastic.co/scope"] == "operator")
+        .map(|s| s["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["eck-license"]);
+    east.delete(&ResourceKey::SECRETS, Some("elastic-system"), "eck-license")
+        .unwrap();
+    link(&east, true).await;
+    east.wait_idle(IDLE).unwrap();
+    let report = east
+        .get(
+            &ResourceKey::CONFIGMAPS,
+            Some("elastic-system"),
+            "elastic-licensing",
+        )
+        .unwrap();
+    assert_eq!(
+        report["data"]["eck_license_level"], "enterprise",
+        "the report lags behind the licence"
+    );
+    let events = east.list(&ResourceKey::EVENTS, Some("search"));
+    assert!(
+        events.iter().any(|e| e["reason"] == "AssociationError"),
+        "{events:?}"
+    );
+    assert!(!has_secret(&east, "search", "catalog-es-remote-api-keys"));
+    assert_eq!(managed_remotes(&east, "search", "catalog"), None);
+}
+
 /// Two clusters, a manual API-key link east/l -> west/r over a LoadBalancer, set up the way
 /// the plugin does it for scenario 2; each ingredient removed in turn.
 #[test]

@@ -38,7 +38,7 @@ pub async fn run(
             (id != es.id).then_some(EsState { id, object })
         })
         .collect();
-    let operator = eck::operator_facts(client).await;
+    let operator = eck::operator_facts(client, &target.namespace).await;
     let remote_info = match target.es.client(client, &es.id).await {
         Ok(es_client) => match es_client.get("/_remote/info").await {
             Ok(info) => Some(with_resolved(&es_client, &es, info).await),

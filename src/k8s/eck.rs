@@ -364,10 +364,12 @@ pub fn load_balancer_address(
 
 pub const CRD_NAME: &str = "elasticsearches.elasticsearch.k8s.elastic.co";
 
-/// What the ECK operator of a context supports and is licensed for. Facts that cannot be read
+/// What the ECK operator of a context supports and is licensed for (the licence of the operator
+/// managing `namespace`). Facts that cannot be read
 /// (RBAC) are left unknown rather than guessed.
-pub async fn operator_facts(client: &ContextClient) -> crate::plan::Operator {
-    let (license_level, features) = tokio::join!(license_level(client), crd_support(client));
+pub async fn operator_facts(client: &ContextClient, namespace: &str) -> crate::plan::Operator {
+    let (license_level, features) =
+        tokio::join!(license_level(client, namespace), crd_support(client));
     crate::plan::Operator {
         license_level,
         crd_has_api_key: features.api_key,
@@ -376,18 +378,35 @@ pub async fn operator_facts(client: &ContextClient) -> crate::plan::Operator {
     }
 }
 
-/// `eck_license_level` of the `elastic-licensing` ConfigMap (eck-remote-clusters.md section 7).
-async fn license_level(client: &ContextClient) -> Option<String> {
+/// The licence level ECK reports (`eck_license_level` of an `elastic-licensing` ConfigMap,
+/// eck-remote-clusters.md section 7) for the operator that manages `namespace`: with several
+/// operators installed, each reports in its own namespace, and the one whose `eck.yaml`
+/// `namespaces` lists `namespace` (or, failing that, one managing every namespace) counts.
+/// The report is refreshed every two minutes, so it may lag behind a licence change.
+async fn license_level(client: &ContextClient, namespace: &str) -> Option<String> {
     use k8s_openapi::api::core::v1::ConfigMap;
 
     let configmaps: Api<ConfigMap> = Api::all(client.client.clone());
     let by_label = ListParams::default().labels("common.k8s.elastic.co/type=elastic-usage");
     if let Ok(list) = client.call(configmaps.list(&by_label)).await {
-        return list
+        let reports: Vec<(String, String)> = list
             .items
             .iter()
-            .find(|c| c.metadata.name.as_deref() == Some("elastic-licensing"))
-            .and_then(|c| c.data.as_ref()?.get("eck_license_level").cloned());
+            .filter(|c| c.metadata.name.as_deref() == Some("elastic-licensing"))
+            .filter_map(|c| {
+                let level = c.data.as_ref()?.get("eck_license_level")?.clone();
+                Some((c.metadata.namespace.clone()?, level))
+            })
+            .collect();
+        if let [(_, level)] = reports.as_slice() {
+            return Some(level.clone());
+        }
+        let mut operators = Vec::new();
+        for (operator_namespace, level) in reports {
+            let managed = managed_namespaces(client, &operator_namespace).await;
+            operators.push(LicenceReport { level, managed });
+        }
+        return level_for_namespace(namespace, &operators);
     }
     // The default operator namespace, for users who may not list ConfigMaps cluster-wide.
     let default_ns: Api<ConfigMap> = Api::namespaced(client.client.clone(), "elastic-system");
@@ -395,6 +414,60 @@ async fn license_level(client: &ContextClient) -> Option<String> {
         Ok(Some(found)) => found.data.and_then(|d| d.get("eck_license_level").cloned()),
         _ => None,
     }
+}
+
+/// One operator's licence report and the namespaces it manages (`None`: all, or unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenceReport {
+    pub level: String,
+    pub managed: Option<Vec<String>>,
+}
+
+/// The level of the operator managing `namespace`: one listing it, else one managing every
+/// namespace; when several qualify and disagree, unknown.
+pub fn level_for_namespace(namespace: &str, operators: &[LicenceReport]) -> Option<String> {
+    let listing: Vec<&LicenceReport> = operators
+        .iter()
+        .filter(|o| {
+            o.managed
+                .as_ref()
+                .is_some_and(|m| m.iter().any(|n| n == namespace))
+        })
+        .collect();
+    let candidates = if listing.is_empty() {
+        operators.iter().filter(|o| o.managed.is_none()).collect()
+    } else {
+        listing
+    };
+    let first = candidates.first()?;
+    candidates
+        .iter()
+        .all(|o| o.level == first.level)
+        .then(|| first.level.clone())
+}
+
+/// The `namespaces` of the operator configuration (`eck.yaml` of a ConfigMap in the operator
+/// namespace, as ECK's Helm chart writes it); `None` when it manages all or cannot be read.
+async fn managed_namespaces(
+    client: &ContextClient,
+    operator_namespace: &str,
+) -> Option<Vec<String>> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let api: Api<ConfigMap> = Api::namespaced(client.client.clone(), operator_namespace);
+    let list = client.call(api.list(&ListParams::default())).await.ok()?;
+    let config = list
+        .items
+        .iter()
+        .find_map(|c| c.data.as_ref()?.get("eck.yaml").cloned())?;
+    let parsed: serde_json::Value = serde_saphyr::from_str(&config).ok()?;
+    let namespaces: Vec<String> = parsed
+        .get("namespaces")?
+        .as_array()?
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    (!namespaces.is_empty()).then_some(namespaces)
 }
 
 /// What the installed Elasticsearch CRD supports.
@@ -489,5 +562,51 @@ mod eck_crd_conformance {
             .remove("apiKey");
         let features = crd_features(&crd);
         assert!(!features.api_key && !features.remote_cluster_server && !features.server_service);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(level: &str, managed: Option<&[&str]>) -> LicenceReport {
+        LicenceReport {
+            level: level.to_string(),
+            managed: managed.map(|m| m.iter().map(|n| n.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn the_operator_listing_the_namespace_decides_the_licence() {
+        let operators = [
+            report("basic", None),
+            report("enterprise", Some(&["search", "logs"])),
+            report("enterprise_trial", Some(&["shop"])),
+        ];
+        assert_eq!(
+            level_for_namespace("search", &operators).as_deref(),
+            Some("enterprise")
+        );
+        assert_eq!(
+            level_for_namespace("shop", &operators).as_deref(),
+            Some("enterprise_trial")
+        );
+        assert_eq!(
+            level_for_namespace("other", &operators).as_deref(),
+            Some("basic"),
+            "an operator managing every namespace covers the rest"
+        );
+    }
+
+    #[test]
+    fn operators_that_disagree_on_a_namespace_leave_the_licence_unknown() {
+        let operators = [report("basic", None), report("enterprise", None)];
+        assert_eq!(level_for_namespace("search", &operators), None);
+        let agreeing = [report("enterprise", None), report("enterprise", None)];
+        assert_eq!(
+            level_for_namespace("search", &agreeing).as_deref(),
+            Some("enterprise")
+        );
+        assert_eq!(level_for_namespace("search", &[]), None);
     }
 }

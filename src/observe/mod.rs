@@ -181,8 +181,8 @@ async fn read_sides(
     let (local, remote, local_operator, remote_operator) = tokio::join!(
         read_es(sides.local, sides.local_namespace, sides.local_name),
         read_es(sides.remote, sides.remote_namespace, sides.remote_name),
-        eck::operator_facts(sides.local),
-        eck::operator_facts(sides.remote),
+        eck::operator_facts(sides.local, sides.local_namespace),
+        eck::operator_facts(sides.remote, sides.remote_namespace),
     );
     Ok((local?, remote?, local_operator, remote_operator))
 }

@@ -345,8 +345,18 @@ pub fn plan_cross_environment_link(
     let mut warnings = Vec::new();
     check_managed(local)?;
     check_managed(remote)?;
-    check_license(&local.id.context, &observed.local_operator, &mut warnings)?;
-    check_license(&remote.id.context, &observed.remote_operator, &mut warnings)?;
+    check_license(
+        &local.id.context,
+        &observed.local_operator,
+        LicenceGate::Terms,
+        &mut warnings,
+    )?;
+    check_license(
+        &remote.id.context,
+        &observed.remote_operator,
+        LicenceGate::Terms,
+        &mut warnings,
+    )?;
     check_versions(local, remote)?;
     check_server_exposure(
         remote,

@@ -311,8 +311,16 @@ fn bad_input_is_refused() {
     let mut basic = observed();
     basic.remote_operator.license_level = Some("basic".into());
     let err = plan_cross_environment_link(&basic, &CrossRequest::default()).unwrap_err();
+    assert_eq!(
+        err,
+        PlanError::LicenseTermsNotEnterprise {
+            context: "west".into(),
+            level: "basic".into()
+        },
+        "across operators the requirement is Elastic's terms, not an ECK gate"
+    );
     assert!(
-        err.to_string().contains("context west is \"basic\""),
+        err.to_string().contains("ECK itself does not block"),
         "{err}"
     );
     let mut taken = observed();

@@ -545,6 +545,10 @@ pub enum PlanError {
     )]
     LicenseNotEnterprise { context: String, level: String },
     #[error(
+        "the ECK licence in context {context} is {level:?}: Elastic's terms make remote clusters on ECK an Enterprise feature; ECK itself does not block a link across operators, which the plugin sets up without ECK's remote-cluster automation; start a trial or install an Enterprise licence"
+    )]
+    LicenseTermsNotEnterprise { context: String, level: String },
+    #[error(
         "the ECK operator in context {context} is too old for the {feature} (the installed Elasticsearch CRD lacks it; ECK {minimum} or later needed); upgrade ECK"
     )]
     OperatorTooOld {
@@ -874,20 +878,41 @@ pub(crate) fn check_managed(es: &EsState) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Who requires the Enterprise licence a link needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LicenceGate {
+    /// ECK's same-operator automation checks it in code and does nothing without it.
+    Eck,
+    /// Links the plugin sets up across operators: only Elastic's terms require it
+    /// (`real-behaviour.md` section 12).
+    Terms,
+}
+
 pub(crate) fn check_license(
     context: &str,
     operator: &Operator,
+    gate: LicenceGate,
     warnings: &mut Vec<String>,
 ) -> Result<(), PlanError> {
-    match operator.license_level.as_deref() {
-        Some("enterprise" | "enterprise_trial" | "enterprise-trial") => Ok(()),
-        Some(level) => Err(PlanError::LicenseNotEnterprise {
+    match (operator.license_level.as_deref(), gate) {
+        (Some("enterprise" | "enterprise_trial" | "enterprise-trial"), _) => Ok(()),
+        (Some(level), LicenceGate::Eck) => Err(PlanError::LicenseNotEnterprise {
             context: context.to_string(),
             level: level.to_string(),
         }),
-        None => {
+        (Some(level), LicenceGate::Terms) => Err(PlanError::LicenseTermsNotEnterprise {
+            context: context.to_string(),
+            level: level.to_string(),
+        }),
+        (None, LicenceGate::Eck) => {
             warnings.push(format!(
                 "could not read the ECK licence in context {context} (ConfigMap elastic-licensing); ECK ignores remote clusters without an Enterprise licence or trial"
+            ));
+            Ok(())
+        }
+        (None, LicenceGate::Terms) => {
+            warnings.push(format!(
+                "could not read the ECK licence in context {context} (ConfigMap elastic-licensing); Elastic's terms make remote clusters on ECK an Enterprise feature"
             ));
             Ok(())
         }

@@ -41,7 +41,7 @@ pub fn plan_same_operator_link(
     check_managed(local)?;
     check_managed(remote)?;
     let mut warnings = Vec::new();
-    check_license(&local.id.context, operator, &mut warnings)?;
+    check_license(&local.id.context, operator, LicenceGate::Eck, &mut warnings)?;
 
     let (local_version, remote_version) = connectable_versions(local, remote)?;
 

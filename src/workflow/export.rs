@@ -55,7 +55,7 @@ pub async fn export(scope: &Scope, args: &ExportRequest) -> anyhow::Result<Outco
         async move {
             let (remote, operator) = tokio::join!(
                 observe::read_es(client, namespace, &args.remote),
-                eck::operator_facts(client),
+                eck::operator_facts(client, namespace),
             );
             let remote = remote?;
             let pending_alias = plan::export_pending_alias(&request.alias);
@@ -184,7 +184,7 @@ async fn export_certificate(
         async move {
             let (remote, operator) = tokio::join!(
                 observe::read_es(client, &target.namespace, &args.remote),
-                eck::operator_facts(client),
+                eck::operator_facts(client, &target.namespace),
             );
             let side = observe::trust_side(client, remote?).await?;
             let restricted =

@@ -301,7 +301,7 @@ pub async fn link(target: &Session, args: &LinkRequest) -> anyhow::Result<Outcom
             let credentials_name = plan::credentials_secret_name(&local.id);
             let bundle_name = plan::ca_bundle_name(&local.id);
             let (operator, credentials, bundle, settings, pending) = tokio::join!(
-                eck::operator_facts(client),
+                eck::operator_facts(client, &target.namespace),
                 client.call(secrets.get_opt(&credentials_name)),
                 client.call(maps.get_opt(&bundle_name)),
                 observe::alias_settings(client, &target.es, &local, &request.alias, deadline),
@@ -414,7 +414,7 @@ async fn link_certificate(target: &Session, args: &LinkRequest) -> anyhow::Resul
         async move {
             let local = observe::read_es(client, &target.namespace, &args.local).await?;
             let (operator, settings) = tokio::join!(
-                eck::operator_facts(client),
+                eck::operator_facts(client, &target.namespace),
                 observe::alias_settings(client, &target.es, &local, alias, deadline),
             );
             let settings = settings?;

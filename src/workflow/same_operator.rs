@@ -65,7 +65,7 @@ pub async fn link(
     let remote_ref = (remote_namespace, args.remote_name());
     // Independent reads go out together: the operator's facts and both resources.
     let (operator, first_read) = tokio::join!(
-        crate::k8s::eck::operator_facts(client),
+        crate::k8s::eck::operator_facts(client, &session.namespace),
         observe::read_pair(client, local_ref, remote_ref)
     );
     let mut first_read = Some(first_read?);

@@ -264,8 +264,18 @@ pub fn plan_certificate_link(
     let mut warnings = vec![certificate_deprecation()];
     check_managed(local)?;
     check_managed(remote)?;
-    check_license(&local.id.context, &observed.local_operator, &mut warnings)?;
-    check_license(&remote.id.context, &observed.remote_operator, &mut warnings)?;
+    check_license(
+        &local.id.context,
+        &observed.local_operator,
+        LicenceGate::Terms,
+        &mut warnings,
+    )?;
+    check_license(
+        &remote.id.context,
+        &observed.remote_operator,
+        LicenceGate::Terms,
+        &mut warnings,
+    )?;
     connectable_versions(local, remote)?;
     check_address(request.proxy_address.as_ref())?;
     super::check_reachable(local, remote, request)?;

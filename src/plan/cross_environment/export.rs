@@ -79,7 +79,12 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
     }
     let mut warnings = Vec::new();
     check_managed(remote)?;
-    check_license(&remote.id.context, &observed.operator, &mut warnings)?;
+    check_license(
+        &remote.id.context,
+        &observed.operator,
+        LicenceGate::Terms,
+        &mut warnings,
+    )?;
     let version = remote
         .version()
         .ok_or_else(|| PlanError::UnknownVersion(remote.id.clone()))?;
@@ -253,7 +258,7 @@ pub fn plan_export_certificate(
     }
     let mut warnings = vec![certificate_deprecation()];
     check_managed(es)?;
-    check_license(&es.id.context, operator, &mut warnings)?;
+    check_license(&es.id.context, operator, LicenceGate::Terms, &mut warnings)?;
     check_address(request.proxy_address.as_ref())?;
     let mut steps = Vec::new();
     let peer = external_peer(&request.alias);

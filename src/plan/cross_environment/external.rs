@@ -50,7 +50,12 @@ pub fn plan_external_link(
     }
     let mut warnings = Vec::new();
     check_managed(local)?;
-    check_license(&local.id.context, &observed.operator, &mut warnings)?;
+    check_license(
+        &local.id.context,
+        &observed.operator,
+        LicenceGate::Terms,
+        &mut warnings,
+    )?;
     let version = local
         .version()
         .ok_or_else(|| PlanError::UnknownVersion(local.id.clone()))?;
@@ -168,7 +173,7 @@ pub fn plan_external_certificate_link(
     }
     let mut warnings = vec![certificate_deprecation()];
     check_managed(es)?;
-    check_license(&es.id.context, operator, &mut warnings)?;
+    check_license(&es.id.context, operator, LicenceGate::Terms, &mut warnings)?;
     let ours = es.plugin_links();
     let record = LinkRecord {
         remote_context: String::new(),
