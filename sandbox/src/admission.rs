@@ -29,8 +29,24 @@ fn spec_version(es: &Value) -> &str {
         .unwrap_or("")
 }
 
-/// Runs ECK's checks on a proposed object (`old` = the stored one for an update).
+/// Runs ECK's checks on a proposed object (`old` = the stored one for an update), as the
+/// webhook answers them.
 pub fn validate_elasticsearch(es: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    match invalid_message(es, old) {
+        None => Ok(()),
+        Some(message) => Err(ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!("admission webhook \"{WEBHOOK_NAME}\" denied the request: {message}"),
+            details: None,
+        }),
+    }
+}
+
+/// What ECK's validation says of `es` (`Elasticsearch.elasticsearch.k8s.elastic.co "<name>" is
+/// invalid: ...`), `None` when it passes. The webhook and, when the webhook is not installed,
+/// the controller (`elasticsearch_controller.go` `internalReconcile`) run the same checks.
+pub fn invalid_message(es: &Value, old: Option<&Value>) -> Option<String> {
     let mut errs = Vec::new();
     let version = spec_version(es);
     let parsed = parse_version(version);
@@ -104,20 +120,11 @@ pub fn validate_elasticsearch(es: &Value, old: Option<&Value>) -> Result<(), Api
         }
     }
     if errs.is_empty() {
-        return Ok(());
+        return None;
     }
     let name = es
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let invalid = ApiError::invalid(&ResourceKey::ELASTICSEARCHES, name, errs);
-    Err(ApiError {
-        code: 403,
-        reason: "Forbidden",
-        message: format!(
-            "admission webhook \"{WEBHOOK_NAME}\" denied the request: {}",
-            invalid.message
-        ),
-        details: None,
-    })
+    Some(ApiError::invalid(&ResourceKey::ELASTICSEARCHES, name, errs).message)
 }

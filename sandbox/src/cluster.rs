@@ -149,6 +149,7 @@ pub(crate) struct ClusterState {
     pub log_file: Option<Mutex<std::fs::File>>,
     pub(crate) faults: Mutex<Vec<FaultSlot>>,
     subresources: Mutex<HashMap<(ResourceKey, String), crate::SubresourceHandler>>,
+    webhook: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -349,7 +350,19 @@ impl ClusterState {
             log_file: log_file.map(Mutex::new),
             faults: Mutex::new(Vec::new()),
             subresources: Mutex::new(HashMap::new()),
+            webhook: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Whether ECK's validating webhook is installed (when not, the controller validates and
+    /// marks an invalid resource with phase `Invalid`).
+    pub(crate) fn webhook(&self) -> bool {
+        self.webhook.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_webhook(&self, installed: bool) {
+        self.webhook
+            .store(installed, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether a resource type is served by this cluster.
@@ -1279,7 +1292,7 @@ impl ClusterState {
         if !causes.is_empty() {
             return Err(ApiError::invalid(key, name, causes));
         }
-        if *key == ResourceKey::ELASTICSEARCHES && self.eck.is_some() {
+        if *key == ResourceKey::ELASTICSEARCHES && self.eck.is_some() && self.webhook() {
             admission::validate_elasticsearch(body, old)?;
         }
         Ok(())

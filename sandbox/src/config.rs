@@ -19,6 +19,7 @@ pub struct ClusterConfig {
     pub(crate) elasticsearches: Vec<EsSeed>,
     pub(crate) namespaces: Vec<String>,
     pub(crate) watch_history: usize,
+    pub(crate) webhook: bool,
 }
 
 /// Default number of past changes a cluster keeps for watches that resume from a
@@ -35,7 +36,16 @@ impl ClusterConfig {
             elasticsearches: Vec::new(),
             namespaces: Vec::new(),
             watch_history: DEFAULT_WATCH_HISTORY,
+            webhook: true,
         }
+    }
+
+    /// ECK installed without its validating webhook (a supported setup): the API server
+    /// accepts what the webhook would refuse, and ECK's controller marks such a resource with
+    /// phase `Invalid` and a Warning event `Validation` instead.
+    pub fn without_webhook(mut self) -> Self {
+        self.webhook = false;
+        self
     }
 
     /// How many past changes (of all types together) the cluster keeps for watches that

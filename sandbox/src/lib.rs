@@ -258,6 +258,7 @@ impl SandboxBuilder {
                 log_file,
                 c.watch_history,
             ));
+            state.set_webhook(c.webhook);
             seed(&state, c)?;
             world.add_cluster(state.clone());
             let mut operator_status = None;

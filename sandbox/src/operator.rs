@@ -506,6 +506,12 @@ impl Operator {
         let ns = s(es, "/metadata/namespace").to_string();
         let name = s(es, "/metadata/name").to_string();
         let id = EsId::new(&self.state.name, &ns, &name);
+        if !self.state.webhook()
+            && let Some(invalid) = crate::admission::invalid_message(es, None)
+        {
+            self.mark_invalid(es, &invalid);
+            return;
+        }
         let certs = match self.world.certs(&id) {
             Ok(c) => c,
             Err(e) => {
@@ -1728,6 +1734,29 @@ impl Operator {
                 self.delete(&ResourceKey::SECRETS, &ns, s(&sec, "/metadata/name"));
             }
         }
+    }
+
+    /// Without the webhook, ECK's controller validates each reconcile and, for an invalid spec,
+    /// sets phase `Invalid` with a Warning event `Validation` and reconciles nothing else
+    /// (`elasticsearch_controller.go` `internalReconcile`, `reconcile/state.go`
+    /// `UpdateElasticsearchInvalidWithEvent`); the status's other fields stay, the observed
+    /// generation is this one.
+    fn mark_invalid(&self, es: &Value, message: &str) {
+        self.warning_event(es, "Validation", "Validation", message);
+        let generation = es.pointer("/metadata/generation").and_then(Value::as_i64);
+        let mut status = json!({"phase": "Invalid"});
+        if let Some(generation) = generation {
+            status["observedGeneration"] = json!(generation);
+        }
+        let ns = s(es, "/metadata/namespace").to_string();
+        let name = s(es, "/metadata/name").to_string();
+        self.merge_patch(
+            &ResourceKey::ELASTICSEARCHES,
+            &ns,
+            &name,
+            &json!({ "status": status }),
+            Sub::Status,
+        );
     }
 
     /// The Warning Event ECK emits when the licence does not allow remote clusters.

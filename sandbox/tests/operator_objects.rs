@@ -494,3 +494,67 @@ fn service_templates_keep_user_ports_and_selectors() {
         json!({"common.k8s.elastic.co/type": "elasticsearch", "elasticsearch.k8s.elastic.co/cluster-name": "r"})
     );
 }
+
+/// Without ECK's webhook the API server takes what the webhook refuses; ECK's controller then
+/// marks the resource `Invalid` with a `Validation` Warning event and reconciles nothing else.
+#[test]
+fn without_the_webhook_the_controller_marks_an_invalid_spec() {
+    let sb = Sandbox::builder()
+        .cluster(
+            ClusterConfig::new("east")
+                .without_webhook()
+                .elasticsearch(EsSeed::new("s", "old", "8.9.0").nodes(1)),
+        )
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let accepted = patch(
+        &east,
+        &ES,
+        "old",
+        json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
+    );
+    assert_eq!(accepted["spec"]["remoteClusterServer"]["enabled"], true);
+    east.wait_idle(IDLE).unwrap();
+    let es = east.get(&ES, Some("s"), "old").unwrap();
+    assert_eq!(es["status"]["phase"], "Invalid");
+    assert_eq!(
+        es["status"]["observedGeneration"],
+        es["metadata"]["generation"]
+    );
+    let events = east.list(&ResourceKey::EVENTS, Some("s"));
+    let validation: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["reason"] == "Validation")
+        .collect();
+    assert_eq!(validation.len(), 1, "{events:?}");
+    assert_eq!(validation[0]["type"], "Warning");
+    assert!(
+        validation[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("minimum required version for remote cluster server is 8.10.0-1"),
+        "{}",
+        validation[0]["message"]
+    );
+    assert!(
+        east.list(&ResourceKey::SERVICES, Some("s"))
+            .iter()
+            .all(|s| s["metadata"]["name"] != "old-es-remote-cluster"),
+        "nothing of the invalid spec is reconciled"
+    );
+
+    patch(
+        &east,
+        &ES,
+        "old",
+        json!({"spec": {"remoteClusterServer": null}}),
+    );
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(
+        east.get(&ES, Some("s"), "old").unwrap()["status"]["phase"],
+        "Ready",
+        "a valid spec is reconciled again"
+    );
+}

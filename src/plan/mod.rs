@@ -89,7 +89,7 @@ impl EsState {
     /// generation caught up and the phase is Ready).
     pub fn rollout(&self) -> Rollout {
         let number = |pointer: &str| self.object.pointer(pointer).and_then(Value::as_i64);
-        Rollout {
+        let mut rollout = Rollout {
             generation: number("/metadata/generation"),
             observed_generation: number("/status/observedGeneration"),
             phase: self
@@ -108,7 +108,11 @@ impl EsState {
                 .and_then(|c| c["message"].as_str())
                 .filter(|m| !m.trim().is_empty())
                 .map(str::to_string),
+        };
+        if rollout.phase == INVALID_PHASE && rollout.error.is_none() {
+            rollout.error = Some(INVALID_SPEC.to_string());
         }
+        rollout
     }
 
     pub fn remote_cluster_server_enabled(&self) -> bool {
@@ -143,6 +147,12 @@ impl EsState {
     }
 }
 
+/// The phase ECK's controller sets when its own validation refuses a spec, which happens when
+/// ECK runs without its validating webhook (the API server then accepted the write, and
+/// `--dry-run=server` cannot catch it).
+pub const INVALID_PHASE: &str = "Invalid";
+const INVALID_SPEC: &str = "phase Invalid: ECK's validation refused this spec (ECK runs without its validating webhook, so the API server accepted it); its Validation event says why";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollout {
     pub generation: Option<i64>,
@@ -169,13 +179,14 @@ impl Rollout {
 }
 
 /// Whether an error ECK reports stays until someone changes something (real-behaviour.md
-/// section 4): the `certificateAuthorities` ConfigMap missing or without `ca.crt`
+/// section 4): a spec ECK's controller found invalid, the `certificateAuthorities` ConfigMap missing or without `ca.crt`
 /// (`transport.ReconcileAdditionalCAs`), secure-settings entries that cannot be read
 /// (`keystore.retrieveUserSecrets`), and Elasticsearch refusing ECK's request (a 4xx answer,
 /// such as its remote-cluster settings update). Others (Elasticsearch not reachable yet, a
 /// conflict) clear when ECK retries.
 pub fn eck_error_is_lasting(message: &str) -> bool {
-    message.contains("specified in spec.transport.tls.certificateAuthorities")
+    message == INVALID_SPEC
+        || message.contains("specified in spec.transport.tls.certificateAuthorities")
         || message.contains("in secure settings secret")
         || ["400 ", "401 ", "403 ", "404 "].iter().any(|status| {
             message.trim_start_matches('[').starts_with(status)
@@ -557,6 +568,11 @@ pub enum PlanError {
         minimum: &'static str,
     },
     #[error(
+        "ECK marks {0} Invalid: its validation refused the current spec (ECK runs without its validating webhook), so it would not act on the link; fix the spec first (`kubectl describe es {name} -n {namespace}` shows the Validation event)",
+        name = .0.name, namespace = .0.namespace
+    )]
+    InvalidSpec(ClusterId),
+    #[error(
         "{cluster} is not managed by ECK ({annotation}: {value:?}), so ECK would not act on the link; remove the annotation first"
     )]
     NotManaged {
@@ -874,6 +890,10 @@ pub(crate) fn check_managed(es: &EsState) -> Result<(), PlanError> {
             annotation: ECK_PAUSED,
             value: value.to_string(),
         });
+    }
+    let rollout = es.rollout();
+    if rollout.phase == INVALID_PHASE && rollout.caught_up() {
+        return Err(PlanError::InvalidSpec(es.id.clone()));
     }
     Ok(())
 }
@@ -1247,6 +1267,31 @@ mod eck_error_tests {
         ] {
             assert!(!eck_error_is_lasting(passing), "{passing}");
         }
+    }
+
+    #[test]
+    fn a_spec_eck_marked_invalid_is_a_lasting_error_and_refused_before_writing() {
+        use super::{ClusterId, EsState, PlanError, check_managed};
+        let es = |phase: &str, observed: i64| EsState {
+            id: ClusterId {
+                context: "east".into(),
+                namespace: "search".into(),
+                name: "catalog".into(),
+            },
+            object: serde_json::json!({"metadata": {"name": "catalog", "generation": 3},
+                "status": {"phase": phase, "observedGeneration": observed}}),
+        };
+        let invalid = es("Invalid", 3);
+        let error = invalid.rollout().eck_error().map(str::to_string).unwrap();
+        assert!(error.starts_with("phase Invalid"), "{error}");
+        assert!(eck_error_is_lasting(&error));
+        assert_eq!(
+            check_managed(&invalid),
+            Err(PlanError::InvalidSpec(invalid.id.clone()))
+        );
+        assert_eq!(check_managed(&es("Invalid", 2)), Ok(()), "not judged yet");
+        assert_eq!(check_managed(&es("Ready", 3)), Ok(()));
+        assert_eq!(es("Ready", 3).rollout().eck_error(), None);
     }
 }
 
