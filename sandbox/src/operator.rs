@@ -95,6 +95,8 @@ pub(crate) struct Operator {
     pub(crate) status: Arc<OperatorStatus>,
     /// ECK's resource reporter, which rewrites the `elastic-licensing` ConfigMap.
     licence_report: licence::Reporter,
+    /// A reconcile of this pass asked for another (ECK's requeue): the pass is not idle.
+    requeue: bool,
     /// Errors of the Elasticsearch being reconciled (ECK's `reconciler.Results`): when any,
     /// its status says phase `ApplyingChanges` and `ReconciliationComplete=False` with them.
     errors: Vec<String>,
@@ -245,6 +247,7 @@ impl Operator {
             cluster_index,
             status: Arc::new(OperatorStatus::default()),
             licence_report: licence::Reporter::new(licence::REPORT_INTERVAL),
+            requeue: false,
             errors: Vec::new(),
         }
     }
@@ -398,6 +401,7 @@ impl Operator {
     /// changed the store and how many rollouts run.
     pub(crate) fn pass(&mut self) {
         self.licence_report.tick(&self.state);
+        self.requeue = false;
         let rv_before = self.state.resource_version();
         let all = list(&self.state, &ResourceKey::ELASTICSEARCHES, None, None);
         let enterprise = self.enterprise();
@@ -446,7 +450,7 @@ impl Operator {
         self.status.rollouts.store(rollouts, Ordering::SeqCst);
         let rv_after = self.state.resource_version();
         *self.status.settled_rv.lock().expect("settled") =
-            (rv_before == rv_after).then_some(rv_after);
+            (rv_before == rv_after && !self.requeue).then_some(rv_after);
     }
 
     /// When the next timed step is due (a rollout moving on).
@@ -615,14 +619,21 @@ impl Operator {
             self.remote_server(es, all);
         }
         self.aggregate_remote_cas(&ns, &name, &certs.transport_ca_pem);
-        if enterprise {
-            self.remote_settings(es);
-        } else if es
+        // `remotecluster.UpdateSettings`, only while Elasticsearch is reachable
+        // (`driver/shared/reconcile.go` l.293-305); without a licence only an alias cleanup
+        // runs (no spec entries, the annotation still naming some).
+        let in_spec = es
             .pointer("/spec/remoteClusters")
             .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-        {
+            .is_some_and(|a| !a.is_empty());
+        let reachable = self
+            .world
+            .read_node(&id, |n| n.is_formed())
+            .unwrap_or(false);
+        if reachable && in_spec && !enterprise {
             self.license_event(es);
+        } else if reachable && (in_spec || annotation(es, ANN_MANAGED_REMOTES).is_some()) {
+            self.remote_settings(es);
         }
 
         // Rollout, once the secure settings could be read (`reconcileSecureSettings` returns
@@ -1621,18 +1632,33 @@ impl Operator {
                 self.remote_api_keys_secret(ns, name, &kept, &ann);
             }
         }
+        // `updateSettingsInternal` (remotecluster/elasticsearch.go l.76-152): every reconcile
+        // PUTs the seeds of every spec alias, plus `seeds: null` for an alias the annotation
+        // names that left the spec but is still in the settings; the annotation (spec aliases
+        // and those still to remove) is written first, so an alias whose removal Elasticsearch
+        // refuses stays in it and the removal is retried on every reconcile.
         let Some(current) = self
             .world
             .read_node(&id, |n| n.persistent_settings().clone())
         else {
             return;
         };
+        let in_settings = |alias: &str| {
+            let prefix = format!("cluster.remote.{alias}.");
+            current.keys().any(|k| k.starts_with(&prefix))
+        };
         let current_ann = annotation(client, ANN_MANAGED_REMOTES);
-        let managed: Vec<String> = current_ann
+        let mut tracked: BTreeSet<String> = current_ann
             .unwrap_or("")
             .split(',')
             .filter(|x| !x.is_empty())
             .map(str::to_string)
+            .filter(|alias| refs.iter().any(|r| &r.alias == alias) || in_settings(alias))
+            .collect();
+        let to_delete: Vec<String> = tracked
+            .iter()
+            .filter(|alias| !refs.iter().any(|r| &r.alias == *alias))
+            .cloned()
             .collect();
         let mut remote = Map::new();
         for RemoteRef {
@@ -1647,19 +1673,22 @@ impl Operator {
             } else {
                 format!("{rname}-es-transport.{rns}.svc:9300")
             };
-            let have = current
-                .get(&format!("cluster.remote.{alias}.seeds"))
-                .map(|v| v.as_list());
-            if have.as_deref() != Some(std::slice::from_ref(&seed)) {
-                remote.insert(alias.clone(), json!({"seeds": [seed]}));
-            }
+            remote.insert(alias.clone(), json!({"seeds": [seed]}));
+            tracked.insert(alias.clone());
         }
-        for alias in &managed {
-            if !refs.iter().any(|r| &r.alias == alias)
-                && current.contains_key(&format!("cluster.remote.{alias}.seeds"))
-            {
-                remote.insert(alias.clone(), json!({"seeds": null}));
-            }
+        for alias in &to_delete {
+            remote.insert(alias.clone(), json!({"seeds": null}));
+        }
+        let value = tracked.into_iter().collect::<Vec<_>>().join(",");
+        let wanted = (!value.is_empty()).then_some(value.as_str());
+        if current_ann != wanted {
+            self.merge_patch(
+                &ResourceKey::ELASTICSEARCHES,
+                ns,
+                name,
+                &json!({"metadata": {"annotations": {ANN_MANAGED_REMOTES: wanted}}}),
+                Sub::Main,
+            );
         }
         if !remote.is_empty()
             && let Some(pw) = secret_key(
@@ -1683,20 +1712,10 @@ impl Operator {
                     "Could not update remote clusters in Elasticsearch settings, re-queuing",
                 );
                 self.errors.push(es_api_error(resp.status, &resp.body));
+            } else if !to_delete.is_empty() {
+                // The next reconcile drops the removed aliases from the annotation.
+                self.requeue = true;
             }
-        }
-        let mut aliases: Vec<String> = refs.iter().map(|r| r.alias.clone()).collect();
-        aliases.sort();
-        let value = aliases.join(",");
-        let wanted = (!value.is_empty()).then_some(value.as_str());
-        if current_ann != wanted {
-            self.merge_patch(
-                &ResourceKey::ELASTICSEARCHES,
-                ns,
-                name,
-                &json!({"metadata": {"annotations": {ANN_MANAGED_REMOTES: wanted}}}),
-                Sub::Main,
-            );
         }
     }
 

@@ -351,6 +351,88 @@ async fn basic_license_gives_only_a_warning_event() {
     assert_eq!(managed_remotes(&east, "search", "catalog"), None);
 }
 
+/// ECK's remote-settings loop: the annotation is written before the settings, and an alias
+/// whose removal Elasticsearch refuses stays in it, its removal retried on every reconcile
+/// (with the error on the status) until it goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_alias_removal_is_retried_until_elasticsearch_drops_it() {
+    let sb = two_es("enterprise");
+    let east = sb.cluster("east");
+    link(&east, false).await;
+    east.wait_idle(IDLE).unwrap();
+    put_settings(
+        &east,
+        "search",
+        "catalog",
+        json!({"cluster.remote.prod.skip_unavailable": true}),
+    );
+    assert_eq!(
+        json_patch(
+            &east,
+            "search",
+            "catalog",
+            json!([{"op": "remove", "path": "/spec/remoteClusters"}])
+        )
+        .await,
+        200
+    );
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(
+        managed_remotes(&east, "search", "catalog"),
+        Some(json!("prod")),
+        "kept while Elasticsearch still has it"
+    );
+    let settings = persistent_settings(&east, "search", "catalog");
+    assert!(
+        settings.get("cluster.remote.prod.seeds").is_some(),
+        "{settings}"
+    );
+    let catalog = east.get(&ES, Some("search"), "catalog").unwrap();
+    assert_eq!(catalog["status"]["phase"], "ApplyingChanges");
+    let reconciled = catalog["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ReconciliationComplete")
+        .unwrap()
+        .clone();
+    assert_eq!(reconciled["status"], "False");
+    assert!(
+        reconciled["message"]
+            .as_str()
+            .unwrap()
+            .contains("if remote cluster is not enabled"),
+        "{reconciled}"
+    );
+
+    put_settings(
+        &east,
+        "search",
+        "catalog",
+        json!({"cluster.remote.prod.skip_unavailable": null}),
+    );
+    // An Elasticsearch-only change wakes no watch: the operator retries on its next pass
+    // (at least once a second), then drops the alias from the annotation on the one after.
+    let deadline = std::time::Instant::now() + IDLE;
+    while managed_remotes(&east, "search", "catalog").is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alias is never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    east.wait_idle(IDLE).unwrap();
+    let settings = persistent_settings(&east, "search", "catalog");
+    assert!(
+        settings.get("cluster.remote.prod.seeds").is_none(),
+        "{settings}"
+    );
+    assert_eq!(
+        east.get(&ES, Some("search"), "catalog").unwrap()["status"]["phase"],
+        "Ready"
+    );
+}
+
 /// The licence Secret is what ECK checks; `elastic-licensing` only reports it, every two
 /// minutes: deleting the Secret stops the automation at once while the report still says
 /// `enterprise`.

@@ -9,7 +9,6 @@ use serde_json::Value;
 use crate::es::EsPool;
 use crate::k8s::clients::ContextClient;
 use crate::k8s::eck;
-use crate::observe;
 use crate::plan::{Change, ClusterId, Step};
 
 /// The `cluster.remote.*` settings a step makes Elasticsearch change on its cluster, with the
@@ -96,6 +95,34 @@ fn render(value: &Value) -> String {
     }
 }
 
+/// The cluster settings Elasticsearch refuses API writes to, each with the reserved-state
+/// namespace that set it (`file_settings` for ECK's StackConfigPolicy): the
+/// `metadata.reserved_state.<namespace>.handlers.cluster_settings.keys` of the cluster state.
+async fn reserved_cluster_settings(
+    es: &crate::es::EsClient,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let state = es
+        .get("/_cluster/state/metadata?filter_path=metadata.reserved_state")
+        .await?;
+    Ok(reserved_keys(&state))
+}
+
+fn reserved_keys(state: &Value) -> BTreeMap<String, String> {
+    let namespaces = state
+        .pointer("/metadata/reserved_state")
+        .and_then(Value::as_object);
+    let mut keys = BTreeMap::new();
+    for (namespace, reserved) in namespaces.into_iter().flatten() {
+        let names = reserved
+            .pointer("/handlers/cluster_settings/keys")
+            .and_then(Value::as_array);
+        for key in names.into_iter().flatten().filter_map(Value::as_str) {
+            keys.insert(key.to_string(), namespace.clone());
+        }
+    }
+    keys
+}
+
 /// Reserved keys per cluster, read once per command.
 #[derive(Default)]
 pub struct Reserved {
@@ -118,7 +145,7 @@ impl Reserved {
         }
         if !self.by_cluster.contains_key(&step.cluster) {
             let keys = match es.client(client, &step.cluster).await {
-                Ok(connection) => observe::reserved_cluster_settings(&connection)
+                Ok(connection) => reserved_cluster_settings(&connection)
                     .await
                     .unwrap_or_default(),
                 Err(_) => BTreeMap::new(),

@@ -79,34 +79,6 @@ pub async fn current_skip_unavailable(
         .or_else(|| value.as_str().and_then(|v| v.parse().ok()))
 }
 
-/// The cluster settings Elasticsearch refuses API writes to, each with the reserved-state
-/// namespace that set it (`file_settings` for ECK's StackConfigPolicy): the
-/// `metadata.reserved_state.<namespace>.handlers.cluster_settings.keys` of the cluster state.
-pub async fn reserved_cluster_settings(
-    es: &crate::es::EsClient,
-) -> anyhow::Result<BTreeMap<String, String>> {
-    let state = es
-        .get("/_cluster/state/metadata?filter_path=metadata.reserved_state")
-        .await?;
-    Ok(reserved_keys(&state))
-}
-
-fn reserved_keys(state: &Value) -> BTreeMap<String, String> {
-    let namespaces = state
-        .pointer("/metadata/reserved_state")
-        .and_then(Value::as_object);
-    let mut keys = BTreeMap::new();
-    for (namespace, reserved) in namespaces.into_iter().flatten() {
-        let names = reserved
-            .pointer("/handlers/cluster_settings/keys")
-            .and_then(Value::as_array);
-        for key in names.into_iter().flatten().filter_map(Value::as_str) {
-            keys.insert(key.to_string(), namespace.clone());
-        }
-    }
-    keys
-}
-
 /// The remote the alias points at (from the plugin's record), and every other cluster of the
 /// context, to tell whether the remote's server is still used.
 pub async fn same_operator_remote_and_others(
