@@ -48,6 +48,12 @@ fn apply_to(world: &World) -> Vec<OsString> {
 /// `GET /_remote/info` of `selfmanaged`.
 fn external_remote_info(world: &World) -> Value {
     let external = world.sandbox.external("selfmanaged");
+    // Elasticsearch keeps a failed connection attempt until something asks again, as a search
+    // or `_resolve/cluster` does.
+    world.sandbox.external_request(
+        "selfmanaged",
+        &EsRequest::new("GET", "/_resolve/cluster/eck:*").basic("elastic", &external.password),
+    );
     world
         .sandbox
         .external_request(

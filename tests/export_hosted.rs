@@ -348,6 +348,23 @@ fn an_eck_cluster_links_to_a_hosted_deployment_with_restricted_trust_and_unlinks
         .sandbox
         .external_admin_trust_transport("ech", &eck_ca, &[ECK_PATTERN])
         .unwrap();
+    // The failed attempt stays until something asks again: `describe` does, through
+    // `_resolve/cluster`.
+    let described = world.ok([
+        "describe",
+        "products",
+        "-n",
+        "search",
+        "--context",
+        "east",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        stdout_of(&described).contains("ech-logs"),
+        "{}",
+        stdout_of(&described)
+    );
     let info = east.remote_info("search", "products");
     assert_eq!(info["ech-logs"]["connected"], true, "{info}");
 

@@ -506,6 +506,9 @@ fn certificate_model_to_an_external_cluster_connects_once_it_trusts_our_ca() {
         .sandbox
         .external_admin("cloud", Some(&our_ca), &[])
         .unwrap();
+    // The failed attempt stays until something asks again: `describe` does, through
+    // `_resolve/cluster`.
+    world.ok(["describe", "catalog", "-n", "search", "--context", "east"]);
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["cloud"]["connected"], true, "{info}");
     assert!(info["cloud"].get("cluster_credentials").is_none());

@@ -990,7 +990,13 @@ fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> Su
             let es = state
                 .get(&ResourceKey::ELASTICSEARCHES, Some(&ns), &id.name)
                 .ok()?;
-            let backend = world::World::backend(&world, id);
+            let remote_cluster_client = obj
+                .pointer(
+                    "/metadata/labels/elasticsearch.k8s.elastic.co~1node-remote_cluster_client",
+                )
+                .and_then(Value::as_str)
+                != Some("false");
+            let backend = world::World::pod_backend(&world, id, &pod, remote_cluster_client);
             Some(
                 match http_tls::serving(&state, &ns, &es, &certs.http, certs.http_tls)? {
                     http_tls::HttpServing::Https(tls) => elasticsearch::connect_https(tls, backend),

@@ -1146,6 +1146,7 @@ impl Operator {
         let formation = self.formation(id, es);
         let formed = formation == ClusterFormation::Formed;
         self.world.with_node_mut(id, |n| n.formation = formation);
+        self.world.restart_connections(id);
         formed
     }
 

@@ -392,6 +392,48 @@ impl World {
         Arc::new(move |req: EsRequest| world.handle(&id, &req))
     }
 
+    /// What serves the HTTP requests of pod `pod` of `id`: [`World::backend`], except that a
+    /// node without the `remote_cluster_client` role knows no remote clusters and refuses the
+    /// calls that need them (diagnostics.md section 1 and row 15; cloud-on-k8s#8430).
+    pub(crate) fn pod_backend(
+        world: &Arc<World>,
+        id: EsId,
+        pod: &str,
+        remote_cluster_client: bool,
+    ) -> Arc<dyn EsBackend> {
+        let all = World::backend(world, id);
+        if remote_cluster_client {
+            return all;
+        }
+        let pod = pod.to_string();
+        Arc::new(move |req: EsRequest| {
+            let remote_expression = |prefix: &str| {
+                req.path
+                    .strip_prefix(prefix)
+                    .is_some_and(|expression| expression.contains(':'))
+            };
+            let refusal = if req.path == "/_remote/info" {
+                Some(format!(
+                    "node [{pod}] does not have the [remote_cluster_client] role"
+                ))
+            } else if remote_expression("/_resolve/cluster/")
+                || remote_expression("/_resolve/index/")
+            {
+                Some(format!(
+                    "node [{pod}] does not have the remote cluster client role enabled"
+                ))
+            } else {
+                None
+            };
+            match refusal {
+                Some(reason) => {
+                    EsResponse::from_error(&crate::elasticsearch::EsError::illegal_argument(reason))
+                }
+                None => all.handle(req),
+            }
+        })
+    }
+
     /// Whether the HTTP server of `id`'s nodes runs (port-forward reaches it even while the
     /// pods are not Ready because no master was elected).
     pub(crate) fn http_up_without_master(&self, id: &EsId) -> bool {
@@ -399,6 +441,11 @@ impl World {
             matches!(n.formation, ClusterFormation::NoMaster { .. })
         })
         .unwrap_or(false)
+    }
+
+    /// The nodes of `id` started again: their remote connections are attempted anew.
+    pub(crate) fn restart_connections(&self, id: &EsId) {
+        self.with_view(id, |node, view| node.restart_connections(view));
     }
 
     pub(crate) fn remote_info(&self, id: &EsId) -> Option<Value> {

@@ -184,7 +184,8 @@ async fn api_key_link_between_two_clusters_over_https() {
     assert_eq!(info["archive"]["connected"], true, "{info}");
     assert_eq!(info["archive"]["cluster_credentials"], "::es_redacted::");
 
-    // Invalidate the key on the remote: the link drops at once.
+    // Invalidate the key on the remote: the open connection stays (`_remote/info` still says
+    // connected), but each request is refused, which `_resolve/cluster` shows.
     let (status, body) = call(
         r_port,
         &r_certs,
@@ -196,7 +197,17 @@ async fn api_key_link_between_two_clusters_over_https() {
     assert_eq!((status, body["error_count"].clone()), (200, json!(0)));
     let (status, info) = call(l_port, &l_certs, "GET", "/_remote/info", None).await;
     assert_eq!(status, 200, "{info}");
-    assert_eq!(info["archive"]["connected"], false);
+    assert_eq!(info["archive"]["connected"], true, "{info}");
+    let (status, resolved) =
+        call(l_port, &l_certs, "GET", "/_resolve/cluster/archive:*", None).await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["archive"]["connected"], true, "{resolved}");
+    assert!(
+        resolved["archive"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("has been invalidated")),
+        "{resolved}"
+    );
     let why = {
         let nodes = world.nodes.lock().unwrap();
         let others: HashMap<EsId, ElasticsearchNode> = nodes

@@ -44,6 +44,19 @@ fn persistent_settings(c: &ClusterHandle, ns: &str, name: &str) -> Value {
     settings["persistent"].clone()
 }
 
+/// `GET _resolve/cluster/<alias>:*` on `ns/name`: Elasticsearch attempts the connection again
+/// (it does not reconnect by itself after a failed attempt).
+fn resolve(c: &ClusterHandle, ns: &str, name: &str, alias: &str) -> Value {
+    let (status, body) = es_call(
+        c,
+        ns,
+        name,
+        EsRequest::new("GET", &format!("/_resolve/cluster/{alias}:*")),
+    );
+    assert_eq!(status, 200, "{body}");
+    body[alias].clone()
+}
+
 /// The ingress host name of LoadBalancer Service `ns/svc`.
 fn lb_hostname(c: &ClusterHandle, ns: &str, svc: &str) -> String {
     c.get(&ResourceKey::SERVICES, Some(ns), svc).unwrap()["status"]["loadBalancer"]["ingress"]
@@ -306,6 +319,12 @@ async fn certificate_model_link_connects() {
         persistent_settings(&east, "search", "catalog")["cluster.remote.prod.seeds"],
         json!(["products-es-transport.shop.svc:9300"])
     );
+    // ECK set the seeds before the remote trusted the local CA copy: the first attempt failed
+    // and stays failed until something asks again.
+    assert_eq!(
+        resolve(&east, "search", "catalog", "prod")["connected"],
+        true
+    );
     let info = east.remote_info("search", "catalog");
     assert_eq!(info["prod"]["connected"], true, "{info}");
     assert_eq!(info["prod"].get("cluster_credentials"), None);
@@ -551,6 +570,12 @@ fn connected_needs_every_ingredient() {
     )
     .unwrap();
     assert_eq!(diag("west").map(|c| c.target.name), Ok("r".to_string()));
+    assert_eq!(
+        east.remote_info("a", "l")["west"]["connected"],
+        false,
+        "a failed attempt stays failed: trusting the CA later does not reconnect"
+    );
+    assert_eq!(resolve(&east, "a", "l", "west")["connected"], true);
     assert_eq!(east.remote_info("a", "l")["west"]["connected"], true);
 
     // 2. Wrong server_name (the LB name is not in ECK's certificate).
@@ -575,7 +600,19 @@ fn connected_needs_every_ingredient() {
     );
     assert_eq!(st, 200);
     assert_refused!(diag("west"), NotConnectedReason::ApiKeyInvalidated { .. });
-    assert_eq!(east.remote_info("a", "l")["west"]["connected"], false);
+    assert_eq!(
+        east.remote_info("a", "l")["west"]["connected"],
+        true,
+        "the open connection stays"
+    );
+    let resolved = resolve(&east, "a", "l", "west");
+    assert_eq!(resolved["connected"], true, "{resolved}");
+    assert!(
+        resolved["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalidated")),
+        "each request is refused: {resolved}"
+    );
 
     // 5. No remote cluster server: the LB Service goes with it.
     west.merge_patch(
@@ -658,6 +695,7 @@ fn same_cluster_missing_ingredients() {
     assert_refused!(diag(), NotConnectedReason::HostnameMismatch { .. });
     seeds("r-es-remote-cluster.a.svc:9443");
     assert!(diag().is_ok(), "{:?}", diag());
+    assert_eq!(resolve(&east, "a", "l", "r")["connected"], true);
     assert_eq!(east.remote_info("a", "l")["r"]["connected"], true);
 }
 
@@ -714,6 +752,7 @@ fn certificate_model_needs_mutual_trust() {
         .to_string();
     trust(&west, "b", "r", own);
     assert!(diag().is_ok(), "{:?}", diag());
+    assert_eq!(resolve(&east, "a", "l", "w")["connected"], true);
     assert_eq!(east.remote_info("a", "l")["w"]["connected"], true);
     // Sniff to the same address: the seed answers, the publish addresses (pod IPs) do not.
     put_settings(

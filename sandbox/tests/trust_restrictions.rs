@@ -220,14 +220,35 @@ fn assert_external_restricts(
     );
 }
 
+/// Whether external `external` is connected to alias `eck` once asked to try again
+/// (`_resolve/cluster`: Elasticsearch keeps a failed attempt until something asks).
 fn external_connected(sb: &Sandbox, external: &str) -> Value {
     let ext = sb.external(external);
+    let resolved = sb.external_request(
+        external,
+        &EsRequest::new("GET", "/_resolve/cluster/eck:*").basic("elastic", &ext.password),
+    );
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
     let r = sb.external_request(
         external,
         &EsRequest::new("GET", "/_remote/info").basic("elastic", &ext.password),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["eck"]["connected"].clone()
+}
+
+/// `_remote/info` of `products` once it was asked to connect `alias` again (`_resolve/cluster`).
+fn eck_remote_info(east: &ClusterHandle, alias: &str) -> Value {
+    let pw = east
+        .secret_text(NS, &format!("{NAME}-es-elastic-user"), "elastic")
+        .unwrap();
+    let resolved = east.es_request(
+        NS,
+        NAME,
+        &EsRequest::new("GET", &format!("/_resolve/cluster/{alias}:*")).basic("elastic", &pw),
+    );
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
+    east.remote_info(NS, NAME)
 }
 
 /// `PUT _cluster/settings` on `products`: alias `alias` in proxy mode to `address`.
@@ -355,7 +376,7 @@ fn hosted_deployment_connects_to_eck_with_the_ca_and_corrected_restrictions_on_e
 
     // ECK -> ECH through the deployment's proxy (transport port 9400), the same trust both ways.
     eck_remote(&east, "ech", &ech.transport_address);
-    let info = east.remote_info(NS, NAME);
+    let info = eck_remote_info(&east, "ech");
     assert_eq!(info["ech"]["connected"], true, "{info}");
 }
 
@@ -422,7 +443,10 @@ fn without_restrictions_any_deployment_signed_by_the_regional_ca_is_accepted() {
         "intruder",
         &sb.external("intruder").transport_address,
     );
-    assert_eq!(east.remote_info(NS, NAME)["intruder"]["connected"], true);
+    assert_eq!(
+        eck_remote_info(&east, "intruder")["intruder"]["connected"],
+        true
+    );
 }
 
 #[test]
@@ -457,7 +481,7 @@ fn settings_on_one_node_set_only_do_not_connect() {
         vec![node_set("default", 2, TRUST), node_set("warm", 1, TRUST)],
     );
     assert_eq!(external_connected(&sb, "ech"), true);
-    assert_eq!(east.remote_info(NS, NAME)["ech"]["connected"], true);
+    assert_eq!(eck_remote_info(&east, "ech")["ech"]["connected"], true);
 }
 
 #[test]

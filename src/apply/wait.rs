@@ -252,6 +252,16 @@ pub async fn wait_for_connection(
     }
 }
 
+/// `_remote/info` once the cluster was asked to attempt the connection to `alias` (before
+/// 8.13; what that attempt answers does not matter, `_remote/info` tells the outcome).
+async fn reconnect_then_remote_info(
+    connection: &crate::es::EsClient,
+    alias: &str,
+) -> anyhow::Result<Value> {
+    let _ = connection.get(&crate::plan::reconnect_path(alias)).await;
+    connection.get("/_remote/info").await
+}
+
 async fn connection(
     client: &ContextClient,
     es: &EsPool,
@@ -317,7 +327,7 @@ async fn connection(
                             }
                         }
                     }
-                    None => match connection.get("/_remote/info").await {
+                    None => match reconnect_then_remote_info(&connection, alias).await {
                         Ok(info)
                             if info.pointer(&format!("/{alias}/connected"))
                                 == Some(&Value::Bool(true)) =>

@@ -354,6 +354,13 @@ async fn with_resolved(
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
+    if crate::plan::resolve_cluster_path(version.as_ref(), "").is_none() {
+        // Before 8.13: ask each alias to connect again, then read the outcome.
+        for alias in &aliases {
+            let _ = es_client.get(&crate::plan::reconnect_path(alias)).await;
+        }
+        return es_client.get("/_remote/info").await.unwrap_or(info);
+    }
     for alias in aliases {
         let Some(path) = crate::plan::resolve_cluster_path(version.as_ref(), &alias) else {
             break;

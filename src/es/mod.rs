@@ -475,6 +475,20 @@ enum HttpScheme {
 
 /// A pod of the cluster whose Ready condition is true, chosen by ECK's labels, and the scheme
 /// its label announces (HTTPS without the label, as ECK before the label).
+/// ECK's label telling whether a pod's node has the `remote_cluster_client` role.
+const REMOTE_CLUSTER_CLIENT_LABEL: &str = "elasticsearch.k8s.elastic.co/node-remote_cluster_client";
+
+/// The pod to talk to: one whose node has the `remote_cluster_client` role (a node without it
+/// knows no remote clusters: its `_remote/info` is `{}`), else any (creating keys and reading
+/// settings work on every node). `role` reads a pod's role label.
+fn preferred_pod<'a, P>(ready: &[&'a P], role: impl Fn(&P) -> Option<&str>) -> Option<&'a P> {
+    ready
+        .iter()
+        .find(|pod| role(pod) != Some("false"))
+        .or_else(|| ready.first())
+        .copied()
+}
+
 async fn ready_pod(
     kube: &ContextClient,
     target: &EsTarget,
@@ -488,7 +502,7 @@ async fn ready_pod(
         .call(pods.list(&ListParams::default().labels(&selector)))
         .await
         .map_err(|f| anyhow!("{}", f.message))?;
-    let ready = list.items.iter().find(|pod| {
+    let is_ready = |pod: &&Pod| {
         pod.status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
@@ -497,6 +511,14 @@ async fn ready_pod(
                     .iter()
                     .any(|c| c.type_ == "Ready" && c.status == "True")
             })
+    };
+    let ready: Vec<&Pod> = list.items.iter().filter(is_ready).collect();
+    let ready = preferred_pod(&ready, |pod| {
+        pod.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(REMOTE_CLUSTER_CLIENT_LABEL))
+            .map(String::as_str)
     });
     match ready {
         Some(pod) => {
@@ -656,6 +678,32 @@ async fn elastic_password(kube: &ContextClient, target: &EsTarget) -> anyhow::Re
 /// (a key id, a key name) never changes what a request addresses.
 pub fn query_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod pod_choice_tests {
+    use super::preferred_pod;
+
+    type Pod = (&'static str, Option<&'static str>);
+
+    fn role(pod: &Pod) -> Option<&str> {
+        pod.1
+    }
+
+    #[test]
+    fn a_remote_cluster_client_node_is_preferred_then_any_ready_one() {
+        let master: Pod = ("logs-es-master-0", Some("false"));
+        let data: Pod = ("logs-es-data-0", Some("true"));
+        let unlabelled: Pod = ("logs-es-default-0", None);
+        assert_eq!(preferred_pod(&[&master, &data], role), Some(&data));
+        assert_eq!(
+            preferred_pod(&[&master, &unlabelled], role),
+            Some(&unlabelled),
+            "without the label, the default roles include remote_cluster_client"
+        );
+        assert_eq!(preferred_pod(&[&master], role), Some(&master));
+        assert_eq!(preferred_pod::<Pod>(&[], role), None);
+    }
 }
 
 #[cfg(test)]

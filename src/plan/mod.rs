@@ -194,6 +194,14 @@ pub fn eck_error_is_lasting(message: &str) -> bool {
         })
 }
 
+/// What makes a cluster older than 8.13 (no `_resolve/cluster`) attempt the connection to
+/// `alias` again: a cross-cluster request, here the cheapest one, `_resolve/index` (7.9+).
+/// Elasticsearch does not reconnect by itself after a failed attempt, so `_remote/info` alone
+/// can say `connected: false` for good.
+pub fn reconnect_path(alias: &str) -> String {
+    format!("/_resolve/index/{}:*", crate::es::query_value(alias))
+}
+
 /// How a cluster running `version` is asked whether `alias` connects: `_resolve/cluster`, which
 /// attempts a connection (Elasticsearch does not reconnect by itself after a failed attempt, so
 /// `_remote/info` can say `connected: false` for good) and reports security errors, from 8.13

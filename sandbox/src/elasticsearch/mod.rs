@@ -335,6 +335,8 @@ pub struct ElasticsearchNode {
     /// Bumped each time the file-based settings change what they reserve.
     reserved_state_version: u64,
     api_keys: ApiKeyStore,
+    /// The connection to each remote alias as this node holds it (see `remote.rs`).
+    connections: BTreeMap<String, remote::CachedConnection>,
 }
 
 impl ElasticsearchNode {
@@ -363,6 +365,7 @@ impl ElasticsearchNode {
             settings: ClusterSettings::default(),
             reserved_state_version: 0,
             api_keys: ApiKeyStore::default(),
+            connections: BTreeMap::new(),
             id,
         }
     }
@@ -531,6 +534,7 @@ impl ElasticsearchNode {
             (Route::ClusterSettings, _) => {
                 let body = body.ok_or_else(EsError::body_required)?;
                 let applied = self.settings.update(&body)?;
+                self.reconnect_changed(world);
                 let mut answer = serde_json::Map::from_iter([("acknowledged".into(), json!(true))]);
                 answer.extend(applied.render(flat));
                 Ok(EsResponse::ok(Value::Object(answer)))
@@ -540,6 +544,9 @@ impl ElasticsearchNode {
                 param(&params, "filter_path"),
             ))),
             (Route::RemoteInfo, _) => Ok(EsResponse::ok(self.remote_info(world))),
+            (Route::ResolveIndex(expression), _) => {
+                self.resolve_index(expression, world).map(EsResponse::ok)
+            }
             (Route::ResolveCluster(expression), _) => {
                 self.resolve_cluster(expression, world).map(EsResponse::ok)
             }
@@ -607,6 +614,7 @@ impl ElasticsearchNode {
     fn reload_secure_settings(&mut self, filter: Option<&str>, world: &dyn RemoteWorld) -> Value {
         if let Some(ks) = world.pending_keystore(&self.id) {
             self.keystore = ks;
+            self.reconnect_changed(world);
         }
         let mut nodes = serde_json::Map::new();
         for (id, name) in self.node_ids.iter().zip(&self.node_names) {
@@ -882,6 +890,8 @@ enum Route<'a> {
     RemoteInfo,
     /// `GET /_resolve/cluster/<expression>` (8.13+).
     ResolveCluster(&'a str),
+    /// `GET /_resolve/index/<expression>` (7.9+).
+    ResolveIndex(&'a str),
     ReloadSecureSettings(Option<&'a str>),
     CrossClusterApiKey,
     CrossClusterApiKeyId(&'a str),
@@ -898,6 +908,7 @@ impl<'a> Route<'a> {
             ["_cluster", "state", "metadata"] => (Route::ClusterStateMetadata, &["GET"]),
             ["_remote", "info"] => (Route::RemoteInfo, &["GET"]),
             ["_resolve", "cluster", expression] => (Route::ResolveCluster(expression), &["GET"]),
+            ["_resolve", "index", expression] => (Route::ResolveIndex(expression), &["GET"]),
             ["_nodes", "reload_secure_settings"] => (Route::ReloadSecureSettings(None), &["POST"]),
             ["_nodes", n, "reload_secure_settings"] => {
                 (Route::ReloadSecureSettings(Some(n)), &["POST"])
@@ -925,6 +936,9 @@ impl<'a> Route<'a> {
             (Route::ClusterSettings, _) => &["flat_settings", "master_timeout", "timeout"],
             (Route::ClusterStateMetadata, _) => &["local", "master_timeout", "flat_settings"],
             (Route::ReloadSecureSettings(_), _) => &["timeout"],
+            (Route::ResolveIndex(_), _) => {
+                &["expand_wildcards", "ignore_unavailable", "allow_no_indices"]
+            }
             // `timeout` only from 8.18 (checked where the version is known).
             (Route::ResolveCluster(_), _) => &[
                 "ignore_unavailable",

@@ -471,7 +471,124 @@ pub struct Connection {
     pub remote_nodes: usize,
 }
 
+/// A node's connection to one remote alias: the outcome of its last attempt, for the
+/// configuration it was made with. Elasticsearch keeps it until a settings update, a node
+/// restart, a secure-settings reload that changes the alias's credentials, or a
+/// `_resolve/cluster` (or search) asks again; it does not reconnect by itself
+/// (`real-behaviour.md` §5).
+#[derive(Clone, Debug)]
+pub struct CachedConnection {
+    configuration: String,
+    outcome: Result<Connection, NotConnectedReason>,
+}
+
+impl NotConnectedReason {
+    /// The remote went away under an open connection (its sockets closed), as opposed to what
+    /// only a new handshake checks (trust, names, credentials), which open sockets survive.
+    fn drops_open_connections(&self) -> bool {
+        matches!(
+            self,
+            NotConnectedReason::NotConfigured { .. }
+                | NotConnectedReason::BadAddress { .. }
+                | NotConnectedReason::Unresolvable { .. }
+                | NotConnectedReason::WrongInterface { .. }
+                | NotConnectedReason::RemoteUnavailable { .. }
+                | NotConnectedReason::PublishAddressUnreachable { .. }
+        )
+    }
+}
+
 impl ElasticsearchNode {
+    /// What a connection to `alias` is made with: its settings and credentials.
+    fn connection_configuration(&self, alias: &str) -> String {
+        let prefix = format!("cluster.remote.{alias}.");
+        let settings: Vec<String> = self
+            .settings
+            .merged()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        format!("{settings:?}{:?}", self.remote_credentials(alias))
+    }
+
+    /// A new connection attempt to `alias`, kept as the node's connection.
+    fn connect(
+        &mut self,
+        alias: &str,
+        world: &dyn RemoteWorld,
+    ) -> Result<Connection, NotConnectedReason> {
+        let outcome = self.diagnose(alias, world);
+        self.connections.insert(
+            alias.to_string(),
+            CachedConnection {
+                configuration: self.connection_configuration(alias),
+                outcome: outcome.clone(),
+            },
+        );
+        outcome
+    }
+
+    /// After a settings update or a credentials reload: the aliases whose configuration changed
+    /// are connected again, the ones gone are forgotten.
+    pub(crate) fn reconnect_changed(&mut self, world: &dyn RemoteWorld) {
+        let merged = self.settings.merged();
+        let configured: Vec<String> = aliases(&merged)
+            .into_iter()
+            .filter(|alias| connection_enabled(&merged, alias))
+            .collect();
+        self.connections
+            .retain(|alias, _| configured.contains(alias));
+        for alias in configured {
+            let changed = self
+                .connections
+                .get(&alias)
+                .is_none_or(|cached| cached.configuration != self.connection_configuration(&alias));
+            if changed {
+                // The outcome is kept as the node's connection.
+                let _ = self.connect(&alias, world);
+            }
+        }
+    }
+
+    /// A node (re)start: every configured alias is connected anew.
+    pub fn restart_connections(&mut self, world: &dyn RemoteWorld) {
+        self.connections.clear();
+        self.reconnect_changed(world);
+    }
+
+    /// The node's connection to `alias` as `_remote/info` reports it: the last attempt's
+    /// outcome, except that an open connection closes when the remote goes away.
+    fn current_connection(
+        &mut self,
+        alias: &str,
+        world: &dyn RemoteWorld,
+    ) -> Result<Connection, NotConnectedReason> {
+        let configuration = self.connection_configuration(alias);
+        let cached = self
+            .connections
+            .get(alias)
+            .filter(|c| c.configuration == configuration)
+            .map(|c| c.outcome.clone());
+        match cached {
+            None => self.connect(alias, world),
+            Some(Ok(open)) => match self.diagnose(alias, world) {
+                Err(gone) if gone.drops_open_connections() => {
+                    self.connections.insert(
+                        alias.to_string(),
+                        CachedConnection {
+                            configuration,
+                            outcome: Err(gone.clone()),
+                        },
+                    );
+                    Err(gone)
+                }
+                _ => Ok(open),
+            },
+            Some(failed) => failed,
+        }
+    }
+
     /// `cluster.remote.<alias>.credentials` in the keystore (API-key model).
     fn remote_credentials(&self, alias: &str) -> Option<&str> {
         self.keystore
@@ -723,7 +840,7 @@ impl ElasticsearchNode {
     /// Indices are not simulated: `matching_indices` is left out. An alias that is not
     /// configured is 404 `no_such_remote_cluster_exception` (the audit marks it unconfirmed).
     pub fn resolve_cluster(
-        &self,
+        &mut self,
         expression: &str,
         world: &dyn RemoteWorld,
     ) -> Result<Value, EsError> {
@@ -758,7 +875,7 @@ impl ElasticsearchNode {
                 self.version.default_skip_unavailable(),
             );
             let mut m = Map::new();
-            match self.diagnose(alias, world) {
+            match self.resolve_connection(alias, world) {
                 Ok(connection) => {
                     m.insert("connected".into(), json!(true));
                     m.insert("skip_unavailable".into(), json!(cfg.skip_unavailable));
@@ -783,8 +900,74 @@ impl ElasticsearchNode {
         Ok(Value::Object(out))
     }
 
+    /// A cross-cluster request on `alias` (`_resolve/cluster`, `_resolve/index`): a failed or
+    /// missing connection is attempted again; an open one is used, its credentials checked on
+    /// this request (a refusal leaves the connection open), its trust not checked again.
+    fn resolve_connection(
+        &mut self,
+        alias: &str,
+        world: &dyn RemoteWorld,
+    ) -> Result<Connection, NotConnectedReason> {
+        let open = self.connections.get(alias).is_some_and(|c| {
+            c.outcome.is_ok() && c.configuration == self.connection_configuration(alias)
+        });
+        if !open {
+            return self.connect(alias, world);
+        }
+        match self.diagnose(alias, world) {
+            Err(refused) if refused.is_security_error() => Err(refused),
+            Err(gone) if gone.drops_open_connections() => self.connect(alias, world),
+            // Trust and names are checked by a handshake, which an open connection is past.
+            _ => self
+                .connections
+                .get(alias)
+                .map(|c| c.outcome.clone())
+                .unwrap_or_else(|| self.diagnose(alias, world)),
+        }
+    }
+
+    /// `GET /_resolve/index/<expression>`: a cross-cluster request, so each remote alias named
+    /// is connected again when its connection is not open (no indices are simulated: the lists
+    /// are empty). A remote that cannot be reached fails the request unless it is
+    /// `skip_unavailable`.
+    pub fn resolve_index(
+        &mut self,
+        expression: &str,
+        world: &dyn RemoteWorld,
+    ) -> Result<Value, EsError> {
+        let merged = self.settings.merged();
+        for part in expression.split(',') {
+            let Some((alias, _)) = part.split_once(':') else {
+                continue;
+            };
+            if !connection_enabled(&merged, alias) {
+                return Err(EsError::new(
+                    404,
+                    "no_such_remote_cluster_exception",
+                    format!("no such remote cluster: [{alias}]"),
+                ));
+            }
+            let skip = RemoteConfig::from_settings(
+                &merged,
+                alias,
+                self.version.default_skip_unavailable(),
+            )
+            .skip_unavailable;
+            if let Err(reason) = self.resolve_connection(alias, world)
+                && !skip
+            {
+                return Err(EsError::new(
+                    500,
+                    "connect_transport_exception",
+                    format!("[{alias}] {reason}"),
+                ));
+            }
+        }
+        Ok(json!({"indices": [], "aliases": [], "data_streams": []}))
+    }
+
     /// `GET /_remote/info` body.
-    pub fn remote_info(&self, world: &dyn RemoteWorld) -> Value {
+    pub fn remote_info(&mut self, world: &dyn RemoteWorld) -> Value {
         let merged = self.settings.merged();
         let mut out = Map::new();
         for alias in aliases(&merged) {
@@ -796,7 +979,7 @@ impl ElasticsearchNode {
                 &alias,
                 self.version.default_skip_unavailable(),
             );
-            let diag = self.diagnose(&alias, world);
+            let diag = self.current_connection(&alias, world);
             let connected = diag.is_ok();
             let mut m = Map::new();
             m.insert("connected".into(), json!(connected));

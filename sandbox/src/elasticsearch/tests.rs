@@ -166,7 +166,7 @@ fn remote_mut(w: &mut FakeWorld) -> &mut ElasticsearchNode {
 
 #[test]
 fn api_key_model_all_ingredients_connects() {
-    let (local, world) = api_key_setup();
+    let (mut local, world) = api_key_setup();
     assert_eq!(
         local.diagnose("r1", &world),
         Ok(Connection {
@@ -200,7 +200,7 @@ fn api_key_model_all_ingredients_connects() {
 
 #[test]
 fn api_key_model_unresolvable_address() {
-    let (local, mut world) = api_key_setup();
+    let (mut local, mut world) = api_key_setup();
     world.endpoints.clear();
     assert_eq!(
         local.diagnose("r1", &world),
@@ -414,7 +414,7 @@ fn remote_not_running_or_incompatible() {
 
 #[test]
 fn certificate_model_all_ingredients_connects_without_hostname_check() {
-    let (local, world) = cert_setup();
+    let (mut local, world) = cert_setup();
     assert!(local.diagnose("r1", &world).is_ok());
     let info = local.remote_info(&world);
     assert_eq!(info["r1"]["connected"], true);
@@ -677,7 +677,7 @@ fn sniff_setup() -> (ElasticsearchNode, FakeWorld) {
 
 #[test]
 fn sniff_mode_tries_every_seed_and_reaches_publish_addresses() {
-    let (local, world) = sniff_setup();
+    let (mut local, world) = sniff_setup();
     assert_eq!(
         local.diagnose("r2", &world),
         Ok(Connection {
@@ -1211,4 +1211,68 @@ fn file_based_settings_are_reserved_and_refuse_api_writes() {
         after.body["metadata"]["reserved_state"]["file_settings"]["handlers"]["cluster_settings"]["keys"],
         json!(["cluster.remote.fleet.mode"])
     );
+}
+
+/// Elasticsearch keeps a node's connection to an alias: a failed attempt stays failed until a
+/// settings update, a restart or a cross-cluster request (`_resolve/cluster`, `_resolve/index`)
+/// asks again; an open connection survives what only a new handshake checks.
+#[test]
+fn connections_are_kept_until_something_asks_again() {
+    let (mut local, mut world) = api_key_setup();
+    let trust = world
+        .trust
+        .remove(&(local_id(), Interface::RemoteClusterServer))
+        .unwrap();
+    local.restart_connections(&world);
+    assert_eq!(local.remote_info(&world)["r1"]["connected"], false);
+
+    world
+        .trust
+        .insert((local_id(), Interface::RemoteClusterServer), trust);
+    assert_eq!(
+        local.remote_info(&world)["r1"]["connected"],
+        false,
+        "no reconnection by itself"
+    );
+    let resolved = call(&mut local, &world, "GET", "/_resolve/index/r1:*", None);
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
+    assert_eq!(local.remote_info(&world)["r1"]["connected"], true);
+
+    // An open connection survives a CA no longer trusted; a new attempt (a settings update of
+    // the alias makes one at once) does not.
+    let trust = world
+        .trust
+        .remove(&(local_id(), Interface::RemoteClusterServer))
+        .unwrap();
+    assert_eq!(local.remote_info(&world)["r1"]["connected"], true);
+    let resolved = call(&mut local, &world, "GET", "/_resolve/cluster/r1:*", None);
+    assert_eq!(resolved.body["r1"]["connected"], true, "{}", resolved.body);
+    let updated = call(
+        &mut local,
+        &world,
+        "PUT",
+        "/_cluster/settings",
+        Some(json!({"persistent": {"cluster.remote.r1.skip_unavailable": false}})),
+    );
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(local.remote_info(&world)["r1"]["connected"], false);
+    world
+        .trust
+        .insert((local_id(), Interface::RemoteClusterServer), trust);
+    let resolved = call(&mut local, &world, "GET", "/_resolve/cluster/r1:*", None);
+    assert_eq!(resolved.body["r1"]["connected"], true, "{}", resolved.body);
+    assert_eq!(local.remote_info(&world)["r1"]["connected"], true);
+
+    // The remote going away closes the open connection.
+    let endpoints = std::mem::take(&mut world.endpoints);
+    assert_eq!(local.remote_info(&world)["r1"]["connected"], false);
+    world.endpoints = endpoints;
+    assert_eq!(
+        local.remote_info(&world)["r1"]["connected"],
+        false,
+        "and it stays closed"
+    );
+    let failed = call(&mut local, &world, "GET", "/_resolve/index/r1:*", None);
+    assert_eq!(failed.status, 200, "the remote is back: {}", failed.body);
+    assert_eq!(local.remote_info(&world)["r1"]["connected"], true);
 }
