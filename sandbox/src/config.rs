@@ -19,6 +19,8 @@ pub struct ClusterConfig {
     pub(crate) elasticsearches: Vec<EsSeed>,
     pub(crate) namespaces: Vec<String>,
     pub(crate) watch_history: usize,
+    /// The ECK licence level of this cluster's operator, over the sandbox's.
+    pub(crate) license: Option<String>,
 }
 
 /// Default number of past changes a cluster keeps for watches that resume from a
@@ -35,7 +37,15 @@ impl ClusterConfig {
             elasticsearches: Vec::new(),
             namespaces: Vec::new(),
             watch_history: DEFAULT_WATCH_HISTORY,
+            license: None,
         }
+    }
+
+    /// The ECK licence level of this cluster's operator (default: the sandbox's, see
+    /// [`crate::SandboxBuilder::license`]).
+    pub fn license(mut self, level: &str) -> Self {
+        self.license = Some(level.to_string());
+        self
     }
 
     /// How many past changes (of all types together) the cluster keeps for watches that

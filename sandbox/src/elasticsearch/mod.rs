@@ -24,6 +24,7 @@ mod api_keys;
 mod certs;
 mod error;
 pub mod https;
+mod logs;
 mod remote;
 mod settings;
 
@@ -38,6 +39,7 @@ use api_keys::KeyRefusal;
 pub use api_keys::{ApiKey, ApiKeyStore, ApiKeyType, Caller, decode_credentials, name_matches};
 pub use certs::{EsHttpCerts, sha256_fingerprint};
 pub use error::{EsError, EsErrorMore};
+pub use logs::connection_log;
 pub use https::{EsBackend, SharedNode, connect_http, connect_https, serve_http, serve_https};
 pub use remote::{
     Connection, Endpoint, EsId, Interface, NoRemotes, NodeLocation, NotConnectedReason,
