@@ -41,6 +41,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::link::run(&cli.global, args, kubeconfig))
         }
+        Command::Check(args) => {
+            let kubeconfig = load_kubeconfig(&cli)?;
+            runtime()?.block_on(commands::check::run(&cli.global, args, kubeconfig))
+        }
         Command::Describe(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::describe::run(&cli.global, args, kubeconfig))

@@ -43,14 +43,20 @@ pub fn code_of_error(text: &str) -> Option<&'static str> {
         .map(|(_, code)| *code)
 }
 
-/// The findings of the log lines that concern `alias`: lines naming it (`[alias]`) or the
-/// address it dials, once per code, the line quoted (log lines carry no secrets: key ids only).
+/// The findings of the log lines that concern `alias`: lines naming it (`cluster [alias]`) or,
+/// naming no remote cluster, the address it dials, once per code, the line quoted (log lines carry no secrets: key ids only).
 pub fn findings(lines: &[String], alias: &str, live: Option<&Value>, object: &str) -> Vec<Finding> {
     let named = format!("[{alias}]");
     let addresses = addresses_of(live);
     let mut found: Vec<Finding> = Vec::new();
     for line in lines {
-        let concerns = line.contains(&named) || addresses.iter().any(|a| line.contains(a.as_str()));
+        // A line that names its remote cluster concerns that alias only; one that names just
+        // the address dialled (a TLS failure) concerns every link dialling it.
+        let concerns = if line.contains("cluster [") {
+            line.contains(&named)
+        } else {
+            addresses.iter().any(|a| line.contains(a.as_str()))
+        };
         if !concerns {
             continue;
         }

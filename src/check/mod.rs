@@ -49,6 +49,9 @@ pub struct Group {
     pub alias: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+    /// For a link: whether Elasticsearch reports it connected (`None`: not known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
     pub findings: Vec<Finding>,
 }
 
@@ -82,6 +85,7 @@ pub fn check(observed: &Observed<'_>) -> Vec<Group> {
         cluster: cluster.clone(),
         alias: None,
         remote: None,
+        connected: None,
         findings: cluster_findings(observed),
     }];
     for link in &observed.report.outgoing {
@@ -89,6 +93,7 @@ pub fn check(observed: &Observed<'_>) -> Vec<Group> {
             cluster: cluster.clone(),
             alias: Some(link.alias.clone()),
             remote: Some(link.remote.clone()),
+            connected: link.connected,
             findings: link_findings(observed, link),
         });
     }

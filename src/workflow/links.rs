@@ -257,3 +257,46 @@ async fn with_resolved(
     }
     info
 }
+
+/// How far back `check` reads Warning events and pod logs.
+const RECENT_SECONDS: i64 = 3600;
+/// How many log lines `check` reads per pod, and from how many pods of a cluster.
+const LOG_TAIL_LINES: i64 = 500;
+const LOG_PODS: usize = 3;
+
+/// `check`'s findings for `es`'s links: what `describe` reads, plus the recent Warning events of
+/// the resource and the recent lines of its pods' logs.
+pub async fn check(target: &Session, es: EsState) -> anyhow::Result<Vec<crate::check::Group>> {
+    let kubeconfig = target.pool.kubeconfig();
+    let observed = observe(target, kubeconfig, &[], es).await?;
+    let report = observed.report(crate::output::API_VERSION);
+    let id = &observed.es.id;
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(RECENT_SECONDS);
+    let events: Vec<crate::check::Event> =
+        eck::warning_events(&target.client, &id.namespace, &id.name, since)
+            .await
+            .into_iter()
+            .map(|e| crate::check::Event {
+                reason: e.reason,
+                message: e.message,
+            })
+            .collect();
+    let log_lines = eck::recent_pod_logs(
+        &target.client,
+        &id.namespace,
+        &id.name,
+        LOG_TAIL_LINES,
+        RECENT_SECONDS,
+        LOG_PODS,
+    )
+    .await;
+    Ok(crate::check::check(&crate::check::Observed {
+        report: &report,
+        es: &observed.es,
+        others: &observed.others,
+        license_level: observed.license_level.as_deref(),
+        remote_info: observed.remote_info.as_ref(),
+        events: &events,
+        log_lines: &log_lines,
+    }))
+}
