@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use crate::{ClusterConfig, ClusterHandle, EsSeed, Sandbox, elasticsearch::EsRequest, ResourceKey};
+use crate::{ClusterConfig, ClusterHandle, EsSeed, ResourceKey, Sandbox, elasticsearch::EsRequest};
 
 /// The namespace of every Elasticsearch of the `broken` scenario.
 pub const BROKEN_NAMESPACE: &str = "shop";
@@ -27,15 +27,60 @@ pub struct ScenarioLink {
 pub const BROKEN_LINKS: &[ScenarioLink] = &[
     link(0, "hub", "healthy-api", None),
     link(0, "hub", "healthy-cert", None),
-    link(0, "hub", "rcs-off", Some("API-key link to a cluster whose remote cluster server is off")),
-    link(0, "hub", "ghost", Some("the referenced Elasticsearch does not exist")),
-    link(0, "hub", "legacy", Some("versions that cannot connect (9.1.3 to 8.17.0)")),
-    link(0, "hub", "nowhere", Some("proxy address where nothing answers (set by hand)")),
-    link(0, "hub", "untrusted", Some("proxy address to a transport whose CA is not trusted (set by hand)")),
-    link(0, "hub", "nokey", Some("remote cluster server port without credentials in the keystore (set by hand)")),
-    link(0, "stray", "stray", Some("spec.remoteClusters entry without elasticsearchRef")),
-    link(0, "orders", "spoke", Some("ECK cannot reconcile orders: its transport CA ConfigMap is missing")),
-    link(1, "reports", "metrics", Some("the ECK operator's licence is Basic")),
+    link(
+        0,
+        "hub",
+        "rcs-off",
+        Some("API-key link to a cluster whose remote cluster server is off"),
+    ),
+    link(
+        0,
+        "hub",
+        "ghost",
+        Some("the referenced Elasticsearch does not exist"),
+    ),
+    link(
+        0,
+        "hub",
+        "legacy",
+        Some("versions that cannot connect (9.1.3 to 8.17.0)"),
+    ),
+    link(
+        0,
+        "hub",
+        "nowhere",
+        Some("proxy address where nothing answers (set by hand)"),
+    ),
+    link(
+        0,
+        "hub",
+        "untrusted",
+        Some("proxy address to a transport whose CA is not trusted (set by hand)"),
+    ),
+    link(
+        0,
+        "hub",
+        "nokey",
+        Some("remote cluster server port without credentials in the keystore (set by hand)"),
+    ),
+    link(
+        0,
+        "stray",
+        "stray",
+        Some("spec.remoteClusters entry without elasticsearchRef"),
+    ),
+    link(
+        0,
+        "orders",
+        "spoke",
+        Some("ECK cannot reconcile orders: its transport CA ConfigMap is missing"),
+    ),
+    link(
+        1,
+        "reports",
+        "metrics",
+        Some("the ECK operator's licence is Basic"),
+    ),
 ];
 
 const fn link(
@@ -75,16 +120,18 @@ pub fn broken_cluster(index: usize, config: ClusterConfig) -> ClusterConfig {
             .elasticsearch(EsSeed::new(ns, "billing", "9.1.3").nodes(1))
             .elasticsearch(EsSeed::new(ns, "legacy", "8.17.0").nodes(1))
             .elasticsearch(EsSeed::new(ns, "lonely", "9.1.3").nodes(1)),
-        1 => config.license("basic").elasticsearch(
-            EsSeed::new(ns, "reports", "9.1.3")
-                .nodes(1)
-                .remote_cluster("metrics", ns, "metrics", true),
-        )
-        .elasticsearch(
-            EsSeed::new(ns, "metrics", "9.1.3")
-                .nodes(1)
-                .remote_cluster_server(true),
-        ),
+        1 => config
+            .license("basic")
+            .elasticsearch(
+                EsSeed::new(ns, "reports", "9.1.3")
+                    .nodes(1)
+                    .remote_cluster("metrics", ns, "metrics", true),
+            )
+            .elasticsearch(
+                EsSeed::new(ns, "metrics", "9.1.3")
+                    .nodes(1)
+                    .remote_cluster_server(true),
+            ),
         _ => config,
     }
 }

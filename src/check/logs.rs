@@ -8,17 +8,26 @@ use super::{Finding, codes, finding};
 /// Key phrases, most specific first, and the code each means.
 const CATALOGUE: &[(&[&str], &str)] = &[
     (
-        &["remote_cluster_client.ssl", "not configured to trust that issuer"],
+        &[
+            "remote_cluster_client.ssl",
+            "not configured to trust that issuer",
+        ],
         codes::WRONG_PORT,
     ),
     (&["No subject alternative"], codes::SERVER_NAME_MISMATCH),
-    (&["not configured to trust that issuer"], codes::CA_NOT_TRUSTED),
+    (
+        &["not configured to trust that issuer"],
+        codes::CA_NOT_TRUSTED,
+    ),
     (&["PKIX path building failed"], codes::CA_NOT_TRUSTED),
     (
         &["require transport header [_cross_cluster_access_credentials]"],
         codes::CREDENTIALS_MISSING,
     ),
-    (&["API key type of [cross_cluster]"], codes::API_KEY_NOT_CROSS_CLUSTER),
+    (
+        &["API key type of [cross_cluster]"],
+        codes::API_KEY_NOT_CROSS_CLUSTER,
+    ),
     (&["has type [rest]"], codes::API_KEY_NOT_CROSS_CLUSTER),
     (&["unable to authenticate user"], codes::API_KEY_REFUSED),
     (&["invalid credentials for API key"], codes::API_KEY_REFUSED),
@@ -26,13 +35,28 @@ const CATALOGUE: &[(&[&str], &str)] = &[
     (&["has expired"], codes::API_KEY_REFUSED),
     (&["unable to find API key"], codes::API_KEY_REFUSED),
     (&["is not an encoded API key"], codes::API_KEY_REFUSED),
-    (&["client did not trust this server's certificate"], codes::REMOTE_DOES_NOT_TRUST_LOCAL),
+    (
+        &["client did not trust this server's certificate"],
+        codes::REMOTE_DOES_NOT_TRUST_LOCAL,
+    ),
     (&["bad_certificate"], codes::REMOTE_DOES_NOT_TRUST_LOCAL),
     (&["trust restrictions"], codes::TRUST_RESTRICTED),
-    (&["Path does not chain with any of the trust anchors"], codes::TRUST_RESTRICTED),
-    (&["failed to open any proxy connections"], codes::REMOTE_UNREACHABLE),
-    (&["fetching nodes from external cluster"], codes::REMOTE_UNREACHABLE),
-    (&["is incompatible with local node version"], codes::VERSIONS_INCOMPATIBLE),
+    (
+        &["Path does not chain with any of the trust anchors"],
+        codes::TRUST_RESTRICTED,
+    ),
+    (
+        &["failed to open any proxy connections"],
+        codes::REMOTE_UNREACHABLE,
+    ),
+    (
+        &["fetching nodes from external cluster"],
+        codes::REMOTE_UNREACHABLE,
+    ),
+    (
+        &["is incompatible with local node version"],
+        codes::VERSIONS_INCOMPATIBLE,
+    ),
 ];
 
 /// The code of the first catalogue entry whose phrases are all in `text`.

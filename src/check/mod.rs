@@ -112,7 +112,8 @@ pub fn worst(groups: &[Group]) -> Option<Severity> {
 pub fn filter(groups: &mut [Group], only: &[String], skip: &[String]) {
     for group in groups {
         group.findings.retain(|f| {
-            (only.is_empty() || only.iter().any(|c| c == f.code)) && !skip.iter().any(|c| c == f.code)
+            (only.is_empty() || only.iter().any(|c| c == f.code))
+                && !skip.iter().any(|c| c == f.code)
         });
     }
 }
@@ -181,15 +182,20 @@ fn link_findings(observed: &Observed<'_>, link: &OutgoingLink) -> Vec<Finding> {
         .into_iter()
         .find(|e| e.get("name").and_then(Value::as_str) == Some(link.alias.as_str()));
     let record = es.plugin_links().remove(&link.alias);
-    let live = observed
-        .remote_info
-        .and_then(|info| info.get(&link.alias));
+    let live = observed.remote_info.and_then(|info| info.get(&link.alias));
     let mut found = Vec::new();
     if let Some(entry) = &entry {
         found.extend(eck_entry_findings(observed, entry, &object));
     }
     if let Some(record) = &record {
-        found.extend(record_findings(&es.id, &link.alias, record, link, live, &object));
+        found.extend(record_findings(
+            &es.id,
+            &link.alias,
+            record,
+            link,
+            live,
+            &object,
+        ));
     }
     found.extend(live_findings(observed, link, record.as_ref(), &object));
     if !found.iter().any(|f| f.severity == Severity::Error) {
@@ -223,14 +229,23 @@ fn link_findings(observed: &Observed<'_>, link: &OutgoingLink) -> Vec<Finding> {
 /// A `spec.remoteClusters` entry: what ECK needs to configure it.
 fn eck_entry_findings(observed: &Observed<'_>, entry: &Value, object: &str) -> Vec<Finding> {
     let es = observed.es;
-    let edit = format!("kubectl edit elasticsearch {} {}", es.id.name, scope_flags(&es.id));
+    let edit = format!(
+        "kubectl edit elasticsearch {} {}",
+        es.id.name,
+        scope_flags(&es.id)
+    );
     if let Some(level) = observed.license_level
-        && !matches!(level, "enterprise" | "enterprise_trial" | "enterprise-trial")
+        && !matches!(
+            level,
+            "enterprise" | "enterprise_trial" | "enterprise-trial"
+        )
     {
         return vec![finding(
             codes::LICENCE_NOT_ENTERPRISE,
             object.to_string(),
-            format!("the ECK operator's licence is {level:?}: ECK configures remote clusters only with Enterprise"),
+            format!(
+                "the ECK operator's licence is {level:?}: ECK configures remote clusters only with Enterprise"
+            ),
             None,
         )];
     }
@@ -258,7 +273,10 @@ fn eck_entry_findings(observed: &Observed<'_>, entry: &Value, object: &str) -> V
         return vec![finding(
             codes::REMOTE_NOT_FOUND,
             object.to_string(),
-            format!("the referenced Elasticsearch {namespace}/{name} does not exist in context {}", es.id.context),
+            format!(
+                "the referenced Elasticsearch {namespace}/{name} does not exist in context {}",
+                es.id.context
+            ),
             Some(edit),
         )];
     };
@@ -315,7 +333,8 @@ fn record_findings(
         found.push(finding(
             codes::RECORD_WITHOUT_SETTINGS,
             object.to_string(),
-            "the plugin recorded the link but the alias is missing from the cluster settings".to_string(),
+            "the plugin recorded the link but the alias is missing from the cluster settings"
+                .to_string(),
             Some(again.clone()),
         ));
     }

@@ -5,14 +5,18 @@
 //! remote-clusters.md` page) so that a reader of the log can match it. The lines name the alias
 //! or the address dialled, as the real ones do. A connected alias logs nothing.
 
+use super::ElasticsearchNode;
 use super::remote::{Interface, NotConnectedReason, RemoteConfig, RemoteWorld, aliases};
 use super::settings::{Mode, connection_enabled};
-use super::ElasticsearchNode;
 
 /// What `node` logs about its remote clusters now: one line per alias that cannot connect.
 pub fn connection_log(node: &ElasticsearchNode, world: &dyn RemoteWorld, at: &str) -> Vec<String> {
     let merged = node.settings.merged();
-    let node_name = node.node_names.first().map(String::as_str).unwrap_or("es-0");
+    let node_name = node
+        .node_names
+        .first()
+        .map(String::as_str)
+        .unwrap_or("es-0");
     aliases(&merged)
         .into_iter()
         .filter(|alias| connection_enabled(&merged, alias))
@@ -20,21 +24,35 @@ pub fn connection_log(node: &ElasticsearchNode, world: &dyn RemoteWorld, at: &st
             let reason = node.diagnose(&alias, world).err()?;
             let cfg = RemoteConfig::from_settings(&merged, &alias, true);
             let (level, logger, message) = line_for(&alias, cfg.mode, &reason);
-            Some(format!("[{at}][{level:<5}][{logger}] [{node_name}] {message}"))
+            Some(format!(
+                "[{at}][{level:<5}][{logger}] [{node_name}] {message}"
+            ))
         })
         .collect()
 }
 
 /// The level, logger and message Elasticsearch logs for `reason`.
-fn line_for(alias: &str, mode: Mode, reason: &NotConnectedReason) -> (&'static str, &'static str, String) {
+fn line_for(
+    alias: &str,
+    mode: Mode,
+    reason: &NotConnectedReason,
+) -> (&'static str, &'static str, String) {
     use NotConnectedReason::*;
     match reason {
-        NotConfigured { .. } => ("INFO", "o.e.t.RemoteClusterService", format!("remote cluster [{alias}] is not configured")),
+        NotConfigured { .. } => (
+            "INFO",
+            "o.e.t.RemoteClusterService",
+            format!("remote cluster [{alias}] is not configured"),
+        ),
         BadAddress { address }
         | Unresolvable { address }
         | RemoteUnavailable { address, .. }
         | PublishAddressUnreachable { address } => unreachable(alias, mode, address),
-        WrongInterface { address, expected: Interface::RemoteClusterServer, .. } => (
+        WrongInterface {
+            address,
+            expected: Interface::RemoteClusterServer,
+            ..
+        } => (
             "WARN",
             "o.e.x.c.s.t.n.SecurityNetty4Transport",
             format!(
@@ -48,14 +66,22 @@ fn line_for(alias: &str, mode: Mode, reason: &NotConnectedReason) -> (&'static s
                 "connection to remote cluster [{alias}] at [{address}] failed: Cross cluster requests through the dedicated remote cluster server port require transport header [_cross_cluster_access_credentials] but none found. Make sure you have configured remote cluster credentials in the cluster settings."
             ),
         ),
-        UntrustedCertificate { address, ca_fingerprint, .. } => (
+        UntrustedCertificate {
+            address,
+            ca_fingerprint,
+            ..
+        } => (
             "WARN",
             "o.e.x.c.s.t.n.SecurityNetty4Transport",
             format!(
                 "failed to establish trust with server at [{address}]; the server provided a certificate issued by a CA with fingerprint [{ca_fingerprint}], but this ssl context is not configured to trust that issuer (remote cluster [{alias}]): PKIX path building failed: unable to find valid certification path to requested target"
             ),
         ),
-        HostnameMismatch { address, name, cert_names } => (
+        HostnameMismatch {
+            address,
+            name,
+            cert_names,
+        } => (
             "WARN",
             "o.e.x.c.s.t.n.SecurityNetty4Transport",
             format!(
@@ -69,7 +95,10 @@ fn line_for(alias: &str, mode: Mode, reason: &NotConnectedReason) -> (&'static s
                 "handshake with remote cluster [{alias}] failed: remote node version [{remote}] is incompatible with local node version [{local}]"
             ),
         ),
-        MalformedCredentials { .. } | UnknownApiKey { .. } | ApiKeyInvalidated { .. } | ApiKeyExpired { .. } => (
+        MalformedCredentials { .. }
+        | UnknownApiKey { .. }
+        | ApiKeyInvalidated { .. }
+        | ApiKeyExpired { .. } => (
             "WARN",
             "o.e.t.RemoteClusterConnection",
             format!(
@@ -91,7 +120,9 @@ fn line_for(alias: &str, mode: Mode, reason: &NotConnectedReason) -> (&'static s
                 "client did not trust this server's certificate, closing connection to [{address}] (remote cluster [{alias}]): Received fatal alert: bad_certificate"
             ),
         ),
-        TrustRestricted { address, node_name, .. } => (
+        TrustRestricted {
+            address, node_name, ..
+        } => (
             "WARN",
             "o.e.x.c.s.t.n.SecurityNetty4Transport",
             format!(

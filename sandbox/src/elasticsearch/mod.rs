@@ -39,8 +39,8 @@ use api_keys::KeyRefusal;
 pub use api_keys::{ApiKey, ApiKeyStore, ApiKeyType, Caller, decode_credentials, name_matches};
 pub use certs::{EsHttpCerts, sha256_fingerprint};
 pub use error::{EsError, EsErrorMore};
-pub use logs::connection_log;
 pub use https::{EsBackend, SharedNode, connect_http, connect_https, serve_http, serve_https};
+pub use logs::connection_log;
 pub use remote::{
     Connection, Endpoint, EsId, Interface, NoRemotes, NodeLocation, NotConnectedReason,
     RemoteConfig, RemoteWorld, TrustRestrictions, now_millis, subject_name_matches,

@@ -1,0 +1,317 @@
+//! `check`: every link of the sandbox's `broken` scenario gets the code of its reason, healthy
+//! links get none; output formats, `--junit`, `--only`/`--skip`, exit codes; links across
+//! Kubernetes clusters whose key was invalidated or whose CA rotated.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{World, es, stderr_of, stdout_of};
+use remote_cluster_sandbox::scenarios::{self, BROKEN_LINKS};
+use remote_cluster_sandbox::{ClusterConfig, Sandbox};
+use serde_json::{Value, json};
+
+/// The sandbox of `--scenario broken`, with clusters `east` and `west`, settled.
+fn broken() -> World {
+    let builder = Sandbox::builder()
+        .cluster(scenarios::broken_cluster(0, ClusterConfig::new("east")))
+        .cluster(scenarios::broken_cluster(1, ClusterConfig::new("west")));
+    let world = World::settled(builder);
+    scenarios::break_links(&world.sandbox).unwrap();
+    world.settle(&["east", "west"]);
+    world
+}
+
+/// The code each link of the scenario must get (none for the healthy ones).
+fn expected_code(local: &str, alias: &str) -> Option<&'static str> {
+    match (local, alias) {
+        ("hub", "healthy-api" | "healthy-cert") => None,
+        ("hub", "rcs-off") => Some("remote-server-disabled"),
+        ("hub", "ghost") => Some("remote-not-found"),
+        ("hub", "legacy") => Some("versions-incompatible"),
+        ("hub", "nowhere") => Some("remote-unreachable"),
+        ("hub", "untrusted") => Some("ca-not-trusted"),
+        ("hub", "nokey") => Some("credentials-missing"),
+        ("stray", "stray") => Some("no-elasticsearch-ref"),
+        ("orders", "spoke") => Some("eck-reconcile-error"),
+        ("reports", "metrics") => Some("licence-not-enterprise"),
+        other => panic!("no expectation for {other:?}"),
+    }
+}
+
+/// The codes found, by `local/alias` (`local/` for the cluster itself).
+fn codes_by_link(document: &Value) -> BTreeMap<String, Vec<String>> {
+    document["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| {
+            let key = format!(
+                "{}/{}",
+                group["cluster"]["name"].as_str().unwrap(),
+                group["alias"].as_str().unwrap_or_default()
+            );
+            let codes = group["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["code"].as_str().unwrap().to_string())
+                .collect();
+            (key, codes)
+        })
+        .collect()
+}
+
+#[test]
+fn each_broken_link_gets_the_code_of_its_reason_and_healthy_links_none() {
+    let world = broken();
+    let output = world.run(3, ["check", "--all-contexts", "-o", "json"]);
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["kind"], "RemoteClusterCheck");
+    assert_eq!(document["passed"], false);
+    let found = codes_by_link(&document);
+    for link in BROKEN_LINKS {
+        let key = format!("{}/{}", link.local, link.alias);
+        let codes = &found[&key];
+        match expected_code(link.local, link.alias) {
+            None => {
+                assert!(link.broken_because.is_none());
+                assert!(codes.is_empty(), "{key}: {codes:?}");
+            }
+            // ECK's failure concerns the whole resource: it is reported on the cluster.
+            Some(code) if link.local == "orders" => {
+                assert!(found["orders/"].contains(&code.to_string()), "{found:?}");
+            }
+            Some(code) => assert_eq!(codes, &[code.to_string()], "{key}: {found:?}"),
+        }
+    }
+    assert!(
+        found["reports/"].contains(&"eck-warning-event".to_string()),
+        "{found:?}"
+    );
+    let distinct: std::collections::BTreeSet<&String> = found.values().flatten().collect();
+    assert!(distinct.len() >= 10, "{distinct:?}");
+}
+
+#[test]
+fn a_healthy_link_passes_and_the_report_names_each_broken_one_with_its_fix() {
+    let world = broken();
+    let healthy = world.ok([
+        "check",
+        "hub",
+        "healthy-api",
+        "-n",
+        "shop",
+        "--context",
+        "east",
+    ]);
+    let text = stdout_of(&healthy);
+    assert!(text.contains("✓ healthy-api → shop/spoke"), "{text}");
+    assert!(text.contains("1 links checked: 0 with errors"), "{text}");
+
+    let report = world.run(3, ["check", "hub", "-n", "shop", "--context", "east"]);
+    let text = stdout_of(&report);
+    assert!(text.contains("✗ rcs-off → shop/billing"), "{text}");
+    assert!(
+        text.contains(
+            "fix: kubectl patch elasticsearch billing -n shop --context east --type merge -p '{\"spec\":{\"remoteClusterServer\":{\"enabled\":true}}}'"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("[remote-unreachable] Elasticsearch east/shop/hub alias nowhere: the pod log says: failed to open any proxy connections to cluster [nowhere]"),
+        "{text}"
+    );
+    assert!(text.contains("8 links checked: 6 with errors"), "{text}");
+    let password = world
+        .sandbox
+        .cluster("east")
+        .secret_text("shop", "hub-es-elastic-user", "elastic")
+        .unwrap();
+    common::assert_not_shown(&password, &[&report]);
+}
+
+#[test]
+fn only_skip_yaml_and_the_exit_code_of_warnings_alone() {
+    let world = broken();
+    let warnings = world.run(
+        4,
+        ["check", "--context", "west", "--only", "eck-warning-event"],
+    );
+    assert!(
+        stdout_of(&warnings).contains("[eck-warning-event] Elasticsearch west/shop/reports"),
+        "{}",
+        stdout_of(&warnings)
+    );
+    let skipped = world.run(
+        0,
+        [
+            "check",
+            "--context",
+            "west",
+            "--skip",
+            "eck-warning-event,licence-not-enterprise",
+        ],
+    );
+    assert!(
+        !stdout_of(&skipped).contains("["),
+        "{}",
+        stdout_of(&skipped)
+    );
+
+    let yaml = world.run(
+        3,
+        [
+            "check",
+            "hub",
+            "ghost",
+            "-n",
+            "shop",
+            "--context",
+            "east",
+            "-o",
+            "yaml",
+        ],
+    );
+    let text = stdout_of(&yaml);
+    assert!(text.contains("code: remote-not-found"), "{text}");
+    assert!(text.contains("severity: error"), "{text}");
+    assert!(
+        text.contains("fix: kubectl edit elasticsearch hub -n shop --context east"),
+        "{text}"
+    );
+
+    let unknown = world.run(2, ["check", "--only", "no-such-code"]);
+    assert!(
+        stderr_of(&unknown).contains("unknown check code"),
+        "{}",
+        stderr_of(&unknown)
+    );
+}
+
+#[test]
+fn junit_has_a_testcase_per_check_and_link_and_a_failure_per_error() {
+    let world = broken();
+    let file = world.dir.path().join("check.xml");
+    world.run(
+        3,
+        [
+            "check".as_ref(),
+            "hub".as_ref(),
+            "-n".as_ref(),
+            "shop".as_ref(),
+            "--context".as_ref(),
+            "east".as_ref(),
+            "--only".as_ref(),
+            "remote-server-disabled,remote-not-found".as_ref(),
+            "--junit".as_ref(),
+            file.as_os_str(),
+        ],
+    );
+    let xml = std::fs::read_to_string(&file).unwrap();
+    // hub itself and its 8 links, two checks each.
+    assert_eq!(xml.matches("<testcase ").count(), 18, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+    assert!(xml.contains("tests=\"18\" failures=\"2\""), "{xml}");
+    assert!(
+        xml.contains("<testsuite name=\"east/shop/hub alias rcs-off\" tests=\"2\" failures=\"1\">"),
+        "{xml}"
+    );
+    assert!(xml.contains("<failure type=\"remote-not-found\""), "{xml}");
+}
+
+/// east/search/catalog linked to west/shop/products across Kubernetes clusters, settled.
+fn linked_across() -> World {
+    let world = World::settled(
+        common::east_and_west([es("search", "catalog")], [es("shop", "products")])
+            .operator_delay(Duration::from_millis(100)),
+    );
+    world.ok(common::east_to_west(
+        "link",
+        "products",
+        &["--yes", "--timeout", "90s"],
+    ));
+    world
+}
+
+fn check_catalog(world: &World) -> Value {
+    let output = world.run(
+        3,
+        [
+            "check",
+            "catalog",
+            "-n",
+            "search",
+            "--context",
+            "east",
+            "-o",
+            "json",
+        ],
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn a_key_invalidated_on_the_remote_is_refused() {
+    let world = linked_across();
+    world.ok(["check", "catalog", "-n", "search", "--context", "east"]);
+    let west = world.sandbox.cluster("west");
+    let password = west
+        .secret_text("shop", "products-es-elastic-user", "elastic")
+        .unwrap();
+    let response = west.es_request(
+        "shop",
+        "products",
+        &remote_cluster_sandbox::elasticsearch::EsRequest::new("DELETE", "/_security/api_key")
+            .basic("elastic", &password)
+            .json(&json!({"name": "*"})),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let found = codes_by_link(&check_catalog(&world));
+    assert_eq!(found["catalog/products"], ["api-key-refused"], "{found:?}");
+}
+
+#[test]
+fn a_rotated_remote_ca_is_a_stale_copy() {
+    let world = linked_across();
+    let west = world.sandbox.cluster("west");
+    west.rotate_transport_ca("shop", "products").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = codes_by_link(&check_catalog_any(&world));
+        if found["catalog/products"].contains(&"ca-stale".to_string()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{found:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let document = check_catalog(&world);
+    let finding = &document["links"][1]["findings"][0];
+    assert_eq!(finding["code"], "ca-stale");
+    assert!(
+        finding["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("kubectl remote-cluster link catalog products -n search --context east --remote-context west --remote-namespace shop"),
+        "{finding}"
+    );
+}
+
+fn check_catalog_any(world: &World) -> Value {
+    let output = world
+        .plugin()
+        .args([
+            "check",
+            "catalog",
+            "-n",
+            "search",
+            "--context",
+            "east",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
