@@ -315,3 +315,110 @@ fn check_catalog_any(world: &World) -> Value {
         .unwrap();
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// east/search/catalog and the external cluster `cloud`, with a cross-cluster key made there
+/// (invalidated when `invalidate`), and the files `link --external` reads.
+fn external_link_files(
+    invalidate: bool,
+) -> (World, std::path::PathBuf, std::path::PathBuf, String) {
+    use remote_cluster_sandbox::elasticsearch::EsRequest;
+    let world = World::settled(
+        common::east([es("search", "catalog")]).external_elasticsearch("cloud", "9.1.0"),
+    );
+    let cloud = world.sandbox.external("cloud");
+    let created = world.sandbox.external_request(
+        "cloud",
+        &EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .basic("elastic", &cloud.password)
+            .json(&json!({"name": "for-eck", "access": {"search": [{"names": ["*"]}]}})),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let key = created.body["encoded"].as_str().unwrap().to_string();
+    if invalidate {
+        let invalidated = world.sandbox.external_request(
+            "cloud",
+            &EsRequest::new("DELETE", "/_security/api_key")
+                .basic("elastic", &cloud.password)
+                .json(&json!({"name": "for-eck"})),
+        );
+        assert_eq!(invalidated.status, 200, "{}", invalidated.body);
+    }
+    let ca = world.dir.path().join("remote-ca.pem");
+    std::fs::write(&ca, &cloud.remote_cluster_ca_pem).unwrap();
+    let key_file = world.dir.path().join("key.txt");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    (world, ca, key_file, key)
+}
+
+/// Links catalog to `cloud` at `address` with a 120 s timeout; the failure and how long it took.
+fn link_external(
+    world: &World,
+    address: &str,
+    ca: &std::path::Path,
+    key: &std::path::Path,
+) -> (std::process::Output, Duration) {
+    let started = std::time::Instant::now();
+    let output = world.run(
+        1,
+        [
+            "link",
+            "catalog",
+            "-n",
+            "search",
+            "--external",
+            "cloud",
+            "--proxy-address",
+            address,
+            "--yes",
+            "--timeout",
+            "120s",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--api-key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    (output, started.elapsed())
+}
+
+#[test]
+fn a_link_whose_key_the_remote_refuses_stops_on_the_finding_not_the_timeout() {
+    let (world, ca, key_file, key) = external_link_files(true);
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    let (failed, took) = link_external(&world, &address, &ca, &key_file);
+    let stderr = stderr_of(&failed);
+    assert!(
+        stderr.contains("remote cluster \"cloud\" cannot connect on search/catalog (context east): [api-key-refused] Elasticsearch reports: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`kubectl remote-cluster check catalog cloud -n search --context east`"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(40), "stopped after {took:?}");
+    common::assert_not_shown(&key, &[&failed]);
+}
+
+#[test]
+fn a_link_to_an_address_where_nothing_answers_stops_on_the_pod_log() {
+    let (world, ca, key_file, _) = external_link_files(false);
+    let address = world.sandbox.external("cloud").remote_cluster_address;
+    let (host, _) = address.rsplit_once(':').unwrap();
+    let wrong = format!("{host}:1");
+    let (failed, took) = link_external(&world, &wrong, &ca, &key_file);
+    let stderr = stderr_of(&failed);
+    assert!(
+        stderr.contains("cannot connect on search/catalog (context east): [remote-unreachable] the pod log says: failed to open any proxy connections to cluster [cloud]"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(40), "stopped after {took:?}");
+    let found = codes_by_link(
+        &serde_json::from_slice(
+            &world
+                .run(3, ["check", "catalog", "-n", "search", "-o", "json"])
+                .stdout,
+        )
+        .unwrap(),
+    );
+    assert_eq!(found["catalog/cloud"], ["remote-unreachable"], "{found:?}");
+}

@@ -418,6 +418,32 @@ fn short(fingerprint: &str) -> &str {
     &fingerprint[..fingerprint.len().min(16)]
 }
 
+/// Why a link being waited for cannot connect, when what Elasticsearch says settles it: the
+/// error `_resolve/cluster` reports for the alias, else the local pods' log lines naming it
+/// (a wrong address, a key the remote refuses, an untrusted CA...). `None` while nothing
+/// says so; a wait stops on a finding that lasts (see `apply::wait`).
+pub fn blocking_finding(
+    local: &ClusterId,
+    alias: &str,
+    resolve_error: Option<&str>,
+    log_lines: &[String],
+) -> Option<Finding> {
+    let object = format!("{} alias {alias}", object_of(local));
+    if let Some(error) = resolve_error
+        && let Some(code) = logs::code_of_error(error)
+    {
+        return Some(finding(
+            code,
+            object,
+            format!("Elasticsearch reports: {error}"),
+            None,
+        ));
+    }
+    logs::findings(log_lines, alias, None, &object)
+        .into_iter()
+        .find(|f| f.severity == Severity::Error)
+}
+
 /// The findings by code, for a summary.
 pub fn count_by_code(groups: &[Group]) -> BTreeMap<&'static str, usize> {
     let mut counts = BTreeMap::new();
