@@ -9,14 +9,17 @@ use std::time::Duration;
 
 use common::{World, es, stderr_of, stdout_of};
 use remote_cluster_sandbox::scenarios::{self, BROKEN_LINKS};
-use remote_cluster_sandbox::{ClusterConfig, Sandbox};
+use remote_cluster_sandbox::{ClusterConfig, ContextConfig, Sandbox};
 use serde_json::{Value, json};
 
 /// The sandbox of `--scenario broken`, with clusters `east` and `west`, settled.
 fn broken() -> World {
+    // A second context of east's API server, as a kubeconfig often has: its clusters are
+    // checked once.
     let builder = Sandbox::builder()
         .cluster(scenarios::broken_cluster(0, ClusterConfig::new("east")))
-        .cluster(scenarios::broken_cluster(1, ClusterConfig::new("west")));
+        .cluster(scenarios::broken_cluster(1, ClusterConfig::new("west")))
+        .context(ContextConfig::new("east-shop", "east", "admin").namespace("shop"));
     let world = World::settled(builder);
     scenarios::break_links(&world.sandbox).unwrap();
     world.settle(&["east", "west"]);
@@ -71,6 +74,11 @@ fn each_broken_link_gets_the_code_of_its_reason_and_healthy_links_none() {
     assert_eq!(document["kind"], "RemoteClusterCheck");
     assert_eq!(document["passed"], false);
     let found = codes_by_link(&document);
+    assert_eq!(
+        found.len(),
+        document["links"].as_array().unwrap().len(),
+        "each cluster and link once, though two contexts reach east"
+    );
     for link in BROKEN_LINKS {
         let key = format!("{}/{}", link.local, link.alias);
         let codes = &found[&key];

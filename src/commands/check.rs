@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::check::{self, CHECKS, Group, Severity};
 use crate::cli::{CheckArgs, GlobalFlags};
 use crate::error::ExitCode;
-use crate::k8s::kubeconfig::LoadedKubeconfig;
+use crate::k8s::kubeconfig::{LoadedKubeconfig, server_identity};
 use crate::output::{self, API_VERSION};
 use crate::plan::EsState;
 use crate::workflow::{Session, links};
@@ -29,12 +29,13 @@ pub async fn run(
     let mut groups = Vec::new();
     let mut failed_contexts = 0;
     let mut found_local = false;
+    let mut seen = Seen::default();
     for context in &contexts {
         let mut flags = global.clone();
         if !context.is_empty() {
             flags.contexts = vec![context.clone()];
         }
-        match check_context(&flags, args, kubeconfig.clone()).await {
+        match check_context(&flags, args, kubeconfig.clone(), &mut seen).await {
             Ok((found, checked)) => {
                 found_local |= found;
                 groups.extend(checked);
@@ -77,14 +78,31 @@ pub async fn run(
     })
 }
 
+/// The clusters already checked, by API server, namespace and name: contexts that reach the
+/// same API server show the same clusters, each is checked once.
+#[derive(Default)]
+struct Seen(std::collections::BTreeSet<(String, String, String)>);
+
+impl Seen {
+    /// Whether `es` is checked now (false when another context already checked it).
+    fn first_time(&mut self, server: &str, es: &EsState) -> bool {
+        self.0.insert((
+            server_identity(server),
+            es.id.namespace.clone(),
+            es.id.name.clone(),
+        ))
+    }
+}
+
 /// The groups of every chosen cluster of one context, and whether LOCAL was found there.
 async fn check_context(
     flags: &GlobalFlags,
     args: &CheckArgs,
     kubeconfig: Arc<LoadedKubeconfig>,
+    seen: &mut Seen,
 ) -> anyhow::Result<(bool, Vec<Group>)> {
     let session = Session::open(&flags.scope(kubeconfig), "check").await?;
-    let clusters: Vec<EsState> = crate::observe::all_elasticsearches(&session.client)
+    let chosen: Vec<EsState> = crate::observe::all_elasticsearches(&session.client)
         .await?
         .into_iter()
         .filter(|es| match &args.local {
@@ -92,7 +110,11 @@ async fn check_context(
             None => flags.namespace.is_none() || es.id.namespace == session.namespace,
         })
         .collect();
-    let found = !clusters.is_empty();
+    let found = !chosen.is_empty();
+    let clusters: Vec<EsState> = chosen
+        .into_iter()
+        .filter(|es| seen.first_time(&session.client.server, es))
+        .collect();
     let mut groups = Vec::new();
     for es in clusters {
         groups.extend(links::check(&session, es).await?);
@@ -134,6 +156,15 @@ pub fn render(groups: &[Group]) -> String {
             let c = &group.cluster;
             out.push_str(&format!("{}/{}/{}\n", c.context, c.namespace, c.name));
             current = Some(&group.cluster);
+            let has_links = groups
+                .iter()
+                .any(|g| g.cluster == group.cluster && g.alias.is_some());
+            if !has_links && group.findings.is_empty() {
+                out.push_str("  no outgoing links\n");
+            }
+        }
+        if group.alias.is_none() && group.findings.is_empty() {
+            continue;
         }
         let (mark, style) = match group.findings.iter().map(|f| f.severity).max() {
             Some(Severity::Error) => ("✗", FAIL),
