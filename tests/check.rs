@@ -430,3 +430,35 @@ fn a_link_to_an_address_where_nothing_answers_stops_on_the_pod_log() {
     );
     assert_eq!(found["catalog/cloud"], ["remote-unreachable"], "{found:?}");
 }
+
+#[test]
+fn a_remote_exposed_at_another_port_is_a_stale_address_until_linked_again() {
+    let world = linked_across();
+    let west = world.sandbox.cluster("west");
+    let products = world.elasticsearch("west", "shop", "products");
+    let mut server = products["spec"]["remoteClusterServer"].clone();
+    server["service"]["spec"]["ports"] = json!([{"name": "rcs", "port": 443, "targetPort": 9443}]);
+    west.merge_patch(
+        &remote_cluster_sandbox::ResourceKey::ELASTICSEARCHES,
+        Some("shop"),
+        "products",
+        &json!({"spec": {"remoteClusterServer": server}}),
+        remote_cluster_sandbox::Sub::Main,
+    )
+    .unwrap();
+    world.settle(&["west"]);
+    let document = check_catalog(&world);
+    let found = codes_by_link(&document);
+    assert_eq!(
+        found["catalog/products"],
+        ["proxy-address-stale"],
+        "{document}"
+    );
+    let fix = document["links"][1]["findings"][0]["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let args: Vec<&str> = fix.split(" ").skip(2).collect();
+    world.ok([&args[..], &["--yes", "--timeout", "90s"]].concat());
+    world.ok(["check", "catalog", "-n", "search", "--context", "east"]);
+}

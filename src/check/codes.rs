@@ -32,6 +32,7 @@ pub const REMOTE_NOT_FOUND: &str = "remote-not-found";
 pub const RECORD_WITHOUT_SETTINGS: &str = "record-without-settings";
 pub const REMOTE_SERVER_DISABLED: &str = "remote-server-disabled";
 pub const REMOTE_UNREACHABLE: &str = "remote-unreachable";
+pub const PROXY_ADDRESS_STALE: &str = "proxy-address-stale";
 pub const WRONG_PORT: &str = "wrong-port";
 pub const SERVER_NAME_MISMATCH: &str = "server-name-mismatch";
 pub const ECK_RECONCILE_ERROR: &str = "eck-reconcile-error";
@@ -88,6 +89,12 @@ pub const CHECKS: &[Check] = &[
         Layer::Exposure,
         Severity::Error,
         "remote cluster server on for API-key links",
+    ),
+    check(
+        PROXY_ADDRESS_STALE,
+        Layer::Exposure,
+        Severity::Error,
+        "recorded address is where the remote is exposed",
     ),
     check(
         REMOTE_UNREACHABLE,

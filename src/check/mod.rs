@@ -72,6 +72,9 @@ pub struct Observed<'a> {
     pub license_level: Option<&'a str>,
     /// `_remote/info` with `_resolve/cluster` merged in (as `describe` reads it).
     pub remote_info: Option<&'a Value>,
+    /// For API-key links across Kubernetes clusters, by alias: where the remote's remote
+    /// cluster server is exposed now.
+    pub remote_addresses: &'a BTreeMap<String, String>,
     /// Recent Warning events of the Elasticsearch resource.
     pub events: &'a [Event],
     /// Recent lines of the cluster's pods' logs.
@@ -196,6 +199,7 @@ fn link_findings(observed: &Observed<'_>, link: &OutgoingLink) -> Vec<Finding> {
             live,
             &object,
         ));
+        found.extend(address_findings(observed, &link.alias, record, &object));
     }
     found.extend(live_findings(observed, link, record.as_ref(), &object));
     if !found.iter().any(|f| f.severity == Severity::Error) {
@@ -364,6 +368,27 @@ fn record_findings(
         ));
     }
     found
+}
+
+/// A plugin link whose recorded `proxy_address` is no longer where the remote is exposed.
+fn address_findings(
+    observed: &Observed<'_>,
+    alias: &str,
+    record: &LinkRecord,
+    object: &str,
+) -> Option<Finding> {
+    let recorded = record.proxy_address.as_deref()?;
+    let now = observed.remote_addresses.get(alias)?;
+    (recorded != now).then(|| {
+        finding(
+            codes::PROXY_ADDRESS_STALE,
+            object.to_string(),
+            format!(
+                "the link dials {recorded} but the remote's remote cluster server is exposed at {now} now"
+            ),
+            Some(link_again(&observed.es.id, alias, record)),
+        )
+    })
 }
 
 /// What Elasticsearch itself says of the link (`_resolve/cluster` merged into `_remote/info`).

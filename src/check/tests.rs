@@ -48,6 +48,7 @@ impl Case {
             others: &self.others,
             license_level: Some(self.license),
             remote_info: self.info.as_ref(),
+            remote_addresses: &BTreeMap::new(),
             events: &self.events,
             log_lines: &self.logs,
         })

@@ -21,6 +21,9 @@ pub struct LinksObserved {
     pub remote_info: Option<Value>,
     pub license_level: Option<String>,
     pub remote_cas: BTreeMap<String, CurrentCa>,
+    /// For API-key links across Kubernetes clusters, by alias: the address the remote's
+    /// remote cluster server is exposed at now.
+    pub remote_addresses: BTreeMap<String, String>,
     pub incoming_elsewhere: Vec<describe::IncomingLink>,
     pub restricted: Option<crate::plan::RestrictedObserved>,
     pub pending: Vec<crate::plan::PendingOperation>,
@@ -80,7 +83,8 @@ pub async fn observe(
             None
         }
     };
-    let remote_cas = remote_cas(target, &es).await;
+    let (remote_cas, remote_addresses) =
+        tokio::join!(remote_cas(target, &es), remote_addresses(target, &es));
     let incoming_elsewhere = incoming_from(target, kubeconfig, peers, &es).await;
     let restricted = if crate::plan::uses_restricted_trust(&es) {
         let side = crate::observe::trust_side(client, es.clone()).await?;
@@ -103,6 +107,7 @@ pub async fn observe(
         remote_info,
         license_level: operator.license_level,
         remote_cas,
+        remote_addresses,
         incoming_elsewhere,
         restricted,
         pending,
@@ -134,6 +139,41 @@ async fn remote_cas(session: &Session, es: &EsState) -> BTreeMap<String, Current
                 not_after: not_after(ca.pem.as_bytes()),
             },
         ))
+    });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// For each API-key link the plugin made to another Kubernetes cluster, the address the
+/// remote's remote cluster server is exposed at now (read in the remote's context), to tell a
+/// recorded `proxy_address` that no longer leads there.
+async fn remote_addresses(session: &Session, es: &EsState) -> BTreeMap<String, String> {
+    let links: Vec<(String, crate::plan::LinkRecord)> = es
+        .plugin_links()
+        .into_iter()
+        .filter(|(_, r)| {
+            r.proxy_address.is_some()
+                && r.security == crate::plan::SecurityModel::ApiKey
+                && !crate::plan::is_external(r)
+                && r.problem().is_none()
+        })
+        .collect();
+    let reads = links.iter().map(|(alias, record)| async move {
+        let context = crate::workflow::cross::context_of_record(session, record).await?;
+        let client = session.pool.client(&context).await.ok()?;
+        let operator = eck::operator_facts(&client).await;
+        let remote = ClusterId {
+            context,
+            namespace: record.remote_namespace.clone(),
+            name: record.remote_name.clone(),
+        };
+        let (address, _) = crate::observe::server_exposure(&client, &remote, &operator)
+            .await
+            .ok()?;
+        Some((alias.clone(), address?))
     });
     futures::future::join_all(reads)
         .await
@@ -296,6 +336,7 @@ pub async fn check(target: &Session, es: EsState) -> anyhow::Result<Vec<crate::c
         others: &observed.others,
         license_level: observed.license_level.as_deref(),
         remote_info: observed.remote_info.as_ref(),
+        remote_addresses: &observed.remote_addresses,
         events: &events,
         log_lines: &log_lines,
     }))
