@@ -5,6 +5,7 @@
 //! has an Enterprise operator; the second (`kind-west`) a Basic one.
 
 use anyhow::{Context, Result};
+use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::{ClusterConfig, ClusterHandle, EsSeed, ResourceKey, Sandbox, elasticsearch::EsRequest};
@@ -62,6 +63,24 @@ pub const BROKEN_LINKS: &[ScenarioLink] = &[
         "hub",
         "nokey",
         Some("remote cluster server port without credentials in the keystore (set by hand)"),
+    ),
+    link(
+        0,
+        "hub",
+        "revoked",
+        Some("a cross-cluster key the remote invalidated (set by hand)"),
+    ),
+    link(
+        0,
+        "hub",
+        "restkey",
+        Some("a REST API key instead of a cross-cluster one (set by hand)"),
+    ),
+    link(
+        0,
+        "hub",
+        "wrongport",
+        Some("API key, but the address is the remote's transport port 9300 (set by hand)"),
     ),
     link(
         0,
@@ -145,6 +164,7 @@ pub fn break_links(sandbox: &Sandbox) -> Result<()> {
         .next()
         .context("the broken scenario needs a cluster")?;
     let ns = BROKEN_NAMESPACE;
+    hand_made_keys(&east, ns)?;
     set_by_hand(&east, ns)?;
     let mut stray = EsSeed::new(ns, "stray", "9.1.3").nodes(1).to_object();
     stray["spec"]["remoteClusters"] = json!([{"name": "stray"}]);
@@ -156,6 +176,70 @@ pub fn break_links(sandbox: &Sandbox) -> Result<()> {
     orders["spec"]["transport"] =
         json!({"tls": {"certificateAuthorities": {"configMapName": "orders-extra-ca"}}});
     east.create(&ResourceKey::ELASTICSEARCHES, orders)?;
+    Ok(())
+}
+
+/// Keys made on `spoke` by hand and put into `hub`'s keystore through `spec.secureSettings`
+/// (a rolling restart of `hub`): an invalidated cross-cluster key (`revoked`), a REST key
+/// (`restkey`), and a valid cross-cluster key for a link broken otherwise (`wrongport`).
+fn hand_made_keys(east: &ClusterHandle, ns: &str) -> Result<()> {
+    let password = east
+        .secret_text(ns, "spoke-es-elastic-user", "elastic")
+        .context("spoke has no elastic user yet")?;
+    let call = |method: &str, path: &str, body: Value| -> Result<Value> {
+        let response = east.es_request(
+            ns,
+            "spoke",
+            &EsRequest::new(method, path)
+                .basic("elastic", &password)
+                .json(&body),
+        );
+        anyhow::ensure!(
+            response.status == 200,
+            "{method} {path} on spoke: {}",
+            response.body
+        );
+        Ok(response.body)
+    };
+    let cross_cluster = |name: &str| -> Result<String> {
+        let created = call(
+            "POST",
+            "/_security/cross_cluster/api_key",
+            json!({"name": name, "access": {"search": [{"names": ["*"]}]}}),
+        )?;
+        Ok(created["encoded"].as_str().unwrap_or_default().to_string())
+    };
+    let revoked = cross_cluster("hand-made-revoked")?;
+    call(
+        "DELETE",
+        "/_security/api_key",
+        json!({"name": "hand-made-revoked"}),
+    )?;
+    let valid = cross_cluster("hand-made")?;
+    let rest = call(
+        "POST",
+        "/_security/api_key",
+        json!({"name": "hand-made-rest"}),
+    )?;
+    let rest = rest["encoded"].as_str().unwrap_or_default().to_string();
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "hub-hand-made-keys", "namespace": ns},
+        "data": {
+            "cluster.remote.revoked.credentials": b64(&revoked),
+            "cluster.remote.restkey.credentials": b64(&rest),
+            "cluster.remote.wrongport.credentials": b64(&valid),
+        }}),
+    )?;
+    east.merge_patch(
+        &ResourceKey::ELASTICSEARCHES,
+        Some(ns),
+        "hub",
+        &json!({"spec": {"secureSettings": [{"secretName": "hub-hand-made-keys"}]}}),
+        crate::Sub::Main,
+    )?;
     Ok(())
 }
 
@@ -172,6 +256,12 @@ fn set_by_hand(east: &ClusterHandle, ns: &str) -> Result<()> {
         "cluster.remote.nokey.mode": "proxy",
         "cluster.remote.nokey.proxy_address": format!("spoke-es-remote-cluster.{ns}.svc:9443"),
         "cluster.remote.nokey.server_name": format!("spoke-es-remote-cluster.{ns}.svc"),
+        "cluster.remote.revoked.mode": "proxy",
+        "cluster.remote.revoked.proxy_address": format!("spoke-es-remote-cluster.{ns}.svc:9443"),
+        "cluster.remote.restkey.mode": "proxy",
+        "cluster.remote.restkey.proxy_address": format!("spoke-es-remote-cluster.{ns}.svc:9443"),
+        "cluster.remote.wrongport.mode": "proxy",
+        "cluster.remote.wrongport.proxy_address": format!("spoke-es-transport.{ns}.svc:9300"),
     }});
     let response = east.es_request(
         ns,
