@@ -101,6 +101,14 @@ fn each_broken_link_gets_the_code_of_its_reason_and_healthy_links_none() {
         found["reports/"].contains(&"eck-warning-event".to_string()),
         "{found:?}"
     );
+    // ECK created no pod for orders: its Elasticsearch cannot be asked.
+    assert!(
+        found["orders/"].contains(&"elasticsearch-unreachable".to_string()),
+        "{found:?}"
+    );
+    for healthy in ["hub/", "spoke/", "metrics/"] {
+        assert!(found[healthy].is_empty(), "{healthy}: {found:?}");
+    }
     let distinct: std::collections::BTreeSet<&String> = found.values().flatten().collect();
     assert!(distinct.len() >= 13, "{distinct:?}");
 }
@@ -462,6 +470,37 @@ fn a_remote_exposed_at_another_port_is_a_stale_address_until_linked_again() {
         .unwrap()
         .to_string();
     let args: Vec<&str> = fix.split(" ").skip(2).collect();
+    world.ok([&args[..], &["--yes", "--timeout", "90s"]].concat());
+    world.ok(["check", "catalog", "-n", "search", "--context", "east"]);
+}
+
+#[test]
+fn a_recorded_link_missing_from_the_cluster_settings_is_named_with_its_repair() {
+    let world = linked_across();
+    let east = world.sandbox.cluster("east");
+    let password = east
+        .secret_text("search", "catalog-es-elastic-user", "elastic")
+        .unwrap();
+    let removed = east.es_request(
+        "search",
+        "catalog",
+        &remote_cluster_sandbox::elasticsearch::EsRequest::new("PUT", "/_cluster/settings")
+            .basic("elastic", &password)
+            .json(&json!({"persistent": {"cluster.remote.products.*": null}})),
+    );
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    let document = check_catalog(&world);
+    let found = codes_by_link(&document);
+    assert_eq!(
+        found["catalog/products"],
+        ["record-without-settings"],
+        "{document}"
+    );
+    let fix = document["links"][1]["findings"][0]["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let args: Vec<&str> = fix.split(' ').skip(2).collect();
     world.ok([&args[..], &["--yes", "--timeout", "90s"]].concat());
     world.ok(["check", "catalog", "-n", "search", "--context", "east"]);
 }
