@@ -97,6 +97,15 @@ pub enum UserError {
         name: String,
     },
 
+    #[error(
+        "{local} has no remote cluster {alias:?}; `kubectl remote-cluster describe {name}` lists its links"
+    )]
+    NoSuchLink {
+        local: String,
+        name: String,
+        alias: String,
+    },
+
     #[error("{0}")]
     Plan(Box<crate::plan::PlanError>),
 

@@ -201,6 +201,23 @@ fn only_skip_yaml_and_the_exit_code_of_warnings_alone() {
         "{text}"
     );
 
+    let missing = world.run(2, ["check", "nothing", "-n", "shop", "--context", "east"]);
+    assert!(
+        stderr_of(&missing).contains(
+            "Elasticsearch \"nothing\" not found in namespace \"shop\" of context \"east\""
+        ),
+        "{}",
+        stderr_of(&missing)
+    );
+    let no_link = world.run(
+        2,
+        ["check", "hub", "nope", "-n", "shop", "--context", "east"],
+    );
+    assert!(
+        stderr_of(&no_link).contains("has no remote cluster \"nope\""),
+        "{}",
+        stderr_of(&no_link)
+    );
     let unknown = world.run(2, ["check", "--only", "no-such-code"]);
     assert!(
         stderr_of(&unknown).contains("unknown check code"),

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::check::{self, CHECKS, Group, Severity};
 use crate::cli::{CheckArgs, GlobalFlags};
-use crate::error::ExitCode;
+use crate::error::{ExitCode, UserError};
 use crate::k8s::kubeconfig::{LoadedKubeconfig, server_identity};
 use crate::output::{self, API_VERSION};
 use crate::plan::EsState;
@@ -40,6 +40,7 @@ pub async fn run(
                 found_local |= found;
                 groups.extend(checked);
             }
+            Err(err) if contexts.len() > 1 && is_not_found(&err) => {}
             Err(err) if contexts.len() > 1 => {
                 output::warning(&format!("context {context}: {err:#}"));
                 failed_contexts += 1;
@@ -50,15 +51,19 @@ pub async fn run(
     if let Some(local) = &args.local
         && !found_local
     {
-        anyhow::bail!("no Elasticsearch {local:?} found in the chosen context(s)");
+        anyhow::bail!("no Elasticsearch {local:?} found in the chosen contexts");
     }
     if let Some(alias) = &args.alias {
         groups.retain(|g| g.alias.is_none() || g.alias.as_ref() == Some(alias));
-        if !groups.iter().any(|g| g.alias.is_some()) {
-            anyhow::bail!(
-                "{} has no link of alias {alias:?}",
-                args.local.as_deref().unwrap_or_default()
-            );
+        if let Some(cluster) = groups.first().map(|g| g.cluster.clone())
+            && !groups.iter().any(|g| g.alias.is_some())
+        {
+            return Err(UserError::NoSuchLink {
+                local: cluster.to_string(),
+                name: cluster.name,
+                alias: alias.clone(),
+            }
+            .into());
         }
     }
     check::filter(&mut groups, &args.only, &args.skip);
@@ -110,6 +115,16 @@ async fn check_context(
             None => flags.namespace.is_none() || es.id.namespace == session.namespace,
         })
         .collect();
+    if let Some(name) = &args.local
+        && chosen.is_empty()
+    {
+        return Err(UserError::ElasticsearchNotFound {
+            context: session.client.context.clone(),
+            namespace: session.namespace.clone(),
+            name: name.clone(),
+        }
+        .into());
+    }
     let found = !chosen.is_empty();
     let clusters: Vec<EsState> = chosen
         .into_iter()
@@ -120,6 +135,15 @@ async fn check_context(
         groups.extend(links::check(&session, es).await?);
     }
     Ok((found, groups))
+}
+
+fn is_not_found(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<UserError>(),
+            Some(UserError::ElasticsearchNotFound { .. })
+        )
+    })
 }
 
 /// `-o json|yaml`: every finding with the link it concerns.
