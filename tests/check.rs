@@ -39,6 +39,7 @@ fn expected_code(local: &str, alias: &str) -> Option<&'static str> {
         ("hub", "revoked") => Some("api-key-refused"),
         ("hub", "restkey") => Some("api-key-not-cross-cluster"),
         ("hub", "wrongport") => Some("wrong-port"),
+        ("hub", "badname") => Some("server-name-mismatch"),
         ("stray", "stray") => Some("no-elasticsearch-ref"),
         ("orders", "spoke") => Some("eck-reconcile-error"),
         ("reports", "metrics") => Some("licence-not-enterprise"),
@@ -110,7 +111,7 @@ fn each_broken_link_gets_the_code_of_its_reason_and_healthy_links_none() {
         assert!(found[healthy].is_empty(), "{healthy}: {found:?}");
     }
     let distinct: std::collections::BTreeSet<&String> = found.values().flatten().collect();
-    assert!(distinct.len() >= 13, "{distinct:?}");
+    assert!(distinct.len() >= 14, "{distinct:?}");
 }
 
 #[test]
@@ -142,7 +143,7 @@ fn a_healthy_link_passes_and_the_report_names_each_broken_one_with_its_fix() {
         text.contains("[remote-unreachable] Elasticsearch east/shop/hub alias nowhere: the pod log says: failed to open any proxy connections to cluster [nowhere]"),
         "{text}"
     );
-    assert!(text.contains("11 links checked: 9 with errors"), "{text}");
+    assert!(text.contains("12 links checked: 10 with errors"), "{text}");
     let password = world
         .sandbox
         .cluster("east")
@@ -246,10 +247,10 @@ fn junit_has_a_testcase_per_check_and_link_and_a_failure_per_error() {
         ],
     );
     let xml = std::fs::read_to_string(&file).unwrap();
-    // hub itself and its 11 links, two checks each.
-    assert_eq!(xml.matches("<testcase ").count(), 24, "{xml}");
+    // hub itself and its 12 links, two checks each.
+    assert_eq!(xml.matches("<testcase ").count(), 26, "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
-    assert!(xml.contains("tests=\"24\" failures=\"2\""), "{xml}");
+    assert!(xml.contains("tests=\"26\" failures=\"2\""), "{xml}");
     assert!(
         xml.contains("<testsuite name=\"east/shop/hub alias rcs-off\" tests=\"2\" failures=\"1\">"),
         "{xml}"

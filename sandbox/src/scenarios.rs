@@ -84,6 +84,12 @@ pub const BROKEN_LINKS: &[ScenarioLink] = &[
     ),
     link(
         0,
+        "hub",
+        "badname",
+        Some("an address whose name is not in the remote's certificate (set by hand)"),
+    ),
+    link(
+        0,
         "stray",
         "stray",
         Some("spec.remoteClusters entry without elasticsearchRef"),
@@ -181,7 +187,8 @@ pub fn break_links(sandbox: &Sandbox) -> Result<()> {
 
 /// Keys made on `spoke` by hand and put into `hub`'s keystore through `spec.secureSettings`
 /// (a rolling restart of `hub`): an invalidated cross-cluster key (`revoked`), a REST key
-/// (`restkey`), and a valid cross-cluster key for a link broken otherwise (`wrongport`).
+/// (`restkey`), and a valid cross-cluster key for the links broken otherwise (`wrongport`,
+/// `badname`).
 fn hand_made_keys(east: &ClusterHandle, ns: &str) -> Result<()> {
     let password = east
         .secret_text(ns, "spoke-es-elastic-user", "elastic")
@@ -231,6 +238,7 @@ fn hand_made_keys(east: &ClusterHandle, ns: &str) -> Result<()> {
             "cluster.remote.revoked.credentials": b64(&revoked),
             "cluster.remote.restkey.credentials": b64(&rest),
             "cluster.remote.wrongport.credentials": b64(&valid),
+            "cluster.remote.badname.credentials": b64(&valid),
         }}),
     )?;
     east.merge_patch(
@@ -262,6 +270,9 @@ fn set_by_hand(east: &ClusterHandle, ns: &str) -> Result<()> {
         "cluster.remote.restkey.proxy_address": format!("spoke-es-remote-cluster.{ns}.svc:9443"),
         "cluster.remote.wrongport.mode": "proxy",
         "cluster.remote.wrongport.proxy_address": format!("spoke-es-transport.{ns}.svc:9300"),
+        "cluster.remote.badname.mode": "proxy",
+        "cluster.remote.badname.proxy_address":
+            format!("spoke-es-remote-cluster.{ns}.svc.cluster.local:9443"),
     }});
     let response = east.es_request(
         ns,
