@@ -522,3 +522,43 @@ fn a_recorded_link_missing_from_the_cluster_settings_is_named_with_its_repair() 
     world.ok([&args[..], &["--yes", "--timeout", "90s"]].concat());
     world.ok(["check", "catalog", "-n", "search", "--context", "east"]);
 }
+
+/// The sandbox's pod log, as `kubectl logs` reads it: one line per alias that cannot connect,
+/// `--tail` keeping the last ones.
+#[test]
+fn the_sandbox_pod_log_has_the_catalogue_line_of_each_failing_alias() {
+    let world = broken();
+    let logs = |extra: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .args([
+                "logs",
+                "hub-es-default-0",
+                "-n",
+                "shop",
+                "--context",
+                "east",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", &world.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        stdout_of(&output)
+    };
+    let all = logs(&[]);
+    let failing = BROKEN_LINKS
+        .iter()
+        .filter(|l| l.local == "hub" && l.broken_because.is_some())
+        .count();
+    assert_eq!(all.lines().count(), failing, "{all}");
+    assert!(
+        all.contains(
+            "failed to open any proxy connections to cluster [nowhere]: [search.shop.svc:9443]"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("[healthy-api]"), "{all}");
+    let last = logs(&["--tail", "1", "--since", "1h"]);
+    assert_eq!(last.lines().count(), 1, "{last}");
+    assert_eq!(all.lines().last().unwrap(), last.trim_end());
+}
