@@ -93,8 +93,8 @@ pub struct GlobalFlags {
 
     /// Kubeconfig context to use (default: the current context)
     ///
-    /// list and describe take several, with a comma or by repeating the flag; the commands that
-    /// change clusters take one.
+    /// list, describe and check take several, with a comma or by repeating the flag; the
+    /// commands that change clusters take one.
     #[arg(
         long = "context",
         global = true,
