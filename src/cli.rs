@@ -93,8 +93,8 @@ pub struct GlobalFlags {
 
     /// Kubeconfig context to use (default: the current context)
     ///
-    /// list and describe take several, with a comma or by repeating the flag; the commands that
-    /// change clusters take one.
+    /// list, describe and check take several, with a comma or by repeating the flag; the
+    /// commands that change clusters take one.
     #[arg(
         long = "context",
         global = true,
@@ -188,6 +188,10 @@ pub enum Command {
     /// Show one cluster's remote cluster links, both ways, and whether they are connected
     #[command(after_help = MORE, after_long_help = DESCRIBE_EXAMPLES)]
     Describe(DescribeArgs),
+
+    /// Check every link of a cluster, layer by layer, and say what is wrong and how to fix it
+    #[command(after_help = MORE, after_long_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
 
     /// Print the plugin's version
     #[command(after_help = MORE, after_long_help = VERSION_EXAMPLES)]
@@ -765,6 +769,70 @@ pub struct DescribeArgs {
     /// Output format
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<DocumentFormat>,
+}
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  # Every link of catalog, then every link of every cluster in namespace search
+  kubectl remote-cluster check catalog -n search
+  kubectl remote-cluster check -n search
+
+  # One link; every cluster of every context, as JSON
+  kubectl remote-cluster check catalog products -n search
+  kubectl remote-cluster check --all-contexts -o json
+
+  # In CI: a JUnit report, without the ECK Warning events
+  kubectl remote-cluster check -n search --junit check.xml --skip eck-warning-event
+
+Exit codes: 0 all checks pass, 3 an error was found, 4 only warnings. Each code is explained
+in docs/checks.md.";
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The Elasticsearch whose links are checked (default: every one, in all namespaces
+    /// unless -n is given)
+    #[arg(value_parser = input::elasticsearch_name)]
+    pub local: Option<String>,
+
+    /// Only the link of this alias
+    #[arg(value_parser = input::alias, requires = "local")]
+    pub alias: Option<String>,
+
+    /// Check the clusters of every context of the kubeconfig
+    #[arg(long, conflicts_with = "contexts")]
+    pub all_contexts: bool,
+
+    /// Output format (default: a report grouped by link)
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<DocumentFormat>,
+
+    /// Also write a JUnit XML report to FILE (one testcase per check and link)
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    pub junit: Option<PathBuf>,
+
+    /// Report only these codes (comma-separated)
+    #[arg(long, value_name = "CODE", value_delimiter = ',', value_parser = check_code)]
+    pub only: Vec<String>,
+
+    /// Leave out these codes (comma-separated)
+    #[arg(long, value_name = "CODE", value_delimiter = ',', value_parser = check_code)]
+    pub skip: Vec<String>,
+}
+
+/// A code of `check` (see docs/checks.md).
+fn check_code(value: &str) -> Result<String, String> {
+    if crate::check::CHECKS.iter().any(|c| c.code == value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "unknown check code; codes: {}",
+            crate::check::CHECKS
+                .iter()
+                .map(|c| c.code)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

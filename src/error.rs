@@ -10,8 +10,10 @@ pub enum ExitCode {
     Failure = 1,
     /// The command line or an input file is wrong; nothing was written.
     Usage = 2,
-    /// `describe`: a configured link is not connected.
+    /// `describe`: a configured link is not connected; `check`: an error was found.
     NotConnected = 3,
+    /// `check`: only warnings were found.
+    OnlyWarnings = 4,
 }
 
 /// Errors whose message is written for the user: one line saying what is wrong and what to do.
@@ -93,6 +95,15 @@ pub enum UserError {
         context: String,
         namespace: String,
         name: String,
+    },
+
+    #[error(
+        "{local} has no remote cluster {alias:?}; `kubectl remote-cluster describe {name}` lists its links"
+    )]
+    NoSuchLink {
+        local: String,
+        name: String,
+        alias: String,
     },
 
     #[error("{0}")]

@@ -1,9 +1,10 @@
 //! `kubectl remote-cluster`: links ECK-managed Elasticsearch clusters across kubeconfig contexts.
 
 // Layers, top to bottom (docs/design.md; tests/layers.rs keeps imports pointing down):
-// commands, complete > cli > workflow > observe, apply > es > k8s > error, interrupt > describe >
-// plan > output, versions, input.
+// commands, complete > cli > workflow > observe, apply > es > k8s > error, interrupt > check >
+// describe > plan > output, versions, input.
 pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod complete;
@@ -39,6 +40,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Link(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;
             runtime()?.block_on(commands::link::run(&cli.global, args, kubeconfig))
+        }
+        Command::Check(args) => {
+            let kubeconfig = load_kubeconfig(&cli)?;
+            runtime()?.block_on(commands::check::run(&cli.global, args, kubeconfig))
         }
         Command::Describe(args) => {
             let kubeconfig = load_kubeconfig(&cli)?;

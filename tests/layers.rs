@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["es"],
     &["k8s"],
     &["error", "interrupt"],
+    &["check"],
     &["describe"],
     &["plan"],
     &["output", "versions", "input"],

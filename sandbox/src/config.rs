@@ -20,6 +20,8 @@ pub struct ClusterConfig {
     pub(crate) namespaces: Vec<String>,
     pub(crate) watch_history: usize,
     pub(crate) webhook: bool,
+    /// The ECK licence level of this cluster's operator, over the sandbox's.
+    pub(crate) license: Option<String>,
 }
 
 /// Default number of past changes a cluster keeps for watches that resume from a
@@ -37,6 +39,7 @@ impl ClusterConfig {
             namespaces: Vec::new(),
             watch_history: DEFAULT_WATCH_HISTORY,
             webhook: true,
+            license: None,
         }
     }
 
@@ -45,6 +48,13 @@ impl ClusterConfig {
     /// phase `Invalid` and a Warning event `Validation` instead.
     pub fn without_webhook(mut self) -> Self {
         self.webhook = false;
+        self
+    }
+
+    /// The ECK licence level of this cluster's operator (default: the sandbox's, see
+    /// [`crate::SandboxBuilder::license`]).
+    pub fn license(mut self, level: &str) -> Self {
+        self.license = Some(level.to_string());
         self
     }
 

@@ -30,6 +30,7 @@ pub mod pki;
 pub mod portforward;
 mod proto;
 mod resources;
+pub mod scenarios;
 pub mod schema;
 mod selector;
 mod server;
@@ -269,7 +270,7 @@ impl SandboxBuilder {
                     self.operator_delay,
                     handles.len(),
                 );
-                op.install(&license);
+                op.install(c.license.as_deref().unwrap_or(&license));
                 op.pass();
                 operator_status = Some(op.status.clone());
                 operators.push(op);
@@ -294,6 +295,11 @@ impl SandboxBuilder {
                     ResourceKey::PODS,
                     "portforward",
                     portforward_handler(state.clone(), world.clone()),
+                );
+                handle.set_subresource_handler(
+                    ResourceKey::PODS,
+                    "log",
+                    pod_log_handler(state.clone(), world.clone()),
                 );
             }
             handles.push(handle);
@@ -1010,6 +1016,33 @@ fn portforward_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> Su
                 .await
                 .map(|b| b.map_err(|never| match never {}).boxed())
         })
+    })
+}
+
+/// `pods/{name}/log`: what the Elasticsearch of the pod logs about its remote clusters now, one
+/// line per alias that cannot connect (`elasticsearch::connection_log`), plain text as the
+/// kubelet serves it. `tailLines` keeps the last lines; every line is from now, so
+/// `sinceSeconds` keeps them all. A pod of no Elasticsearch has an empty log.
+fn pod_log_handler(state: Arc<ClusterState>, world: Arc<world::World>) -> SubresourceHandler {
+    Arc::new(move |req, t: SubresourceTarget| {
+        let ns = t.namespace.clone().unwrap_or_else(|| "default".into());
+        let lines = world::es_of_pod(&t.object)
+            .map(|es| elasticsearch::EsId::new(&state.name, &ns, es))
+            .and_then(|id| world.connection_log(&id, &cluster::now_rfc3339()))
+            .unwrap_or_default();
+        let tail = req.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|pair| pair.strip_prefix("tailLines="))
+                .and_then(|n| n.parse::<usize>().ok())
+        });
+        let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
+        let text: String = lines[skip..].iter().map(|l| format!("{l}\n")).collect();
+        let response = http::Response::builder()
+            .status(200)
+            .header("content-type", "text/plain")
+            .body(server::full_body(text))
+            .expect("static response");
+        Box::pin(async move { response })
     })
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
-use remote_cluster_sandbox::{ClusterConfig, ContextConfig, EsSeed, Rule, Sandbox};
+use remote_cluster_sandbox::{ClusterConfig, ContextConfig, EsSeed, Rule, Sandbox, scenarios};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
@@ -19,6 +19,8 @@ enum Scenario {
     Empty,
     /// `--es-per-cluster` Elasticsearch objects per cluster across 5 namespaces.
     Bench,
+    /// Links in namespace `shop` each broken for one reason, for `kubectl remote-cluster check`.
+    Broken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,10 +148,15 @@ fn build(args: &Args) -> Result<Sandbox> {
                     .elasticsearch(EsSeed::new("ml", "archive", "8.18.2").nodes(1));
             }
             Scenario::Demo => {}
+            Scenario::Broken => c = scenarios::broken_cluster(i, c),
         }
         b = b.cluster(c);
     }
-    b.start()
+    let sandbox = b.start()?;
+    if args.scenario == Scenario::Broken {
+        scenarios::break_links(&sandbox)?;
+    }
+    Ok(sandbox)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -251,6 +258,10 @@ async fn run_shell(kubeconfig: &Path, scenario: Scenario) -> Result<ExitCode> {
         eprintln!("  kubectl remote-cluster list --all-contexts");
         eprintln!("  kubectl remote-cluster describe reports -n analytics --context kind-west");
         eprintln!("  kubectl remote-cluster link products catalog -n search --dry-run=client");
+    } else if scenario == Scenario::Broken {
+        eprintln!("  kubectl remote-cluster check -n shop");
+        eprintln!("  kubectl remote-cluster check hub nowhere -n shop -o yaml");
+        eprintln!("  kubectl remote-cluster check -n shop --all-contexts --junit check.xml");
     } else {
         eprintln!("  kubectl remote-cluster list --all-contexts");
     }

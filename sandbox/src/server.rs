@@ -110,6 +110,11 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
 }
 
+/// A whole response body (for subresource handlers).
+pub(crate) fn full_body(text: String) -> Body {
+    full(text)
+}
+
 fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response<Body> {
     let mut resp = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -452,6 +452,13 @@ impl World {
         self.with_view(id, |node, view| node.remote_info(view))
     }
 
+    /// The remote-connection lines `id`'s nodes log now (see `elasticsearch::connection_log`).
+    pub(crate) fn connection_log(&self, id: &EsId, at: &str) -> Option<Vec<String>> {
+        self.with_view(id, |node, view| {
+            crate::elasticsearch::connection_log(node, view, at)
+        })
+    }
+
     pub(crate) fn diagnose(
         &self,
         id: &EsId,

@@ -273,6 +273,7 @@ async fn connection(
     // The local's version, read once: `_resolve/cluster` from 8.13, `_remote/info` before.
     let mut version: Option<Option<crate::versions::EsVersion>> = None;
     let mut last_error: Option<String> = None;
+    let mut blocker = Blocker::default();
     loop {
         let pause = match es.client(client, local).await {
             Err(err) => {
@@ -300,6 +301,7 @@ async fn connection(
                                     progress.say(format!(
                                         "Waiting for {local} to connect to remote cluster {alias:?}: {error}"
                                     ));
+                                    blocker.observe(client, local, alias, Some(&error)).await?;
                                     last_error = Some(error);
                                     POLL_RESOLVE
                                 }
@@ -307,6 +309,7 @@ async fn connection(
                                     progress.say(format!(
                                         "Waiting for {local} to connect to remote cluster {alias:?}"
                                     ));
+                                    blocker.observe(client, local, alias, None).await?;
                                     POLL_RESOLVE
                                 }
                             },
@@ -364,6 +367,69 @@ async fn connection(
             );
         }
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// How long `check`'s finding on a link must last before a connection wait stops on it: a key
+/// or a keystore being reloaded, or a name being published, may fail a few attempts.
+pub const CONNECTION_FINDING_GRACE: Duration = Duration::from_secs(10);
+
+/// How often a connection wait reads the local pods' logs for `check`'s finding.
+const LOG_READ_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What `check` finds on a link that does not connect, while a wait polls it: the finding and
+/// since when it has lasted.
+#[derive(Default)]
+struct Blocker {
+    finding: Option<(crate::check::Finding, Instant)>,
+    logs_read: Option<Instant>,
+    log_lines: Vec<String>,
+}
+
+impl Blocker {
+    /// Takes in what `_resolve/cluster` said of a link that is not connected (and, every few
+    /// seconds, the local pods' logs); an error once the same finding lasted its grace.
+    async fn observe(
+        &mut self,
+        client: &ContextClient,
+        local: &ClusterId,
+        alias: &str,
+        resolve_error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        if resolve_error.is_none()
+            && self
+                .logs_read
+                .is_none_or(|at| at.elapsed() >= LOG_READ_INTERVAL)
+        {
+            self.logs_read = Some(Instant::now());
+            self.log_lines =
+                crate::k8s::eck::recent_pod_logs(client, &local.namespace, &local.name, 200, 60, 1)
+                    .await;
+        }
+        let lines: &[String] = if resolve_error.is_some() {
+            &[]
+        } else {
+            &self.log_lines
+        };
+        let now = crate::check::blocking_finding(local, alias, resolve_error, lines);
+        self.finding = match (now, self.finding.take()) {
+            (Some(now), Some((before, since))) if now.code == before.code => Some((now, since)),
+            (Some(now), _) => Some((now, Instant::now())),
+            (None, _) => None,
+        };
+        match &self.finding {
+            Some((finding, since)) if since.elapsed() >= CONNECTION_FINDING_GRACE => {
+                anyhow::bail!(
+                    "remote cluster {alias:?} cannot connect on {local}: [{}] {}; `kubectl remote-cluster check {} {alias} -n {} --context {}` runs every check (docs/checks.md explains each code)",
+                    finding.code,
+                    finding.message,
+                    local.name,
+                    local.namespace,
+                    local.context
+                )
+            }
+            _ => Ok(()),
+        }
     }
 }
 

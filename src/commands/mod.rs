@@ -1,6 +1,7 @@
 //! One module per subcommand: turns its arguments into a domain request, calls one workflow,
 //! renders the result. Commands never import each other.
 
+pub mod check;
 pub mod completion;
 pub mod describe;
 pub mod export;

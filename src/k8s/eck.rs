@@ -519,6 +519,45 @@ pub fn crd_features(crd: &serde_json::Value) -> CrdFeatures {
 /// Conformance with ECK's real CRD, which the repository does not carry: these run only when
 /// asked, `ECK_CRD=<path to elasticsearch.k8s.elastic.co_elasticsearches.yaml> cargo test
 /// -- --ignored eck_crd_conformance` (`.ci/run` does), and fail without the file.
+/// The last `tail_lines` lines of the last `since_seconds` of the logs of Elasticsearch
+/// `namespace/name`'s pods (at most `max_pods` of them), as `kubectl logs --tail --since` reads
+/// them. Pods whose log cannot be read (RBAC, not started) give nothing.
+pub async fn recent_pod_logs(
+    client: &ContextClient,
+    namespace: &str,
+    name: &str,
+    tail_lines: i64,
+    since_seconds: i64,
+    max_pods: usize,
+) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::LogParams;
+
+    let pods: Api<Pod> = Api::namespaced(client.client.clone(), namespace);
+    let selector = format!("{LABEL_CLUSTER_NAME}={name}");
+    let Ok(list) = client
+        .call(pods.list(&ListParams::default().labels(&selector)))
+        .await
+    else {
+        return Vec::new();
+    };
+    let params = LogParams {
+        tail_lines: Some(tail_lines),
+        since_seconds: Some(since_seconds),
+        ..LogParams::default()
+    };
+    let mut lines = Vec::new();
+    for pod in list.items.iter().take(max_pods) {
+        let Some(pod_name) = pod.metadata.name.as_deref() else {
+            continue;
+        };
+        if let Ok(text) = client.call(pods.logs(pod_name, &params)).await {
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    lines
+}
+
 #[cfg(test)]
 mod eck_crd_conformance {
     use super::*;

@@ -199,7 +199,7 @@ pub fn eck_error_is_lasting(message: &str) -> bool {
 /// Elasticsearch does not reconnect by itself after a failed attempt, so `_remote/info` alone
 /// can say `connected: false` for good.
 pub fn reconnect_path(alias: &str) -> String {
-    format!("/_resolve/index/{}:*", crate::es::query_value(alias))
+    format!("/_resolve/index/{alias}:*")
 }
 
 /// How a cluster running `version` is asked whether `alias` connects: `_resolve/cluster`, which

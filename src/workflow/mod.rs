@@ -5,6 +5,7 @@
 pub mod cross;
 pub mod export;
 pub mod external;
+pub mod links;
 pub mod request;
 pub mod same_operator;
 pub mod trust;

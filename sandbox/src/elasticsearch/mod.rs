@@ -24,6 +24,7 @@ mod api_keys;
 mod certs;
 mod error;
 pub mod https;
+mod logs;
 mod remote;
 mod settings;
 
@@ -39,6 +40,7 @@ pub use api_keys::{ApiKey, ApiKeyStore, ApiKeyType, Caller, decode_credentials, 
 pub use certs::{EsHttpCerts, sha256_fingerprint};
 pub use error::{EsError, EsErrorMore};
 pub use https::{EsBackend, SharedNode, connect_http, connect_https, serve_http, serve_https};
+pub use logs::connection_log;
 pub use remote::{
     Connection, Endpoint, EsId, Interface, NoRemotes, NodeLocation, NotConnectedReason,
     RemoteConfig, RemoteWorld, TrustRestrictions, now_millis, subject_name_matches,
