@@ -85,8 +85,8 @@ impl EsState {
             .unwrap_or_default()
     }
 
-    /// Where ECK is with this resource (eck-remote-clusters.md 2.3: rolled out when the observed
-    /// generation caught up and the phase is Ready).
+    /// Where ECK is with this resource (real-behaviour.md 6: rolled out when the observed
+    /// generation caught up, the phase is Ready and ReconciliationComplete is True).
     pub fn rollout(&self) -> Rollout {
         let number = |pointer: &str| self.object.pointer(pointer).and_then(Value::as_i64);
         Rollout {
@@ -98,6 +98,15 @@ impl EsState {
                 .and_then(Value::as_str)
                 .unwrap_or("unknown")
                 .to_string(),
+            reconciliation_complete: self
+                .object
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "ReconciliationComplete")
+                .and_then(|c| c["status"].as_str())
+                .map(|status| status == "True"),
             error: self
                 .object
                 .pointer("/status/conditions")
@@ -148,6 +157,8 @@ pub struct Rollout {
     pub generation: Option<i64>,
     pub observed_generation: Option<i64>,
     pub phase: String,
+    /// The `ReconciliationComplete` condition; `None` on ECK versions without it.
+    pub reconciliation_complete: Option<bool>,
     /// The message of `ReconciliationComplete=False`: the errors of ECK's last reconcile
     /// (`elasticsearch_controller.go` reports them there, with phase `ApplyingChanges`).
     pub error: Option<String>,
@@ -163,8 +174,11 @@ impl Rollout {
         self.generation.is_some() && self.observed_generation >= self.generation
     }
 
+    /// ECK finished reconciling the current spec. ECK sets `observedGeneration` when a
+    /// reconcile starts (`reconcile/state.go`), so a caught-up generation alone says nothing of
+    /// the rollout: phase `Ready` and `ReconciliationComplete` do. The pods are checked apart.
     pub fn done(&self) -> bool {
-        self.caught_up() && self.phase == "Ready"
+        self.caught_up() && self.phase == "Ready" && self.reconciliation_complete != Some(false)
     }
 }
 
