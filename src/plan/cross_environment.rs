@@ -821,7 +821,7 @@ pub(crate) fn local_api_key_steps(
     let mut steps = Vec::new();
     let mut restarts = false;
     if let Some(step) = credentials_step(side, alias, new_key) {
-        restarts = true;
+        restarts = step.restarts_nodes;
         steps.push(step);
     }
     if let Some(step) = ca.and_then(|ca| ca_bundle_step(side, alias, ca)) {
@@ -852,10 +852,19 @@ pub(crate) fn credentials_step(observed: &LocalSide, alias: &str, new_key: bool)
         return None;
     }
     let name = credentials_secret_name(local);
+    // With file-based secure settings ECK hands the new content to Elasticsearch in place.
+    let in_place = observed.es.file_based_secure_settings();
+    let summary = if in_place {
+        format!(
+            "store the API key in Secret {name} (file-based secure settings: applies without a restart)"
+        )
+    } else {
+        format!("store the API key in Secret {name} (keystore)")
+    };
     Some(Step {
         cluster: local.clone(),
-        summary: format!("store the API key in Secret {name} (keystore)"),
-        restarts_nodes: true,
+        summary,
+        restarts_nodes: !in_place,
         change: Change::ApplyObject {
             object: ObjectKind::Secret,
             namespace: local.namespace.clone(),
@@ -998,7 +1007,7 @@ pub(crate) fn local_spec_step(
             None => json!({"op": "add", "path": "/spec/secureSettings", "value": [entry]}),
         });
         diff.push(format!("  spec.secureSettings: + {{secretName: {secret}}}"));
-        restarts = true;
+        restarts = !local.file_based_secure_settings();
     }
     let node_sets = local
         .object
@@ -1052,6 +1061,7 @@ pub(crate) fn local_spec_step(
             "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
         ));
     }
+    restarts |= local.annotations_restart(&annotations);
     // One call, so a missing annotations map is created once with every key in it.
     patch.extend(annotation_ops(local, &annotations));
     if patch.len() == 1 {

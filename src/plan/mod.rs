@@ -20,6 +20,10 @@ pub use same_operator::*;
 
 /// Annotation on a local Elasticsearch recording the links this plugin made, by alias.
 pub const LINKS_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/links";
+/// ECK copies the annotations this lists (comma-separated, `*` for all) into pod templates.
+pub const PROPAGATE_ANNOTATIONS: &str = "eck.k8s.alpha.elastic.co/propagate-annotations";
+/// ECK 3.5+ with Elasticsearch 9.5+: secure settings applied in place, no keystore at start.
+pub const FILE_BASED_SECURE_SETTINGS: &str = "eck.k8s.elastic.co/file-based-secure-settings";
 /// Annotation on a remote Elasticsearch when this plugin turned its remote cluster server on.
 pub const SERVER_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/remote-cluster-server";
 pub const SERVER_ENABLED_BY_PLUGIN: &str = "enabled";
@@ -75,6 +79,37 @@ impl EsState {
             .pointer("/metadata/annotations")
             .and_then(|a| a.get(key))
             .and_then(Value::as_str)
+    }
+
+    /// Whether ECK copies annotation `key` into the pod template, so that writing it restarts
+    /// the nodes: listed (or `*`) in `eck.k8s.alpha.elastic.co/propagate-annotations`, and not
+    /// one of ECK's own `*.k8s.*elastic.co/` (`common/annotation/metadata_propagation.go`).
+    pub fn propagates_annotation(&self, key: &str) -> bool {
+        let eck_own = key
+            .split_once('/')
+            .is_some_and(|(prefix, _)| prefix.contains(".k8s.") && prefix.ends_with("elastic.co"));
+        !eck_own
+            && self
+                .annotation(PROPAGATE_ANNOTATIONS)
+                .is_some_and(|list| list.split(',').map(str::trim).any(|k| k == "*" || k == key))
+    }
+
+    /// Whether writing these annotations restarts the nodes (see [`Self::propagates_annotation`]).
+    pub fn annotations_restart(&self, changes: &[(&str, Option<String>)]) -> bool {
+        changes.iter().any(|(key, value)| {
+            self.annotation(key) != value.as_deref() && self.propagates_annotation(key)
+        })
+    }
+
+    /// ECK writes this cluster's secure settings into file-based settings that Elasticsearch
+    /// applies in place, without a restart (real-behaviour.md 9: ECK 3.5+, Elasticsearch 9.5+,
+    /// annotation `eck.k8s.elastic.co/file-based-secure-settings`). The ECK version is not
+    /// checked: the annotation is taken as the user's statement that the operator supports it.
+    pub fn file_based_secure_settings(&self) -> bool {
+        self.annotation(FILE_BASED_SECURE_SETTINGS) == Some("true")
+            && self
+                .version()
+                .is_some_and(|v| v >= versions::FILE_BASED_SECURE_SETTINGS)
     }
 
     pub fn remote_clusters(&self) -> Vec<Value> {
