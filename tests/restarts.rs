@@ -145,7 +145,11 @@ impl Deletions {
 
 /// Runs `args` in dry run to read the restarts its plan announces, then for real; asserts the
 /// clusters whose pods restarted are those, each rolled once (one replacement per pod).
-fn restarts_as_planned<S: AsRef<str>>(world: &World, contexts: &[&str], args: &[S]) {
+fn restarts_as_planned<S: AsRef<str>>(
+    world: &World,
+    contexts: &[&str],
+    args: &[S],
+) -> std::process::Output {
     let args: Vec<OsString> = args.iter().map(|a| a.as_ref().into()).collect();
     let predicted = announced(world, &args);
 
@@ -170,6 +174,7 @@ fn restarts_as_planned<S: AsRef<str>>(world: &World, contexts: &[&str], args: &[
             "{args:?}: {es} rolled more than once"
         );
     }
+    output
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -358,7 +363,56 @@ fn external_links_restart_as_planned() {
     ]);
     restarts_as_planned(&world, &["east"], &link);
     let unlink = strings(&[
-        "unlink", "catalog", "cloud", "-n", "search", "--yes", "--timeout", "60s",
+        "unlink",
+        "catalog",
+        "cloud",
+        "-n",
+        "search",
+        "--yes",
+        "--timeout",
+        "60s",
     ]);
     restarts_as_planned(&world, &["east"], &unlink);
+}
+
+/// With file-based secure settings on the local (ECK 3.5+, Elasticsearch 9.5+), a second link
+/// from it restarts nothing there: the key applies in place, the CA mount is there already.
+#[test]
+fn file_based_secure_settings_links_restart_as_planned() {
+    let world = World::settled(
+        common::east_and_west(
+            [EsSeed::new("search", "catalog", "9.5.0").nodes(2)],
+            [
+                EsSeed::new("shop", "products", "9.5.0").nodes(1),
+                EsSeed::new("shop", "orders", "9.5.0").nodes(1),
+            ],
+        )
+        .operator_delay(Duration::from_millis(100)),
+    );
+    world
+        .sandbox
+        .cluster("east")
+        .merge_patch(
+            &ResourceKey::ELASTICSEARCHES,
+            Some("search"),
+            "catalog",
+            &json!({"metadata": {"annotations": {"eck.k8s.elastic.co/file-based-secure-settings": "true"}}}),
+            remote_cluster_sandbox::Sub::Main,
+        )
+        .unwrap();
+    world.settle(BOTH);
+    restarts_as_planned(&world, BOTH, &cross("link", "products", &[]));
+    let second = cross("link", "orders", &[]);
+    let os_args: Vec<OsString> = second.iter().map(OsString::from).collect();
+    assert_eq!(
+        announced(&world, &os_args),
+        BTreeSet::from(["west/shop/orders".to_string()]),
+        "only the remote's server restarts"
+    );
+    let output = restarts_as_planned(&world, BOTH, &second);
+    assert!(
+        stderr_of(&output).contains("Remote cluster \"orders\" is connected."),
+        "the key works without a reload call: {}",
+        stderr_of(&output)
+    );
 }

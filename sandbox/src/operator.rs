@@ -982,7 +982,8 @@ impl Operator {
             // ECK >= 3.5 with ES >= 9.5 writes the secrets into the file-based settings, which
             // Elasticsearch applies in place: no restart, no reload call (real-behaviour.md 9).
             rt.applied_keystore = hash.clone();
-            self.world.with_node_mut(id, |n| n.keystore = keystore.clone());
+            self.world
+                .with_node_mut(id, |n| n.keystore = keystore.clone());
             self.world.set_pending_keystore(id, None);
         }
         if rt.rollout.is_none() && rt.applied_template != template {

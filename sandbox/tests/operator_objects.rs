@@ -259,7 +259,10 @@ fn a_spec_change_is_a_rolling_restart_taking_the_operator_delay() {
         es["status"]["observedGeneration"], 2,
         "set when the reconcile starts, as ECK does"
     );
-    assert_eq!(es["status"]["conditions"][0]["type"], "ReconciliationComplete");
+    assert_eq!(
+        es["status"]["conditions"][0]["type"],
+        "ReconciliationComplete"
+    );
     assert_eq!(es["status"]["conditions"][0]["status"], "False");
     assert_eq!(es["status"]["availableNodes"], 2);
     let not_ready = east
@@ -408,9 +411,7 @@ fn propagated_annotations_restart_pods() {
 fn file_based_secure_settings_apply_in_place_and_the_toggle_restarts() {
     let sb = Sandbox::builder()
         .operator_delay(Duration::from_millis(200))
-        .cluster(
-            ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.5.0").nodes(2)),
-        )
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.5.0").nodes(2)))
         .start()
         .unwrap();
     let east = sb.cluster("east");

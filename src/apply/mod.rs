@@ -577,7 +577,10 @@ impl Run {
                 if self.dry_run == DryRun::Server {
                     return Ok(());
                 }
-                let replaced = self.pending_rollouts.remove(&step.cluster).unwrap_or_default();
+                let replaced = self
+                    .pending_rollouts
+                    .remove(&step.cluster)
+                    .unwrap_or_default();
                 wait::wait_for_pods_replaced(
                     client,
                     &step.cluster,
