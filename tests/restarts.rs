@@ -416,3 +416,32 @@ fn file_based_secure_settings_links_restart_as_planned() {
         stderr_of(&output)
     );
 }
+
+/// Propagation on the local of links across Kubernetes clusters: the certificate link, which
+/// otherwise restarts nothing, restarts it once for its record; the API-key link's record goes
+/// in the same patch as its keystore reference, so that is still one restart.
+#[test]
+fn propagated_annotations_across_environments_restart_as_planned() {
+    let world = two_clusters();
+    world
+        .sandbox
+        .cluster("east")
+        .merge_patch(
+            &ResourceKey::ELASTICSEARCHES,
+            Some("search"),
+            "catalog",
+            &json!({"metadata": {"annotations": {"eck.k8s.alpha.elastic.co/propagate-annotations": "*"}}}),
+            remote_cluster_sandbox::Sub::Main,
+        )
+        .unwrap();
+    let certificate = cross("link", "orders", &["--security", "certificate"]);
+    let os_args: Vec<OsString> = certificate.iter().map(OsString::from).collect();
+    assert_eq!(
+        announced(&world, &os_args),
+        BTreeSet::from(["east/search/catalog".to_string()])
+    );
+    restarts_as_planned(&world, BOTH, &certificate);
+    restarts_as_planned(&world, BOTH, &cross("link", "products", &[]));
+    restarts_as_planned(&world, BOTH, &cross_unlink("orders"));
+    restarts_as_planned(&world, BOTH, &cross_unlink("products"));
+}

@@ -610,7 +610,8 @@ pub(crate) fn plan_exposure(
         ));
     }
     if patch.len() > 1 {
-        let restarts = !remote.remote_cluster_server_enabled();
+        let restarts = !remote.remote_cluster_server_enabled()
+            || (wants_lb && remote.propagates_annotation(EXPOSURE_ANNOTATION));
         steps.push(Step {
             cluster: remote.id.clone(),
             summary: if restarts {
@@ -769,6 +770,7 @@ fn incoming_record_step(
         "/metadata/annotations/{}",
         INCOMING_ANNOTATION.replace('/', "~1")
     );
+    let restarts = remote.annotations_restart(&[(INCOMING_ANNOTATION, Some(value.clone()))]);
     let patch = match remote.annotation(INCOMING_ANNOTATION) {
         Some(current) => vec![
             json!({"op": "test", "path": path, "value": current}),
@@ -790,7 +792,7 @@ fn incoming_record_step(
     Some(Step {
         cluster: remote.id.clone(),
         summary: format!("record the incoming link {key}"),
-        restarts_nodes: false,
+        restarts_nodes: restarts,
         change: Change::PatchElasticsearch {
             resource_version: remote.resource_version(),
             patch,

@@ -22,6 +22,8 @@ pub use same_operator::*;
 pub const LINKS_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/links";
 /// ECK copies the annotations this lists (comma-separated, `*` for all) into pod templates.
 pub const PROPAGATE_ANNOTATIONS: &str = "eck.k8s.alpha.elastic.co/propagate-annotations";
+/// Why a step that writes only the plugin's annotations restarts the nodes.
+pub const PROPAGATED_RESTART: &str = "ECK copies the plugin's annotations into the pods";
 /// ECK 3.5+ with Elasticsearch 9.5+: secure settings applied in place, no keystore at start.
 pub const FILE_BASED_SECURE_SETTINGS: &str = "eck.k8s.elastic.co/file-based-secure-settings";
 /// Annotation on a remote Elasticsearch when this plugin turned its remote cluster server on.

@@ -283,6 +283,7 @@ fn local_spec_reversal(
             "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
         ));
     }
+    restarts |= local.annotations_restart(&annotations);
     patch.extend(annotation_ops(local, &annotations));
     (patch.len() > 1).then(|| Step {
         cluster: local.id.clone(),
@@ -596,6 +597,7 @@ fn remote_reversal(
             restarts = true;
         }
     }
+    restarts |= remote.annotations_restart(&annotations);
     patch.extend(annotation_ops(remote, &annotations));
     if remove_lb_type || disable {
         patch.push(server_spec_op(remote, remove_lb_type, disable));
