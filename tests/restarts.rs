@@ -415,6 +415,12 @@ fn file_based_secure_settings_links_restart_as_planned() {
         "the key works without a reload call: {}",
         stderr_of(&output)
     );
+    // Removing one key while the other link stays: in place too.
+    let unlink = cross_unlink("orders");
+    let os_args: Vec<OsString> = unlink.iter().map(OsString::from).collect();
+    assert_eq!(announced(&world, &os_args), BTreeSet::new());
+    restarts_as_planned(&world, BOTH, &unlink);
+    restarts_as_planned(&world, BOTH, &cross_unlink("products"));
 }
 
 /// Propagation on the local of links across Kubernetes clusters: the certificate link, which
