@@ -314,7 +314,12 @@ fn trust_restarts_as_planned() {
 #[test]
 fn export_and_unexport_restart_as_planned() {
     let world = World::settled(common::east([es("search", "products")]));
-    let export = strings(&common::products_for("export", "selfmanaged", &[]));
+    let handover = world.dir.path().join("handover");
+    let export = strings(&common::products_for(
+        "export",
+        "selfmanaged",
+        &["--output-dir", path(&handover)],
+    ));
     restarts_as_planned(&world, &["east"], &export);
     let unexport = strings(&common::products_for("unexport", "selfmanaged", &[]));
     restarts_as_planned(&world, &["east"], &unexport);
