@@ -149,17 +149,20 @@ async fn es_pods(client: &ContextClient, cluster: &ClusterId) -> anyhow::Result<
 
 /// The pods of `cluster` run what ECK rolled out: all Ready, none of `replaced` left, one pod
 /// template revision per StatefulSet.
+/// A user who may not list pods is left with ECK's status, as before this check.
 async fn pods_rolled_out(
     client: &ContextClient,
     cluster: &ClusterId,
     replaced: &BTreeSet<String>,
-) -> anyhow::Result<bool> {
-    let pods = es_pods(client, cluster).await?;
+) -> bool {
+    let Ok(pods) = es_pods(client, cluster).await else {
+        return true;
+    };
     let mut revisions: BTreeMap<&str, &str> = BTreeMap::new();
     let one_revision = pods
         .iter()
         .all(|p| *revisions.entry(&p.statefulset).or_insert(&p.revision) == p.revision);
-    Ok(one_revision && pods.iter().all(|p| p.ready && !replaced.contains(&p.uid)))
+    one_revision && pods.iter().all(|p| p.ready && !replaced.contains(&p.uid))
 }
 
 /// The UIDs of the Elasticsearch pods of `cluster`, to tell the pods of a rollout from these.
@@ -294,7 +297,7 @@ async fn rollout(
                 anyhow::bail!("Elasticsearch {cluster} was deleted while waiting for its rollout")
             }
             Ok(()) if done => {
-                if pods_rolled_out(client, cluster, replaced).await? {
+                if pods_rolled_out(client, cluster, replaced).await {
                     return Ok(());
                 }
                 progress.say(format!("Waiting for the pods of {cluster} to restart"));
