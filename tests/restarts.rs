@@ -456,3 +456,42 @@ fn propagated_annotations_across_environments_restart_as_planned() {
     restarts_as_planned(&world, BOTH, &cross_unlink("orders"));
     restarts_as_planned(&world, BOTH, &cross_unlink("products"));
 }
+
+/// A key stored in a Secret leaves the generation alone, so ECK's status says nothing until it
+/// reacts: the link still returns only once every pod of the local was replaced and is Ready
+/// (`--wait=false` skips the connection wait, not the rollout's).
+#[test]
+fn a_keystore_restart_is_waited_for_until_every_pod_is_replaced() {
+    let world = World::settled(
+        common::east_and_west(
+            [EsSeed::new("search", "catalog", "9.1.0").nodes(3)],
+            [es("shop", "products"), es("shop", "orders")],
+        )
+        .operator_delay(Duration::from_millis(1500)),
+    );
+    world.ok(cross("link", "products", &[]));
+    world.settle(BOTH);
+    let before = pod_uids(&world, &["east"]);
+    let generation =
+        world.elasticsearch("east", "search", "catalog")["metadata"]["generation"].clone();
+    world.ok(cross("link", "orders", &["--wait=false"]));
+    let catalog = world.elasticsearch("east", "search", "catalog");
+    assert_eq!(
+        catalog["metadata"]["generation"], generation,
+        "no spec change"
+    );
+    assert_eq!(catalog["status"]["phase"], "Ready");
+    let after = pod_uids(&world, &["east"]);
+    assert_eq!(after.len(), 3);
+    assert!(
+        before.values().all(|uid| !after.values().any(|u| u == uid)),
+        "returned before the rollout ended: {before:?} {after:?}"
+    );
+    let ready = world
+        .sandbox
+        .cluster("east")
+        .list(&ResourceKey::PODS, Some("search"))
+        .iter()
+        .all(|p| p["status"]["conditions"][0]["status"] == "True");
+    assert!(ready);
+}
