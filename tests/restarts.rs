@@ -457,9 +457,10 @@ fn propagated_annotations_across_environments_restart_as_planned() {
     restarts_as_planned(&world, BOTH, &cross_unlink("products"));
 }
 
-/// A key stored in a Secret leaves the generation alone, so ECK's status says nothing until it
-/// reacts: the link still returns only once every pod of the local was replaced and is Ready
-/// (`--wait=false` skips the connection wait, not the rollout's).
+/// A key stored in a Secret leaves the generation alone: the link still returns only once every
+/// pod of the local was replaced and is Ready (`--wait=false` skips the connection wait, not
+/// the rollout's). The sandbox's operator reacts to the Secret at once, so the window before
+/// ECK reacts, which the wait's pod UIDs cover, is not exercised here.
 #[test]
 fn a_keystore_restart_is_waited_for_until_every_pod_is_replaced() {
     let world = World::settled(
