@@ -459,8 +459,8 @@ fn propagated_annotations_across_environments_restart_as_planned() {
 
 /// A key stored in a Secret leaves the generation alone: the link still returns only once every
 /// pod of the local was replaced and is Ready (`--wait=false` skips the connection wait, not
-/// the rollout's). The sandbox's operator reacts to the Secret at once, so the window before
-/// ECK reacts, which the wait's pod UIDs cover, is not exercised here.
+/// the rollout's), although ECK sees the Secret's change late (its informer and queue) and,
+/// until then, shows the status of a cluster rolled out.
 #[test]
 fn a_keystore_restart_is_waited_for_until_every_pod_is_replaced() {
     let world = World::settled(
@@ -468,7 +468,8 @@ fn a_keystore_restart_is_waited_for_until_every_pod_is_replaced() {
             [EsSeed::new("search", "catalog", "9.1.0").nodes(3)],
             [es("shop", "products"), es("shop", "orders")],
         )
-        .operator_delay(Duration::from_millis(1500)),
+        .operator_delay(Duration::from_millis(1500))
+        .operator_reaction_delay(Duration::from_millis(700)),
     );
     world.ok(cross("link", "products", &[]));
     world.settle(BOTH);

@@ -64,7 +64,7 @@ const LICENSE_MESSAGE: &str =
 pub(crate) struct OperatorStatus {
     /// The cluster resourceVersion after the last pass that changed nothing.
     pub settled_rv: Mutex<Option<String>>,
-    /// Rollouts in progress.
+    /// Rollouts in progress, and secure-settings changes not seen yet.
     pub rollouts: AtomicUsize,
 }
 
@@ -105,6 +105,12 @@ pub(crate) struct Operator {
     next_ip: u32,
     cluster_index: usize,
     pub(crate) status: Arc<OperatorStatus>,
+    /// How long a secure-settings Secret change takes to reach the operator.
+    pub(crate) reaction_delay: Duration,
+    /// Secure-settings Secrets as the operator last saw them: resourceVersion and data.
+    seen_secrets: HashMap<(String, String), (String, Option<BTreeMap<String, String>>)>,
+    /// Secrets changed since: the resourceVersion and when the change was first noticed.
+    unseen_changes: HashMap<(String, String), (String, Instant)>,
     /// Errors of the Elasticsearch being reconciled (ECK's `reconciler.Results`): when any,
     /// its status says phase `ApplyingChanges` and `ReconciliationComplete=False` with them.
     errors: Vec<String>,
@@ -311,8 +317,50 @@ impl Operator {
             next_ip: 0,
             cluster_index,
             status: Arc::new(OperatorStatus::default()),
+            reaction_delay: Duration::ZERO,
+            seen_secrets: HashMap::new(),
+            unseen_changes: HashMap::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// The data of Secret `ns/name` as the operator sees it: a change reaches it only
+    /// `reaction_delay` after it was first noticed.
+    fn secure_settings_secret(&mut self, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        let current = self.secret_data(ns, name);
+        if self.reaction_delay.is_zero() {
+            return current;
+        }
+        let key = (ns.to_string(), name.to_string());
+        let version = self
+            .state
+            .get(&ResourceKey::SECRETS, Some(ns), name)
+            .ok()
+            .map(|secret| s(&secret, "/metadata/resourceVersion").to_string())
+            .unwrap_or_default();
+        let Some((seen_version, seen_data)) = self.seen_secrets.get(&key).cloned() else {
+            self.seen_secrets.insert(key, (version, current.clone()));
+            return current;
+        };
+        if seen_version == version {
+            self.unseen_changes.remove(&key);
+            return seen_data;
+        }
+        let noticed = match self.unseen_changes.get(&key) {
+            Some((v, at)) if *v == version => *at,
+            _ => {
+                let now = Instant::now();
+                self.unseen_changes
+                    .insert(key.clone(), (version.clone(), now));
+                now
+            }
+        };
+        if noticed.elapsed() < self.reaction_delay {
+            return seen_data;
+        }
+        self.unseen_changes.remove(&key);
+        self.seen_secrets.insert(key, (version, current.clone()));
+        current
     }
 
     /// Creates the licensing ConfigMap (once, at start).
@@ -503,11 +551,13 @@ impl Operator {
             self.world
                 .remove_node(&EsId::new(&self.state.name, &ns, &name));
         }
+        // A Secret change the operator has not seen yet is work ahead, like a rollout.
         let rollouts = self
             .runtime
             .values()
             .filter(|r| r.rollout.is_some())
-            .count();
+            .count()
+            + self.unseen_changes.len();
         self.status.rollouts.store(rollouts, Ordering::SeqCst);
         let rv_after = self.state.resource_version();
         *self.status.settled_rv.lock().expect("settled") =
@@ -516,6 +566,10 @@ impl Operator {
 
     /// When the next timed step is due (a rollout moving on).
     fn next_deadline(&self) -> Option<Instant> {
+        let reactions = self
+            .unseen_changes
+            .values()
+            .map(|(_, noticed)| *noticed + self.reaction_delay);
         self.runtime
             .values()
             .filter_map(|r| r.rollout.as_ref())
@@ -529,6 +583,7 @@ impl Operator {
                 };
                 r.started + next.min(self.delay)
             })
+            .chain(reactions)
             .min()
     }
 
@@ -883,7 +938,7 @@ impl Operator {
     /// ECK's `retrieveUserSecrets` (`common/keystore/user_secret.go`): a missing Secret is a
     /// Warning event and is skipped; `entries: []`, an entry without key and a key the Secret
     /// lacks are errors.
-    fn keystore(&self, es: &Value) -> Result<BTreeMap<String, String>, String> {
+    fn keystore(&mut self, es: &Value) -> Result<BTreeMap<String, String>, String> {
         let ns = s(es, "/metadata/namespace");
         let name = s(es, "/metadata/name");
         let mut out = BTreeMap::new();
@@ -894,7 +949,7 @@ impl Operator {
             .flatten()
         {
             let secret_name = s(src, "/secretName");
-            let Some(data) = self.secret_data(ns, secret_name) else {
+            let Some(data) = self.secure_settings_secret(ns, secret_name) else {
                 self.warning_event(
                     es,
                     "Unexpected",
@@ -933,7 +988,7 @@ impl Operator {
                 }
             }
         }
-        if let Some(data) = self.secret_data(ns, &format!("{name}-es-remote-api-keys")) {
+        if let Some(data) = self.secure_settings_secret(ns, &format!("{name}-es-remote-api-keys")) {
             out.extend(data);
         }
         Ok(out)

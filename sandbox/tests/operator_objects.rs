@@ -672,3 +672,48 @@ fn service_templates_keep_user_ports_and_selectors() {
         json!({"common.k8s.elastic.co/type": "elasticsearch", "elasticsearch.k8s.elastic.co/cluster-name": "r"})
     );
 }
+
+/// ECK sees a Secret's change late (informer, work queue): until then the status stays Ready
+/// and the pods stay; then the restart runs as usual.
+#[test]
+fn a_secure_settings_change_is_seen_after_the_reaction_delay() {
+    let sb = Sandbox::builder()
+        .operator_delay(Duration::from_millis(200))
+        .operator_reaction_delay(Duration::from_millis(600))
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.1.0").nodes(2)))
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"metadata": {"name": "creds", "namespace": "s"}, "stringData": {"cluster.remote.x.credentials": "one"}}),
+    )
+    .unwrap();
+    patch(
+        &east,
+        &ES,
+        "r",
+        json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}),
+    );
+    east.wait_idle(IDLE).unwrap();
+    let before = pod_uids(&east);
+    patch(
+        &east,
+        &ResourceKey::SECRETS,
+        "creds",
+        json!({"stringData": {"cluster.remote.x.credentials": "two"}}),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        east.get(&ES, Some("s"), "r").unwrap()["status"]["phase"],
+        "Ready",
+        "not seen yet"
+    );
+    assert_eq!(restarted(&before, &pod_uids(&east)), 0);
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(restarted(&before, &pod_uids(&east)), 2);
+    assert_eq!(
+        east.es_node("s", "r", |n| n.keystore.clone()).unwrap()["cluster.remote.x.credentials"],
+        "two"
+    );
+}
