@@ -87,6 +87,9 @@ enum PodsReady {
     AllBut(usize),
 }
 
+/// A Secret as the operator last saw it: its resourceVersion and data (`None`: missing).
+type SeenSecret = (String, Option<BTreeMap<String, String>>);
+
 #[derive(Default)]
 struct EsRuntime {
     /// The pod template the pods run.
@@ -108,7 +111,7 @@ pub(crate) struct Operator {
     /// How long a secure-settings Secret change takes to reach the operator.
     pub(crate) reaction_delay: Duration,
     /// Secure-settings Secrets as the operator last saw them: resourceVersion and data.
-    seen_secrets: HashMap<(String, String), (String, Option<BTreeMap<String, String>>)>,
+    seen_secrets: HashMap<(String, String), SeenSecret>,
     /// Secrets changed since: the resourceVersion and when the change was first noticed.
     unseen_changes: HashMap<(String, String), (String, Instant)>,
     /// Errors of the Elasticsearch being reconciled (ECK's `reconciler.Results`): when any,
