@@ -490,7 +490,8 @@ fn likely_reason(
             peer.id.namespace, peer.id.name
         );
     }
-    if !es.rollout().caught_up() {
+    // ECK's observedGeneration catches up when a reconcile starts, the rollout ends later.
+    if !es.rollout().done() {
         return "ECK has not finished applying the latest change (rolling restart in progress)"
             .to_string();
     }

@@ -43,6 +43,8 @@ pub const RESOLVE_CLUSTER_TIMEOUT: EsVersion = EsVersion::new(8, 18, 0);
 /// ECK's admission webhook minimum for `remoteClusterServer` and `apiKey`
 /// (`RemoteClusterAPIKeysMinVersion`).
 pub const API_KEY_MIN: EsVersion = EsVersion::new(8, 10, 0);
+/// File-based secure settings (with ECK 3.5+, `FileBasedSecureSettingsMinVersion`).
+pub const FILE_BASED_SECURE_SETTINGS: EsVersion = EsVersion::new(9, 5, 0);
 /// Elastic's documented minimum for the API-key model on both sides.
 pub const API_KEY_DOCUMENTED_MIN: EsVersion = EsVersion::new(8, 14, 0);
 

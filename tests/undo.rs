@@ -13,6 +13,7 @@ use common::{World, es, stderr_of};
 use remote_cluster_sandbox::{ClusterHandle, Fault, ResourceKey, Sub};
 use serde_json::{Value, json};
 
+const PROPAGATE: &str = "eck.k8s.alpha.elastic.co/propagate-annotations";
 const BOTH: &[&str] = &["east", "west"];
 const FOREIGN: &str = "example.com/foreign";
 const SECRET: &str = "catalog-remote-cluster-credentials";
@@ -479,10 +480,15 @@ fn a_re_made_plan_that_restarts_nodes_is_confirmed_again() {
         es("search", "products"),
     ]));
     let catalog = format!("{ES_PATH}/search/elasticsearches/catalog");
+    // The concurrent edit also makes ECK copy the plugin's record into the pods: the re-made
+    // plan's write of it restarts catalog, which the first plan's did not.
     world.sandbox.cluster("east").inject_fault(
-        Fault::new("PATCH", &catalog).concurrent_merge_patch(json!({"spec": {"remoteClusters": [
-            {"name": "other", "elasticsearchRef": {"name": "products"}, "apiKey": {"access": {"search": {"names": ["*"]}}}}
-        ]}})),
+        Fault::new("PATCH", &catalog).concurrent_merge_patch(json!({
+            "metadata": {"annotations": {PROPAGATE: "*"}},
+            "spec": {"remoteClusters": [
+                {"name": "other", "elasticsearchRef": {"name": "products"}, "apiKey": {"access": {"search": {"names": ["*"]}}}}
+            ]}
+        })),
     );
     let output = world
         .plugin()
@@ -508,15 +514,19 @@ fn a_re_made_plan_that_restarts_nodes_is_confirmed_again() {
 /// message says the plan was applied and what is still pending.
 #[test]
 fn a_wait_that_fails_after_the_writes_says_what_was_applied_and_what_is_pending() {
+    // ECK copies the plugin's record into catalog's pods: writing it restarts them, slowly.
     let world = World::settled(
-        common::east([es("search", "catalog"), es("search", "products")])
-            .operator_delay(Duration::from_secs(10)),
+        common::east([
+            es("search", "catalog").annotation(PROPAGATE, "*"),
+            es("search", "products"),
+        ])
+        .operator_delay(Duration::from_secs(10)),
     );
     let output = world
         .plugin()
         .args(common::catalog_products(
             "link",
-            &["--security", "certificate", "--timeout", "2s"],
+            &["--security", "certificate", "--yes", "--timeout", "2s"],
         ))
         .output()
         .unwrap();

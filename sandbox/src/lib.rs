@@ -96,6 +96,7 @@ pub struct SandboxBuilder {
     dead: Vec<String>,
     request_log_dir: Option<PathBuf>,
     operator_delay: Duration,
+    operator_reaction_delay: Duration,
     license: Option<String>,
     /// External Elasticsearch: name, version, kind.
     externals: Vec<(String, String, ExternalKind)>,
@@ -142,6 +143,14 @@ impl SandboxBuilder {
     /// without status). Default: zero (changes take effect on the operator's next pass).
     pub fn operator_delay(mut self, d: Duration) -> Self {
         self.operator_delay = d;
+        self
+    }
+
+    /// How long the fake ECK operator takes to see a change of a secure-settings Secret (its
+    /// informer and work queue; real-behaviour.md §6): until then it reconciles with the content
+    /// it saw before, so nothing in the Elasticsearch status moves. Default: zero.
+    pub fn operator_reaction_delay(mut self, d: Duration) -> Self {
+        self.operator_reaction_delay = d;
         self
     }
 
@@ -270,6 +279,7 @@ impl SandboxBuilder {
                     self.operator_delay,
                     handles.len(),
                 );
+                op.reaction_delay = self.operator_reaction_delay;
                 op.install(c.license.as_deref().unwrap_or(&license));
                 op.pass();
                 operator_status = Some(op.status.clone());

@@ -12,9 +12,14 @@
 //! - Secrets `<es>-es-elastic-user`, `-es-http-certs-public`, `-es-transport-certs-public`
 //!   (ECK CA + the PEMs of `spec.transport.tls.certificateAuthorities`), `-es-remote-ca`.
 //! - Pods `<es>-es-<nodeSet>-<i>` with ECK's labels and a Ready condition the rollout sets.
-//! - Rollouts: a generation change or a change of the secure settings (the `spec.secureSettings`
-//!   Secrets and `<es>-es-remote-api-keys`) is a rolling restart lasting the operator delay;
-//!   the node's keystore, version and remote cluster server listener change when it completes.
+//! - Rollouts: a change of the pod template ([`pod_template_hash`]: version, nodeSets' config
+//!   and podTemplate, the remote cluster server's config, the keystore hash of the secure
+//!   settings and `<es>-es-remote-api-keys` unless file-based, the file-based toggle and the
+//!   propagated annotations) is a rolling restart lasting the operator delay, each pod recreated
+//!   with a new UID; the node's keystore, version and remote cluster server listener change when
+//!   it completes. Other spec changes (certificate-model `remoteClusters`, transport CAs,
+//!   Service templates) do not restart. `status.observedGeneration` is the generation of the
+//!   last reconcile, set at its start as ECK does; the rollout shows as `ApplyingChanges`.
 //! - With an Enterprise licence (a licence Secret, see `licence.rs`), same-operator
 //!   remote clusters (section 3): CA copies, `eck-*` cross-cluster API keys, the remote API keys
 //!   Secret, seeds and the `managed-remote-clusters` annotation, and cleanup. Without it, a
@@ -46,6 +51,9 @@ const LABEL_REMOTE_NAMESPACE: &str = "elasticsearch.k8s.elastic.co/remote-cluste
 const ANN_MANAGED_REMOTES: &str = "elasticsearch.k8s.elastic.co/managed-remote-clusters";
 const ANN_API_KEYS: &str = "elasticsearch.k8s.elastic.co/remote-cluster-api-keys";
 const ANN_FILE_BASED: &str = "eck.k8s.elastic.co/file-based-secure-settings";
+const ANN_PROPAGATE: &str = "eck.k8s.alpha.elastic.co/propagate-annotations";
+/// The StatefulSet controller's label naming the pod template revision a pod runs.
+pub(crate) const LABEL_REVISION: &str = "controller-revision-hash";
 const LICENSE_MESSAGE: &str =
     "Remote cluster is an enterprise feature. Enterprise features are disabled";
 
@@ -54,13 +62,13 @@ const LICENSE_MESSAGE: &str =
 pub(crate) struct OperatorStatus {
     /// The cluster resourceVersion after the last pass that changed nothing.
     pub settled_rv: Mutex<Option<String>>,
-    /// Rollouts in progress.
+    /// Rollouts in progress, and secure-settings changes not seen yet.
     pub rollouts: AtomicUsize,
 }
 
 struct Rollout {
-    generation: i64,
-    hash: String,
+    /// The pod template being rolled out.
+    template: String,
     keystore: BTreeMap<String, String>,
     started: Instant,
     /// First start of the cluster: every pod is down until the end.
@@ -77,10 +85,15 @@ enum PodsReady {
     AllBut(usize),
 }
 
+/// A Secret as the operator last saw it: its resourceVersion and data (`None`: missing).
+type SeenSecret = (String, Option<BTreeMap<String, String>>);
+
 #[derive(Default)]
 struct EsRuntime {
-    applied_generation: i64,
-    applied_hash: String,
+    /// The pod template the pods run.
+    applied_template: String,
+    /// The keystore hash the nodes read (in place with file-based secure settings).
+    applied_keystore: String,
     rollout: Option<Rollout>,
 }
 
@@ -97,6 +110,12 @@ pub(crate) struct Operator {
     licence_report: licence::Reporter,
     /// A reconcile of this pass asked for another (ECK's requeue): the pass is not idle.
     requeue: bool,
+    /// How long a secure-settings Secret change takes to reach the operator.
+    pub(crate) reaction_delay: Duration,
+    /// Secure-settings Secrets as the operator last saw them: resourceVersion and data.
+    seen_secrets: HashMap<(String, String), SeenSecret>,
+    /// Secrets changed since: the resourceVersion and when the change was first noticed.
+    unseen_changes: HashMap<(String, String), (String, Instant)>,
     /// Errors of the Elasticsearch being reconciled (ECK's `reconciler.Results`): when any,
     /// its status says phase `ApplyingChanges` and `ReconciliationComplete=False` with them.
     errors: Vec<String>,
@@ -216,6 +235,63 @@ fn rcs_enabled(es: &Value) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether ECK writes the secure settings into file-based settings instead of a keystore built
+/// at pod start (ECK >= 3.5 with Elasticsearch >= 9.5 and the annotation).
+fn file_based_secure_settings(es: &Value) -> bool {
+    annotation(es, ANN_FILE_BASED) == Some("true")
+        && EsVersion::parse(s(es, "/spec/version")).is_some_and(|v| v.at_least(9, 5, 0))
+}
+
+/// The annotations ECK copies into the pod template: those listed (comma-separated, `*` for
+/// all) in `eck.k8s.alpha.elastic.co/propagate-annotations`, except ECK's own
+/// `*.k8s.*elastic.co/` ones (`common/annotation/metadata_propagation.go`).
+fn propagated_annotations(es: &Value) -> BTreeMap<String, Value> {
+    let Some(wanted) = annotation(es, ANN_PROPAGATE) else {
+        return BTreeMap::new();
+    };
+    let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+    let eck_own = |key: &str| {
+        key.split_once('/')
+            .is_some_and(|(prefix, _)| prefix.contains(".k8s.") && prefix.ends_with("elastic.co"))
+    };
+    es.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !eck_own(k) && wanted.iter().any(|w| *w == "*" || w == k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// A digest of what ECK puts in the pods' template, the only inputs whose change makes the
+/// StatefulSets roll the pods (`nodespec/podspec.go` `BuildPodTemplateSpec`: the merged config
+/// hash, with what ECK adds for the remote cluster server; the user's podTemplate; the image of
+/// `spec.version`; the keystore hash, `common/keystore/user_secret.go`, replaced by file-based
+/// settings with no init container, `driver/stateful/keystore.go`; propagated annotations).
+/// The nodeSet counts are in it too: the sandbox models a scale as a rollout.
+pub(crate) fn pod_template_hash(es: &Value, keystore_hash: &str, file_based: bool) -> String {
+    let sets: Vec<Value> = crate::world::node_sets(es)
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.get("name"),
+                "count": n.get("count"),
+                "config": n.get("config"),
+                "podTemplate": n.get("podTemplate"),
+            })
+        })
+        .collect();
+    let inputs = json!({
+        "version": s(es, "/spec/version"),
+        "nodeSets": sets,
+        "remoteClusterServer": rcs_enabled(es),
+        "keystore": if file_based { "" } else { keystore_hash },
+        "fileBasedSecureSettings": file_based,
+        "annotations": propagated_annotations(es),
+    });
+    sha256_fingerprint(&serde_json::to_vec(&inputs).unwrap_or_default())
+}
+
 /// `spec.nodeSets[]`: (name, count, config).
 fn node_sets(es: &Value) -> Vec<(String, u64, Value)> {
     crate::world::node_sets(es)
@@ -248,8 +324,50 @@ impl Operator {
             status: Arc::new(OperatorStatus::default()),
             licence_report: licence::Reporter::new(licence::REPORT_INTERVAL),
             requeue: false,
+            reaction_delay: Duration::ZERO,
+            seen_secrets: HashMap::new(),
+            unseen_changes: HashMap::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// The data of Secret `ns/name` as the operator sees it: a change reaches it only
+    /// `reaction_delay` after it was first noticed.
+    fn secure_settings_secret(&mut self, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        let current = self.secret_data(ns, name);
+        if self.reaction_delay.is_zero() {
+            return current;
+        }
+        let key = (ns.to_string(), name.to_string());
+        let version = self
+            .state
+            .get(&ResourceKey::SECRETS, Some(ns), name)
+            .ok()
+            .map(|secret| s(&secret, "/metadata/resourceVersion").to_string())
+            .unwrap_or_default();
+        let Some((seen_version, seen_data)) = self.seen_secrets.get(&key).cloned() else {
+            self.seen_secrets.insert(key, (version, current.clone()));
+            return current;
+        };
+        if seen_version == version {
+            self.unseen_changes.remove(&key);
+            return seen_data;
+        }
+        let noticed = match self.unseen_changes.get(&key) {
+            Some((v, at)) if *v == version => *at,
+            _ => {
+                let now = Instant::now();
+                self.unseen_changes
+                    .insert(key.clone(), (version.clone(), now));
+                now
+            }
+        };
+        if noticed.elapsed() < self.reaction_delay {
+            return seen_data;
+        }
+        self.unseen_changes.remove(&key);
+        self.seen_secrets.insert(key, (version, current.clone()));
+        current
     }
 
     /// Installs the licence of `level` (see [`crate::licence`]) and writes the first report.
@@ -442,11 +560,13 @@ impl Operator {
             self.world
                 .remove_node(&EsId::new(&self.state.name, &ns, &name));
         }
+        // A Secret change the operator has not seen yet is work ahead, like a rollout.
         let rollouts = self
             .runtime
             .values()
             .filter(|r| r.rollout.is_some())
-            .count();
+            .count()
+            + self.unseen_changes.len();
         self.status.rollouts.store(rollouts, Ordering::SeqCst);
         let rv_after = self.state.resource_version();
         *self.status.settled_rv.lock().expect("settled") =
@@ -455,6 +575,10 @@ impl Operator {
 
     /// When the next timed step is due (a rollout moving on).
     fn next_deadline(&self) -> Option<Instant> {
+        let reactions = self
+            .unseen_changes
+            .values()
+            .map(|(_, noticed)| *noticed + self.reaction_delay);
         self.runtime
             .values()
             .filter_map(|r| r.rollout.as_ref())
@@ -468,6 +592,7 @@ impl Operator {
                 };
                 r.started + next.min(self.delay)
             })
+            .chain(reactions)
             .min()
     }
 
@@ -836,7 +961,7 @@ impl Operator {
     /// ECK's `retrieveUserSecrets` (`common/keystore/user_secret.go`): a missing Secret is a
     /// Warning event and is skipped; `entries: []`, an entry without key and a key the Secret
     /// lacks are errors.
-    fn keystore(&self, es: &Value) -> Result<BTreeMap<String, String>, String> {
+    fn keystore(&mut self, es: &Value) -> Result<BTreeMap<String, String>, String> {
         let ns = s(es, "/metadata/namespace");
         let name = s(es, "/metadata/name");
         let mut out = BTreeMap::new();
@@ -847,7 +972,7 @@ impl Operator {
             .flatten()
         {
             let secret_name = s(src, "/secretName");
-            let Some(data) = self.secret_data(ns, secret_name) else {
+            let Some(data) = self.secure_settings_secret(ns, secret_name) else {
                 self.warning_event(
                     es,
                     "Unexpected",
@@ -886,7 +1011,7 @@ impl Operator {
                 }
             }
         }
-        if let Some(data) = self.secret_data(ns, &format!("{name}-es-remote-api-keys")) {
+        if let Some(data) = self.secure_settings_secret(ns, &format!("{name}-es-remote-api-keys")) {
             out.extend(data);
         }
         Ok(out)
@@ -904,24 +1029,23 @@ impl Operator {
             .and_then(Value::as_i64);
         let key = (ns.clone(), name.clone());
         let version = s(es, "/spec/version").to_string();
-        let file_based = annotation(es, ANN_FILE_BASED) == Some("true")
-            && EsVersion::parse(&version).is_some_and(|v| v.at_least(9, 5, 0));
+        let file_based = file_based_secure_settings(es);
+        let template = pod_template_hash(es, &hash, file_based);
         if !self.runtime.contains_key(&key) {
             // First sight: a seeded status that is caught up is the truth (pods were running).
             let rt = if observed == Some(generation) {
                 self.finish_node(id, es, &keystore);
                 EsRuntime {
-                    applied_generation: generation,
-                    applied_hash: hash.clone(),
+                    applied_template: template.clone(),
+                    applied_keystore: hash.clone(),
                     rollout: None,
                 }
             } else {
                 EsRuntime {
-                    applied_generation: 0,
-                    applied_hash: String::new(),
+                    applied_template: String::new(),
+                    applied_keystore: String::new(),
                     rollout: Some(Rollout {
-                        generation,
-                        hash: hash.clone(),
+                        template: template.clone(),
                         keystore: keystore.clone(),
                         started: Instant::now(),
                         initial: true,
@@ -932,20 +1056,17 @@ impl Operator {
         }
         let delay = self.delay;
         let rt = self.runtime.get_mut(&key).expect("runtime entry");
-        if rt.rollout.is_none()
-            && rt.applied_generation == generation
-            && rt.applied_hash != hash
-            && file_based
-        {
-            // ECK >= 3.5 with ES >= 9.5: the keystore file changes in place; a reload reads it.
-            rt.applied_hash = hash.clone();
-            self.world.set_pending_keystore(id, Some(keystore.clone()));
+        if rt.rollout.is_none() && file_based && rt.applied_keystore != hash {
+            // ECK >= 3.5 with ES >= 9.5 writes the secrets into the file-based settings, which
+            // Elasticsearch applies in place: no restart, no reload call (real-behaviour.md 9).
+            rt.applied_keystore = hash.clone();
+            self.world
+                .with_node_mut(id, |n| n.keystore = keystore.clone());
+            self.world.set_pending_keystore(id, None);
         }
-        if rt.rollout.is_none() && (rt.applied_generation != generation || rt.applied_hash != hash)
-        {
+        if rt.rollout.is_none() && rt.applied_template != template {
             rt.rollout = Some(Rollout {
-                generation,
-                hash: hash.clone(),
+                template: template.clone(),
                 keystore: keystore.clone(),
                 started: Instant::now(),
                 initial: false,
@@ -967,20 +1088,17 @@ impl Operator {
             }
         }
         if let Some(r) = &finished {
-            rt.applied_generation = r.generation;
-            rt.applied_hash = r.hash.clone();
+            rt.applied_template = r.template.clone();
+            rt.applied_keystore = hash.clone();
         }
         let status_now = es.get("status").cloned().unwrap_or(Value::Null);
         let formed = self.world.read_node(id, |n| n.is_formed()).unwrap_or(true);
         if let Some(r) = finished {
             let formed = self.finish_node(id, es, &r.keystore);
-            if !file_based {
-                self.world.set_pending_keystore(id, None);
-            }
             if formed {
-                self.formed_status(es, total, r.generation, &version);
+                self.formed_status(es, total, generation, &version);
             } else {
-                self.not_formed_status(es, Some(r.generation), &version);
+                self.not_formed_status(es, Some(generation), &version);
             }
         } else if let Some(ready) = restarting {
             // Nodes that cannot form a cluster stay not Ready while others restart.
@@ -1001,20 +1119,48 @@ impl Operator {
                 "" => String::new(),
                 v => v.to_string(),
             };
-            // observedGeneration stays until the rollout ends.
-            self.write_status(es, "ApplyingChanges", &health, avail, None, &shown_version);
+            // ECK sets observedGeneration when a reconcile starts, not when the rollout ends
+            // (`reconcile/state.go`): only the phase and `ReconciliationComplete` show it.
+            self.write_status(
+                es,
+                "ApplyingChanges",
+                &health,
+                avail,
+                Some(generation),
+                &shown_version,
+            );
         } else if !formed {
             // Until a rollout brings another configuration, the nodes stay apart.
             let shown_version = match s(&status_now, "/version") {
                 "" => version.clone(),
                 v => v.to_string(),
             };
-            self.not_formed_status(es, None, &shown_version);
+            self.not_formed_status(es, Some(generation), &shown_version);
         } else {
+            self.hot_reload_transport_certificates(id, es);
             self.pods(es, PodsReady::All);
-            if !self.errors.is_empty() || reported_error(es) {
+            if !self.errors.is_empty() || reported_error(es) || observed != Some(generation) {
                 self.steady_status(es, total, "Ready");
             }
+        }
+    }
+
+    /// ECK reissues the transport certificates (a Secret, reloaded by Elasticsearch without a
+    /// restart) when `otherNameSuffix` changes: the nodes present the new names.
+    fn hot_reload_transport_certificates(&self, id: &EsId, es: &Value) {
+        let names: Vec<String> = pods_of(es)
+            .iter()
+            .map(|p| transport_node_name(es, &p.name))
+            .collect();
+        let changed = self
+            .world
+            .read_node(id, |n| n.transport_node_names != names)
+            .unwrap_or(false);
+        if changed {
+            self.world
+                .with_node_mut(id, |n| n.transport_node_names = names);
+            let formation = self.formation(id, es);
+            self.world.with_node_mut(id, |n| n.formation = formation);
         }
     }
 
@@ -1223,6 +1369,7 @@ impl Operator {
             .read_node(&id, |n| n.version.to_string())
             .unwrap_or_else(|| s(es, "/spec/version").to_string());
         let sets = node_sets(es);
+        let revision_of = self.pod_revisions(&ns, &name, ready);
         let mut wanted = BTreeSet::new();
         let mut publish = Vec::new();
         for (index, p) in pods_of(es).into_iter().enumerate() {
@@ -1257,8 +1404,10 @@ impl Operator {
                 })
                 .clone();
             publish.push(format!("{ip}:9300"));
+            let revision = format!("{sts}-{}", revision_of(index));
             let mut extra: Vec<(String, String)> = vec![
                 (LABEL_STATEFULSET.into(), sts.clone()),
+                (LABEL_REVISION.into(), revision.clone()),
                 (
                     "elasticsearch.k8s.elastic.co/version".into(),
                     running_version.clone(),
@@ -1294,7 +1443,15 @@ impl Operator {
             if rcs_enabled(es) {
                 ports.push(json!({"containerPort": 9443, "name": "rcs", "protocol": "TCP"}));
             }
-            let existing = self.state.get(&ResourceKey::PODS, Some(&ns), &pod).ok();
+            let mut existing = self.state.get(&ResourceKey::PODS, Some(&ns), &pod).ok();
+            if existing
+                .as_ref()
+                .is_some_and(|p| runs_another_revision(p, &revision))
+            {
+                // The StatefulSet controller replaces the pod: a new pod, with a new UID.
+                self.delete(&ResourceKey::PODS, &ns, &pod);
+                existing = None;
+            }
             let now = now_rfc3339();
             let ltt = |ty: &str| {
                 existing
@@ -1347,6 +1504,27 @@ impl Operator {
                 self.delete(&ResourceKey::PODS, &ns, &n);
                 self.pod_ips.remove(&(ns.clone(), n));
             }
+        }
+    }
+
+    /// The revision (short pod template digest) each pod of `ns/name` runs, by pod index: during
+    /// a rolling restart the pods up to the one restarting run the new template.
+    fn pod_revisions(
+        &self,
+        ns: &str,
+        name: &str,
+        ready: PodsReady,
+    ) -> impl Fn(usize) -> String + use<> {
+        let rt = self.runtime.get(&(ns.to_string(), name.to_string()));
+        let short = |t: &str| t.chars().take(10).collect::<String>();
+        let applied = rt.map(|r| short(&r.applied_template)).unwrap_or_default();
+        let rolling = rt
+            .and_then(|r| r.rollout.as_ref())
+            .map(|r| short(&r.template));
+        move |index| match (ready, &rolling) {
+            (PodsReady::AllBut(restarting), Some(new)) if index <= restarting => new.clone(),
+            (PodsReady::Zero, Some(new)) => new.clone(),
+            _ => applied.clone(),
         }
     }
 
@@ -1907,6 +2085,15 @@ fn removals(old: &Value, new: &mut Value, keep: &[&str]) {
             Some(n) if v.is_object() && n.is_object() => removals(v, n, &[]),
             Some(_) => {}
         }
+    }
+}
+
+/// Whether `pod` was made from another pod template than `revision` (a pod without the label,
+/// seeded before the operator ran, is adopted).
+fn runs_another_revision(pod: &Value, revision: &str) -> bool {
+    match pod.pointer(&format!("/metadata/labels/{LABEL_REVISION}")) {
+        Some(Value::String(current)) => current != revision,
+        _ => false,
     }
 }
 

@@ -255,7 +255,15 @@ fn a_spec_change_is_a_rolling_restart_taking_the_operator_delay() {
     std::thread::sleep(Duration::from_millis(150));
     let es = east.get(&ES, Some("s"), "r").unwrap();
     assert_eq!(es["status"]["phase"], "ApplyingChanges");
-    assert_eq!(es["status"]["observedGeneration"], 1);
+    assert_eq!(
+        es["status"]["observedGeneration"], 2,
+        "set when the reconcile starts, as ECK does"
+    );
+    assert_eq!(
+        es["status"]["conditions"][0]["type"],
+        "ReconciliationComplete"
+    );
+    assert_eq!(es["status"]["conditions"][0]["status"], "False");
     assert_eq!(es["status"]["availableNodes"], 2);
     let not_ready = east
         .list(&ResourceKey::PODS, Some("s"))
@@ -274,6 +282,176 @@ fn a_spec_change_is_a_rolling_restart_taking_the_operator_delay() {
             .iter()
             .all(|p| p["status"]["conditions"][0]["status"] == "True")
     );
+}
+
+/// Pod name to UID: a restarted pod is a new pod.
+fn pod_uids(east: &ClusterHandle) -> std::collections::BTreeMap<String, String> {
+    east.list(&ResourceKey::PODS, Some("s"))
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+                p["metadata"]["uid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// How many pods of `before` have another UID in `after`.
+fn restarted(
+    before: &std::collections::BTreeMap<String, String>,
+    after: &std::collections::BTreeMap<String, String>,
+) -> usize {
+    before
+        .iter()
+        .filter(|(name, uid)| after.get(*name) != Some(*uid))
+        .count()
+}
+
+/// Patches `s/r` and waits for the operator; the number of pods restarted.
+fn restarts_after(east: &ClusterHandle, change: Value) -> usize {
+    let before = pod_uids(east);
+    patch(east, &ES, "r", change);
+    east.wait_idle(IDLE).unwrap();
+    let after = pod_uids(east);
+    assert_eq!(
+        east.get(&ES, Some("s"), "r").unwrap()["status"]["phase"],
+        "Ready"
+    );
+    restarted(&before, &after)
+}
+
+#[test]
+fn only_pod_template_changes_restart_pods() {
+    let (_sb, east) = one_es(Duration::from_millis(300), "r", 2);
+    east.create(
+        &ES,
+        json!({"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
+               "metadata": {"name": "other", "namespace": "s"},
+               "spec": {"version": "9.1.0", "nodeSets": [{"name": "default", "count": 1}]}}),
+    )
+    .unwrap();
+    east.create(
+        &ResourceKey::CONFIGMAPS,
+        json!({"metadata": {"name": "cas", "namespace": "s"}, "data": {"ca.crt": ""}}),
+    )
+    .unwrap();
+    east.wait_idle(IDLE).unwrap();
+    let no_restart = [
+        json!({"spec": {"remoteClusters": [{"name": "o", "elasticsearchRef": {"name": "other"}}]}}),
+        json!({"spec": {"transport": {"tls": {"certificateAuthorities": {"configMapName": "cas"}}}}}),
+        json!({"spec": {"transport": {"service": {"spec": {"type": "LoadBalancer"}}}}}),
+        json!({"metadata": {"annotations": {"example.com/owner": "team-a"}}}),
+    ];
+    for change in no_restart {
+        assert_eq!(restarts_after(&east, change.clone()), 0, "{change}");
+    }
+    let generation = east.get(&ES, Some("s"), "r").unwrap()["metadata"]["generation"].clone();
+    assert_eq!(
+        east.get(&ES, Some("s"), "r").unwrap()["status"]["observedGeneration"],
+        generation
+    );
+    let every_pod = [
+        json!({"spec": {"nodeSets": [{"name": "default", "count": 2, "config": {"node.attr.zone": "a"}}]}}),
+        json!({"spec": {"remoteClusterServer": {"enabled": true}}}),
+        json!({"spec": {"nodeSets": [{"name": "default", "count": 2, "config": {"node.attr.zone": "a"},
+            "podTemplate": {"metadata": {"labels": {"team": "a"}}}}]}}),
+    ];
+    for change in every_pod {
+        assert_eq!(restarts_after(&east, change.clone()), 2, "{change}");
+    }
+}
+
+#[test]
+fn propagated_annotations_restart_pods() {
+    let (_sb, east) = one_es(Duration::from_millis(200), "r", 2);
+    let propagate = "eck.k8s.alpha.elastic.co/propagate-annotations";
+    assert_eq!(
+        restarts_after(
+            &east,
+            json!({"metadata": {"annotations": {propagate: "example.com/owner"}}})
+        ),
+        0,
+        "nothing to propagate yet"
+    );
+    assert_eq!(
+        restarts_after(
+            &east,
+            json!({"metadata": {"annotations": {"example.com/owner": "a"}}})
+        ),
+        2
+    );
+    assert_eq!(
+        restarts_after(
+            &east,
+            json!({"metadata": {"annotations": {"example.com/other": "a"}}})
+        ),
+        0,
+        "not listed"
+    );
+    assert_eq!(
+        restarts_after(
+            &east,
+            json!({"metadata": {"annotations": {propagate: "*"}}})
+        ),
+        2,
+        "every annotation now"
+    );
+    assert_eq!(
+        restarts_after(
+            &east,
+            json!({"metadata": {"annotations": {"elasticsearch.k8s.elastic.co/managed-remote-clusters": "x"}}})
+        ),
+        0,
+        "ECK's own are never propagated"
+    );
+}
+
+#[test]
+fn file_based_secure_settings_apply_in_place_and_the_toggle_restarts() {
+    let sb = Sandbox::builder()
+        .operator_delay(Duration::from_millis(200))
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.5.0").nodes(2)))
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.wait_idle(IDLE).unwrap();
+    let keystore = || east.es_node("s", "r", |n| n.keystore.clone()).unwrap();
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"metadata": {"name": "creds", "namespace": "s"}, "stringData": {"cluster.remote.x.credentials": "one"}}),
+    )
+    .unwrap();
+    assert_eq!(
+        restarts_after(
+            &east,
+            json!({"metadata": {"annotations": {"eck.k8s.elastic.co/file-based-secure-settings": "true"}}})
+        ),
+        2,
+        "the toggle removes the keystore init container"
+    );
+    assert_eq!(
+        restarts_after(
+            &east,
+            json!({"spec": {"secureSettings": [{"secretName": "creds"}]}})
+        ),
+        0
+    );
+    assert_eq!(keystore()["cluster.remote.x.credentials"], "one");
+    let before = pod_uids(&east);
+    patch(
+        &east,
+        &ResourceKey::SECRETS,
+        "creds",
+        json!({"stringData": {"cluster.remote.x.credentials": "two"}}),
+    );
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(
+        keystore()["cluster.remote.x.credentials"],
+        "two",
+        "no reload call"
+    );
+    assert_eq!(restarted(&before, &pod_uids(&east)), 0);
 }
 
 #[test]
@@ -556,5 +734,50 @@ fn without_the_webhook_the_controller_marks_an_invalid_spec() {
         east.get(&ES, Some("s"), "old").unwrap()["status"]["phase"],
         "Ready",
         "a valid spec is reconciled again"
+    );
+}
+
+/// ECK sees a Secret's change late (informer, work queue): until then the status stays Ready
+/// and the pods stay; then the restart runs as usual.
+#[test]
+fn a_secure_settings_change_is_seen_after_the_reaction_delay() {
+    let sb = Sandbox::builder()
+        .operator_delay(Duration::from_millis(200))
+        .operator_reaction_delay(Duration::from_millis(600))
+        .cluster(ClusterConfig::new("east").elasticsearch(EsSeed::new("s", "r", "9.1.0").nodes(2)))
+        .start()
+        .unwrap();
+    let east = sb.cluster("east");
+    east.create(
+        &ResourceKey::SECRETS,
+        json!({"metadata": {"name": "creds", "namespace": "s"}, "stringData": {"cluster.remote.x.credentials": "one"}}),
+    )
+    .unwrap();
+    patch(
+        &east,
+        &ES,
+        "r",
+        json!({"spec": {"secureSettings": [{"secretName": "creds"}]}}),
+    );
+    east.wait_idle(IDLE).unwrap();
+    let before = pod_uids(&east);
+    patch(
+        &east,
+        &ResourceKey::SECRETS,
+        "creds",
+        json!({"stringData": {"cluster.remote.x.credentials": "two"}}),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        east.get(&ES, Some("s"), "r").unwrap()["status"]["phase"],
+        "Ready",
+        "not seen yet"
+    );
+    assert_eq!(restarted(&before, &pod_uids(&east)), 0);
+    east.wait_idle(IDLE).unwrap();
+    assert_eq!(restarted(&before, &pod_uids(&east)), 2);
+    assert_eq!(
+        east.es_node("s", "r", |n| n.keystore.clone()).unwrap()["cluster.remote.x.credentials"],
+        "two"
     );
 }

@@ -1,7 +1,7 @@
 //! Executes a plan: every write guarded, conflicts reported so the command can re-plan, values
 //! produced by one step (an address, an API key) handed to later ones without being printed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -157,7 +157,7 @@ pub async fn apply(
         sent: None,
         dry_patches: HashMap::new(),
         dry_created: HashMap::new(),
-        pending_rollouts: Vec::new(),
+        pending_rollouts: BTreeMap::new(),
     };
     for step in &plan.steps {
         let client = client_for(&step.cluster.context).ok_or_else(|| ApplyError::Failed {
@@ -173,6 +173,12 @@ pub async fn apply(
         };
         let writes = run.writes;
         run.sent = None;
+        let restarts = step.restarts_nodes && !run.pending_rollouts.contains_key(&step.cluster);
+        let pods_before = if restarts && journaled {
+            wait::pod_uids(&client, &step.cluster).await
+        } else {
+            BTreeSet::new()
+        };
         if let Err(err) = run.step_unless_interrupted(step, &client).await {
             run.progress.finish();
             journal.writes += run.writes;
@@ -183,8 +189,9 @@ pub async fn apply(
             }
             return Err(err);
         }
-        if step.restarts_nodes && !run.pending_rollouts.contains(&step.cluster) {
-            run.pending_rollouts.push(step.cluster.clone());
+        if restarts {
+            run.pending_rollouts
+                .insert(step.cluster.clone(), pods_before);
         }
         if let Change::ApplyObject { data, .. } = &step.change
             && data
@@ -435,8 +442,9 @@ struct Run {
     dry_patches: HashMap<String, Vec<Value>>,
     /// Under `--dry-run=server`: the objects the dry run created (not saved), with their data.
     dry_created: HashMap<String, Value>,
-    /// Clusters a restarting step was applied to, until a wait for their rollout.
-    pending_rollouts: Vec<ClusterId>,
+    /// Clusters a restarting step was applied to, with the UIDs their pods had before it,
+    /// until a wait for their rollout.
+    pending_rollouts: BTreeMap<ClusterId, BTreeSet<String>>,
 }
 
 fn failed(step: &Step, failure: impl std::fmt::Display) -> ApplyError {
@@ -583,10 +591,19 @@ impl Run {
                 if self.dry_run == DryRun::Server {
                     return Ok(());
                 }
-                wait::wait_for_rollout(client, &step.cluster, self.deadline, &mut self.progress)
-                    .await
-                    .map_err(|e| failed(step, e))?;
-                self.pending_rollouts.retain(|c| *c != step.cluster);
+                let replaced = self
+                    .pending_rollouts
+                    .remove(&step.cluster)
+                    .unwrap_or_default();
+                wait::wait_for_pods_replaced(
+                    client,
+                    &step.cluster,
+                    &replaced,
+                    self.deadline,
+                    &mut self.progress,
+                )
+                .await
+                .map_err(|e| failed(step, e))?;
                 Ok(())
             }
             Change::SetSkipUnavailable { alias, value } => {
@@ -641,23 +658,25 @@ impl Run {
         if self.dry_run == DryRun::Server {
             return Ok(());
         }
-        let pending: Vec<ClusterId> = self
+        let pending: Vec<(ClusterId, BTreeSet<String>)> = self
             .pending_rollouts
             .iter()
-            .filter(|c| c.context == step.cluster.context && c.namespace == step.cluster.namespace)
-            .cloned()
+            .filter(|(c, _)| {
+                c.context == step.cluster.context && c.namespace == step.cluster.namespace
+            })
+            .map(|(c, uids)| (c.clone(), uids.clone()))
             .collect();
-        for cluster in pending {
+        for (cluster, replaced) in pending {
             // A wait, so a signal stops it at once (the deletion has not been sent).
             tokio::select! {
-                waited = wait::wait_for_rollout(client, &cluster, self.deadline, &mut self.progress) => {
+                waited = wait::wait_for_pods_replaced(client, &cluster, &replaced, self.deadline, &mut self.progress) => {
                     waited.map_err(|e| failed(step, e))?;
                 }
                 () = interrupt::stopped() => {
                     return Err(ApplyError::Interrupted(interrupt::reason().unwrap_or("signal")));
                 }
             }
-            self.pending_rollouts.retain(|c| *c != cluster);
+            self.pending_rollouts.remove(&cluster);
         }
         Ok(())
     }
@@ -1288,9 +1307,20 @@ impl Run {
             return Ok(());
         }
         // The remote must be rolled out with its remote cluster server before keys matter.
-        wait::wait_for_rollout(client, &step.cluster, self.deadline, &mut self.progress)
-            .await
-            .map_err(|e| failed(step, e))?;
+        let replaced = self
+            .pending_rollouts
+            .get(&step.cluster)
+            .cloned()
+            .unwrap_or_default();
+        wait::wait_for_pods_replaced(
+            client,
+            &step.cluster,
+            &replaced,
+            self.deadline,
+            &mut self.progress,
+        )
+        .await
+        .map_err(|e| failed(step, e))?;
         let es = self.es(step, client).await?;
         let created = es
             .post("/_security/cross_cluster/api_key", body)

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use kube::api::{Api, DynamicObject};
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams};
 
 use crate::es::EsPool;
 use crate::interrupt;
@@ -69,19 +72,105 @@ pub const POLL_RESOLVE: Duration = Duration::from_millis(500);
 /// How long to wait before trying again to reach an Elasticsearch that is not reachable yet.
 pub const RETRY: Duration = Duration::from_secs(1);
 
-/// Waits until ECK reports the change rolled out: observedGeneration caught up, phase Ready.
-/// Watches the resource, so the wait ends as soon as ECK's status write lands, or a signal
-/// asks the command to stop.
+/// Waits until ECK reports the change rolled out: observedGeneration caught up, phase Ready,
+/// ReconciliationComplete True, and every pod Ready on one pod template. Watches the resource,
+/// so the wait ends as soon as ECK's status write lands, or a signal asks the command to stop.
 pub async fn wait_for_rollout(
     client: &ContextClient,
     cluster: &ClusterId,
     deadline: Instant,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
+    wait_for_pods_replaced(client, cluster, &BTreeSet::new(), deadline, progress).await
+}
+
+/// [`wait_for_rollout`] after a restarting write made when the pods had the UIDs `replaced`:
+/// also until none of those pods is left. A change that leaves the generation alone (a
+/// keystore Secret) shows nothing in the status before ECK reacts; the pods do.
+pub async fn wait_for_pods_replaced(
+    client: &ContextClient,
+    cluster: &ClusterId,
+    replaced: &BTreeSet<String>,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     tokio::select! {
-        waited = rollout(client, cluster, deadline, progress) => waited,
+        waited = rollout(client, cluster, replaced, deadline, progress) => waited,
         () = interrupt::stopped() => stopped(&format!("the rollout of {cluster}")),
     }
+}
+
+/// How often the pods are listed again while the status says ECK is done but pods still roll.
+const POLL_PODS: Duration = Duration::from_millis(200);
+
+/// The Elasticsearch pods of `cluster`: UID, Ready, StatefulSet and pod template revision.
+struct EsPod {
+    uid: String,
+    ready: bool,
+    statefulset: String,
+    revision: String,
+}
+
+async fn es_pods(client: &ContextClient, cluster: &ClusterId) -> anyhow::Result<Vec<EsPod>> {
+    let pods: Api<Pod> = Api::namespaced(client.client.clone(), &cluster.namespace);
+    let selector = format!(
+        "common.k8s.elastic.co/type=elasticsearch,elasticsearch.k8s.elastic.co/cluster-name={}",
+        cluster.name
+    );
+    let list = client
+        .call(pods.list(&ListParams::default().labels(&selector)))
+        .await
+        .map_err(|f| anyhow::anyhow!("{}", f.message))?;
+    Ok(list
+        .items
+        .iter()
+        .map(|pod| {
+            let label = |key: &str| {
+                pod.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(key))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            EsPod {
+                uid: pod.metadata.uid.clone().unwrap_or_default(),
+                ready: pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+                statefulset: label("elasticsearch.k8s.elastic.co/statefulset-name"),
+                revision: label("controller-revision-hash"),
+            }
+        })
+        .collect())
+}
+
+/// The pods of `cluster` run what ECK rolled out: all Ready, none of `replaced` left, one pod
+/// template revision per StatefulSet.
+/// A user who may not list pods is left with ECK's status, as before this check.
+async fn pods_rolled_out(
+    client: &ContextClient,
+    cluster: &ClusterId,
+    replaced: &BTreeSet<String>,
+) -> bool {
+    let Ok(pods) = es_pods(client, cluster).await else {
+        return true;
+    };
+    let mut revisions: BTreeMap<&str, &str> = BTreeMap::new();
+    let one_revision = pods
+        .iter()
+        .all(|p| *revisions.entry(&p.statefulset).or_insert(&p.revision) == p.revision);
+    one_revision && pods.iter().all(|p| p.ready && !replaced.contains(&p.uid))
+}
+
+/// The UIDs of the Elasticsearch pods of `cluster`, to tell the pods of a rollout from these.
+pub async fn pod_uids(client: &ContextClient, cluster: &ClusterId) -> BTreeSet<String> {
+    es_pods(client, cluster)
+        .await
+        .map(|pods| pods.into_iter().map(|p| p.uid).collect())
+        .unwrap_or_default()
 }
 
 fn stopped(what: &str) -> anyhow::Result<()> {
@@ -155,6 +244,7 @@ impl EckReport {
 async fn rollout(
     client: &ContextClient,
     cluster: &ClusterId,
+    replaced: &BTreeSet<String>,
     deadline: Instant,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
@@ -206,7 +296,20 @@ async fn rollout(
             Ok(()) if missing => {
                 anyhow::bail!("Elasticsearch {cluster} was deleted while waiting for its rollout")
             }
-            Ok(()) if done => return Ok(()),
+            Ok(()) if done => {
+                if pods_rolled_out(client, cluster, replaced).await {
+                    return Ok(());
+                }
+                progress.say(format!("Waiting for the pods of {cluster} to restart"));
+                if Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "timed out waiting for the pods of {cluster} to restart; check `kubectl get pods -n {} -l elasticsearch.k8s.elastic.co/cluster-name={}`, or raise --timeout",
+                        cluster.namespace,
+                        cluster.name
+                    );
+                }
+                tokio::time::sleep(POLL_PODS).await;
+            }
             Ok(()) => continue,
             Err(WatchError::TimedOut) if Instant::now() < deadline => {
                 if let Some((error, _)) = report.lasting() {

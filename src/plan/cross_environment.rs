@@ -620,7 +620,8 @@ pub(crate) fn plan_exposure(
         ));
     }
     if patch.len() > 1 {
-        let restarts = !remote.remote_cluster_server_enabled();
+        let restarts = !remote.remote_cluster_server_enabled()
+            || (wants_lb && remote.propagates_annotation(EXPOSURE_ANNOTATION));
         steps.push(Step {
             cluster: remote.id.clone(),
             summary: if restarts {
@@ -779,6 +780,7 @@ fn incoming_record_step(
         "/metadata/annotations/{}",
         INCOMING_ANNOTATION.replace('/', "~1")
     );
+    let restarts = remote.annotations_restart(&[(INCOMING_ANNOTATION, Some(value.clone()))]);
     let patch = match remote.annotation(INCOMING_ANNOTATION) {
         Some(current) => vec![
             json!({"op": "test", "path": path, "value": current}),
@@ -800,7 +802,7 @@ fn incoming_record_step(
     Some(Step {
         cluster: remote.id.clone(),
         summary: format!("record the incoming link {key}"),
-        restarts_nodes: false,
+        restarts_nodes: restarts,
         change: Change::PatchElasticsearch {
             resource_version: remote.resource_version(),
             patch,
@@ -831,7 +833,7 @@ pub(crate) fn local_api_key_steps(
     let mut steps = Vec::new();
     let mut restarts = false;
     if let Some(step) = credentials_step(side, alias, new_key) {
-        restarts = true;
+        restarts = step.restarts_nodes;
         steps.push(step);
     }
     if let Some(step) = ca.and_then(|ca| ca_bundle_step(side, alias, ca)) {
@@ -862,10 +864,19 @@ pub(crate) fn credentials_step(observed: &LocalSide, alias: &str, new_key: bool)
         return None;
     }
     let name = credentials_secret_name(local);
+    // With file-based secure settings ECK hands the new content to Elasticsearch in place.
+    let in_place = observed.es.file_based_secure_settings();
+    let summary = if in_place {
+        format!(
+            "store the API key in Secret {name} (file-based secure settings: applies without a restart)"
+        )
+    } else {
+        format!("store the API key in Secret {name} (keystore)")
+    };
     Some(Step {
         cluster: local.clone(),
-        summary: format!("store the API key in Secret {name} (keystore)"),
-        restarts_nodes: true,
+        summary,
+        restarts_nodes: !in_place,
         change: Change::ApplyObject {
             object: ObjectKind::Secret,
             namespace: local.namespace.clone(),
@@ -1008,7 +1019,7 @@ pub(crate) fn local_spec_step(
             None => json!({"op": "add", "path": "/spec/secureSettings", "value": [entry]}),
         });
         diff.push(format!("  spec.secureSettings: + {{secretName: {secret}}}"));
-        restarts = true;
+        restarts = !local.file_based_secure_settings();
     }
     let node_sets = local
         .object
@@ -1062,6 +1073,7 @@ pub(crate) fn local_spec_step(
             "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
         ));
     }
+    restarts |= local.annotations_restart(&annotations);
     // One call, so a missing annotations map is created once with every key in it.
     patch.extend(annotation_ops(local, &annotations));
     if patch.len() == 1 {

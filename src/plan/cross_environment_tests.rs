@@ -1769,3 +1769,49 @@ fn api_key_names_stay_within_elasticsearchs_limit_and_keep_the_names_that_fit() 
     let wide = api_key_name(&id(&"🦀".repeat(200)), "p");
     assert!(wide.encode_utf16().count() <= API_KEY_NAME_MAX, "{wide}");
 }
+
+/// With file-based secure settings (ECK 3.5+, Elasticsearch 9.5+) the key is applied in place:
+/// the plan says so, restarts only the remote (its server), and does not wait for a local
+/// restart; without the annotation, or below 9.5, the keystore restarts the local.
+#[test]
+fn file_based_secure_settings_link_without_a_local_restart() {
+    let with = |version: &str, annotated: bool| {
+        let mut state = observed();
+        state.local = es("east", "search", "catalog", version);
+        if annotated {
+            state.local.object["metadata"]["annotations"] =
+                json!({(FILE_BASED_SECURE_SETTINGS): "true"});
+        }
+        plan_cross_environment_link(&state, &CrossRequest::default()).unwrap()
+    };
+    let file_based = with("9.5.0", true);
+    assert!(
+        summaries(&file_based.plan).contains(
+            &"east/catalog: store the API key in Secret catalog-remote-cluster-credentials (file-based secure settings: applies without a restart)".to_string()
+        ),
+        "{}",
+        render(&file_based.plan)
+    );
+    let local = &file_based.plan.steps[0].cluster;
+    let restarts_local = |plan: &Plan| plan.restarts().contains(&local);
+    // The CA mount is still a pod-template change on a first link.
+    assert!(restarts_local(&file_based.plan));
+    assert!(
+        !file_based
+            .plan
+            .steps
+            .iter()
+            .any(|s| s.summary.contains("store the API key") && s.restarts_nodes)
+    );
+    for (version, annotated) in [("9.5.0", false), ("9.4.0", true)] {
+        let keystore = with(version, annotated);
+        assert!(
+            keystore
+                .plan
+                .steps
+                .iter()
+                .any(|s| s.summary.contains("store the API key") && s.restarts_nodes),
+            "{version} {annotated}"
+        );
+    }
+}

@@ -20,6 +20,12 @@ pub use same_operator::*;
 
 /// Annotation on a local Elasticsearch recording the links this plugin made, by alias.
 pub const LINKS_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/links";
+/// ECK copies the annotations this lists (comma-separated, `*` for all) into pod templates.
+pub const PROPAGATE_ANNOTATIONS: &str = "eck.k8s.alpha.elastic.co/propagate-annotations";
+/// Why a step that writes only the plugin's annotations restarts the nodes.
+pub const PROPAGATED_RESTART: &str = "ECK copies the plugin's annotations into the pods";
+/// ECK 3.5+ with Elasticsearch 9.5+: secure settings applied in place, no keystore at start.
+pub const FILE_BASED_SECURE_SETTINGS: &str = "eck.k8s.elastic.co/file-based-secure-settings";
 /// Annotation on a remote Elasticsearch when this plugin turned its remote cluster server on.
 pub const SERVER_ANNOTATION: &str = "remote-cluster.kubectl-plugin.dev/remote-cluster-server";
 pub const SERVER_ENABLED_BY_PLUGIN: &str = "enabled";
@@ -77,6 +83,37 @@ impl EsState {
             .and_then(Value::as_str)
     }
 
+    /// Whether ECK copies annotation `key` into the pod template, so that writing it restarts
+    /// the nodes: listed (or `*`) in `eck.k8s.alpha.elastic.co/propagate-annotations`, and not
+    /// one of ECK's own `*.k8s.*elastic.co/` (`common/annotation/metadata_propagation.go`).
+    pub fn propagates_annotation(&self, key: &str) -> bool {
+        let eck_own = key
+            .split_once('/')
+            .is_some_and(|(prefix, _)| prefix.contains(".k8s.") && prefix.ends_with("elastic.co"));
+        !eck_own
+            && self
+                .annotation(PROPAGATE_ANNOTATIONS)
+                .is_some_and(|list| list.split(',').map(str::trim).any(|k| k == "*" || k == key))
+    }
+
+    /// Whether writing these annotations restarts the nodes (see [`Self::propagates_annotation`]).
+    pub fn annotations_restart(&self, changes: &[(&str, Option<String>)]) -> bool {
+        changes.iter().any(|(key, value)| {
+            self.annotation(key) != value.as_deref() && self.propagates_annotation(key)
+        })
+    }
+
+    /// ECK writes this cluster's secure settings into file-based settings that Elasticsearch
+    /// applies in place, without a restart (real-behaviour.md 9: ECK 3.5+, Elasticsearch 9.5+,
+    /// annotation `eck.k8s.elastic.co/file-based-secure-settings`). The ECK version is not
+    /// checked: the annotation is taken as the user's statement that the operator supports it.
+    pub fn file_based_secure_settings(&self) -> bool {
+        self.annotation(FILE_BASED_SECURE_SETTINGS) == Some("true")
+            && self
+                .version()
+                .is_some_and(|v| v >= versions::FILE_BASED_SECURE_SETTINGS)
+    }
+
     pub fn remote_clusters(&self) -> Vec<Value> {
         self.object
             .pointer("/spec/remoteClusters")
@@ -85,8 +122,8 @@ impl EsState {
             .unwrap_or_default()
     }
 
-    /// Where ECK is with this resource (eck-remote-clusters.md 2.3: rolled out when the observed
-    /// generation caught up and the phase is Ready).
+    /// Where ECK is with this resource (real-behaviour.md 6: rolled out when the observed
+    /// generation caught up, the phase is Ready and ReconciliationComplete is True).
     pub fn rollout(&self) -> Rollout {
         let number = |pointer: &str| self.object.pointer(pointer).and_then(Value::as_i64);
         let mut rollout = Rollout {
@@ -98,6 +135,15 @@ impl EsState {
                 .and_then(Value::as_str)
                 .unwrap_or("unknown")
                 .to_string(),
+            reconciliation_complete: self
+                .object
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "ReconciliationComplete")
+                .and_then(|c| c["status"].as_str())
+                .map(|status| status == "True"),
             error: self
                 .object
                 .pointer("/status/conditions")
@@ -158,6 +204,8 @@ pub struct Rollout {
     pub generation: Option<i64>,
     pub observed_generation: Option<i64>,
     pub phase: String,
+    /// The `ReconciliationComplete` condition; `None` on ECK versions without it.
+    pub reconciliation_complete: Option<bool>,
     /// The message of `ReconciliationComplete=False`: the errors of ECK's last reconcile
     /// (`elasticsearch_controller.go` reports them there, with phase `ApplyingChanges`).
     pub error: Option<String>,
@@ -173,8 +221,11 @@ impl Rollout {
         self.generation.is_some() && self.observed_generation >= self.generation
     }
 
+    /// ECK finished reconciling the current spec. ECK sets `observedGeneration` when a
+    /// reconcile starts (`reconcile/state.go`), so a caught-up generation alone says nothing of
+    /// the rollout: phase `Ready` and `ReconciliationComplete` do. The pods are checked apart.
     pub fn done(&self) -> bool {
-        self.caught_up() && self.phase == "Ready"
+        self.caught_up() && self.phase == "Ready" && self.reconciliation_complete != Some(false)
     }
 }
 

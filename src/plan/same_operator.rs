@@ -170,7 +170,6 @@ fn upsert_entry(
     let mut diff = Vec::new();
     let mut restarts = false;
     if entry_changes {
-        let had_api_key = entries.iter().any(|e| e.get("apiKey").is_some());
         match existing {
             Some(index) => {
                 patch.push(json!({"op": "replace", "path": format!("/spec/remoteClusters/{index}"), "value": desired}));
@@ -189,20 +188,12 @@ fn upsert_entry(
             }
         }
         diff.extend(yaml_lines("+   ", &desired));
-        let will_have_api_key = desired.get("apiKey").is_some()
-            || entries
-                .iter()
-                .enumerate()
-                .any(|(i, e)| Some(i) != existing && e.get("apiKey").is_some());
-        // ECK switches the client-side SSL config on with the first apiKey remote, and writes
-        // the key into the keystore: both change the pod template (eck-remote-clusters.md 2.7).
-        restarts = will_have_api_key || had_api_key != will_have_api_key;
+        restarts = keystore_changes(existing.map(|i| &entries[i]), &desired);
     }
     links.insert(alias.to_string(), record);
-    patch.extend(annotation_ops(
-        local,
-        &[(LINKS_ANNOTATION, links_annotation_value(&links))],
-    ));
+    let annotations = [(LINKS_ANNOTATION, links_annotation_value(&links))];
+    restarts |= local.annotations_restart(&annotations);
+    patch.extend(annotation_ops(local, &annotations));
     diff.push(format!(
         "  metadata.annotations[{LINKS_ANNOTATION}]: records alias {alias:?}"
     ));
@@ -216,6 +207,18 @@ fn upsert_entry(
             diff,
         },
     })
+}
+
+/// Whether replacing entry `before` (`None`: a new alias) by `after` changes the keystore ECK
+/// builds from `<local>-es-remote-api-keys`, the only pod-template input an entry touches
+/// (real-behaviour.md 6): ECK adds or prunes the alias's key when `apiKey` comes or goes, or
+/// makes another for another remote; a new `access` updates the same key in place, and a
+/// certificate-model entry touches nothing.
+fn keystore_changes(before: Option<&Value>, after: &Value) -> bool {
+    let api_key = |e: Option<&Value>| e.is_some_and(|e| e.get("apiKey").is_some());
+    let remote = |e: Option<&Value>| e.and_then(|e| e.get("elasticsearchRef")).cloned();
+    api_key(before) != api_key(Some(after))
+        || (api_key(Some(after)) && remote(before) != remote(Some(after)))
 }
 
 /// What `unlink` was asked for.
@@ -270,13 +273,13 @@ pub fn plan_same_operator_unlink(
         }
         diff.push(format!("  spec.remoteClusters[{index}]:"));
         diff.extend(yaml_lines("-   ", &entries[index]));
+        // ECK prunes the alias's key from the keystore.
         restarts = entries[index].get("apiKey").is_some();
     }
     links.remove(alias);
-    patch.extend(annotation_ops(
-        local,
-        &[(LINKS_ANNOTATION, links_annotation_value(&links))],
-    ));
+    let annotations = [(LINKS_ANNOTATION, links_annotation_value(&links))];
+    restarts |= local.annotations_restart(&annotations);
+    patch.extend(annotation_ops(local, &annotations));
     diff.push(format!(
         "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
     ));

@@ -401,3 +401,29 @@ fn an_alias_of_the_plugin_is_never_re_pointed() {
     };
     assert!(plan_same_operator_link(&local, &products, &enterprise(), &update).is_ok());
 }
+
+/// Only pod-template inputs restart (real-behaviour.md 6): a certificate-model entry next to an
+/// API-key one leaves the keystore alone; the link record restarts once ECK propagates it.
+#[test]
+fn a_certificate_entry_restarts_only_when_its_record_is_propagated() {
+    let mut local = es("search", "catalog", "9.1.0");
+    let mut products = es("search", "products", "9.1.0");
+    let orders = es("search", "orders", "9.1.0");
+    let api_key =
+        plan_same_operator_link(&local, &products, &enterprise(), &LinkRequest::default()).unwrap();
+    apply_all(&api_key.plan, &mut [&mut local, &mut products]);
+    let certificate = LinkRequest {
+        security: Some(SecurityModel::Certificate),
+        ..LinkRequest::default()
+    };
+    let planned = plan_same_operator_link(&local, &orders, &enterprise(), &certificate).unwrap();
+    assert!(
+        planned.plan.restarts().is_empty(),
+        "{}",
+        render(&planned.plan)
+    );
+
+    local.object["metadata"]["annotations"][PROPAGATE_ANNOTATIONS] = json!("*");
+    let planned = plan_same_operator_link(&local, &orders, &enterprise(), &certificate).unwrap();
+    assert_eq!(planned.plan.restarts(), vec![&local.id]);
+}

@@ -226,7 +226,8 @@ pub(crate) fn reference_step(
         cluster: side.es.id.clone(),
         summary: "name the ConfigMap of trusted CAs in spec.transport.tls.certificateAuthorities"
             .to_string(),
-        restarts_nodes: false,
+        // The CAs themselves go into Secrets Elasticsearch reloads (real-behaviour.md 6).
+        restarts_nodes: side.es.annotations_restart(&all),
         change: Change::PatchElasticsearch {
             resource_version: side.es.resource_version(),
             patch,
@@ -490,7 +491,7 @@ pub fn plan_certificate_unlink(
                     Step {
                         cluster: remote.es.id.clone(),
                         summary: "forget the incoming link and what only it used".to_string(),
-                        restarts_nodes: false,
+                        restarts_nodes: remote.es.annotations_restart(&annotations),
                         change: Change::PatchElasticsearch {
                             resource_version: remote.es.resource_version(),
                             patch,
@@ -549,12 +550,15 @@ pub fn plan_certificate_unlink(
     diff.push(format!(
         "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
     ));
+    let propagated = local.annotations_restart(&annotations);
     steps.extend(patch_then_rollout(
         local,
         "forget the link",
         patch,
         diff,
-        restarts.then_some("every node restarts without the restricted trust"),
+        restarts
+            .then_some("every node restarts without the restricted trust")
+            .or(propagated.then_some(PROPAGATED_RESTART)),
     ));
     steps.extend(after);
     let steps = unlink_with_pending_record(

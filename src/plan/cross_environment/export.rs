@@ -149,6 +149,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
         json!({"keyId": output_placeholder(OUTPUT_KEY_ID)}),
     );
     let value = serde_json::to_string(&incoming).expect("serializes");
+    let restarts = remote.annotations_restart(&[(INCOMING_ANNOTATION, Some(value.clone()))]);
     let mut patch = Vec::new();
     let path = format!(
         "/metadata/annotations/{}",
@@ -168,7 +169,7 @@ pub fn plan_export(observed: &ExportObserved, request: &ExportRequest) -> Result
     steps.push(Step {
         cluster: remote.id.clone(),
         summary: format!("record the export {:?}", request.alias),
-        restarts_nodes: false,
+        restarts_nodes: restarts,
         change: Change::PatchElasticsearch {
             resource_version: remote.resource_version(),
             patch,
@@ -394,13 +395,16 @@ pub fn plan_unexport_certificate(
         "  metadata.annotations[{INCOMING_ANNOTATION}]: forgets {}",
         export_key(alias)
     ));
+    let propagated = es.annotations_restart(&annotations);
     let mut steps = before;
     steps.extend(patch_then_rollout(
         es,
         &format!("forget the export {alias:?} and what only it used"),
         patch,
         diff,
-        restarts.then_some("every node restarts without the restricted trust"),
+        restarts
+            .then_some("every node restarts without the restricted trust")
+            .or(propagated.then_some(PROPAGATED_RESTART)),
     ));
     steps.extend(after);
     Ok(Plan {

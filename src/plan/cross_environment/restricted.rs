@@ -497,6 +497,7 @@ pub(crate) fn restricted_trust_and_record(
     record_link(es, alias, record, &mut annotations, &mut diff);
     let restarts = !change.node_set_ops.is_empty();
     if restarts || !annotations.is_empty() {
+        let propagated = es.annotations_restart(&annotations);
         let mut patch = vec![spec_guard(es)];
         patch.extend(change.node_set_ops);
         patch.extend(annotation_ops(es, &annotations));
@@ -505,7 +506,9 @@ pub(crate) fn restricted_trust_and_record(
             "restrict the transport trust to the remote's node names and record the link",
             patch,
             diff,
-            restarts.then_some("every node restarts with the restricted trust"),
+            restarts
+                .then_some("every node restarts with the restricted trust")
+                .or(propagated.then_some(PROPAGATED_RESTART)),
         ));
     }
     Ok(steps)

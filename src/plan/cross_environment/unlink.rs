@@ -97,10 +97,16 @@ pub fn plan_cross_environment_unlink(
                 "delete Secret",
             ));
         } else if secret_keys.contains(&key) {
+            let in_place = local.file_based_secure_settings();
+            let how = if in_place {
+                "file-based secure settings: applies without a restart"
+            } else {
+                "keystore"
+            };
             steps.push(Step {
                 cluster: local.id.clone(),
-                summary: format!("remove the API key of {alias:?} from Secret {name} (keystore)"),
-                restarts_nodes: true,
+                summary: format!("remove the API key of {alias:?} from Secret {name} ({how})"),
+                restarts_nodes: !in_place,
                 change: Change::ApplyObject {
                     object: ObjectKind::Secret,
                     namespace: local.id.namespace.clone(),
@@ -247,7 +253,7 @@ fn local_spec_reversal(
                 json!({"op": "remove", "path": format!("/spec/secureSettings/{index}")})
             });
             diff.push(format!("  spec.secureSettings: - {{secretName: {secret}}}"));
-            restarts = true;
+            restarts |= !local.file_based_secure_settings();
         }
     }
     if delete_bundle {
@@ -283,6 +289,7 @@ fn local_spec_reversal(
             "  metadata.annotations[{LINKS_ANNOTATION}]: forgets alias {alias:?}"
         ));
     }
+    restarts |= local.annotations_restart(&annotations);
     patch.extend(annotation_ops(local, &annotations));
     (patch.len() > 1).then(|| Step {
         cluster: local.id.clone(),
@@ -596,6 +603,7 @@ fn remote_reversal(
             restarts = true;
         }
     }
+    restarts |= remote.annotations_restart(&annotations);
     patch.extend(annotation_ops(remote, &annotations));
     if remove_lb_type || disable {
         patch.push(server_spec_op(remote, remove_lb_type, disable));
