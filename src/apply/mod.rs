@@ -60,6 +60,15 @@ pub enum ApplyError {
     Refused(String),
 }
 
+/// The plugin's record of links in an object's annotations.
+fn links_record(metadata: &kube::api::ObjectMeta) -> Option<String> {
+    metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(plan::LINKS_ANNOTATION))
+        .cloned()
+}
+
 /// Before any write: every Elasticsearch spec the plan writes, as it will be after each patch,
 /// names only volumes and files that will be there when it is written (what earlier steps
 /// create, patch or delete counted in).
@@ -151,6 +160,7 @@ pub async fn apply(
         outputs: given.clone(),
         own_writes: HashMap::new(),
         own_generations: HashMap::new(),
+        own_records: HashMap::new(),
         es: es.clone(),
         writes: 0,
         progress: Progress::new(),
@@ -432,6 +442,8 @@ struct Run {
     own_writes: HashMap<String, (String, String)>,
     /// generation read -> generation after our own writes, per Elasticsearch resource.
     own_generations: HashMap<String, (i64, i64)>,
+    /// The plugin's record of links on each Elasticsearch resource as our last write left it.
+    own_records: HashMap<ClusterId, Option<String>>,
     es: EsPool,
     writes: usize,
     progress: Progress,
@@ -634,6 +646,7 @@ impl Run {
                 if self.dry_run == DryRun::Server {
                     return Ok(());
                 }
+                self.record_unchanged(step, client).await?;
                 let settings = self.substitute(settings);
                 self.sent = Some(Sent::Settings(
                     settings.as_object().cloned().unwrap_or_default(),
@@ -727,6 +740,37 @@ impl Run {
             ),
             other => other.clone(),
         }
+    }
+
+    /// Cluster settings carry no resourceVersion to guard them: before writing them on a
+    /// cluster whose Elasticsearch resource this run wrote, its plugin record must still be
+    /// the one this run left, otherwise another run (an `unlink` racing this `link`) changed
+    /// the link meanwhile and the command re-reads and re-plans instead of writing settings
+    /// nothing would record.
+    async fn record_unchanged(
+        &self,
+        step: &Step,
+        client: &ContextClient,
+    ) -> Result<(), ApplyError> {
+        let Some(ours) = self.own_records.get(&step.cluster) else {
+            return Ok(());
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.client.clone(),
+            &step.cluster.namespace,
+            &elasticsearch_resource(),
+        );
+        let current = client
+            .call(api.get(&step.cluster.name))
+            .await
+            .map_err(|f| failed(step, f))?;
+        if links_record(&current.metadata) != *ours {
+            return Err(ApplyError::Conflict(format!(
+                "the plugin's record of links on {} changed since this command wrote it (another run of the plugin)",
+                step.cluster
+            )));
+        }
+        Ok(())
     }
 
     /// The resourceVersion to test: the one read, or the one our own earlier write produced.
@@ -828,10 +872,12 @@ impl Run {
                     self.own_generations
                         .insert(key.clone(), (first_read, after));
                 }
-                if let Some(after) = updated.metadata.resource_version {
+                if let Some(after) = updated.metadata.resource_version.clone() {
                     self.own_writes
                         .insert(key, (planned_version.to_string(), after));
                 }
+                self.own_records
+                    .insert(step.cluster.clone(), links_record(&updated.metadata));
                 Ok(())
             }
             Err(failure) => Err(classify(step, client, &api, &guards, failure).await),
