@@ -1613,6 +1613,11 @@ impl Operator {
         // keys of a server whose remote cluster server was just turned off.
         let status_version = EsVersion::parse(s(server, "/status/version"));
         let keys_enabled = status_version.is_some_and(|v| v.at_least(8, 10, 0));
+        // `HasEndpoints()`: without a Ready pod behind its HTTP Service the reconcile stops here
+        // and is requeued (`remotecluster/controller.go` l.186-190).
+        if keys_enabled && !self.has_ready_pod(sns, sname) {
+            return;
+        }
         let Some(password) = secret_key(
             &self.state,
             sns,
@@ -1643,6 +1648,13 @@ impl Operator {
         if keys_enabled {
             for (c, alias, api_key) in &clients {
                 let Some(api_key) = api_key else { continue };
+                // A client whose `status.version` is not known yet, or is below 8.10, is skipped
+                // (l.248-262): its keys are not expected, so the cleanup below invalidates them.
+                let client_supports_keys =
+                    EsVersion::parse(s(c, "/status/version")).is_some_and(|v| v.at_least(8, 10, 0));
+                if !client_supports_keys {
+                    continue;
+                }
                 let cns = s(c, "/metadata/namespace");
                 let cname = s(c, "/metadata/name");
                 let key_name = format!("eck-{cns}-{cname}-{alias}");
@@ -1724,7 +1736,20 @@ impl Operator {
         // Keys no client expects any more: removed entries, clients back to certificates,
         // deleted clients, and `eck-*` keys whose metadata names an unknown cluster.
         if keys_enabled {
-            for k in existing.iter().filter(|k| !expected.contains(&k.name)) {
+            // A key without the client's name and namespace in its metadata is a reconcile
+            // error (`GetElasticsearchName`), never invalidated (l.276-281).
+            let names_a_client = |k: &crate::elasticsearch::ApiKey| {
+                [
+                    "elasticsearch.k8s.elastic.co/name",
+                    "elasticsearch.k8s.elastic.co/namespace",
+                ]
+                .iter()
+                .all(|field| k.metadata.get(*field).and_then(Value::as_str).is_some())
+            };
+            for k in existing
+                .iter()
+                .filter(|k| !expected.contains(&k.name) && names_a_client(k))
+            {
                 call(
                     "DELETE",
                     "/_security/api_key",
@@ -1732,6 +1757,25 @@ impl Operator {
                 );
             }
         }
+    }
+
+    /// Whether a pod of Elasticsearch `ns/name` is Ready (its HTTP Service has endpoints).
+    fn has_ready_pod(&self, ns: &str, name: &str) -> bool {
+        list(
+            &self.state,
+            &ResourceKey::PODS,
+            Some(ns),
+            Some(&format!("{LABEL_CLUSTER_NAME}={name}")),
+        )
+        .iter()
+        .any(|pod| {
+            pod.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
     }
 
     fn remote_api_keys_secret(
@@ -1787,9 +1831,12 @@ impl Operator {
         let name = s(client, "/metadata/name");
         let id = EsId::new(&self.state.name, ns, name);
         let refs = remote_refs(client);
-        // Keystore pruning: aliases no longer expected with an API key.
+        // Keystore pruning: aliases no longer expected with an API key, only once this cluster
+        // runs 8.10+ (`remotecluster/controller.go` l.280-322).
         let secret_name = format!("{name}-es-remote-api-keys");
-        if let Some(data) = self.secret_data(ns, &secret_name) {
+        let prunes =
+            EsVersion::parse(s(client, "/status/version")).is_some_and(|v| v.at_least(8, 10, 0));
+        if let Some(data) = self.secret_data(ns, &secret_name).filter(|_| prunes) {
             let expected: BTreeSet<String> = refs
                 .iter()
                 .filter(|r| r.api_key.is_some())

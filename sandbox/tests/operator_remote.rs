@@ -452,6 +452,50 @@ async fn a_refused_alias_removal_is_retried_until_elasticsearch_drops_it() {
     );
 }
 
+/// `eck-*` keys whose metadata does not name a client are a reconcile error for ECK, never
+/// invalidated; keys of a client that left are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eck_keys_without_a_client_in_their_metadata_are_left_alone() {
+    let sb = two_es("enterprise");
+    let east = sb.cluster("east");
+    let (status, stray) = es_call(
+        &east,
+        "shop",
+        "products",
+        EsRequest::new("POST", "/_security/cross_cluster/api_key")
+            .json(&json!({"name": "eck-made-by-hand", "access": {"search": [{"names": ["*"]}]}})),
+    );
+    assert_eq!(status, 200, "{stray}");
+    link(&east, true).await;
+    east.wait_idle(IDLE).unwrap();
+    let active = |name: &str| {
+        east.es_node("shop", "products", |n| {
+            n.api_keys()
+                .iter()
+                .any(|k| k.name == name && !k.invalidated)
+        })
+        .unwrap()
+    };
+    assert!(active("eck-search-catalog-prod"), "the link's key");
+    assert!(active("eck-made-by-hand"), "left alone");
+    assert_eq!(
+        json_patch(
+            &east,
+            "search",
+            "catalog",
+            json!([{"op": "remove", "path": "/spec/remoteClusters"}])
+        )
+        .await,
+        200
+    );
+    east.wait_idle(IDLE).unwrap();
+    assert!(
+        !active("eck-search-catalog-prod"),
+        "the key of a link that left"
+    );
+    assert!(active("eck-made-by-hand"), "still left alone");
+}
+
 /// The licence Secret is what ECK checks; `elastic-licensing` only reports it, every two
 /// minutes: deleting the Secret stops the automation at once while the report still says
 /// `enterprise`.
