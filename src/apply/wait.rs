@@ -473,10 +473,6 @@ async fn connection(
     }
 }
 
-/// How long `check`'s finding on a link must last before a connection wait stops on it: a key
-/// or a keystore being reloaded, or a name being published, may fail a few attempts.
-pub const CONNECTION_FINDING_GRACE: Duration = Duration::from_secs(10);
-
 /// How often a connection wait reads the local pods' logs for `check`'s finding.
 const LOG_READ_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -521,7 +517,9 @@ impl Blocker {
             (None, _) => None,
         };
         match &self.finding {
-            Some((finding, since)) if since.elapsed() >= CONNECTION_FINDING_GRACE => {
+            // A key or keystore being reloaded, or a name being published, fails a few
+            // attempts; trust waits for the kubelet to propagate mounted files.
+            Some((finding, since)) if since.elapsed() >= crate::check::wait_grace(finding.code) => {
                 anyhow::bail!(
                     "remote cluster {alias:?} cannot connect on {local}: [{}] {}; `kubectl remote-cluster check {} {alias} -n {} --context {}` runs every check (docs/checks.md explains each code)",
                     finding.code,

@@ -469,6 +469,23 @@ pub fn blocking_finding(
         .find(|f| f.severity == Severity::Error)
 }
 
+/// How long a connection wait lets `code` last before it stops on it. Trust is read from
+/// mounted ConfigMaps and Secrets, which the kubelet updates a minute or two after they change
+/// (`real-behaviour.md` section 11), and Elasticsearch then reloads them: a CA a link just
+/// added is "not trusted" for that long on a real cluster, so trust findings wait that out.
+pub fn wait_grace(code: &str) -> std::time::Duration {
+    match code {
+        codes::CA_NOT_TRUSTED | codes::REMOTE_DOES_NOT_TRUST_LOCAL | codes::TRUST_RESTRICTED => {
+            MOUNT_PROPAGATION
+        }
+        _ => std::time::Duration::from_secs(10),
+    }
+}
+
+/// How long the kubelet may take to show a changed ConfigMap or Secret in a pod (its sync
+/// period plus its cache's lifetime).
+pub const MOUNT_PROPAGATION: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The findings by code, for a summary.
 pub fn count_by_code(groups: &[Group]) -> BTreeMap<&'static str, usize> {
     let mut counts = BTreeMap::new();

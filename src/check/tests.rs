@@ -290,3 +290,20 @@ fn only_and_skip_filter_findings_by_code() {
         BTreeMap::from([(codes::REMOTE_NOT_FOUND, 1)])
     );
 }
+
+#[test]
+fn a_wait_gives_trust_findings_the_time_mounted_files_take_to_reach_the_pods() {
+    use std::time::Duration;
+    assert_eq!(
+        super::wait_grace(codes::CA_NOT_TRUSTED),
+        Duration::from_secs(120)
+    );
+    assert_eq!(
+        super::wait_grace(codes::TRUST_RESTRICTED),
+        Duration::from_secs(120)
+    );
+    assert_eq!(
+        super::wait_grace(codes::API_KEY_REFUSED),
+        Duration::from_secs(10)
+    );
+}
