@@ -18,6 +18,9 @@ use remote_cluster_sandbox::{ClusterConfig, EsSeed, ResourceKey, Sandbox, WatchE
 use serde_json::json;
 use tokio::sync::broadcast;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const CLUSTER_NAME: &str = "elasticsearch.k8s.elastic.co/cluster-name";
 
 struct Bench {
@@ -188,12 +191,11 @@ fn same_operator() {
     bench
         .sandbox
         .cluster("east")
-        .merge_patch(
-            &ResourceKey::ELASTICSEARCHES,
-            Some("search"),
+        .annotate_elasticsearch(
+            "search",
             "catalog",
-            &json!({"metadata": {"annotations": {"eck.k8s.alpha.elastic.co/propagate-annotations": "*"}}}),
-            remote_cluster_sandbox::Sub::Main,
+            "eck.k8s.alpha.elastic.co/propagate-annotations",
+            "*",
         )
         .unwrap();
     bench.settle();
@@ -218,38 +220,21 @@ fn across(model: &str, security: &[&str], version: &str, file_based: bool) {
         bench
             .sandbox
             .cluster("east")
-            .merge_patch(
-                &ResourceKey::ELASTICSEARCHES,
-                Some("search"),
+            .annotate_elasticsearch(
+                "search",
                 "catalog",
-                &json!({"metadata": {"annotations": {"eck.k8s.elastic.co/file-based-secure-settings": "true"}}}),
-                remote_cluster_sandbox::Sub::Main,
+                "eck.k8s.elastic.co/file-based-secure-settings",
+                "true",
             )
             .unwrap();
         bench.settle();
     }
     let link = |remote: &str, extra: &[&str]| {
-        owned(
-            &[
-                &[
-                    "link",
-                    "catalog",
-                    remote,
-                    "-n",
-                    "search",
-                    "--context",
-                    "east",
-                    "--remote-context",
-                    "west",
-                    "--remote-namespace",
-                    "shop",
-                    "--yes",
-                ][..],
-                security,
-                extra,
-            ]
-            .concat(),
-        )
+        owned(&common::east_to_west(
+            "link",
+            remote,
+            &[&["--yes"][..], security, extra].concat(),
+        ))
     };
     row(model, "first link", bench.restarts(&link("products", &[])));
     row(model, "second link", bench.restarts(&link("orders", &[])));

@@ -109,7 +109,11 @@ fn announced(world: &World, args: &[OsString]) -> BTreeSet<String> {
     let mut restarting = BTreeSet::new();
     match serde_json::from_slice::<Value>(&output.stdout) {
         Ok(doc) => marked_restarting(&doc, &mut restarting),
-        Err(_) => restarting = shown_restarting(&stderr_of(&output)),
+        Err(_) => {
+            let stderr = stderr_of(&output);
+            assert!(stderr.contains("Plan:"), "no plan to read: {stderr}");
+            restarting = shown_restarting(&stderr);
+        }
     }
     restarting
 }
@@ -220,12 +224,11 @@ fn propagated_annotations_restart_as_planned() {
     world
         .sandbox
         .cluster("east")
-        .merge_patch(
-            &ResourceKey::ELASTICSEARCHES,
-            Some("search"),
+        .annotate_elasticsearch(
+            "search",
             "catalog",
-            &json!({"metadata": {"annotations": {"eck.k8s.alpha.elastic.co/propagate-annotations": "*"}}}),
-            remote_cluster_sandbox::Sub::Main,
+            "eck.k8s.alpha.elastic.co/propagate-annotations",
+            "*",
         )
         .unwrap();
     // The link record on catalog is copied into its pods: its certificate link restarts it.
@@ -397,12 +400,11 @@ fn file_based_secure_settings_links_restart_as_planned() {
     world
         .sandbox
         .cluster("east")
-        .merge_patch(
-            &ResourceKey::ELASTICSEARCHES,
-            Some("search"),
+        .annotate_elasticsearch(
+            "search",
             "catalog",
-            &json!({"metadata": {"annotations": {"eck.k8s.elastic.co/file-based-secure-settings": "true"}}}),
-            remote_cluster_sandbox::Sub::Main,
+            "eck.k8s.elastic.co/file-based-secure-settings",
+            "true",
         )
         .unwrap();
     world.settle(BOTH);
@@ -437,12 +439,11 @@ fn propagated_annotations_across_environments_restart_as_planned() {
     world
         .sandbox
         .cluster("east")
-        .merge_patch(
-            &ResourceKey::ELASTICSEARCHES,
-            Some("search"),
+        .annotate_elasticsearch(
+            "search",
             "catalog",
-            &json!({"metadata": {"annotations": {"eck.k8s.alpha.elastic.co/propagate-annotations": "*"}}}),
-            remote_cluster_sandbox::Sub::Main,
+            "eck.k8s.alpha.elastic.co/propagate-annotations",
+            "*",
         )
         .unwrap();
     let certificate = cross("link", "orders", &["--security", "certificate"]);

@@ -35,21 +35,7 @@ fn world(delay: Duration) -> World {
 
 /// `link` of east/search/catalog to `west/<namespace>/<remote>`, confirmed, then `extra`.
 fn link<'a>(remote: &'a str, namespace: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let args = [
-        "link",
-        "catalog",
-        remote,
-        "-n",
-        "search",
-        "--context",
-        "east",
-        "--remote-context",
-        "west",
-        "--remote-namespace",
-        namespace,
-        "--yes",
-    ];
-    [&args[..], extra].concat()
+    common::east_to_west_in("link", remote, namespace, &[&["--yes"][..], extra].concat())
 }
 
 fn spawn(world: &World, args: &[&str]) -> std::thread::JoinHandle<Output> {

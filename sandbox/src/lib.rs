@@ -780,6 +780,24 @@ impl ClusterHandle {
             .map_err(anyhow::Error::new)
     }
 
+    /// Sets annotation `key` to `value` on Elasticsearch `namespace/name`, as a user's
+    /// `kubectl annotate` does (for example ECK's `eck.k8s.alpha.elastic.co/propagate-annotations`).
+    pub fn annotate_elasticsearch(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Value> {
+        self.merge_patch(
+            &ResourceKey::ELASTICSEARCHES,
+            Some(namespace),
+            name,
+            &serde_json::json!({"metadata": {"annotations": {key: value}}}),
+            Sub::Main,
+        )
+    }
+
     /// JSON merge patch (RFC 7386), on the main resource or the status subresource.
     pub fn merge_patch(
         &self,

@@ -70,6 +70,8 @@ struct Rollout {
     /// The pod template being rolled out.
     template: String,
     keystore: BTreeMap<String, String>,
+    /// The hash of `keystore`.
+    keystore_hash: String,
     started: Instant,
     /// First start of the cluster: every pod is down until the end.
     initial: bool,
@@ -1047,6 +1049,7 @@ impl Operator {
                     rollout: Some(Rollout {
                         template: template.clone(),
                         keystore: keystore.clone(),
+                        keystore_hash: hash.clone(),
                         started: Instant::now(),
                         initial: true,
                     }),
@@ -1068,6 +1071,7 @@ impl Operator {
             rt.rollout = Some(Rollout {
                 template: template.clone(),
                 keystore: keystore.clone(),
+                keystore_hash: hash.clone(),
                 started: Instant::now(),
                 initial: false,
             });
@@ -1089,7 +1093,8 @@ impl Operator {
         }
         if let Some(r) = &finished {
             rt.applied_template = r.template.clone();
-            rt.applied_keystore = hash.clone();
+            // The keystore the restarted nodes read, not one changed since it began.
+            rt.applied_keystore = r.keystore_hash.clone();
         }
         let status_now = es.get("status").cloned().unwrap_or(Value::Null);
         let formed = self.world.read_node(id, |n| n.is_formed()).unwrap_or(true);

@@ -117,6 +117,20 @@ async fn json_patch(c: &ClusterHandle, ns: &str, name: &str, ops: Value) -> u16 
         .status
 }
 
+/// Removes `search/catalog`'s `spec.remoteClusters`, as an unlink within one operator does.
+async fn unlink(c: &ClusterHandle) {
+    assert_eq!(
+        json_patch(
+            c,
+            "search",
+            "catalog",
+            json!([{"op": "remove", "path": "/spec/remoteClusters"}])
+        )
+        .await,
+        200
+    );
+}
+
 async fn link(c: &ClusterHandle, api_key: bool) {
     assert_eq!(
         json_patch(
@@ -269,16 +283,7 @@ async fn api_key_link_end_to_end() {
     assert_eq!(info["prod"]["num_nodes_connected"], 2);
 
     // Unlink: remove the entry.
-    assert_eq!(
-        json_patch(
-            &east,
-            "search",
-            "catalog",
-            json!([{"op": "remove", "path": "/spec/remoteClusters"}])
-        )
-        .await,
-        200
-    );
+    unlink(&east).await;
     east.wait_idle(IDLE).unwrap();
     let key = east
         .es_node("shop", "products", |n| n.api_keys()[0].clone())
@@ -385,16 +390,7 @@ async fn a_refused_alias_removal_is_retried_until_elasticsearch_drops_it() {
         "catalog",
         json!({"cluster.remote.prod.skip_unavailable": true}),
     );
-    assert_eq!(
-        json_patch(
-            &east,
-            "search",
-            "catalog",
-            json!([{"op": "remove", "path": "/spec/remoteClusters"}])
-        )
-        .await,
-        200
-    );
+    unlink(&east).await;
     east.wait_idle(IDLE).unwrap();
     assert_eq!(
         managed_remotes(&east, "search", "catalog"),
@@ -478,16 +474,7 @@ async fn eck_keys_without_a_client_in_their_metadata_are_left_alone() {
     };
     assert!(active("eck-search-catalog-prod"), "the link's key");
     assert!(active("eck-made-by-hand"), "left alone");
-    assert_eq!(
-        json_patch(
-            &east,
-            "search",
-            "catalog",
-            json!([{"op": "remove", "path": "/spec/remoteClusters"}])
-        )
-        .await,
-        200
-    );
+    unlink(&east).await;
     east.wait_idle(IDLE).unwrap();
     assert!(
         !active("eck-search-catalog-prod"),

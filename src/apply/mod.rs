@@ -622,6 +622,7 @@ impl Run {
                 if self.dry_run == DryRun::Server {
                     return Ok(());
                 }
+                self.record_unchanged(step, client).await?;
                 let deadline = self.deadline;
                 let es = self.es(step, client).await?;
                 if value.is_some() {
@@ -1355,8 +1356,7 @@ impl Run {
         // The remote must be rolled out with its remote cluster server before keys matter.
         let replaced = self
             .pending_rollouts
-            .get(&step.cluster)
-            .cloned()
+            .remove(&step.cluster)
             .unwrap_or_default();
         wait::wait_for_pods_replaced(
             client,

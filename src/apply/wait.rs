@@ -355,13 +355,15 @@ pub async fn wait_for_connection(
     }
 }
 
-/// `_remote/info` once the cluster was asked to attempt the connection to `alias` (before
-/// 8.13; what that attempt answers does not matter, `_remote/info` tells the outcome).
-async fn reconnect_then_remote_info(
+/// `_remote/info` once the cluster was asked to attempt the connection to each of `aliases`
+/// (before 8.13; what that attempt answers does not matter, `_remote/info` tells the outcome).
+pub(crate) async fn reconnect_then_remote_info(
     connection: &crate::es::EsClient,
-    alias: &str,
+    aliases: &[&str],
 ) -> anyhow::Result<Value> {
-    let _ = connection.get(&crate::plan::reconnect_path(alias)).await;
+    for alias in aliases {
+        let _ = connection.get(&crate::plan::reconnect_path(alias)).await;
+    }
     connection.get("/_remote/info").await
 }
 
@@ -433,7 +435,7 @@ async fn connection(
                             }
                         }
                     }
-                    None => match reconnect_then_remote_info(&connection, alias).await {
+                    None => match reconnect_then_remote_info(&connection, &[alias]).await {
                         Ok(info)
                             if info.pointer(&format!("/{alias}/connected"))
                                 == Some(&Value::Bool(true)) =>

@@ -222,9 +222,7 @@ pub async fn list_raw(client: &ContextClient) -> Result<Vec<serde_json::Value>, 
     let all: Api<DynamicObject> = Api::all_with(client.client.clone(), &resource);
     let list = match client.call(all.list(&ListParams::default())).await {
         Err(denied) if denied.is_forbidden() => {
-            let own: Api<DynamicObject> =
-                Api::namespaced_with(client.client.clone(), &client.namespace, &resource);
-            client.call(own.list(&ListParams::default())).await?
+            return list_raw_in(client, &client.namespace).await;
         }
         other => other?,
     };
@@ -516,9 +514,6 @@ pub fn crd_features(crd: &serde_json::Value) -> CrdFeatures {
     }
 }
 
-/// Conformance with ECK's real CRD, which the repository does not carry: these run only when
-/// asked, `ECK_CRD=<path to elasticsearch.k8s.elastic.co_elasticsearches.yaml> cargo test
-/// -- --ignored eck_crd_conformance` (`.ci/run` does), and fail without the file.
 /// The last `tail_lines` lines of the last `since_seconds` of the logs of Elasticsearch
 /// `namespace/name`'s pods (at most `max_pods` of them), as `kubectl logs --tail --since` reads
 /// them. Pods whose log cannot be read (RBAC, not started) give nothing.
@@ -558,6 +553,9 @@ pub async fn recent_pod_logs(
     lines
 }
 
+/// Conformance with ECK's real CRD, which the repository does not carry: these run only when
+/// asked, `ECK_CRD=<path to elasticsearch.k8s.elastic.co_elasticsearches.yaml> cargo test
+/// -- --ignored eck_crd_conformance` (`.ci/run` does), and fail without the file.
 #[cfg(test)]
 mod eck_crd_conformance {
     use super::*;

@@ -156,8 +156,7 @@ pub async fn unlink(
     })
     .await?;
     if flags.dry_run == crate::apply::DryRun::None {
-        let local_id = cluster_id(local_client, &target.namespace, &args.local);
-        remove_settings_of_a_racing_link(session, &local_id, &args.alias).await?;
+        remove_settings_of_a_racing_link(&local).await?;
     }
     let planned = applied.planned;
     let mut left_on_remote = planned.left_on_remote.clone();
@@ -225,45 +224,38 @@ pub async fn unlink(
 /// can write them after the unlink read them. Once the unlink has taken back every record of
 /// the link (its own and the pending one), such settings would stay with nothing naming them,
 /// so they are removed; a record written meanwhile by a newer link keeps them.
-async fn remove_settings_of_a_racing_link(
-    session: &Session,
-    local: &plan::ClusterId,
-    alias: &str,
-) -> anyhow::Result<()> {
-    let client = &session.client;
-    let es = observe::read_es(client, &local.namespace, &local.name).await?;
-    if es.plugin_links().contains_key(alias)
-        || observe::pending_operations(client, local)
+async fn remove_settings_of_a_racing_link(local: &observe::Local<'_>) -> anyhow::Result<()> {
+    let es = observe::read_es(local.client, local.namespace, local.name).await?;
+    if es.plugin_links().contains_key(local.alias)
+        || observe::pending_operations(local.client, &es.id)
             .await?
             .iter()
-            .any(|pending| pending.alias == alias)
+            .any(|pending| pending.alias == local.alias)
     {
         return Ok(());
     }
-    let connection = session.es.client(client, local).await?;
-    let settings = connection
-        .get("/_cluster/settings?flat_settings=true")
-        .await?;
-    let prefix = format!("cluster.remote.{alias}.");
-    let left: serde_json::Map<String, serde_json::Value> = settings["persistent"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(key, _)| key.starts_with(&prefix))
-        .map(|(key, _)| (key.clone(), serde_json::Value::Null))
-        .collect();
+    let left =
+        observe::alias_settings(local.client, local.es, &es, local.alias, local.deadline).await?;
     if left.is_empty() {
         return Ok(());
     }
-    let keys: Vec<String> = left.keys().cloned().collect();
-    connection
+    let nulls: serde_json::Map<String, serde_json::Value> = left
+        .keys()
+        .map(|key| (key.clone(), serde_json::Value::Null))
+        .collect();
+    local
+        .es
+        .client(local.client, &es.id)
+        .await?
         .put(
             "/_cluster/settings",
-            &serde_json::json!({ "persistent": left }),
+            &serde_json::json!({ "persistent": nulls }),
         )
         .await?;
+    let keys: Vec<&str> = left.keys().map(String::as_str).collect();
     output::warning(&format!(
-        "a link of {alias:?} running at the same time wrote its cluster settings after this unlink read them; removed them: {}",
+        "a link of {:?} running at the same time wrote its cluster settings after this unlink read them; removed them: {}",
+        local.alias,
         keys.join(", ")
     ));
     Ok(())

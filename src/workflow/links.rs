@@ -277,10 +277,10 @@ async fn with_resolved(
         .unwrap_or_default();
     if crate::plan::resolve_cluster_path(version.as_ref(), "").is_none() {
         // Before 8.13: ask each alias to connect again, then read the outcome.
-        for alias in &aliases {
-            let _ = es_client.get(&crate::plan::reconnect_path(alias)).await;
-        }
-        return es_client.get("/_remote/info").await.unwrap_or(info);
+        let aliases: Vec<&str> = aliases.iter().map(String::as_str).collect();
+        return crate::apply::wait::reconnect_then_remote_info(es_client, &aliases)
+            .await
+            .unwrap_or(info);
     }
     for alias in aliases {
         let Some(path) = crate::plan::resolve_cluster_path(version.as_ref(), &alias) else {

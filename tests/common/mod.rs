@@ -66,6 +66,16 @@ pub fn products_for<'a>(command: &'a str, alias: &'a str, extra: &[&'a str]) -> 
 /// `command`, then the arguments that name both sides of a link across Kubernetes clusters
 /// (`search/catalog` of context `east`, `shop/<remote>` of context `west`), then `extra`.
 pub fn east_to_west<'a>(command: &'a str, remote: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    east_to_west_in(command, remote, "shop", extra)
+}
+
+/// [`east_to_west`] with the remote in `namespace` of context `west`.
+pub fn east_to_west_in<'a>(
+    command: &'a str,
+    remote: &'a str,
+    namespace: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let sides = [
         "catalog",
         remote,
@@ -76,7 +86,7 @@ pub fn east_to_west<'a>(command: &'a str, remote: &'a str, extra: &[&'a str]) ->
         "--remote-context",
         "west",
         "--remote-namespace",
-        "shop",
+        namespace,
     ];
     [&[command][..], &sides, extra].concat()
 }

@@ -908,22 +908,24 @@ impl ElasticsearchNode {
         alias: &str,
         world: &dyn RemoteWorld,
     ) -> Result<Connection, NotConnectedReason> {
-        let open = self.connections.get(alias).is_some_and(|c| {
-            c.outcome.is_ok() && c.configuration == self.connection_configuration(alias)
-        });
-        if !open {
+        let Some(open) = self.open_connection(alias) else {
             return self.connect(alias, world);
-        }
+        };
         match self.diagnose(alias, world) {
             Err(refused) if refused.is_security_error() => Err(refused),
             Err(gone) if gone.drops_open_connections() => self.connect(alias, world),
             // Trust and names are checked by a handshake, which an open connection is past.
-            _ => self
-                .connections
-                .get(alias)
-                .map(|c| c.outcome.clone())
-                .unwrap_or_else(|| self.diagnose(alias, world)),
+            _ => Ok(open),
         }
+    }
+
+    /// The node's open connection to `alias`, made with the alias's current configuration.
+    fn open_connection(&self, alias: &str) -> Option<Connection> {
+        let configuration = self.connection_configuration(alias);
+        self.connections
+            .get(alias)
+            .filter(|c| c.configuration == configuration)
+            .and_then(|c| c.outcome.clone().ok())
     }
 
     /// `GET /_resolve/index/<expression>`: a cross-cluster request, so each remote alias named
